@@ -1,0 +1,1 @@
+"""Networks and the SegSort math; importable without the `segsort` application."""

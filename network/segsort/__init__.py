@@ -1,0 +1,1 @@
+"""The SegSort algorithm as pure TensorFlow functions (original module names kept)."""

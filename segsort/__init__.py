@@ -1,0 +1,1 @@
+"""The SegSort application: data, training, inference, metrics and entry points."""

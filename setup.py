@@ -1,0 +1,26 @@
+"""SegSort for TensorFlow 2: segmentation by discriminative sorting of segments."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name='segsort-tf2',
+    version='0.1.0',
+    description='SegSort (Hwang et al., ICCV 2019) for TensorFlow 2',
+    license='MIT',
+    python_requires='>=3.10',
+    packages=find_packages(include=['network', 'network.*', 'segsort', 'segsort.*', 'tools', 'tools.*']),
+    install_requires=[
+        'tensorflow-cpu>=2.16; platform_machine=="x86_64" and sys_platform=="linux"',
+        'tensorflow>=2.16; platform_machine!="x86_64" or sys_platform!="linux"',
+        'numpy',
+        'scipy',
+        'opencv-python-headless',
+        'pillow',
+        'tqdm',
+    ],
+    extras_require={
+        'test': ['pytest', 'pytest-xdist', 'tf-slim'],
+        'gpu': ['tensorflow[and-cuda]>=2.16'],
+    },
+    entry_points={'console_scripts': []},
+)
