@@ -71,16 +71,14 @@ class MemoryBank(tf.Module):
     Returns:
       The assign operation of the labels (for control dependencies).
     """
-    num_new = tf.minimum(tf.shape(labels)[0], self.capacity)
-    missing = self.capacity - num_new
-    new_prototypes = tf.pad(
-        tf.stop_gradient(tf.cast(prototypes[:num_new], tf.float32)),
-        [[0, missing], [0, 0]])
-    new_labels = tf.pad(tf.cast(labels[:num_new], tf.int32), [[0, missing]],
-                        constant_values=-1)
-    new_prototypes = tf.ensure_shape(
-        new_prototypes, [self.capacity, self.embedding_dim])
-    new_labels = tf.ensure_shape(new_labels, [self.capacity])
+    # Appending a full bank of empty slots and keeping the first `capacity`
+    # rows gives a static shape however many prototypes arrived.
+    new_prototypes = tf.concat([
+        tf.stop_gradient(tf.cast(prototypes, tf.float32)),
+        tf.zeros([self.capacity, self.embedding_dim])], 0)[:self.capacity]
+    new_labels = tf.concat([
+        tf.cast(labels, tf.int32),
+        tf.fill([self.capacity], -1)], 0)[:self.capacity]
     self.prototypes.assign(
         tf.concat([self.prototypes[1:], new_prototypes[tf.newaxis]], 0))
     return self.labels.assign(
@@ -99,36 +97,32 @@ def _gather_prototypes(prototypes, prototype_labels):
   """Gathers the prototypes of every replica.
 
   Replicas may have different numbers of prototypes, so each pads its own to
-  the largest number with invalid entries before the gather.
+  the largest number with label -1 before the gather.
 
   Args:
     prototypes: A float tensor `[num_prototypes, D]` of this replica.
-    prototype_labels: An int32 tensor `[num_prototypes]`.
+    prototype_labels: An int32 tensor `[num_prototypes]` of non-negative
+      labels.
 
   Returns:
     all_prototypes: A float tensor `[num_all, D]`.
-    all_labels: An int32 tensor `[num_all]`.
-    all_valid: A boolean tensor `[num_all]`, False for padding.
+    all_labels: An int32 tensor `[num_all]`, -1 for padding.
     own_offset: The index in `all_prototypes` of this replica's first
       prototype.
   """
-  num_prototypes = tf.shape(prototype_labels)[0]
-  valid = tf.ones([num_prototypes], tf.bool)
   context = _replica_context()
   if context is None:
-    return prototypes, prototype_labels, valid, 0
-  largest = tf.cast(
-      context.all_reduce(tf.distribute.ReduceOp.MAX,
-                         tf.cast(num_prototypes, tf.float32)), tf.int32)
+    return prototypes, prototype_labels, 0
+  num_prototypes = tf.shape(prototype_labels)[0]
+  largest = tf.reduce_max(
+      context.all_gather(num_prototypes[tf.newaxis], axis=0))
   missing = largest - num_prototypes
   prototypes = tf.pad(prototypes, [[0, missing], [0, 0]])
   prototype_labels = tf.pad(prototype_labels, [[0, missing]],
                             constant_values=-1)
-  valid = tf.pad(valid, [[0, missing]])
   own_offset = context.replica_id_in_sync_group * largest
   return (context.all_gather(prototypes, axis=0),
           context.all_gather(prototype_labels, axis=0),
-          context.all_gather(valid, axis=0),
           own_offset)
 
 
@@ -210,6 +204,30 @@ def _masked_logsumexp(logits, mask):
                   negative_infinity)
 
 
+def _class_logsumexps(logits, semantic_labels, prototype_labels, valid):
+  """Sums exp(logits) over valid prototypes of the pixel's class and others.
+
+  Args:
+    logits: A float tensor `[num_pixels, num_prototypes]`.
+    semantic_labels: An int32 tensor `[num_pixels]`.
+    prototype_labels: An int32 tensor `[num_prototypes]`.
+    valid: A boolean tensor broadcastable to `logits`, the prototypes that
+      count.
+
+  Returns:
+    same_class: A float tensor `[num_pixels, 1]`, the log-sum over valid
+      prototypes of the pixel's class (-inf when there is none).
+    other_classes: A float tensor `[num_pixels, 1]`, the same over the other
+      classes.
+  """
+  same_class = tf.equal(semantic_labels[:, tf.newaxis],
+                        prototype_labels[tf.newaxis])
+  same_class_mask = tf.logical_and(valid, same_class)
+  other_class_mask = tf.logical_and(valid, tf.logical_not(same_class))
+  return (_masked_logsumexp(logits, same_class_mask)[:, tf.newaxis],
+          _masked_logsumexp(logits, other_class_mask)[:, tf.newaxis])
+
+
 def calculate_vmf_loss(embedding,
                        semantic_labels,
                        unique_instance_labels,
@@ -253,40 +271,46 @@ def calculate_vmf_loss(embedding,
 
   prototypes = _calculate_prototypes(embedding, unique_instance_labels,
                                      prototype_labels)
-  prototypes, prototype_labels, prototype_valid, own_offset = (
-      _gather_prototypes(prototypes, prototype_labels))
-  num_batch_prototypes = tf.shape(prototype_labels)[0]
+  prototypes, prototype_labels, own_offset = _gather_prototypes(
+      prototypes, prototype_labels)
+  prototype_valid = prototype_labels >= 0
+  is_self = _segment_membership(unique_instance_labels + own_offset,
+                                prototype_labels)
+  logits = concentration * tf.matmul(embedding, prototypes, transpose_b=True)
+  self_logits = tf.reduce_sum(
+      tf.where(is_self, logits, tf.zeros_like(logits)), axis=1)
+  same_class_blocks, other_class_blocks = _class_logsumexps(
+      logits, semantic_labels, prototype_labels,
+      tf.logical_and(prototype_valid[tf.newaxis], tf.logical_not(is_self)))
 
   if memory is not None:
-    shuffled = tf.random.shuffle(tf.range(num_batch_prototypes))
+    shuffled = tf.random.shuffle(tf.range(tf.shape(prototype_labels)[0]))
+    # Replica padding goes last, so that it never displaces a prototype when
+    # the bank keeps only its capacity's worth.
+    shuffled = tf.gather(shuffled, tf.argsort(
+        tf.cast(tf.gather(prototype_labels, shuffled) < 0, tf.int32),
+        stable=True))
     new_memory = tf.stop_gradient(tf.gather(prototypes, shuffled))
-    new_memory_labels = tf.where(tf.gather(prototype_valid, shuffled),
-                                 tf.gather(prototype_labels, shuffled), -1)
+    new_memory_labels = tf.gather(prototype_labels, shuffled)
     memory_labels = tf.cast(memory_labels, tf.int32)
-    prototypes = tf.concat([
-        prototypes,
-        common_utils.normalize_embedding(
-            tf.stop_gradient(tf.cast(memory, tf.float32)))], 0)
-    prototype_labels = tf.concat([prototype_labels, memory_labels], 0)
-    prototype_valid = tf.concat([prototype_valid, memory_labels >= 0], 0)
+    memory = common_utils.normalize_embedding(
+        tf.stop_gradient(tf.cast(memory, tf.float32)))
+    memory_same, memory_other = _class_logsumexps(
+        concentration * tf.matmul(embedding, memory, transpose_b=True),
+        semantic_labels, memory_labels, (memory_labels >= 0)[tf.newaxis])
+    # Memory is scored as a separate block: XLA mis-sizes some ops on a
+    # concatenation of the run-time-sized batch prototypes with the bank.
+    same_class_blocks = tf.concat([same_class_blocks, memory_same], 1)
+    other_class_blocks = tf.concat([other_class_blocks, memory_other], 1)
   else:
     new_memory = new_memory_labels = None
 
-  logits = concentration * tf.matmul(embedding, prototypes, transpose_b=True)
-  is_self = _segment_membership(unique_instance_labels + own_offset,
-                                prototype_labels)
-  valid = tf.logical_and(prototype_valid[tf.newaxis], tf.logical_not(is_self))
-  same_class = tf.equal(semantic_labels[:, tf.newaxis],
-                        prototype_labels[tf.newaxis])
-  same_class_others = tf.logical_and(valid, same_class)
-  other_classes = tf.logical_and(valid, tf.logical_not(same_class))
-
-  self_logits = tf.reduce_sum(
-      tf.where(is_self, logits, tf.zeros_like(logits)), axis=1)
-  log_numerator = tf.where(
-      tf.reduce_any(same_class_others, axis=1),
-      _masked_logsumexp(logits, same_class_others), self_logits)
-  log_other_classes = _masked_logsumexp(logits, other_classes)
+  log_same_class = _masked_logsumexp(
+      same_class_blocks, tf.math.is_finite(same_class_blocks))
+  log_numerator = tf.where(tf.math.is_finite(log_same_class), log_same_class,
+                           self_logits)
+  log_other_classes = _masked_logsumexp(
+      other_class_blocks, tf.math.is_finite(other_class_blocks))
   # -log(n / (n + o)) = softplus(log o - log n), exact and stable.
   pixel_losses = tf.nn.softplus(log_other_classes - log_numerator)
   return _mean_over_pixels(pixel_losses), new_memory, new_memory_labels
@@ -454,12 +478,13 @@ def add_unsupervised_segsort_loss(embedding,
   segment_placeholders = tf.zeros_like(segment_keys, dtype=tf.int32)
   prototypes = _calculate_prototypes(valid_embedding, unique_segment_labels,
                                      segment_placeholders)
-  prototypes, _, prototype_valid, own_offset = _gather_prototypes(
+  prototypes, prototype_labels, own_offset = _gather_prototypes(
       prototypes, segment_placeholders)
   logits = concentration * tf.matmul(valid_embedding, prototypes,
                                      transpose_b=True)
   self_logits = tf.gather(logits, unique_segment_labels + own_offset,
                           axis=1, batch_dims=1)
   log_denominator = _masked_logsumexp(
-      logits, tf.broadcast_to(prototype_valid[tf.newaxis], tf.shape(logits)))
+      logits, tf.broadcast_to(prototype_labels[tf.newaxis] >= 0,
+                              tf.shape(logits)))
   return _mean_over_pixels(log_denominator - self_logits)

@@ -1,0 +1,118 @@
+"""Hand-computed cases for network.segsort.eval_utils and vis_utils."""
+
+import numpy as np
+import tensorflow as tf
+
+from network.segsort import eval_utils
+from network.segsort import vis_utils
+
+
+def test_find_majority_label_index_breaks_ties_to_the_lowest_label():
+  labels = tf.constant([2, 2, 1, 3, 1, 0])
+  clusters = tf.constant([0, 0, 0, 1, 1, 2])
+  select, majority = eval_utils.find_majority_label_index(labels, clusters)
+  # Cluster 1 has one 3 and one 1: the tie goes to 1.
+  assert majority.numpy().tolist() == [2, 1, 0]
+  assert select.numpy()[:, 0].tolist() == [0, 1, 4, 5]
+
+
+def test_extract_trained_prototypes_uses_majority_pixels_only():
+  # One cluster (initial labels all 0, one k-means cluster): majority class 1
+  # (3 pixels); the class-2 pixel and the ignored pixel do not count.
+  embedding = tf.constant([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0],
+                           [-1.0, 0.0]])
+  location = tf.zeros([5, 2])
+  labels = tf.constant([1, 1, 1, 2, 255])
+  features, semantic, instance = eval_utils.extract_trained_prototypes(
+      embedding, location, tf.zeros([5], tf.int32), 1, 3, labels, 1, 255)
+  assert semantic.numpy().tolist() == [1]
+  assert instance.numpy().tolist() == [0]
+  # Normalised sum of (1, 0), (1, 0) and (0, 1).
+  np.testing.assert_allclose(features.numpy(),
+                             [[2 / np.sqrt(5), 1 / np.sqrt(5)]], atol=1e-6)
+
+
+def test_extract_trained_prototypes_two_clusters():
+  embedding = tf.constant([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
+  location = tf.zeros([6, 2])
+  labels = tf.constant([0, 0, 0, 4, 4, 255])
+  initial = tf.constant([0, 0, 0, 1, 1, 1])
+  features, semantic, _ = eval_utils.extract_trained_prototypes(
+      embedding, location, initial, 2, 2, labels, 1, 255)
+  assert semantic.numpy().tolist() == [0, 4]
+  np.testing.assert_allclose(features.numpy(), [[1, 0], [0, 1]], atol=1e-6)
+
+
+def test_nearest_prototypes_in_chunks_equals_one_chunk():
+  rng = np.random.default_rng(1)
+  bank = tf.math.l2_normalize(tf.constant(rng.normal(size=(1000, 8)),
+                                          tf.float32), -1)
+  queries = tf.math.l2_normalize(tf.constant(rng.normal(size=(7, 8)),
+                                             tf.float32), -1)
+  whole = eval_utils.nearest_prototypes(queries, bank, 5, chunk_size=1000)
+  chunked = eval_utils.nearest_prototypes(queries, bank, 5, chunk_size=64)
+  np.testing.assert_array_equal(whole[1], chunked[1])
+  expected = np.argsort(-(queries.numpy() @ bank.numpy().T), axis=1)[:, :5]
+  np.testing.assert_array_equal(whole[1], expected)
+
+
+def test_nearest_prototypes_small_bank_and_empty_bank():
+  bank = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+  similarities, indices = eval_utils.nearest_prototypes(
+      tf.constant([[0.6, 0.8]]), bank, 15)
+  assert indices.numpy().tolist() == [[1, 0]]
+  np.testing.assert_allclose(similarities.numpy(), [[0.8, 0.6]])
+  try:
+    eval_utils.nearest_prototypes(tf.constant([[1.0, 0.0]]),
+                                  tf.zeros([0, 2]), 3)
+  except ValueError as error:
+    assert 'empty' in str(error)
+  else:
+    raise AssertionError('expected ValueError')
+
+
+def test_k_nearest_neighbors_majority_and_ties():
+  labels = tf.constant([0, 1, 1, 2])
+  predictions = eval_utils.k_nearest_neighbors(
+      tf.constant([[1, 2, 0], [3, 0, 1], [3, 3, 0]]), labels)
+  assert predictions.numpy().tolist() == [1, 0, 2]
+
+
+def test_knn_label_votes():
+  bank = tf.constant([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+  votes = eval_utils.knn_label_votes(tf.constant([[1.0, 0.0]]), bank,
+                                     tf.constant([2, 0, 2]), 2, 3)
+  assert votes.numpy().tolist() == [[1.0, 0.0, 1.0]]
+
+
+def test_predict_all_labels_on_two_halves():
+  left = np.tile([1.0, 0.0], (4, 2, 1))
+  right = np.tile([0.0, 1.0], (4, 2, 1))
+  embedding = tf.constant(np.concatenate([left, right], 1)[np.newaxis],
+                          tf.float32)
+  bank = tf.constant([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+  panoptic, semantic, instance, clusters = eval_utils.predict_all_labels(
+      embedding, [1, 2], 3, bank, tf.constant([5, 5, 7]),
+      tf.constant([0, 0, 1]), 1, 1000, [7])
+  assert semantic.numpy()[0].tolist() == [[5, 5, 7, 7]] * 4
+  assert instance.numpy()[0].tolist() == [[0, 0, 1, 1]] * 4
+  assert panoptic.numpy()[0, 0].tolist() == [5000, 5000, 7001, 7001]
+  assert len(np.unique(clusters.numpy())) == 2
+
+
+def test_pca_orders_components_by_variance_and_scales_to_unit_range():
+  rng = np.random.default_rng(0)
+  # Large variance along axis 2, small along axis 0, none along axis 1.
+  values = np.zeros((1, 10, 10, 3), np.float32)
+  values[..., 2] = rng.normal(size=(1, 10, 10)) * 10
+  values[..., 0] = rng.normal(size=(1, 10, 10)) * 0.1
+  pictures = vis_utils.pca(tf.constant(values)).numpy()
+  assert pictures.shape == (1, 10, 10, 3)
+  assert pictures.min() >= 0 and pictures.max() <= 1
+  first = pictures[0, ..., 0].ravel()
+  correlation = np.corrcoef(first, values[0, ..., 2].ravel())[0, 1]
+  assert abs(correlation) > 0.999
+  projections = vis_utils.calculate_principal_components(
+      tf.constant(values.reshape(-1, 3)), 2).numpy()
+  assert projections.shape == (100, 2)
+  assert projections[:, 0].var() > 100 * projections[:, 1].var()

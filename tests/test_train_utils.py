@@ -1,0 +1,270 @@
+"""Hand-computed cases, gradients, compilation and degenerate inputs of the losses."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from network.segsort import common_utils
+from network.segsort import train_utils
+
+E = math.e
+
+
+def _vmf_loss(embedding, semantic, instance, prototype_labels,
+              concentration=1.0, memory=None, memory_labels=None):
+  return train_utils.calculate_vmf_loss(
+      tf.constant(embedding, tf.float32), tf.constant(semantic),
+      tf.constant(instance), tf.constant(prototype_labels), concentration,
+      None if memory is None else tf.constant(memory, tf.float32),
+      None if memory_labels is None else tf.constant(memory_labels))
+
+
+def test_vmf_loss_hand_computed():
+  # Pixels p0 and p2 (class 0) sit in segments 0 and 2; p1 (class 1) is alone
+  # in its class. Cosines are 1 to the own direction and 0 otherwise.
+  loss, new_memory, new_labels = _vmf_loss(
+      [[1, 0], [0, 1], [1, 0]], [0, 1, 0], [0, 1, 2], [0, 1, 0])
+  p0 = math.log(1 + 1 / E)        # -log(e / (e + 1))
+  p1 = math.log(1 + 2 / E)        # numerator falls back to its own segment
+  assert loss.numpy() == pytest.approx((2 * p0 + p1) / 3, rel=1e-6)
+  assert new_memory is None and new_labels is None
+
+
+def test_vmf_loss_concentration_scales_logits():
+  loss, _, _ = _vmf_loss([[1, 0], [0, 1]], [0, 1], [0, 1], [0, 1],
+                         concentration=10.0)
+  # Each pixel: own segment e^10 against one other class at e^0.
+  assert loss.numpy() == pytest.approx(math.log(1 + math.exp(-10)), rel=1e-5)
+
+
+def test_vmf_loss_with_memory_and_empty_slots():
+  # Memory: a class-0 prototype along (0, 1) and an empty slot (label -1).
+  loss, new_memory, new_labels = _vmf_loss(
+      [[1, 0], [0, 1], [1, 0]], [0, 1, 0], [0, 1, 2], [0, 1, 0],
+      memory=[[0, 1], [1, 0]], memory_labels=[0, -1])
+  p0 = math.log(1 + 1 / (E + 1))
+  p1 = math.log(1 + (2 + E) / E)
+  assert loss.numpy() == pytest.approx((2 * p0 + p1) / 3, rel=1e-6)
+  # The step's prototypes, shuffled, are returned for the bank.
+  assert sorted(new_labels.numpy().tolist()) == [0, 0, 1]
+  rows = sorted(map(tuple, np.round(new_memory.numpy(), 6).tolist()))
+  assert rows == [(0.0, 1.0), (1.0, 0.0), (1.0, 0.0)]
+
+
+def test_vmf_loss_gradient_matches_finite_differences():
+  rng = np.random.default_rng(3)
+  embedding = tf.constant(rng.normal(size=(5, 3)), tf.float32)
+  semantic = tf.constant([0, 0, 1, 1, 2])
+  instance = tf.constant([0, 1, 2, 2, 3])
+  labels = tf.constant([0, 0, 1, 2])
+
+  def loss_fn(x):
+    return train_utils.calculate_vmf_loss(
+        common_utils.normalize_embedding(x), semantic, instance, labels,
+        2.0)[0]
+
+  theoretical, numerical = tf.test.compute_gradient(loss_fn, [embedding],
+                                                    delta=1e-3)
+  np.testing.assert_allclose(theoretical[0], numerical[0], atol=2e-3)
+  assert np.abs(theoretical[0]).max() > 1e-3
+
+
+def test_unsupervised_loss_hand_computed_and_ignores_negative_ids():
+  embedding = tf.constant([[[[1, 0], [1, 0], [0, 1], [5, 5]]]], tf.float32)
+  segments = tf.constant([[[[0], [0], [1], [-1]]]])
+  loss = train_utils.add_unsupervised_segsort_loss(embedding, 1.0, segments)
+  assert loss.numpy() == pytest.approx(math.log(1 + 1 / E), rel=1e-6)
+
+
+def test_unsupervised_loss_separates_images_with_equal_ids():
+  embedding = tf.constant([[[[1, 0]]], [[[0, 1]]]], tf.float32)
+  segments = tf.zeros([2, 1, 1, 1], tf.int32)
+  loss = train_utils.add_unsupervised_segsort_loss(embedding, 1.0, segments)
+  assert loss.numpy() == pytest.approx(math.log(1 + 1 / E), rel=1e-6)
+
+
+def test_unsupervised_loss_rejects_memory_banks():
+  with pytest.raises(ValueError, match='num_banks'):
+    train_utils.add_unsupervised_segsort_loss(
+        tf.ones([1, 1, 1, 2]), 1.0, tf.zeros([1, 1, 1, 1], tf.int32), 2)
+
+
+def _batch(batch_size=2, size=8, dim=4, seed=0, num_classes=3):
+  rng = np.random.default_rng(seed)
+  embedding = tf.constant(rng.normal(size=(batch_size, size, size, dim)),
+                          tf.float32)
+  labels = rng.integers(0, num_classes, size=(batch_size, size, size, 1))
+  grid = common_utils.initialize_cluster_labels([2, 2], [size, size])
+  cluster_labels = tf.tile(grid[tf.newaxis, :, :, tf.newaxis],
+                           [batch_size, 1, 1, 1])
+  loc = tf.tile(common_utils.generate_location_features(
+      [size, size], 'float')[tf.newaxis], [batch_size, 1, 1, 1])
+  return embedding, tf.constant(labels, tf.int32), cluster_labels, loc
+
+
+def _segsort_loss(embedding, labels, cluster_labels, loc, memory_bank=None,
+                  num_banks=0):
+  return train_utils.add_segsort_loss(
+      embedding, labels, embedding.shape[-1], 255, 10.0, cluster_labels, 2,
+      3, num_banks, loc, memory_bank)
+
+
+def test_segsort_loss_single_segment_per_class_matches_hand_computation():
+  # Two pixels of different classes in one 1x2 image, one cluster: each
+  # segment is alone in its class, so the loss is log(1 + e^(k(c - 1))).
+  embedding = tf.constant([[[[1.0, 0.0], [0.6, 0.8]]]])
+  labels = tf.constant([[[[0], [1]]]])
+  zeros = tf.zeros([1, 1, 2, 1], tf.int32)
+  loc = tf.zeros([1, 1, 2, 2])
+  loss = train_utils.add_segsort_loss(embedding, labels, 2, 255, 1.0, zeros,
+                                      1, 2, 0, loc)
+  assert loss.numpy() == pytest.approx(math.log(1 + math.exp(0.6 - 1)),
+                                       rel=1e-6)
+
+
+def test_segsort_loss_eager_function_and_xla_agree():
+  embedding, labels, cluster_labels, loc = _batch()
+  eager = _segsort_loss(embedding, labels, cluster_labels, loc).numpy()
+  traced = tf.function(_segsort_loss)(embedding, labels, cluster_labels,
+                                      loc).numpy()
+  compiled = tf.function(_segsort_loss, jit_compile=True)(
+      embedding, labels, cluster_labels, loc).numpy()
+  assert np.isfinite(eager) and eager > 0
+  assert traced == pytest.approx(eager, rel=1e-5)
+  assert compiled == pytest.approx(eager, rel=1e-5)
+
+
+def test_segsort_loss_with_memory_bank_agrees_across_modes():
+  embedding, labels, cluster_labels, loc = _batch(seed=4)
+  results = []
+  for mode in ('eager', 'function', 'xla'):
+    bank = train_utils.MemoryBank(2, 8, 4)
+    bank.prototypes.assign(tf.math.l2_normalize(
+        tf.reshape(tf.range(64, dtype=tf.float32) % 7 - 3.0, [2, 8, 4]), -1))
+    bank.labels.assign(tf.reshape(tf.range(16) % 4 - 1, [2, 8]))
+
+    def step(e, bank=bank):
+      return _segsort_loss(e, labels, cluster_labels, loc, bank, 2)
+
+    if mode == 'function':
+      step = tf.function(step)
+    elif mode == 'xla':
+      step = tf.function(step, jit_compile=True)
+    results.append(step(embedding).numpy())
+    # The newest bank now holds this step's prototypes, the oldest moved up.
+    assert (bank.labels.numpy()[1] >= 0).sum() > 0
+  np.testing.assert_allclose(results, results[0], rtol=1e-5)
+
+
+def test_kmeans_agrees_across_modes():
+  embedding = common_utils.normalize_embedding(_batch(dim=3)[0])
+  eager = common_utils.kmeans(embedding, [2, 2], 5)
+  traced = tf.function(common_utils.kmeans, reduce_retracing=True)(
+      embedding, [2, 2], 5)
+  compiled = tf.function(lambda e: common_utils.kmeans(e, [2, 2], 5),
+                         jit_compile=True)(embedding)
+  np.testing.assert_array_equal(eager, traced)
+  np.testing.assert_array_equal(eager, compiled)
+
+
+def test_segsort_loss_gradient_matches_finite_differences():
+  embedding, labels, cluster_labels, loc = _batch(batch_size=1, size=4,
+                                                  dim=3, seed=7)
+
+  def loss_fn(x):
+    return train_utils.add_segsort_loss(x, labels, 3, 255, 1.0,
+                                        cluster_labels, 2, 0, 0, loc)
+
+  theoretical, numerical = tf.test.compute_gradient(loss_fn, [embedding],
+                                                    delta=1e-3)
+  np.testing.assert_allclose(theoretical[0], numerical[0], atol=2e-3)
+
+
+def test_all_ignore_batch_gives_zero_loss_and_zero_gradients():
+  embedding, _, cluster_labels, loc = _batch()
+  labels = tf.fill([2, 8, 8, 1], 255)
+  with tf.GradientTape() as tape:
+    tape.watch(embedding)
+    loss = _segsort_loss(embedding, labels, cluster_labels, loc)
+  gradient = tape.gradient(loss, embedding)
+  assert loss.numpy() == 0.0
+  assert gradient is None or not np.any(gradient.numpy())
+
+
+def test_all_ignore_image_adds_nothing():
+  embedding, labels, cluster_labels, loc = _batch(seed=2)
+  alone = _segsort_loss(embedding[:1], labels[:1], cluster_labels[:1],
+                        loc[:1])
+  ignored = tf.concat([labels[:1], tf.fill([1, 8, 8, 1], 255)], 0)
+  with tf.GradientTape() as tape:
+    tape.watch(embedding)
+    together = _segsort_loss(embedding, ignored, cluster_labels, loc)
+  gradient = tape.gradient(together, embedding).numpy()
+  assert together.numpy() == pytest.approx(alone.numpy(), rel=1e-6)
+  assert not np.any(gradient[1])
+  assert np.all(np.isfinite(gradient))
+
+
+def test_zero_embeddings_and_single_class_stay_finite():
+  embedding = tf.zeros([1, 4, 4, 3])
+  labels = tf.zeros([1, 4, 4, 1], tf.int32)
+  cluster_labels = tf.zeros([1, 4, 4, 1], tf.int32)
+  loc = tf.zeros([1, 4, 4, 2])
+  with tf.GradientTape() as tape:
+    tape.watch(embedding)
+    loss = train_utils.add_segsort_loss(embedding, labels, 3, 255, 10.0,
+                                        cluster_labels, 2, 3, 0, loc)
+  gradient = tape.gradient(loss, embedding)
+  # One segment alone in its class and no other class: probability 1.
+  assert loss.numpy() == 0.0
+  assert gradient is None or np.all(np.isfinite(gradient.numpy()))
+
+
+def test_large_concentration_does_not_overflow():
+  embedding, labels, cluster_labels, loc = _batch(seed=5)
+  loss = train_utils.add_segsort_loss(embedding, labels, 4, 255, 500.0,
+                                      cluster_labels, 2, 3, 0, loc)
+  assert np.isfinite(loss.numpy())
+
+
+def test_embedding_dim_mismatch_is_reported():
+  embedding, labels, cluster_labels, loc = _batch()
+  with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+    train_utils.add_segsort_loss(embedding, labels, 32, 255, 10.0,
+                                 cluster_labels, 2, 3, 0, loc)
+
+
+def test_memory_bank_is_fifo_and_pads_or_truncates():
+  bank = train_utils.MemoryBank(2, 3, 2)
+  first = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+  bank.push(first, tf.constant([4, 5]))
+  second = tf.constant([[1.0, 0.0]] * 4)
+  bank.push(second, tf.constant([6, 7, 8, 9]))
+  prototypes, labels = bank.read()
+  assert labels.numpy().tolist() == [4, 5, -1, 6, 7, 8]
+  np.testing.assert_array_equal(prototypes.numpy()[:3],
+                                [[1, 0], [0, 1], [0, 0]])
+  bank.push(first[:1], tf.constant([1]))
+  assert bank.read()[1].numpy().tolist() == [6, 7, 8, 1, -1, -1]
+
+
+def test_memory_bank_checkpoint_round_trip(tmp_path):
+  bank = train_utils.MemoryBank(2, 2, 3)
+  bank.push(tf.constant([[1.0, 2.0, 3.0]]), tf.constant([7]))
+  path = tf.train.Checkpoint(memory_bank=bank).save(str(tmp_path / 'ckpt'))
+  restored = train_utils.MemoryBank(2, 2, 3)
+  tf.train.Checkpoint(memory_bank=restored).restore(path).assert_consumed()
+  np.testing.assert_array_equal(restored.prototypes.numpy(),
+                                bank.prototypes.numpy())
+  assert restored.read()[1].numpy().tolist() == [-1, -1, 7, -1]
+
+
+def test_memory_bank_receives_no_gradient():
+  embedding, labels, cluster_labels, loc = _batch(seed=6)
+  bank = train_utils.MemoryBank(1, 8, 4)
+  bank.push(tf.ones([8, 4]), tf.range(8) % 3)
+  with tf.GradientTape() as tape:
+    loss = _segsort_loss(embedding, labels, cluster_labels, loc, bank, 1)
+  assert tape.gradient(loss, bank.prototypes) is None
