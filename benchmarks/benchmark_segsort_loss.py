@@ -38,10 +38,15 @@ def _inputs(args):
   shape = [args.batch_size, args.size, args.size]
   embedding = tf.Variable(rng.normal(size=shape + [args.embedding_dim]),
                           dtype=tf.float32)
-  # Blocky labels, like real objects, rather than per-pixel noise.
-  coarse = rng.integers(0, args.num_classes,
-                        size=[args.batch_size, 6, 6, 1]).astype(np.int32)
-  labels = tf.image.resize(coarse, [args.size, args.size], method='nearest')
+  # Like VOC: background plus one or two objects (rectangles) per image.
+  labels = np.zeros(shape + [1], np.int32)
+  for image_labels in labels:
+    for _ in range(rng.integers(1, 3)):
+      top, left = rng.integers(0, args.size // 2, size=2)
+      bottom, right = rng.integers(args.size // 2, args.size, size=2)
+      image_labels[top:bottom, left:right] = rng.integers(
+          1, args.num_classes)
+  labels = tf.constant(labels)
   grid = common_utils.initialize_cluster_labels(
       [args.num_clusters] * 2, [args.size, args.size])
   cluster_labels = tf.tile(grid[tf.newaxis, :, :, tf.newaxis],
