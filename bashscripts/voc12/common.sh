@@ -1,0 +1,155 @@
+# Shared steps of the VOC12 recipes. Sourced by them; not run on its own.
+#
+# Every function returns non-zero on failure instead of exiting, so that the
+# recipes work both with `bash recipe.sh` and with `source recipe.sh`
+# (the original release's README sourced them) without closing the shell.
+
+# The interpreter: the project's .venv when it exists, else python3.
+segsort_python() {
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  if [ -x "${root}/.venv/bin/python" ]; then
+    "${root}/.venv/bin/python" "$@"
+  else
+    "${PYTHON:-python3}" "$@"
+  fi
+}
+
+# Fails with a message unless every given path exists.
+segsort_require() {
+  local path
+  for path in "$@"; do
+    if [ ! -e "${path}" ]; then
+      echo "error: ${path} does not exist." >&2
+      case "${path}" in
+        *imagenet*)
+          echo "  Download TF-Slim's resnet_v1_101_2016_08_28.tar.gz and" \
+               "extract it to snapshots/imagenet/trained/ (README:" \
+               "'ImageNet weights')." >&2 ;;
+        *)
+          echo "  Set DATAROOT to the folder holding VOC2012/ (and sbd/);" \
+               "see README: 'Preparing the data'." >&2 ;;
+      esac
+      return 1
+    fi
+  done
+}
+
+# Checks the data set and the ImageNet checkpoint before hours of training.
+# Usage: segsort_check_inputs DATA_LIST [IMAGENET_CHECKPOINT]
+segsort_check_inputs() {
+  segsort_require "${DATAROOT}/VOC2012/JPEGImages" "$1" || return 1
+  if [ -n "${2:-}" ]; then
+    segsort_require "${2}.index" || return 1
+  fi
+}
+
+# Trains one stage. Usage: segsort_train MODULE SNAPSHOT_DIR RESTORE_FROM
+#   DATA_LIST NUM_STEPS LEARNING_RATE [extra flags...]
+segsort_train() {
+  local module=$1 snapshot_dir=$2 restore_from=$3 data_list=$4
+  local num_steps=$5 learning_rate=$6
+  shift 6
+  segsort_python -m "${module}" \
+    --snapshot_dir "${snapshot_dir}" \
+    --restore_from "${restore_from}" \
+    --data_list "${data_list}" \
+    --data_dir "${DATAROOT}" \
+    --batch_size "${BATCH_SIZE}" \
+    --save_pred_every "${SAVE_PRED_EVERY:-1000}" \
+    --update_tb_every 50 \
+    --input_size "${TRAIN_INPUT_SIZE}" \
+    --learning_rate "${learning_rate}" \
+    --weight_decay "${WEIGHT_DECAY}" \
+    --iter_size "${ITER_SIZE}" \
+    --num_classes "${NUM_CLASSES}" \
+    --num_steps "${num_steps}" \
+    --random_mirror --random_scale --random_crop \
+    --not_restore_classifier --is_training \
+    "$@"
+}
+
+# Extracts the prototypes of an annotated list.
+# Usage: segsort_prototypes CHECKPOINT DATA_LIST SAVE_DIR
+segsort_prototypes() {
+  segsort_python -m segsort.extract_prototypes \
+    --data_dir "${DATAROOT}" \
+    --data_list "$2" \
+    --restore_from "$1" \
+    --input_size "${INFERENCE_INPUT_SIZE}" \
+    --strides "${INFERENCE_STRIDES}" \
+    --num_classes "${NUM_CLASSES}" \
+    --ignore_label 255 \
+    --num_clusters "${NUM_CLUSTERS}" \
+    --kmeans_iterations "${KMEANS_ITERATIONS}" \
+    --save_dir "$3"
+}
+
+# k-NN inference. Usage: segsort_inference MODULE CHECKPOINT PROTOTYPE_DIR
+#   SAVE_DIR INPUT_SIZE [extra flags...]
+segsort_inference() {
+  local module=$1 checkpoint=$2 prototype_dir=$3 save_dir=$4 input_size=$5
+  shift 5
+  segsort_python -m "${module}" \
+    --data_dir "${DATAROOT}" \
+    --data_list "dataset/voc12/${INFERENCE_SPLIT}.txt" \
+    --input_size "${input_size}" \
+    --strides "${INFERENCE_STRIDES}" \
+    --restore_from "${checkpoint}" \
+    --num_classes "${NUM_CLASSES}" \
+    --ignore_label 255 \
+    --num_clusters "${NUM_CLUSTERS}" \
+    --kmeans_iterations "${KMEANS_ITERATIONS}" \
+    --k_in_nearest_neighbors "${K_IN_NEAREST_NEIGHBORS}" \
+    --prototype_dir "${prototype_dir}" \
+    --save_dir "${save_dir}" \
+    "$@"
+}
+
+# mIoU, pixel accuracy and boundary F-score. Usage: segsort_benchmark PRED_DIR
+segsort_benchmark() {
+  segsort_python -m segsort.benchmark_by_mIoU \
+    --pred_dir "$1/gray" \
+    --gt_dir "${DATAROOT}/VOC2012/segcls" \
+    --data_list "dataset/voc12/${INFERENCE_SPLIT}.txt" \
+    --num_classes "${NUM_CLASSES}" \
+    --output_json "$1/metrics.json"
+}
+
+# One stage: train, extract prototypes, infer (single-scale and/or MSC) and
+# benchmark, each step when its switch is 1.
+# Usage: segsort_stage TRAIN_MODULE STAGE_DIR RESTORE_FROM DATA_LIST NUM_STEPS
+#   LEARNING_RATE IS_TRAIN IS_PROTOTYPE IS_INFERENCE IS_INFERENCE_MSC
+#   IS_BENCHMARK [extra training flags...]
+segsort_stage() {
+  local module=$1 stage_dir=$2 restore_from=$3 data_list=$4 num_steps=$5
+  local learning_rate=$6 is_train=$7 is_prototype=$8 is_inference=$9
+  local is_inference_msc=${10} is_benchmark=${11}
+  shift 11
+  local list_name prototypes predictions
+  list_name=$(basename "${data_list}" .txt)
+  prototypes=${stage_dir}/results/${list_name}/prototypes
+  predictions=${stage_dir}/results/${INFERENCE_SPLIT}
+  if [ "${is_train}" -eq 1 ]; then
+    segsort_train "${module}" "${stage_dir}" "${restore_from}" \
+      "${data_list}" "${num_steps}" "${learning_rate}" "$@" || return 1
+  fi
+  if [ "${is_prototype}" -eq 1 ]; then
+    segsort_prototypes "${stage_dir}" "${data_list}" \
+      "${stage_dir}/results/${list_name}" || return 1
+  fi
+  if [ "${is_inference}" -eq 1 ]; then
+    segsort_inference segsort.inference_segsort "${stage_dir}" \
+      "${prototypes}" "${predictions}" "${SINGLE_SCALE_INPUT_SIZE}" \
+      || return 1
+  fi
+  if [ "${is_inference_msc}" -eq 1 ]; then
+    predictions=${predictions}_msc
+    segsort_inference segsort.inference_segsort_msc "${stage_dir}" \
+      "${prototypes}" "${predictions}" "${INFERENCE_INPUT_SIZE}" \
+      --flip_aug || return 1
+  fi
+  if [ "${is_benchmark}" -eq 1 ]; then
+    segsort_benchmark "${predictions}" || return 1
+  fi
+}
