@@ -1,0 +1,293 @@
+"""Tests of the data preparation tools (tools/)."""
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+from PIL import Image
+import pytest
+import scipy.io
+
+from segsort import data
+from tools import make_lists
+from tools import make_oversegmentation
+from tools import make_synthetic_voc
+from tools import sbd_to_clsimg
+from tools import voc_to_segcls
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VOC12_LISTS = os.path.join(REPO_ROOT, 'dataset', 'voc12')
+
+
+@pytest.mark.parametrize('tool', [
+    'sbd_to_clsimg', 'voc_to_segcls', 'make_lists', 'make_oversegmentation',
+    'make_synthetic_voc'])
+def test_tools_run_as_module_and_as_script(tool):
+  for command in (['-m', 'tools.' + tool],
+                  [os.path.join('tools', tool + '.py')]):
+    result = subprocess.run([sys.executable] + command + ['--help'],
+                            cwd=REPO_ROOT, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert 'usage:' in result.stdout
+
+
+# --- sbd_to_clsimg ------------------------------------------------------------
+
+
+def test_sbd_to_clsimg_converts_mat_files(tmp_path):
+  cls_dir = tmp_path / 'sbd' / 'dataset' / 'cls'
+  cls_dir.mkdir(parents=True)
+  segmentation = np.random.default_rng(0).integers(0, 21, (7, 9)).astype(
+      np.uint8)
+  scipy.io.savemat(cls_dir / '2008_000002.mat', {'GTcls': {
+      'Segmentation': segmentation,
+      'Boundaries': np.zeros((21, 1), object),
+      'CategoriesPresent': np.unique(segmentation)[1:],
+  }})
+  assert sbd_to_clsimg.main(
+      ['--data_dir', str(tmp_path), '--workers', '1']) == 0
+  output = tmp_path / 'sbd' / 'dataset' / 'clsimg' / '2008_000002.png'
+  with Image.open(output) as png:
+    assert png.mode == 'L'
+  np.testing.assert_array_equal(data.load_label(str(output)), segmentation)
+
+
+def test_sbd_to_clsimg_rejects_files_without_segmentation(tmp_path):
+  scipy.io.savemat(tmp_path / 'other.mat', {'GTinst': {'Segmentation': 1}})
+  with pytest.raises(ValueError, match='no GTcls.Segmentation'):
+    sbd_to_clsimg.read_sbd_segmentation(str(tmp_path / 'other.mat'))
+
+
+# --- voc_to_segcls ------------------------------------------------------------
+
+
+def test_voc_to_segcls_writes_palette_indices(tmp_path):
+  input_dir = tmp_path / 'VOC2012' / 'SegmentationClass'
+  input_dir.mkdir(parents=True)
+  indices = np.array([[0, 15, 255], [1, 20, 255]], np.uint8)
+  label = Image.fromarray(indices, mode='P')
+  label.putpalette(np.random.default_rng(0).integers(0, 256, 768).tolist())
+  label.save(input_dir / '2007_000032.png')
+  assert voc_to_segcls.main(
+      ['--data_dir', str(tmp_path), '--workers', '1']) == 0
+  output = tmp_path / 'VOC2012' / 'segcls' / '2007_000032.png'
+  with Image.open(output) as png:
+    assert png.mode == 'L'
+    np.testing.assert_array_equal(np.asarray(png), indices)
+
+
+def test_voc_to_segcls_rejects_colour_pngs(tmp_path):
+  Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / 'rgb.png')
+  with pytest.raises(ValueError, match='mode RGB'):
+    voc_to_segcls.read_class_ids(str(tmp_path / 'rgb.png'))
+
+
+# --- make_lists ---------------------------------------------------------------
+
+
+def _list_ids(name):
+  with open(os.path.join(VOC12_LISTS, name)) as stream:
+    return [os.path.splitext(os.path.basename(line.split()[0]))[0]
+            for line in stream]
+
+
+def _write_split(path, image_ids):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(''.join(image_id + '\n' for image_id in image_ids))
+
+
+def test_make_lists_reproduces_the_release_lists(tmp_path):
+  voc_train, voc_val = _list_ids('train.txt'), _list_ids('val.txt')
+  # train+ is VOC train, then the SBD images outside VOC train and val: a
+  # sorted run from SBD train and one from SBD val.
+  sbd_part = _list_ids('train+.txt')[len(voc_train):]
+  split = next(index for index in range(1, len(sbd_part))
+               if sbd_part[index] < sbd_part[index - 1])
+  # SBD's splits also hold VOC train and val images, which train+ skips.
+  sbd_train = sorted(sbd_part[:split] + voc_train[-400::3] + voc_val[::4])
+  sbd_val = sorted(sbd_part[split:] + voc_train[-300::5] + voc_val[1::4])
+  splits = tmp_path / 'VOC2012' / 'ImageSets' / 'Segmentation'
+  _write_split(splits / 'train.txt', voc_train)
+  _write_split(splits / 'val.txt', voc_val)
+  _write_split(tmp_path / 'VOC2012-test' / 'ImageSets' / 'Segmentation' /
+               'test.txt', _list_ids('test.txt'))
+  _write_split(tmp_path / 'sbd' / 'dataset' / 'train.txt', sbd_train)
+  _write_split(tmp_path / 'sbd' / 'dataset' / 'val.txt', sbd_val)
+  output_dir = tmp_path / 'lists'
+  assert make_lists.main(['--data_dir', str(tmp_path),
+                          '--output_dir', str(output_dir)]) == 0
+  for name in ('train+', 'train', 'val', 'trainval', 'test'):
+    with open(os.path.join(VOC12_LISTS, name + '.txt'), 'rb') as expected:
+      assert (output_dir / (name + '.txt')).read_bytes() == expected.read(), (
+          name)
+
+
+def test_make_lists_skips_optional_splits(tmp_path):
+  splits = tmp_path / 'VOC2012' / 'ImageSets' / 'Segmentation'
+  _write_split(splits / 'train.txt', ['2007_000032'])
+  _write_split(splits / 'val.txt', ['2007_000033'])
+  paths = make_lists.make_lists(str(tmp_path), str(tmp_path / 'lists'))
+  assert sorted(paths) == ['train', 'trainval', 'val']
+
+
+# --- make_oversegmentation ----------------------------------------------------
+
+
+def _two_region_image():
+  """A blue disc on a grey ramp, with mild noise."""
+  rng = np.random.default_rng(0)
+  image = np.zeros((60, 80, 3), np.float32)
+  image[:] = np.linspace(90, 130, 80)[None, :, None]
+  cv2.circle(image, (50, 30), 18, (40, 60, 200), -1)
+  image += rng.normal(0, 3, image.shape)
+  return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_oversegment_separates_objects_and_numbers_row_major():
+  image = _two_region_image()
+  segments = make_oversegmentation.oversegment(image)
+  assert segments.dtype == np.int32 and segments.shape == (60, 80)
+  first_seen = []
+  for segment_id in segments.ravel():
+    if segment_id not in first_seen:
+      first_seen.append(segment_id)
+  assert first_seen == list(range(len(first_seen)))
+  disc = np.zeros((60, 80), np.uint8)
+  cv2.circle(disc, (50, 30), 15, 1, -1)
+  disc_segments = np.unique(segments[disc == 1])
+  assert len(disc_segments) == 1
+  assert not np.isin(segments[:, :20], disc_segments).any()
+
+
+def test_oversegment_num_segments_and_threshold():
+  image = make_synthetic_voc.render_example(
+      (64, 64), 4, np.random.default_rng(1))[0]
+  fine = make_oversegmentation.oversegment(image, threshold=0.02, min_size=0)
+  coarse = make_oversegmentation.oversegment(image, threshold=0.3, min_size=0)
+  assert fine.max() > coarse.max()
+  three = make_oversegmentation.oversegment(image, num_segments=3, min_size=0)
+  assert three.max() + 1 == 3
+
+
+def test_oversegment_min_size():
+  image = make_synthetic_voc.render_example(
+      (64, 64), 4, np.random.default_rng(2))[0]
+  segments = make_oversegmentation.oversegment(image, threshold=0.01,
+                                               min_size=50)
+  assert np.bincount(segments.ravel()).min() >= 50
+
+
+def test_save_segments_uses_16_bits_from_256_segments(tmp_path):
+  few = np.arange(12, dtype=np.int32).reshape(3, 4)
+  many = np.arange(300, dtype=np.int32).reshape(15, 20)
+  make_oversegmentation.save_segments(str(tmp_path / 'few.png'), few)
+  make_oversegmentation.save_segments(str(tmp_path / 'many.png'), many)
+  with Image.open(tmp_path / 'few.png') as png:
+    assert png.mode == 'L'
+  np.testing.assert_array_equal(data.load_label(str(tmp_path / 'few.png')),
+                                few)
+  np.testing.assert_array_equal(data.load_label(str(tmp_path / 'many.png')),
+                                many)
+
+
+def test_structured_edges_need_opencv_contrib():
+  if hasattr(cv2, 'ximgproc'):
+    pytest.skip('OpenCV contrib is installed')
+  with pytest.raises(RuntimeError, match='opencv-contrib'):
+    make_oversegmentation.oversegment(_two_region_image(),
+                                      sed_model='model.yml.gz')
+
+
+def test_make_oversegmentation_tool_skips_existing(tmp_path):
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  for image_id in ('a', 'b', 'c'):
+    Image.fromarray(_two_region_image()).save(image_dir / (image_id + '.jpg'))
+  (tmp_path / 'list.txt').write_text('VOC2012/JPEGImages/a.jpg\n'
+                                     'VOC2012/JPEGImages/b.jpg\n')
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  assert make_oversegmentation.main(
+      arguments + ['--data_list', str(tmp_path / 'list.txt')]) == 0
+  hed_dir = tmp_path / 'VOC2012' / 'hed'
+  assert sorted(os.listdir(hed_dir)) == ['a.png', 'b.png']
+  (hed_dir / 'a.png').write_bytes(b'stale')
+  assert make_oversegmentation.main(arguments) == 0
+  assert (hed_dir / 'a.png').read_bytes() == b'stale'
+  assert sorted(os.listdir(hed_dir)) == ['a.png', 'b.png', 'c.png']
+  assert make_oversegmentation.main(arguments + ['--overwrite']) == 0
+  assert data.load_label(str(hed_dir / 'a.png')).shape == (60, 80)
+
+
+# --- make_synthetic_voc -------------------------------------------------------
+
+
+def test_synthetic_voc_layout_labels_and_lists(tmp_path):
+  lists = make_synthetic_voc.make_synthetic_voc(
+      str(tmp_path), num_train=4, num_val=2, size=(48, 64), num_classes=5,
+      seed=1)
+  assert lists == {name: str(tmp_path / (name + '.txt'))
+                   for name in ('train', 'val', 'train+')}
+  assert (tmp_path / 'train+.txt').read_text() == (
+      tmp_path / 'train.txt').read_text()
+  entries = data.read_data_list(str(tmp_path), lists['val'],
+                                with_oversegmentation=True)
+  assert [entry.image_id for entry in entries] == ['val_000000', 'val_000001']
+  all_labels = []
+  for entry in data.read_data_list(str(tmp_path), lists['train']):
+    image = data.load_image(entry.image_path)
+    label = data.load_label(entry.label_path)
+    assert image.shape == (48, 64, 3) and label.shape == (48, 64)
+    all_labels.append(label)
+  values = np.unique(all_labels)
+  assert set(values) <= set(range(5)) | {255}
+  assert 0 in values and 255 in values and len(values) >= 4
+
+
+def test_synthetic_voc_is_deterministic(tmp_path):
+  for name in ('first', 'second'):
+    make_synthetic_voc.make_synthetic_voc(
+        str(tmp_path / name), num_train=2, num_val=1, size=32, seed=4)
+  for folder in ('JPEGImages', 'segcls', 'hed'):
+    first_dir = tmp_path / 'first' / 'VOC2012' / folder
+    for file_name in os.listdir(first_dir):
+      assert (first_dir / file_name).read_bytes() == (
+          tmp_path / 'second' / 'VOC2012' / folder / file_name).read_bytes()
+
+
+def test_synthetic_class_names():
+  assert make_synthetic_voc.class_names(4) == [
+      'background', 'ellipse', 'rectangle', 'triangle']
+  assert len(make_synthetic_voc.class_names(
+      make_synthetic_voc.MAX_NUM_CLASSES)) == make_synthetic_voc.MAX_NUM_CLASSES
+
+
+def test_synthetic_classes_differ_in_colour():
+  rng = np.random.default_rng(0)
+  hues = {}
+  for _ in range(30):
+    image, label = make_synthetic_voc.render_example((64, 64), 4, rng)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL)
+    for class_id in range(1, 4):
+      if (label == class_id).sum() > 50:
+        hues.setdefault(class_id, []).append(
+            np.median(hsv[..., 0][label == class_id]))
+  assert len(hues) == 3
+  # OpenCV's full-range hue: 256 steps around the circle; classes sit 120
+  # degrees (85 steps) apart.
+  medians = sorted(np.median(values) for values in hues.values())
+  assert min(np.diff(medians)) > 50
+
+
+def test_synthetic_voc_cli_and_bad_class_count(tmp_path):
+  assert make_synthetic_voc.main([
+      '--root', str(tmp_path), '--num_train', '1', '--num_val', '1',
+      '--size', '24x40', '--workers', '1', '--no_oversegmentation']) == 0
+  assert data.load_image(
+      str(tmp_path / 'VOC2012' / 'JPEGImages' / 'val_000000.jpg')).shape == (
+          24, 40, 3)
+  assert not (tmp_path / 'VOC2012' / 'hed').exists()
+  with pytest.raises(ValueError, match='num_classes'):
+    make_synthetic_voc.make_synthetic_voc(str(tmp_path), num_classes=9)

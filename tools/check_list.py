@@ -1,0 +1,63 @@
+r"""Checks every line of a data list before training or evaluation.
+
+Reports, with list file, line number and path, every line that is malformed
+or names a missing file, an image or label that does not decode, a label
+(or oversegmentation) whose size differs from its image or that has colour
+channels, and, with --num_classes, labels holding values outside
+[0, num_classes) other than the ignore label. Exits with status 1 if any
+problem is found.
+
+Example:
+  python -m tools.check_list --data_dir DATAROOT \
+      --data_list dataset/voc12/train+.txt --num_classes 21
+"""
+
+import argparse
+import os
+import sys
+
+import tqdm
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segsort import data  # pylint: disable=g-import-not-at-top
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--data_dir', required=True,
+                      help='Directory list paths are relative to.')
+  parser.add_argument('--data_list', required=True, help='List file.')
+  parser.add_argument('--num_classes', type=int,
+                      help='Check that labels are below this (or ignore).')
+  parser.add_argument('--ignore_label', type=int, default=255)
+  parser.add_argument('--with_oversegmentation', action='store_true',
+                      help='Also check oversegmentations (third column or '
+                      'VOC2012/hed/<id>.png).')
+  parser.add_argument('--allow_unlabeled', action='store_true',
+                      help='Allow one-column lines (test lists).')
+  parser.add_argument('--workers', type=int, default=os.cpu_count(),
+                      help='Decoding threads.')
+  args = parser.parse_args(argv)
+
+  report = data.check_data_list(
+      args.data_dir, args.data_list, num_classes=args.num_classes,
+      ignore_label=args.ignore_label,
+      with_oversegmentation=args.with_oversegmentation,
+      require_labels=not args.allow_unlabeled, num_workers=args.workers,
+      progress=tqdm.tqdm)
+  for problem in report.problems:
+    print(problem)
+  print('%s: %d lines, %d problem(s)%s' % (
+      args.data_list, report.num_entries, len(report.problems),
+      ', %d out-of-range label pixels' % report.out_of_range_pixels
+      if report.out_of_range_pixels else ''))
+  return 0 if report.ok else 1
+
+
+if __name__ == '__main__':
+  sys.exit(main())

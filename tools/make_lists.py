@@ -1,0 +1,138 @@
+r"""Writes a DATAROOT's VOC12 lists: train+, train, val, trainval and test.
+
+Only the official split files are read, no images:
+
+    DATAROOT/VOC2012/ImageSets/Segmentation/{train,val}.txt
+    DATAROOT/VOC2012-test/ImageSets/Segmentation/test.txt   (optional)
+    DATAROOT/sbd/dataset/{train,val}.txt                     (SBD, optional)
+
+The lists, as in dataset/voc12/:
+
+* train, val: the VOC split, in split-file order, labels VOC2012/segcls/.
+* trainval: train followed by val.
+* test: one column, VOC2012-test/JPEGImages/<id>.jpg.
+* train+ (10,582 images): VOC train first (labels VOC2012/segcls/), then
+  the SBD train and then SBD val images that are in neither VOC train nor
+  VOC val (labels sbd/dataset/clsimg/), each in split-file order.
+
+On the official split files the output equals dataset/voc12/*.txt byte for
+byte.
+
+Example:
+  python -m tools.make_lists --data_dir DATAROOT --output_dir dataset/voc12
+"""
+
+import argparse
+import os
+import sys
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
+
+VOC_SPLIT_DIR = os.path.join('VOC2012', 'ImageSets', 'Segmentation')
+VOC_TEST_SPLIT = os.path.join('VOC2012-test', 'ImageSets', 'Segmentation',
+                              'test.txt')
+SBD_SPLIT_DIR = os.path.join('sbd', 'dataset')
+
+
+def read_split(path):
+  """Reads image ids, one per line (blank lines and extra columns ignored)."""
+  with open(path) as stream:
+    return [line.split()[0] for line in stream if line.strip()]
+
+
+def _voc_line(image_id):
+  return 'VOC2012/JPEGImages/%s.jpg VOC2012/segcls/%s.png\n' % (image_id,
+                                                                image_id)
+
+
+def _sbd_line(image_id):
+  return 'VOC2012/JPEGImages/%s.jpg sbd/dataset/clsimg/%s.png\n' % (image_id,
+                                                                    image_id)
+
+
+def build_lists(voc_train, voc_val, voc_test=None, sbd_train=None,
+                sbd_val=None):
+  """Builds the list files' lines from split ids.
+
+  Args:
+    voc_train: VOC2012 segmentation train ids, in split-file order.
+    voc_val: VOC2012 segmentation val ids.
+    voc_test: VOC2012 test ids, or None to skip the test list.
+    sbd_train: SBD train ids, or None.
+    sbd_val: SBD val ids, or None; train+ is built unless both are None.
+
+  Returns:
+    A dict from list name to its lines (each ending in a newline).
+  """
+  lists = {
+      'train': [_voc_line(image_id) for image_id in voc_train],
+      'val': [_voc_line(image_id) for image_id in voc_val],
+  }
+  lists['trainval'] = lists['train'] + lists['val']
+  if voc_test is not None:
+    lists['test'] = ['VOC2012-test/JPEGImages/%s.jpg\n' % image_id
+                     for image_id in voc_test]
+  if sbd_train is not None or sbd_val is not None:
+    taken = set(voc_train) | set(voc_val)
+    train_plus = list(lists['train'])
+    for image_id in list(sbd_train or []) + list(sbd_val or []):
+      if image_id not in taken:
+        taken.add(image_id)
+        train_plus.append(_sbd_line(image_id))
+    lists['train+'] = train_plus
+  return lists
+
+
+def make_lists(data_dir, output_dir):
+  """Reads a DATAROOT's split files and writes its list files.
+
+  The test list is skipped when VOC2012-test's split is missing, train+ when
+  both SBD splits are.
+
+  Args:
+    data_dir: DATAROOT.
+    output_dir: The folder to write `<name>.txt` into.
+
+  Returns:
+    A dict from list name to the path written.
+  """
+
+  def optional_split(relative_path):
+    path = os.path.join(data_dir, relative_path)
+    return read_split(path) if os.path.exists(path) else None
+
+  lists = build_lists(
+      read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'train.txt')),
+      read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'val.txt')),
+      optional_split(VOC_TEST_SPLIT),
+      optional_split(os.path.join(SBD_SPLIT_DIR, 'train.txt')),
+      optional_split(os.path.join(SBD_SPLIT_DIR, 'val.txt')))
+  paths = {}
+  for name, lines in lists.items():
+    paths[name] = os.path.join(output_dir, name + '.txt')
+    with io_utils.atomic_path(paths[name]) as temporary:
+      with open(temporary, 'w') as stream:
+        stream.writelines(lines)
+  return paths
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--data_dir', required=True, help='DATAROOT.')
+  parser.add_argument('--output_dir', required=True,
+                      help='Folder to write the list files into.')
+  args = parser.parse_args(argv)
+  for name, path in sorted(make_lists(args.data_dir, args.output_dir).items()):
+    with open(path) as stream:
+      print('%-9s %6d lines  %s' % (name, sum(1 for _ in stream), path))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,478 @@
+r"""Oversegments images into VOC2012/hed/ PNGs without MATLAB.
+
+Unsupervised SegSort trains on the segments of a contour-based
+oversegmentation (the original release used HED contours and MATLAB's
+gPb-owt-ucm). This tool builds a comparable hierarchy with OpenCV and SciPy:
+
+1. A contour-strength map: scale-normalised colour gradients (CIELAB, Sobel)
+   averaged over several Gaussian scales, or the structured edge detector of
+   OpenCV's contrib module when a model is given (`--sed_model`).
+2. Watershed basins of the contour map around its regional minima (a
+   minimum spanning forest, `scipy.sparse.csgraph`).
+3. Hierarchical merging: the adjacent pair of regions with the weakest mean
+   boundary strength is merged repeatedly; merge heights, made monotone, form
+   an ultrametric contour map, which is cut at `--threshold` (or where
+   `--num_segments` regions remain). Regions smaller than `--min_size` pixels
+   are then merged into their weakest-bounded neighbour.
+
+Segment ids are numbered 0, 1, ... in order of first appearance in row-major
+order and saved as an 8-bit PNG (16-bit when there are 256 or more segments).
+
+Example:
+  python -m tools.make_oversegmentation --data_dir DATAROOT --workers 2
+"""
+
+import argparse
+import functools
+import heapq
+import multiprocessing
+import os
+import sys
+
+import cv2
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from scipy import sparse
+from scipy.sparse import csgraph
+import tqdm
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
+
+DEFAULT_THRESHOLD = 0.1
+DEFAULT_MIN_SIZE = 64
+DEFAULT_SCALES = (1.0, 2.0, 4.0)
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm')
+
+# Peak response of a scale-normalised (x sigma) Sobel filter to a unit step
+# of a Gaussian-blurred image: 8 / sqrt(2 pi). Dividing by it and by 255
+# makes contour strength the colour contrast of an edge as a fraction of the
+# 8-bit range, independent of scale and image.
+_SOBEL_STEP_RESPONSE = 8.0 / np.sqrt(2.0 * np.pi) * 255.0
+
+
+def gradient_contours(image, scales=DEFAULT_SCALES):
+  """Computes a multi-scale colour-gradient contour-strength map.
+
+  Args:
+    image: A uint8 RGB array `[H, W, 3]`.
+    scales: Gaussian standard deviations (pixels) to average over.
+
+  Returns:
+    A float32 array `[H, W]` in [0, 1], about the CIELAB contrast of the
+    strongest edge through each pixel.
+  """
+  lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab).astype(np.float32)
+  strength = np.zeros(image.shape[:2], np.float32)
+  for sigma in scales:
+    blurred = cv2.GaussianBlur(lab, (0, 0), sigma)
+    gradient_y = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3)
+    gradient_x = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3)
+    magnitude = np.sqrt(np.sum(gradient_y**2 + gradient_x**2, axis=2))
+    strength += magnitude * sigma
+  return np.minimum(strength / (len(scales) * _SOBEL_STEP_RESPONSE), 1.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _structured_edge_detector(model_path):
+  if not hasattr(cv2, 'ximgproc'):
+    raise RuntimeError(
+        'A structured edge model (--sed_model) needs cv2.ximgproc, which is '
+        'in opencv-contrib-python(-headless), not in the installed OpenCV %s.'
+        % cv2.__version__)
+  return cv2.ximgproc.createStructuredEdgeDetection(model_path)
+
+
+def structured_edge_contours(image, model_path):
+  """Computes contour strength with OpenCV's structured edge detector.
+
+  Args:
+    image: A uint8 RGB array `[H, W, 3]`.
+    model_path: The detector's model (e.g. OpenCV's model.yml.gz).
+
+  Returns:
+    A float32 array `[H, W]` in [0, 1].
+
+  Raises:
+    RuntimeError: If OpenCV lacks the contrib module cv2.ximgproc.
+  """
+  detector = _structured_edge_detector(model_path)
+  return detector.detectEdges(image.astype(np.float32) / 255.0)
+
+
+def regional_minima(elevation):
+  """Labels the regional minima of an image.
+
+  A regional minimum is a connected plateau whose every outside neighbour is
+  higher. Comparing each pixel with its 3x3 neighbourhood alone would also
+  take the inside of any plateau, e.g. a flat contour crest, for a minimum
+  and grow spurious thin regions along contours.
+
+  Args:
+    elevation: An integer array `[H, W]`.
+
+  Returns:
+    An int32 array `[H, W]`, 1, 2, ... on the minima and 0 elsewhere, and the
+    number of minima.
+  """
+  height, width = elevation.shape
+  neighbourhood = np.ones((3, 3), bool)
+  # Pixels without a lower neighbour; 8-connected ones have equal values.
+  flat = ndimage.grey_erosion(elevation, footprint=neighbourhood,
+                              mode='nearest') == elevation
+  plateaus, num_plateaus = ndimage.label(flat, structure=neighbourhood)
+  # A plateau drains, and is no minimum, where an equal neighbour outside
+  # it has a lower neighbour.
+  draining = np.zeros(num_plateaus + 1, bool)
+  padded_elevation = np.pad(elevation, 1, mode='edge')
+  padded_flat = np.pad(flat, 1, constant_values=True)
+  for offset_y, offset_x in zip(*np.nonzero(neighbourhood)):
+    if offset_y == 1 and offset_x == 1:
+      continue
+    window = (slice(offset_y, offset_y + height),
+              slice(offset_x, offset_x + width))
+    equal_outside = (~padded_flat[window] &
+                     (padded_elevation[window] == elevation))
+    draining[plateaus[flat & equal_outside]] = True
+  draining[0] = True
+  kept = np.flatnonzero(~draining)
+  new_ids = np.zeros(num_plateaus + 1, np.int32)
+  new_ids[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
+  return new_ids[plateaus], len(kept)
+
+
+def watershed_regions(contours):
+  """Splits an image into the watershed basins of a contour map.
+
+  Every pixel joins the regional minimum it reaches over the lowest pass,
+  i.e. over the path whose highest contour value is smallest. These basins
+  are the trees of a minimum spanning forest of the 4-connected pixel graph
+  (edge weight: the larger contour value of its two pixels) rooted at the
+  minima, computed here as a minimum spanning tree with all minima tied to
+  one extra root node. (`scipy.ndimage.watershed_ift` does not give these
+  basins: it hands pixels beyond a contour crest to the wrong side.)
+
+  Args:
+    contours: A float array `[H, W]` in [0, 1].
+
+  Returns:
+    An int32 array `[H, W]` of region ids in `[0, num_regions)`, and
+    num_regions.
+  """
+  # Minima of the 8-bit map ignore noise-level dips; the full-precision map
+  # orders edges, so that flat stretches split along their middle rather
+  # than by the order of tied edges.
+  minima, num_regions = regional_minima(
+      np.round(contours * 255).astype(np.uint8))
+  height, width = contours.shape
+  num_pixels = height * width
+  pixel = np.arange(num_pixels).reshape(height, width)
+  level = contours.astype(np.float64)
+  seeds = np.flatnonzero(minima)
+  # Sparse graphs drop zero weights: pixel edges weigh level + 1, the root's
+  # edges to the minima less than any of them.
+  heads = np.concatenate([pixel[:, :-1].ravel(), pixel[:-1, :].ravel(),
+                          np.full(len(seeds), num_pixels)])
+  tails = np.concatenate([pixel[:, 1:].ravel(), pixel[1:, :].ravel(), seeds])
+  weights = np.concatenate([
+      np.maximum(level[:, :-1], level[:, 1:]).ravel() + 1,
+      np.maximum(level[:-1, :], level[1:, :]).ravel() + 1,
+      np.full(len(seeds), 0.5)])
+  graph = sparse.csr_matrix((weights, (heads, tails)),
+                            shape=(num_pixels + 1, num_pixels + 1))
+  tree = csgraph.minimum_spanning_tree(graph).tocoo()
+  # Without the root, the tree falls apart into one tree per minimum pixel.
+  pixel_edges = (tree.row < num_pixels) & (tree.col < num_pixels)
+  forest = sparse.csr_matrix(
+      (np.ones(pixel_edges.sum()), (tree.row[pixel_edges],
+                                    tree.col[pixel_edges])),
+      shape=(num_pixels, num_pixels))
+  _, trees = csgraph.connected_components(forest, directed=False)
+  minimum_of_tree = np.zeros(trees.max() + 1, np.int32)
+  minimum_of_tree[trees[seeds]] = minima.ravel()[seeds]
+  regions = minimum_of_tree[trees].reshape(height, width) - 1
+  return regions, num_regions
+
+
+def region_boundaries(regions, contours):
+  """Measures the boundary between every pair of adjacent regions.
+
+  A boundary is made of the 4-connected pixel pairs that straddle it; each
+  pair contributes the larger contour strength of its two pixels.
+
+  Args:
+    regions: An int array `[H, W]` of region ids.
+    contours: A float array `[H, W]`, the contour strength.
+
+  Returns:
+    pairs: An int64 array `[num_pairs, 2]` of adjacent ids (smaller first).
+    strength_sums: A float64 array `[num_pairs]`, summed boundary strength.
+    lengths: An int64 array `[num_pairs]`, boundary pixel pairs.
+  """
+  firsts, seconds, strengths = [], [], []
+  for axis in (0, 1):
+    size = regions.shape[axis]
+    head = np.take(regions, np.arange(size - 1), axis=axis)
+    tail = np.take(regions, np.arange(1, size), axis=axis)
+    crossing = head != tail
+    firsts.append(head[crossing])
+    seconds.append(tail[crossing])
+    strengths.append(np.maximum(
+        np.take(contours, np.arange(size - 1), axis=axis)[crossing],
+        np.take(contours, np.arange(1, size), axis=axis)[crossing]))
+  first = np.concatenate(firsts).astype(np.int64)
+  second = np.concatenate(seconds).astype(np.int64)
+  strength = np.concatenate(strengths).astype(np.float64)
+  num_regions = int(regions.max()) + 1
+  keys = np.minimum(first, second) * num_regions + np.maximum(first, second)
+  unique_keys, pair_index = np.unique(keys, return_inverse=True)
+  pairs = np.stack([unique_keys // num_regions, unique_keys % num_regions], 1)
+  strength_sums = np.bincount(pair_index, weights=strength,
+                              minlength=len(unique_keys))
+  lengths = np.bincount(pair_index, minlength=len(unique_keys))
+  return pairs, strength_sums, lengths
+
+
+class _RegionGraph:
+  """Region adjacency graph with boundary sums, merged in place."""
+
+  def __init__(self, num_regions, sizes, pairs, strength_sums, lengths):
+    self.parent = np.arange(num_regions)
+    self.sizes = {region: int(size) for region, size in enumerate(sizes)}
+    self.neighbours = {region: {} for region in range(num_regions)}
+    self.heap = []
+    for (first, second), strength_sum, length in zip(
+        pairs.tolist(), strength_sums.tolist(), lengths.tolist()):
+      self.neighbours[first][second] = [strength_sum, length]
+      self.neighbours[second][first] = self.neighbours[first][second]
+      heapq.heappush(self.heap, (strength_sum / length, first, second))
+
+  def boundary(self, first, second):
+    strength_sum, length = self.neighbours[first][second]
+    return strength_sum / length
+
+  def pop_weakest(self):
+    """Returns (strength, first, second) of the weakest boundary, or None."""
+    while self.heap:
+      strength, first, second = heapq.heappop(self.heap)
+      # Entries of merged-away regions or of boundaries that grew since are
+      # stale.
+      if (second in self.neighbours.get(first, ()) and
+          self.boundary(first, second) == strength):
+        return strength, first, second
+    return None
+
+  def merge(self, first, second):
+    """Merges two adjacent regions; returns the id the union keeps."""
+    if len(self.neighbours[first]) < len(self.neighbours[second]):
+      first, second = second, first
+    kept = self.neighbours[first]
+    del kept[second]
+    for neighbour, boundary in self.neighbours.pop(second).items():
+      if neighbour == first:
+        continue
+      del self.neighbours[neighbour][second]
+      if neighbour in kept:
+        kept[neighbour][0] += boundary[0]
+        kept[neighbour][1] += boundary[1]
+      else:
+        kept[neighbour] = boundary
+        self.neighbours[neighbour][first] = boundary
+      heapq.heappush(self.heap, (self.boundary(first, neighbour),
+                                 min(first, neighbour), max(first, neighbour)))
+    self.sizes[first] += self.sizes.pop(second)
+    self.parent[second] = first
+    return first
+
+  def labels(self):
+    """Returns the final region of every initial region."""
+    roots = self.parent.copy()
+    while True:
+      next_roots = roots[roots]
+      if np.array_equal(next_roots, roots):
+        return roots
+      roots = next_roots
+
+
+def merge_hierarchy(regions, num_regions, contours, threshold=DEFAULT_THRESHOLD,
+                    num_segments=None, min_size=DEFAULT_MIN_SIZE):
+  """Merges regions by boundary strength and cuts the hierarchy.
+
+  Args:
+    regions: An int array `[H, W]` of ids in `[0, num_regions)`.
+    num_regions: The number of regions.
+    contours: A float array `[H, W]`, the contour strength.
+    threshold: Boundaries with mean strength (ultrametric height) up to this
+      are removed.
+    num_segments: When given, merging goes on until this many segments
+      remain, whatever the threshold.
+    min_size: Segments smaller than this many pixels are then merged into the
+      neighbour with the weakest boundary.
+
+  Returns:
+    An int array `[H, W]` of merged region ids (not renumbered), and the list
+    of (height, first, second) merges in order, heights non-decreasing.
+  """
+  sizes = np.bincount(regions.ravel(), minlength=num_regions)
+  graph = _RegionGraph(num_regions, sizes,
+                       *region_boundaries(regions, contours))
+  merges, height, remaining = [], 0.0, num_regions
+  while num_segments is None or remaining > num_segments:
+    weakest = graph.pop_weakest()
+    if weakest is None:
+      break
+    strength, first, second = weakest
+    if num_segments is None and strength > threshold:
+      break
+    height = max(height, strength)
+    merges.append((height, first, second))
+    graph.merge(first, second)
+    remaining -= 1
+  small = [(size, region) for region, size in graph.sizes.items()
+           if size < min_size]
+  heapq.heapify(small)
+  while small:
+    size, region = heapq.heappop(small)
+    if graph.sizes.get(region) != size or not graph.neighbours[region]:
+      continue
+    neighbour = min(graph.neighbours[region],
+                    key=lambda other: graph.boundary(region, other))
+    height = max(height, graph.boundary(region, neighbour))
+    merges.append((height, region, neighbour))
+    kept = graph.merge(region, neighbour)
+    if graph.sizes[kept] < min_size:
+      heapq.heappush(small, (graph.sizes[kept], kept))
+  return graph.labels()[regions], merges
+
+
+def number_by_first_appearance(segments):
+  """Renumbers ids 0, 1, ... in order of first appearance, row-major.
+
+  Args:
+    segments: An int array `[H, W]`.
+
+  Returns:
+    An int32 array `[H, W]`.
+  """
+  _, first_index, inverse = np.unique(
+      segments.ravel(), return_index=True, return_inverse=True)
+  rank = np.empty(len(first_index), np.int32)
+  rank[np.argsort(first_index)] = np.arange(len(first_index), dtype=np.int32)
+  return rank[inverse].reshape(segments.shape)
+
+
+def oversegment(image, threshold=DEFAULT_THRESHOLD, num_segments=None,
+                min_size=DEFAULT_MIN_SIZE, scales=DEFAULT_SCALES,
+                sed_model=None):
+  """Oversegments an image by a contour-based region hierarchy.
+
+  Args:
+    image: A uint8 RGB array `[H, W, 3]`.
+    threshold: The ultrametric height (mean boundary contour strength, about
+      the CIELAB contrast / 255) below which regions are merged; larger gives
+      fewer segments.
+    num_segments: When given, the number of segments to stop merging at,
+      instead of the threshold (fewer may remain after min_size merging).
+    min_size: The smallest segment, in pixels.
+    scales: Gaussian scales of the gradient contour map.
+    sed_model: An optional structured edge detection model file, used
+      instead of gradients (needs cv2.ximgproc).
+
+  Returns:
+    An int32 array `[H, W]` of segment ids `0, 1, ...` numbered in order of
+    first appearance (row-major).
+  """
+  image = np.ascontiguousarray(image, dtype=np.uint8)
+  if sed_model:
+    contours = structured_edge_contours(image, sed_model)
+  else:
+    contours = gradient_contours(image, scales)
+  regions, num_regions = watershed_regions(contours)
+  segments, _ = merge_hierarchy(regions, num_regions, contours,
+                                threshold=threshold, num_segments=num_segments,
+                                min_size=min_size)
+  return number_by_first_appearance(segments)
+
+
+def save_segments(path, segments):
+  """Writes segment ids as an 8-bit PNG, or 16-bit from 256 segments on."""
+  dtype = np.uint8 if segments.max() < 256 else np.uint16
+  with io_utils.atomic_path(path) as temporary:
+    Image.fromarray(segments.astype(dtype)).save(temporary, format='PNG')
+
+
+def _oversegment_file(paths, options):
+  image_path, output_path = paths
+  with Image.open(image_path) as image:
+    rgb = np.asarray(image.convert('RGB'))
+  save_segments(output_path, oversegment(rgb, **options))
+
+
+def _image_ids_of_list(data_list):
+  with open(data_list) as stream:
+    return [os.path.splitext(os.path.basename(line.split()[0]))[0]
+            for line in stream if line.strip()]
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--data_dir', default='.',
+                      help='DATAROOT; image and output folders default to '
+                      'DATAROOT/VOC2012/JPEGImages and DATAROOT/VOC2012/hed.')
+  parser.add_argument('--image_dir', help='Folder of input images.')
+  parser.add_argument('--output_dir', help='Folder of output PNGs.')
+  parser.add_argument('--data_list',
+                      help='Only oversegment the images of this list file.')
+  parser.add_argument('--threshold', type=float, default=DEFAULT_THRESHOLD,
+                      help='Merge boundaries weaker than this (0..1).')
+  parser.add_argument('--num_segments', type=int,
+                      help='Merge until this many segments remain instead.')
+  parser.add_argument('--min_size', type=int, default=DEFAULT_MIN_SIZE,
+                      help='Smallest segment in pixels.')
+  parser.add_argument('--sed_model',
+                      help='OpenCV structured edge model (model.yml.gz); '
+                      'needs opencv-contrib-python.')
+  parser.add_argument('--workers', type=int, default=os.cpu_count(),
+                      help='Parallel processes.')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='Redo images whose output exists.')
+  args = parser.parse_args(argv)
+
+  image_dir = args.image_dir or os.path.join(args.data_dir, 'VOC2012',
+                                             'JPEGImages')
+  output_dir = args.output_dir or os.path.join(args.data_dir, 'VOC2012', 'hed')
+  if args.sed_model:
+    _structured_edge_detector(args.sed_model)  # Fails early without contrib.
+  names = sorted(name for name in os.listdir(image_dir)
+                 if name.lower().endswith(IMAGE_EXTENSIONS))
+  if args.data_list:
+    wanted = set(_image_ids_of_list(args.data_list))
+    names = [name for name in names if os.path.splitext(name)[0] in wanted]
+  jobs = [(os.path.join(image_dir, name),
+           os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))
+          for name in names]
+  todo = [job for job in jobs if args.overwrite or not os.path.exists(job[1])]
+  print('%d images, %d to oversegment into %s' % (len(jobs), len(todo),
+                                                   output_dir))
+  os.makedirs(output_dir, exist_ok=True)
+  options = dict(threshold=args.threshold, num_segments=args.num_segments,
+                 min_size=args.min_size, sed_model=args.sed_model)
+  work = functools.partial(_oversegment_file, options=options)
+  if args.workers > 1 and len(todo) > 1:
+    with multiprocessing.Pool(args.workers) as pool:
+      for _ in tqdm.tqdm(pool.imap_unordered(work, todo), total=len(todo)):
+        pass
+  else:
+    for job in tqdm.tqdm(todo):
+      work(job)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

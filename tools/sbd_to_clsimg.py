@@ -1,0 +1,93 @@
+r"""Converts SBD's class annotations (cls/*.mat) into grayscale PNGs (clsimg/).
+
+The Semantic Boundaries Dataset stores each image's class segmentation as a
+MATLAB struct `GTcls` whose field `Segmentation` holds class ids (0 =
+background, 1..20 = VOC classes). train+ lists read them as
+`sbd/dataset/clsimg/<id>.png`; this tool writes those PNGs with SciPy instead
+of MATLAB.
+
+Example:
+  python -m tools.sbd_to_clsimg --data_dir DATAROOT
+"""
+
+import argparse
+import multiprocessing
+import os
+import sys
+
+import numpy as np
+import scipy.io
+import tqdm
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
+
+
+def read_sbd_segmentation(mat_path):
+  """Reads the class segmentation of an SBD cls/*.mat file.
+
+  Args:
+    mat_path: The .mat file.
+
+  Returns:
+    A uint8 array `[H, W]` of class ids.
+
+  Raises:
+    ValueError: If the file has no GTcls.Segmentation or its values do not
+      fit in 8 bits.
+  """
+  contents = scipy.io.loadmat(mat_path, struct_as_record=False,
+                              squeeze_me=True)
+  try:
+    segmentation = np.asarray(contents['GTcls'].Segmentation)
+  except (KeyError, AttributeError) as error:
+    raise ValueError('%s has no GTcls.Segmentation' % mat_path) from error
+  if segmentation.ndim != 2 or segmentation.min() < 0 or (
+      segmentation.max() > 255):
+    raise ValueError('%s: GTcls.Segmentation must be a 2-D array of values in '
+                     '[0, 255], got shape %s, range [%s, %s]' % (
+                         mat_path, segmentation.shape, segmentation.min(),
+                         segmentation.max()))
+  return segmentation.astype(np.uint8)
+
+
+def _convert(paths):
+  mat_path, png_path = paths
+  io_utils.save_png(png_path, read_sbd_segmentation(mat_path))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--data_dir', default='.',
+                      help='DATAROOT; folders default to '
+                      'DATAROOT/sbd/dataset/{cls,clsimg}.')
+  parser.add_argument('--cls_dir', help='Folder of SBD cls/*.mat files.')
+  parser.add_argument('--output_dir', help='Folder of output PNGs.')
+  parser.add_argument('--workers', type=int, default=os.cpu_count())
+  parser.add_argument('--overwrite', action='store_true',
+                      help='Redo files whose output exists.')
+  args = parser.parse_args(argv)
+
+  sbd_dir = os.path.join(args.data_dir, 'sbd', 'dataset')
+  cls_dir = args.cls_dir or os.path.join(sbd_dir, 'cls')
+  output_dir = args.output_dir or os.path.join(sbd_dir, 'clsimg')
+  jobs = [(os.path.join(cls_dir, name),
+           os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))
+          for name in sorted(os.listdir(cls_dir)) if name.endswith('.mat')]
+  todo = [job for job in jobs if args.overwrite or not os.path.exists(job[1])]
+  print('%d .mat files, %d to convert into %s' % (len(jobs), len(todo),
+                                                   output_dir))
+  os.makedirs(output_dir, exist_ok=True)
+  with multiprocessing.Pool(max(1, args.workers)) as pool:
+    for _ in tqdm.tqdm(pool.imap_unordered(_convert, todo), total=len(todo)):
+      pass
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,85 @@
+r"""Converts VOC2012 SegmentationClass palette PNGs into grayscale segcls/ PNGs.
+
+VOC's class annotations are palette ('P' mode) PNGs: each pixel stores a
+palette index, which is the class id (255 = void border), and the palette
+only paints it. Decoders that expand palettes (TensorFlow's decode_png, most
+image viewers) see colours instead of ids; the grayscale copies written here
+hold the ids themselves. Already-grayscale files are copied unchanged.
+
+Example:
+  python -m tools.voc_to_segcls --data_dir DATAROOT
+"""
+
+import argparse
+import multiprocessing
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+import tqdm
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
+
+
+def read_class_ids(png_path):
+  """Reads the class ids of a palette (or grayscale) label PNG.
+
+  Args:
+    png_path: A PNG file.
+
+  Returns:
+    A uint8 array `[H, W]`: palette indices of a palette PNG, values of a
+    grayscale one.
+
+  Raises:
+    ValueError: If the PNG has colour channels (its ids are lost).
+  """
+  with Image.open(png_path) as label:
+    if label.mode not in ('P', 'L'):
+      raise ValueError(
+          '%s has mode %s; expected a palette (P) or grayscale (L) PNG'
+          % (png_path, label.mode))
+    return np.asarray(label)
+
+
+def _convert(paths):
+  input_path, output_path = paths
+  io_utils.save_png(output_path, read_class_ids(input_path))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--data_dir', default='.',
+                      help='DATAROOT; folders default to DATAROOT/VOC2012/'
+                      'SegmentationClass and DATAROOT/VOC2012/segcls.')
+  parser.add_argument('--input_dir', help='Folder of palette PNGs.')
+  parser.add_argument('--output_dir', help='Folder of output PNGs.')
+  parser.add_argument('--workers', type=int, default=os.cpu_count())
+  parser.add_argument('--overwrite', action='store_true',
+                      help='Redo files whose output exists.')
+  args = parser.parse_args(argv)
+
+  voc_dir = os.path.join(args.data_dir, 'VOC2012')
+  input_dir = args.input_dir or os.path.join(voc_dir, 'SegmentationClass')
+  output_dir = args.output_dir or os.path.join(voc_dir, 'segcls')
+  jobs = [(os.path.join(input_dir, name), os.path.join(output_dir, name))
+          for name in sorted(os.listdir(input_dir))
+          if name.lower().endswith('.png')]
+  todo = [job for job in jobs if args.overwrite or not os.path.exists(job[1])]
+  print('%d PNGs, %d to convert into %s' % (len(jobs), len(todo), output_dir))
+  os.makedirs(output_dir, exist_ok=True)
+  with multiprocessing.Pool(max(1, args.workers)) as pool:
+    for _ in tqdm.tqdm(pool.imap_unordered(_convert, todo), total=len(todo)):
+      pass
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
