@@ -22,5 +22,15 @@ setup(
         'test': ['pytest', 'pytest-xdist', 'tf-slim'],
         'gpu': ['tensorflow[and-cuda]>=2.16'],
     },
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'segsort-train = segsort.train_segsort:main',
+        'segsort-train-unsup = segsort.train_segsort_unsup:main',
+        'segsort-train-softmax = segsort.train_softmax:main',
+        'segsort-extract-prototypes = segsort.extract_prototypes:main',
+        'segsort-inference = segsort.inference_segsort:main',
+        'segsort-inference-msc = segsort.inference_segsort_msc:main',
+        'segsort-inference-softmax = segsort.inference_softmax:main',
+        'segsort-benchmark-miou = segsort.benchmark_by_mIoU:main',
+        'segsort-explain = segsort.explain:main',
+    ]},
 )

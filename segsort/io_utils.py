@@ -29,6 +29,10 @@ def atomic_path(path):
       dir=directory, prefix='.tmp-' + os.path.basename(path) + '-',
       suffix=suffix)
   os.close(handle)
+  # mkstemp creates the file private (0600); outputs get the usual mode.
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(temporary, 0o666 & ~umask)
   try:
     yield temporary
     os.replace(temporary, path)

@@ -65,7 +65,7 @@ segsort_train() {
     --num_classes "${NUM_CLASSES}" \
     --num_steps "${num_steps}" \
     --random_mirror --random_scale --random_crop \
-    --not_restore_classifier --is_training \
+    --is_training \
     "$@"
 }
 

@@ -1,0 +1,75 @@
+"""Times the k-NN vote of test segments against a large prototype bank.
+
+Default: a bank of 265k random unit prototypes of dimension 32 (about the
+size of VOC train+ at 25 prototypes per image), 25 test segments per image,
+k = 15, 21 classes. Times eval_utils.knn_label_votes inside a tf.function, as
+segsort.inference calls it, and prints the median ms/image (network and
+k-means excluded).
+
+    python benchmarks/benchmark_knn.py [--images 200] [--chunk_size 65536]
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from network.segsort import eval_utils
+
+
+def _parse_args():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--num_prototypes', type=int, default=265000)
+  parser.add_argument('--embedding_dim', type=int, default=32)
+  parser.add_argument('--num_segments', type=int, default=25,
+                      help='Test segments (queries) per image.')
+  parser.add_argument('--k', type=int, default=15)
+  parser.add_argument('--num_classes', type=int, default=21)
+  parser.add_argument('--chunk_size', type=int, default=65536)
+  parser.add_argument('--images', type=int, default=200)
+  parser.add_argument('--warmup', type=int, default=5)
+  return parser.parse_args()
+
+
+def _unit_rows(rng, rows, columns):
+  vectors = rng.normal(size=(rows, columns)).astype(np.float32)
+  return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def main():
+  args = _parse_args()
+  rng = np.random.default_rng(0)
+  bank_features = tf.constant(
+      _unit_rows(rng, args.num_prototypes, args.embedding_dim))
+  bank_labels = tf.constant(
+      rng.integers(0, args.num_classes, args.num_prototypes, dtype=np.int32))
+  queries = [tf.constant(_unit_rows(rng, args.num_segments,
+                                    args.embedding_dim))
+             for _ in range(args.warmup + args.images)]
+
+  @tf.function
+  def votes(test_prototypes):
+    return eval_utils.knn_label_votes(test_prototypes, bank_features,
+                                      bank_labels, args.k, args.num_classes,
+                                      args.chunk_size)
+
+  for image_queries in queries[:args.warmup]:
+    votes(image_queries).numpy()
+  milliseconds = []
+  for image_queries in queries[args.warmup:]:
+    start = time.perf_counter()
+    votes(image_queries).numpy()
+    milliseconds.append(1000 * (time.perf_counter() - start))
+  # The median resists other processes sharing the machine; the mean not.
+  print('k-NN votes: %.2f ms/image median, %.2f mean (%d prototypes x %d '
+        'dims, %d segments, k=%d, chunk %d, %d images, %d CPU cores, %s)'
+        % (np.median(milliseconds), np.mean(milliseconds),
+           args.num_prototypes, args.embedding_dim, args.num_segments, args.k,
+           args.chunk_size, args.images, os.cpu_count(),
+           'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'))
+
+
+if __name__ == '__main__':
+  main()

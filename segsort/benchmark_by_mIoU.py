@@ -1,0 +1,65 @@
+"""Scores predicted class-id PNGs: per-class IoU, mean IoU, pixel accuracy, boundary F.
+
+    python -m segsort.benchmark_by_mIoU --pred_dir OUT/gray \
+        --gt_dir DATAROOT/VOC2012/segcls --num_classes 21
+
+Prints the scores like the original ("mean IOU: 71.2345%") and writes them
+all, with the confusion matrix, as JSON to --output_json (default
+`pred_dir/../metrics.json`; `-` for stdout). See segsort/metrics.py for the
+definitions.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from segsort import io_utils
+from segsort import metrics
+
+
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--pred_dir', required=True,
+                      help='Directory of predicted ID.png class-id maps.')
+  parser.add_argument('--gt_dir', required=True,
+                      help='Directory of ground-truth ID.png class-id maps.')
+  parser.add_argument('--num_classes', type=int, default=21)
+  parser.add_argument('--ignore_label', type=int, default=255)
+  parser.add_argument('--data_list', default=None,
+                      help='Score only the images of this list (first column); '
+                      'default: every PNG of --pred_dir.')
+  parser.add_argument('--boundary_tolerance', type=float, default=2.0,
+                      help='Boundary match distance in pixels; a value in '
+                      '(0, 1) is a fraction of the image diagonal.')
+  parser.add_argument('--output_json', default=None,
+                      help="Where to write every score; '-' for stdout "
+                      '(default: PRED_DIR/../metrics.json).')
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  try:
+    image_ids = (metrics.list_image_ids(args.data_list)
+                 if args.data_list else None)
+    results = metrics.evaluate_prediction_dir(
+        args.pred_dir, args.gt_dir, args.num_classes, args.ignore_label,
+        image_ids, args.boundary_tolerance)
+  except (OSError, ValueError) as error:
+    raise SystemExit('error: %s' % error) from error
+  if args.output_json == '-':
+    # The JSON alone goes to stdout so that it can be piped.
+    print(metrics.format_report(results), file=sys.stderr)
+    json.dump(results, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write('\n')
+    return
+  print(metrics.format_report(results))
+  output_json = args.output_json or os.path.join(
+      os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json')
+  io_utils.save_json(output_json, results)
+  print('Scores written to %s' % output_json)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,429 @@
+"""The training configuration: flags, config.json, checkpoint look-up.
+
+One `TrainConfig` describes a training run of any mode. The three training
+entry points share one argparse builder, the trainer reads nothing else, and
+the run's config.json beside its checkpoints tells inference which network to
+build:
+
+    prefix = resolve_checkpoint('snapshots/run')  # its latest checkpoint
+    config = load_config_for_checkpoint(prefix)
+    network = build_network_from_config(config)
+    tf.train.Checkpoint(model=network).restore(prefix).expect_partial()
+
+Flag names, meanings and defaults follow the original release's
+pyscripts/train/train_segsort.py; flags after `--backbone` are this port's.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+
+from segsort import io_utils
+
+MODES = ('segsort', 'segsort_unsup', 'softmax')
+# Kept in step with network.builder (checked by tests) so that flags can be
+# validated without importing TensorFlow.
+BACKBONES = ('resnet_v1_101', 'resnet_v1_50', 'mini')
+HEADS = ('pspnet', 'deeplab', 'deeplabv3plus')
+OUTPUT_STRIDES = (8, 16, 32)
+
+CONFIG_FILE_NAME = 'config.json'
+
+# Fields that may change between a run and its resumption: they affect how
+# often things are logged or saved, where the first weights came from, or how
+# the same global batch is computed, not what is trained.
+RESUMABLE_FIELD_CHANGES = frozenset({
+    'save_pred_every', 'update_tb_every', 'restore_from', 'num_gpu',
+    'jit_compile', 'overwrite_config',
+})
+
+_DESCRIPTIONS = {
+    'segsort': 'Trains SegSort (supervised) on a segmentation data list.',
+    'segsort_unsup': 'Trains unsupervised SegSort from contour-based '
+                     'oversegmentations (VOC2012/hed/).',
+    'softmax': 'Trains the pixel-wise softmax baseline (same network, '
+               'num_classes logits).',
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Every setting of a training run.
+
+  Attributes mirror the command-line flags (see `build_argument_parser` for
+  their help); `mode` is one of MODES and `input_size` is (height, width).
+  """
+  mode: str = 'segsort'
+  # Data.
+  batch_size: int = 1
+  data_dir: str = ''
+  data_list: str = ''
+  ignore_label: int = 255
+  input_size: tuple = (336, 336)
+  random_seed: int = 1234
+  # Training.
+  is_training: bool = False
+  use_global_status: bool = False
+  learning_rate: float = 2.5e-4
+  power: float = 0.9
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  num_classes: int = 21
+  num_steps: int = 20000
+  iter_size: int = 1
+  random_mirror: bool = False
+  random_crop: bool = False
+  random_scale: bool = False
+  # SegSort.
+  embedding_dim: int = 32
+  concentration: float = 10.0
+  num_clusters: int = 5
+  kmeans_iterations: int = 10
+  num_banks: int = 2
+  # Misc.
+  restore_from: str = ''
+  save_pred_every: int = 10000
+  update_tb_every: int = 20
+  snapshot_dir: str = ''
+  not_restore_classifier: bool = False
+  # This port.
+  backbone: str = 'resnet_v1_101'
+  head: str = 'pspnet'
+  output_stride: int = 8
+  num_gpu: int = 1
+  sync_batch_norm: bool = False
+  mixed_precision: bool = False
+  jit_compile: bool = False
+  deterministic: bool = False
+  overwrite_config: bool = False
+
+  def __post_init__(self):
+    # JSON stores tuples as lists; keep the field hashable and comparable.
+    object.__setattr__(self, 'input_size',
+                       tuple(int(size) for size in self.input_size))
+    self.validate()
+
+  @property
+  def output_channels(self):
+    """The network's output channels: logits or embedding dimensions."""
+    return self.num_classes if self.mode == 'softmax' else self.embedding_dim
+
+  def validate(self):
+    """Checks values that no network or data could use.
+
+    Raises:
+      ValueError: Naming the flag and the accepted values.
+    """
+    problems = []
+    if self.mode not in MODES:
+      problems.append('mode %r is not one of %s' % (self.mode, MODES))
+    if self.backbone not in BACKBONES:
+      problems.append('--backbone %r is not one of %s' % (self.backbone,
+                                                          BACKBONES))
+    if self.head not in HEADS:
+      problems.append('--head %r is not one of %s' % (self.head, HEADS))
+    if self.output_stride not in OUTPUT_STRIDES:
+      problems.append('--output_stride %r is not one of %s' % (
+          self.output_stride, OUTPUT_STRIDES))
+    if len(self.input_size) != 2 or min(self.input_size) < 1:
+      problems.append('--input_size %r must be two positive integers '
+                      '"height,width"' % (self.input_size,))
+    for name in ('batch_size', 'num_steps', 'iter_size', 'num_classes',
+                 'embedding_dim', 'num_clusters', 'save_pred_every',
+                 'update_tb_every', 'num_gpu'):
+      if getattr(self, name) < 1:
+        problems.append('--%s must be at least 1, got %r' % (
+            name, getattr(self, name)))
+    for name in ('kmeans_iterations', 'num_banks', 'weight_decay',
+                 'learning_rate', 'momentum', 'power'):
+      if getattr(self, name) < 0:
+        problems.append('--%s must not be negative, got %r' % (
+            name, getattr(self, name)))
+    if self.mode == 'segsort_unsup' and self.num_banks:
+      problems.append('--num_banks must be 0 for unsupervised SegSort (its '
+                      'loss keeps no memory bank), got %d' % self.num_banks)
+    if problems:
+      raise ValueError('Invalid training configuration:\n  ' +
+                       '\n  '.join(problems))
+
+  def to_dict(self):
+    """Returns the config as a JSON-serialisable dict."""
+    config = dataclasses.asdict(self)
+    config['input_size'] = list(self.input_size)
+    return config
+
+  @classmethod
+  def from_dict(cls, values):
+    """Builds a config from a dict such as `to_dict`'s.
+
+    Missing fields take their defaults (configs of older versions).
+
+    Raises:
+      ValueError: If the dict has fields TrainConfig does not know.
+    """
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+      raise ValueError('Unknown training config fields: %s' % unknown)
+    return cls(**values)
+
+  @classmethod
+  def from_flags(cls, argv=None, mode='segsort'):
+    """Parses command-line flags into a config.
+
+    Args:
+      argv: The arguments without the program name; sys.argv[1:] when None.
+      mode: One of MODES, the entry point's training mode.
+
+    Returns:
+      A TrainConfig. Invalid values exit with a usage message, as argparse
+      does.
+    """
+    parser = build_argument_parser(mode)
+    flags = parser.parse_args(argv)
+    try:
+      return cls(mode=mode, **vars(flags))
+    except ValueError as error:
+      parser.error(str(error))
+
+
+def parse_input_size(text):
+  """Parses "height,width" (or one number for a square) into a tuple."""
+  try:
+    sizes = tuple(int(size) for size in text.split(','))
+  except ValueError:
+    sizes = ()
+  if len(sizes) == 1:
+    sizes = sizes * 2
+  if len(sizes) != 2 or min(sizes) < 1:
+    raise argparse.ArgumentTypeError(
+        'expected "height,width" of positive integers, got %r' % (text,))
+  return sizes
+
+
+def build_argument_parser(mode='segsort'):
+  """Builds the argparse parser shared by the training entry points.
+
+  Args:
+    mode: One of MODES; it picks the description and mode-specific defaults
+      (unsupervised SegSort uses no memory bank).
+
+  Returns:
+    An argparse.ArgumentParser whose parsed namespace holds every
+    TrainConfig field except `mode`.
+  """
+  if mode not in MODES:
+    raise ValueError('mode %r is not one of %s' % (mode, MODES))
+  defaults = TrainConfig()
+  parser = argparse.ArgumentParser(
+      description=_DESCRIPTIONS[mode],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+  def add(group, name, help_text, **kwargs):
+    """Adds --name with TrainConfig's default and, unless a switch, type."""
+    if kwargs.get('action') != 'store_true':
+      kwargs.setdefault('type', type(getattr(defaults, name)))
+    kwargs.setdefault('default', getattr(defaults, name))
+    group.add_argument('--' + name, help=help_text, **kwargs)
+
+  data = parser.add_argument_group('data')
+  add(data, 'batch_size', 'Number of images in one step (the global batch, '
+      'split evenly over GPUs and machines).')
+  add(data, 'data_dir', 'Path to the dataset root; list paths are relative '
+      'to it.')
+  add(data, 'data_list', 'Path to the data list file (IMAGE LABEL per line).')
+  add(data, 'ignore_label', 'The label value of pixels to ignore.')
+  add(data, 'input_size', 'Crop size "height,width" of training images.',
+      type=parse_input_size)
+  add(data, 'random_seed', 'Random seed of weights, shuffling and '
+      'augmentation.')
+  for name in ('random_mirror', 'random_crop', 'random_scale'):
+    add(data, name, 'Whether to randomly %s the inputs.' % name.split('_')[1],
+        action='store_true')
+
+  training = parser.add_argument_group('training')
+  add(training, 'is_training', 'Whether BatchNorm layers use batch '
+      'statistics (and update their moving averages) unless '
+      '--use_global_status freezes them.', action='store_true')
+  add(training, 'use_global_status', 'Whether to freeze BatchNorm moving '
+      'mean and variance (always normalise with them).', action='store_true')
+  add(training, 'learning_rate', 'Base learning rate (the head trains at '
+      '10x).')
+  add(training, 'power', 'Decay power of the poly learning rate policy.')
+  add(training, 'momentum', 'Momentum of the SGD optimizer.')
+  add(training, 'weight_decay', 'L2 regularisation factor of convolution '
+      'kernels.')
+  add(training, 'num_classes', 'Number of classes (logits of the softmax '
+      'baseline).')
+  add(training, 'num_steps', 'Number of training steps.')
+  add(training, 'iter_size', 'Number of mini-batches whose gradients are '
+      'accumulated per update.')
+
+  segsort = parser.add_argument_group('SegSort')
+  add(segsort, 'embedding_dim', 'Dimension of the feature embeddings.')
+  add(segsort, 'concentration', 'Concentration (kappa) of the vMF '
+      'distribution.')
+  add(segsort, 'num_clusters', 'Number of k-means clusters along each image '
+      'axis.')
+  add(segsort, 'kmeans_iterations', 'Number of k-means iterations.')
+  add(segsort, 'num_banks', 'Number of memory banks (steps of prototypes '
+      'kept).', default=0 if mode == 'segsort_unsup' else defaults.num_banks)
+
+  misc = parser.add_argument_group('checkpoints and logs')
+  add(misc, 'restore_from', 'Checkpoint to start from: a TF-Slim ImageNet '
+      'checkpoint (backbone only) or one of ours (a prefix, or a directory '
+      'for its latest). Ignored when --snapshot_dir holds a checkpoint to '
+      'resume.')
+  add(misc, 'save_pred_every', 'Save a checkpoint every this many steps.')
+  add(misc, 'update_tb_every', 'Write TensorBoard summaries every this many '
+      'steps.')
+  add(misc, 'snapshot_dir', 'Directory of checkpoints, config.json and '
+      'TensorBoard logs; a run found there is resumed.')
+  add(misc, 'not_restore_classifier', 'Restore only the backbone from one of '
+      'our checkpoints, not the head (TF-Slim checkpoints have no head '
+      'anyway).', action='store_true')
+
+  port = parser.add_argument_group('model and hardware')
+  add(port, 'backbone', 'Backbone network (mini is a tiny CPU backbone).',
+      choices=BACKBONES)
+  add(port, 'head', 'Segmentation head.', choices=HEADS)
+  add(port, 'output_stride', 'Output stride of the backbone.',
+      choices=OUTPUT_STRIDES)
+  add(port, 'num_gpu', 'Number of GPUs of this machine to train on '
+      '(MirroredStrategy when > 1). A TF_CONFIG environment variable selects '
+      'MultiWorkerMirroredStrategy instead.')
+  add(port, 'sync_batch_norm', 'Compute BatchNorm batch statistics over all '
+      'replicas (with --is_training and without --use_global_status).',
+      action='store_true')
+  add(port, 'mixed_precision', 'Compute in float16 with dynamic loss '
+      'scaling.', action='store_true')
+  add(port, 'jit_compile', 'Compile the training step with XLA.',
+      action='store_true')
+  add(port, 'deterministic', 'Use deterministic op kernels too (slower), '
+      'for bit-reproducible GPU runs; the input order and augmentation are '
+      'always fixed by --random_seed, which makes CPU runs reproducible.',
+      action='store_true')
+  add(port, 'overwrite_config', 'Accept a --snapshot_dir whose config.json '
+      'differs from these flags: overwrite it and resume its checkpoint.',
+      action='store_true')
+  return parser
+
+
+def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
+  """Lists the fields in which two configs differ.
+
+  Args:
+    saved: A TrainConfig (e.g. a snapshot directory's).
+    current: A TrainConfig.
+    ignored: Field names not compared.
+
+  Returns:
+    A sorted list of (field name, saved value, current value).
+  """
+  saved_values, current_values = saved.to_dict(), current.to_dict()
+  return [(name, saved_values[name], current_values[name])
+          for name in sorted(saved_values)
+          if name not in ignored and saved_values[name] != current_values[name]]
+
+
+def save_config(config, snapshot_dir):
+  """Writes `snapshot_dir/config.json` atomically.
+
+  Returns:
+    The path written.
+  """
+  path = os.path.join(snapshot_dir, CONFIG_FILE_NAME)
+  io_utils.save_json(path, config.to_dict())
+  return path
+
+
+def load_config(path_or_dir):
+  """Reads a config.json (or the one in a directory).
+
+  Raises:
+    FileNotFoundError: If there is no such file.
+    ValueError: If the file is not a valid config.
+  """
+  path = path_or_dir
+  if os.path.isdir(path):
+    path = os.path.join(path, CONFIG_FILE_NAME)
+  if not os.path.isfile(path):
+    raise FileNotFoundError('No training config at %s' % path)
+  try:
+    with open(path) as stream:
+      values = json.load(stream)
+    return TrainConfig.from_dict(values)
+  except (ValueError, TypeError) as error:
+    raise ValueError('Invalid training config %s: %s' % (path, error)) from error
+
+
+def resolve_checkpoint(restore_from):
+  """Turns a checkpoint directory or prefix into a checkpoint prefix.
+
+  Args:
+    restore_from: A directory (its latest checkpoint is taken, as recorded
+      in its 'checkpoint' file) or a checkpoint prefix such as
+      'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'.
+
+  Returns:
+    The checkpoint prefix.
+
+  Raises:
+    FileNotFoundError: If the directory holds no checkpoint or the prefix
+      has no `.index` file.
+  """
+  # Imported here so that flags and configs work without loading TensorFlow.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  if os.path.isdir(restore_from):
+    prefix = tf.train.latest_checkpoint(restore_from)
+    if prefix is None:
+      raise FileNotFoundError(
+          'No checkpoint in directory %s (no "checkpoint" file naming one)'
+          % restore_from)
+    return prefix
+  if not os.path.isfile(restore_from + '.index'):
+    raise FileNotFoundError(
+        'No checkpoint %s: neither a directory nor a checkpoint prefix (%s '
+        'does not exist)' % (restore_from, restore_from + '.index'))
+  return restore_from
+
+
+def load_config_for_checkpoint(checkpoint_prefix):
+  """Reads the config.json of the run that wrote a checkpoint.
+
+  Args:
+    checkpoint_prefix: A prefix from `resolve_checkpoint`.
+
+  Raises:
+    FileNotFoundError: If the checkpoint's directory has no config.json
+      (e.g. an ImageNet checkpoint, or a run of an older version).
+  """
+  directory = os.path.dirname(os.path.abspath(checkpoint_prefix))
+  path = os.path.join(directory, CONFIG_FILE_NAME)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        'No %s beside checkpoint %s: it was not written by this port\'s '
+        'trainer, so its network is unknown' % (CONFIG_FILE_NAME,
+                                                checkpoint_prefix))
+  return load_config(path)
+
+
+def build_network_from_config(config, use_global_status=True):
+  """Builds the network a config trains (variables created, not restored).
+
+  Args:
+    config: A TrainConfig.
+    use_global_status: Freeze BatchNorm statistics (True for inference).
+
+  Returns:
+    A network.builder.SegmentationNetwork.
+  """
+  from network import builder  # pylint: disable=g-import-not-at-top
+
+  return builder.build_network(
+      backbone=config.backbone, head=config.head,
+      output_stride=config.output_stride,
+      output_channels=config.output_channels,
+      use_global_status=use_global_status)

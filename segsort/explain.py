@@ -1,0 +1,238 @@
+"""Explains a SegSort prediction by the training segments it retrieved.
+
+    python -m segsort.explain --restore_from snapshots/run \
+        --prototype_dir OUT/prototypes --data_dir DATAROOT \
+        --image_id 2007_000033 --save_dir OUT/explain
+
+The image is segmented as in single-scale inference; for each of its
+--num_segments largest segments the figure shows the segment and the
+training segments of its nearest prototypes (crops of the training images at
+the prototypes' boxes) with their labels and cosine similarities, i.e. the
+evidence of the k-NN vote (the paper's interpretability claim). Writes
+SAVE_DIR/ID.png and SAVE_DIR/ID.json (the same facts as numbers).
+"""
+
+import argparse
+import os
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from segsort import colormap as colormap_lib
+from segsort import data
+from segsort import inference
+from segsort import io_utils
+from segsort import metrics
+
+_CAPTION_HEIGHT = 28
+_BACKGROUND_GREY = 40
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT_SCALE = 0.33
+# Pixels outside the shown segment are darkened to this fraction.
+_DIMMING = 0.25
+
+
+def _fit_tile(image, tile_size):
+  """Resizes an RGB image to fit a square tile, letterboxed, keeping aspect."""
+  height, width = image.shape[:2]
+  scale = tile_size / max(height, width)
+  resized = cv2.resize(image, (max(1, round(width * scale)),
+                               max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA if scale < 1
+                       else cv2.INTER_NEAREST)
+  tile = np.full((tile_size, tile_size, 3), _BACKGROUND_GREY, np.uint8)
+  top = (tile_size - resized.shape[0]) // 2
+  left = (tile_size - resized.shape[1]) // 2
+  tile[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+  return tile
+
+
+def _captioned(tile, lines):
+  """Appends a caption strip of up to two text lines under a tile."""
+  caption = np.zeros((_CAPTION_HEIGHT, tile.shape[1], 3), np.uint8)
+  for line_index, line in enumerate(lines[:2]):
+    cv2.putText(caption, line, (2, 11 + 13 * line_index), _FONT, _FONT_SCALE,
+                (255, 255, 255), 1, cv2.LINE_AA)
+  return np.concatenate([tile, caption], axis=0)
+
+
+def _row(tiles, num_columns):
+  """Concatenates captioned tiles left to right, padded to num_columns."""
+  blank = np.zeros_like(tiles[0])
+  return np.concatenate(tiles + [blank] * (num_columns - len(tiles)), axis=1)
+
+
+class _TrainingImages:
+  """Loads (and keeps) the training images that prototypes come from."""
+
+  def __init__(self, bank, data_dir):
+    self._bank = bank
+    self._data_dir = data_dir
+    self._images = {}
+
+  def segment_crop(self, prototype_index):
+    """Returns (crop RGB, image id) of a prototype's training segment."""
+    source = self._bank.sources['images'][
+        int(self._bank.image_indices[prototype_index])]
+    path = os.path.join(self._data_dir, source['image_path'])
+    if path not in self._images:
+      if not os.path.exists(path):
+        raise inference.InferenceError(
+            'Training image %s of prototype %d is missing; pass the --data_dir '
+            'that prototypes were extracted from.' % (path, prototype_index))
+      self._images[path] = data.load_image(path)
+    y0, x0, y1, x1 = self._bank.boxes[prototype_index]
+    return self._images[path][y0:y1, x0:x1], source['image_id']
+
+
+def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
+                  num_classes, num_segments=6, num_neighbours_shown=5,
+                  tile_size=112, colormap=None):
+  """Builds the explanation figure and its facts for one image.
+
+  Args:
+    predictor: A SegSortPredictor over `bank`.
+    bank: A PrototypeBank loaded with sources.
+    image_rgb: A uint8 RGB array `[H, W, 3]`.
+    image_id: The image's name, for captions.
+    data_dir: The directory the bank's image paths are relative to.
+    num_classes: The number of classes.
+    num_segments: How many of the largest segments to explain.
+    num_neighbours_shown: How many nearest training segments to show each.
+    tile_size: The side of every picture tile in pixels.
+    colormap: A uint8 colour map `[num_colors, 3]`; VOC's when None.
+
+  Returns:
+    figure: A uint8 RGB array.
+    facts: A JSON-ready dict of the segments, votes and neighbours.
+  """
+  if colormap is None:
+    colormap = colormap_lib.voc_colormap()
+  names = metrics.class_names(num_classes)
+  image = tf.constant(image_rgb, tf.float32) - tf.constant(data.IMG_MEAN)
+  neighbours = predictor.neighbours(image)
+  segment_labels = np.argmax(neighbours.votes, axis=1)
+  prediction = segment_labels[neighbours.segment_ids]
+  segment_sizes = np.bincount(neighbours.segment_ids.ravel(),
+                              minlength=len(segment_labels))
+  largest = np.argsort(-segment_sizes, kind='stable')[:num_segments]
+  training_images = _TrainingImages(bank, data_dir)
+
+  rng = np.random.default_rng(0)
+  segment_colours = rng.integers(0, 256, (len(segment_labels), 3), np.uint8)
+  segments_overlay = (0.5 * image_rgb +
+                      0.5 * segment_colours[neighbours.segment_ids]).astype(
+                          np.uint8)
+  num_columns = max(3, 1 + num_neighbours_shown)
+  rows = [_row([
+      _captioned(_fit_tile(image_rgb, tile_size), [image_id]),
+      _captioned(_fit_tile(segments_overlay, tile_size),
+                 ['%d segments' % len(segment_labels)]),
+      _captioned(_fit_tile(colormap_lib.colorize(prediction, colormap),
+                           tile_size), ['prediction']),
+  ], num_columns)]
+  facts = {'image_id': image_id, 'num_segments': len(segment_labels),
+           'segments': []}
+  for rank, segment in enumerate(largest):
+    mask = neighbours.segment_ids == segment
+    highlighted = np.where(mask[..., np.newaxis], image_rgb,
+                           image_rgb * _DIMMING).astype(np.uint8)
+    label = int(segment_labels[segment])
+    votes = neighbours.votes[segment]
+    tiles = [_captioned(_fit_tile(highlighted, tile_size), [
+        'segment %d: %s' % (rank + 1, names[label]),
+        '%d/%d votes' % (votes[label], votes.sum())])]
+    segment_facts = {
+        'segment': int(segment), 'num_pixels': int(segment_sizes[segment]),
+        'predicted_label': label, 'predicted_name': names[label],
+        'votes': votes.astype(int).tolist(), 'neighbours': []}
+    for prototype_index, similarity in zip(
+        neighbours.prototype_indices[segment], neighbours.similarities[segment]):
+      prototype_label = int(bank.labels[prototype_index])
+      crop, source_id = training_images.segment_crop(prototype_index)
+      segment_facts['neighbours'].append({
+          'prototype': int(prototype_index), 'label': prototype_label,
+          'name': names[prototype_label], 'similarity': float(similarity),
+          'image_id': source_id,
+          'box': bank.boxes[prototype_index].astype(int).tolist()})
+      if len(tiles) <= num_neighbours_shown:
+        tiles.append(_captioned(_fit_tile(crop, tile_size), [
+            '%s %.3f' % (names[prototype_label], similarity), source_id]))
+    rows.append(_row(tiles, num_columns))
+    facts['segments'].append(segment_facts)
+  return np.concatenate(rows, axis=0), facts
+
+
+def _find_image(args):
+  if args.image:
+    return args.image, os.path.splitext(os.path.basename(args.image))[0]
+  if args.data_list:
+    for entry in data.read_data_list(args.data_dir, args.data_list,
+                                     require_labels=False):
+      if entry.image_id == args.image_id:
+        return entry.image_path, entry.image_id
+    raise inference.InferenceError('Image id %s is not in %s.'
+                                   % (args.image_id, args.data_list))
+  return (os.path.join(args.data_dir, 'VOC2012', 'JPEGImages',
+                       args.image_id + '.jpg'), args.image_id)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__.split('\n')[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  which = parser.add_mutually_exclusive_group(required=True)
+  which.add_argument('--image', help='Path of the image to explain.')
+  which.add_argument('--image_id', help='Id of the image to explain, found in '
+                     '--data_list or else at DATA_DIR/VOC2012/JPEGImages/ID.jpg.')
+  parser.add_argument('--data_list', default=None)
+  parser.add_argument('--data_dir', required=True,
+                      help='Dataset root of the test image and of the '
+                      'training images the prototypes come from.')
+  parser.add_argument('--restore_from', required=True,
+                      help='Checkpoint prefix, or a directory for its latest.')
+  parser.add_argument('--prototype_dir', required=True)
+  parser.add_argument('--save_dir', required=True)
+  parser.add_argument('--input_size', type=inference.parse_int_pair,
+                      default=(720, 720),
+                      help='Sliding window, as for single-scale inference.')
+  parser.add_argument('--strides', type=inference.parse_int_pair,
+                      default=(320, 320))
+  parser.add_argument('--num_classes', type=int, default=21)
+  parser.add_argument('--k_in_nearest_neighbors', type=int, default=15)
+  inference.add_segment_flags(parser)
+  parser.add_argument('--num_segments', type=int, default=6,
+                      help='Explain this many of the largest segments.')
+  parser.add_argument('--num_neighbours_shown', type=int, default=5)
+  parser.add_argument('--tile_size', type=int, default=112)
+  parser.add_argument('--colormap', default=None)
+  args = parser.parse_args(argv)
+  with inference.exit_on_known_errors():
+    network, config, _ = inference.restore_network(args.restore_from,
+                                                   inference.SEGSORT_MODES)
+    bank = inference.load_prototype_bank(
+        args.prototype_dir, config.embedding_dim, args.num_classes,
+        with_sources=True)
+    predictor = inference.SegSortPredictor(
+        network, bank, window_size=args.input_size, strides=args.strides,
+        k_in_nearest_neighbors=args.k_in_nearest_neighbors,
+        num_classes=args.num_classes, num_clusters=args.num_clusters,
+        kmeans_iterations=args.kmeans_iterations)
+    image_path, image_id = _find_image(args)
+    figure, facts = explain_image(
+        predictor, bank, data.load_image(image_path), image_id,
+        data_dir=args.data_dir, num_classes=args.num_classes,
+        num_segments=args.num_segments,
+        num_neighbours_shown=args.num_neighbours_shown,
+        tile_size=args.tile_size,
+        colormap=inference.load_colormap(args.colormap))
+  facts['image_path'] = image_path
+  figure_path = os.path.join(args.save_dir, image_id + '.png')
+  io_utils.save_png(figure_path, figure)
+  io_utils.save_json(os.path.join(args.save_dir, image_id + '.json'), facts)
+  print('Wrote %s and its facts (.json)' % figure_path)
+
+
+if __name__ == '__main__':
+  main()

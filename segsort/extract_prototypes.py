@@ -1,0 +1,49 @@
+"""Extracts the prototypes of annotated images for k-NN inference.
+
+    python -m segsort.extract_prototypes --data_dir DATAROOT \
+        --data_list dataset/voc12/train.txt --restore_from snapshots/run \
+        --save_dir OUT
+
+Every image is embedded by sliding windows, clustered by vMF k-means with
+location at the embedding's resolution, and every cluster gives the
+prototype of its majority label. Writes SAVE_DIR/prototypes/
+prototype_features.npy [P, D], prototype_labels.npy [P] and, for
+segsort.explain, prototype_image_indices.npy, prototype_boxes.npy and
+prototype_sources.json. A rerun reuses the per-image cache. Unsupervised
+checkpoints are evaluated the same way, from an annotated list. See
+segsort/inference.py for details.
+"""
+
+import argparse
+
+from segsort import inference
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__.split('\n')[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  inference.add_model_and_data_flags(parser)
+  inference.add_segment_flags(parser)
+  parser.add_argument('--embedding_dim', type=int, default=None,
+                      help="Checked against the checkpoint's embedding "
+                      'dimension (which is used either way).')
+  args = parser.parse_args(argv)
+  with inference.exit_on_known_errors():
+    network, config, checkpoint_prefix = inference.restore_network(
+        args.restore_from, inference.SEGSORT_MODES)
+    if args.embedding_dim not in (None, config.embedding_dim):
+      raise inference.InferenceError(
+          '--embedding_dim %d differs from the %d of checkpoint %s.'
+          % (args.embedding_dim, config.embedding_dim, checkpoint_prefix))
+    inference.extract_prototypes(
+        network, checkpoint_prefix, data_dir=args.data_dir,
+        data_list=args.data_list, save_dir=args.save_dir,
+        window_size=args.input_size, strides=args.strides,
+        num_classes=args.num_classes, ignore_label=args.ignore_label,
+        num_clusters=args.num_clusters,
+        kmeans_iterations=args.kmeans_iterations)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,51 @@
+"""Single-scale SegSort inference: k-means segments labelled by k-NN prototypes.
+
+    python -m segsort.inference_segsort --data_dir DATAROOT \
+        --data_list dataset/voc12/val.txt --restore_from snapshots/run \
+        --prototype_dir OUT/prototypes --save_dir OUT/val
+
+Writes SAVE_DIR/gray/ID.png (class ids) and SAVE_DIR/color/ID.png; images
+already done are skipped. The default 720x720 window holds a whole VOC image,
+as in the recipe's single-scale runs. The network comes from the checkpoint's
+config.json. See segsort/inference.py for the method.
+"""
+
+import argparse
+
+from segsort import inference
+
+
+def build_parser(description, default_scales, default_input_size):
+  parser = argparse.ArgumentParser(
+      description=description,
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  inference.add_model_and_data_flags(parser, default_input_size)
+  inference.add_segment_flags(parser)
+  inference.add_knn_flags(parser)
+  inference.add_output_flags(parser, default_scales)
+  return parser
+
+
+def main(argv=None, description=__doc__.split('\n')[0],
+         default_scales=(1.0,), default_input_size=(720, 720)):
+  args = build_parser(description, default_scales,
+                      default_input_size).parse_args(argv)
+  with inference.exit_on_known_errors():
+    network, config, _ = inference.restore_network(args.restore_from,
+                                                   inference.SEGSORT_MODES)
+    bank = inference.load_prototype_bank(
+        args.prototype_dir, config.embedding_dim, args.num_classes)
+    predictor = inference.SegSortPredictor(
+        network, bank, window_size=args.input_size, strides=args.strides,
+        k_in_nearest_neighbors=args.k_in_nearest_neighbors,
+        num_classes=args.num_classes, num_clusters=args.num_clusters,
+        kmeans_iterations=args.kmeans_iterations)
+    inference.predict_list(
+        predictor, data_dir=args.data_dir, data_list=args.data_list,
+        save_dir=args.save_dir, scales=args.scale_aug, flip=args.flip_aug,
+        colormap=inference.load_colormap(args.colormap),
+        ignore_label=args.ignore_label)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,44 @@
+"""Softmax baseline inference: argmax of logits upsampled to the image.
+
+    python -m segsort.inference_softmax --data_dir DATAROOT \
+        --data_list dataset/voc12/val.txt --restore_from snapshots/softmax \
+        --save_dir OUT/val_softmax [--scale_aug 0.5,0.75,1,1.25,1.5,1.75 --flip_aug]
+
+Logits of sliding windows are averaged, upsampled bilinearly to the image's
+size and turned into probabilities; with several scales or flips the
+probabilities are summed before the argmax. Writes SAVE_DIR/gray/ID.png and
+SAVE_DIR/color/ID.png; images already done are skipped. Windows default to
+720x720, a whole VOC image, as for single-scale SegSort.
+"""
+
+import argparse
+
+from segsort import inference
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__.split('\n')[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  inference.add_model_and_data_flags(parser, default_input_size=(720, 720))
+  inference.add_output_flags(parser, default_scales=(1.0,))
+  args = parser.parse_args(argv)
+  with inference.exit_on_known_errors():
+    network, config, checkpoint_prefix = inference.restore_network(
+        args.restore_from, inference.SOFTMAX_MODES)
+    if config.num_classes != args.num_classes:
+      raise inference.InferenceError(
+          'Checkpoint %s predicts %d classes, not --num_classes %d.'
+          % (checkpoint_prefix, config.num_classes, args.num_classes))
+    predictor = inference.SoftmaxPredictor(
+        network, window_size=args.input_size, strides=args.strides,
+        num_classes=args.num_classes)
+    inference.predict_list(
+        predictor, data_dir=args.data_dir, data_list=args.data_list,
+        save_dir=args.save_dir, scales=args.scale_aug, flip=args.flip_aug,
+        colormap=inference.load_colormap(args.colormap),
+        ignore_label=args.ignore_label)
+
+
+if __name__ == '__main__':
+  main()

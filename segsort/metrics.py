@@ -1,0 +1,378 @@
+"""Segmentation metrics: confusion matrix, IoU, pixel accuracy, boundary F.
+
+Everything here is plain NumPy on label maps (`[height, width]` integer
+arrays of class ids); `evaluate_prediction_dir` applies it to a directory of
+predicted PNGs against a directory of ground-truth PNGs.
+
+Conventions:
+  * Pixels whose ground truth is `ignore_label` take part in no region score.
+  * A class's IoU is `TP / (TP + FP + FN)` over the whole set; a class that
+    neither the ground truth nor the prediction contains has no IoU (None in
+    JSON) and is left out of the mean, as it carries no evidence either way.
+  * Boundaries (see `boundary_match_counts`): a pixel lies on a boundary when
+    one of its 4-neighbours has another label, so a contour between two
+    regions is two pixels thick, one on each side. A pixel matches when a
+    boundary pixel of the other map lies within `tolerance` pixels (Euclidean
+    distance). Precision is taken over predicted boundary pixels where the
+    ground truth is valid (an ignore region is never a false positive); recall
+    over ground-truth boundary pixels, which may be matched by any predicted
+    boundary pixel, also one inside an ignore region. An edge of an ignore
+    region is a ground-truth boundary: PASCAL VOC outlines every object with a
+    band of ignore pixels, so its contours are exactly the edges of its bands.
+    Counts are summed over the set before the ratios are taken.
+"""
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+VOC_CLASS_NAMES = (
+    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
+    'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
+    'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+
+
+def class_names(num_classes):
+  """Names of `num_classes` classes: VOC's for 21, else 'class N'."""
+  if num_classes == len(VOC_CLASS_NAMES):
+    return list(VOC_CLASS_NAMES)
+  return ['class %d' % class_id for class_id in range(num_classes)]
+
+
+def confusion_matrix(prediction, ground_truth, num_classes, ignore_label=255):
+  """Counts (ground truth, prediction) pairs of the valid pixels of one map.
+
+  Args:
+    prediction: An integer array of class ids in `[0, num_classes)`.
+    ground_truth: An integer array of the same shape, class ids in
+      `[0, num_classes)` or `ignore_label`.
+    num_classes: The number of classes.
+    ignore_label: The ground-truth id of pixels to leave out.
+
+  Returns:
+    An int64 array `[num_classes, num_classes]`: rows are ground-truth
+    classes, columns predicted classes.
+
+  Raises:
+    ValueError: If the shapes differ or an id is out of range.
+  """
+  prediction = np.asarray(prediction, dtype=np.int64)
+  ground_truth = np.asarray(ground_truth, dtype=np.int64)
+  if prediction.shape != ground_truth.shape:
+    raise ValueError('prediction shape %s differs from ground truth shape %s.'
+                     % (prediction.shape, ground_truth.shape))
+  valid = ground_truth != ignore_label
+  ground_truth = ground_truth[valid]
+  prediction = prediction[valid]
+  _check_range(ground_truth, num_classes, 'ground truth')
+  _check_range(prediction, num_classes, 'prediction')
+  return np.bincount(ground_truth * num_classes + prediction,
+                     minlength=num_classes * num_classes).reshape(
+                         num_classes, num_classes)
+
+
+def _check_range(class_ids, num_classes, what):
+  if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= num_classes):
+    bad = class_ids[(class_ids < 0) | (class_ids >= num_classes)]
+    raise ValueError('%s holds class id %d, outside [0, %d).'
+                     % (what, bad[0], num_classes))
+
+
+def class_ious(confusion):
+  """Per-class intersection over union.
+
+  Args:
+    confusion: An array `[num_classes, num_classes]` from `confusion_matrix`.
+
+  Returns:
+    A float64 array `[num_classes]`, NaN for classes absent from both the
+    ground truth and the prediction.
+  """
+  confusion = np.asarray(confusion, dtype=np.float64)
+  intersection = np.diag(confusion)
+  union = confusion.sum(axis=0) + confusion.sum(axis=1) - intersection
+  with np.errstate(invalid='ignore', divide='ignore'):
+    return np.where(union > 0, intersection / union, np.nan)
+
+
+def mean_iou(confusion):
+  """The mean IoU over classes present in the ground truth or prediction."""
+  ious = class_ious(confusion)
+  return float(np.nanmean(ious)) if np.any(~np.isnan(ious)) else math.nan
+
+
+def pixel_accuracy(confusion):
+  """The fraction of valid pixels predicted correctly."""
+  confusion = np.asarray(confusion)
+  total = confusion.sum()
+  return float(np.trace(confusion) / total) if total else math.nan
+
+
+def label_boundaries(labels):
+  """Marks the pixels with a 4-neighbour of another label.
+
+  Args:
+    labels: An integer array `[height, width]`.
+
+  Returns:
+    A boolean array `[height, width]`.
+  """
+  labels = np.asarray(labels)
+  boundaries = np.zeros(labels.shape, dtype=bool)
+  vertical_change = labels[1:, :] != labels[:-1, :]
+  horizontal_change = labels[:, 1:] != labels[:, :-1]
+  boundaries[1:, :] |= vertical_change
+  boundaries[:-1, :] |= vertical_change
+  boundaries[:, 1:] |= horizontal_change
+  boundaries[:, :-1] |= horizontal_change
+  return boundaries
+
+
+def _distance_to(mask):
+  """Euclidean distance of every pixel to the nearest True pixel of `mask`."""
+  if not mask.any():
+    return np.full(mask.shape, np.inf)
+  return ndimage.distance_transform_edt(~mask)
+
+
+@dataclasses.dataclass
+class BoundaryCounts:
+  """Boundary pixel counts, summed over images before taking ratios.
+
+  Attributes:
+    matched_predicted: Predicted boundary pixels (at valid ground truth)
+      within the tolerance of a ground-truth boundary pixel.
+    predicted: Predicted boundary pixels at valid ground truth.
+    matched_ground_truth: Ground-truth boundary pixels within the tolerance of
+      a predicted boundary pixel.
+    ground_truth: Ground-truth boundary pixels.
+  """
+  matched_predicted: int = 0
+  predicted: int = 0
+  matched_ground_truth: int = 0
+  ground_truth: int = 0
+
+  def __add__(self, other):
+    return BoundaryCounts(*(a + b for a, b in zip(
+        dataclasses.astuple(self), dataclasses.astuple(other))))
+
+  def scores(self):
+    """Returns (precision, recall, F-score).
+
+    Precision (recall) is NaN without predicted (ground-truth) boundary
+    pixels; the F-score is 0 when either is 0, else NaN when either is NaN.
+    """
+    precision = (self.matched_predicted / self.predicted
+                 if self.predicted else math.nan)
+    recall = (self.matched_ground_truth / self.ground_truth
+              if self.ground_truth else math.nan)
+    if precision == 0 or recall == 0:
+      f_score = 0.0
+    elif math.isnan(precision) or math.isnan(recall):
+      f_score = math.nan
+    else:
+      f_score = 2 * precision * recall / (precision + recall)
+    return precision, recall, f_score
+
+
+def tolerance_in_pixels(tolerance, shape):
+  """Converts a boundary tolerance to pixels.
+
+  Args:
+    tolerance: Pixels when 0 or at least 1; a value in (0, 1) is a fraction
+      of the image diagonal (e.g. 0.0075, the BSDS benchmark's).
+    shape: The image's (height, width).
+
+  Returns:
+    The tolerance in pixels.
+  """
+  if 0 < tolerance < 1:
+    return tolerance * math.hypot(shape[0], shape[1])
+  return float(tolerance)
+
+
+def boundary_match_counts(prediction, ground_truth, tolerance=2.0,
+                          ignore_label=255):
+  """Counts matched boundary pixels of one prediction (see module docstring).
+
+  Args:
+    prediction: An integer array `[height, width]` of class ids.
+    ground_truth: An integer array `[height, width]` of class ids or
+      `ignore_label`.
+    tolerance: See `tolerance_in_pixels`.
+    ignore_label: The ground-truth id of pixels to leave out.
+
+  Returns:
+    A `BoundaryCounts`.
+  """
+  prediction = np.asarray(prediction)
+  ground_truth = np.asarray(ground_truth)
+  tolerance = tolerance_in_pixels(tolerance, ground_truth.shape)
+  valid = ground_truth != ignore_label
+  predicted_boundaries = label_boundaries(prediction)
+  ground_truth_boundaries = label_boundaries(ground_truth) & valid
+  counted_predictions = predicted_boundaries & valid
+  distance_to_ground_truth = _distance_to(ground_truth_boundaries)
+  distance_to_prediction = _distance_to(predicted_boundaries)
+  return BoundaryCounts(
+      matched_predicted=int(np.count_nonzero(
+          counted_predictions & (distance_to_ground_truth <= tolerance))),
+      predicted=int(np.count_nonzero(counted_predictions)),
+      matched_ground_truth=int(np.count_nonzero(
+          ground_truth_boundaries & (distance_to_prediction <= tolerance))),
+      ground_truth=int(np.count_nonzero(ground_truth_boundaries)))
+
+
+class SegmentationEvaluator:
+  """Accumulates region and boundary scores over a set of label maps."""
+
+  def __init__(self, num_classes, ignore_label=255, boundary_tolerance=2.0):
+    """Starts with empty counts.
+
+    Args:
+      num_classes: The number of classes.
+      ignore_label: The ground-truth id of pixels to leave out.
+      boundary_tolerance: See `tolerance_in_pixels`.
+    """
+    self.num_classes = num_classes
+    self.ignore_label = ignore_label
+    self.boundary_tolerance = boundary_tolerance
+    self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    self.boundary_counts = BoundaryCounts()
+    self.num_images = 0
+
+  def add(self, prediction, ground_truth):
+    """Adds one (prediction, ground truth) pair of `[height, width]` maps."""
+    self.confusion += confusion_matrix(prediction, ground_truth,
+                                       self.num_classes, self.ignore_label)
+    self.boundary_counts += boundary_match_counts(
+        prediction, ground_truth, self.boundary_tolerance, self.ignore_label)
+    self.num_images += 1
+
+  def results(self):
+    """Returns every score as a JSON-ready dict (NaN written as None)."""
+    precision, recall, f_score = self.boundary_counts.scores()
+    return {
+        'num_images': self.num_images,
+        'num_classes': self.num_classes,
+        'class_names': class_names(self.num_classes),
+        'class_iou': [_json_number(iou) for iou in class_ious(self.confusion)],
+        'mean_iou': _json_number(mean_iou(self.confusion)),
+        'pixel_accuracy': _json_number(pixel_accuracy(self.confusion)),
+        'boundary_tolerance': self.boundary_tolerance,
+        'boundary_precision': _json_number(precision),
+        'boundary_recall': _json_number(recall),
+        'boundary_f_score': _json_number(f_score),
+        'boundary_counts': dataclasses.asdict(self.boundary_counts),
+        'confusion_matrix': self.confusion.tolist(),
+    }
+
+
+def _json_number(value):
+  return None if math.isnan(value) else float(value)
+
+
+def format_report(results):
+  """Formats `SegmentationEvaluator.results()` like the original benchmark."""
+
+  def percent(value):
+    return 'n/a' if value is None else '%.4f%%' % (100 * value)
+
+  lines = ['class %2d %-12s IOU: %s' % (
+      class_id, '' if name == 'class %d' % class_id else name, percent(iou))
+           for class_id, (name, iou) in enumerate(
+               zip(results['class_names'], results['class_iou']))]
+  lines += [
+      'mean IOU: %s' % percent(results['mean_iou']),
+      'pixel accuracy: %s' % percent(results['pixel_accuracy']),
+      'boundary precision: %s recall: %s F-score: %s (tolerance %g)' % (
+          percent(results['boundary_precision']),
+          percent(results['boundary_recall']),
+          percent(results['boundary_f_score']),
+          results['boundary_tolerance']),
+      'images: %d' % results['num_images'],
+  ]
+  return '\n'.join(lines)
+
+
+def read_label_png(path):
+  """Reads a single-channel class-id PNG (grayscale or palette) as int64.
+
+  Raises:
+    ValueError: Naming the file when it is not a single-channel PNG.
+  """
+  with Image.open(path) as image:
+    if image.mode not in ('L', 'P', 'I', 'I;16'):
+      raise ValueError('%s is a %s image; expected a single-channel PNG of '
+                       'class ids.' % (path, image.mode))
+    return np.asarray(image, dtype=np.int64)
+
+
+def list_image_ids(data_list):
+  """Image ids (file names without extension) of a list file's first column.
+
+  Raises:
+    ValueError: Naming the list when it holds no image.
+  """
+  with open(data_list) as stream:
+    image_ids = [os.path.splitext(os.path.basename(line.split()[0]))[0]
+                 for line in stream if line.strip()]
+  if not image_ids:
+    raise ValueError('%s lists no image.' % data_list)
+  return image_ids
+
+
+def evaluate_prediction_dir(pred_dir, gt_dir, num_classes, ignore_label=255,
+                            image_ids=None, boundary_tolerance=2.0):
+  """Scores the predicted PNGs of a directory against ground-truth PNGs.
+
+  Args:
+    pred_dir: A directory of `ID.png` class-id maps.
+    gt_dir: A directory of `ID.png` ground-truth class-id maps.
+    num_classes: The number of classes.
+    ignore_label: The ground-truth id of pixels to leave out.
+    image_ids: The ids to score; every PNG of `pred_dir` when None.
+    boundary_tolerance: See `tolerance_in_pixels`.
+
+  Returns:
+    `SegmentationEvaluator.results()`.
+
+  Raises:
+    FileNotFoundError: Naming a missing prediction or ground truth.
+    ValueError: Naming a file whose size or ids are wrong, or when there is
+      no image to score.
+  """
+  if image_ids is None:
+    image_ids = sorted(os.path.splitext(name)[0]
+                       for name in os.listdir(pred_dir)
+                       if name.endswith('.png') and not name.startswith('.'))
+    if not image_ids:
+      raise ValueError('%s holds no PNG prediction.' % pred_dir)
+  evaluator = SegmentationEvaluator(num_classes, ignore_label,
+                                    boundary_tolerance)
+  for image_id in image_ids:
+    pred_path = os.path.join(pred_dir, image_id + '.png')
+    gt_path = os.path.join(gt_dir, image_id + '.png')
+    if not os.path.exists(pred_path):
+      raise FileNotFoundError('No prediction %s for ground truth %s.'
+                              % (pred_path, gt_path))
+    if not os.path.exists(gt_path):
+      raise FileNotFoundError('No ground truth %s for prediction %s.'
+                              % (gt_path, pred_path))
+    prediction = read_label_png(pred_path)
+    ground_truth = read_label_png(gt_path)
+    if prediction.shape != ground_truth.shape:
+      raise ValueError('Prediction %s is %dx%d but its ground truth %s is '
+                       '%dx%d.' % (pred_path, prediction.shape[1],
+                                   prediction.shape[0], gt_path,
+                                   ground_truth.shape[1],
+                                   ground_truth.shape[0]))
+    try:
+      evaluator.add(prediction, ground_truth)
+    except ValueError as error:
+      raise ValueError('%s vs %s: %s' % (pred_path, gt_path, error)) from error
+  return evaluator.results()

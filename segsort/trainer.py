@@ -1,0 +1,784 @@
+"""One trainer for every training mode: SegSort, unsupervised SegSort, softmax.
+
+    config = TrainConfig.from_flags(mode='segsort')
+    Trainer(config).train()
+
+A step draws `iter_size` global batches, computes the loss and gradients of
+each on every replica, averages them, scales the head's gradients by 10 and
+applies them with momentum SGD at the poly learning rate. The loss functions
+gather prototypes across replicas and return each replica's share of the
+global loss, so that the optimizer's sum over replicas is the global
+gradient.
+
+Keras' SGD folds the learning rate into the momentum (v = m*v - lr*g) where
+TF1's MomentumOptimizer applied it afterwards (a = m*a + g, w -= lr*a); with
+the slowly decaying poly rate the two differ negligibly.
+
+Checkpoints (tf.train.CheckpointManager in --snapshot_dir) hold the model,
+the optimizer's slots, the step, the memory bank and the position of the
+input pipeline (not in multi-worker runs, whose workers read their own
+streams); config.json beside them records the run. Running again with the
+same --snapshot_dir resumes from the latest checkpoint.
+"""
+
+import contextlib
+import dataclasses
+import logging
+import os
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+import tqdm
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from network import checkpoints as slim_checkpoints
+from network.segsort import train_utils
+from segsort import config as config_lib
+from segsort import data
+from segsort import summaries
+
+# The head (the original's "block5") learns at this multiple of the base rate.
+HEAD_LEARNING_RATE_MULTIPLIER = 10.0
+MAX_CHECKPOINTS_TO_KEEP = 5
+CHECKPOINT_NAME = 'ckpt'
+TENSORBOARD_DIR_NAME = 'tensorboard'
+# Images per TensorBoard picture summary.
+NUM_PICTURES = 4
+
+# Present in object-based (TF2) checkpoints, absent from TF-Slim's.
+_OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
+_VARIABLE_ATTRIBUTE = 'VARIABLE_VALUE'
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class TrainingError(Exception):
+  """A run cannot start or continue; the message says why and what to do."""
+
+
+class ConfigMismatchError(TrainingError, ValueError):
+  """The snapshot directory holds a run with another configuration."""
+
+
+class CheckpointMismatchError(TrainingError, ValueError):
+  """A checkpoint's weights do not fit the model."""
+
+
+class NonFiniteLossError(TrainingError, FloatingPointError):
+  """The loss or its gradients became NaN or infinite.
+
+  Attributes:
+    step: The 1-based number of the step that failed.
+  """
+
+  def __init__(self, message, step):
+    super().__init__(message)
+    self.step = step
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What a call of Trainer.train did.
+
+  Attributes:
+    step: The step reached.
+    losses: The last step's loss terms (empty if no step ran).
+    checkpoint: The latest checkpoint prefix, or None.
+  """
+  step: int
+  losses: dict
+  checkpoint: str | None
+
+
+def poly_learning_rate(base_learning_rate, step, num_steps, power):
+  """The poly policy: base * (1 - step / num_steps) ** power, never below 0."""
+  progress = tf.minimum(tf.cast(step, tf.float32) / float(num_steps), 1.0)
+  return base_learning_rate * tf.pow(1.0 - progress, power)
+
+
+def make_strategy(config):
+  """Picks the distribution strategy of a run.
+
+  Args:
+    config: A TrainConfig.
+
+  Returns:
+    MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy over
+    the first `num_gpu` GPUs when `num_gpu` > 1, else the default strategy.
+
+  Raises:
+    TrainingError: If fewer than `num_gpu` GPUs are visible.
+  """
+  if os.environ.get('TF_CONFIG'):
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if config.num_gpu > 1:
+    gpus = tf.config.list_logical_devices('GPU')
+    if len(gpus) < config.num_gpu:
+      raise TrainingError('--num_gpu %d, but %d GPU(s) are visible' % (
+          config.num_gpu, len(gpus)))
+    return tf.distribute.MirroredStrategy(
+        [gpu.name for gpu in gpus[:config.num_gpu]])
+  return tf.distribute.get_strategy()
+
+
+def _is_multi_worker(strategy):
+  return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _worker_index(strategy):
+  """Returns (this worker's index, number of workers); chief is index 0."""
+  if not _is_multi_worker(strategy):
+    return 0, 1
+  resolver = strategy.cluster_resolver
+  cluster = resolver.cluster_spec().as_dict()
+  has_chief = 'chief' in cluster
+  num_workers = len(cluster.get('worker', [])) + int(has_chief)
+  if resolver.task_type == 'chief':
+    return 0, num_workers
+  return resolver.task_id + int(has_chief), num_workers
+
+
+def resize_nearest(tensor, size):
+  """Shrinks a per-pixel tensor `[B, H, W, C]` to `size` by nearest neighbour."""
+  return tf.image.resize(tensor, size, method='nearest')
+
+
+def softmax_loss(logits, labels, ignore_label):
+  """Pixel-wise softmax cross-entropy, averaged over non-ignored pixels.
+
+  Under several replicas the count of pixels is global, so that the
+  replicas' values sum to the global mean (as the SegSort losses do).
+
+  Args:
+    logits: A float tensor `[B, h, w, num_classes]`.
+    labels: An integer tensor `[B, h, w, 1]` at the logits' size.
+    ignore_label: The label of pixels to leave out.
+
+  Returns:
+    A float32 scalar.
+  """
+  num_classes = logits.shape[-1]
+  logits = tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes])
+  labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+  valid = tf.not_equal(labels, ignore_label)
+  pixel_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=tf.where(valid, labels, 0), logits=logits)
+  loss_sum = tf.reduce_sum(tf.where(valid, pixel_losses, 0.0))
+  count = tf.reduce_sum(tf.cast(valid, tf.float32))
+  context = tf.distribute.get_replica_context()
+  if context is not None and context.num_replicas_in_sync > 1:
+    count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+  return loss_sum / tf.maximum(count, 1.0)
+
+
+def _all_layers(layer):
+  """Yields a layer and, recursively, every layer inside it, once each."""
+  seen = set()
+  pending = [layer]
+  while pending:
+    current = pending.pop()
+    if id(current) in seen:
+      continue
+    seen.add(id(current))
+    yield current
+    pending.extend(getattr(current, 'layers', []))
+
+
+def _synchronize_batch_norm(network):
+  """Makes every BatchNorm layer compute batch statistics over all replicas."""
+  for layer in _all_layers(network):
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.synchronized = True
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+  """Sets Keras' global dtype policy for the layers built inside."""
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(name)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def is_slim_checkpoint(checkpoint_prefix):
+  """Tells a name-based TF-Slim checkpoint from an object-based TF2 one."""
+  reader = tf.train.load_checkpoint(checkpoint_prefix)
+  return _OBJECT_GRAPH_KEY not in reader.get_variable_to_shape_map()
+
+
+def _variables_by_object_path(checkpoint_prefix, roots):
+  """Lists an object-based checkpoint's variables by their object path.
+
+  A variable reachable along several paths (layers shared between models)
+  is listed under each, so that two checkpoints of the same objects list the
+  same paths whatever else they hold.
+
+  Args:
+    checkpoint_prefix: A TF2 checkpoint prefix.
+    roots: Names of the root's children to look into, e.g. {'model'}.
+
+  Returns:
+    A dict from path (e.g. 'model/backbone/_operations/2/_kernel') to
+    (variable name, shape as a list).
+  """
+  reader = tf.train.load_checkpoint(checkpoint_prefix)
+  shapes = reader.get_variable_to_shape_map()
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+  variables = {}
+  pending = [(child.node_id, child.local_name, frozenset([0]))
+             for child in graph.nodes[0].children if child.local_name in roots]
+  while pending:
+    node_id, path, ancestors = pending.pop()
+    node = graph.nodes[node_id]
+    for attribute in node.attributes:
+      if attribute.name == _VARIABLE_ATTRIBUTE:
+        variables[path] = (attribute.full_name,
+                           list(shapes[attribute.checkpoint_key]))
+    ancestors = ancestors | {node_id}
+    pending.extend((child.node_id, path + '/' + child.local_name, ancestors)
+                   for child in node.children if child.node_id not in ancestors)
+  return variables
+
+
+def check_checkpoint_fits(objects, checkpoint_prefix):
+  """Checks, before anything is assigned, that a checkpoint fits objects.
+
+  Args:
+    objects: A dict of trackable objects as given to tf.train.Checkpoint,
+      e.g. {'model': network}.
+    checkpoint_prefix: A TF2 checkpoint prefix.
+
+  Raises:
+    CheckpointMismatchError: Listing, by variable name, every variable of
+      `objects` missing from the checkpoint or of another shape there.
+  """
+  with tempfile.TemporaryDirectory() as directory:
+    expected_prefix = tf.train.Checkpoint(**objects).write(
+        os.path.join(directory, 'expected'))
+    expected = _variables_by_object_path(expected_prefix, set(objects))
+  found = _variables_by_object_path(checkpoint_prefix, set(objects))
+  missing = sorted({name for path, (name, _) in expected.items()
+                    if path not in found})
+  mismatched = sorted({
+      '%s: checkpoint %s vs model %s' % (name, found[path][1], shape)
+      for path, (name, shape) in expected.items()
+      if path in found and found[path][1] != shape})
+  if missing or mismatched:
+    problems = []
+    if missing:
+      problems.append('%d variable(s) missing from the checkpoint:\n    %s' % (
+          len(missing), '\n    '.join(missing)))
+    if mismatched:
+      problems.append('%d variable(s) of another shape:\n    %s' % (
+          len(mismatched), '\n    '.join(mismatched)))
+    raise CheckpointMismatchError(
+        'Checkpoint %s does not fit the %s being restored (was it written '
+        'for another --backbone/--head/--embedding_dim/--num_classes?):\n  %s'
+        % (checkpoint_prefix, '/'.join(sorted(objects)), '\n  '.join(problems)))
+
+
+class Trainer:
+  """Trains one network by the mode of its config, on one or many replicas.
+
+  Attributes:
+    config: The TrainConfig.
+    strategy: The tf.distribute strategy.
+    network: The SegmentationNetwork.
+    optimizer: The Keras SGD optimizer (in a LossScaleOptimizer with
+      --mixed_precision).
+    step: The int64 variable counting applied steps.
+    memory_bank: The train_utils.MemoryBank, or None.
+    checkpoint: The tf.train.Checkpoint of the run's state.
+    checkpoint_manager: The tf.train.CheckpointManager in --snapshot_dir.
+    restored_from: How the weights were initialised: 'resumed:<prefix>',
+      'slim:<prefix>', 'checkpoint:<prefix>' or 'scratch'.
+  """
+
+  def __init__(self, config, strategy=None, dataset=None):
+    """Builds the model, optimizer and input, and restores or resumes.
+
+    Args:
+      config: A TrainConfig.
+      strategy: A tf.distribute strategy; `make_strategy(config)` when None.
+      dataset: Optional tf.data.Dataset of global batches (dicts as
+        segsort.data.build_training_dataset gives) to train on instead of
+        the config's data list, e.g. for benchmarks.
+
+    Raises:
+      ConfigMismatchError: If --snapshot_dir holds a run of another config.
+      CheckpointMismatchError: If a checkpoint does not fit the model.
+      TrainingError: For settings this machine cannot run.
+      segsort.data.DataError: If the data list is malformed.
+    """
+    if not config.snapshot_dir:
+      raise TrainingError('--snapshot_dir is required: checkpoints, '
+                          'config.json and TensorBoard logs go there')
+    self.config = config
+    # A multi-worker strategy must exist before other TensorFlow work.
+    self.strategy = strategy or make_strategy(config)
+    if config.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.random_seed)
+    self._num_replicas = self.strategy.num_replicas_in_sync
+    self._worker_index, self._num_workers = _worker_index(self.strategy)
+    self._is_chief = self._worker_index == 0
+    if config.batch_size % self._num_replicas:
+      raise TrainingError(
+          '--batch_size %d cannot be split evenly over %d replicas' % (
+              config.batch_size, self._num_replicas))
+    self._check_snapshot_config()
+
+    with self.strategy.scope():
+      with _dtype_policy('mixed_float16' if config.mixed_precision
+                         else 'float32'):
+        self.network = config_lib.build_network_from_config(
+            config, use_global_status=config.use_global_status)
+      if config.sync_batch_norm:
+        _synchronize_batch_norm(self.network)
+      self.step = tf.Variable(
+          0, dtype=tf.int64, trainable=False, name='step',
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self.memory_bank = None
+      if config.mode == 'segsort' and config.num_banks > 0:
+        self.memory_bank = train_utils.MemoryBank(
+            config.num_banks, config.num_clusters**2 * config.batch_size,
+            config.embedding_dim, name='memory_bank')
+      self.optimizer = keras.optimizers.SGD(
+          learning_rate=self.current_learning_rate, momentum=config.momentum)
+      if config.mixed_precision:
+        self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+      self._trainable_variables = self.network.trainable_variables
+      self.optimizer.build(self._trainable_variables)
+    head = {id(variable) for variable in self.network.head_variables}
+    self._gradient_multipliers = [
+        HEAD_LEARNING_RATE_MULTIPLIER if id(variable) in head else 1.0
+        for variable in self._trainable_variables]
+    # The original regularised the weights of every convolution.
+    self._conv_kernels = [variable for variable in self._trainable_variables
+                          if variable.path.endswith('kernel')]
+
+    if dataset is None:
+      dataset = self._build_dataset()
+    self._picture_batch = self._take_picture_batch(dataset)
+    self._iterator = iter(dataset)
+    self._build_checkpoint()
+    self.restored_from = self._restore()
+    self._train_step = self._make_train_step()
+    float_variables = [variable for variable in self.network.variables
+                       if variable.dtype.startswith('float')]
+    self._weights_are_finite = tf.function(lambda: tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(variable))
+         for variable in float_variables]))
+    self._compute_global_losses_and_gradients = None
+    self._draw_pictures = tf.function(
+        lambda batch: summaries.training_pictures(
+            self.network, batch, config.mode, config.num_clusters,
+            config.kmeans_iterations))
+    # Written once the run is set up, so that a run that could not start
+    # does not claim the directory.
+    if self._is_chief:
+      config_lib.save_config(config, config.snapshot_dir)
+
+  def current_learning_rate(self):
+    """The base learning rate of the current step (poly policy)."""
+    config = self.config
+    return poly_learning_rate(config.learning_rate, self.step,
+                              config.num_steps, config.power)
+
+  # --- Set-up -------------------------------------------------------------
+
+  def _check_snapshot_config(self):
+    """Refuses a snapshot directory with checkpoints of another config."""
+    config = self.config
+    path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
+    if (os.path.exists(path) and
+        tf.train.latest_checkpoint(config.snapshot_dir) is not None):
+      saved = config_lib.load_config(path)
+      differences = config_lib.config_differences(saved, config)
+      if differences and not config.overwrite_config:
+        raise ConfigMismatchError(
+            '%s holds a run with another configuration; differing fields '
+            '(saved -> now):\n  %s\nUse a new --snapshot_dir, or pass '
+            '--overwrite_config to replace its config.json and resume its '
+            'latest checkpoint with these settings.' % (
+                config.snapshot_dir,
+                '\n  '.join('%s: %r -> %r' % difference
+                            for difference in differences)))
+
+  def _build_dataset(self):
+    """Builds this worker's input pipeline of its share of global batches.
+
+    A single worker reads global batches in a fixed order given the seed,
+    however many GPUs it has, so runs on 1 and N GPUs see the same data.
+    Several workers read differently seeded streams.
+    """
+    config = self.config
+    return data.build_training_dataset(
+        config.data_dir, config.data_list, config.input_size,
+        config.batch_size // self._num_workers,
+        random_scale=config.random_scale, random_mirror=config.random_mirror,
+        random_crop=config.random_crop, ignore_label=config.ignore_label,
+        num_classes=config.num_classes, num_clusters=config.num_clusters,
+        unsupervised=config.mode == 'segsort_unsup',
+        seed=config.random_seed + self._worker_index, deterministic=True)
+
+  def _take_picture_batch(self, dataset):
+    """The first images of the stream, pictured at every summary step."""
+    if not self._is_chief:
+      return None
+    batch = next(iter(dataset.take(1)))
+    return {name: tensor[:NUM_PICTURES] for name, tensor in batch.items()}
+
+  def _build_checkpoint(self):
+    objects = {'model': self.network, 'optimizer': self.optimizer,
+               'step': self.step}
+    if self.memory_bank is not None:
+      objects['memory_bank'] = self.memory_bank
+    # Each worker of a multi-worker run reads its own stream, but all restore
+    # the chief's checkpoint, so their input positions cannot be kept.
+    if not _is_multi_worker(self.strategy):
+      objects['data_iterator'] = self._iterator
+    self.checkpoint = tf.train.Checkpoint(**objects)
+    directory = self.config.snapshot_dir
+    if not self._is_chief:
+      # Every worker takes part in saving; only the chief's files are kept.
+      directory = os.path.join(directory, '.worker_%d' % self._worker_index)
+    self.checkpoint_manager = tf.train.CheckpointManager(
+        self.checkpoint, directory, max_to_keep=MAX_CHECKPOINTS_TO_KEEP,
+        checkpoint_name=CHECKPOINT_NAME)
+
+  def _restore(self):
+    """Resumes the run, or initialises weights from --restore_from.
+
+    Returns:
+      How the weights were initialised (see the `restored_from` attribute).
+    """
+    config = self.config
+    latest = tf.train.latest_checkpoint(config.snapshot_dir)
+    if latest is not None:
+      if config.restore_from:
+        _LOGGER.info('Resuming %s; --restore_from %s is ignored', latest,
+                     config.restore_from)
+      fitted = {'model': self.network}
+      if self.memory_bank is not None:
+        fitted['memory_bank'] = self.memory_bank
+      check_checkpoint_fits(fitted, latest)
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      _LOGGER.info('Resumed %s at step %d', latest, int(self.step.numpy()))
+      return 'resumed:' + latest
+    if not config.restore_from:
+      _LOGGER.warning('No --restore_from: training from random weights')
+      return 'scratch'
+    prefix = config_lib.resolve_checkpoint(config.restore_from)
+    if is_slim_checkpoint(prefix):
+      try:
+        names = slim_checkpoints.load_slim_resnet(self.network.backbone, prefix)
+      except ValueError as error:
+        raise CheckpointMismatchError(str(error)) from error
+      _LOGGER.info('Restored %d backbone weights from TF-Slim checkpoint %s',
+                   len(names), prefix)
+      return 'slim:' + prefix
+    self._restore_weights(prefix)
+    return 'checkpoint:' + prefix
+
+  def _restore_weights(self, prefix):
+    """Restores the model (and memory bank) of one of our checkpoints.
+
+    The optimizer and step are not restored: a new stage starts at step 0
+    with its own learning rate.
+    """
+    if self.config.not_restore_classifier:
+      model = tf.Module()
+      model.backbone = self.network.backbone
+    else:
+      model = self.network
+    objects = {'model': model}
+    check_checkpoint_fits(objects, prefix)
+    if self.memory_bank is not None:
+      try:
+        check_checkpoint_fits({'memory_bank': self.memory_bank}, prefix)
+        objects['memory_bank'] = self.memory_bank
+      except CheckpointMismatchError:
+        _LOGGER.warning('Checkpoint %s has no memory bank of this run\'s '
+                        'size; the banks start empty', prefix)
+    tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
+    _LOGGER.info('Restored %s from %s', '/'.join(sorted(objects)), prefix)
+
+  # --- The step -----------------------------------------------------------
+
+  def _task_loss(self, outputs, batch):
+    """The mode's loss of one replica's batch (its share of the global)."""
+    config = self.config
+    size = tf.shape(outputs)[1:3]
+    if config.mode == 'softmax':
+      return softmax_loss(outputs, resize_nearest(batch['label'], size),
+                          config.ignore_label)
+    if config.mode == 'segsort_unsup':
+      return train_utils.add_unsupervised_segsort_loss(
+          outputs, config.concentration,
+          resize_nearest(batch['oversegmentation'], size))
+    return train_utils.add_segsort_loss(
+        outputs, resize_nearest(batch['label'], size), config.embedding_dim,
+        config.ignore_label, config.concentration,
+        resize_nearest(batch['cluster_label'], size), config.num_clusters,
+        config.kmeans_iterations, config.num_banks,
+        resize_nearest(batch['loc_feature'], size), self.memory_bank)
+
+  def _losses_and_gradients(self, batch):
+    """Computes one replica's loss terms and gradients on one batch.
+
+    Returns:
+      losses: A dict of float32 scalars: 'task_loss', 'weight_decay' and
+        'total_loss', each this replica's share of the global value.
+      gradients: A list aligned with the trainable variables, of the
+        (loss-scaled, with --mixed_precision) total loss.
+    """
+    config = self.config
+    with tf.GradientTape() as tape:
+      outputs = self._network_outputs(batch['image'])
+      task_loss = self._task_loss(outputs, batch)
+      # Every replica adds its share, so that the sum counts it once.
+      weight_decay = config.weight_decay * tf.add_n(
+          [tf.nn.l2_loss(tf.cast(kernel, tf.float32))
+           for kernel in self._conv_kernels]) / self._num_replicas
+      total_loss = task_loss + weight_decay
+      scaled_loss = (self.optimizer.scale_loss(total_loss)
+                     if config.mixed_precision else total_loss)
+    gradients = tape.gradient(scaled_loss, self._trainable_variables)
+    losses = {'task_loss': task_loss, 'weight_decay': weight_decay,
+              'total_loss': total_loss}
+    return losses, gradients
+
+  def _replica_step(self, micro_batches):
+    """Accumulates gradients over micro-batches and applies them.
+
+    Returns:
+      losses: The loss terms averaged over the micro-batches.
+      non_finite: 1.0 if the loss (or, without loss scaling, a gradient) is
+        NaN or infinite, else 0.0.
+    """
+    compute = self._losses_and_gradients
+    losses, gradients = compute(micro_batches[0])
+    for batch in micro_batches[1:]:
+      # One micro-batch at a time: their activations never coexist.
+      with tf.control_dependencies(gradients):
+        batch_losses, batch_gradients = compute(batch)
+      losses = {name: losses[name] + batch_losses[name] for name in losses}
+      gradients = [total + new
+                   for total, new in zip(gradients, batch_gradients)]
+    scale = len(micro_batches)
+    losses = {name: value / scale for name, value in losses.items()}
+    gradients = [gradient * (multiplier / scale) for gradient, multiplier
+                 in zip(gradients, self._gradient_multipliers)]
+    finite = tf.math.is_finite(losses['total_loss'])
+    if not self.config.mixed_precision:
+      # The loss-scale optimizer skips non-finite gradients by itself.
+      finite = tf.logical_and(
+          finite, tf.math.is_finite(tf.linalg.global_norm(gradients)))
+    self.optimizer.apply_gradients(zip(gradients, self._trainable_variables))
+    self.step.assign_add(1)
+    return losses, 1.0 - tf.cast(finite, tf.float32)
+
+  def _distribute(self, batch):
+    """Splits a batch of this worker into its replicas' shares."""
+    num_local = len(self.strategy.extended.worker_devices)
+    shares = {name: tf.split(tensor, num_local)
+              for name, tensor in batch.items()}
+    return self.strategy.experimental_distribute_values_from_function(
+        lambda context: {
+            name: split[context.replica_id_in_sync_group % num_local]
+            for name, split in shares.items()})
+
+  def _make_train_step(self):
+    """Builds the tf.function of one training step."""
+    config = self.config
+
+    def network_outputs(images):
+      return tf.cast(self.network(images, training=config.is_training),
+                     tf.float32)
+
+    # XLA compiles the network (forward and backward) but not the SegSort
+    # losses: their number of segments is known only at run time, and XLA
+    # sizes such tensors by their bound (the number of pixels), which made
+    # the loss 10x slower and its memory quadratic in the pixels.
+    # Synchronised BatchNorm's collectives cannot sit in a compiled function.
+    self._network_outputs = (
+        tf.function(network_outputs, jit_compile=True)
+        if config.jit_compile and not config.sync_batch_norm
+        else network_outputs)
+
+    @tf.function
+    def train_step(iterator):
+      micro_batches = [next(iterator) for _ in range(config.iter_size)]
+      if self._num_replicas > 1:
+        micro_batches = [self._distribute(batch) for batch in micro_batches]
+      losses, non_finite = self.strategy.run(
+          self._replica_step, args=(micro_batches,))
+      summed = {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value,
+                                           axis=None)
+                for name, value in losses.items()}
+      return summed, self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                          non_finite, axis=None)
+
+    return train_step
+
+  def losses_and_gradients(self, batch):
+    """Computes the global loss terms and gradients of a global batch.
+
+    Nothing is updated except what the forward pass updates (BatchNorm
+    statistics in training mode, the memory bank).
+
+    Args:
+      batch: A dict of a global batch, not distributed.
+
+    Returns:
+      losses: A dict of float32 scalars (see `_losses_and_gradients`).
+      gradients: A list of tensors aligned with the trainable variables, of
+        the global total loss (before the head's 10x; times the loss scale
+        with --mixed_precision).
+    """
+
+    if self._compute_global_losses_and_gradients is None:
+
+      @tf.function
+      def compute(batch):
+        if self._num_replicas > 1:
+          batch = self._distribute(batch)
+        losses, gradients = self.strategy.run(self._losses_and_gradients,
+                                              args=(batch,))
+        reduce = lambda value: self.strategy.reduce(  # pylint: disable=g-long-lambda
+            tf.distribute.ReduceOp.SUM, value, axis=None)
+        return ({name: reduce(value) for name, value in losses.items()},
+                [reduce(gradient) for gradient in gradients])
+
+      self._compute_global_losses_and_gradients = compute
+    return self._compute_global_losses_and_gradients(batch)
+
+  # --- The loop -----------------------------------------------------------
+
+  def _save(self, step):
+    """Saves a checkpoint of the state after `step` steps.
+
+    Raises:
+      NonFiniteLossError: If a weight is NaN or infinite (a finite step can
+        still overflow the weights); nothing is saved then.
+    """
+    if not bool(self._weights_are_finite()):
+      raise NonFiniteLossError(
+          'Weights not finite after step %d; stopped without saving. The '
+          'last checkpoint, %s, is intact: lower --learning_rate, then '
+          'resume.' % (step, self.checkpoint_manager.latest_checkpoint
+                       or 'none'), step)
+    path = self.checkpoint_manager.save(checkpoint_number=step)
+    if not self._is_chief:
+      tf.io.gfile.rmtree(self.checkpoint_manager.directory)
+      return tf.train.latest_checkpoint(self.config.snapshot_dir)
+    _LOGGER.info('Saved %s', path)
+    return path
+
+  def _write_summaries(self, step, losses, learning_rate, images_per_second):
+    names = {'task_loss': self.config.mode + '_loss',
+             'weight_decay': 'weight_decay', 'total_loss': 'total_loss'}
+    for name, value in losses.items():
+      summaries.write_scalar('loss/' + names[name], value, step)
+    summaries.write_scalar('learning_rate', learning_rate, step)
+    summaries.write_scalar('images_per_second', images_per_second, step)
+    summaries.write_pictures(self._draw_pictures(self._picture_batch), step,
+                             max_outputs=NUM_PICTURES)
+
+  def train(self, until_step=None):
+    """Trains to config.num_steps (or `until_step`), saving on the way.
+
+    Args:
+      until_step: Stop after this step instead, with a checkpoint, e.g. to
+        split a run over jobs of limited duration.
+
+    Returns:
+      A TrainResult.
+
+    Raises:
+      NonFiniteLossError: If a loss or gradient becomes NaN or infinite;
+        nothing is saved after the last finite step.
+    """
+    config = self.config
+    step = int(self.step.numpy())
+    end = min(config.num_steps, until_step or config.num_steps)
+    latest = self.checkpoint_manager.latest_checkpoint
+    if step >= end:
+      _LOGGER.info('Step %d reached already; nothing to train', step)
+      return TrainResult(step, {}, latest)
+    images_per_step = config.batch_size * config.iter_size
+    if self._is_chief:
+      writer = tf.summary.create_file_writer(
+          os.path.join(config.snapshot_dir, TENSORBOARD_DIR_NAME))
+    else:
+      writer = tf.summary.create_noop_writer()
+    losses = {}
+    with writer.as_default(), tqdm.tqdm(
+        total=config.num_steps, initial=step, unit='step', dynamic_ncols=True,
+        disable=not self._is_chief) as progress:
+      interval_start, interval_steps = time.perf_counter(), 0
+      while step < end:
+        learning_rate = float(self.current_learning_rate())
+        losses, non_finite = self._train_step(self._iterator)
+        step += 1
+        interval_steps += 1
+        losses = {name: float(value) for name, value in losses.items()}
+        if float(non_finite):
+          raise NonFiniteLossError(
+              'Loss or gradients not finite at step %d (%s); stopped without '
+              'saving. The last checkpoint, %s, is intact: lower '
+              '--learning_rate or check the data, then resume.' % (
+                  step, ', '.join('%s %g' % item for item in losses.items()),
+                  latest or 'none'), step)
+        progress.set_postfix(loss='%.4f' % losses['total_loss'],
+                             lr='%.3g' % learning_rate, refresh=False)
+        progress.update()
+        if step % config.update_tb_every == 0:
+          images_per_second = (interval_steps * images_per_step /
+                               (time.perf_counter() - interval_start))
+          _LOGGER.info('step %d: %s, lr %.4g, %.1f images/s', step,
+                       ', '.join('%s %.4f' % item for item in losses.items()),
+                       learning_rate, images_per_second)
+          if self._is_chief:
+            self._write_summaries(step, losses, learning_rate,
+                                  images_per_second)
+            # Flushed now, so that a run killed later keeps them.
+            writer.flush()
+          interval_start, interval_steps = time.perf_counter(), 0
+        if step % config.save_pred_every == 0 or step == end:
+          latest = self._save(step)
+    writer.flush()
+    return TrainResult(step, losses, latest)
+
+
+def run(config):
+  """Trains by a config, as the entry points do.
+
+  Returns:
+    A TrainResult.
+  """
+  logging.basicConfig(
+      level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+  # TensorFlow's own INFO messages (checkpoint sharding) are noise here.
+  logging.getLogger('tensorflow').setLevel(logging.WARNING)
+  return Trainer(config).train()
+
+
+def main(mode, argv=None):
+  """Parses flags for a mode and trains; known errors exit with a message.
+
+  Args:
+    mode: One of segsort.config.MODES.
+    argv: The arguments without the program name; sys.argv[1:] when None.
+  """
+  config = config_lib.TrainConfig.from_flags(argv, mode=mode)
+  try:
+    run(config)
+  except (TrainingError, data.DataError, FileNotFoundError) as error:
+    raise SystemExit('error: %s' % error) from error

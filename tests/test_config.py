@@ -1,0 +1,178 @@
+"""Tests of segsort.config: flags, config.json, checkpoint look-up."""
+
+import importlib
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from network import builder
+from segsort import config as config_lib
+
+
+def test_defaults_are_the_original_flags():
+  config = config_lib.TrainConfig.from_flags([], mode='segsort')
+  assert config.mode == 'segsort'
+  assert config.ignore_label == 255
+  assert config.input_size == (336, 336)
+  assert (config.power, config.momentum, config.weight_decay) == (0.9, 0.9,
+                                                                  5e-4)
+  assert (config.num_classes, config.iter_size) == (21, 1)
+  assert (config.embedding_dim, config.concentration, config.num_clusters,
+          config.kmeans_iterations, config.num_banks) == (32, 10, 5, 10, 2)
+  assert not (config.is_training or config.use_global_status or
+              config.random_mirror or config.random_crop or
+              config.random_scale or config.not_restore_classifier)
+  assert (config.backbone, config.head, config.output_stride,
+          config.num_gpu) == ('resnet_v1_101', 'pspnet', 8, 1)
+
+
+def test_flags_are_parsed_into_typed_fields():
+  config = config_lib.TrainConfig.from_flags([
+      '--batch_size', '16', '--input_size', '480,320', '--learning_rate',
+      '2e-3', '--is_training', '--use_global_status', '--random_mirror',
+      '--random_scale', '--random_crop', '--concentration', '10',
+      '--backbone', 'mini', '--head', 'deeplabv3plus', '--output_stride',
+      '16', '--num_gpu', '4', '--sync_batch_norm', '--mixed_precision',
+      '--jit_compile', '--snapshot_dir', 'snapshots/x'], mode='softmax')
+  assert config.mode == 'softmax'
+  assert config.batch_size == 16
+  assert config.input_size == (480, 320)
+  assert config.learning_rate == 2e-3
+  assert config.is_training and config.use_global_status
+  assert config.random_mirror and config.random_scale and config.random_crop
+  assert config.concentration == 10.0
+  assert (config.backbone, config.head, config.output_stride) == (
+      'mini', 'deeplabv3plus', 16)
+  assert config.num_gpu == 4
+  assert config.sync_batch_norm and config.mixed_precision
+  assert config.jit_compile
+  assert config.output_channels == config.num_classes == 21
+
+
+def test_square_input_size_and_unsupervised_defaults():
+  config = config_lib.TrainConfig.from_flags(['--input_size', '321'],
+                                             mode='segsort_unsup')
+  assert config.input_size == (321, 321)
+  assert config.num_banks == 0
+  assert config.output_channels == config.embedding_dim
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--backbone', 'resnet_v1_152'], 'invalid choice'),
+    (['--head', 'unet'], 'invalid choice'),
+    (['--input_size', '336,x'], 'height,width'),
+    (['--batch_size', '0'], '--batch_size must be at least 1'),
+    (['--iter_size', '0'], '--iter_size must be at least 1'),
+])
+def test_bad_flags_exit_with_a_message(capsys, argv, message):
+  with pytest.raises(SystemExit):
+    config_lib.TrainConfig.from_flags(argv, mode='segsort')
+  assert message in capsys.readouterr().err
+
+
+def test_unsupervised_mode_refuses_memory_banks():
+  with pytest.raises(ValueError, match='--num_banks must be 0'):
+    config_lib.TrainConfig(mode='segsort_unsup', num_banks=2)
+
+
+def test_unknown_names_are_refused_before_anything_is_built():
+  with pytest.raises(ValueError, match="--backbone 'vgg16'"):
+    config_lib.TrainConfig(backbone='vgg16')
+  with pytest.raises(ValueError, match="mode 'fancy'"):
+    config_lib.TrainConfig(mode='fancy')
+
+
+def test_names_match_the_network_builder():
+  assert set(config_lib.BACKBONES) == set(builder.BACKBONES)
+  assert set(config_lib.HEADS) == set(builder.HEADS)
+
+
+@pytest.mark.parametrize('mode', config_lib.MODES)
+def test_every_entry_point_has_help(mode):
+  help_text = config_lib.build_argument_parser(mode).format_help()
+  for flag in ('--data_dir', '--restore_from', '--not_restore_classifier',
+               '--num_gpu', '--overwrite_config'):
+    assert flag in help_text
+
+
+def test_config_round_trips_through_json(tmp_path):
+  config = config_lib.TrainConfig(mode='softmax', input_size=(100, 120),
+                                  backbone='mini', learning_rate=1e-3)
+  path = config_lib.save_config(config, str(tmp_path))
+  assert path == str(tmp_path / 'config.json')
+  with open(path) as stream:
+    assert json.load(stream)['input_size'] == [100, 120]
+  assert config_lib.load_config(str(tmp_path)) == config
+  assert config_lib.load_config(path) == config
+  assert not [name for name in os.listdir(tmp_path) if name != 'config.json']
+
+
+def test_bad_config_files_are_reported(tmp_path):
+  with pytest.raises(FileNotFoundError, match='No training config'):
+    config_lib.load_config(str(tmp_path))
+  (tmp_path / 'config.json').write_text('{"mode": "segsort", "colour": 1}')
+  with pytest.raises(ValueError, match='colour'):
+    config_lib.load_config(str(tmp_path))
+
+
+def test_config_differences_ignore_resumable_fields():
+  saved = config_lib.TrainConfig(learning_rate=1e-3, num_gpu=1)
+  current = config_lib.TrainConfig(learning_rate=2e-3, num_gpu=2,
+                                   update_tb_every=5, embedding_dim=64)
+  assert config_lib.config_differences(saved, current) == [
+      ('embedding_dim', 32, 64), ('learning_rate', 1e-3, 2e-3)]
+
+
+def _write_checkpoint(prefix):
+  return tf.train.Checkpoint(value=tf.Variable(1.0)).write(prefix)
+
+
+def test_resolve_checkpoint_takes_directories_and_prefixes(tmp_path):
+  manager = tf.train.CheckpointManager(
+      tf.train.Checkpoint(value=tf.Variable(1.0)), str(tmp_path),
+      max_to_keep=2, checkpoint_name='ckpt')
+  manager.save(checkpoint_number=10)
+  latest = manager.save(checkpoint_number=20)
+  assert config_lib.resolve_checkpoint(str(tmp_path)) == latest
+  first = str(tmp_path / 'ckpt-10')
+  assert config_lib.resolve_checkpoint(first) == first
+
+
+def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
+  with pytest.raises(FileNotFoundError, match='No checkpoint in directory'):
+    config_lib.resolve_checkpoint(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match=r'ckpt-7\.index'):
+    config_lib.resolve_checkpoint(str(tmp_path / 'ckpt-7'))
+
+
+def test_config_for_checkpoint_is_read_beside_it(tmp_path):
+  prefix = _write_checkpoint(str(tmp_path / 'ckpt-1'))
+  with pytest.raises(FileNotFoundError, match='config.json'):
+    config_lib.load_config_for_checkpoint(prefix)
+  config = config_lib.TrainConfig(backbone='mini', embedding_dim=16)
+  config_lib.save_config(config, str(tmp_path))
+  assert config_lib.load_config_for_checkpoint(prefix) == config
+
+
+@pytest.mark.parametrize('mode, channels', [('segsort', 16), ('softmax', 5)])
+def test_network_from_config_has_the_mode_s_outputs(mode, channels):
+  config = config_lib.TrainConfig(mode=mode, backbone='mini', head='deeplab',
+                                  embedding_dim=16, num_classes=5)
+  network = config_lib.build_network_from_config(config)
+  assert network(tf.zeros([1, 33, 40, 3])).shape == (1, 5, 5, channels)
+
+
+@pytest.mark.parametrize('module_name, description', [
+    ('segsort.train_segsort', 'Trains SegSort (supervised)'),
+    ('segsort.train_segsort_unsup', 'Trains unsupervised SegSort'),
+    ('segsort.train_softmax', 'softmax baseline'),
+])
+def test_entry_points_parse_their_mode_s_flags(capsys, module_name,
+                                               description):
+  module = importlib.import_module(module_name)
+  with pytest.raises(SystemExit) as exited:
+    module.main(['--help'])
+  assert exited.value.code == 0
+  assert description in capsys.readouterr().out

@@ -1,0 +1,455 @@
+"""Tests of the inference engine and its entry points (CPU, tiny images)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+# inference_fixtures is also loaded as this module's pytest plugin (below);
+# registered first so that pytest can still rewrite its asserts.
+pytest.register_assert_rewrite('inference_fixtures')
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from inference_fixtures import EMBEDDING_DIM
+from inference_fixtures import IMAGE_SIZE
+from inference_fixtures import NUM_CLASSES
+from inference_fixtures import WINDOW_FLAGS
+from inference_fixtures import prototype_dir
+from network.segsort import common_utils
+from network.segsort import eval_utils
+from segsort import data
+from segsort import explain
+from segsort import extract_prototypes
+from segsort import inference
+from segsort import inference_segsort
+from segsort import inference_segsort_msc
+from segsort import inference_softmax
+from segsort import metrics
+from segsort import trainer
+
+# The session fixtures: synthetic_set, segsort_checkpoint_dir,
+# softmax_checkpoint_dir, unsup_checkpoint_dir and prototype_run.
+pytest_plugins = ('inference_fixtures',)
+
+def _read_png(path):
+  with Image.open(path) as image:
+    return np.asarray(image)
+
+
+def _list_ids(data_list):
+  return metrics.list_image_ids(data_list)
+
+
+# ----------------------------------------------------------------------------
+# Geometry and per-image maths.
+
+
+@pytest.mark.parametrize('padded, window, stride, expected', [
+    (64, 64, 48, [0]),
+    (160, 64, 48, [0, 48, 96]),
+    (160, 64, 50, [0, 48, 96]),  # 50 rounds down to 48, a multiple of 8.
+    (504, 480, 320, [0, 24]),
+])
+def test_window_offsets(padded, window, stride, expected):
+  assert inference.window_offsets(padded, window, stride, 8) == expected
+
+
+class _AveragePoolingNetwork:
+  """A network stand-in whose output cell is its 4x4 input block's mean."""
+  output_stride = 4
+
+  def __call__(self, images, training=False):
+    del training
+    return tf.nn.avg_pool2d(images, 4, 4, 'VALID')
+
+
+def test_sliding_windows_line_up_with_the_image_grid():
+  image = tf.random.stateless_normal([18, 27, 3], seed=[1, 2])
+  runner = inference.DenseOutputRunner(_AveragePoolingNetwork(), (12, 16),
+                                       (8, 8), normalize_windows=False)
+  grid = runner.output_grid(image)
+  # Windows are aligned to the 4-pixel cells, so every window's cell equals
+  # the whole zero-padded image's cell, whatever the overlap.
+  padded = tf.pad(image, [[0, 2], [0, 1], [0, 0]])
+  expected = tf.nn.avg_pool2d(padded[tf.newaxis], 4, 4, 'VALID')[0]
+  np.testing.assert_allclose(grid.numpy(), expected.numpy(), atol=1e-6)
+  assert runner.upsample_to_image(grid, (18, 27)).shape == (18, 27, 3)
+
+
+def test_strides_larger_than_the_window_are_rejected():
+  with pytest.raises(inference.InferenceError, match='strides'):
+    inference.DenseOutputRunner(_AveragePoolingNetwork(), (8, 8), (12, 4),
+                                normalize_windows=False)
+
+
+def test_labels_at_cell_centres():
+  labels = np.arange(100).reshape(10, 10)
+  # Cells of 4 pixels: centre rows/columns 2, 6 and (clipped) 9.
+  np.testing.assert_array_equal(
+      inference.labels_at_cell_centres(labels, 4),
+      [[22, 26, 29], [62, 66, 69], [92, 96, 99]])
+
+
+def test_prototype_boxes_in_image_pixels():
+  cell_prototypes = np.array([[0, 0, -1],
+                              [1, 0, -1]])
+  boxes = inference.prototype_boxes(cell_prototypes, 2, 8, (12, 20))
+  np.testing.assert_array_equal(boxes, [[0, 0, 12, 16], [8, 0, 12, 8]])
+
+
+def test_image_prototypes_match_eval_utils_and_their_members():
+  height, width, dim = 6, 7, 5
+  embedding = common_utils.normalize_embedding(
+      tf.random.stateless_normal([height, width, dim], seed=[3, 4]))
+  labels = tf.random.stateless_uniform([height, width], seed=[5, 6],
+                                       maxval=4, dtype=tf.int32)
+  labels = tf.where(labels == 3, 255, labels)
+  features, prototype_labels, cell_prototypes = (
+      inference.extract_image_prototypes(embedding, labels, 2, 5, 255))
+  expected = eval_utils.extract_trained_prototypes(
+      tf.reshape(embedding, [-1, dim]),
+      tf.reshape(common_utils.generate_location_features(
+          [height, width], 'float'), [-1, 2]),
+      tf.reshape(common_utils.initialize_cluster_labels(
+          [2, 2], [height, width]), [-1]),
+      4, 5, tf.reshape(labels, [-1]), 1, 255)
+  np.testing.assert_allclose(features.numpy(), expected[0].numpy(), atol=1e-6)
+  np.testing.assert_array_equal(prototype_labels.numpy(), expected[1].numpy())
+  cell_prototypes = cell_prototypes.numpy()
+  assert np.all(cell_prototypes[labels.numpy() == 255] == -1)
+  for index, feature in enumerate(features.numpy()):
+    members = cell_prototypes == index
+    assert np.all(labels.numpy()[members] == prototype_labels[index])
+    member_sum = embedding.numpy()[members].sum(axis=0)
+    np.testing.assert_allclose(feature, member_sum / np.linalg.norm(member_sum),
+                               atol=1e-5)
+
+
+# ----------------------------------------------------------------------------
+# Prototype extraction.
+
+
+def test_prototype_files_are_consistent(prototype_run, synthetic_set):
+  bank = inference.load_prototype_bank(prototype_dir(prototype_run),
+                                       EMBEDDING_DIM, NUM_CLASSES,
+                                       with_sources=True)
+  num_prototypes = len(bank.labels)
+  assert bank.features.shape == (num_prototypes, EMBEDDING_DIM)
+  assert bank.features.dtype == np.float32 and bank.labels.dtype == np.int32
+  np.testing.assert_allclose(np.linalg.norm(bank.features, axis=1), 1,
+                             atol=1e-5)
+  train_ids = _list_ids(synthetic_set.train_list)
+  assert [image['image_id'] for image in bank.sources['images']] == train_ids
+  assert bank.sources['num_prototypes'] == num_prototypes
+  assert np.all(np.diff(bank.image_indices) >= 0)
+  assert set(bank.image_indices) <= set(range(len(train_ids)))
+  y0, x0, y1, x1 = bank.boxes.T
+  assert np.all((0 <= y0) & (y0 < y1) & (y1 <= IMAGE_SIZE[0]))
+  assert np.all((0 <= x0) & (x0 < x1) & (x1 <= IMAGE_SIZE[1]))
+  for label, image_index, (top, left, bottom, right) in zip(
+      bank.labels, bank.image_indices, bank.boxes):
+    label_path = os.path.join(
+        synthetic_set.data_dir, 'VOC2012', 'segcls',
+        bank.sources['images'][image_index]['image_id'] + '.png')
+    assert label in data.load_label(label_path)[top:bottom, left:right]
+
+
+def test_prototype_extraction_rerun_reuses_the_cache(prototype_run,
+                                                     synthetic_set,
+                                                     segsort_checkpoint_dir,
+                                                     capsys):
+  features_path = os.path.join(prototype_dir(prototype_run),
+                               inference.PROTOTYPE_FEATURES_FILE)
+  features = np.load(features_path)
+  capsys.readouterr()
+  extract_prototypes.main([
+      '--data_dir', synthetic_set.data_dir,
+      '--data_list', synthetic_set.train_list,
+      '--restore_from', segsort_checkpoint_dir, '--save_dir', prototype_run,
+      '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+  assert '0 images in' in capsys.readouterr().out
+  np.testing.assert_array_equal(np.load(features_path), features)
+
+
+def test_prototype_cache_of_other_settings_is_cleared(prototype_run,
+                                                      synthetic_set,
+                                                      segsort_checkpoint_dir,
+                                                      tmp_path, capsys):
+  save_dir = str(tmp_path / 'copy')
+  shutil.copytree(prototype_run, save_dir)
+  capsys.readouterr()
+  extract_prototypes.main([
+      '--data_dir', synthetic_set.data_dir,
+      '--data_list', synthetic_set.train_list,
+      '--restore_from', segsort_checkpoint_dir, '--save_dir', save_dir,
+      '--num_classes', str(NUM_CLASSES), '--num_clusters', '2'] + WINDOW_FLAGS)
+  output = capsys.readouterr().out
+  assert 'clearing 4 files' in output and '4 images in' in output
+  # 2 x 2 clusters give at most 4 prototypes per image.
+  labels = np.load(os.path.join(prototype_dir(save_dir),
+                                inference.PROTOTYPE_LABELS_FILE))
+  assert len(labels) <= 4 * 4
+
+
+def test_extraction_names_a_label_with_unknown_classes(
+    synthetic_set, segsort_checkpoint_dir, tmp_path):
+  train_id = _list_ids(synthetic_set.train_list)[0]
+  label_path = tmp_path / 'bad_label.png'
+  Image.fromarray(np.full(IMAGE_SIZE, 9, np.uint8)).save(label_path)
+  data_list = tmp_path / 'bad.txt'
+  data_list.write_text('%s %s\n' % (
+      os.path.join(synthetic_set.data_dir, 'VOC2012', 'JPEGImages',
+                   train_id + '.jpg'), label_path))
+  with pytest.raises(SystemExit, match=r'bad_label\.png holds ids \[9\]'):
+    extract_prototypes.main([
+        '--data_dir', synthetic_set.data_dir, '--data_list', str(data_list),
+        '--restore_from', segsort_checkpoint_dir,
+        '--save_dir', str(tmp_path / 'out'),
+        '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+
+
+def test_embedding_dim_flag_is_checked(synthetic_set, segsort_checkpoint_dir,
+                                       tmp_path):
+  with pytest.raises(SystemExit, match='--embedding_dim 16 differs from the 8'):
+    extract_prototypes.main([
+        '--data_dir', synthetic_set.data_dir,
+        '--data_list', synthetic_set.train_list,
+        '--restore_from', segsort_checkpoint_dir,
+        '--save_dir', str(tmp_path), '--embedding_dim', '16'] + WINDOW_FLAGS)
+
+
+# ----------------------------------------------------------------------------
+# k-NN inference.
+
+
+def _segsort_flags(synthetic_set, checkpoint_dir, prototype_run, save_dir):
+  return ['--data_dir', synthetic_set.data_dir,
+          '--data_list', synthetic_set.val_list,
+          '--restore_from', checkpoint_dir,
+          '--prototype_dir', prototype_dir(prototype_run),
+          '--save_dir', str(save_dir),
+          '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS
+
+
+@pytest.fixture(scope='module')
+def single_scale_dir(synthetic_set, segsort_checkpoint_dir, prototype_run,
+                     tmp_path_factory):
+  save_dir = tmp_path_factory.mktemp('single_scale')
+  inference_segsort.main(_segsort_flags(synthetic_set, segsort_checkpoint_dir,
+                                        prototype_run, save_dir))
+  return save_dir
+
+
+def test_single_scale_predictions_have_the_image_size(single_scale_dir,
+                                                      synthetic_set):
+  for image_id in _list_ids(synthetic_set.val_list):
+    gray = _read_png(single_scale_dir / 'gray' / (image_id + '.png'))
+    color = _read_png(single_scale_dir / 'color' / (image_id + '.png'))
+    assert gray.shape == IMAGE_SIZE and gray.max() < NUM_CLASSES
+    assert color.shape == IMAGE_SIZE + (3,)
+  results = metrics.evaluate_prediction_dir(
+      str(single_scale_dir / 'gray'),
+      os.path.join(synthetic_set.data_dir, 'VOC2012', 'segcls'), NUM_CLASSES)
+  assert results['num_images'] == 2 and results['mean_iou'] is not None
+
+
+def test_rerun_skips_finished_images(single_scale_dir, synthetic_set,
+                                     segsort_checkpoint_dir, prototype_run,
+                                     capsys):
+  first_id, second_id = _list_ids(synthetic_set.val_list)
+  kept = single_scale_dir / 'gray' / (first_id + '.png')
+  kept_mtime = os.stat(kept).st_mtime_ns
+  removed = single_scale_dir / 'color' / (second_id + '.png')
+  removed_prediction = _read_png(removed)
+  os.remove(removed)
+  capsys.readouterr()
+  inference_segsort.main(_segsort_flags(synthetic_set, segsort_checkpoint_dir,
+                                        prototype_run, single_scale_dir))
+  output = capsys.readouterr().out
+  assert 'Predicted: 1 images in' in output and '1 skipped' in output
+  assert os.stat(kept).st_mtime_ns == kept_mtime
+  np.testing.assert_array_equal(_read_png(removed), removed_prediction)
+
+
+def test_msc_with_scale_one_and_no_flip_equals_single_scale(
+    single_scale_dir, synthetic_set, segsort_checkpoint_dir, prototype_run,
+    tmp_path):
+  inference_segsort_msc.main(
+      _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
+                     tmp_path) + ['--scale_aug', '1'])
+  for image_id in _list_ids(synthetic_set.val_list):
+    np.testing.assert_array_equal(
+        _read_png(tmp_path / 'gray' / (image_id + '.png')),
+        _read_png(single_scale_dir / 'gray' / (image_id + '.png')))
+
+
+def test_msc_with_scales_and_flips_predicts_full_size(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  inference_segsort_msc.main(
+      _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
+                     tmp_path) + ['--flip_aug'])
+  for image_id in _list_ids(synthetic_set.val_list):
+    gray = _read_png(tmp_path / 'gray' / (image_id + '.png'))
+    assert gray.shape == IMAGE_SIZE and gray.max() < NUM_CLASSES
+
+
+def test_unsupervised_checkpoints_are_evaluated_the_same_way(
+    synthetic_set, unsup_checkpoint_dir, tmp_path):
+  extract_prototypes.main([
+      '--data_dir', synthetic_set.data_dir,
+      '--data_list', synthetic_set.train_list,
+      '--restore_from', unsup_checkpoint_dir, '--save_dir', str(tmp_path),
+      '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+  inference_segsort.main(_segsort_flags(synthetic_set, unsup_checkpoint_dir,
+                                        str(tmp_path), tmp_path / 'val'))
+  image_id = _list_ids(synthetic_set.val_list)[0]
+  assert _read_png(tmp_path / 'val' / 'gray' /
+                   (image_id + '.png')).shape == IMAGE_SIZE
+
+
+# ----------------------------------------------------------------------------
+# Softmax baseline.
+
+
+def test_softmax_is_the_argmax_of_upsampled_logits(softmax_checkpoint_dir,
+                                                   synthetic_set):
+  network, _, _ = inference.restore_network(softmax_checkpoint_dir,
+                                            inference.SOFTMAX_MODES)
+  predictor = inference.SoftmaxPredictor(
+      network, window_size=IMAGE_SIZE, strides=IMAGE_SIZE,
+      num_classes=NUM_CLASSES)
+  image = tf.random.stateless_normal(IMAGE_SIZE + (3,), seed=[7, 8]) * 50
+  logits = network(image[tf.newaxis], training=False)
+  expected = tf.argmax(tf.image.resize(logits, IMAGE_SIZE), axis=-1)[0]
+  np.testing.assert_array_equal(inference.predict_labels(predictor, image),
+                                expected.numpy())
+
+
+def test_softmax_multi_scale_predicts_full_size(softmax_checkpoint_dir,
+                                                synthetic_set, tmp_path):
+  inference_softmax.main([
+      '--data_dir', synthetic_set.data_dir,
+      '--data_list', synthetic_set.val_list,
+      '--restore_from', softmax_checkpoint_dir, '--save_dir', str(tmp_path),
+      '--num_classes', str(NUM_CLASSES), '--scale_aug', '0.5,1',
+      '--flip_aug'] + WINDOW_FLAGS)
+  for image_id in _list_ids(synthetic_set.val_list):
+    gray = _read_png(tmp_path / 'gray' / (image_id + '.png'))
+    assert gray.shape == IMAGE_SIZE and gray.max() < NUM_CLASSES
+
+
+# ----------------------------------------------------------------------------
+# Bad input.
+
+
+def _write_bank(directory, features, labels):
+  os.makedirs(directory, exist_ok=True)
+  np.save(os.path.join(directory, inference.PROTOTYPE_FEATURES_FILE),
+          np.asarray(features, np.float32))
+  np.save(os.path.join(directory, inference.PROTOTYPE_LABELS_FILE),
+          np.asarray(labels, np.int32))
+
+
+def test_missing_prototype_files_are_named(tmp_path):
+  with pytest.raises(inference.InferenceError,
+                     match=r'Missing prototype features file .*'
+                     r'prototype_features\.npy'):
+    inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
+
+
+def test_prototypes_of_another_dimension_are_rejected(tmp_path):
+  _write_bank(tmp_path, np.ones((3, 5)), [0, 1, 2])
+  with pytest.raises(inference.InferenceError,
+                     match=r'prototype_features\.npy holds 5-dimensional '
+                     r'prototypes but the model embeds in 8'):
+    inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
+
+
+def test_an_empty_bank_is_rejected(tmp_path):
+  _write_bank(tmp_path, np.ones((0, EMBEDDING_DIM)), [])
+  with pytest.raises(inference.InferenceError,
+                     match=r'prototype_features\.npy holds an empty'):
+    inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
+
+
+def test_prototype_labels_out_of_range_are_rejected(tmp_path):
+  _write_bank(tmp_path, np.ones((2, EMBEDDING_DIM)), [0, 7])
+  with pytest.raises(inference.InferenceError,
+                     match=r'prototype_labels\.npy holds labels in \[0, 7\]'):
+    inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
+
+
+def test_inference_exits_naming_missing_prototypes(
+    synthetic_set, segsort_checkpoint_dir, tmp_path):
+  with pytest.raises(SystemExit, match=r'prototype_features\.npy'):
+    inference_segsort.main(_segsort_flags(
+        synthetic_set, segsort_checkpoint_dir, str(tmp_path / 'none'),
+        tmp_path))
+
+
+def test_a_checkpoint_that_does_not_fit_is_named(segsort_checkpoint_dir,
+                                                 tmp_path):
+  checkpoint_dir = tmp_path / 'edited'
+  shutil.copytree(segsort_checkpoint_dir, checkpoint_dir)
+  config_path = checkpoint_dir / 'config.json'
+  config = json.loads(config_path.read_text())
+  config['embedding_dim'] = 16
+  config_path.write_text(json.dumps(config))
+  with pytest.raises(trainer.CheckpointMismatchError,
+                     match=r'edited/ckpt-3 does not fit(.|\n)*\[8\]'):
+    inference.restore_network(str(checkpoint_dir), inference.SEGSORT_MODES)
+
+
+def test_a_checkpoint_of_another_mode_is_named(softmax_checkpoint_dir):
+  with pytest.raises(inference.InferenceError,
+                     match=r"ckpt-1 was trained in mode 'softmax'"):
+    inference.restore_network(softmax_checkpoint_dir, inference.SEGSORT_MODES)
+
+
+# ----------------------------------------------------------------------------
+# Explanations.
+
+
+def test_explain_shows_the_retrieved_training_segments(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  image_id = _list_ids(synthetic_set.val_list)[0]
+  explain.main([
+      '--image_id', image_id, '--data_list', synthetic_set.val_list,
+      '--data_dir', synthetic_set.data_dir,
+      '--restore_from', segsort_checkpoint_dir,
+      '--prototype_dir', prototype_dir(prototype_run),
+      '--save_dir', str(tmp_path), '--num_classes', str(NUM_CLASSES),
+      '--num_segments', '3', '--num_neighbours_shown', '4',
+      '--k_in_nearest_neighbors', '5', '--tile_size', '48'] + WINDOW_FLAGS)
+  facts = json.loads((tmp_path / (image_id + '.json')).read_text())
+  assert len(facts['segments']) == 3
+  train_ids = set(_list_ids(synthetic_set.train_list))
+  for segment in facts['segments']:
+    assert len(segment['neighbours']) == 5 and sum(segment['votes']) == 5
+    similarities = [neighbour['similarity']
+                    for neighbour in segment['neighbours']]
+    assert similarities == sorted(similarities, reverse=True)
+    assert {neighbour['image_id'] for neighbour in segment['neighbours']} <= (
+        train_ids)
+  figure = _read_png(tmp_path / (image_id + '.png'))
+  # A header row and 3 segment rows of 48-pixel tiles with 28-pixel captions,
+  # each row the segment and 4 neighbours wide.
+  assert figure.shape == (4 * (48 + 28), 5 * 48, 3)
+
+
+def test_colormaps_load_from_text_and_npy(tmp_path):
+  text_path = tmp_path / 'colours.txt'
+  text_path.write_text('0 0 0\n255 0 0\n0 255 0\n')
+  np.testing.assert_array_equal(inference.load_colormap(str(text_path)),
+                                [[0, 0, 0], [255, 0, 0], [0, 255, 0]])
+  npy_path = tmp_path / 'colours.npy'
+  np.save(npy_path, np.array([[1, 2, 3]]))
+  np.testing.assert_array_equal(inference.load_colormap(str(npy_path)),
+                                [[1, 2, 3]])
+  np.save(npy_path, np.array([1, 2, 3]))
+  with pytest.raises(inference.InferenceError,
+                     match=r'colours\.npy has shape \(3,\)'):
+    inference.load_colormap(str(npy_path))

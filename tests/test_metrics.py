@@ -1,0 +1,187 @@
+"""Tests of segsort.metrics and segsort.benchmark_by_mIoU against hand counts."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segsort import benchmark_by_mIoU
+from segsort import colormap
+from segsort import metrics
+
+# Region example, 3 classes, one ignored pixel. Valid (gt, pred) pairs:
+# (0,0) (0,1) (1,1) (1,1) (0,0) (1,2) (2,2).
+REGION_GT = np.array([[0, 0, 1, 1],
+                      [0, 255, 1, 2]])
+REGION_PRED = np.array([[0, 1, 1, 1],
+                        [0, 0, 2, 2]])
+# class 0: TP 2, FN 1, FP 0 -> 2/3; class 1: TP 2, FN 1, FP 1 -> 2/4;
+# class 2: TP 1, FN 0, FP 1 -> 1/2.
+REGION_IOUS = [2 / 3, 2 / 4, 1 / 2]
+REGION_MEAN_IOU = (2 / 3 + 1 / 2 + 1 / 2) / 3  # 0.5556
+REGION_PIXEL_ACCURACY = 5 / 7
+
+# Boundary example A: a vertical edge predicted one column to the right.
+# Ground-truth boundary pixels: columns 2 and 3 (10); predicted: 3 and 4 (10).
+EDGE_GT = np.repeat([[0, 0, 0, 1, 1, 1]], 5, axis=0)
+EDGE_PRED = np.repeat([[0, 0, 0, 0, 1, 1]], 5, axis=0)
+# Boundary example B: a VOC-like ignore band in column 2. Ground-truth
+# boundary pixels: columns 1 and 3 (8, the band's edges); predicted boundary
+# pixels: columns 2 and 3, of which column 3 (4) lies on valid ground truth.
+BAND_GT = np.repeat([[0, 0, 255, 1, 1, 1]], 4, axis=0)
+BAND_PRED = np.repeat([[0, 0, 0, 1, 1, 1]], 4, axis=0)
+
+
+def test_confusion_matrix_counts_valid_pairs():
+  confusion = metrics.confusion_matrix(REGION_PRED, REGION_GT, 3)
+  np.testing.assert_array_equal(confusion, [[2, 1, 0], [0, 2, 1], [0, 0, 1]])
+
+
+def test_ious_mean_and_pixel_accuracy():
+  confusion = metrics.confusion_matrix(REGION_PRED, REGION_GT, 3)
+  np.testing.assert_allclose(metrics.class_ious(confusion), REGION_IOUS)
+  assert metrics.mean_iou(confusion) == pytest.approx(REGION_MEAN_IOU)
+  assert metrics.pixel_accuracy(confusion) == pytest.approx(
+      REGION_PIXEL_ACCURACY)
+
+
+def test_absent_class_has_no_iou_and_is_left_out_of_the_mean():
+  confusion = metrics.confusion_matrix(REGION_PRED, REGION_GT, 4)
+  assert math.isnan(metrics.class_ious(confusion)[3])
+  assert metrics.mean_iou(confusion) == pytest.approx(REGION_MEAN_IOU)
+
+
+def test_out_of_range_ids_are_errors():
+  with pytest.raises(ValueError, match='prediction holds class id 3'):
+    metrics.confusion_matrix(np.array([[3]]), np.array([[0]]), 3)
+  with pytest.raises(ValueError, match='ground truth holds class id 7'):
+    metrics.confusion_matrix(np.array([[0]]), np.array([[7]]), 3)
+
+
+def test_label_boundaries_mark_both_sides_of_a_change():
+  expected = np.zeros((5, 6), bool)
+  expected[:, 2:4] = True
+  np.testing.assert_array_equal(metrics.label_boundaries(EDGE_GT), expected)
+
+
+@pytest.mark.parametrize('tolerance, expected', [
+    (0, metrics.BoundaryCounts(5, 10, 5, 10)),
+    (1, metrics.BoundaryCounts(10, 10, 10, 10)),
+])
+def test_boundary_counts_of_a_shifted_edge(tolerance, expected):
+  assert metrics.boundary_match_counts(EDGE_PRED, EDGE_GT,
+                                       tolerance) == expected
+
+
+@pytest.mark.parametrize('tolerance, expected, f_score', [
+    # Column 1 is 1 pixel from the nearest predicted boundary (column 2).
+    (0, metrics.BoundaryCounts(4, 4, 4, 8), 2 * 1 * 0.5 / 1.5),
+    (1, metrics.BoundaryCounts(4, 4, 8, 8), 1.0),
+])
+def test_boundary_counts_with_an_ignore_band(tolerance, expected, f_score):
+  counts = metrics.boundary_match_counts(BAND_PRED, BAND_GT, tolerance)
+  assert counts == expected
+  assert counts.scores()[2] == pytest.approx(f_score)
+
+
+def test_boundary_scores_sum_counts_over_images():
+  evaluator = metrics.SegmentationEvaluator(2, boundary_tolerance=0)
+  evaluator.add(EDGE_PRED, EDGE_GT)
+  evaluator.add(BAND_PRED, BAND_GT)
+  results = evaluator.results()
+  # Matched predicted 5 + 4 of 10 + 4; matched ground truth 5 + 4 of 10 + 8.
+  assert results['boundary_precision'] == pytest.approx(9 / 14)
+  assert results['boundary_recall'] == pytest.approx(9 / 18)
+  assert results['boundary_f_score'] == pytest.approx(9 / 16)
+
+
+def test_no_predicted_boundary_gives_zero_f_score():
+  counts = metrics.boundary_match_counts(np.zeros_like(EDGE_GT), EDGE_GT, 2)
+  precision, recall, f_score = counts.scores()
+  assert math.isnan(precision) and recall == 0 and f_score == 0
+
+
+def test_fractional_tolerance_is_relative_to_the_diagonal():
+  assert metrics.tolerance_in_pixels(0.1, (4, 6)) == pytest.approx(
+      0.1 * math.sqrt(52))
+  assert metrics.tolerance_in_pixels(2, (4, 6)) == 2
+  # 0.72 pixels: only exact matches, as with tolerance 0.
+  assert (metrics.boundary_match_counts(BAND_PRED, BAND_GT, 0.1) ==
+          metrics.BoundaryCounts(4, 4, 4, 8))
+
+
+def _write_png(path, array, palette=False):
+  array = np.asarray(array, np.uint8)
+  if palette:
+    image = Image.frombytes('P', array.shape[::-1], array.tobytes())
+    image.putpalette(colormap.voc_colormap().ravel().tolist())
+  else:
+    image = Image.fromarray(array)
+  image.save(path)
+
+
+@pytest.fixture
+def prediction_dirs(tmp_path):
+  pred_dir, gt_dir = tmp_path / 'run' / 'gray', tmp_path / 'gt'
+  pred_dir.mkdir(parents=True)
+  gt_dir.mkdir()
+  _write_png(pred_dir / 'a.png', REGION_PRED)
+  _write_png(gt_dir / 'a.png', REGION_GT, palette=True)
+  _write_png(pred_dir / 'b.png', BAND_PRED)
+  _write_png(gt_dir / 'b.png', BAND_GT)
+  return pred_dir, gt_dir
+
+
+def test_benchmark_prints_and_writes_hand_computed_scores(prediction_dirs,
+                                                          capsys):
+  pred_dir, gt_dir = prediction_dirs
+  benchmark_by_mIoU.main(['--pred_dir', str(pred_dir), '--gt_dir',
+                          str(gt_dir), '--num_classes', '3',
+                          '--boundary_tolerance', '1'])
+  # Image b adds 8 (0, 0) and 12 (1, 1) pairs: class 0 TP 10, FN 1 -> 10/11;
+  # class 1 TP 14, FN 1, FP 1 -> 14/16; class 2 as before, 1/2.
+  mean_iou = (10 / 11 + 14 / 16 + 1 / 2) / 3
+  assert 'mean IOU: %.4f%%' % (100 * mean_iou) in capsys.readouterr().out
+  with open(pred_dir.parent / 'metrics.json') as stream:
+    results = json.load(stream)
+  assert results['mean_iou'] == pytest.approx(mean_iou)
+  assert results['pixel_accuracy'] == pytest.approx(25 / 27)
+  assert results['num_images'] == 2
+
+
+def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
+  pred_dir, gt_dir = prediction_dirs
+  data_list = tmp_path / 'list.txt'
+  data_list.write_text('JPEGImages/a.jpg\nJPEGImages/c.jpg\n')
+  _write_png(gt_dir / 'c.png', REGION_GT)
+  with pytest.raises(SystemExit, match=r'No prediction .*c\.png'):
+    benchmark_by_mIoU.main(['--pred_dir', str(pred_dir), '--gt_dir',
+                            str(gt_dir), '--num_classes', '3',
+                            '--data_list', str(data_list)])
+
+
+def test_benchmark_names_a_file_of_another_size(prediction_dirs):
+  pred_dir, gt_dir = prediction_dirs
+  _write_png(gt_dir / 'b.png', np.zeros((3, 3)))
+  with pytest.raises(ValueError, match=r'b\.png is 6x4 .* is 3x3'):
+    metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
+
+
+def test_benchmark_rejects_colour_predictions(prediction_dirs):
+  pred_dir, gt_dir = prediction_dirs
+  _write_png(pred_dir / 'a.png', np.zeros((2, 4, 3)))
+  with pytest.raises(ValueError, match=r'a\.png is a RGB image'):
+    metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
+
+
+def test_benchmark_json_to_stdout(prediction_dirs, capsys):
+  pred_dir, gt_dir = prediction_dirs
+  benchmark_by_mIoU.main(['--pred_dir', str(pred_dir), '--gt_dir',
+                          str(gt_dir), '--num_classes', '3',
+                          '--output_json', '-'])
+  results = json.loads(capsys.readouterr().out)
+  assert results['confusion_matrix'][2] == [0, 0, 1]
+  assert not os.path.exists(pred_dir.parent / 'metrics.json')

@@ -1,0 +1,332 @@
+"""Tests of segsort.trainer: every mode, resume, restore, errors (CPU, mini).
+
+Tracing a training step costs seconds, so tests share trained runs where
+they only read them.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from network import checkpoints as slim_checkpoints
+from segsort import config as config_lib
+from segsort import data
+from segsort import trainer as trainer_lib
+from tools import make_synthetic_voc
+
+INPUT_SIZE = (64, 64)
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def voc(tmp_path_factory):
+  """A generated VOC-layout set of 8 training images, with its train list."""
+  root = str(tmp_path_factory.mktemp('voc'))
+  lists = make_synthetic_voc.make_synthetic_voc(
+      root, num_train=8, num_val=1, size=(72, 88), seed=0)
+  return root, lists['train']
+
+
+def make_config(voc, snapshot_dir, **overrides):
+  """A small, quick config of the mini backbone on the generated set."""
+  root, train_list = voc
+  values = dict(
+      mode='segsort', batch_size=2, data_dir=root, data_list=train_list,
+      input_size=INPUT_SIZE, backbone='mini', num_steps=4,
+      learning_rate=0.01, num_banks=0, num_classes=8, kmeans_iterations=3,
+      save_pred_every=100, update_tb_every=100, snapshot_dir=str(snapshot_dir))
+  values.update(overrides)
+  return config_lib.TrainConfig(**values)
+
+
+def fixed_batches(voc, config):
+  """The first two images, without augmentation, as every batch."""
+  root, train_list = voc
+  return data.build_training_dataset(
+      root, train_list, config.input_size, config.batch_size,
+      random_scale=False, random_mirror=False, random_crop=False,
+      num_classes=config.num_classes,
+      unsupervised=config.mode == 'segsort_unsup', shuffle=False,
+      seed=0).take(1).cache().repeat()
+
+
+def assert_same_values(expected_variables, actual_variables, exact=True):
+  assert len(expected_variables) == len(actual_variables)
+  for expected, actual in zip(expected_variables, actual_variables):
+    name = getattr(expected, 'path', expected.name)
+    if exact:
+      np.testing.assert_array_equal(actual.numpy(), expected.numpy(),
+                                    err_msg=name)
+    else:
+      np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5,
+                                 atol=1e-6, err_msg=name)
+
+
+@pytest.fixture(scope='module')
+def trained_run(voc, tmp_path_factory):
+  """A 2-step SegSort run with memory banks, read by several tests."""
+  snapshot_dir = tmp_path_factory.mktemp('trained_run')
+  trainer = trainer_lib.Trainer(make_config(voc, snapshot_dir, num_steps=2,
+                                            num_banks=2, is_training=True))
+  trainer.train()
+  return trainer
+
+
+def restore_for_inference(prefix):
+  """Restores a checkpoint as inference does (the contract with it)."""
+  config = config_lib.load_config_for_checkpoint(prefix)
+  network = config_lib.build_network_from_config(config)
+  network(tf.zeros([1, 40, 48, 3]), training=False)
+  tf.train.Checkpoint(model=network).restore(prefix).expect_partial()
+  return config, network
+
+
+@pytest.mark.parametrize('mode', ['segsort', 'segsort_unsup', 'softmax'])
+def test_training_lowers_the_loss_and_inference_restores_it(
+    voc, tmp_path, mode):
+  config = make_config(voc, tmp_path, mode=mode, num_steps=8,
+                       learning_rate=0.05, weight_decay=0.0, is_training=True)
+  trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
+  first = trainer.train(until_step=1).losses['task_loss']
+  result = trainer.train()
+  assert result.step == 8
+  assert np.isfinite(first) and result.losses['task_loss'] < 0.9 * first, (
+      first, result.losses)
+
+  prefix = config_lib.resolve_checkpoint(str(tmp_path))
+  assert prefix == result.checkpoint == str(tmp_path / 'ckpt-8')
+  restored_config, network = restore_for_inference(prefix)
+  assert restored_config == config
+  assert_same_values(trainer.network.variables, network.variables)
+  assert network(tf.zeros([1, 40, 48, 3])).shape == (
+      1, 5, 6, config.output_channels)
+
+
+def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
+  """SGD with the head at 10x; iter_size averages micro-batch gradients."""
+  plain = make_config(voc, tmp_path / 'plain', num_steps=1, momentum=0.0)
+  dataset = fixed_batches(voc, plain)
+  single = trainer_lib.Trainer(plain, dataset=dataset)
+  accumulated = trainer_lib.Trainer(
+      make_config(voc, tmp_path / 'accumulated', num_steps=1, momentum=0.0,
+                  iter_size=2), dataset=dataset)
+  for source, target in zip(single.network.variables,
+                            accumulated.network.variables):
+    target.assign(source)
+  losses, gradients = single.losses_and_gradients(next(iter(dataset)))
+  assert losses['weight_decay'] > 0
+  before = [variable.numpy() for variable in single.network.trainable_variables]
+
+  single.train()
+  accumulated.train()
+
+  head = {id(variable) for variable in single.network.head_variables}
+  assert head and len(head) < len(before)
+  for variable, gradient, old in zip(single.network.trainable_variables,
+                                     gradients, before):
+    rate = plain.learning_rate * (10.0 if id(variable) in head else 1.0)
+    np.testing.assert_allclose(variable.numpy(), old - rate * gradient.numpy(),
+                               rtol=1e-4, atol=1e-7, err_msg=variable.path)
+  assert_same_values(single.network.variables, accumulated.network.variables,
+                     exact=False)
+
+
+def _event_tags(directory):
+  tags = set()
+  for name in os.listdir(directory):
+    for event in tf.compat.v1.train.summary_iterator(
+        os.path.join(directory, name)):
+      tags.update(value.tag for value in event.summary.value)
+  return tags
+
+
+def test_run_killed_with_sigkill_resumes_like_an_uninterrupted_run(
+    voc, tmp_path):
+  """The CLI, killed with -9, resumes to the weights of a run never killed."""
+  root, train_list = voc
+  snapshot_dir = tmp_path / 'killed'
+  command = [
+      sys.executable, '-m', 'segsort.train_segsort', '--data_dir', root,
+      '--data_list', train_list, '--backbone', 'mini', '--input_size',
+      '64,64', '--batch_size', '2', '--num_steps', '1000000',
+      '--learning_rate', '0.01', '--save_pred_every', '3',
+      '--update_tb_every', '2', '--num_classes', '8', '--kmeans_iterations',
+      '3', '--num_banks', '2', '--snapshot_dir', str(snapshot_dir),
+      '--random_mirror', '--random_crop', '--random_scale', '--is_training']
+  process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+  try:
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+      prefix = tf.train.latest_checkpoint(str(snapshot_dir))
+      if prefix is not None and int(prefix.rsplit('-', 1)[1]) >= 3:
+        break
+      time.sleep(0.1)
+    assert process.poll() is None, process.stdout.read().decode()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  finally:
+    if process.poll() is None:
+      process.kill()
+    process.stdout.close()
+
+  tags = _event_tags(str(snapshot_dir / 'tensorboard'))
+  assert {'loss/segsort_loss', 'loss/weight_decay', 'loss/total_loss',
+          'learning_rate', 'images_per_second', 'images/input',
+          'images/ground_truth', 'images/embedding_pca',
+          'images/kmeans_segments'} <= tags
+  config = config_lib.load_config(str(snapshot_dir))
+  latest = tf.train.latest_checkpoint(str(snapshot_dir))
+  latest_step = int(latest.rsplit('-', 1)[1])
+  resumed = trainer_lib.Trainer(config)
+  assert resumed.restored_from == 'resumed:' + latest
+  assert int(resumed.step.numpy()) == latest_step
+  end_step = latest_step + 2
+  assert resumed.train(until_step=end_step).step == end_step
+
+  uninterrupted = trainer_lib.Trainer(dataclass_replace(
+      config, snapshot_dir=str(tmp_path / 'uninterrupted')))
+  uninterrupted.train(until_step=end_step)
+  assert_same_values(uninterrupted.network.variables,
+                     resumed.network.variables, exact=False)
+  assert_same_values(uninterrupted.optimizer.variables,
+                     resumed.optimizer.variables, exact=False)
+
+
+def dataclass_replace(config, **changes):
+  values = config.to_dict()
+  values.update(changes)
+  return config_lib.TrainConfig.from_dict(values)
+
+
+def test_restores_backbone_from_a_slim_checkpoint(voc, tmp_path):
+  source = config_lib.build_network_from_config(
+      make_config(voc, tmp_path / 'unused'))
+  slim_prefix = str(tmp_path / 'imagenet' / 'resnet_v1_mini.ckpt')
+  slim_checkpoints.save_slim_resnet(source.backbone, slim_prefix)
+
+  trainer = trainer_lib.Trainer(
+      make_config(voc, tmp_path / 'run', restore_from=slim_prefix))
+  assert trainer.restored_from == 'slim:' + slim_prefix
+  assert_same_values(source.backbone.variables,
+                     trainer.network.backbone.variables)
+  assert not np.array_equal(source.head_variables[0].numpy(),
+                            trainer.network.head_variables[0].numpy())
+
+
+def test_incomplete_slim_checkpoint_is_refused_by_name(voc, tmp_path):
+  prefix = str(tmp_path / 'partial.ckpt')
+  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=['resnet_v1_mini/conv1/weights'],
+                    shape_and_slices=[''], tensors=[tf.zeros([7, 7, 3, 32])])
+  with pytest.raises(trainer_lib.CheckpointMismatchError,
+                     match='conv1/BatchNorm/gamma'):
+    trainer_lib.Trainer(make_config(voc, tmp_path / 'run',
+                                    restore_from=prefix))
+
+
+def test_stage_two_restores_model_and_bank_but_not_optimizer(
+    voc, tmp_path, trained_run):
+  stage1_dir = trained_run.config.snapshot_dir
+  stage2 = trainer_lib.Trainer(make_config(
+      voc, tmp_path, num_steps=2, num_banks=2, learning_rate=1e-3,
+      use_global_status=True, restore_from=stage1_dir))
+
+  assert stage2.restored_from == 'checkpoint:' + os.path.join(stage1_dir,
+                                                              'ckpt-2')
+  assert int(stage2.step.numpy()) == 0
+  assert_same_values(trained_run.network.variables, stage2.network.variables)
+  assert np.any(trained_run.memory_bank.labels.numpy() >= 0)
+  assert_same_values(trained_run.memory_bank.variables,
+                     stage2.memory_bank.variables)
+  momentum = [variable for variable in stage2.optimizer.variables
+              if 'momentum' in variable.path]
+  assert momentum and not any(np.any(variable.numpy())
+                              for variable in momentum)
+
+
+def test_checkpoint_of_another_network_is_refused_by_name(
+    voc, tmp_path, trained_run):
+  stage1_dir = trained_run.config.snapshot_dir
+  with pytest.raises(trainer_lib.CheckpointMismatchError,
+                     match=r'output/kernel: checkpoint \[1, 1, \d+, 32\] vs '
+                     r'model \[1, 1, \d+, 8\]'):
+    trainer_lib.Trainer(make_config(voc, tmp_path / 'softmax', mode='softmax',
+                                    restore_from=stage1_dir))
+
+  backbone_only = trainer_lib.Trainer(make_config(
+      voc, tmp_path / 'softmax_backbone', mode='softmax',
+      not_restore_classifier=True, restore_from=stage1_dir))
+  assert_same_values(trained_run.network.backbone.variables,
+                     backbone_only.network.backbone.variables)
+
+
+def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
+  snapshot_dir = tmp_path / 'run'
+  shutil.copytree(trained_run.config.snapshot_dir, snapshot_dir)
+  changed = dict(num_steps=2, num_banks=2, is_training=True,
+                 learning_rate=0.5)
+  with pytest.raises(trainer_lib.ConfigMismatchError) as raised:
+    trainer_lib.Trainer(make_config(voc, snapshot_dir, embedding_dim=16,
+                                    **changed))
+  message = str(raised.value)
+  assert 'learning_rate: 0.01 -> 0.5' in message
+  assert 'embedding_dim: 32 -> 16' in message
+  assert '--overwrite_config' in message
+
+  resumed = trainer_lib.Trainer(make_config(voc, snapshot_dir,
+                                            overwrite_config=True, **changed))
+  assert int(resumed.step.numpy()) == 2
+  assert config_lib.load_config(str(snapshot_dir)).learning_rate == 0.5
+
+
+def test_non_finite_loss_stops_without_saving(voc, tmp_path):
+  trainer = trainer_lib.Trainer(make_config(
+      voc, tmp_path, num_steps=20, learning_rate=1e30, save_pred_every=1))
+  with pytest.raises(trainer_lib.NonFiniteLossError) as raised:
+    trainer.train()
+  failed_step = raised.value.step
+  assert 'step %d' % failed_step in str(raised.value)
+  saved_steps = [int(name.split('-')[1].split('.')[0])
+                 for name in os.listdir(tmp_path) if name.endswith('.index')]
+  assert max(saved_steps, default=0) < failed_step
+  for prefix in tf.train.get_checkpoint_state(
+      str(tmp_path)).all_model_checkpoint_paths if saved_steps else []:
+    reader = tf.train.load_checkpoint(prefix)
+    for name, dtype in reader.get_variable_to_dtype_map().items():
+      if dtype.is_floating:
+        assert np.all(np.isfinite(reader.get_tensor(name))), (prefix, name)
+
+
+def test_missing_snapshot_dir_and_missing_gpus_are_refused(voc, tmp_path):
+  with pytest.raises(trainer_lib.TrainingError, match='--snapshot_dir'):
+    trainer_lib.Trainer(make_config(voc, ''))
+  with pytest.raises(trainer_lib.TrainingError, match='--num_gpu 2'):
+    trainer_lib.Trainer(make_config(voc, tmp_path, num_gpu=2))
+
+
+def test_a_run_that_cannot_start_leaves_the_directory_free(voc, tmp_path):
+  with pytest.raises(data.DataError, match='missing.txt'):
+    trainer_lib.Trainer(make_config(voc, tmp_path,
+                                    data_list=str(tmp_path / 'missing.txt')))
+  assert not os.path.exists(tmp_path / 'config.json')
+
+
+def test_mixed_precision_trains_a_float32_checkpoint(voc, tmp_path):
+  config = make_config(voc, tmp_path, num_steps=2, mixed_precision=True,
+                       num_banks=2)
+  trainer = trainer_lib.Trainer(config)
+  assert {layer.compute_dtype for layer in trainer.network.head.layers} == {
+      'float16', 'float32'}
+  result = trainer.train()
+  assert np.isfinite(result.losses['total_loss'])
+  _, network = restore_for_inference(result.checkpoint)
+  assert {layer.compute_dtype for layer in network.head.layers} == {
+      'float32'}
+  assert_same_values(trainer.network.variables, network.variables)
