@@ -953,3 +953,19 @@ def add_output_flags(parser, default_scales):
                       'summed.')
   parser.add_argument('--flip_aug', action='store_true',
                       help='Add the left-right flip of every scale.')
+
+
+def predict_list_from_flags(predictor, args):
+  """Runs `predict_list` as the inference flags ask.
+
+  Args:
+    predictor: A SegSortPredictor or SoftmaxPredictor.
+    args: Parsed flags of `add_model_and_data_flags` and `add_output_flags`.
+
+  Returns:
+    The number of images predicted (not skipped).
+  """
+  return predict_list(
+      predictor, data_dir=args.data_dir, data_list=args.data_list,
+      save_dir=args.save_dir, scales=args.scale_aug, flip=args.flip_aug,
+      colormap=load_colormap(args.colormap), ignore_label=args.ignore_label)

@@ -40,11 +40,7 @@ def main(argv=None, description=__doc__.split('\n')[0],
         k_in_nearest_neighbors=args.k_in_nearest_neighbors,
         num_classes=args.num_classes, num_clusters=args.num_clusters,
         kmeans_iterations=args.kmeans_iterations)
-    inference.predict_list(
-        predictor, data_dir=args.data_dir, data_list=args.data_list,
-        save_dir=args.save_dir, scales=args.scale_aug, flip=args.flip_aug,
-        colormap=inference.load_colormap(args.colormap),
-        ignore_label=args.ignore_label)
+    inference.predict_list_from_flags(predictor, args)
 
 
 if __name__ == '__main__':

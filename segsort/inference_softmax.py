@@ -33,11 +33,7 @@ def main(argv=None):
     predictor = inference.SoftmaxPredictor(
         network, window_size=args.input_size, strides=args.strides,
         num_classes=args.num_classes)
-    inference.predict_list(
-        predictor, data_dir=args.data_dir, data_list=args.data_list,
-        save_dir=args.save_dir, scales=args.scale_aug, flip=args.flip_aug,
-        colormap=inference.load_colormap(args.colormap),
-        ignore_label=args.ignore_label)
+    inference.predict_list_from_flags(predictor, args)
 
 
 if __name__ == '__main__':

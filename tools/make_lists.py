@@ -88,6 +88,25 @@ def build_lists(voc_train, voc_val, voc_test=None, sbd_train=None,
   return lists
 
 
+def write_lists(lists, output_dir):
+  """Writes every list to `<output_dir>/<name>.txt`, each file atomically.
+
+  Args:
+    lists: A dict from list name to its lines (each ending in a newline).
+    output_dir: The folder to write into.
+
+  Returns:
+    A dict from list name to the path written.
+  """
+  paths = {}
+  for name, lines in lists.items():
+    paths[name] = os.path.join(output_dir, name + '.txt')
+    with io_utils.atomic_path(paths[name]) as temporary:
+      with open(temporary, 'w') as stream:
+        stream.writelines(lines)
+  return paths
+
+
 def make_lists(data_dir, output_dir):
   """Reads a DATAROOT's split files and writes its list files.
 
@@ -112,13 +131,7 @@ def make_lists(data_dir, output_dir):
       optional_split(VOC_TEST_SPLIT),
       optional_split(os.path.join(SBD_SPLIT_DIR, 'train.txt')),
       optional_split(os.path.join(SBD_SPLIT_DIR, 'val.txt')))
-  paths = {}
-  for name, lines in lists.items():
-    paths[name] = os.path.join(output_dir, name + '.txt')
-    with io_utils.atomic_path(paths[name]) as temporary:
-      with open(temporary, 'w') as stream:
-        stream.writelines(lines)
-  return paths
+  return write_lists(lists, output_dir)
 
 
 def main(argv=None):

@@ -25,7 +25,6 @@ Example:
 import argparse
 import functools
 import heapq
-import multiprocessing
 import os
 import sys
 
@@ -35,7 +34,6 @@ from PIL import Image
 from scipy import ndimage
 from scipy import sparse
 from scipy.sparse import csgraph
-import tqdm
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -43,6 +41,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_MIN_SIZE = 64
@@ -438,10 +437,8 @@ def main(argv=None):
   parser.add_argument('--sed_model',
                       help='OpenCV structured edge model (model.yml.gz); '
                       'needs opencv-contrib-python.')
-  parser.add_argument('--workers', type=int, default=os.cpu_count(),
-                      help='Parallel processes.')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='Redo images whose output exists.')
+  folder_jobs.add_job_flags(parser, items='images',
+                            workers_help='Parallel processes.')
   args = parser.parse_args(argv)
 
   image_dir = args.image_dir or os.path.join(args.data_dir, 'VOC2012',
@@ -457,20 +454,12 @@ def main(argv=None):
   jobs = [(os.path.join(image_dir, name),
            os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))
           for name in names]
-  todo = [job for job in jobs if args.overwrite or not os.path.exists(job[1])]
-  print('%d images, %d to oversegment into %s' % (len(jobs), len(todo),
-                                                   output_dir))
-  os.makedirs(output_dir, exist_ok=True)
   options = dict(threshold=args.threshold, num_segments=args.num_segments,
                  min_size=args.min_size, sed_model=args.sed_model)
-  work = functools.partial(_oversegment_file, options=options)
-  if args.workers > 1 and len(todo) > 1:
-    with multiprocessing.Pool(args.workers) as pool:
-      for _ in tqdm.tqdm(pool.imap_unordered(work, todo), total=len(todo)):
-        pass
-  else:
-    for job in tqdm.tqdm(todo):
-      work(job)
+  folder_jobs.run_file_jobs(
+      functools.partial(_oversegment_file, options=options), jobs,
+      args.overwrite, args.workers, output_dir,
+      '%d images, %d to oversegment into %s')
   return 0
 
 

@@ -30,13 +30,11 @@ Example:
 
 import argparse
 import functools
-import multiprocessing
 import os
 import sys
 
 import cv2
 import numpy as np
-import tqdm
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -44,6 +42,8 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from tools import folder_jobs  # pylint: disable=g-import-not-at-top
+from tools import make_lists  # pylint: disable=g-import-not-at-top
 from tools import make_oversegmentation  # pylint: disable=g-import-not-at-top
 
 SHAPES = ('ellipse', 'rectangle', 'triangle', 'diamond', 'ring', 'cross',
@@ -272,26 +272,13 @@ def make_synthetic_voc(root, num_train=16, num_val=8, size=DEFAULT_SIZE,
   write = functools.partial(
       _write_example, root=root, size=size, num_classes=num_classes,
       seed=seed, with_oversegmentation=with_oversegmentation)
-  if workers > 1 and len(jobs) > 1:
-    with multiprocessing.Pool(workers) as pool:
-      results = pool.imap_unordered(write, jobs)
-      for _ in tqdm.tqdm(results, total=len(jobs), disable=not progress):
-        pass
-  else:
-    for job in tqdm.tqdm(jobs, disable=not progress):
-      write(job)
+  folder_jobs.run_jobs(write, jobs, workers, progress)
   list_lines = {'train': [], 'val': []}
   for split, _, image_id in jobs:
     list_lines[split].append('VOC2012/JPEGImages/%s.jpg VOC2012/segcls/%s.png\n'
                              % (image_id, image_id))
   list_lines['train+'] = list_lines['train']
-  list_paths = {}
-  for name, lines in list_lines.items():
-    list_paths[name] = os.path.join(lists_dir, name + '.txt')
-    with io_utils.atomic_path(list_paths[name]) as temporary:
-      with open(temporary, 'w') as stream:
-        stream.writelines(lines)
-  return list_paths
+  return make_lists.write_lists(list_lines, lists_dir)
 
 
 def main(argv=None):

@@ -11,13 +11,11 @@ Example:
 """
 
 import argparse
-import multiprocessing
 import os
 import sys
 
 import numpy as np
 import scipy.io
-import tqdm
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -25,6 +23,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
 
 def read_sbd_segmentation(mat_path):
@@ -68,9 +67,7 @@ def main(argv=None):
                       'DATAROOT/sbd/dataset/{cls,clsimg}.')
   parser.add_argument('--cls_dir', help='Folder of SBD cls/*.mat files.')
   parser.add_argument('--output_dir', help='Folder of output PNGs.')
-  parser.add_argument('--workers', type=int, default=os.cpu_count())
-  parser.add_argument('--overwrite', action='store_true',
-                      help='Redo files whose output exists.')
+  folder_jobs.add_job_flags(parser)
   args = parser.parse_args(argv)
 
   sbd_dir = os.path.join(args.data_dir, 'sbd', 'dataset')
@@ -79,13 +76,8 @@ def main(argv=None):
   jobs = [(os.path.join(cls_dir, name),
            os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))
           for name in sorted(os.listdir(cls_dir)) if name.endswith('.mat')]
-  todo = [job for job in jobs if args.overwrite or not os.path.exists(job[1])]
-  print('%d .mat files, %d to convert into %s' % (len(jobs), len(todo),
-                                                   output_dir))
-  os.makedirs(output_dir, exist_ok=True)
-  with multiprocessing.Pool(max(1, args.workers)) as pool:
-    for _ in tqdm.tqdm(pool.imap_unordered(_convert, todo), total=len(todo)):
-      pass
+  folder_jobs.run_file_jobs(_convert, jobs, args.overwrite, args.workers,
+                            output_dir, '%d .mat files, %d to convert into %s')
   return 0
 
 

@@ -11,13 +11,11 @@ Example:
 """
 
 import argparse
-import multiprocessing
 import os
 import sys
 
 import numpy as np
 from PIL import Image
-import tqdm
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -25,6 +23,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
 
 def read_class_ids(png_path):
@@ -61,9 +60,7 @@ def main(argv=None):
                       'SegmentationClass and DATAROOT/VOC2012/segcls.')
   parser.add_argument('--input_dir', help='Folder of palette PNGs.')
   parser.add_argument('--output_dir', help='Folder of output PNGs.')
-  parser.add_argument('--workers', type=int, default=os.cpu_count())
-  parser.add_argument('--overwrite', action='store_true',
-                      help='Redo files whose output exists.')
+  folder_jobs.add_job_flags(parser)
   args = parser.parse_args(argv)
 
   voc_dir = os.path.join(args.data_dir, 'VOC2012')
@@ -72,12 +69,8 @@ def main(argv=None):
   jobs = [(os.path.join(input_dir, name), os.path.join(output_dir, name))
           for name in sorted(os.listdir(input_dir))
           if name.lower().endswith('.png')]
-  todo = [job for job in jobs if args.overwrite or not os.path.exists(job[1])]
-  print('%d PNGs, %d to convert into %s' % (len(jobs), len(todo), output_dir))
-  os.makedirs(output_dir, exist_ok=True)
-  with multiprocessing.Pool(max(1, args.workers)) as pool:
-    for _ in tqdm.tqdm(pool.imap_unordered(_convert, todo), total=len(todo)):
-      pass
+  folder_jobs.run_file_jobs(_convert, jobs, args.overwrite, args.workers,
+                            output_dir, '%d PNGs, %d to convert into %s')
   return 0
 
 

@@ -1,0 +1,66 @@
+"""Runs a dataset tool's jobs in worker processes with a progress bar.
+
+The folder-converting tools (sbd_to_clsimg, voc_to_segcls,
+make_oversegmentation) turn every input file into one output file. They
+share the --workers and --overwrite flags and `run_file_jobs`: outputs that
+exist are skipped unless overwriting, the rest are made in a process pool.
+make_synthetic_voc renders its examples with `run_jobs`.
+"""
+
+import multiprocessing
+import os
+
+import tqdm
+
+
+def add_job_flags(parser, items='files', workers_help=None):
+  """Adds the --workers and --overwrite flags.
+
+  Args:
+    parser: An argparse.ArgumentParser.
+    items: What the inputs are called in --overwrite's help, e.g. 'images'.
+    workers_help: The help text of --workers, if any.
+  """
+  parser.add_argument('--workers', type=int, default=os.cpu_count(),
+                      help=workers_help)
+  parser.add_argument('--overwrite', action='store_true',
+                      help='Redo %s whose output exists.' % items)
+
+
+def run_jobs(work, jobs, workers, progress=True):
+  """Calls `work` on every job, in a process pool when that helps.
+
+  Args:
+    work: A picklable function of one job; its results are dropped.
+    jobs: A list of jobs, run in any order.
+    workers: The number of processes; with one (or fewer), or with a single
+      job, the jobs run in this process.
+    progress: Whether to show a progress bar.
+  """
+  if workers > 1 and len(jobs) > 1:
+    with multiprocessing.Pool(workers) as pool:
+      results = pool.imap_unordered(work, jobs)
+      for _ in tqdm.tqdm(results, total=len(jobs), disable=not progress):
+        pass
+  else:
+    for job in tqdm.tqdm(jobs, disable=not progress):
+      work(job)
+
+
+def run_file_jobs(convert, jobs, overwrite, workers, output_dir, summary):
+  """Makes the missing (or, overwriting, all) outputs of file jobs.
+
+  Args:
+    convert: A picklable function of one `(input_path, output_path)` job
+      that writes output_path.
+    jobs: A list of `(input_path, output_path)` pairs.
+    overwrite: Whether to redo jobs whose output exists.
+    workers: The number of processes (see `run_jobs`).
+    output_dir: The folder of the outputs; created if missing.
+    summary: A format string printed first, given the number of jobs, the
+      number to run and output_dir, e.g. '%d PNGs, %d to convert into %s'.
+  """
+  todo = [job for job in jobs if overwrite or not os.path.exists(job[1])]
+  print(summary % (len(jobs), len(todo), output_dir))
+  os.makedirs(output_dir, exist_ok=True)
+  run_jobs(convert, todo, workers)
