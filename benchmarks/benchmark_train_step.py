@@ -153,7 +153,7 @@ def main(argv=None):
       ', XLA' if args.jit_compile else ''))
   print('train step (forward + backward + update): %8.1f ms/step, %.1f '
         'images/s' % (step_seconds * 1e3, args.batch_size / step_seconds))
-  print('add_segsort_loss (forward + backward):    %8.1f ms/step, %.0f%% of '
+  print('add_segsort_loss (forward + backward):    %8.1f ms/step, %.1f%% of '
         'the step' % (loss_seconds * 1e3, 100 * loss_seconds / step_seconds))
 
 
