@@ -13,6 +13,8 @@
 #                original release's format; NUM_CLASSES must be set with it
 #   NUM_CLASSES  classes including background (default 4 for the generated set)
 #   NUM_STEPS    training steps per method (default 600)
+#   WINDOW       inference window "height,width" (default 120,160, the
+#                generated images' size; larger images are tiled)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
