@@ -79,34 +79,40 @@ benchmark() {
     --num_classes "${NUM_CLASSES}" --output_json "$1/results/metrics.json"
 }
 
+# Trains a SegSort variant, then evaluates it by k-NN.
+# Usage: segsort_method METHOD TRAIN_MODULE NUM_BANKS
+segsort_method() {
+  "${PYTHON}" -m "$2" "${common_train_flags[@]}" --snapshot_dir "${OUT}/$1" \
+    --learning_rate 2e-2 --embedding_dim "${EMBEDDING_DIM}" --num_banks "$3"
+  evaluate_segsort "${OUT}/$1"
+  benchmark "${OUT}/$1"
+}
+
+softmax_method() {
+  "${PYTHON}" -m segsort.train_softmax "${common_train_flags[@]}" \
+    --snapshot_dir "${OUT}/softmax" --learning_rate 2e-2
+  "${PYTHON}" -m segsort.inference_softmax "${window_flags[@]}" \
+    --data_list "${VAL_LIST}" --restore_from "${OUT}/softmax" \
+    --save_dir "${OUT}/softmax/results/val"
+  benchmark "${OUT}/softmax"
+}
+
+# Runs a command and records its seconds for METHOD.
+# Usage: timed METHOD COMMAND [ARGS...]
 declare -A seconds
-start=${SECONDS}
+timed() {
+  local method=$1 start=${SECONDS}
+  shift
+  "$@"
+  seconds[${method}]=$((SECONDS - start))
+}
+
 echo "== Supervised SegSort"
-"${PYTHON}" -m segsort.train_segsort "${common_train_flags[@]}" \
-  --snapshot_dir "${OUT}/segsort" --learning_rate 2e-2 \
-  --embedding_dim "${EMBEDDING_DIM}" --num_banks 2
-evaluate_segsort "${OUT}/segsort"
-benchmark "${OUT}/segsort"
-seconds[segsort]=$((SECONDS - start))
-
-start=${SECONDS}
+timed segsort segsort_method segsort segsort.train_segsort 2
 echo "== Unsupervised SegSort (from the hed/ oversegmentations)"
-"${PYTHON}" -m segsort.train_segsort_unsup "${common_train_flags[@]}" \
-  --snapshot_dir "${OUT}/segsort_unsup" --learning_rate 2e-2 \
-  --embedding_dim "${EMBEDDING_DIM}" --num_banks 0
-evaluate_segsort "${OUT}/segsort_unsup"
-benchmark "${OUT}/segsort_unsup"
-seconds[segsort_unsup]=$((SECONDS - start))
-
-start=${SECONDS}
+timed segsort_unsup segsort_method segsort_unsup segsort.train_segsort_unsup 0
 echo "== Softmax baseline"
-"${PYTHON}" -m segsort.train_softmax "${common_train_flags[@]}" \
-  --snapshot_dir "${OUT}/softmax" --learning_rate 2e-2
-"${PYTHON}" -m segsort.inference_softmax "${window_flags[@]}" \
-  --data_list "${VAL_LIST}" --restore_from "${OUT}/softmax" \
-  --save_dir "${OUT}/softmax/results/val"
-benchmark "${OUT}/softmax"
-seconds[softmax]=$((SECONDS - start))
+timed softmax softmax_method
 
 echo "== Explaining one validation image"
 first_image=$(head -n 1 "${VAL_LIST}" | cut -d' ' -f1)
