@@ -268,3 +268,19 @@ def test_memory_bank_receives_no_gradient():
   with tf.GradientTape() as tape:
     loss = _segsort_loss(embedding, labels, cluster_labels, loc, bank, 1)
   assert tape.gradient(loss, bank.prototypes) is None
+
+
+def test_memory_bank_order_is_seeded_by_its_push_count():
+  embedding, labels, cluster_labels, loc = _batch(seed=8)
+  pushed = []
+  for _ in range(2):
+    bank = train_utils.MemoryBank(1, 4, 4)
+    bank.num_pushes.assign(5)
+    _segsort_loss(embedding, labels, cluster_labels, loc, bank, 1)
+    pushed.append(bank.prototypes.numpy())
+    assert bank.num_pushes.numpy() == 6
+  # The same push count keeps the same prototypes, whatever ran before.
+  np.testing.assert_array_equal(pushed[0], pushed[1])
+  bank = train_utils.MemoryBank(1, 4, 4)
+  _segsort_loss(embedding, labels, cluster_labels, loc, bank, 1)
+  assert not np.array_equal(bank.prototypes.numpy(), pushed[0])

@@ -49,6 +49,14 @@ class MemoryBank(tf.Module):
     self.labels = tf.Variable(
         tf.fill([num_banks, capacity], -1), trainable=False,
         name='memory_labels', aggregation=aggregation)
+    # Seeds the order of pushed prototypes, so that a resumed run keeps the
+    # same prototypes as an uninterrupted one.
+    self.num_pushes = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                  name='num_pushes', aggregation=aggregation)
+
+  def shuffle_seed(self):
+    """Returns the stateless seed `[2]` for ordering the next push."""
+    return tf.stack([self.num_pushes, tf.constant(0, tf.int64)])
 
   def read(self):
     """Returns every slot of every bank.
@@ -81,6 +89,7 @@ class MemoryBank(tf.Module):
         tf.fill([self.capacity], -1)], 0)[:self.capacity]
     self.prototypes.assign(
         tf.concat([self.prototypes[1:], new_prototypes[tf.newaxis]], 0))
+    self.num_pushes.assign_add(1)
     return self.labels.assign(
         tf.concat([self.labels[1:], new_labels[tf.newaxis]], 0))
 
@@ -234,7 +243,8 @@ def calculate_vmf_loss(embedding,
                        prototype_labels,
                        concentration,
                        memory=None,
-                       memory_labels=None):
+                       memory_labels=None,
+                       shuffle_seed=None):
   """Calculates the supervised SegSort (von Mises-Fisher) loss.
 
   With s = exp(concentration * cosine) between a pixel of class c in segment g
@@ -255,6 +265,8 @@ def calculate_vmf_loss(embedding,
       prototypes from earlier steps (no gradient flows into them).
     memory_labels: An integer tensor `[num_memory]` of their labels; negative
       labels mark empty slots.
+    shuffle_seed: An optional int64 tensor `[2]`, a stateless seed for the
+      random order of `new_memory`; TensorFlow's stateful generator when None.
 
   Returns:
     loss: A float32 scalar (under several replicas, this replica's share).
@@ -284,12 +296,13 @@ def calculate_vmf_loss(embedding,
       tf.logical_and(prototype_valid[tf.newaxis], tf.logical_not(is_self)))
 
   if memory is not None:
-    shuffled = tf.random.shuffle(tf.range(tf.shape(prototype_labels)[0]))
-    # Replica padding goes last, so that it never displaces a prototype when
-    # the bank keeps only its capacity's worth.
-    shuffled = tf.gather(shuffled, tf.argsort(
-        tf.cast(tf.gather(prototype_labels, shuffled) < 0, tf.int32),
-        stable=True))
+    shape = tf.shape(prototype_labels)
+    random_keys = (tf.random.uniform(shape) if shuffle_seed is None else
+                   tf.random.stateless_uniform(shape, shuffle_seed))
+    # Replica padding (keys >= 2) goes last, so that it never displaces a
+    # prototype when the bank keeps only its capacity's worth.
+    shuffled = tf.argsort(
+        random_keys + 2.0 * tf.cast(prototype_labels < 0, tf.float32))
     new_memory = tf.stop_gradient(tf.gather(prototypes, shuffled))
     new_memory_labels = tf.gather(prototype_labels, shuffled)
     memory_labels = tf.cast(memory_labels, tf.int32)
@@ -425,7 +438,8 @@ def add_segsort_loss(embedding,
   memory, memory_labels = memory_bank.read() if use_memory else (None, None)
   loss, new_memory, new_memory_labels = calculate_vmf_loss(
       valid_embedding, semantic_labels, unique_instance_labels,
-      prototype_labels, concentration, memory, memory_labels)
+      prototype_labels, concentration, memory, memory_labels,
+      memory_bank.shuffle_seed() if use_memory else None)
   if use_memory:
     with tf.control_dependencies([memory_bank.push(new_memory,
                                                    new_memory_labels)]):
