@@ -4,8 +4,14 @@
 # recipes work both with `bash recipe.sh` and with `source recipe.sh`
 # (the original release's README sourced them) without closing the shell.
 
-# The interpreter: the project's .venv when it exists, else python3.
+# The interpreter: the project's .venv when it exists, else python3. With
+# SEGSORT_DRY_RUN set, prints each command instead (one per line) and runs
+# nothing; the tests check the recipes' flags this way.
 segsort_python() {
+  if [ -n "${SEGSORT_DRY_RUN:-}" ]; then
+    echo "$*"
+    return 0
+  fi
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   if [ -x "${root}/.venv/bin/python" ]; then

@@ -2,7 +2,8 @@
 # Supervised SegSort (PSPNet, ResNet-101) on PASCAL VOC 2012, one GPU:
 # stage 1 on train+ (30k steps, lr 2e-3), stage 2 on train (30k steps,
 # lr 2e-4), each followed by prototype extraction, k-NN inference and the
-# mIoU benchmark of val.
+# mIoU benchmark of val. As in the original recipe, stage 2 restores only the
+# backbone of stage 1 (--not_restore_classifier): its head starts afresh.
 #
 # Usage, from the repository root (either works):
 #   DATAROOT=/data/voc bash bashscripts/voc12/train_segsort.sh
@@ -17,7 +18,7 @@ segsort_recipe() {
   local CONCENTRATION=10 NUM_BANKS=2 EMBEDDING_DIM=32 NUM_CLUSTERS=5
   local KMEANS_ITERATIONS=10 K_IN_NEAREST_NEIGHBORS=15
   local SNAPSHOT_DIR=${SNAPSHOT_DIR:-snapshots/voc12/segsort/segsort_lr2e-3_it30000}
-  local IMAGENET=snapshots/imagenet/trained/resnet_v1_101.ckpt
+  local IMAGENET=${IMAGENET:-snapshots/imagenet/trained/resnet_v1_101.ckpt}
   local SAVE_PRED_EVERY=5000 DATAROOT=${DATAROOT:-./data}
 
   source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
@@ -35,7 +36,8 @@ segsort_recipe() {
   segsort_stage segsort.train_segsort "${SNAPSHOT_DIR}/stage2" \
     "${SNAPSHOT_DIR}/stage1" dataset/voc12/train.txt "${NUM_STEPS}" 2e-4 \
     "${IS_TRAIN_2:-1}" "${IS_PROTOTYPE_2:-1}" "${IS_INFERENCE_2:-1}" \
-    "${IS_INFERENCE_MSC_2:-1}" "${IS_BENCHMARK_2:-1}" "${flags[@]}"
+    "${IS_INFERENCE_MSC_2:-1}" "${IS_BENCHMARK_2:-1}" "${flags[@]}" \
+    --not_restore_classifier
 }
 
 segsort_recipe "$@"

@@ -3,21 +3,24 @@
 # set TF_CONFIG on each machine for MultiWorkerMirroredStrategy): global
 # batch 16 of 480x480 crops, stage 1 100k steps on train+, stage 2 30k steps
 # on train, k=21 nearest neighbours, multi-scale inference for stage 2.
+# The original ran on 5 GPUs: 4 split the batch and a 5th computed the loss.
+# Here every GPU computes its share of the loss, so the same batch needs 4
+# (NUM_GPU must divide the batch of 16).
 #
 # Usage, from the repository root (either works):
-#   DATAROOT=/data/voc NUM_GPU=5 bash bashscripts/voc12/train_segsort_mgpu.sh
+#   DATAROOT=/data/voc NUM_GPU=4 bash bashscripts/voc12/train_segsort_mgpu.sh
 #   source bashscripts/voc12/train_segsort_mgpu.sh
 
 segsort_recipe() {
   local BATCH_SIZE=16 TRAIN_INPUT_SIZE=480,480 WEIGHT_DECAY=5e-4 ITER_SIZE=1
   local NUM_STEPS_1=100000 NUM_STEPS_2=30000 NUM_CLASSES=21
-  local NUM_GPU=${NUM_GPU:-5}
+  local NUM_GPU=${NUM_GPU:-4}
   local INFERENCE_INPUT_SIZE=480,480 INFERENCE_STRIDES=320,320
   local SINGLE_SCALE_INPUT_SIZE=720,720 INFERENCE_SPLIT=val
   local CONCENTRATION=10 NUM_BANKS=2 EMBEDDING_DIM=32 NUM_CLUSTERS=5
   local KMEANS_ITERATIONS=10 K_IN_NEAREST_NEIGHBORS=21
   local SNAPSHOT_DIR=${SNAPSHOT_DIR:-snapshots/voc12/segsort/segsort_mgpu_lr2e-3_it100k}
-  local IMAGENET=snapshots/imagenet/trained/resnet_v1_101.ckpt
+  local IMAGENET=${IMAGENET:-snapshots/imagenet/trained/resnet_v1_101.ckpt}
   local SAVE_PRED_EVERY=10000 DATAROOT=${DATAROOT:-./data}
 
   source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1

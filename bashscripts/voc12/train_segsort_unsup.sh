@@ -16,7 +16,7 @@ segsort_recipe() {
   local CONCENTRATION=10 EMBEDDING_DIM=32 NUM_CLUSTERS=5
   local KMEANS_ITERATIONS=10 K_IN_NEAREST_NEIGHBORS=15
   local SNAPSHOT_DIR=${SNAPSHOT_DIR:-snapshots/voc12/unsup_segsort/unsup_segsort_lr2e-3_it10k}
-  local IMAGENET=snapshots/imagenet/trained/resnet_v1_101.ckpt
+  local IMAGENET=${IMAGENET:-snapshots/imagenet/trained/resnet_v1_101.ckpt}
   local SAVE_PRED_EVERY=2000 DATAROOT=${DATAROOT:-./data}
 
   source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1

@@ -14,7 +14,7 @@ segsort_recipe() {
   local INFERENCE_INPUT_SIZE=480,480 INFERENCE_STRIDES=320,320
   local SINGLE_SCALE_INPUT_SIZE=720,720 INFERENCE_SPLIT=val
   local SNAPSHOT_DIR=${SNAPSHOT_DIR:-snapshots/voc12/softmax/softmax_lr2e-3_it30000}
-  local IMAGENET=snapshots/imagenet/trained/resnet_v1_101.ckpt
+  local IMAGENET=${IMAGENET:-snapshots/imagenet/trained/resnet_v1_101.ckpt}
   local SAVE_PRED_EVERY=5000 DATAROOT=${DATAROOT:-./data}
 
   source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
@@ -34,7 +34,7 @@ segsort_recipe() {
     if [ "${!switch:-1}" -eq 1 ]; then
       segsort_train segsort.train_softmax "${SNAPSHOT_DIR}/stage${stage}" \
         "${restore_from}" "${data_list}" "${NUM_STEPS}" "${learning_rate}" \
-        || return 1
+        $([ "${stage}" -eq 2 ] && echo --not_restore_classifier) || return 1
     fi
   done
   [ "${IS_INFERENCE_MSC:-1}" -eq 1 ] || return 0
