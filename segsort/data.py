@@ -301,8 +301,11 @@ def _check_size(path, array, image):
 
 
 def _decode_op(entries, *, num_classes, ignore_label, with_oversegmentation,
-               out_of_range_log=None):
+               out_of_range_log=None, with_labels=True):
   """Wraps _decode_entry as a TF op taking the entry's index.
+
+  Without `with_labels`, label files are not read: every label is
+  `ignore_label`.
 
   Returns:
     A function mapping a scalar index tensor to (image uint8 [H, W, 3], label
@@ -311,8 +314,11 @@ def _decode_op(entries, *, num_classes, ignore_label, with_oversegmentation,
   """
 
   def decode(index):
+    entry = entries[int(index)]
+    if not with_labels:
+      entry = dataclasses.replace(entry, label_path=None)
     image, label, oversegmentation = _decode_entry(
-        entries[int(index)], num_classes=num_classes,
+        entry, num_classes=num_classes,
         ignore_label=ignore_label,
         with_oversegmentation=with_oversegmentation,
         out_of_range_log=out_of_range_log)
@@ -381,9 +387,14 @@ def _gather_nearest(array, rows, columns):
                    axis=1)
 
 
+# The keys of a training example, as augment_example gives them.
+TRAINING_KEYS = ('image', 'label', 'cluster_label', 'loc_feature',
+                 'oversegmentation')
+
+
 def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
                     num_clusters=(5, 5), random_scale=True, random_mirror=True,
-                    random_crop=True, ignore_label=255):
+                    random_crop=True, ignore_label=255, outputs=None):
   """Scales, mirrors, pads and crops one example, as the original release.
 
   The steps are: scale by a factor uniform in [0.5, 2.0] (bilinear for the
@@ -408,6 +419,8 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
     random_mirror: Whether to mirror randomly.
     random_crop: Whether to crop at a random position (else the centre).
     ignore_label: The label of padded pixels.
+    outputs: The keys to compute (of TRAINING_KEYS; 'image' always is), or
+      None for all; others are left out of the result.
 
   Returns:
     A dict of tensors of static shape `[crop_height, crop_width, C]`: 'image'
@@ -416,6 +429,7 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
     float32 (y / H, x / W of the source pixel, 0 in padding) and, when
     given, 'oversegmentation' int32 (-1 in padding).
   """
+  outputs = set(TRAINING_KEYS if outputs is None else outputs) | {'image'}
   crop_height, crop_width = crop_size
   scale_seed, mirror_seed, row_seed, column_seed = tf.unstack(
       tf.random.experimental.stateless_split(seed, 4))
@@ -458,20 +472,22 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
     return padded
 
   image = _gather_bilinear(image, rows, columns) - tf.constant(IMG_MEAN)
-  cluster_grid = common_utils.initialize_cluster_labels(
-      list(num_clusters), [height, width])
-  location = tf.stack(tf.meshgrid(
-      tf.cast(rows.nearest, tf.float32) / tf.cast(height, tf.float32),
-      tf.cast(columns.nearest, tf.float32) / tf.cast(width, tf.float32),
-      indexing='ij'), axis=2)
-  example = {
-      'image': pad(image, 0.0),
-      'label': pad(_gather_nearest(label, rows, columns), ignore_label),
-      'cluster_label': pad(
-          _gather_nearest(cluster_grid, rows, columns)[..., tf.newaxis], 0),
-      'loc_feature': pad(location, 0.0),
-  }
-  if oversegmentation is not None:
+  example = {'image': pad(image, 0.0)}
+  if 'label' in outputs:
+    example['label'] = pad(_gather_nearest(label, rows, columns),
+                           ignore_label)
+  if 'cluster_label' in outputs:
+    cluster_grid = common_utils.initialize_cluster_labels(
+        list(num_clusters), [height, width])
+    example['cluster_label'] = pad(
+        _gather_nearest(cluster_grid, rows, columns)[..., tf.newaxis], 0)
+  if 'loc_feature' in outputs:
+    location = tf.stack(tf.meshgrid(
+        tf.cast(rows.nearest, tf.float32) / tf.cast(height, tf.float32),
+        tf.cast(columns.nearest, tf.float32) / tf.cast(width, tf.float32),
+        indexing='ij'), axis=2)
+    example['loc_feature'] = pad(location, 0.0)
+  if oversegmentation is not None and 'oversegmentation' in outputs:
     example['oversegmentation'] = pad(
         _gather_nearest(oversegmentation, rows, columns), -1)
   return example
@@ -487,7 +503,7 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
                            num_classes=None, num_clusters=5,
                            unsupervised=False, seed=None, deterministic=False,
                            shuffle=True, repeat=True, drop_remainder=True,
-                           start_batch=0):
+                           start_batch=0, outputs=None):
   """Builds the batched, augmented training input pipeline.
 
   Every example is decoded, scaled, mirrored, padded and cropped (see
@@ -522,12 +538,16 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
     repeat: Whether to repeat the list forever.
     drop_remainder: Whether to drop a last, smaller batch.
     start_batch: The number of batches of the stream to skip.
+    outputs: The keys to give (see below; 'image' always is), or None for
+      all, so that a mode computes only what it uses; without 'label',
+      label files are not read. The batches' values do not depend on it.
 
   Returns:
     A tf.data.Dataset of dicts: 'image' float32 `[B, H, W, 3]`, 'label'
     int32 `[B, H, W, 1]`, 'cluster_label' int32 `[B, H, W, 1]`,
     'loc_feature' float32 `[B, H, W, 2]` and, when unsupervised,
-    'oversegmentation' int32 `[B, H, W, 1]` (B static when drop_remainder).
+    'oversegmentation' int32 `[B, H, W, 1]` (B static when drop_remainder);
+    only those of `outputs` when given.
 
   Raises:
     DataError: If the list is malformed or names missing files. Files that
@@ -550,7 +570,8 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
       entries, num_classes=num_classes, ignore_label=ignore_label,
       with_oversegmentation=unsupervised,
       out_of_range_log=(_OutOfRangeLog(num_classes, ignore_label)
-                        if num_classes is not None else None))
+                        if num_classes is not None else None),
+      with_labels=outputs is None or 'label' in outputs)
 
   def epoch_order(epoch):
     order = tf.range(num_entries, dtype=tf.int64)
@@ -567,7 +588,7 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
         oversegmentation=oversegmentation[0] if unsupervised else None,
         num_clusters=num_clusters, random_scale=random_scale,
         random_mirror=random_mirror, random_crop=random_crop,
-        ignore_label=ignore_label)
+        ignore_label=ignore_label, outputs=outputs)
 
   first_position = start_batch * batch_size
   first_epoch, first_offset = divmod(first_position, num_entries)

@@ -186,34 +186,25 @@ def main(argv=None):
   which.add_argument('--image', help='Path of the image to explain.')
   which.add_argument('--image_id', help='Id of the image to explain, found in '
                      '--data_list or else at DATA_DIR/VOC2012/JPEGImages/ID.jpg.')
-  parser.add_argument('--data_list', default=None)
-  parser.add_argument('--data_dir', required=True,
-                      help='Dataset root of the test image and of the '
-                      'training images the prototypes come from.')
-  parser.add_argument('--restore_from', required=True,
-                      help='Checkpoint prefix, or a directory for its latest.')
-  parser.add_argument('--prototype_dir', required=True)
-  parser.add_argument('--save_dir', required=True)
-  parser.add_argument('--input_size', type=inference.parse_int_pair,
-                      default=(720, 720),
-                      help='Sliding window, as for single-scale inference.')
-  parser.add_argument('--strides', type=inference.parse_int_pair,
-                      default=(320, 320))
-  parser.add_argument('--num_classes', type=int, default=21)
-  parser.add_argument('--k_in_nearest_neighbors', type=int, default=15)
+  # --data_dir is also the root of the training images the prototypes come
+  # from; the window defaults to single-scale inference's.
+  inference.add_model_and_data_flags(parser, default_input_size=(720, 720),
+                                     data_list_required=False)
+  inference.add_embedding_dim_flag(parser)
   inference.add_segment_flags(parser)
+  inference.add_knn_flags(parser)
+  inference.add_colormap_flag(parser)
   parser.add_argument('--num_segments', type=int, default=6,
                       help='Explain this many of the largest segments.')
   parser.add_argument('--num_neighbours_shown', type=int, default=5)
   parser.add_argument('--tile_size', type=int, default=112)
-  parser.add_argument('--colormap', default=None)
   args = parser.parse_args(argv)
   with inference.exit_on_known_errors():
-    network, config, _ = inference.restore_network(args.restore_from,
-                                                   inference.SEGSORT_MODES)
+    network, config, checkpoint_prefix = inference.restore_network(
+        args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
     bank = inference.load_prototype_bank(
         args.prototype_dir, config.embedding_dim, args.num_classes,
-        with_sources=True)
+        with_sources=True, checkpoint_prefix=checkpoint_prefix)
     predictor = inference.SegSortPredictor(
         network, bank, window_size=args.input_size, strides=args.strides,
         k_in_nearest_neighbors=args.k_in_nearest_neighbors,

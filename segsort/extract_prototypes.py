@@ -25,17 +25,11 @@ def main(argv=None):
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   inference.add_model_and_data_flags(parser)
   inference.add_segment_flags(parser)
-  parser.add_argument('--embedding_dim', type=int, default=None,
-                      help="Checked against the checkpoint's embedding "
-                      'dimension (which is used either way).')
+  inference.add_embedding_dim_flag(parser)
   args = parser.parse_args(argv)
   with inference.exit_on_known_errors():
-    network, config, checkpoint_prefix = inference.restore_network(
-        args.restore_from, inference.SEGSORT_MODES)
-    if args.embedding_dim not in (None, config.embedding_dim):
-      raise inference.InferenceError(
-          '--embedding_dim %d differs from the %d of checkpoint %s.'
-          % (args.embedding_dim, config.embedding_dim, checkpoint_prefix))
+    network, _, checkpoint_prefix = inference.restore_network(
+        args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
     inference.extract_prototypes(
         network, checkpoint_prefix, data_dir=args.data_dir,
         data_list=args.data_list, save_dir=args.save_dir,

@@ -33,17 +33,24 @@ neighbour). Location features are those of the image's own grid; the
 original took them from the padded window grid although its embedding was
 the unpadded image's, which shifted every location of a padded image.
 
-Resumability: inference skips every image whose gray and colour PNGs exist
-(writes are atomic, so existing means complete). Prototype extraction caches
-every image's prototypes under `SAVE_DIR/prototypes/cache/` (reused only when
-the checkpoint and settings match, else cleared) and writes the final bank
-files only once all images are done, `prototype_sources.json` last.
+Resumability: inference records its settings (checkpoint, prototype bank
+digests, k, scales, flip, windows, k-means, colour map) in
+`SAVE_DIR/settings.json`; with the same settings it skips, without decoding
+them, the images whose gray and colour PNGs exist (writes are atomic, so
+existing means complete), with other settings it deletes every prediction
+and recomputes it. Prototype extraction caches every image's prototypes
+under `SAVE_DIR/prototypes/cache/` by the same mechanism and writes the
+final bank files only once all images are done, `prototype_sources.json`
+last, recording the prototype count and the digest of every other bank
+file, so that `load_prototype_bank` detects a bank rewritten only in part.
 """
 
 import contextlib
 import dataclasses
 import glob
+import hashlib
 import json
+import logging
 import os
 import time
 
@@ -68,8 +75,21 @@ PROTOTYPE_IMAGE_INDICES_FILE = 'prototype_image_indices.npy'
 PROTOTYPE_BOXES_FILE = 'prototype_boxes.npy'
 PROTOTYPE_SOURCES_FILE = 'prototype_sources.json'
 
+# The files of a bank; prototype_sources.json, written last, records the
+# digest of each so that a bank rewritten only in part is detected.
+PROTOTYPE_ARRAY_FILES = (PROTOTYPE_FEATURES_FILE, PROTOTYPE_LABELS_FILE,
+                         PROTOTYPE_IMAGE_INDICES_FILE, PROTOTYPE_BOXES_FILE)
+
+# The image scales of multi-scale inference, also those of a bare --scale_aug.
+MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+# The file recording the settings that made a directory's outputs.
+SETTINGS_FILE = 'settings.json'
+
 # Side of the square dummy batch that creates every variable before restore.
 _DUMMY_IMAGE_SIZE = 64
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class InferenceError(ValueError):
@@ -90,12 +110,14 @@ def exit_on_known_errors():
 # Checkpoints.
 
 
-def restore_network(restore_from, allowed_modes):
+def restore_network(restore_from, allowed_modes, embedding_dim=None):
   """Builds the network a checkpoint was trained with and restores it.
 
   Args:
     restore_from: A checkpoint prefix, or a directory (its latest checkpoint).
     allowed_modes: The training modes (`TrainConfig.mode`) the caller can use.
+    embedding_dim: The --embedding_dim flag: None, or the embedding dimension
+      the checkpoint must have (the checkpoint's is used either way).
 
   Returns:
     network: The restored SegmentationNetwork.
@@ -105,7 +127,8 @@ def restore_network(restore_from, allowed_modes):
   Raises:
     FileNotFoundError: If there is no such checkpoint or no config.json
       beside it.
-    InferenceError: Naming the checkpoint if its mode is not allowed.
+    InferenceError: Naming the checkpoint if its mode is not allowed or its
+      embedding dimension is not `embedding_dim`.
     trainer.CheckpointMismatchError: Naming the checkpoint and every
       variable that is missing from it or has another shape there.
   """
@@ -115,6 +138,7 @@ def restore_network(restore_from, allowed_modes):
     raise InferenceError(
         'Checkpoint %s was trained in mode %r; this tool needs one of %s.'
         % (checkpoint_prefix, config.mode, list(allowed_modes)))
+  check_embedding_dim(embedding_dim, config, checkpoint_prefix)
   network = config_lib.build_network_from_config(config)
   # Every variable must exist before the check and restore, else restoring
   # would be deferred and unchecked.
@@ -125,6 +149,23 @@ def restore_network(restore_from, allowed_modes):
   tf.train.Checkpoint(model=network).restore(
       checkpoint_prefix).expect_partial().assert_existing_objects_matched()
   return network, config, checkpoint_prefix
+
+
+def check_embedding_dim(embedding_dim, config, checkpoint_prefix):
+  """Checks an --embedding_dim flag against a checkpoint's TrainConfig.
+
+  Args:
+    embedding_dim: The flag's value, or None when not given.
+    config: The checkpoint's TrainConfig.
+    checkpoint_prefix: The checkpoint, for the message.
+
+  Raises:
+    InferenceError: If the flag is given and differs from the checkpoint's.
+  """
+  if embedding_dim not in (None, config.embedding_dim):
+    raise InferenceError(
+        '--embedding_dim %d differs from the %d of checkpoint %s.'
+        % (embedding_dim, config.embedding_dim, checkpoint_prefix))
 
 
 # ----------------------------------------------------------------------------
@@ -277,13 +318,17 @@ class PrototypeBank:
       or None when not loaded.
     boxes: int32 `[P, 4]` (y0, x0, y1, x1) in the source image's pixels, end
       exclusive, or None when not loaded.
-    sources: The parsed prototype_sources.json, or None when not loaded.
+    sources: The parsed prototype_sources.json, or None when the bank has
+      none (a bank of the original release).
+    identity: What identifies the bank's contents (its directory and the
+      SHA-256 of its files), recorded with the predictions made from it.
   """
   features: np.ndarray
   labels: np.ndarray
   image_indices: np.ndarray | None = None
   boxes: np.ndarray | None = None
   sources: dict | None = None
+  identity: dict | None = None
 
 
 def _load_npy(path, what):
@@ -297,15 +342,45 @@ def _load_npy(path, what):
                          % (what, path, error)) from error
 
 
+def file_sha256(path):
+  """The hexadecimal SHA-256 digest of a file's bytes."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as stream:
+    for block in iter(lambda: stream.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _load_sources(sources_path):
+  try:
+    with open(sources_path) as stream:
+      sources = json.load(stream)
+  except (OSError, ValueError) as error:
+    raise InferenceError('Cannot read prototype sources file %s: %s'
+                         % (sources_path, error)) from error
+  if not isinstance(sources, dict):
+    raise InferenceError('Prototype sources file %s holds no JSON object.'
+                         % sources_path)
+  return sources
+
+
 def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
-                        with_sources=False):
+                        with_sources=False, checkpoint_prefix=None):
   """Loads and checks a bank written by `extract_prototypes`.
+
+  prototype_sources.json, when present (banks of the original release have
+  only the features and labels), is always read: its prototype count and the
+  digests it records of the other files must match them, so that a bank
+  whose rewrite was interrupted (prototype_sources.json is written last) is
+  detected.
 
   Args:
     prototype_dir: The directory holding the prototype files.
     embedding_dim: The embedding dimension of the model that will query it.
     num_classes: The number of classes; labels must lie in [0, num_classes).
     with_sources: Whether to load every prototype's image and box as well.
+    checkpoint_prefix: The resolved checkpoint that will query the bank; a
+      warning is logged when the bank was extracted with another one.
 
   Returns:
     A PrototypeBank.
@@ -315,6 +390,7 @@ def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
   """
   features_path = os.path.join(prototype_dir, PROTOTYPE_FEATURES_FILE)
   labels_path = os.path.join(prototype_dir, PROTOTYPE_LABELS_FILE)
+  sources_path = os.path.join(prototype_dir, PROTOTYPE_SOURCES_FILE)
   features = _load_npy(features_path, 'prototype features')
   labels = _load_npy(labels_path, 'prototype labels')
   if features.ndim != 2:
@@ -337,18 +413,26 @@ def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
                          % (labels_path, labels.min(), labels.max(),
                             num_classes))
   bank = PrototypeBank(features.astype(np.float32), labels.astype(np.int32))
+  bank.identity = {
+      'prototype_dir': os.path.abspath(prototype_dir),
+      'sha256': {name: file_sha256(os.path.join(prototype_dir, name))
+                 for name in (PROTOTYPE_FEATURES_FILE, PROTOTYPE_LABELS_FILE)},
+  }
+  if os.path.exists(sources_path):
+    bank.sources = _load_sources(sources_path)
+    _check_sources(bank, prototype_dir, sources_path)
+    if (checkpoint_prefix is not None and
+        bank.sources.get('checkpoint') != os.path.abspath(checkpoint_prefix)):
+      _LOGGER.warning(
+          'The prototypes of %s were extracted with checkpoint %s, not with '
+          '%s which will query them; extract them with this checkpoint '
+          'unless that is intended.', prototype_dir,
+          bank.sources.get('checkpoint'), os.path.abspath(checkpoint_prefix))
   if not with_sources:
     return bank
-  sources_path = os.path.join(prototype_dir, PROTOTYPE_SOURCES_FILE)
-  if not os.path.exists(sources_path):
+  if bank.sources is None:
     raise InferenceError('Missing prototype sources file %s; rerun '
                          'segsort.extract_prototypes.' % sources_path)
-  with open(sources_path) as stream:
-    bank.sources = json.load(stream)
-  if bank.sources.get('num_prototypes') != features.shape[0]:
-    raise InferenceError('%s describes %s prototypes but %s holds %d.'
-                         % (sources_path, bank.sources.get('num_prototypes'),
-                            features_path, features.shape[0]))
   indices_path = os.path.join(prototype_dir, PROTOTYPE_IMAGE_INDICES_FILE)
   boxes_path = os.path.join(prototype_dir, PROTOTYPE_BOXES_FILE)
   bank.image_indices = _load_npy(indices_path, 'prototype image indices')
@@ -360,6 +444,31 @@ def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
                          % (indices_path, bank.image_indices.shape, boxes_path,
                             bank.boxes.shape, labels.shape[0], features_path))
   return bank
+
+
+def _check_sources(bank, prototype_dir, sources_path):
+  """Checks prototype_sources.json against the bank's arrays and files."""
+  num_prototypes = len(bank.labels)
+  if bank.sources.get('num_prototypes') != num_prototypes:
+    raise InferenceError(
+        '%s describes %s prototypes but %s and %s hold %d: the bank is '
+        'inconsistent (an interrupted extraction?); rerun '
+        'segsort.extract_prototypes.'
+        % (sources_path, bank.sources.get('num_prototypes'),
+           os.path.join(prototype_dir, PROTOTYPE_FEATURES_FILE),
+           os.path.join(prototype_dir, PROTOTYPE_LABELS_FILE), num_prototypes))
+  recorded = bank.sources.get('sha256', {})
+  for name, digest in recorded.items():
+    path = os.path.join(prototype_dir, name)
+    actual = (bank.identity['sha256'].get(name) or
+              (file_sha256(path) if os.path.exists(path) else None))
+    if actual != digest:
+      raise InferenceError(
+          '%s %s; %s records the file of another extraction: the bank is '
+          'inconsistent (an interrupted extraction?); rerun '
+          'segsort.extract_prototypes.'
+          % (path, 'is missing' if actual is None else 'has changed',
+             sources_path))
 
 
 # ----------------------------------------------------------------------------
@@ -426,10 +535,24 @@ class SegSortPredictor:
     self._k = k_in_nearest_neighbors
     self._num_clusters = num_clusters
     self._kmeans_iterations = kmeans_iterations
+    self._bank_identity = bank.identity
     self._pixel_votes = tf.function(self._compute_pixel_votes,
                                     reduce_retracing=True)
     self._neighbours = tf.function(self._compute_neighbours,
                                    reduce_retracing=True)
+
+  def settings(self):
+    """What determines this predictor's outputs, as a JSON-ready dict."""
+    return {
+        'method': 'segsort',
+        'window_size': list(self._runner.window_size),
+        'strides': list(self._runner.strides),
+        'num_classes': self.num_classes,
+        'k_in_nearest_neighbors': self._k,
+        'num_clusters': self._num_clusters,
+        'kmeans_iterations': self._kmeans_iterations,
+        'prototype_bank': self._bank_identity,
+    }
 
   def embedding(self, image):
     """The unit embedding `[H, W, D]` of a mean-subtracted image `[H, W, 3]`."""
@@ -450,8 +573,8 @@ class SegSortPredictor:
         embedding, self._num_clusters, self._kmeans_iterations)
     similarities, indices = eval_utils.nearest_prototypes(
         segment_prototypes, self._bank_features, self._k)
-    votes = tf.reduce_sum(tf.one_hot(tf.gather(self._bank_labels, indices),
-                                     self.num_classes), axis=1)
+    votes = eval_utils.label_votes(indices, self._bank_labels,
+                                   self.num_classes)
     return segment_ids, votes, similarities, indices
 
   def class_scores(self, image):
@@ -494,6 +617,15 @@ class SoftmaxPredictor:
     self.num_classes = num_classes
     self._runner = DenseOutputRunner(network, window_size, strides,
                                      normalize_windows=False)
+
+  def settings(self):
+    """What determines this predictor's outputs, as a JSON-ready dict."""
+    return {
+        'method': 'softmax',
+        'window_size': list(self._runner.window_size),
+        'strides': list(self._runner.strides),
+        'num_classes': self.num_classes,
+    }
 
   def class_scores(self, image):
     """Softmax of the logits upsampled to the image, `[H, W, num_classes]`."""
@@ -572,15 +704,21 @@ def _print_summary(what, num_done, num_skipped, seconds):
         % (what, num_done, seconds, rate, num_skipped))
 
 
-def predict_list(predictor, *, data_dir, data_list, save_dir, scales=(1.0,),
-                 flip=False, colormap=None, ignore_label=255):
+def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
+                 save_dir, scales=(1.0,), flip=False, colormap=None,
+                 ignore_label=255):
   """Predicts every image of a list and writes gray/ID.png and color/ID.png.
 
-  Images whose two PNGs exist already are skipped (their files were written
-  atomically, so they are complete); delete save_dir to recompute them.
+  The run's settings (checkpoint, prototype bank, predictor settings, scales,
+  flip, colour map, data_dir) are written to SAVE_DIR/settings.json. When
+  they equal the recorded ones, images whose two PNGs exist already are
+  skipped (their files were written atomically, so they are complete) and
+  not even decoded; otherwise every prediction of save_dir is deleted and
+  recomputed.
 
   Args:
     predictor: A SegSortPredictor or SoftmaxPredictor.
+    checkpoint_prefix: The resolved checkpoint of the predictor's network.
     data_dir: The directory list paths are relative to.
     data_list: A list of images (labels optional and unused).
     save_dir: The output directory.
@@ -601,26 +739,69 @@ def predict_list(predictor, *, data_dir, data_list, save_dir, scales=(1.0,),
   if len(colormap) < predictor.num_classes:
     raise InferenceError('The colour map has %d colours for %d classes.'
                          % (len(colormap), predictor.num_classes))
-  entries, dataset = data.build_inference_dataset(
-      data_dir, data_list, ignore_label=ignore_label)
+  entries = data.read_data_list(data_dir, data_list, require_labels=False)
   _check_unique_ids(entries)
   gray_dir = os.path.join(save_dir, 'gray')
   color_dir = os.path.join(save_dir, 'color')
-  num_done = num_skipped = 0
+  settings = dict(
+      predictor.settings(),
+      checkpoint=os.path.abspath(checkpoint_prefix),
+      data_dir=os.path.abspath(data_dir),
+      scales=[float(scale) for scale in scales], flip=bool(flip),
+      colormap=np.asarray(colormap[:predictor.num_classes]).tolist())
+  prepare_output_dir(os.path.join(save_dir, SETTINGS_FILE), settings,
+                     [os.path.join(gray_dir, '*.png'),
+                      os.path.join(color_dir, '*.png')],
+                     'Predictions in')
+
+  def output_paths(entry):
+    return (os.path.join(gray_dir, entry.image_id + '.png'),
+            os.path.join(color_dir, entry.image_id + '.png'))
+
+  to_predict = [entry for entry in entries
+                if not all(os.path.exists(path)
+                           for path in output_paths(entry))]
+  num_skipped = len(entries) - len(to_predict)
+  num_done = 0
   start = time.time()
-  for entry, example in tqdm(zip(entries, dataset), total=len(entries),
-                             desc='Predicting', unit='image'):
-    gray_path = os.path.join(gray_dir, entry.image_id + '.png')
-    color_path = os.path.join(color_dir, entry.image_id + '.png')
-    if os.path.exists(gray_path) and os.path.exists(color_path):
-      num_skipped += 1
-      continue
+  for entry, example in tqdm(
+      zip(to_predict, _inference_dataset(to_predict, ignore_label)),
+      total=len(to_predict), desc='Predicting', unit='image'):
+    gray_path, color_path = output_paths(entry)
     labels = predict_labels(predictor, example['image'], scales, flip)
     io_utils.save_png(gray_path, labels)
     io_utils.save_png(color_path, colormap_lib.colorize(labels, colormap))
     num_done += 1
   _print_summary('Predicted', num_done, num_skipped, time.time() - start)
   return num_done
+
+
+def _inference_dataset(entries, ignore_label):
+  """The in-order, full-size input pipeline of some entries of a list.
+
+  As `data.build_inference_dataset`, but of the given entries only, so that
+  finished images are not decoded.
+
+  Args:
+    entries: ListEntry objects.
+    ignore_label: The label of every pixel of an image without label.
+
+  Returns:
+    A tf.data.Dataset of dicts: 'image' float32 `[H, W, 3]` (RGB minus
+    IMG_MEAN) and 'label' int32 `[H, W, 1]`.
+  """
+  decode = data._decode_op(  # pylint: disable=protected-access
+      entries, num_classes=None, ignore_label=ignore_label,
+      with_oversegmentation=False)
+
+  def load_example(index):
+    image, label = decode(index)
+    return {'image': tf.cast(image, tf.float32) - tf.constant(data.IMG_MEAN),
+            'label': label}
+
+  return tf.data.Dataset.range(len(entries)).map(
+      load_example, num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def _check_unique_ids(entries):
@@ -724,16 +905,47 @@ def labels_at_cell_centres(labels, output_stride):
   return labels[np.ix_(rows, columns)].astype(np.int32)
 
 
-def _prepare_cache(cache_dir, settings):
-  """Clears the per-image cache when it was made with other settings."""
-  settings_path = os.path.join(cache_dir, 'settings.json')
+def _describe_changes(old, new):
+  """Names the settings that differ between two settings dicts."""
+  if old is None:
+    return 'no settings recorded'
+  changed = sorted(key for key in set(old) | set(new)
+                   if old.get(key) != new.get(key))
+  return '; '.join('%s: %s -> %s' % (key, json.dumps(old.get(key))[:200],
+                                     json.dumps(new.get(key))[:200])
+                   for key in changed)
+
+
+def prepare_output_dir(settings_path, settings, output_patterns, what):
+  """Deletes outputs made with other settings, then records the settings.
+
+  Outputs of a directory are reused only when its settings file holds the
+  same settings; when it holds others, or none, or cannot be read, the
+  change is printed and every file matching `output_patterns` is deleted,
+  so that all of them are recomputed.
+
+  Args:
+    settings_path: The JSON settings file of the outputs.
+    settings: A JSON-ready dict of everything the outputs depend on.
+    output_patterns: glob patterns of the output files.
+    what: Names the outputs in the message, e.g. 'Prototype cache'.
+  """
+  settings = json.loads(json.dumps(settings))
+  recorded = None
   if os.path.exists(settings_path):
-    with open(settings_path) as stream:
-      if json.load(stream) == settings:
-        return
-    stale_files = glob.glob(os.path.join(cache_dir, '*.npz'))
-    print('Prototype cache %s was made with other settings; clearing %d files.'
-          % (cache_dir, len(stale_files)))
+    try:
+      with open(settings_path) as stream:
+        recorded = json.load(stream)
+    except (OSError, ValueError):
+      recorded = None
+  if recorded == settings:
+    return
+  stale_files = sorted(path for pattern in output_patterns
+                       for path in glob.glob(pattern))
+  if stale_files:
+    print('%s %s were made with other settings (%s); clearing %d files.'
+          % (what, os.path.dirname(os.path.abspath(settings_path)),
+             _describe_changes(recorded, settings), len(stale_files)))
     for path in stale_files:
       os.remove(path)
   io_utils.save_json(settings_path, settings)
@@ -764,7 +976,9 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
     save_dir: The output directory.
     window_size: (height, width) of the sliding windows.
     strides: (vertical, horizontal) window strides.
-    num_classes: The number of classes; other labels are errors.
+    num_classes: The number of classes; label values from `num_classes` on
+      (other than `ignore_label`) are ignored, with a logged count, as in
+      training.
     ignore_label: The label of pixels to leave out.
     num_clusters: The k-means grid's clusters along each axis.
     kmeans_iterations: The number of k-means iterations.
@@ -773,8 +987,7 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
     The number of prototypes P.
 
   Raises:
-    data.DataError: Naming the label file holding ids outside [0,
-      num_classes) other than `ignore_label`.
+    data.DataError: Naming the label file holding negative ids.
     InferenceError: If no image yields a prototype.
   """
   runner = DenseOutputRunner(network, window_size, strides,
@@ -791,58 +1004,71 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
       'num_clusters': num_clusters,
       'kmeans_iterations': kmeans_iterations,
   }
-  _prepare_cache(cache_dir, settings)
+  prepare_output_dir(os.path.join(cache_dir, SETTINGS_FILE), settings,
+                     [os.path.join(cache_dir, '*.npz')], 'Prototypes cached in')
   image_prototypes = tf.function(
       lambda embedding, labels: extract_image_prototypes(
           embedding, labels, num_clusters, kmeans_iterations, ignore_label),
       reduce_retracing=True)
-  entries, dataset = data.build_inference_dataset(
-      data_dir, data_list, require_labels=True, ignore_label=ignore_label)
+  entries = data.read_data_list(data_dir, data_list, require_labels=True)
   _check_unique_ids(entries)
+
+  def cache_path(entry):
+    return os.path.join(cache_dir, entry.image_id + '.npz')
+
+  to_extract = [entry for entry in entries
+                if not os.path.exists(cache_path(entry))]
+  examples = iter(_inference_dataset(to_extract, ignore_label))
+  out_of_range = _OutOfRangeCount(num_classes, ignore_label)
   features, labels, image_indices, boxes = [], [], [], []
-  num_done = num_skipped = 0
+  num_done = 0
+  num_skipped = len(entries) - len(to_extract)
   start = time.time()
-  for image_index, (entry, example) in enumerate(tqdm(
-      zip(entries, dataset), total=len(entries), desc='Extracting prototypes',
-      unit='image')):
-    cache_path = os.path.join(cache_dir, entry.image_id + '.npz')
-    if os.path.exists(cache_path):
-      with np.load(cache_path) as cached:
-        image_features, image_labels, image_boxes = (
-            cached['features'], cached['labels'], cached['boxes'])
-      num_skipped += 1
-    else:
-      image_features, image_labels, image_boxes = _extract_one(
-          runner, image_prototypes, entry, example, num_classes, ignore_label)
-      with io_utils.atomic_path(cache_path) as temporary:
-        np.savez(temporary, features=image_features, labels=image_labels,
-                 boxes=image_boxes)
-      num_done += 1
-    features.append(image_features)
-    labels.append(image_labels)
-    boxes.append(image_boxes)
-    image_indices.append(np.full(len(image_labels), image_index, np.int32))
+  with tqdm(total=len(to_extract), desc='Extracting prototypes',
+            unit='image') as progress:
+    for image_index, entry in enumerate(entries):
+      if os.path.exists(cache_path(entry)):
+        with np.load(cache_path(entry)) as cached:
+          image_features, image_labels, image_boxes = (
+              cached['features'], cached['labels'], cached['boxes'])
+      else:
+        image_features, image_labels, image_boxes = _extract_one(
+            runner, image_prototypes, entry, next(examples), out_of_range)
+        with io_utils.atomic_path(cache_path(entry)) as temporary:
+          np.savez(temporary, features=image_features, labels=image_labels,
+                   boxes=image_boxes)
+        num_done += 1
+        progress.update()
+      features.append(image_features)
+      labels.append(image_labels)
+      boxes.append(image_boxes)
+      image_indices.append(np.full(len(image_labels), image_index, np.int32))
   _print_summary('Extracted prototypes', num_done, num_skipped,
                  time.time() - start)
+  out_of_range.print_summary()
   features = np.concatenate(features).astype(np.float32)
   num_prototypes = len(features)
   if num_prototypes == 0:
     raise InferenceError('No labelled pixel in the images of %s: no '
                          'prototype to write.' % data_list)
-  io_utils.save_npy(os.path.join(prototype_dir, PROTOTYPE_FEATURES_FILE),
-                    features)
-  io_utils.save_npy(os.path.join(prototype_dir, PROTOTYPE_LABELS_FILE),
-                    np.concatenate(labels).astype(np.int32))
-  io_utils.save_npy(os.path.join(prototype_dir, PROTOTYPE_IMAGE_INDICES_FILE),
-                    np.concatenate(image_indices))
-  io_utils.save_npy(os.path.join(prototype_dir, PROTOTYPE_BOXES_FILE),
-                    np.concatenate(boxes).astype(np.int32))
+  arrays = {
+      PROTOTYPE_FEATURES_FILE: features,
+      PROTOTYPE_LABELS_FILE: np.concatenate(labels).astype(np.int32),
+      PROTOTYPE_IMAGE_INDICES_FILE: np.concatenate(image_indices),
+      PROTOTYPE_BOXES_FILE: np.concatenate(boxes).astype(np.int32),
+  }
+  for name, array in arrays.items():
+    io_utils.save_npy(os.path.join(prototype_dir, name), array)
+  # Written last: it records the count and digests of the files above, so
+  # that a bank whose rewrite was interrupted fails load_prototype_bank.
   io_utils.save_json(
       os.path.join(prototype_dir, PROTOTYPE_SOURCES_FILE),
       dict(settings,
            data_list=os.path.abspath(data_list),
            num_prototypes=num_prototypes,
            embedding_dim=int(features.shape[1]),
+           sha256={name: file_sha256(os.path.join(prototype_dir, name))
+                   for name in arrays},
            box_format='y0 x0 y1 x1, image pixels, end exclusive',
            images=[{'image_id': entry.image_id,
                     'image_path': os.path.relpath(entry.image_path, data_dir)}
@@ -852,19 +1078,55 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
   return num_prototypes
 
 
-def _extract_one(runner, image_prototypes, entry, example, num_classes,
-                 ignore_label):
+# Label files whose out-of-range values are logged one by one; further ones
+# are only counted.
+_MAX_OUT_OF_RANGE_WARNINGS = 10
+
+
+class _OutOfRangeCount:
+  """Counts (and logs) label values >= num_classes that are ignored."""
+
+  def __init__(self, num_classes, ignore_label):
+    self.num_classes = num_classes
+    self.ignore_label = ignore_label
+    self.num_pixels = 0
+    self.num_files = 0
+
+  def ignore(self, entry, label):
+    """Sets a label map's values >= num_classes (not ignore) to ignore."""
+    out_of_range = (label >= self.num_classes) & (label != self.ignore_label)
+    if not out_of_range.any():
+      return label
+    self.num_pixels += int(np.count_nonzero(out_of_range))
+    self.num_files += 1
+    if self.num_files <= _MAX_OUT_OF_RANGE_WARNINGS:
+      _LOGGER.warning(
+          '%s: %d label pixels of %s hold ids %s >= %d; they are ignored '
+          '(as label %d)%s', entry.location(),
+          np.count_nonzero(out_of_range), entry.label_path,
+          np.unique(label[out_of_range])[:10].tolist(), self.num_classes,
+          self.ignore_label,
+          '; further files are counted but not logged'
+          if self.num_files == _MAX_OUT_OF_RANGE_WARNINGS else '')
+    return np.where(out_of_range, self.ignore_label, label)
+
+  def print_summary(self):
+    if self.num_files:
+      print('Ignored %d label pixels of %d files holding ids >= %d.'
+            % (self.num_pixels, self.num_files, self.num_classes))
+
+
+def _extract_one(runner, image_prototypes, entry, example, out_of_range):
   """Prototypes of one image: (features [P, D], labels [P], boxes [P, 4])."""
   image = example['image']
-  label = example['label'][..., 0].numpy()
-  out_of_range = (label != ignore_label) & ((label < 0) |
-                                            (label >= num_classes))
-  if out_of_range.any():
+  label = out_of_range.ignore(entry, example['label'][..., 0].numpy())
+  negative = (label != out_of_range.ignore_label) & (label < 0)
+  if negative.any():
     raise data.DataError(
-        '%s: label %s holds ids %s outside [0, %d) and not the ignore label '
-        '%d.' % (entry.location(), entry.label_path,
-                 np.unique(label[out_of_range])[:10].tolist(), num_classes,
-                 ignore_label))
+        '%s: label %s holds negative ids %s.'
+        % (entry.location(), entry.label_path,
+           np.unique(label[negative])[:10].tolist()))
+  ignore_label = out_of_range.ignore_label
   embedding = runner.output_grid(image)
   cell_labels = labels_at_cell_centres(label, runner.output_stride)
   if not np.any(cell_labels != ignore_label):
@@ -877,14 +1139,6 @@ def _extract_one(runner, image_prototypes, entry, example, num_classes,
   return features.numpy(), labels.numpy(), boxes
 
 
-def parse_int_pair(text):
-  """Parses 'A,B' into a tuple of two ints (argparse type)."""
-  values = tuple(int(value) for value in text.split(','))
-  if len(values) != 2:
-    raise ValueError('expected two comma-separated integers, got %r' % text)
-  return values
-
-
 def parse_float_list(text):
   """Parses 'a,b,c' into a tuple of floats (argparse type)."""
   return tuple(float(value) for value in text.split(','))
@@ -894,24 +1148,28 @@ def parse_float_list(text):
 # Flags shared by the entry points.
 
 
-def add_model_and_data_flags(parser, default_input_size=(480, 480)):
+def add_model_and_data_flags(parser, default_input_size=(480, 480),
+                             data_list_required=True):
   """Adds the data, window and checkpoint flags of every inference tool.
 
   Args:
     parser: An argparse.ArgumentParser.
     default_input_size: The default window: the recipe uses 480x480 crops,
       720x720 (a whole VOC image in one window) for single-scale inference.
+    data_list_required: Whether --data_list must be given.
   """
   parser.add_argument('--data_dir', required=True,
                       help='Dataset root; list paths are relative to it.')
-  parser.add_argument('--data_list', required=True,
+  parser.add_argument('--data_list', required=data_list_required,
+                      default=None,
                       help='List file of the images (IMAGE [LABEL] a line).')
-  parser.add_argument('--input_size', type=parse_int_pair,
+  parser.add_argument('--input_size', type=config_lib.parse_input_size,
                       default=default_input_size,
                       help='Sliding window "height,width" (rounded up to a '
                       'multiple of the output stride; smaller images are '
                       'padded).')
-  parser.add_argument('--strides', type=parse_int_pair, default=(320, 320),
+  parser.add_argument('--strides', type=config_lib.parse_input_size,
+                      default=(320, 320),
                       help='Distances "vertical,horizontal" between windows.')
   parser.add_argument('--restore_from', required=True,
                       help='Checkpoint prefix, or a directory for its latest; '
@@ -922,6 +1180,13 @@ def add_model_and_data_flags(parser, default_input_size=(480, 480)):
                       help='Number of classes, background included.')
   parser.add_argument('--ignore_label', type=int, default=255,
                       help='Label value of pixels to leave out.')
+
+
+def add_embedding_dim_flag(parser):
+  """Adds --embedding_dim, checked against the checkpoint's config."""
+  parser.add_argument('--embedding_dim', type=int, default=None,
+                      help="Checked against the checkpoint's embedding "
+                      'dimension (which is used either way).')
 
 
 def add_segment_flags(parser):
@@ -942,30 +1207,42 @@ def add_knn_flags(parser):
                       help='Number of nearest prototypes that vote.')
 
 
-def add_output_flags(parser, default_scales):
-  """Adds the colour map and multi-scale flags."""
+def add_colormap_flag(parser):
+  """Adds --colormap."""
   parser.add_argument('--colormap', default=None,
                       help='A .npy or text (R G B rows) colour map; default '
                       'PASCAL VOC.')
-  parser.add_argument('--scale_aug', type=parse_float_list,
-                      default=default_scales,
+
+
+def add_output_flags(parser, default_scales):
+  """Adds the colour map and multi-scale flags.
+
+  --scale_aug given bare, as the original release's switch, selects the
+  multi-scale set `MULTI_SCALES`.
+  """
+  add_colormap_flag(parser)
+  parser.add_argument('--scale_aug', type=parse_float_list, nargs='?',
+                      const=MULTI_SCALES, default=default_scales,
                       help='Comma-separated image scales whose scores are '
-                      'summed.')
+                      'summed; given bare, %s.'
+                      % ','.join('%g' % scale for scale in MULTI_SCALES))
   parser.add_argument('--flip_aug', action='store_true',
                       help='Add the left-right flip of every scale.')
 
 
-def predict_list_from_flags(predictor, args):
+def predict_list_from_flags(predictor, args, checkpoint_prefix):
   """Runs `predict_list` as the inference flags ask.
 
   Args:
     predictor: A SegSortPredictor or SoftmaxPredictor.
     args: Parsed flags of `add_model_and_data_flags` and `add_output_flags`.
+    checkpoint_prefix: The resolved checkpoint of the predictor's network.
 
   Returns:
     The number of images predicted (not skipped).
   """
   return predict_list(
-      predictor, data_dir=args.data_dir, data_list=args.data_list,
-      save_dir=args.save_dir, scales=args.scale_aug, flip=args.flip_aug,
-      colormap=load_colormap(args.colormap), ignore_label=args.ignore_label)
+      predictor, checkpoint_prefix=checkpoint_prefix, data_dir=args.data_dir,
+      data_list=args.data_list, save_dir=args.save_dir, scales=args.scale_aug,
+      flip=args.flip_aug, colormap=load_colormap(args.colormap),
+      ignore_label=args.ignore_label)

@@ -20,6 +20,7 @@ def build_parser(description, default_scales, default_input_size):
       description=description,
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   inference.add_model_and_data_flags(parser, default_input_size)
+  inference.add_embedding_dim_flag(parser)
   inference.add_segment_flags(parser)
   inference.add_knn_flags(parser)
   inference.add_output_flags(parser, default_scales)
@@ -31,16 +32,17 @@ def main(argv=None, description=__doc__.split('\n')[0],
   args = build_parser(description, default_scales,
                       default_input_size).parse_args(argv)
   with inference.exit_on_known_errors():
-    network, config, _ = inference.restore_network(args.restore_from,
-                                                   inference.SEGSORT_MODES)
+    network, config, checkpoint_prefix = inference.restore_network(
+        args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
     bank = inference.load_prototype_bank(
-        args.prototype_dir, config.embedding_dim, args.num_classes)
+        args.prototype_dir, config.embedding_dim, args.num_classes,
+        checkpoint_prefix=checkpoint_prefix)
     predictor = inference.SegSortPredictor(
         network, bank, window_size=args.input_size, strides=args.strides,
         k_in_nearest_neighbors=args.k_in_nearest_neighbors,
         num_classes=args.num_classes, num_clusters=args.num_clusters,
         kmeans_iterations=args.kmeans_iterations)
-    inference.predict_list_from_flags(predictor, args)
+    inference.predict_list_from_flags(predictor, args, checkpoint_prefix)
 
 
 if __name__ == '__main__':

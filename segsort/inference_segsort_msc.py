@@ -11,9 +11,10 @@ class of most votes. The flags are those of segsort.inference_segsort, with
 480x480 windows by default.
 """
 
+from segsort import inference
 from segsort import inference_segsort
 
-DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+DEFAULT_SCALES = inference.MULTI_SCALES
 
 
 def main(argv=None):

@@ -33,7 +33,7 @@ def main(argv=None):
     predictor = inference.SoftmaxPredictor(
         network, window_size=args.input_size, strides=args.strides,
         num_classes=args.num_classes)
-    inference.predict_list_from_flags(predictor, args)
+    inference.predict_list_from_flags(predictor, args, checkpoint_prefix)
 
 
 if __name__ == '__main__':

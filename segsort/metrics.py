@@ -27,8 +27,9 @@ import math
 import os
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
+
+from segsort import io_utils
 
 VOC_CLASS_NAMES = (
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
@@ -299,19 +300,6 @@ def format_report(results):
   return '\n'.join(lines)
 
 
-def read_label_png(path):
-  """Reads a single-channel class-id PNG (grayscale or palette) as int64.
-
-  Raises:
-    ValueError: Naming the file when it is not a single-channel PNG.
-  """
-  with Image.open(path) as image:
-    if image.mode not in ('L', 'P', 'I', 'I;16'):
-      raise ValueError('%s is a %s image; expected a single-channel PNG of '
-                       'class ids.' % (path, image.mode))
-    return np.asarray(image, dtype=np.int64)
-
-
 def list_image_ids(data_list):
   """Image ids (file names without extension) of a list file's first column.
 
@@ -363,8 +351,8 @@ def evaluate_prediction_dir(pred_dir, gt_dir, num_classes, ignore_label=255,
     if not os.path.exists(gt_path):
       raise FileNotFoundError('No ground truth %s for prediction %s.'
                               % (gt_path, pred_path))
-    prediction = read_label_png(pred_path)
-    ground_truth = read_label_png(gt_path)
+    prediction = io_utils.read_label_image(pred_path, np.int64)
+    ground_truth = io_utils.read_label_image(gt_path, np.int64)
     if prediction.shape != ground_truth.shape:
       raise ValueError('Prediction %s is %dx%d but its ground truth %s is '
                        '%dx%d.' % (pred_path, prediction.shape[1],

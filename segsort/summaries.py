@@ -21,8 +21,12 @@ def _colorize(label_ids):
   return tf.gather(colors, tf.math.floormod(tf.cast(label_ids, tf.int32), 256))
 
 
-def _resize_nearest(images, size):
-  return tf.image.resize(images, size, method='nearest')
+def resize_nearest(tensor, size):
+  """Resizes a per-pixel tensor `[B, H, W, C]` to `size` by nearest neighbour.
+
+  Used for pictures here and for labels in segsort.trainer's losses.
+  """
+  return tf.image.resize(tensor, size, method='nearest')
 
 
 def training_pictures(network, batch, mode, num_clusters, kmeans_iterations):
@@ -61,18 +65,18 @@ def training_pictures(network, batch, mode, num_clusters, kmeans_iterations):
         tf.where(segments < 0, 255, tf.math.floormod(segments, 255)))
   if mode == 'softmax':
     prediction = tf.argmax(outputs, axis=-1, output_type=tf.int32)
-    pictures['prediction'] = _resize_nearest(_colorize(prediction), size)
+    pictures['prediction'] = resize_nearest(_colorize(prediction), size)
     return pictures
   embedding = common_utils.normalize_embedding(outputs)
-  pictures['embedding_pca'] = _resize_nearest(
+  pictures['embedding_pca'] = resize_nearest(
       tf.cast(vis_utils.pca(embedding) * 255.0, tf.uint8), size)
-  locations = _resize_nearest(batch['loc_feature'], output_size)
+  locations = resize_nearest(batch['loc_feature'], output_size)
   segments = common_utils.kmeans(
       common_utils.normalize_embedding(
           tf.concat([embedding, locations], axis=-1)),
       [num_clusters, num_clusters], kmeans_iterations)
   # Cluster 0 would be black in VOC's colour map, like the background.
-  pictures['kmeans_segments'] = _resize_nearest(_colorize(segments + 1), size)
+  pictures['kmeans_segments'] = resize_nearest(_colorize(segments + 1), size)
   return pictures
 
 

@@ -15,10 +15,16 @@ TF1's MomentumOptimizer applied it afterwards (a = m*a + g, w -= lr*a); with
 the slowly decaying poly rate the two differ negligibly.
 
 Checkpoints (tf.train.CheckpointManager in --snapshot_dir) hold the model,
-the optimizer's slots, the step, the memory bank and the position of the
-input pipeline (not in multi-worker runs, whose workers read their own
-streams); config.json beside them records the run. Running again with the
-same --snapshot_dir resumes from the latest checkpoint.
+the optimizer's slots, the step and the memory bank; config.json beside them
+records the run. Running again with the same --snapshot_dir resumes from the
+latest checkpoint. The input pipeline is not checkpointed: an example is
+decided by its position in the seeded stream alone, so a resumed run (every
+worker of a multi-worker run alike) rebuilds its stream at the batch it had
+reached, step * iter_size.
+
+Defaults differ from the original release's train_segsort.py where
+segsort/config.py says: --iter_size accumulates gradients as the issue asks;
+the original's default 10 ran 10 separate updates per step, so ours is 1.
 """
 
 import contextlib
@@ -27,6 +33,8 @@ import logging
 import os
 import tempfile
 import time
+
+import re
 
 import keras
 import tensorflow as tf
@@ -51,7 +59,23 @@ NUM_PICTURES = 4
 _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 _VARIABLE_ATTRIBUTE = 'VARIABLE_VALUE'
 
+# The batch keys each mode's loss reads (None: all of them); the pictures of
+# the summaries read their own batch of every key.
+_MODE_INPUTS = {
+    'segsort': None,
+    'softmax': ('image', 'label'),
+    'segsort_unsup': ('image', 'oversegmentation'),
+}
+
+# How a segsort.data.DataError raised inside the input pipeline shows in the
+# message of the tf.errors.OpError that reaches the training loop.
+_DATA_ERROR_PATTERN = re.compile(r'DataError: ([^\n]*, line \d+: [^\n]*)')
+
 _LOGGER = logging.getLogger(__name__)
+
+# Shrinks per-pixel labels to the network's output size (one implementation,
+# shared with the pictures of the summaries).
+resize_nearest = summaries.resize_nearest
 
 
 class TrainingError(Exception):
@@ -140,16 +164,12 @@ def _worker_index(strategy):
   return resolver.task_id + int(has_chief), num_workers
 
 
-def resize_nearest(tensor, size):
-  """Shrinks a per-pixel tensor `[B, H, W, C]` to `size` by nearest neighbour."""
-  return tf.image.resize(tensor, size, method='nearest')
-
-
 def softmax_loss(logits, labels, ignore_label):
   """Pixel-wise softmax cross-entropy, averaged over non-ignored pixels.
 
   Under several replicas the count of pixels is global, so that the
-  replicas' values sum to the global mean (as the SegSort losses do).
+  replicas' values sum to the global mean (train_utils.mean_over_pixels, as
+  the SegSort losses do).
 
   Args:
     logits: A float tensor `[B, h, w, num_classes]`.
@@ -165,12 +185,7 @@ def softmax_loss(logits, labels, ignore_label):
   valid = tf.not_equal(labels, ignore_label)
   pixel_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=tf.where(valid, labels, 0), logits=logits)
-  loss_sum = tf.reduce_sum(tf.where(valid, pixel_losses, 0.0))
-  count = tf.reduce_sum(tf.cast(valid, tf.float32))
-  context = tf.distribute.get_replica_context()
-  if context is not None and context.num_replicas_in_sync > 1:
-    count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
-  return loss_sum / tf.maximum(count, 1.0)
+  return train_utils.mean_over_pixels(tf.boolean_mask(pixel_losses, valid))
 
 
 def _all_layers(layer):
@@ -362,12 +377,19 @@ class Trainer:
     self._conv_kernels = [variable for variable in self._trainable_variables
                           if variable.path.endswith('kernel')]
 
-    if dataset is None:
-      dataset = self._build_dataset()
-    self._picture_batch = self._take_picture_batch(dataset)
-    self._iterator = iter(dataset)
     self._build_checkpoint()
     self.restored_from = self._restore()
+    if dataset is None:
+      # The pictures show the first batch of the stream, with every key.
+      self._picture_batch = (self._take_picture_batch(self._build_dataset())
+                             if self._is_chief else None)
+      # Resumes the stream where the restored step left it.
+      dataset = self._build_dataset(
+          start_batch=int(self.step.numpy()) * config.iter_size,
+          outputs=_MODE_INPUTS[config.mode])
+    else:
+      self._picture_batch = self._take_picture_batch(dataset)
+    self._iterator = iter(dataset)
     self._train_step = self._make_train_step()
     float_variables = [variable for variable in self.network.variables
                        if variable.dtype.startswith('float')]
@@ -410,12 +432,19 @@ class Trainer:
                 '\n  '.join('%s: %r -> %r' % difference
                             for difference in differences)))
 
-  def _build_dataset(self):
+  def _build_dataset(self, start_batch=0, outputs=None):
     """Builds this worker's input pipeline of its share of global batches.
 
     A single worker reads global batches in a fixed order given the seed,
     however many GPUs it has, so runs on 1 and N GPUs see the same data.
-    Several workers read differently seeded streams.
+    Several workers read differently seeded streams, each advancing by one of
+    its batches per global batch.
+
+    Args:
+      start_batch: The number of this worker's batches to skip: the global
+        batches consumed, step * iter_size, when resuming.
+      outputs: The batch keys to compute (see
+        segsort.data.build_training_dataset), or None for all.
     """
     config = self.config
     return data.build_training_dataset(
@@ -425,7 +454,8 @@ class Trainer:
         random_crop=config.random_crop, ignore_label=config.ignore_label,
         num_classes=config.num_classes, num_clusters=config.num_clusters,
         unsupervised=config.mode == 'segsort_unsup',
-        seed=config.random_seed + self._worker_index, deterministic=True)
+        seed=config.random_seed + self._worker_index, deterministic=True,
+        start_batch=start_batch, outputs=outputs)
 
   def _take_picture_batch(self, dataset):
     """The first images of the stream, pictured at every summary step."""
@@ -439,10 +469,7 @@ class Trainer:
                'step': self.step}
     if self.memory_bank is not None:
       objects['memory_bank'] = self.memory_bank
-    # Each worker of a multi-worker run reads its own stream, but all restore
-    # the chief's checkpoint, so their input positions cannot be kept.
-    if not _is_multi_worker(self.strategy):
-      objects['data_iterator'] = self._iterator
+    # No input pipeline: a resumed run rebuilds it from the step.
     self.checkpoint = tf.train.Checkpoint(**objects)
     directory = self.config.snapshot_dir
     if not self._is_chief:
@@ -594,6 +621,26 @@ class Trainer:
             name: split[context.replica_id_in_sync_group % num_local]
             for name, split in shares.items()})
 
+  def _run_on_replicas(self, replica_function, batches):
+    """Runs a function on every replica's share of batches; sums its results.
+
+    The distribution logic of both `train_step` and `losses_and_gradients`.
+
+    Args:
+      replica_function: Called on each replica with the list of its shares
+        of `batches`; returns a nest of tensors.
+      batches: A list of dicts, each a batch of this worker.
+
+    Returns:
+      The nest of `replica_function`'s results, summed over all replicas.
+    """
+    if self._num_replicas > 1:
+      batches = [self._distribute(batch) for batch in batches]
+    results = self.strategy.run(replica_function, args=(batches,))
+    return tf.nest.map_structure(
+        lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value,
+                                           axis=None), results)
+
   def _make_train_step(self):
     """Builds the tf.function of one training step."""
     config = self.config
@@ -615,15 +662,7 @@ class Trainer:
     @tf.function
     def train_step(iterator):
       micro_batches = [next(iterator) for _ in range(config.iter_size)]
-      if self._num_replicas > 1:
-        micro_batches = [self._distribute(batch) for batch in micro_batches]
-      losses, non_finite = self.strategy.run(
-          self._replica_step, args=(micro_batches,))
-      summed = {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value,
-                                           axis=None)
-                for name, value in losses.items()}
-      return summed, self.strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                          non_finite, axis=None)
+      return self._run_on_replicas(self._replica_step, micro_batches)
 
     return train_step
 
@@ -647,14 +686,8 @@ class Trainer:
 
       @tf.function
       def compute(batch):
-        if self._num_replicas > 1:
-          batch = self._distribute(batch)
-        losses, gradients = self.strategy.run(self._losses_and_gradients,
-                                              args=(batch,))
-        reduce = lambda value: self.strategy.reduce(  # pylint: disable=g-long-lambda
-            tf.distribute.ReduceOp.SUM, value, axis=None)
-        return ({name: reduce(value) for name, value in losses.items()},
-                [reduce(gradient) for gradient in gradients])
+        return self._run_on_replicas(
+            lambda batches: self._losses_and_gradients(batches[0]), [batch])
 
       self._compute_global_losses_and_gradients = compute
     return self._compute_global_losses_and_gradients(batch)
@@ -724,21 +757,28 @@ class Trainer:
         disable=not self._is_chief) as progress:
       interval_start, interval_steps = time.perf_counter(), 0
       while step < end:
-        learning_rate = float(self.current_learning_rate())
-        losses, non_finite = self._train_step(self._iterator)
+        step_losses, non_finite = self._train_step(self._iterator)
         step += 1
         interval_steps += 1
-        losses = {name: float(value) for name, value in losses.items()}
+        # The one value fetched every step: a single scalar, so that a NaN
+        # stops the run at the step that made it.
         if float(non_finite):
           raise NonFiniteLossError(
               'Loss or gradients not finite at step %d (%s); stopped without '
               'saving. The last checkpoint, %s, is intact: lower '
               '--learning_rate or check the data, then resume.' % (
-                  step, ', '.join('%s %g' % item for item in losses.items()),
+                  step, ', '.join('%s %g' % (name, float(value))
+                                  for name, value in step_losses.items()),
                   latest or 'none'), step)
-        progress.set_postfix(loss='%.4f' % losses['total_loss'],
-                             lr='%.3g' % learning_rate, refresh=False)
         progress.update()
+        if step % config.update_tb_every == 0 or step == end:
+          # The losses are fetched from the device only here.
+          losses = {name: float(value) for name, value in step_losses.items()}
+          # The rate the step used, computed on the host.
+          learning_rate = float(poly_learning_rate(
+              config.learning_rate, step - 1, config.num_steps, config.power))
+          progress.set_postfix(loss='%.4f' % losses['total_loss'],
+                               lr='%.3g' % learning_rate, refresh=False)
         if step % config.update_tb_every == 0:
           images_per_second = (interval_steps * images_per_step /
                                (time.perf_counter() - interval_start))
@@ -782,3 +822,13 @@ def main(mode, argv=None):
     run(config)
   except (TrainingError, data.DataError, FileNotFoundError) as error:
     raise SystemExit('error: %s' % error) from error
+  except tf.errors.OpError as error:
+    # A file found bad only when read (e.g. a truncated JPEG) fails inside
+    # the input pipeline; its DataError names the list, line and path.
+    found = _DATA_ERROR_PATTERN.search(error.message or '')
+    if found is None:
+      raise
+    raise SystemExit('error: bad data file, stopped without saving (the '
+                     'checkpoints written are intact; fix or remove the '
+                     'file, then resume): %s' % found.group(1).strip()
+                    ) from error

@@ -332,6 +332,34 @@ def test_training_dataset_resumes_at_a_batch(voc_root):
       np.testing.assert_array_equal(batch[key], same[key])
 
 
+@pytest.mark.parametrize('outputs', [('image', 'label'),
+                                     ('image', 'oversegmentation')])
+def test_training_dataset_computes_only_the_asked_outputs(voc_root, tmp_path,
+                                                          outputs):
+  list_path = os.path.join(voc_root, 'train.txt')
+
+  def build(outputs, list_path=list_path):
+    return data.build_training_dataset(
+        voc_root, list_path, (24, 24), 2, seed=5, deterministic=True,
+        unsupervised=True, outputs=outputs)
+
+  dataset = build(outputs)
+  assert set(dataset.element_spec) == set(outputs)
+  for batch, full in zip(_take(dataset, 3), _take(build(None), 3),
+                         strict=True):
+    for key in outputs:
+      np.testing.assert_array_equal(batch[key], full[key])
+  if 'label' not in outputs:
+    # Labels are not even read: a list naming broken ones still works.
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'not a png')
+    with open(list_path) as stream:
+      lines = ['%s %s' % (line.split()[0], broken)
+               for line in stream.read().split('\n') if line.strip()]
+    assert _take(build(outputs, _write_list(tmp_path / 'list.txt', lines)),
+                 1)
+
+
 def test_training_dataset_reshuffles_every_epoch(voc_root):
   list_path = os.path.join(voc_root, 'train.txt')
   originals = [data.load_image(entry.image_path).astype(np.float32) -

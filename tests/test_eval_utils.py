@@ -116,3 +116,9 @@ def test_pca_orders_components_by_variance_and_scales_to_unit_range():
       tf.constant(values.reshape(-1, 3)), 2).numpy()
   assert projections.shape == (100, 2)
   assert projections[:, 0].var() > 100 * projections[:, 1].var()
+
+
+def test_label_votes_count_the_labels_of_given_neighbours():
+  votes = eval_utils.label_votes(tf.constant([[0, 2], [1, 1]]),
+                                 tf.constant([2, 0, 2]), 3)
+  assert votes.numpy().tolist() == [[0.0, 0.0, 2.0], [2.0, 0.0, 0.0]]

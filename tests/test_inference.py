@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -194,21 +195,67 @@ def test_prototype_cache_of_other_settings_is_cleared(prototype_run,
   assert len(labels) <= 4 * 4
 
 
-def test_extraction_names_a_label_with_unknown_classes(
-    synthetic_set, segsort_checkpoint_dir, tmp_path):
+def _copy_list_files(synthetic_set, image_ids, directory, label=None):
+  """Copies images (and labels) to `directory`; returns a list of them."""
+  lines = []
+  for image_id in image_ids:
+    image_path = os.path.join(directory, image_id + '.jpg')
+    shutil.copy(os.path.join(synthetic_set.data_dir, 'VOC2012', 'JPEGImages',
+                             image_id + '.jpg'), image_path)
+    label_path = os.path.join(directory, image_id + '.png')
+    if label is None:
+      shutil.copy(os.path.join(synthetic_set.data_dir, 'VOC2012', 'segcls',
+                               image_id + '.png'), label_path)
+    else:
+      Image.fromarray(label).save(label_path)
+    lines.append('%s %s\n' % (image_path, label_path))
+  data_list = os.path.join(directory, 'list.txt')
+  with open(data_list, 'w') as stream:
+    stream.writelines(lines)
+  return data_list
+
+
+def test_extraction_ignores_labels_of_unknown_classes(
+    synthetic_set, segsort_checkpoint_dir, tmp_path, capsys, caplog):
   train_id = _list_ids(synthetic_set.train_list)[0]
-  label_path = tmp_path / 'bad_label.png'
-  Image.fromarray(np.full(IMAGE_SIZE, 9, np.uint8)).save(label_path)
-  data_list = tmp_path / 'bad.txt'
-  data_list.write_text('%s %s\n' % (
-      os.path.join(synthetic_set.data_dir, 'VOC2012', 'JPEGImages',
-                   train_id + '.jpg'), label_path))
-  with pytest.raises(SystemExit, match=r'bad_label\.png holds ids \[9\]'):
-    extract_prototypes.main([
-        '--data_dir', synthetic_set.data_dir, '--data_list', str(data_list),
-        '--restore_from', segsort_checkpoint_dir,
-        '--save_dir', str(tmp_path / 'out'),
-        '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+  label = np.full(IMAGE_SIZE, 9, np.uint8)
+  label[IMAGE_SIZE[0] // 2:] = 1
+  data_list = _copy_list_files(synthetic_set, [train_id], str(tmp_path),
+                               label=label)
+  extract_prototypes.main([
+      '--data_dir', synthetic_set.data_dir, '--data_list', data_list,
+      '--restore_from', segsort_checkpoint_dir,
+      '--save_dir', str(tmp_path / 'out'),
+      '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+  num_ignored = IMAGE_SIZE[0] // 2 * IMAGE_SIZE[1]
+  assert ('Ignored %d label pixels of 1 files holding ids >= 4' % num_ignored
+          in capsys.readouterr().out)
+  assert re.search(r'%s.png hold ids \[9\] >= 4; they are ignored'
+                   % train_id, caplog.text)
+  labels = np.load(os.path.join(prototype_dir(str(tmp_path / 'out')),
+                                inference.PROTOTYPE_LABELS_FILE))
+  assert set(labels.tolist()) == {1}
+
+
+def test_extraction_skips_cached_images_without_decoding_them(
+    synthetic_set, segsort_checkpoint_dir, tmp_path, capsys):
+  image_ids = _list_ids(synthetic_set.train_list)[:2]
+  data_list = _copy_list_files(synthetic_set, image_ids, str(tmp_path))
+  flags = ['--data_dir', synthetic_set.data_dir, '--data_list', data_list,
+           '--restore_from', segsort_checkpoint_dir,
+           '--save_dir', str(tmp_path / 'out'),
+           '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS
+  extract_prototypes.main(flags)
+  bank_path = os.path.join(prototype_dir(str(tmp_path / 'out')),
+                           inference.PROTOTYPE_FEATURES_FILE)
+  features = np.load(bank_path)
+  (tmp_path / (image_ids[0] + '.jpg')).write_bytes(b'not an image')
+  capsys.readouterr()
+  extract_prototypes.main(flags)
+  output = capsys.readouterr().out
+  assert 'Extracted prototypes: 0 images in' in output
+  assert '2 skipped' in output
+  np.testing.assert_array_equal(np.load(bank_path), features)
 
 
 def test_embedding_dim_flag_is_checked(synthetic_set, segsort_checkpoint_dir,
@@ -272,6 +319,115 @@ def test_rerun_skips_finished_images(single_scale_dir, synthetic_set,
   assert 'Predicted: 1 images in' in output and '1 skipped' in output
   assert os.stat(kept).st_mtime_ns == kept_mtime
   np.testing.assert_array_equal(_read_png(removed), removed_prediction)
+
+
+def test_rerun_does_not_decode_finished_images(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, capsys):
+  data_list = _copy_list_files(synthetic_set,
+                               _list_ids(synthetic_set.val_list),
+                               str(tmp_path))
+  flags = _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
+                         tmp_path / 'out')
+  flags[flags.index('--data_list') + 1] = data_list
+  inference_segsort.main(flags)
+  for name in os.listdir(tmp_path):
+    if name.endswith('.jpg'):
+      (tmp_path / name).write_bytes(b'not an image')
+  capsys.readouterr()
+  inference_segsort.main(flags)
+  output = capsys.readouterr().out
+  assert 'Predicted: 0 images in' in output and '2 skipped' in output
+
+
+def _settings(save_dir):
+  with open(os.path.join(save_dir, inference.SETTINGS_FILE)) as stream:
+    return json.load(stream)
+
+
+def test_predictions_of_other_settings_are_recomputed(
+    single_scale_dir, synthetic_set, segsort_checkpoint_dir, prototype_run,
+    tmp_path, capsys):
+  save_dir = tmp_path / 'copy'
+  shutil.copytree(single_scale_dir, save_dir)
+  settings = _settings(save_dir)
+  assert settings['checkpoint'] == os.path.abspath(
+      os.path.join(segsort_checkpoint_dir, 'ckpt-3'))
+  assert settings['k_in_nearest_neighbors'] == 15
+  assert settings['scales'] == [1.0] and settings['flip'] is False
+  assert settings['prototype_bank']['prototype_dir'] == os.path.abspath(
+      prototype_dir(prototype_run))
+  capsys.readouterr()
+  inference_segsort.main(
+      _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
+                     save_dir) + ['--k_in_nearest_neighbors', '3'])
+  output = capsys.readouterr().out
+  assert 'k_in_nearest_neighbors: 15 -> 3' in output
+  assert 'clearing 4 files' in output
+  assert 'Predicted: 2 images in' in output and '0 skipped' in output
+  assert _settings(save_dir)['k_in_nearest_neighbors'] == 3
+
+
+def _rewrite_bank_in_place(directory):
+  """Reorders a bank's prototypes and records the new files' digests."""
+  sources_path = os.path.join(directory, inference.PROTOTYPE_SOURCES_FILE)
+  with open(sources_path) as stream:
+    sources = json.load(stream)
+  for name in inference.PROTOTYPE_ARRAY_FILES:
+    path = os.path.join(directory, name)
+    np.save(path, np.load(path)[::-1])
+    sources['sha256'][name] = inference.file_sha256(path)
+  with open(sources_path, 'w') as stream:
+    json.dump(sources, stream)
+
+
+def test_predictions_of_a_rewritten_bank_are_recomputed(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, capsys):
+  bank_run = tmp_path / 'bank'
+  shutil.copytree(prototype_dir(prototype_run), prototype_dir(bank_run))
+  flags = _segsort_flags(synthetic_set, segsort_checkpoint_dir, str(bank_run),
+                         tmp_path / 'out')
+  inference_segsort.main(flags)
+  _rewrite_bank_in_place(prototype_dir(bank_run))
+  capsys.readouterr()
+  inference_segsort.main(flags)
+  output = capsys.readouterr().out
+  assert 'prototype_bank:' in output and 'clearing 4 files' in output
+  assert 'Predicted: 2 images in' in output
+
+
+def test_scale_aug_given_bare_selects_the_multi_scale_set():
+  required = ['--data_dir', 'd', '--data_list', 'l', '--restore_from', 'r',
+              '--save_dir', 's', '--prototype_dir', 'p']
+  for default_scales in [(1.0,), inference.MULTI_SCALES]:
+    parser = inference_segsort.build_parser('', default_scales, (720, 720))
+    args = parser.parse_args(required + ['--scale_aug', '--flip_aug'])
+    assert args.scale_aug == (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+    assert args.flip_aug
+    assert parser.parse_args(required).scale_aug == default_scales
+    assert parser.parse_args(required + ['--scale_aug', '0.5,1']).scale_aug == (
+        0.5, 1.0)
+    args = parser.parse_args(required + ['--embedding_dim', '32',
+                                         '--input_size', '321'])
+    assert args.embedding_dim == 32 and args.input_size == (321, 321)
+
+
+@pytest.mark.parametrize('tool', [inference_segsort, inference_segsort_msc])
+def test_inference_embedding_dim_flag_is_checked(
+    tool, synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  with pytest.raises(SystemExit, match='--embedding_dim 16 differs from the 8'):
+    tool.main(_segsort_flags(synthetic_set, segsort_checkpoint_dir,
+                             prototype_run, tmp_path) +
+              ['--embedding_dim', '16'])
+
+
+def test_explain_embedding_dim_flag_is_checked(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  with pytest.raises(SystemExit, match='--embedding_dim 16 differs from the 8'):
+    explain.main([
+        '--image_id', 'x', '--data_dir', synthetic_set.data_dir,
+        '--restore_from', segsort_checkpoint_dir,
+        '--prototype_dir', prototype_dir(prototype_run),
+        '--save_dir', str(tmp_path), '--embedding_dim', '16'])
 
 
 def test_msc_with_scale_one_and_no_flip_equals_single_scale(
@@ -380,6 +536,68 @@ def test_prototype_labels_out_of_range_are_rejected(tmp_path):
   with pytest.raises(inference.InferenceError,
                      match=r'prototype_labels\.npy holds labels in \[0, 7\]'):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
+
+
+def _copied_bank(prototype_run, tmp_path):
+  directory = str(tmp_path / 'prototypes')
+  shutil.copytree(prototype_dir(prototype_run), directory)
+  return directory
+
+
+def test_a_bank_with_another_prototype_count_is_rejected(prototype_run,
+                                                         tmp_path):
+  directory = _copied_bank(prototype_run, tmp_path)
+  sources_path = os.path.join(directory, inference.PROTOTYPE_SOURCES_FILE)
+  with open(sources_path) as stream:
+    sources = json.load(stream)
+  sources['num_prototypes'] += 1
+  with open(sources_path, 'w') as stream:
+    json.dump(sources, stream)
+  with pytest.raises(inference.InferenceError,
+                     match=r'prototype_sources\.json describes \d+ prototypes '
+                     r'but .*prototype_features\.npy and '
+                     r'.*prototype_labels\.npy hold'):
+    inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
+
+
+@pytest.mark.parametrize('name', [inference.PROTOTYPE_FEATURES_FILE,
+                                  inference.PROTOTYPE_LABELS_FILE,
+                                  inference.PROTOTYPE_BOXES_FILE])
+def test_a_half_rewritten_bank_is_rejected(prototype_run, tmp_path, name):
+  directory = _copied_bank(prototype_run, tmp_path)
+  # A rewrite interrupted before prototype_sources.json: same count, other
+  # contents.
+  path = os.path.join(directory, name)
+  np.save(path, np.load(path)[::-1])
+  with pytest.raises(inference.InferenceError,
+                     match=re.escape(name) + r' has changed; .*'
+                     r'prototype_sources\.json records the file of another'):
+    inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
+
+
+def test_a_bank_of_another_checkpoint_is_warned_about(prototype_run,
+                                                      segsort_checkpoint_dir,
+                                                      caplog):
+  directory = prototype_dir(prototype_run)
+  inference.load_prototype_bank(
+      directory, EMBEDDING_DIM, NUM_CLASSES,
+      checkpoint_prefix=os.path.join(segsort_checkpoint_dir, 'ckpt-3'))
+  assert 'extracted with checkpoint' not in caplog.text
+  inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES,
+                                checkpoint_prefix='/elsewhere/ckpt-7')
+  assert re.search(r'extracted with checkpoint .*ckpt-3, not with '
+                   r'/elsewhere/ckpt-7', caplog.text)
+
+
+def test_a_bank_without_sources_loads_for_inference(prototype_run, tmp_path):
+  directory = _copied_bank(prototype_run, tmp_path)
+  os.remove(os.path.join(directory, inference.PROTOTYPE_SOURCES_FILE))
+  bank = inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
+  assert bank.sources is None and len(bank.labels)
+  with pytest.raises(inference.InferenceError,
+                     match=r'Missing prototype sources file'):
+    inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES,
+                                  with_sources=True)
 
 
 def test_inference_exits_naming_missing_prototypes(

@@ -3,6 +3,8 @@
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from PIL import Image
 
 from segsort import benchmark_by_mIoU
 from segsort import colormap
+from segsort import io_utils
 from segsort import metrics
 
 # Region example, 3 classes, one ignored pixel. Valid (gt, pred) pairs:
@@ -185,3 +188,65 @@ def test_benchmark_json_to_stdout(prediction_dirs, capsys):
   results = json.loads(capsys.readouterr().out)
   assert results['confusion_matrix'][2] == [0, 0, 1]
   assert not os.path.exists(pred_dir.parent / 'metrics.json')
+
+
+def test_metrics_import_no_tensorflow():
+  code = ('import sys; from segsort import metrics; '
+          'assert "tensorflow" not in sys.modules, "tensorflow imported"')
+  subprocess.run([sys.executable, '-c', code], check=True,
+                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(
+                     __file__))))
+
+
+@pytest.mark.parametrize('mode, values', [
+    ('L', [[0, 1], [255, 7]]),
+    ('P', [[0, 1], [255, 7]]),
+    ('I;16', [[0, 1], [300, 7]]),
+    ('I', [[0, 1], [70000, 7]]),
+    ('1', [[0, 1], [1, 0]]),
+])
+def test_label_images_of_every_single_channel_mode_are_read(tmp_path, mode,
+                                                            values):
+  values = np.array(values)
+  if mode == '1':
+    image = Image.fromarray(values.astype(bool))
+  elif mode == 'P':
+    image = Image.fromarray(values.astype(np.uint8), mode='P')
+    image.putpalette([255, 0, 0] * 256)
+  elif mode == 'I;16':
+    image = Image.fromarray(values.astype(np.uint16))
+  elif mode == 'I':
+    image = Image.fromarray(values.astype(np.int32))
+  else:
+    image = Image.fromarray(values.astype(np.uint8))
+  # PNG holds no 32-bit grayscale; TIFF does.
+  path = str(tmp_path / ('label.tif' if mode == 'I' else 'label.png'))
+  image.save(path)
+  with Image.open(path) as written:
+    assert written.mode == mode
+  ids = io_utils.read_label_image(path, np.int64)
+  assert ids.dtype == np.int64
+  np.testing.assert_array_equal(ids, values)
+  assert io_utils.read_label_image(path).dtype == np.int32
+
+
+def test_colour_and_undecodable_label_images_are_named(tmp_path):
+  Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / 'rgb.png')
+  with pytest.raises(io_utils.ImageFileError,
+                     match=r'rgb\.png is a RGB image; expected a single-'
+                     r'channel image of class ids'):
+    io_utils.read_label_image(str(tmp_path / 'rgb.png'))
+  (tmp_path / 'broken.png').write_bytes(b'not a png')
+  with pytest.raises(io_utils.ImageFileError,
+                     match=r'Cannot decode label image .*broken\.png'):
+    io_utils.read_label_image(str(tmp_path / 'broken.png'))
+
+
+def test_rgb_images_are_read_and_bad_ones_named(tmp_path):
+  Image.fromarray(np.full((2, 3), 7, np.uint8)).save(tmp_path / 'gray.png')
+  rgb = io_utils.read_rgb_image(str(tmp_path / 'gray.png'))
+  assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8 and np.all(rgb == 7)
+  (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
+  with pytest.raises(io_utils.ImageFileError,
+                     match=r'Cannot decode image .*broken\.jpg'):
+    io_utils.read_rgb_image(str(tmp_path / 'broken.jpg'))

@@ -85,6 +85,18 @@ def test_voc_to_segcls_rejects_colour_pngs(tmp_path):
     voc_to_segcls.read_class_ids(str(tmp_path / 'rgb.png'))
 
 
+def test_voc_to_segcls_reads_16_bit_ids_that_fit_8_bits(tmp_path):
+  Image.fromarray(np.array([[0, 20], [255, 1]], np.uint16)).save(
+      tmp_path / 'ids.png')
+  ids = voc_to_segcls.read_class_ids(str(tmp_path / 'ids.png'))
+  assert ids.dtype == np.uint8
+  np.testing.assert_array_equal(ids, [[0, 20], [255, 1]])
+  Image.fromarray(np.array([[0, 300]], np.uint16)).save(tmp_path / 'big.png')
+  with pytest.raises(ValueError,
+                     match=r'big\.png holds ids in \[0, 300\]; 8-bit'):
+    voc_to_segcls.read_class_ids(str(tmp_path / 'big.png'))
+
+
 # --- make_lists ---------------------------------------------------------------
 
 
@@ -219,6 +231,24 @@ def test_make_oversegmentation_tool_skips_existing(tmp_path):
   assert sorted(os.listdir(hed_dir)) == ['a.png', 'b.png', 'c.png']
   assert make_oversegmentation.main(arguments + ['--overwrite']) == 0
   assert data.load_label(str(hed_dir / 'a.png')).shape == (60, 80)
+
+
+def test_make_oversegmentation_names_an_undecodable_image(tmp_path):
+  (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
+  with pytest.raises(ValueError, match=r'Cannot decode image .*broken\.jpg'):
+    make_oversegmentation._oversegment_file(  # pylint: disable=protected-access
+        (str(tmp_path / 'broken.jpg'), str(tmp_path / 'out.png')), {})
+  assert not (tmp_path / 'out.png').exists()
+
+
+def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
+  (tmp_path / 'empty.txt').write_text('\n')
+  with pytest.raises(ValueError, match=r'empty\.txt lists no image'):
+    make_oversegmentation.main(['--data_dir', str(tmp_path), '--workers', '1',
+                                '--data_list', str(tmp_path / 'empty.txt')])
 
 
 # --- make_synthetic_voc -------------------------------------------------------

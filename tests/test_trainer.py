@@ -16,8 +16,10 @@ import pytest
 import tensorflow as tf
 
 from network import checkpoints as slim_checkpoints
+from network.segsort import train_utils
 from segsort import config as config_lib
 from segsort import data
+from segsort import summaries
 from segsort import trainer as trainer_lib
 from tools import make_synthetic_voc
 
@@ -330,3 +332,111 @@ def test_mixed_precision_trains_a_float32_checkpoint(voc, tmp_path):
   assert {layer.compute_dtype for layer in network.head.layers} == {
       'float32'}
   assert_same_values(trainer.network.variables, network.variables)
+
+
+def test_a_truncated_jpeg_stops_the_cli_with_one_line(voc, tmp_path):
+  """A file found bad only when read ends the run with its list line."""
+  root, train_list = voc
+  with open(train_list) as stream:
+    lines = [line for line in stream.read().split('\n') if line.strip()]
+  image, label = lines[4].split()
+  with open(os.path.join(root, image), 'rb') as stream:
+    contents = stream.read()
+  cut = tmp_path / 'cut.jpg'
+  cut.write_bytes(contents[:len(contents) // 2])
+  lines[4] = '%s %s' % (cut, label)
+  list_path = tmp_path / 'list.txt'
+  list_path.write_text('\n'.join(lines) + '\n')
+  snapshot_dir = tmp_path / 'run'
+  completed = subprocess.run(
+      [sys.executable, '-m', 'segsort.train_segsort', '--data_dir', root,
+       '--data_list', str(list_path), '--backbone', 'mini', '--input_size',
+       '64,64', '--batch_size', '2', '--num_steps', '20',
+       '--save_pred_every', '1', '--num_classes', '8', '--kmeans_iterations',
+       '3', '--snapshot_dir', str(snapshot_dir)],
+      cwd=REPOSITORY, capture_output=True, text=True, timeout=300,
+      check=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+  assert completed.returncode != 0
+  stderr = completed.stderr
+  assert 'Traceback' not in stderr, stderr[-3000:]
+  error_lines = [line for line in stderr.split('\n')
+                 if line.startswith('error: ')]
+  assert len(error_lines) == 1, stderr[-3000:]
+  assert '%s, line 5: Cannot decode image %s' % (list_path, cut) in (
+      error_lines[0])
+  # Whatever was saved before is whole.
+  if os.path.isdir(snapshot_dir):
+    for name in os.listdir(snapshot_dir):
+      if name.endswith('.index'):
+        tf.train.load_checkpoint(str(snapshot_dir / name[:-len('.index')]))
+
+
+def test_resume_rebuilds_the_stream_without_checkpointing_it(voc, tmp_path):
+  """With iter_size 2, a resumed run trains like an uninterrupted one."""
+  config = make_config(voc, tmp_path / 'resumed', num_steps=4, iter_size=2,
+                       random_scale=True, random_mirror=True,
+                       random_crop=True, is_training=True, num_banks=2)
+  first = trainer_lib.Trainer(config)
+  prefix = first.train(until_step=2).checkpoint
+  # The checkpoint holds no input pipeline, only the run's variables.
+  names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+  assert not [name for name in names if 'iterator' in name.lower()], names
+  resumed = trainer_lib.Trainer(config)
+  assert resumed.restored_from == 'resumed:' + prefix
+  resumed.train()
+
+  uninterrupted = trainer_lib.Trainer(dataclass_replace(
+      config, snapshot_dir=str(tmp_path / 'uninterrupted')))
+  uninterrupted.train()
+  assert_same_values(uninterrupted.network.variables,
+                     resumed.network.variables, exact=False)
+  assert_same_values(uninterrupted.optimizer.variables,
+                     resumed.optimizer.variables, exact=False)
+  assert_same_values(uninterrupted.memory_bank.variables,
+                     resumed.memory_bank.variables, exact=False)
+
+
+class _CountingValue:
+  """A loss value that counts how often it is fetched to the host."""
+
+  def __init__(self, value, fetches):
+    self._value, self._fetches = value, fetches
+
+  def __float__(self):
+    self._fetches.append(1)
+    return float(self._value)
+
+
+def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(
+    voc, tmp_path):
+  config = make_config(voc, tmp_path, num_steps=5, update_tb_every=100)
+  trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
+  train_step = trainer._train_step  # pylint: disable=protected-access
+  fetches = []
+
+  def counting_train_step(iterator):
+    losses, non_finite = train_step(iterator)
+    return ({name: _CountingValue(value, fetches)
+             for name, value in losses.items()}, non_finite)
+
+  trainer._train_step = counting_train_step  # pylint: disable=protected-access
+  result = trainer.train()
+  assert result.step == 5 and np.isfinite(result.losses['total_loss'])
+  # Once, at the last step, for each of the three loss terms.
+  assert len(fetches) == 3
+
+
+def test_one_resize_and_one_pixel_mean_serve_every_loss():
+  assert trainer_lib.resize_nearest is summaries.resize_nearest
+  logits = tf.random.stateless_normal([2, 3, 4, 5], seed=[1, 2])
+  labels = tf.constant([[0, 1, 255, 4], [2, 255, 3, 0], [1, 1, 1, 1]] * 2)
+  labels = tf.reshape(labels, [2, 3, 4, 1])
+  valid = tf.reshape(labels, [-1]) != 255
+  expected = train_utils.mean_over_pixels(tf.boolean_mask(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=tf.where(valid, tf.reshape(labels, [-1]), 0),
+          logits=tf.reshape(logits, [-1, 5])), valid))
+  np.testing.assert_allclose(
+      trainer_lib.softmax_loss(logits, labels, 255), expected, rtol=1e-6)
+  assert float(trainer_lib.softmax_loss(
+      logits, tf.fill([2, 3, 4, 1], 255), 255)) == 0.0

@@ -41,6 +41,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from segsort import metrics  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
 DEFAULT_THRESHOLD = 0.1
@@ -407,15 +408,8 @@ def save_segments(path, segments):
 
 def _oversegment_file(paths, options):
   image_path, output_path = paths
-  with Image.open(image_path) as image:
-    rgb = np.asarray(image.convert('RGB'))
-  save_segments(output_path, oversegment(rgb, **options))
-
-
-def _image_ids_of_list(data_list):
-  with open(data_list) as stream:
-    return [os.path.splitext(os.path.basename(line.split()[0]))[0]
-            for line in stream if line.strip()]
+  save_segments(output_path,
+                oversegment(io_utils.read_rgb_image(image_path), **options))
 
 
 def main(argv=None):
@@ -449,7 +443,7 @@ def main(argv=None):
   names = sorted(name for name in os.listdir(image_dir)
                  if name.lower().endswith(IMAGE_EXTENSIONS))
   if args.data_list:
-    wanted = set(_image_ids_of_list(args.data_list))
+    wanted = set(metrics.list_image_ids(args.data_list))
     names = [name for name in names if os.path.splitext(name)[0] in wanted]
   jobs = [(os.path.join(image_dir, name),
            os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))

@@ -15,7 +15,6 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -37,14 +36,15 @@ def read_class_ids(png_path):
     grayscale one.
 
   Raises:
-    ValueError: If the PNG has colour channels (its ids are lost).
+    ValueError: Naming the file if it has colour channels (its ids are lost)
+      or ids that do not fit the 8 bits of the output.
   """
-  with Image.open(png_path) as label:
-    if label.mode not in ('P', 'L'):
-      raise ValueError(
-          '%s has mode %s; expected a palette (P) or grayscale (L) PNG'
-          % (png_path, label.mode))
-    return np.asarray(label)
+  ids = io_utils.read_label_image(png_path, np.int64)
+  if ids.size and (ids.min() < 0 or ids.max() > 255):
+    raise io_utils.ImageFileError(
+        '%s holds ids in [%d, %d]; 8-bit outputs hold [0, 255].'
+        % (png_path, ids.min(), ids.max()))
+  return ids.astype(np.uint8)
 
 
 def _convert(paths):

@@ -231,7 +231,25 @@ def knn_label_votes(test_prototypes, prototype_features, prototype_labels, k,
   """
   _, indices = nearest_prototypes(test_prototypes, prototype_features, k,
                                   chunk_size)
-  neighbour_labels = tf.gather(tf.cast(prototype_labels, tf.int32), indices)
+  return label_votes(indices, prototype_labels, num_classes)
+
+
+def label_votes(neighbour_indices, prototype_labels, num_classes):
+  """Counts the labels of every query's neighbours.
+
+  Args:
+    neighbour_indices: An integer tensor `[num_queries, k]` of rows of the
+      prototype bank (e.g. from `nearest_prototypes`).
+    prototype_labels: An integer tensor `[num_prototypes]` in
+      `[0, num_classes)`.
+    num_classes: The number of labels.
+
+  Returns:
+    A float32 tensor `[num_queries, num_classes]` of votes summing to `k` per
+    row.
+  """
+  neighbour_labels = tf.gather(tf.cast(prototype_labels, tf.int32),
+                               neighbour_indices)
   return tf.reduce_sum(tf.one_hot(neighbour_labels, num_classes), axis=1)
 
 

@@ -25,7 +25,9 @@ class MemoryBank(tf.Module):
   label marks an empty slot, which the loss ignores. Contents carry no
   gradient. The variables are checkpointable with `tf.train.Checkpoint` and,
   under `tf.distribute`, keep the first replica's update (every replica pushes
-  the same gathered prototypes, in its own random order).
+  the same gathered prototypes in the same order: the order is drawn from a
+  stateless seed of the bank's push count, `shuffle_seed`, identical on all
+  replicas).
   """
 
   def __init__(self, num_banks, capacity, embedding_dim, name=None):
@@ -135,8 +137,11 @@ def _gather_prototypes(prototypes, prototype_labels):
           own_offset)
 
 
-def _mean_over_pixels(pixel_losses):
+def mean_over_pixels(pixel_losses):
   """Averages per-pixel losses over the pixels of all replicas.
+
+  Used by every training loss (the SegSort losses here, the softmax loss of
+  segsort.trainer), so that the replicas' values sum to the global mean.
 
   Args:
     pixel_losses: A float tensor `[num_pixels]` of this replica.
@@ -326,7 +331,7 @@ def calculate_vmf_loss(embedding,
       other_class_blocks, tf.math.is_finite(other_class_blocks))
   # -log(n / (n + o)) = softplus(log o - log n), exact and stable.
   pixel_losses = tf.nn.softplus(log_other_classes - log_numerator)
-  return _mean_over_pixels(pixel_losses), new_memory, new_memory_labels
+  return mean_over_pixels(pixel_losses), new_memory, new_memory_labels
 
 
 def segment_by_kmeans(embedding, labels, ignore_label, cluster_labels,
@@ -501,4 +506,4 @@ def add_unsupervised_segsort_loss(embedding,
   log_denominator = _masked_logsumexp(
       logits, tf.broadcast_to(prototype_labels[tf.newaxis] >= 0,
                               tf.shape(logits)))
-  return _mean_over_pixels(log_denominator - self_logits)
+  return mean_over_pixels(log_denominator - self_logits)
