@@ -31,6 +31,7 @@ if __package__ in (None, ''):
 from network.segsort import common_utils  # pylint: disable=g-import-not-at-top
 from network.segsort import train_utils  # pylint: disable=g-import-not-at-top
 from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
+from segsort import summaries  # pylint: disable=g-import-not-at-top
 from segsort import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
 
@@ -104,7 +105,7 @@ def time_loss(config, batch, output_size, memory_bank, warmup_steps, steps):
   embedding = tf.Variable(rng.normal(size=[
       config.batch_size, output_size[0], output_size[1],
       config.embedding_dim]), dtype=tf.float32)
-  shrunk = {name: trainer_lib.resize_nearest(batch[name], output_size)
+  shrunk = {name: summaries.resize_nearest(batch[name], output_size)
             for name in ('label', 'cluster_label', 'loc_feature')}
 
   @tf.function(jit_compile=config.jit_compile)

@@ -27,9 +27,9 @@ import threading
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from network.segsort import common_utils
+from segsort import io_utils
 
 IMG_MEAN = (122.675, 116.669, 104.008)
 
@@ -45,8 +45,6 @@ _MAX_PROBLEMS_IN_MESSAGE = 20
 
 # Pillow modes of single-channel images: palette, 8-bit, 32-bit, 16-bit and
 # 1-bit; np.asarray gives palette indices for 'P'.
-_LABEL_MODES = ('P', 'L', 'I', 'I;16', 'I;16B', 'I;16L', '1')
-
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -179,10 +177,7 @@ def read_data_list(data_dir, data_list, require_labels=True,
 
 
 def load_image(path):
-  """Decodes an image file into RGB.
-
-  EXIF orientation is ignored, as by the label PNGs, so that an image and its
-  label keep the same pixel grid.
+  """Decodes an image file into RGB (`io_utils.read_rgb_image`).
 
   Args:
     path: An image file (JPEG, PNG, ...).
@@ -194,19 +189,13 @@ def load_image(path):
     DataError: If the file cannot be read or decoded (also when truncated).
   """
   try:
-    with Image.open(path) as image:
-      if image.mode != 'RGB':
-        image = image.convert('RGB')
-      return np.asarray(image)
-  except (OSError, SyntaxError, ValueError) as error:
-    raise DataError('Cannot decode image %s: %s' % (path, error)) from error
+    return io_utils.read_rgb_image(path)
+  except io_utils.ImageFileError as error:
+    raise DataError(str(error)) from error
 
 
 def load_label(path):
-  """Decodes a label or oversegmentation PNG into integer ids.
-
-  Grayscale PNGs (8 or 16 bit) give their values, palette PNGs (VOC's
-  SegmentationClass) their palette indices, not their colours.
+  """Decodes a label or oversegmentation PNG (`io_utils.read_label_image`).
 
   Args:
     path: A single-channel image file.
@@ -218,17 +207,9 @@ def load_label(path):
     DataError: If the file cannot be decoded or has colour channels.
   """
   try:
-    with Image.open(path) as label:
-      mode = label.mode
-      ids = np.asarray(label) if mode in _LABEL_MODES else None
-  except (OSError, SyntaxError, ValueError) as error:
-    raise DataError('Cannot decode label %s: %s' % (path, error)) from error
-  if ids is None:
-    raise DataError(
-        'Label image %s has mode %s; expected a single-channel grayscale or '
-        'palette image (convert colour labels with tools/voc_to_segcls.py)'
-        % (path, mode))
-  return ids.astype(np.int32)
+    return io_utils.read_label_image(path)
+  except io_utils.ImageFileError as error:
+    raise DataError(str(error)) from error
 
 
 class _OutOfRangeLog:
@@ -616,16 +597,33 @@ def build_inference_dataset(data_dir, data_list, *, require_labels=False,
 
   Returns:
     entries: The list of ListEntry.
-    dataset: A tf.data.Dataset of dicts in list order: 'image' float32
-      `[H, W, 3]` (RGB minus IMG_MEAN), 'label' int32 `[H, W, 1]`, 'index'
-      int32 (the position in `entries`) and, when asked for,
-      'oversegmentation' int32 `[H, W, 1]`.
+    dataset: `entries_dataset(entries, ...)`.
 
   Raises:
     DataError: If the list is malformed or names missing files.
   """
   entries = read_data_list(data_dir, data_list, require_labels=require_labels,
                            with_oversegmentation=with_oversegmentation)
+  return entries, entries_dataset(
+      entries, with_oversegmentation=with_oversegmentation,
+      ignore_label=ignore_label)
+
+
+def entries_dataset(entries, *, with_oversegmentation=False,
+                    ignore_label=255):
+  """Builds the unbatched, full-size, in-order pipeline of given entries.
+
+  Args:
+    entries: ListEntry objects (e.g. the unfinished ones of a list).
+    with_oversegmentation: Whether to add each image's oversegmentation.
+    ignore_label: The label of every pixel of an image without label.
+
+  Returns:
+    A tf.data.Dataset of dicts in the entries' order: 'image' float32
+    `[H, W, 3]` (RGB minus IMG_MEAN), 'label' int32 `[H, W, 1]`, 'index'
+    int32 (the position in `entries`) and, when asked for, 'oversegmentation'
+    int32 `[H, W, 1]`.
+  """
   decode = _decode_op(entries, num_classes=None, ignore_label=ignore_label,
                       with_oversegmentation=with_oversegmentation)
 
@@ -642,7 +640,7 @@ def build_inference_dataset(data_dir, data_list, *, require_labels=False,
 
   dataset = tf.data.Dataset.range(len(entries)).map(
       load_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return entries, dataset.prefetch(tf.data.AUTOTUNE)
+  return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 @dataclasses.dataclass

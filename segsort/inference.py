@@ -765,7 +765,7 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
   num_done = 0
   start = time.time()
   for entry, example in tqdm(
-      zip(to_predict, _inference_dataset(to_predict, ignore_label)),
+      zip(to_predict, data.entries_dataset(to_predict, ignore_label=ignore_label)),
       total=len(to_predict), desc='Predicting', unit='image'):
     gray_path, color_path = output_paths(entry)
     labels = predict_labels(predictor, example['image'], scales, flip)
@@ -774,34 +774,6 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
     num_done += 1
   _print_summary('Predicted', num_done, num_skipped, time.time() - start)
   return num_done
-
-
-def _inference_dataset(entries, ignore_label):
-  """The in-order, full-size input pipeline of some entries of a list.
-
-  As `data.build_inference_dataset`, but of the given entries only, so that
-  finished images are not decoded.
-
-  Args:
-    entries: ListEntry objects.
-    ignore_label: The label of every pixel of an image without label.
-
-  Returns:
-    A tf.data.Dataset of dicts: 'image' float32 `[H, W, 3]` (RGB minus
-    IMG_MEAN) and 'label' int32 `[H, W, 1]`.
-  """
-  decode = data._decode_op(  # pylint: disable=protected-access
-      entries, num_classes=None, ignore_label=ignore_label,
-      with_oversegmentation=False)
-
-  def load_example(index):
-    image, label = decode(index)
-    return {'image': tf.cast(image, tf.float32) - tf.constant(data.IMG_MEAN),
-            'label': label}
-
-  return tf.data.Dataset.range(len(entries)).map(
-      load_example, num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def _check_unique_ids(entries):
@@ -1018,7 +990,7 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
 
   to_extract = [entry for entry in entries
                 if not os.path.exists(cache_path(entry))]
-  examples = iter(_inference_dataset(to_extract, ignore_label))
+  examples = iter(data.entries_dataset(to_extract, ignore_label=ignore_label))
   out_of_range = _OutOfRangeCount(num_classes, ignore_label)
   features, labels, image_indices, boxes = [], [], [], []
   num_done = 0

@@ -73,10 +73,6 @@ _DATA_ERROR_PATTERN = re.compile(r'DataError: ([^\n]*, line \d+: [^\n]*)')
 
 _LOGGER = logging.getLogger(__name__)
 
-# Shrinks per-pixel labels to the network's output size (one implementation,
-# shared with the pictures of the summaries).
-resize_nearest = summaries.resize_nearest
-
 
 class TrainingError(Exception):
   """A run cannot start or continue; the message says why and what to do."""
@@ -542,19 +538,20 @@ class Trainer:
     """The mode's loss of one replica's batch (its share of the global)."""
     config = self.config
     size = tf.shape(outputs)[1:3]
+
+    def shrunk(name):
+      return summaries.resize_nearest(batch[name], size)
+
     if config.mode == 'softmax':
-      return softmax_loss(outputs, resize_nearest(batch['label'], size),
-                          config.ignore_label)
+      return softmax_loss(outputs, shrunk('label'), config.ignore_label)
     if config.mode == 'segsort_unsup':
       return train_utils.add_unsupervised_segsort_loss(
-          outputs, config.concentration,
-          resize_nearest(batch['oversegmentation'], size))
+          outputs, config.concentration, shrunk('oversegmentation'))
     return train_utils.add_segsort_loss(
-        outputs, resize_nearest(batch['label'], size), config.embedding_dim,
-        config.ignore_label, config.concentration,
-        resize_nearest(batch['cluster_label'], size), config.num_clusters,
-        config.kmeans_iterations, config.num_banks,
-        resize_nearest(batch['loc_feature'], size), self.memory_bank)
+        outputs, shrunk('label'), config.embedding_dim, config.ignore_label,
+        config.concentration, shrunk('cluster_label'), config.num_clusters,
+        config.kmeans_iterations, config.num_banks, shrunk('loc_feature'),
+        self.memory_bank)
 
   def _losses_and_gradients(self, batch):
     """Computes one replica's loss terms and gradients on one batch.
