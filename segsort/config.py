@@ -16,7 +16,7 @@ below say otherwise; flags after `--backbone` are this port's.
 
 Deliberate differences from the original's defaults:
 
-* --iter_size accumulates gradients as the issue asks; the original's
+* --iter_size accumulates gradients into one update per step; the original's
   default 10 ran 10 separate updates per step. Accumulating 10 batches per
   update would train on 10x the images per step, so the default is 1.
 * --learning_rate is the original's 1e-3 for SegSort and softmax, and
@@ -278,7 +278,7 @@ def build_argument_parser(mode='segsort'):
       'baseline).')
   add(training, 'num_steps', 'Number of training steps.')
   add(training, 'iter_size', 'Number of mini-batches whose gradients are '
-      'accumulated (averaged) per update, as the issue asks. The original\'s '
+      'accumulated (averaged) into one update per step. The original\'s '
       'default 10 ran 10 separate updates per step instead; accumulating 10 '
       'would train on 10x the images per step, hence the default 1.')
 

@@ -22,9 +22,8 @@ decided by its position in the seeded stream alone, so a resumed run (every
 worker of a multi-worker run alike) rebuilds its stream at the batch it had
 reached, step * iter_size.
 
-Defaults differ from the original release's train_segsort.py where
-segsort/config.py says: --iter_size accumulates gradients as the issue asks;
-the original's default 10 ran 10 separate updates per step, so ours is 1.
+Defaults that differ from the original release's train_segsort.py are
+listed in segsort/config.py.
 """
 
 import contextlib

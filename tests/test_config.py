@@ -51,7 +51,8 @@ def test_mode_specific_defaults(mode, learning_rate, num_banks):
 def test_iter_size_help_explains_the_original_s_default():
   help_text = ' '.join(config_lib.build_argument_parser().format_help().split())
   assert 'accumulated' in help_text and "original's default 10" in help_text
-  assert "--iter_size accumulates gradients as the issue asks; the original's "\
+  assert "--iter_size accumulates gradients into one update per step; the "\
+      "original's "\
       'default 10 ran 10 separate updates per step' in ' '.join(
           config_lib.__doc__.split())
 
