@@ -38,6 +38,9 @@ MODES = ('segsort', 'segsort_unsup', 'softmax')
 BACKBONES = ('resnet_v1_101', 'resnet_v1_50', 'mini')
 HEADS = ('pspnet', 'deeplab', 'deeplabv3plus')
 OUTPUT_STRIDES = (8, 16, 32)
+# What the initial k-means grid and the location features of a training crop
+# span: its source image (the original release) or the crop itself.
+KMEANS_GRIDS = ('image', 'crop')
 
 CONFIG_FILE_NAME = 'config.json'
 
@@ -98,6 +101,7 @@ class TrainConfig:
   embedding_dim: int = 32
   concentration: float = 10.0
   num_clusters: int = 5
+  kmeans_grid: str = 'image'
   kmeans_iterations: int = 10
   num_banks: int = 2
   # Misc.
@@ -145,6 +149,9 @@ class TrainConfig:
     if self.output_stride not in OUTPUT_STRIDES:
       problems.append('--output_stride %r is not one of %s' % (
           self.output_stride, OUTPUT_STRIDES))
+    if self.kmeans_grid not in KMEANS_GRIDS:
+      problems.append('--kmeans_grid %r is not one of %s' % (
+          self.kmeans_grid, KMEANS_GRIDS))
     if len(self.input_size) != 2 or min(self.input_size) < 1:
       problems.append('--input_size %r must be two positive integers '
                       '"height,width"' % (self.input_size,))
@@ -221,6 +228,27 @@ def parse_input_size(text):
   return sizes
 
 
+def parse_cluster_grid(text):
+  """Parses a k-means grid, "N" (N x N) or "ROWS,COLUMNS" (argparse type).
+
+  Returns:
+    A tuple of two positive integers (clusters along y, along x).
+
+  Raises:
+    argparse.ArgumentTypeError: For anything else.
+  """
+  try:
+    values = tuple(int(value) for value in text.split(','))
+  except ValueError:
+    values = ()
+  if len(values) == 1:
+    values *= 2
+  if len(values) != 2 or min(values) < 1:
+    raise argparse.ArgumentTypeError(
+        'expected "N" or "ROWS,COLUMNS" of positive integers, got %r' % text)
+  return values
+
+
 def build_argument_parser(mode='segsort'):
   """Builds the argparse parser shared by the training entry points.
 
@@ -288,6 +316,11 @@ def build_argument_parser(mode='segsort'):
       'distribution.')
   add(segsort, 'num_clusters', 'Number of k-means clusters along each image '
       'axis.')
+  add(segsort, 'kmeans_grid', 'What the initial k-means grid and the '
+      'location features span: each crop\'s source image (the original '
+      'release; a crop much smaller than its image then starts from the few '
+      'grid cells it overlaps) or the crop itself (as inference lays them on '
+      'each window).', choices=KMEANS_GRIDS)
   add(segsort, 'kmeans_iterations', 'Number of k-means iterations.')
   add(segsort, 'num_banks', 'Number of memory banks (steps of prototypes '
       'kept).')

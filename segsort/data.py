@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from network.segsort import common_utils
 from segsort import io_utils
+from segsort.config import KMEANS_GRIDS
 
 IMG_MEAN = (122.675, 116.669, 104.008)
 
@@ -374,8 +375,9 @@ TRAINING_KEYS = ('image', 'label', 'cluster_label', 'loc_feature',
 
 
 def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
-                    num_clusters=(5, 5), random_scale=True, random_mirror=True,
-                    random_crop=True, ignore_label=255, outputs=None):
+                    num_clusters=(5, 5), kmeans_grid='image',
+                    random_scale=True, random_mirror=True, random_crop=True,
+                    ignore_label=255, outputs=None):
   """Scales, mirrors, pads and crops one example, as the original release.
 
   The steps are: scale by a factor uniform in [0.5, 2.0] (bilinear for the
@@ -386,8 +388,13 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
   result as transforming the whole image and cropping, at a fraction of the
   cost.
 
-  Cluster labels (a `num_clusters` grid) and location features are those of
-  the original image, so they follow its pixels through every step.
+  With `kmeans_grid='image'` (the original release), cluster labels (a
+  `num_clusters` grid) and location features are those of the original
+  image, so they follow its pixels through every step; a crop much smaller
+  than its scaled image then starts k-means from only the few cells it
+  overlaps. With `kmeans_grid='crop'` they are laid on the crop itself, as
+  inference lays them on each window, so that training segments have the
+  size of the segments that inference and prototype extraction make.
 
   Args:
     image: A uint8 tensor `[H, W, 3]`.
@@ -396,6 +403,8 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
     seed: An int64 tensor `[2]`, the stateless random seed of this example.
     oversegmentation: An optional int32 tensor `[H, W, 1]`.
     num_clusters: (clusters along y, clusters along x) of the grid.
+    kmeans_grid: 'image' or 'crop', what the grid and the location features
+      span (see above).
     random_scale: Whether to scale randomly.
     random_mirror: Whether to mirror randomly.
     random_crop: Whether to crop at a random position (else the centre).
@@ -457,6 +466,14 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
   if 'label' in outputs:
     example['label'] = pad(_gather_nearest(label, rows, columns),
                            ignore_label)
+  if kmeans_grid == 'crop':
+    if 'cluster_label' in outputs:
+      example['cluster_label'] = common_utils.initialize_cluster_labels(
+          list(num_clusters), crop_size)[..., tf.newaxis]
+    if 'loc_feature' in outputs:
+      example['loc_feature'] = common_utils.generate_location_features(
+          crop_size, 'float')
+    outputs = outputs - {'cluster_label', 'loc_feature'}
   if 'cluster_label' in outputs:
     cluster_grid = common_utils.initialize_cluster_labels(
         list(num_clusters), [height, width])
@@ -482,7 +499,7 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
                            random_scale=True, random_mirror=True,
                            random_crop=True, ignore_label=255,
                            num_classes=None, num_clusters=5,
-                           unsupervised=False, seed=None, deterministic=False,
+                           kmeans_grid='image', unsupervised=False, seed=None, deterministic=False,
                            shuffle=True, repeat=True, drop_remainder=True,
                            start_batch=0, outputs=None):
   """Builds the batched, augmented training input pipeline.
@@ -511,6 +528,7 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
       `ignore_label` are set to `ignore_label` and logged.
     num_clusters: The grid of initial clusters, an integer n (an n x n grid)
       or (clusters along y, clusters along x).
+    kmeans_grid: 'image' or 'crop' (see `augment_example`).
     unsupervised: Whether to add each image's oversegmentation; labels are
       then optional (all `ignore_label` where the list has none).
     seed: An integer seed for shuffling and augmentation; random when None.
@@ -567,7 +585,8 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
         image, label, crop_size,
         tf.random.experimental.stateless_fold_in(augment_key, position),
         oversegmentation=oversegmentation[0] if unsupervised else None,
-        num_clusters=num_clusters, random_scale=random_scale,
+        num_clusters=num_clusters, kmeans_grid=kmeans_grid,
+        random_scale=random_scale,
         random_mirror=random_mirror, random_crop=random_crop,
         ignore_label=ignore_label, outputs=outputs)
 

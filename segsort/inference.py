@@ -475,12 +475,19 @@ def _check_sources(bank, prototype_dir, sources_path):
 # Segmentation.
 
 
+def cluster_grid(num_clusters):
+  """A k-means grid as (clusters along y, along x) from an int n or a pair."""
+  if isinstance(num_clusters, int):
+    return (num_clusters, num_clusters)
+  return tuple(int(count) for count in num_clusters)
+
+
 def segment_embedding(embedding, num_clusters, kmeans_iterations):
   """Cuts one image's embedding into segments by vMF k-means with location.
 
   Args:
     embedding: A float32 tensor `[H, W, D]` of unit vectors.
-    num_clusters: The initial grid's clusters along each axis.
+    num_clusters: The initial grid: n (n x n) or (along y, along x).
     kmeans_iterations: The number of k-means iterations.
 
   Returns:
@@ -489,7 +496,8 @@ def segment_embedding(embedding, num_clusters, kmeans_iterations):
     segment_prototypes: A float32 tensor `[num_segments, D]`.
   """
   segment_ids, segment_prototypes = eval_utils.segment_by_kmeans(
-      embedding[tf.newaxis], [num_clusters, num_clusters], kmeans_iterations)
+      embedding[tf.newaxis], list(cluster_grid(num_clusters)),
+      kmeans_iterations)
   return segment_ids[0], segment_prototypes
 
 
@@ -524,7 +532,7 @@ class SegSortPredictor:
       strides: (vertical, horizontal) window strides.
       k_in_nearest_neighbors: The number of neighbours that vote.
       num_classes: The number of classes.
-      num_clusters: The k-means grid's clusters along each axis.
+      num_clusters: The k-means grid: n (n x n) or (along y, along x).
       kmeans_iterations: The number of k-means iterations.
     """
     self.num_classes = num_classes
@@ -533,7 +541,7 @@ class SegSortPredictor:
     self._bank_features = tf.constant(bank.features)
     self._bank_labels = tf.constant(bank.labels)
     self._k = k_in_nearest_neighbors
-    self._num_clusters = num_clusters
+    self._num_clusters = cluster_grid(num_clusters)
     self._kmeans_iterations = kmeans_iterations
     self._bank_identity = bank.identity
     self._pixel_votes = tf.function(self._compute_pixel_votes,
@@ -549,7 +557,7 @@ class SegSortPredictor:
         'strides': list(self._runner.strides),
         'num_classes': self.num_classes,
         'k_in_nearest_neighbors': self._k,
-        'num_clusters': self._num_clusters,
+        'num_clusters': list(self._num_clusters),
         'kmeans_iterations': self._kmeans_iterations,
         'prototype_bank': self._bank_identity,
     }
@@ -803,7 +811,7 @@ def extract_image_prototypes(embedding, labels, num_clusters,
     embedding: A float32 tensor `[h, w, D]` of unit vectors.
     labels: An int32 tensor `[h, w]`, with at least one cell not
       `ignore_label`.
-    num_clusters: The initial grid's clusters along each axis.
+    num_clusters: The initial grid: n (n x n) or (along y, along x).
     kmeans_iterations: The number of k-means iterations.
     ignore_label: The label of cells to leave out.
 
@@ -812,17 +820,18 @@ def extract_image_prototypes(embedding, labels, num_clusters,
     prototype_labels: An int32 tensor `[P]`.
     cell_prototypes: An int32 tensor `[h, w]`, each cell's prototype or -1.
   """
+  num_clusters = cluster_grid(num_clusters)
   shape = tf.shape(labels)
   location_features = common_utils.generate_location_features(
       [shape[0], shape[1]], 'float')
   initial_labels = common_utils.initialize_cluster_labels(
-      [num_clusters, num_clusters], [shape[0], shape[1]])
+      list(num_clusters), [shape[0], shape[1]])
   prototype_features, prototype_labels, _, cell_prototypes = (
       eval_utils.extract_trained_prototypes(
           tf.reshape(embedding, [shape[0] * shape[1], -1]),
           tf.reshape(location_features, [-1, 2]),
           tf.reshape(initial_labels, [-1]),
-          num_clusters * num_clusters, kmeans_iterations,
+          num_clusters[0] * num_clusters[1], kmeans_iterations,
           tf.reshape(labels, [-1]), 1, ignore_label,
           return_pixel_prototypes=True))
   return (prototype_features, prototype_labels,
@@ -952,7 +961,7 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
       (other than `ignore_label`) are ignored, with a logged count, as in
       training.
     ignore_label: The label of pixels to leave out.
-    num_clusters: The k-means grid's clusters along each axis.
+    num_clusters: The k-means grid: n (n x n) or (along y, along x).
     kmeans_iterations: The number of k-means iterations.
 
   Returns:
@@ -973,7 +982,7 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
       'strides': list(runner.strides),
       'num_classes': num_classes,
       'ignore_label': ignore_label,
-      'num_clusters': num_clusters,
+      'num_clusters': list(cluster_grid(num_clusters)),
       'kmeans_iterations': kmeans_iterations,
   }
   prepare_output_dir(os.path.join(cache_dir, SETTINGS_FILE), settings,
@@ -1163,8 +1172,10 @@ def add_embedding_dim_flag(parser):
 
 def add_segment_flags(parser):
   """Adds the k-means flags."""
-  parser.add_argument('--num_clusters', type=int, default=5,
-                      help='k-means clusters along each image axis.')
+  parser.add_argument('--num_clusters', type=config_lib.parse_cluster_grid,
+                      default=(5, 5),
+                      help='k-means grid of a window: "N" (N x N) or '
+                      '"ROWS,COLUMNS".')
   parser.add_argument('--kmeans_iterations', type=int, default=10,
                       help='Iterations of vMF k-means.')
 

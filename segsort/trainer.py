@@ -448,7 +448,7 @@ class Trainer:
         random_scale=config.random_scale, random_mirror=config.random_mirror,
         random_crop=config.random_crop, ignore_label=config.ignore_label,
         num_classes=config.num_classes, num_clusters=config.num_clusters,
-        unsupervised=config.mode == 'segsort_unsup',
+        kmeans_grid=config.kmeans_grid, unsupervised=config.mode == 'segsort_unsup',
         seed=config.random_seed + self._worker_index, deterministic=True,
         start_batch=start_batch, outputs=outputs)
 

@@ -2,7 +2,9 @@
 # The whole SegSort pipeline on a CPU in minutes, with the `mini` backbone:
 # generate a synthetic VOC-layout set, train supervised SegSort, unsupervised
 # SegSort and the softmax baseline, extract prototypes, run k-NN inference,
-# benchmark, draw an explanation, and print one table.
+# benchmark, draw an explanation, and print one table. The steps are those of
+# the CamVid benchmark (bashscripts/common/cpu_pipeline.sh), with settings
+# for the generated set's small images.
 #
 # Usage (from anywhere; `make demo` runs it):
 #   bash bashscripts/demo/run_demo.sh
@@ -13,22 +15,36 @@
 #                original release's format; NUM_CLASSES must be set with it
 #   NUM_CLASSES  classes including background (default 4 for the generated set)
 #   NUM_STEPS    training steps per method (default 600)
+#   SEEDS        training seeds (default 0); several give means and spreads
 #   WINDOW       inference window "height,width" (default 120,160, the
 #                generated images' size; larger images are tiled)
+#   and any setting of bashscripts/common/cpu_pipeline.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PYTHON=${PYTHON:-${ROOT}/.venv/bin/python}
-[ -x "${PYTHON}" ] || PYTHON=python3
 OUT=$(mkdir -p "${OUT:-demo_output}" && cd "${OUT:-demo_output}" && pwd)
+METHODS=${METHODS:-segsort segsort_unsup softmax}
+SEEDS=${SEEDS:-0}
+BACKBONE=${BACKBONE:-mini}
+BATCH_SIZE=${BATCH_SIZE:-8}
+CROP=${CROP:-112,112}
 NUM_STEPS=${NUM_STEPS:-600}
-BATCH_SIZE=8
-CROP=112,112
-EMBEDDING_DIM=32
-K_IN_NEAREST_NEIGHBORS=15
-export PYTHONPATH=${ROOT}${PYTHONPATH:+:${PYTHONPATH}}
+LEARNING_RATE=${LEARNING_RATE:-2e-2}
+WEIGHT_DECAY=${WEIGHT_DECAY:-5e-4}
+EMBEDDING_DIM=${EMBEDDING_DIM:-32}
+CONCENTRATION=${CONCENTRATION:-10}
+NUM_CLUSTERS=${NUM_CLUSTERS:-5}
+KMEANS_GRID=${KMEANS_GRID:-crop}
+KMEANS_ITERATIONS=${KMEANS_ITERATIONS:-10}
+NUM_BANKS=${NUM_BANKS:-2}
+PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS:-5}
+INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS:-5}
+K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS:-15}
+# Whole generated images fit one window; larger sets are tiled.
+WINDOW=${WINDOW:-120,160}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 cd "${ROOT}"
+source bashscripts/common/cpu_pipeline.sh
 
 if [ -n "${DATAROOT:-}" ]; then
   : "${NUM_CLASSES:?set NUM_CLASSES (classes including background) with DATAROOT}"
@@ -41,89 +57,27 @@ else
   DATAROOT=${OUT}/data
   if [ ! -e "${DATAROOT}/val.txt" ]; then
     echo "== Generating a synthetic VOC-layout set in ${DATAROOT}"
-    "${PYTHON}" -m tools.make_synthetic_voc --root "${DATAROOT}" \
+    segsort_python -m tools.make_synthetic_voc --root "${DATAROOT}" \
       --num_train 96 --num_val 24 --num_classes "${NUM_CLASSES}" --seed 0
   fi
 fi
 TRAIN_LIST=${DATAROOT}/train.txt
 VAL_LIST=${DATAROOT}/val.txt
-# Whole generated images fit one window; larger sets are tiled.
-WINDOW=${WINDOW:-120,160}
 
-common_train_flags=(--backbone mini --data_dir "${DATAROOT}"
-  --data_list "${TRAIN_LIST}" --batch_size "${BATCH_SIZE}"
-  --input_size "${CROP}" --num_steps "${NUM_STEPS}"
-  --num_classes "${NUM_CLASSES}" --save_pred_every "${NUM_STEPS}"
-  --update_tb_every 100 --random_mirror --random_scale --random_crop
-  --is_training --random_seed 0)
-window_flags=(--data_dir "${DATAROOT}" --input_size "${WINDOW}"
-  --strides "${WINDOW}" --num_classes "${NUM_CLASSES}")
+cpu_pipeline_run
 
-# k-NN inference and benchmark of a SegSort model: prototypes from the
-# annotated training list, predictions for the validation list.
-evaluate_segsort() {
-  local run=$1
-  "${PYTHON}" -m segsort.extract_prototypes "${window_flags[@]}" \
-    --data_list "${TRAIN_LIST}" --restore_from "${run}" \
-    --save_dir "${run}/results/train"
-  "${PYTHON}" -m segsort.inference_segsort "${window_flags[@]}" \
-    --data_list "${VAL_LIST}" --restore_from "${run}" \
-    --prototype_dir "${run}/results/train/prototypes" \
+if [[ " ${METHODS} " == *" segsort "* ]]; then
+  echo "== Explaining one validation image"
+  first_seed_run=$(cpu_pipeline_run_dir "${SEEDS%% *}")/segsort
+  # (A dry run has no list to read.)
+  first_image=$(sed -n '1s/ .*//p' "${VAL_LIST}" 2>/dev/null || true)
+  segsort_python -m segsort.explain --data_dir "${DATAROOT}" \
+    --data_list "${TRAIN_LIST}" --image "${DATAROOT}/${first_image}" \
+    --restore_from "${first_seed_run}" \
+    --prototype_dir "${first_seed_run}/results/train/prototypes" \
+    --input_size "${WINDOW}" --strides "${WINDOW}" \
+    --num_clusters "${INFERENCE_CLUSTERS}" \
+    --kmeans_iterations "${KMEANS_ITERATIONS}" \
     --k_in_nearest_neighbors "${K_IN_NEAREST_NEIGHBORS}" \
-    --save_dir "${run}/results/val"
-}
-
-benchmark() {
-  "${PYTHON}" -m segsort.benchmark_by_mIoU --pred_dir "$1/results/val/gray" \
-    --gt_dir "${DATAROOT}/VOC2012/segcls" --data_list "${VAL_LIST}" \
-    --num_classes "${NUM_CLASSES}" --output_json "$1/results/metrics.json"
-}
-
-# Trains a SegSort variant, then evaluates it by k-NN.
-# Usage: segsort_method METHOD TRAIN_MODULE NUM_BANKS
-segsort_method() {
-  "${PYTHON}" -m "$2" "${common_train_flags[@]}" --snapshot_dir "${OUT}/$1" \
-    --learning_rate 2e-2 --embedding_dim "${EMBEDDING_DIM}" --num_banks "$3"
-  evaluate_segsort "${OUT}/$1"
-  benchmark "${OUT}/$1"
-}
-
-softmax_method() {
-  "${PYTHON}" -m segsort.train_softmax "${common_train_flags[@]}" \
-    --snapshot_dir "${OUT}/softmax" --learning_rate 2e-2
-  "${PYTHON}" -m segsort.inference_softmax "${window_flags[@]}" \
-    --data_list "${VAL_LIST}" --restore_from "${OUT}/softmax" \
-    --save_dir "${OUT}/softmax/results/val"
-  benchmark "${OUT}/softmax"
-}
-
-# Runs a command and records its seconds for METHOD.
-# Usage: timed METHOD COMMAND [ARGS...]
-declare -A seconds
-timed() {
-  local method=$1 start=${SECONDS}
-  shift
-  "$@"
-  seconds[${method}]=$((SECONDS - start))
-}
-
-echo "== Supervised SegSort"
-timed segsort segsort_method segsort segsort.train_segsort 2
-echo "== Unsupervised SegSort (from the hed/ oversegmentations)"
-timed segsort_unsup segsort_method segsort_unsup segsort.train_segsort_unsup 0
-echo "== Softmax baseline"
-timed softmax softmax_method
-
-echo "== Explaining one validation image"
-first_image=$(head -n 1 "${VAL_LIST}" | cut -d' ' -f1)
-"${PYTHON}" -m segsort.explain --data_dir "${DATAROOT}" \
-  --data_list "${TRAIN_LIST}" --image "${DATAROOT}/${first_image}" \
-  --restore_from "${OUT}/segsort" \
-  --prototype_dir "${OUT}/segsort/results/train/prototypes" \
-  --input_size "${WINDOW}" --strides "${WINDOW}" \
-  --num_classes "${NUM_CLASSES}" --save_dir "${OUT}/explain"
-
-"${PYTHON}" bashscripts/demo/summarize.py --out "${OUT}" \
-  --seconds segsort="${seconds[segsort]}" \
-  --seconds segsort_unsup="${seconds[segsort_unsup]}" \
-  --seconds softmax="${seconds[softmax]}"
+    --num_classes "${NUM_CLASSES}" --save_dir "${OUT}/explain"
+fi

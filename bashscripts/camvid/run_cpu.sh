@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The CPU quality benchmark on CamVid: supervised SegSort, unsupervised
+# SegSort and the softmax baseline trained with the same network, crop, steps
+# and schedule, evaluated on val (mIoU, per-class IoU, boundary F), over one
+# or several training seeds.
+#
+# Usage (from anywhere):
+#   bash bashscripts/camvid/run_cpu.sh
+#   SEEDS="0 1 2" OUT=camvid_runs bash bashscripts/camvid/run_cpu.sh
+# Environment:
+#   DATAROOT   CamVid in the VOC layout with train.txt and val.txt
+#              (tools/camvid_to_voc.py writes it; default ./data/camvid);
+#              VOC2012/hed/ is made when missing
+#   OUT        where everything goes (default ./camvid_output)
+#   SEEDS      training seeds (default 0); several give each method's mean
+#              and spread
+#   NUM_STEPS  training steps per method (default below)
+#   and any setting of bashscripts/common/cpu_pipeline.sh (BACKBONE, CROP,
+#   LEARNING_RATE, NUM_CLUSTERS, PROTOTYPE_CLUSTERS, INFERENCE_CLUSTERS, ...)
+# Outputs: OUT/summary.json (bashscripts/common/summarize.py's schema) and,
+# per seed and method, checkpoints, config.json, TensorBoard logs,
+# prototypes, predictions and metrics.json.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+requested_dataroot=${DATAROOT:-${ROOT}/data/camvid}
+DATAROOT=$(cd "${requested_dataroot}" 2>/dev/null && pwd) || {
+  echo "error: ${requested_dataroot} does not exist; write it with" \
+       "tools/camvid_to_voc.py (README: 'CamVid')" >&2; exit 1; }
+OUT=$(mkdir -p "${OUT:-camvid_output}" && cd "${OUT:-camvid_output}" && pwd)
+TRAIN_LIST=${DATAROOT}/train.txt
+VAL_LIST=${DATAROOT}/val.txt
+NUM_CLASSES=11
+METHODS=${METHODS:-segsort segsort_unsup softmax}
+SEEDS=${SEEDS:-0}
+# Chosen on CamVid val (README: "Quality on real photographs").
+BACKBONE=${BACKBONE:-mini}
+BATCH_SIZE=${BATCH_SIZE:-8}
+CROP=${CROP:-112,112}
+NUM_STEPS=${NUM_STEPS:-1500}
+LEARNING_RATE=${LEARNING_RATE:-2e-2}
+WEIGHT_DECAY=${WEIGHT_DECAY:-5e-4}
+EMBEDDING_DIM=${EMBEDDING_DIM:-32}
+CONCENTRATION=${CONCENTRATION:-10}
+NUM_CLUSTERS=${NUM_CLUSTERS:-5}
+KMEANS_GRID=${KMEANS_GRID:-crop}
+KMEANS_ITERATIONS=${KMEANS_ITERATIONS:-10}
+NUM_BANKS=${NUM_BANKS:-2}
+PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS:-16,21}
+INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS:-16,21}
+K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS:-15}
+WINDOW=${WINDOW:-360,480}
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+cd "${ROOT}"
+source bashscripts/common/cpu_pipeline.sh
+
+for required in "${TRAIN_LIST}" "${VAL_LIST}" "${DATAROOT}/VOC2012/JPEGImages"; do
+  [ -e "${required}" ] || { echo "error: ${required} does not exist" >&2; exit 1; }
+done
+if [ ! -d "${DATAROOT}/VOC2012/hed" ] && [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
+  echo "== Oversegmenting ${DATAROOT} into VOC2012/hed"
+  segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
+    --workers 2
+fi
+cpu_pipeline_run

@@ -1,0 +1,132 @@
+# The CPU pipeline shared by the demo (bashscripts/demo/run_demo.sh) and the
+# CamVid quality benchmark (bashscripts/camvid/run_cpu.sh): for every seed of
+# SEEDS it trains the methods of METHODS with the same network, crop, steps
+# and schedule, extracts prototypes from TRAIN_LIST, predicts VAL_LIST,
+# benchmarks, and records each method's seconds; `cpu_pipeline_summarize`
+# then prints one table and writes OUT/summary.json.
+#
+# Sourced by the scripts above, which set every variable below; not run on
+# its own. With SEGSORT_DRY_RUN set, every command is printed instead of run.
+#
+#   DATAROOT TRAIN_LIST VAL_LIST NUM_CLASSES OUT   data and output
+#   METHODS       any of: segsort segsort_unsup softmax
+#   SEEDS         training seeds; one seed writes OUT/<method>, several
+#                 OUT/seed_<seed>/<method>
+#   BACKBONE BATCH_SIZE CROP NUM_STEPS LEARNING_RATE WEIGHT_DECAY
+#                 network and schedule, the same for every method
+#   EMBEDDING_DIM CONCENTRATION NUM_CLUSTERS KMEANS_GRID KMEANS_ITERATIONS
+#   NUM_BANKS     SegSort training (NUM_BANKS for supervised SegSort only)
+#   PROTOTYPE_CLUSTERS INFERENCE_CLUSTERS K_IN_NEAREST_NEIGHBORS
+#                 k-NN inference: k-means grids ("N" or "ROWS,COLUMNS") of
+#                 prototype extraction and of inference, and k
+#   WINDOW        inference window "height,width" (larger images are tiled)
+
+# shellcheck source=bashscripts/voc12/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
+
+# The folder of one seed's runs.
+cpu_pipeline_run_dir() {
+  if [ "$(echo ${SEEDS} | wc -w)" -eq 1 ]; then
+    echo "${OUT}"
+  else
+    echo "${OUT}/seed_$1"
+  fi
+}
+
+# Usage: cpu_pipeline_train METHOD SNAPSHOT_DIR SEED
+cpu_pipeline_train() {
+  local method=$1 snapshot_dir=$2 seed=$3
+  local flags=(--backbone "${BACKBONE}" --data_dir "${DATAROOT}"
+    --data_list "${TRAIN_LIST}" --batch_size "${BATCH_SIZE}"
+    --input_size "${CROP}" --num_steps "${NUM_STEPS}"
+    --learning_rate "${LEARNING_RATE}" --weight_decay "${WEIGHT_DECAY}"
+    --num_classes "${NUM_CLASSES}" --save_pred_every "${NUM_STEPS}"
+    --update_tb_every 100 --random_mirror --random_scale --random_crop
+    --is_training --random_seed "${seed}" --snapshot_dir "${snapshot_dir}")
+  local segsort_flags=(--embedding_dim "${EMBEDDING_DIM}"
+    --concentration "${CONCENTRATION}")
+  case "${method}" in
+    segsort)
+      segsort_python -m segsort.train_segsort "${flags[@]}" \
+        "${segsort_flags[@]}" --num_clusters "${NUM_CLUSTERS}" \
+        --kmeans_grid "${KMEANS_GRID}" \
+        --kmeans_iterations "${KMEANS_ITERATIONS}" --num_banks "${NUM_BANKS}" ;;
+    segsort_unsup)
+      segsort_python -m segsort.train_segsort_unsup "${flags[@]}" \
+        "${segsort_flags[@]}" --num_banks 0 ;;
+    softmax)
+      segsort_python -m segsort.train_softmax "${flags[@]}" ;;
+    *)
+      echo "error: unknown method ${method} in METHODS" >&2
+      return 1 ;;
+  esac
+}
+
+# Predicts VAL_LIST: k-NN over prototypes of the annotated TRAIN_LIST for
+# the SegSort methods, the network's own classes for softmax.
+# Usage: cpu_pipeline_predict METHOD RUN_DIR
+cpu_pipeline_predict() {
+  local method=$1 run=$2
+  local window_flags=(--data_dir "${DATAROOT}" --input_size "${WINDOW}"
+    --strides "${WINDOW}" --num_classes "${NUM_CLASSES}"
+    --restore_from "${run}")
+  if [ "${method}" = softmax ]; then
+    segsort_python -m segsort.inference_softmax "${window_flags[@]}" \
+      --data_list "${VAL_LIST}" --save_dir "${run}/results/val"
+    return
+  fi
+  segsort_python -m segsort.extract_prototypes "${window_flags[@]}" \
+    --data_list "${TRAIN_LIST}" --num_clusters "${PROTOTYPE_CLUSTERS}" \
+    --kmeans_iterations "${KMEANS_ITERATIONS}" \
+    --save_dir "${run}/results/train" || return 1
+  segsort_python -m segsort.inference_segsort "${window_flags[@]}" \
+    --data_list "${VAL_LIST}" --num_clusters "${INFERENCE_CLUSTERS}" \
+    --kmeans_iterations "${KMEANS_ITERATIONS}" \
+    --prototype_dir "${run}/results/train/prototypes" \
+    --k_in_nearest_neighbors "${K_IN_NEAREST_NEIGHBORS}" \
+    --save_dir "${run}/results/val"
+}
+
+# Usage: cpu_pipeline_benchmark RUN_DIR
+cpu_pipeline_benchmark() {
+  segsort_python -m segsort.benchmark_by_mIoU --pred_dir "$1/results/val/gray" \
+    --gt_dir "${DATAROOT}/VOC2012/segcls" --data_list "${VAL_LIST}" \
+    --num_classes "${NUM_CLASSES}" --output_json "$1/results/metrics.json"
+}
+
+# Trains, predicts and benchmarks every method of METHODS with one seed,
+# writing each method's seconds to RUN_DIR/METHOD/results/seconds.
+# Usage: cpu_pipeline_run_seed SEED
+cpu_pipeline_run_seed() {
+  local seed=$1 run_dir method start
+  run_dir=$(cpu_pipeline_run_dir "${seed}")
+  for method in ${METHODS}; do
+    echo "== ${method}, seed ${seed}: ${run_dir}/${method}"
+    start=${SECONDS}
+    cpu_pipeline_train "${method}" "${run_dir}/${method}" "${seed}" &&
+      cpu_pipeline_predict "${method}" "${run_dir}/${method}" &&
+      cpu_pipeline_benchmark "${run_dir}/${method}" || return 1
+    if [ -z "${SEGSORT_DRY_RUN:-}" ]; then
+      echo $((SECONDS - start)) > "${run_dir}/${method}/results/seconds"
+    fi
+  done
+}
+
+# Runs every seed of SEEDS, then summarises.
+cpu_pipeline_run() {
+  local seed
+  for seed in ${SEEDS}; do
+    cpu_pipeline_run_seed "${seed}" || return 1
+  done
+  cpu_pipeline_summarize
+}
+
+# Prints the table and writes OUT/summary.json over every seed's runs.
+cpu_pipeline_summarize() {
+  local seed run_dirs=()
+  for seed in ${SEEDS}; do
+    run_dirs+=("$(cpu_pipeline_run_dir "${seed}")")
+  done
+  segsort_python "$(dirname "${BASH_SOURCE[0]}")/summarize.py" \
+    --out "${OUT}" --methods ${METHODS} --runs "${run_dirs[@]}"
+}

@@ -1,0 +1,115 @@
+"""CamVid support: the SegNet-release converter and the CPU benchmark script."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from segsort import data
+from tools import camvid_to_voc
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _write_release(root, splits=('train', 'val', 'test'), size=(6, 8)):
+  """Writes a tiny SegNet-style CamVid tree; returns {id: annotation ids}."""
+  rng = np.random.default_rng(0)
+  annotations = {}
+  for split in splits:
+    (root / split).mkdir(parents=True)
+    (root / (split + 'annot')).mkdir()
+    lines = []
+    for index in range(2):
+      image_id = '%s_%03d' % (split, index)
+      Image.fromarray(rng.integers(0, 256, size + (3,), np.uint8)).save(
+          root / split / (image_id + '.png'))
+      ids = rng.integers(0, 12, size).astype(np.uint8)
+      Image.fromarray(ids).save(root / (split + 'annot') / (image_id + '.png'))
+      annotations[image_id] = ids
+      # The release's lists name the authors' absolute paths.
+      lines.append('/SegNet/CamVid/%s/%s.png /SegNet/CamVid/%sannot/%s.png\n'
+                   % (split, image_id, split, image_id))
+    (root / (split + '.txt')).write_text(''.join(lines))
+  return annotations
+
+
+def test_converts_release_into_voc_layout(tmp_path):
+  annotations = _write_release(tmp_path / 'CamVid')
+  out = tmp_path / 'voc'
+  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path / 'CamVid'),
+                             '--output_dir', str(out), '--workers', '1']) == 0
+  assert (out / 'classes.txt').read_text().split('\n')[:3] == [
+      'sky', 'building', 'pole']
+  for split in ('train', 'val', 'test'):
+    entries = data.read_data_list(str(out), str(out / (split + '.txt')))
+    assert [entry.image_id for entry in entries] == [
+        '%s_000' % split, '%s_001' % split]
+    for entry in entries:
+      label = data.load_label(entry.label_path)
+      expected = annotations[entry.image_id].astype(np.int32)
+      expected[expected == 11] = 255
+      np.testing.assert_array_equal(label, expected)
+      assert data.load_image(entry.image_path).shape == (6, 8, 3)
+      with Image.open(entry.image_path) as image:
+        assert image.format == 'JPEG'
+
+
+def test_skips_missing_splits_and_existing_outputs(tmp_path, capsys):
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  arguments = ['--camvid_dir', str(tmp_path / 'CamVid'), '--output_dir',
+               str(tmp_path / 'voc'), '--workers', '1']
+  assert camvid_to_voc.main(arguments) == 0
+  assert sorted(os.listdir(tmp_path / 'voc')) == [
+      'VOC2012', 'classes.txt', 'train.txt']
+  assert camvid_to_voc.main(arguments) == 0
+  assert '2 images, 0 to convert' in capsys.readouterr().out
+
+
+def test_names_malformed_line(tmp_path, capsys):
+  _write_release(tmp_path / 'CamVid')
+  with open(tmp_path / 'CamVid' / 'val.txt', 'a') as stream:
+    stream.write('/SegNet/CamVid/val/only_one_field.png\n')
+  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path / 'CamVid'),
+                             '--output_dir', str(tmp_path / 'voc')]) == 1
+  error = capsys.readouterr().err
+  assert 'val.txt, line 3' in error and 'IMAGE ANNOTATION' in error
+  assert not (tmp_path / 'voc').exists()
+
+
+def test_names_missing_file(tmp_path, capsys):
+  _write_release(tmp_path / 'CamVid')
+  os.remove(tmp_path / 'CamVid' / 'testannot' / 'test_001.png')
+  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path / 'CamVid'),
+                             '--output_dir', str(tmp_path / 'voc')]) == 1
+  error = capsys.readouterr().err
+  assert 'test.txt, line 2' in error and 'test_001.png' in error
+
+
+def test_names_annotation_with_unexpected_ids(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  path = tmp_path / 'CamVid' / 'trainannot' / 'train_000.png'
+  Image.fromarray(np.full((6, 8), 12, np.uint8)).save(path)
+  with pytest.raises(camvid_to_voc.CamVidError, match='train_000.png holds '
+                     r'ids \[12\]'):
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+
+
+def test_refuses_folder_without_lists(tmp_path, capsys):
+  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path),
+                             '--output_dir', str(tmp_path / 'voc')]) == 1
+  assert 'holds none of train.txt, val.txt, test.txt' in (
+      capsys.readouterr().err)
+
+
+def test_runs_as_module_and_as_script():
+  for command in (['-m', 'tools.camvid_to_voc'],
+                  [os.path.join('tools', 'camvid_to_voc.py')]):
+    result = subprocess.run([sys.executable] + command + ['--help'],
+                            cwd=REPO_ROOT, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert 'usage:' in result.stdout

