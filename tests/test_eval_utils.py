@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from network.segsort import common_utils
 from network.segsort import eval_utils
 from network.segsort import vis_utils
 
@@ -122,3 +123,48 @@ def test_label_votes_count_the_labels_of_given_neighbours():
   votes = eval_utils.label_votes(tf.constant([[0, 2], [1, 1]]),
                                  tf.constant([2, 0, 2]), 3)
   assert votes.numpy().tolist() == [[0.0, 0.0, 2.0], [2.0, 0.0, 0.0]]
+
+
+def _two_region_grid():
+  """A 4x6-cell grid: embedding e0 left of column 3, e1 from it."""
+  grid = np.zeros((4, 6, 3), np.float32)
+  grid[:, :3, 0] = 1.0
+  grid[:, 3:, 1] = 1.0
+  return grid
+
+
+def test_segment_by_kmeans_on_grid_keeps_pixel_boundaries():
+  grid = _two_region_grid()
+  pixels = common_utils.normalize_embedding(
+      tf.image.resize(grid[np.newaxis], [16, 24], method='bilinear')[0])
+  segment_ids, prototypes = eval_utils.segment_by_kmeans_on_grid(
+      tf.constant(grid), pixels, [1, 2], 5, output_stride=4)
+  expected = np.zeros((16, 24), np.int32)
+  # Cells 0-2 cover pixels 0-11; the bilinear blend crosses at pixel 12.
+  expected[:, 12:] = 1
+  np.testing.assert_array_equal(segment_ids.numpy(), expected)
+  # Each prototype is the mean direction of its pixels' upsampled embedding.
+  expected_prototypes = np.stack([
+      tf.math.l2_normalize(tf.reduce_sum(pixels[:, :12], [0, 1])),
+      tf.math.l2_normalize(tf.reduce_sum(pixels[:, 12:], [0, 1]))])
+  np.testing.assert_allclose(prototypes.numpy(), expected_prototypes,
+                             atol=1e-6)
+
+
+def test_segment_by_kmeans_on_grid_joins_only_surrounding_clusters():
+  # One cluster per grid column (a 1x6 initial grid on identical
+  # embeddings: location alone separates them); the pixels of the image's
+  # first 4 columns lie between cell centres 0 and 1 or before centre 0,
+  # so they may only join clusters 0 or 1.
+  grid = np.zeros((2, 6, 3), np.float32)
+  grid[..., 0] = 1.0
+  pixels = tf.ones([8, 24, 3]) / np.sqrt(3.0)
+  segment_ids, _ = eval_utils.segment_by_kmeans_on_grid(
+      tf.constant(grid), common_utils.normalize_embedding(pixels), [1, 6], 0,
+      output_stride=4)
+  segment_ids = segment_ids.numpy()
+  assert set(np.unique(segment_ids[:, :4])) <= {0, 1}
+  assert segment_ids.max() <= 5
+  # Segments follow columns: each pixel column takes one segment, in order.
+  assert (np.diff(segment_ids[0]) >= 0).all()
+  assert (segment_ids == segment_ids[:1]).all()
