@@ -375,6 +375,12 @@ class Trainer:
     self._build_checkpoint()
     self.restored_from = self._restore()
     if dataset is None:
+      if self._is_chief and config.mode != 'segsort_unsup':
+        # Warns once, before any step, of labels the pipeline would ignore
+        # every epoch and of classes the list never holds.
+        data.survey_labels(config.data_dir, config.data_list,
+                           config.num_classes, config.ignore_label,
+                           config.apply_exif_orientation)
       # The pictures show the first batch of the stream, with every key.
       self._picture_batch = (self._take_picture_batch(self._build_dataset())
                              if self._is_chief else None)
@@ -450,7 +456,8 @@ class Trainer:
         num_classes=config.num_classes, num_clusters=config.num_clusters,
         unsupervised=config.mode == 'segsort_unsup',
         seed=config.random_seed + self._worker_index, deterministic=True,
-        start_batch=start_batch, outputs=outputs)
+        start_batch=start_batch, outputs=outputs,
+        apply_exif_orientation=config.apply_exif_orientation)
 
   def _take_picture_batch(self, dataset):
     """The first images of the stream, pictured at every summary step."""
