@@ -223,8 +223,8 @@ class LabelSurvey:
 
   Out-of-range values (outside [0, num_classes), other than the ignore label)
   are ignored by every reader; with `log_files` they are logged once per file
-  for the first `_MAX_OUT_OF_RANGE_WARNINGS` files, and `log_further_files`
-  counts the rest. `warnings` names classes that never appear and labels that hold
+  for the first `_MAX_OUT_OF_RANGE_WARNINGS` files, and
+  `log_out_of_range_total` counts them all. `warnings` names classes that never appear and labels that hold
   only 0 and the ignore label (binary masks stored as 0/255, whose foreground
   would all be ignored). Thread-safe: files may be added from several
   threads.
@@ -293,15 +293,16 @@ class LabelSurvey:
                  self._num_classes, 'it' if len(missing) == 1 else 'them')]
     return []
 
-  def log_further_files(self):
-    """Logs the count of out-of-range files not logged one by one."""
+  def log_out_of_range_total(self):
+    """Logs the out-of-range pixels and files in all, and those not named."""
+    if not self.out_of_range_files:
+      return
     further = self.out_of_range_files - _MAX_OUT_OF_RANGE_WARNINGS
-    if self._log_files and further > 0:
-      _LOGGER.warning(
-          '%d further label files of %s hold values outside [0, %d): %d '
-          'pixels of %d files ignored in all.', further, self._data_list,
-          self._num_classes, self.out_of_range_pixels,
-          self.out_of_range_files)
+    _LOGGER.warning(
+        'Ignored %d label pixels of %d files of %s holding values outside '
+        '[0, %d)%s.', self.out_of_range_pixels, self.out_of_range_files,
+        self._data_list, self._num_classes,
+        ' (%d files not named above)' % further if further > 0 else '')
 
 
 def survey_labels(data_dir, data_list, num_classes, ignore_label,
@@ -341,7 +342,7 @@ def survey_labels(data_dir, data_list, num_classes, ignore_label,
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
     for _ in pool.imap_unordered(add, labelled):
       pass
-  survey.log_further_files()
+  survey.log_out_of_range_total()
   for warning in survey.warnings():
     _LOGGER.warning(warning)
   return survey

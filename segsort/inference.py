@@ -1048,7 +1048,7 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
       image_indices.append(np.full(len(image_labels), image_index, np.int32))
   _print_summary('Extracted prototypes', num_done, num_skipped,
                  time.time() - start)
-  survey.log_further_files()
+  survey.log_out_of_range_total()
   features = np.concatenate(features).astype(np.float32)
   num_prototypes = len(features)
   if num_prototypes == 0:
