@@ -1,8 +1,9 @@
 """Atomic file writes and TensorFlow-free image readers.
 
 Writes are atomic: an output either exists complete or not at all. The
-readers (label and RGB images) are shared by the input pipeline, the tools
-and the metrics, which must not import TensorFlow.
+readers (list files, label and RGB images) are shared by the input pipeline,
+the tools and the metrics, which must not import TensorFlow, so that every
+part of the project reads a file the same way.
 """
 
 import contextlib
