@@ -31,6 +31,7 @@ if __package__ in (None, ''):
 from network.segsort import common_utils  # pylint: disable=g-import-not-at-top
 from network.segsort import train_utils  # pylint: disable=g-import-not-at-top
 from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import summaries  # pylint: disable=g-import-not-at-top
 from segsort import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
@@ -45,7 +46,7 @@ def _parse_args(argv):
   parser.add_argument('--output_stride', type=int, default=8,
                       choices=config_lib.OUTPUT_STRIDES)
   parser.add_argument('--batch_size', type=int, default=8)
-  parser.add_argument('--input_size', type=config_lib.parse_input_size,
+  parser.add_argument('--input_size', type=flags.size_pair,
                       default=(336, 336), help='"height,width" of crops.')
   parser.add_argument('--num_classes', type=int, default=21,
                       help='Classes drawn in the synthetic labels.')

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 
+from segsort import flags
 from segsort import io_utils
 from segsort import metrics
 
@@ -24,18 +25,23 @@ def parse_args(argv=None):
                       help='Directory of predicted ID.png class-id maps.')
   parser.add_argument('--gt_dir', required=True,
                       help='Directory of ground-truth ID.png class-id maps.')
-  parser.add_argument('--num_classes', type=int, default=21)
-  parser.add_argument('--ignore_label', type=int, default=255)
+  parser.add_argument('--num_classes', type=flags.integer(1), default=21)
+  parser.add_argument('--ignore_label', type=flags.integer(0), default=255)
   parser.add_argument('--data_list', default=None,
                       help='Score only the images of this list (first column); '
                       'default: every PNG of --pred_dir.')
-  parser.add_argument('--boundary_tolerance', type=float, default=2.0,
+  parser.add_argument('--boundary_tolerance', type=flags.real(0), default=2.0,
                       help='Boundary match distance in pixels; a value in '
                       '(0, 1) is a fraction of the image diagonal.')
   parser.add_argument('--output_json', default=None,
                       help="Where to write every score; '-' for stdout "
                       '(default: PRED_DIR/../metrics.json).')
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  if 0 <= args.ignore_label < args.num_classes:
+    parser.error('argument --ignore_label: must not be a class id of [0, '
+                 '--num_classes %d), got %d' % (args.num_classes,
+                                                args.ignore_label))
+  return args
 
 
 def main(argv=None):

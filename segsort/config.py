@@ -28,8 +28,10 @@ Deliberate differences from the original's defaults:
 import argparse
 import dataclasses
 import json
+import math
 import os
 
+from segsort import flags
 from segsort import io_utils
 
 MODES = ('segsort', 'segsort_unsup', 'softmax')
@@ -120,6 +122,7 @@ class TrainConfig:
   jit_compile: bool = False
   deterministic: bool = False
   overwrite_config: bool = False
+  apply_exif_orientation: bool = False
 
   def __post_init__(self):
     # JSON stores tuples as lists; keep the field hashable and comparable.
@@ -162,16 +165,25 @@ class TrainConfig:
         problems.append('--%s must be at least 1, got %r' % (
             name, getattr(self, name)))
     for name in ('kmeans_iterations', 'num_banks', 'weight_decay',
-                 'learning_rate', 'momentum', 'power'):
-      if getattr(self, name) < 0:
-        problems.append('--%s must not be negative, got %r' % (
-            name, getattr(self, name)))
+                 'learning_rate', 'momentum', 'power', 'random_seed'):
+      value = getattr(self, name)
+      if not (math.isfinite(value) and value >= 0):
+        problems.append('--%s must be a number >= 0, got %r' % (name, value))
+    if not (math.isfinite(self.concentration) and self.concentration > 0):
+      problems.append('--concentration must be a number > 0, got %r'
+                      % self.concentration)
+    if self.momentum > 1:
+      problems.append('--momentum must be at most 1, got %r' % self.momentum)
+    if 0 <= self.ignore_label < self.num_classes:
+      problems.append('--ignore_label %d is a class id of [0, --num_classes '
+                      '%d); it must lie outside' % (self.ignore_label,
+                                                    self.num_classes))
     if self.mode == 'segsort_unsup' and self.num_banks:
       problems.append('--num_banks must be 0 for unsupervised SegSort (its '
                       'loss keeps no memory bank), got %d' % self.num_banks)
     if problems:
-      raise ValueError('Invalid training configuration:\n  ' +
-                       '\n  '.join(problems))
+      raise ValueError('Invalid training configuration: ' +
+                       '; '.join(problems))
 
   def to_dict(self):
     """Returns the config as a JSON-serialisable dict."""
@@ -214,41 +226,6 @@ class TrainConfig:
       parser.error(str(error))
 
 
-def parse_input_size(text):
-  """Parses "height,width" (or one number for a square) into a tuple."""
-  try:
-    sizes = tuple(int(size) for size in text.split(','))
-  except ValueError:
-    sizes = ()
-  if len(sizes) == 1:
-    sizes = sizes * 2
-  if len(sizes) != 2 or min(sizes) < 1:
-    raise argparse.ArgumentTypeError(
-        'expected "height,width" of positive integers, got %r' % (text,))
-  return sizes
-
-
-def parse_cluster_grid(text):
-  """Parses a k-means grid, "N" (N x N) or "ROWS,COLUMNS" (argparse type).
-
-  Returns:
-    A tuple of two positive integers (clusters along y, along x).
-
-  Raises:
-    argparse.ArgumentTypeError: For anything else.
-  """
-  try:
-    values = tuple(int(value) for value in text.split(','))
-  except ValueError:
-    values = ()
-  if len(values) == 1:
-    values *= 2
-  if len(values) != 2 or min(values) < 1:
-    raise argparse.ArgumentTypeError(
-        'expected "N" or "ROWS,COLUMNS" of positive integers, got %r' % text)
-  return values
-
-
 def build_argument_parser(mode='segsort'):
   """Builds the argparse parser shared by the training entry points.
 
@@ -283,12 +260,16 @@ def build_argument_parser(mode='segsort'):
   add(data, 'data_list', 'Path to the data list file (IMAGE LABEL per line).')
   add(data, 'ignore_label', 'The label value of pixels to ignore.')
   add(data, 'input_size', 'Crop size "height,width" of training images.',
-      type=parse_input_size)
+      type=flags.size_pair)
   add(data, 'random_seed', 'Random seed of weights, shuffling and '
       'augmentation.')
   for name in ('random_mirror', 'random_crop', 'random_scale'):
     add(data, name, 'Whether to randomly %s the inputs.' % name.split('_')[1],
         action='store_true')
+  add(data, 'apply_exif_orientation', 'Turn images (and labels) as their '
+      'EXIF orientation asks, as viewers and annotation tools show them; by '
+      'default files are read as stored, and images with an orientation are '
+      'reported.', action='store_true')
 
   training = parser.add_argument_group('training')
   add(training, 'is_training', 'Whether BatchNorm layers use batch '
@@ -365,8 +346,19 @@ def build_argument_parser(mode='segsort'):
   return parser
 
 
+# Fields holding paths, compared by the file they name, not their spelling.
+PATH_FIELDS = ('data_dir', 'data_list', 'restore_from', 'snapshot_dir')
+
+
+def _normalized_path(path):
+  return os.path.normpath(os.path.abspath(path)) if path else path
+
+
 def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
   """Lists the fields in which two configs differ.
+
+  Paths are compared normalised (absolute, without '.', '..' or trailing
+  slashes), so that 'data/' and '/home/me/data' are the same directory.
 
   Args:
     saved: A TrainConfig (e.g. a snapshot directory's).
@@ -377,9 +369,16 @@ def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
     A sorted list of (field name, saved value, current value).
   """
   saved_values, current_values = saved.to_dict(), current.to_dict()
+
+  def comparable(name, values):
+    if name in PATH_FIELDS:
+      return _normalized_path(values[name])
+    return values[name]
+
   return [(name, saved_values[name], current_values[name])
           for name in sorted(saved_values)
-          if name not in ignored and saved_values[name] != current_values[name]]
+          if name not in ignored and (comparable(name, saved_values) !=
+                                      comparable(name, current_values))]
 
 
 def save_config(config, snapshot_dir):

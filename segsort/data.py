@@ -44,8 +44,6 @@ _MAX_OUT_OF_RANGE_WARNINGS = 10
 # Problems quoted in a DataError message before the rest are only counted.
 _MAX_PROBLEMS_IN_MESSAGE = 20
 
-# Pillow modes of single-channel images: palette, 8-bit, 32-bit, 16-bit and
-# 1-bit; np.asarray gives palette indices for 'P'.
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -92,15 +90,13 @@ def _parse_data_list(data_dir, data_list, require_labels,
     DataError: If the list file itself cannot be read.
   """
   try:
-    with open(data_list) as stream:
-      lines = stream.readlines()
-  except OSError as error:
-    raise DataError(
-        'Cannot read data list %s: %s' % (data_list, error)) from error
+    lines = io_utils.read_list_lines(data_list)
+  except io_utils.ListFileError as error:
+    raise DataError(str(error)) from error
   entries, problems, num_lines = [], [], 0
   min_fields = 2 if require_labels else 1
   for line_number, line in enumerate(lines, start=1):
-    fields = line.split()
+    fields = io_utils.split_fields(line)
     if not fields:
       continue
     num_lines += 1
@@ -126,8 +122,8 @@ def _parse_data_list(data_dir, data_list, require_labels,
     missing = [path for path in (image_path, label_path, oversegmentation_path)
                if path is not None and not os.path.exists(path)]
     for path in missing:
-      problems.append(
-          (line_number, '%s: missing file %s' % (entry.location(), path)))
+      problems.append((line_number, '%s: missing file %s' % (
+          entry.location(), io_utils.printable_path(path))))
     if not missing:
       entries.append(entry)
   return entries, problems, num_lines
@@ -177,11 +173,13 @@ def read_data_list(data_dir, data_list, require_labels=True,
   return entries
 
 
-def load_image(path):
+def load_image(path, apply_exif_orientation=False):
   """Decodes an image file into RGB (`io_utils.read_rgb_image`).
 
   Args:
     path: An image file (JPEG, PNG, ...).
+    apply_exif_orientation: Whether to turn the image as its EXIF
+      orientation asks.
 
   Returns:
     A uint8 array `[height, width, 3]`.
@@ -190,16 +188,18 @@ def load_image(path):
     DataError: If the file cannot be read or decoded (also when truncated).
   """
   try:
-    return io_utils.read_rgb_image(path)
+    return io_utils.read_rgb_image(path, apply_exif_orientation)
   except io_utils.ImageFileError as error:
     raise DataError(str(error)) from error
 
 
-def load_label(path):
+def load_label(path, apply_exif_orientation=False):
   """Decodes a label or oversegmentation PNG (`io_utils.read_label_image`).
 
   Args:
     path: A single-channel image file.
+    apply_exif_orientation: Whether to turn the ids as the file's EXIF
+      orientation asks.
 
   Returns:
     An int32 array `[height, width]`.
@@ -208,45 +208,156 @@ def load_label(path):
     DataError: If the file cannot be decoded or has colour channels.
   """
   try:
-    return io_utils.read_label_image(path)
+    return io_utils.read_label_image(
+        path, apply_exif_orientation=apply_exif_orientation)
   except io_utils.ImageFileError as error:
     raise DataError(str(error)) from error
 
 
-class _OutOfRangeLog:
-  """Counts and logs label values set to ignore because they are too large.
+def out_of_range_mask(label, num_classes, ignore_label):
+  """Marks label values outside [0, num_classes) other than the ignore label."""
+  return ((label < 0) | (label >= num_classes)) & (label != ignore_label)
 
-  Thread-safe: decoding runs on several tf.data threads at once.
+
+class LabelSurvey:
+  """Surveys the labels of a list: class pixels and values out of range.
+
+  Out-of-range values (outside [0, num_classes), other than the ignore label)
+  are ignored by every reader; with `log_files` they are logged once per file
+  for the first `_MAX_OUT_OF_RANGE_WARNINGS` files, and
+  `log_out_of_range_total` counts them all. `warnings` names classes that never appear and labels that hold
+  only 0 and the ignore label (binary masks stored as 0/255, whose foreground
+  would all be ignored). Thread-safe: files may be added from several
+  threads.
+
+  Attributes:
+    class_pixels: int64 `[num_classes]`, the labelled pixels of every class.
+    out_of_range_pixels: The number of out-of-range pixels.
+    out_of_range_files: The number of files holding any.
   """
 
-  def __init__(self, num_classes, ignore_label):
+  def __init__(self, data_list, num_classes, ignore_label, log_files=True):
+    self._data_list = data_list
     self._num_classes = num_classes
     self._ignore_label = ignore_label
+    self._log_files = log_files
     self._lock = threading.Lock()
-    self.num_pixels = 0
-    self.num_files = 0
+    self._ignored_pixels = 0
+    self.class_pixels = np.zeros(num_classes, np.int64)
+    self.out_of_range_pixels = 0
+    self.out_of_range_files = 0
 
-  def record(self, entry, values):
+  def add(self, entry, label):
+    """Counts one entry's label (before out-of-range values are ignored).
+
+    Returns:
+      The label's out-of-range values, a 1-D array.
+    """
+    out_of_range = label[out_of_range_mask(label, self._num_classes,
+                                           self._ignore_label)]
+    valid = label[(label >= 0) & (label < self._num_classes) &
+                  (label != self._ignore_label)]
+    class_pixels = np.bincount(valid.ravel(), minlength=self._num_classes)
+    num_ignored = int(np.count_nonzero(label == self._ignore_label))
     with self._lock:
-      self.num_pixels += values.size
-      self.num_files += 1
-      if self.num_files <= _MAX_OUT_OF_RANGE_WARNINGS:
-        _LOGGER.warning(
-            '%s: %d label pixels outside [0, %d) (values %s) in %s set to '
-            'ignore (%d)%s', entry.location(), values.size, self._num_classes,
-            np.unique(values)[:10].tolist(), entry.label_path,
-            self._ignore_label,
-            '; further files are counted but not logged'
-            if self.num_files == _MAX_OUT_OF_RANGE_WARNINGS else '')
+      self.class_pixels += class_pixels
+      self._ignored_pixels += num_ignored
+      if not out_of_range.size:
+        return out_of_range
+      self.out_of_range_pixels += out_of_range.size
+      self.out_of_range_files += 1
+      num_files = self.out_of_range_files
+    if self._log_files and num_files <= _MAX_OUT_OF_RANGE_WARNINGS:
+      _LOGGER.warning(
+          '%s: %d label pixels of %s outside [0, %d) (values %s) are '
+          'ignored (as %d)%s', entry.location(), out_of_range.size,
+          entry.label_path, self._num_classes,
+          np.unique(out_of_range)[:10].tolist(), self._ignore_label,
+          '; further files are counted, and their number logged at the end'
+          if num_files == _MAX_OUT_OF_RANGE_WARNINGS else '')
+    return out_of_range
+
+  def warnings(self):
+    """Describes suspicious labels of the whole list, one string each."""
+    present = self.class_pixels > 0
+    if (present[0] and not present[1:].any() and self._ignored_pixels and
+        not self.out_of_range_pixels and self._num_classes > 1):
+      return ['The labels of %s hold only 0 and the ignore label %d: if they '
+              'are binary masks stored as 0/%d, every foreground pixel is '
+              'ignored; store the foreground as class 1.'
+              % (self._data_list, self._ignore_label, self._ignore_label)]
+    missing = np.flatnonzero(~present).tolist()
+    if missing and present.any():
+      return ['No pixel of the labels of %s has class %s (of [0, %d)): the '
+              'network never learns %s.'
+              % (self._data_list, ', '.join(map(str, missing)),
+                 self._num_classes, 'it' if len(missing) == 1 else 'them')]
+    return []
+
+  def log_out_of_range_total(self):
+    """Logs the out-of-range pixels and files in all, and those not named."""
+    if not self.out_of_range_files:
+      return
+    further = self.out_of_range_files - _MAX_OUT_OF_RANGE_WARNINGS
+    _LOGGER.warning(
+        'Ignored %d label pixels of %d files of %s holding values outside '
+        '[0, %d)%s.', self.out_of_range_pixels, self.out_of_range_files,
+        self._data_list, self._num_classes,
+        ' (%d files not named above)' % further if further > 0 else '')
+
+
+def survey_labels(data_dir, data_list, num_classes, ignore_label,
+                  apply_exif_orientation=False, num_workers=None):
+  """Reads every label of a list once and logs what LabelSurvey finds.
+
+  Training reads every label once per epoch; surveying them up front warns
+  of each file once, before any step, and of classes missing from the whole
+  list.
+
+  Args:
+    data_dir: The directory list paths are relative to.
+    data_list: The list file; lines without label are skipped.
+    num_classes: The number of classes.
+    ignore_label: The label value to ignore.
+    apply_exif_orientation: Passed to `load_label`.
+    num_workers: Decoding threads; the number of CPUs when None.
+
+  Returns:
+    The LabelSurvey.
+
+  Raises:
+    DataError: If the list is malformed or names missing files, or naming
+      the list file, line number and path of a label that cannot be decoded.
+  """
+  entries = read_data_list(data_dir, data_list, require_labels=False)
+  survey = LabelSurvey(data_list, num_classes, ignore_label)
+
+  def add(entry):
+    try:
+      label = load_label(entry.label_path, apply_exif_orientation)
+    except DataError as error:
+      raise DataError('%s: %s' % (entry.location(), error)) from error
+    survey.add(entry, label)
+
+  labelled = [entry for entry in entries if entry.label_path is not None]
+  with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
+    for _ in pool.imap_unordered(add, labelled):
+      pass
+  survey.log_out_of_range_total()
+  for warning in survey.warnings():
+    _LOGGER.warning(warning)
+  return survey
 
 
 def _decode_entry(entry, *, num_classes, ignore_label, with_oversegmentation,
-                  out_of_range_log=None):
+                  apply_exif_orientation=False):
   """Decodes and validates one entry's files.
 
   Returns:
     image: uint8 `[H, W, 3]`.
-    label: int32 `[H, W]`, all `ignore_label` when the entry has no label.
+    label: int32 `[H, W]`, all `ignore_label` when the entry has no label;
+      with `num_classes`, values outside [0, num_classes) are set to
+      `ignore_label`.
     oversegmentation: int32 `[H, W]` when asked for, else None.
 
   Raises:
@@ -254,22 +365,20 @@ def _decode_entry(entry, *, num_classes, ignore_label, with_oversegmentation,
       be decoded or its size differs from the image's.
   """
   try:
-    image = load_image(entry.image_path)
+    image = load_image(entry.image_path, apply_exif_orientation)
     height, width = image.shape[:2]
     if entry.label_path is None:
       label = np.full((height, width), ignore_label, np.int32)
     else:
-      label = load_label(entry.label_path)
+      label = load_label(entry.label_path, apply_exif_orientation)
       _check_size(entry.label_path, label, image)
       if num_classes is not None:
-        out_of_range = (label >= num_classes) & (label != ignore_label)
-        if out_of_range.any():
-          if out_of_range_log is not None:
-            out_of_range_log.record(entry, label[out_of_range])
-          label[out_of_range] = ignore_label
+        label[out_of_range_mask(label, num_classes,
+                                ignore_label)] = ignore_label
     oversegmentation = None
     if with_oversegmentation:
-      oversegmentation = load_label(entry.oversegmentation_path)
+      oversegmentation = load_label(entry.oversegmentation_path,
+                                    apply_exif_orientation)
       _check_size(entry.oversegmentation_path, oversegmentation, image)
   except DataError as error:
     raise DataError('%s: %s' % (entry.location(), error)) from error
@@ -283,7 +392,7 @@ def _check_size(path, array, image):
 
 
 def _decode_op(entries, *, num_classes, ignore_label, with_oversegmentation,
-               out_of_range_log=None, with_labels=True):
+               apply_exif_orientation=False, with_labels=True):
   """Wraps _decode_entry as a TF op taking the entry's index.
 
   Without `with_labels`, label files are not read: every label is
@@ -303,7 +412,7 @@ def _decode_op(entries, *, num_classes, ignore_label, with_oversegmentation,
         entry, num_classes=num_classes,
         ignore_label=ignore_label,
         with_oversegmentation=with_oversegmentation,
-        out_of_range_log=out_of_range_log)
+        apply_exif_orientation=apply_exif_orientation)
     if with_oversegmentation:
       return image, label, oversegmentation
     return image, label
@@ -501,7 +610,8 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
                            num_classes=None, num_clusters=5,
                            kmeans_grid='image', unsupervised=False, seed=None, deterministic=False,
                            shuffle=True, repeat=True, drop_remainder=True,
-                           start_batch=0, outputs=None):
+                           start_batch=0, outputs=None,
+                           apply_exif_orientation=False):
   """Builds the batched, augmented training input pipeline.
 
   Every example is decoded, scaled, mirrored, padded and cropped (see
@@ -524,8 +634,9 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
     random_mirror: Whether to mirror left-right at random.
     random_crop: Whether to crop at random positions (else centre crops).
     ignore_label: The label of pixels to ignore (padding, void).
-    num_classes: When given, label values `>= num_classes` other than
-      `ignore_label` are set to `ignore_label` and logged.
+    num_classes: When given, label values outside `[0, num_classes)` other
+      than `ignore_label` are set to `ignore_label` (`survey_labels` reports
+      them).
     num_clusters: The grid of initial clusters, an integer n (an n x n grid)
       or (clusters along y, clusters along x).
     kmeans_grid: 'image' or 'crop' (see `augment_example`).
@@ -540,6 +651,8 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
     outputs: The keys to give (see below; 'image' always is), or None for
       all, so that a mode computes only what it uses; without 'label',
       label files are not read. The batches' values do not depend on it.
+    apply_exif_orientation: Whether to turn every file as its EXIF
+      orientation asks (see `io_utils.read_rgb_image`).
 
   Returns:
     A tf.data.Dataset of dicts: 'image' float32 `[B, H, W, 3]`, 'label'
@@ -568,8 +681,7 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
   decode = _decode_op(
       entries, num_classes=num_classes, ignore_label=ignore_label,
       with_oversegmentation=unsupervised,
-      out_of_range_log=(_OutOfRangeLog(num_classes, ignore_label)
-                        if num_classes is not None else None),
+      apply_exif_orientation=apply_exif_orientation,
       with_labels=outputs is None or 'label' in outputs)
 
   def epoch_order(epoch):
@@ -603,7 +715,8 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
 
 
 def build_inference_dataset(data_dir, data_list, *, require_labels=False,
-                            with_oversegmentation=False, ignore_label=255):
+                            with_oversegmentation=False, ignore_label=255,
+                            apply_exif_orientation=False):
   """Builds the unbatched, full-size, in-order evaluation input pipeline.
 
   Args:
@@ -613,6 +726,8 @@ def build_inference_dataset(data_dir, data_list, *, require_labels=False,
     require_labels: Whether every line must name a label.
     with_oversegmentation: Whether to add each image's oversegmentation.
     ignore_label: The label of every pixel of an image without label.
+    apply_exif_orientation: Whether to turn every file as its EXIF
+      orientation asks.
 
   Returns:
     entries: The list of ListEntry.
@@ -625,17 +740,19 @@ def build_inference_dataset(data_dir, data_list, *, require_labels=False,
                            with_oversegmentation=with_oversegmentation)
   return entries, entries_dataset(
       entries, with_oversegmentation=with_oversegmentation,
-      ignore_label=ignore_label)
+      ignore_label=ignore_label, apply_exif_orientation=apply_exif_orientation)
 
 
 def entries_dataset(entries, *, with_oversegmentation=False,
-                    ignore_label=255):
+                    ignore_label=255, apply_exif_orientation=False):
   """Builds the unbatched, full-size, in-order pipeline of given entries.
 
   Args:
     entries: ListEntry objects (e.g. the unfinished ones of a list).
     with_oversegmentation: Whether to add each image's oversegmentation.
     ignore_label: The label of every pixel of an image without label.
+    apply_exif_orientation: Whether to turn every file as its EXIF
+      orientation asks.
 
   Returns:
     A tf.data.Dataset of dicts in the entries' order: 'image' float32
@@ -644,7 +761,8 @@ def entries_dataset(entries, *, with_oversegmentation=False,
     int32 `[H, W, 1]`.
   """
   decode = _decode_op(entries, num_classes=None, ignore_label=ignore_label,
-                      with_oversegmentation=with_oversegmentation)
+                      with_oversegmentation=with_oversegmentation,
+                      apply_exif_orientation=apply_exif_orientation)
 
   def load_example(index):
     image, label, *oversegmentation = decode(index)
@@ -671,14 +789,17 @@ class DataListReport:
     num_entries: The number of non-blank lines.
     problems: Descriptions of every problem found, in line order, each naming
       the list file, line number and path.
-    out_of_range_pixels: The number of label pixels `>= num_classes` other
-      than the ignore label, over all lines (each such line is also a
-      problem).
+    out_of_range_pixels: The number of label pixels outside
+      `[0, num_classes)` other than the ignore label, over all lines (each
+      such line is also a problem).
+    warnings: Descriptions of suspicious labels of the whole list
+      (`LabelSurvey.warnings`), which are not problems.
   """
   data_list: str
   num_entries: int
   problems: list
   out_of_range_pixels: int = 0
+  warnings: list = dataclasses.field(default_factory=list)
 
   @property
   def ok(self):
@@ -686,42 +807,54 @@ class DataListReport:
     return not self.problems
 
 
-def _check_entry(entry, num_classes, ignore_label, with_oversegmentation):
-  """Decodes one entry; returns (problem or None, out-of-range pixels)."""
+def _check_entry(entry, survey, ignore_label, with_oversegmentation,
+                 apply_exif_orientation):
+  """Decodes one entry; returns its problems, each a description."""
   try:
     _, label, _ = _decode_entry(
         entry, num_classes=None, ignore_label=ignore_label,
-        with_oversegmentation=with_oversegmentation)
-  except DataError as error:
-    return str(error), 0
-  if num_classes is None or entry.label_path is None:
-    return None, 0
-  out_of_range = label[(label >= num_classes) & (label != ignore_label)]
-  if not out_of_range.size:
-    return None, 0
-  return ('%s: %d pixels of %s outside [0, %d) and not %d (values %s)' % (
-      entry.location(), out_of_range.size, entry.label_path, num_classes,
-      ignore_label, np.unique(out_of_range)[:10].tolist()),
-          out_of_range.size)
+        with_oversegmentation=with_oversegmentation,
+        apply_exif_orientation=apply_exif_orientation)
+    orientation = io_utils.read_exif_orientation(entry.image_path)
+  except (DataError, io_utils.ImageFileError) as error:
+    return [str(error)]
+  problems = []
+  if orientation != 1 and not apply_exif_orientation:
+    problems.append('%s: %s' % (entry.location(), io_utils.describe_orientation(
+        entry.image_path, orientation)))
+  if survey is not None and entry.label_path is not None:
+    out_of_range = survey.add(entry, label)
+    if out_of_range.size:
+      problems.append(
+          '%s: %d pixels of %s outside [0, %d) and not %d (values %s)' % (
+              entry.location(), out_of_range.size, entry.label_path,
+              len(survey.class_pixels), ignore_label,
+              np.unique(out_of_range)[:10].tolist()))
+  return problems
 
 
 def check_data_list(data_dir, data_list, num_classes=None, ignore_label=255,
                     with_oversegmentation=False, *, require_labels=True,
-                    num_workers=None, progress=None):
+                    apply_exif_orientation=False, num_workers=None,
+                    progress=None):
   """Validates every line of a data list up front.
 
-  Checks that lines are well formed, that files exist and decode, that
-  labels (and oversegmentations) are single-channel and of their image's
-  size, and, with `num_classes`, that label values lie in
-  `[0, num_classes)` or equal `ignore_label`.
+  Checks that lines are well formed, that files exist and decode (as every
+  reader decodes them), that labels (and oversegmentations) are
+  single-channel and of their image's size, that images need no EXIF
+  orientation unless it is applied, and, with `num_classes`, that label
+  values lie in `[0, num_classes)` or equal `ignore_label`, and which
+  classes the list's labels hold (see `LabelSurvey.warnings`).
 
   Args:
     data_dir: The directory list paths are relative to.
     data_list: The list file.
-    num_classes: The number of classes, or None to skip the value check.
+    num_classes: The number of classes, or None to skip the value checks.
     ignore_label: The label value to ignore.
     with_oversegmentation: Whether to check oversegmentations too.
     require_labels: Whether every line must name a label.
+    apply_exif_orientation: Whether images are read turned as their EXIF
+      orientation asks (`--apply_exif_orientation`).
     num_workers: Decoding threads; the number of CPUs when None.
     progress: An optional callable wrapping an iterable with a length (e.g.
       tqdm.tqdm) to show progress.
@@ -734,18 +867,20 @@ def check_data_list(data_dir, data_list, num_classes=None, ignore_label=255,
   """
   entries, problems, num_lines = _parse_data_list(
       data_dir, data_list, require_labels, with_oversegmentation)
-  out_of_range_pixels = 0
+  survey = (LabelSurvey(data_list, num_classes, ignore_label, log_files=False)
+            if num_classes is not None else None)
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
     results = pool.imap(
-        lambda entry: _check_entry(entry, num_classes, ignore_label,
-                                   with_oversegmentation), entries)
+        lambda entry: _check_entry(entry, survey, ignore_label,
+                                   with_oversegmentation,
+                                   apply_exif_orientation), entries)
     if progress is not None:
       results = progress(results, total=len(entries))
-    for entry, (problem, num_pixels) in zip(entries, results):
-      if problem is not None:
-        problems.append((entry.line_number, problem))
-      out_of_range_pixels += num_pixels
+    for entry, entry_problems in zip(entries, results):
+      problems.extend((entry.line_number, problem)
+                      for problem in entry_problems)
   problems.sort(key=lambda problem: problem[0])
-  return DataListReport(data_list, num_lines,
-                        [description for _, description in problems],
-                        out_of_range_pixels)
+  return DataListReport(
+      data_list, num_lines, [description for _, description in problems],
+      survey.out_of_range_pixels if survey is not None else 0,
+      survey.warnings() if survey is not None else [])

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from segsort import colormap as colormap_lib
 from segsort import data
+from segsort import flags
 from segsort import inference
 from segsort import io_utils
 from segsort import metrics
@@ -81,7 +82,9 @@ class _TrainingImages:
         raise inference.InferenceError(
             'Training image %s of prototype %d is missing; pass the --data_dir '
             'that prototypes were extracted from.' % (path, prototype_index))
-      self._images[path] = data.load_image(path)
+      # Boxes are in the pixels the extraction read.
+      self._images[path] = data.load_image(
+          path, self._bank.sources.get('apply_exif_orientation', False))
     y0, x0, y1, x1 = self._bank.boxes[prototype_index]
     return self._images[path][y0:y1, x0:x1], source['image_id']
 
@@ -194,11 +197,13 @@ def main(argv=None):
   inference.add_segment_flags(parser)
   inference.add_knn_flags(parser)
   inference.add_colormap_flag(parser)
-  parser.add_argument('--num_segments', type=int, default=6,
+  parser.add_argument('--num_segments', type=flags.integer(1), default=6,
                       help='Explain this many of the largest segments.')
-  parser.add_argument('--num_neighbours_shown', type=int, default=5)
-  parser.add_argument('--tile_size', type=int, default=112)
-  args = parser.parse_args(argv)
+  parser.add_argument('--num_neighbours_shown', type=flags.integer(0),
+                      default=5)
+  parser.add_argument('--tile_size', type=flags.integer(16), default=112,
+                      help='Side of every picture tile in pixels.')
+  args = inference.parse_flags(parser, argv)
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
@@ -212,7 +217,8 @@ def main(argv=None):
         kmeans_iterations=args.kmeans_iterations)
     image_path, image_id = _find_image(args)
     figure, facts = explain_image(
-        predictor, bank, data.load_image(image_path), image_id,
+        predictor, bank,
+        data.load_image(image_path, args.apply_exif_orientation), image_id,
         data_dir=args.data_dir, num_classes=args.num_classes,
         num_segments=args.num_segments,
         num_neighbours_shown=args.num_neighbours_shown,

@@ -26,7 +26,7 @@ def main(argv=None):
   inference.add_model_and_data_flags(parser)
   inference.add_segment_flags(parser)
   inference.add_embedding_dim_flag(parser)
-  args = parser.parse_args(argv)
+  args = inference.parse_flags(parser, argv)
   with inference.exit_on_known_errors():
     network, _, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
@@ -36,7 +36,8 @@ def main(argv=None):
         window_size=args.input_size, strides=args.strides,
         num_classes=args.num_classes, ignore_label=args.ignore_label,
         num_clusters=args.num_clusters,
-        kmeans_iterations=args.kmeans_iterations)
+        kmeans_iterations=args.kmeans_iterations,
+        apply_exif_orientation=args.apply_exif_orientation)
 
 
 if __name__ == '__main__':

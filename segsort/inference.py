@@ -68,6 +68,7 @@ from network.segsort import eval_utils
 from segsort import colormap as colormap_lib
 from segsort import config as config_lib
 from segsort import data
+from segsort import flags
 from segsort import io_utils
 from segsort import trainer
 
@@ -418,6 +419,8 @@ def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
                          % (labels_path, labels.min(), labels.max(),
                             num_classes))
   bank = PrototypeBank(features.astype(np.float32), labels.astype(np.int32))
+  warn_of_missing_classes(bank.labels, num_classes,
+                          'The prototype bank %s' % prototype_dir)
   bank.identity = {
       'prototype_dir': os.path.abspath(prototype_dir),
       'sha256': {name: file_sha256(os.path.join(prototype_dir, name))
@@ -449,6 +452,22 @@ def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
                          % (indices_path, bank.image_indices.shape, boxes_path,
                             bank.boxes.shape, labels.shape[0], features_path))
   return bank
+
+
+def warn_of_missing_classes(labels, num_classes, bank_name):
+  """Warns when a bank's labels leave out classes, which k-NN never predicts.
+
+  Args:
+    labels: The bank's prototype labels.
+    num_classes: The number of classes.
+    bank_name: Names the bank (and the list it comes from) in the warning.
+  """
+  missing = np.setdiff1d(np.arange(num_classes), labels)
+  if missing.size:
+    _LOGGER.warning(
+        '%s holds no prototype of class %s (of [0, %d)): k-NN inference '
+        'never predicts %s.', bank_name, ', '.join(map(str, missing)),
+        num_classes, 'it' if missing.size == 1 else 'them')
 
 
 def _check_sources(bank, prototype_dir, sources_path):
@@ -736,7 +755,7 @@ def _print_summary(what, num_done, num_skipped, seconds):
 
 def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
                  save_dir, scales=(1.0,), flip=False, colormap=None,
-                 ignore_label=255):
+                 ignore_label=255, apply_exif_orientation=False):
   """Predicts every image of a list and writes gray/ID.png and color/ID.png.
 
   The run's settings (checkpoint, prototype bank, predictor settings, scales,
@@ -757,6 +776,8 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
     colormap: A uint8 array `[num_colors, 3]` covering the classes; VOC's
       when None.
     ignore_label: Passed to the input pipeline (labels are not used).
+    apply_exif_orientation: Whether to turn images as their EXIF orientation
+      asks (predictions then have the turned size).
 
   Returns:
     The number of images predicted (not skipped).
@@ -778,7 +799,8 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
       checkpoint=os.path.abspath(checkpoint_prefix),
       data_dir=os.path.abspath(data_dir),
       scales=[float(scale) for scale in scales], flip=bool(flip),
-      colormap=np.asarray(colormap[:predictor.num_classes]).tolist())
+      colormap=np.asarray(colormap[:predictor.num_classes]).tolist(),
+      apply_exif_orientation=bool(apply_exif_orientation))
   prepare_output_dir(os.path.join(save_dir, SETTINGS_FILE), settings,
                      [os.path.join(gray_dir, '*.png'),
                       os.path.join(color_dir, '*.png')],
@@ -795,7 +817,9 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
   num_done = 0
   start = time.time()
   for entry, example in tqdm(
-      zip(to_predict, data.entries_dataset(to_predict, ignore_label=ignore_label)),
+      zip(to_predict, data.entries_dataset(
+          to_predict, ignore_label=ignore_label,
+          apply_exif_orientation=apply_exif_orientation)),
       total=len(to_predict), desc='Predicting', unit='image'):
     gray_path, color_path = output_paths(entry)
     labels = predict_labels(predictor, example['image'], scales, flip)
@@ -956,7 +980,8 @@ def prepare_output_dir(settings_path, settings, output_patterns, what):
 
 def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
                        save_dir, window_size, strides, num_classes,
-                       ignore_label, num_clusters, kmeans_iterations):
+                       ignore_label, num_clusters, kmeans_iterations,
+                       apply_exif_orientation=False):
   """Extracts the prototypes of every annotated image of a list.
 
   Writes to `save_dir/prototypes/`: prototype_features.npy float32 `[P, D]`,
@@ -979,18 +1004,20 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
     save_dir: The output directory.
     window_size: (height, width) of the sliding windows.
     strides: (vertical, horizontal) window strides.
-    num_classes: The number of classes; label values from `num_classes` on
-      (other than `ignore_label`) are ignored, with a logged count, as in
-      training.
+    num_classes: The number of classes; label values outside
+      `[0, num_classes)` (other than `ignore_label`) are ignored, with a
+      warning per file and a count, as in training.
     ignore_label: The label of pixels to leave out.
     num_clusters: The k-means grid: n (n x n) or (along y, along x).
     kmeans_iterations: The number of k-means iterations.
+    apply_exif_orientation: Whether to turn images and labels as their EXIF
+      orientation asks (recorded, so that segsort.explain reads the images
+      the same way).
 
   Returns:
     The number of prototypes P.
 
   Raises:
-    data.DataError: Naming the label file holding negative ids.
     InferenceError: If no image yields a prototype.
   """
   runner = DenseOutputRunner(network, window_size, strides,
@@ -1006,6 +1033,7 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
       'ignore_label': ignore_label,
       'num_clusters': list(cluster_grid(num_clusters)),
       'kmeans_iterations': kmeans_iterations,
+      'apply_exif_orientation': bool(apply_exif_orientation),
   }
   prepare_output_dir(os.path.join(cache_dir, SETTINGS_FILE), settings,
                      [os.path.join(cache_dir, '*.npz')], 'Prototypes cached in')
@@ -1021,8 +1049,10 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
 
   to_extract = [entry for entry in entries
                 if not os.path.exists(cache_path(entry))]
-  examples = iter(data.entries_dataset(to_extract, ignore_label=ignore_label))
-  out_of_range = _OutOfRangeCount(num_classes, ignore_label)
+  examples = iter(data.entries_dataset(
+      to_extract, ignore_label=ignore_label,
+      apply_exif_orientation=apply_exif_orientation))
+  survey = data.LabelSurvey(data_list, num_classes, ignore_label)
   features, labels, image_indices, boxes = [], [], [], []
   num_done = 0
   num_skipped = len(entries) - len(to_extract)
@@ -1036,7 +1066,8 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
               cached['features'], cached['labels'], cached['boxes'])
       else:
         image_features, image_labels, image_boxes = _extract_one(
-            runner, image_prototypes, entry, next(examples), out_of_range)
+            runner, image_prototypes, entry, next(examples), survey,
+            num_classes, ignore_label)
         with io_utils.atomic_path(cache_path(entry)) as temporary:
           np.savez(temporary, features=image_features, labels=image_labels,
                    boxes=image_boxes)
@@ -1048,15 +1079,18 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
       image_indices.append(np.full(len(image_labels), image_index, np.int32))
   _print_summary('Extracted prototypes', num_done, num_skipped,
                  time.time() - start)
-  out_of_range.print_summary()
+  survey.log_out_of_range_total()
   features = np.concatenate(features).astype(np.float32)
   num_prototypes = len(features)
   if num_prototypes == 0:
     raise InferenceError('No labelled pixel in the images of %s: no '
                          'prototype to write.' % data_list)
+  labels = np.concatenate(labels).astype(np.int32)
+  warn_of_missing_classes(labels, num_classes, 'The prototype bank of %s (%s)'
+                          % (data_list, prototype_dir))
   arrays = {
       PROTOTYPE_FEATURES_FILE: features,
-      PROTOTYPE_LABELS_FILE: np.concatenate(labels).astype(np.int32),
+      PROTOTYPE_LABELS_FILE: labels,
       PROTOTYPE_IMAGE_INDICES_FILE: np.concatenate(image_indices),
       PROTOTYPE_BOXES_FILE: np.concatenate(boxes).astype(np.int32),
   }
@@ -1081,55 +1115,14 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
   return num_prototypes
 
 
-# Label files whose out-of-range values are logged one by one; further ones
-# are only counted.
-_MAX_OUT_OF_RANGE_WARNINGS = 10
-
-
-class _OutOfRangeCount:
-  """Counts (and logs) label values >= num_classes that are ignored."""
-
-  def __init__(self, num_classes, ignore_label):
-    self.num_classes = num_classes
-    self.ignore_label = ignore_label
-    self.num_pixels = 0
-    self.num_files = 0
-
-  def ignore(self, entry, label):
-    """Sets a label map's values >= num_classes (not ignore) to ignore."""
-    out_of_range = (label >= self.num_classes) & (label != self.ignore_label)
-    if not out_of_range.any():
-      return label
-    self.num_pixels += int(np.count_nonzero(out_of_range))
-    self.num_files += 1
-    if self.num_files <= _MAX_OUT_OF_RANGE_WARNINGS:
-      _LOGGER.warning(
-          '%s: %d label pixels of %s hold ids %s >= %d; they are ignored '
-          '(as label %d)%s', entry.location(),
-          np.count_nonzero(out_of_range), entry.label_path,
-          np.unique(label[out_of_range])[:10].tolist(), self.num_classes,
-          self.ignore_label,
-          '; further files are counted but not logged'
-          if self.num_files == _MAX_OUT_OF_RANGE_WARNINGS else '')
-    return np.where(out_of_range, self.ignore_label, label)
-
-  def print_summary(self):
-    if self.num_files:
-      print('Ignored %d label pixels of %d files holding ids >= %d.'
-            % (self.num_pixels, self.num_files, self.num_classes))
-
-
-def _extract_one(runner, image_prototypes, entry, example, out_of_range):
+def _extract_one(runner, image_prototypes, entry, example, survey,
+                 num_classes, ignore_label):
   """Prototypes of one image: (features [P, D], labels [P], boxes [P, 4])."""
   image = example['image']
-  label = out_of_range.ignore(entry, example['label'][..., 0].numpy())
-  negative = (label != out_of_range.ignore_label) & (label < 0)
-  if negative.any():
-    raise data.DataError(
-        '%s: label %s holds negative ids %s.'
-        % (entry.location(), entry.label_path,
-           np.unique(label[negative])[:10].tolist()))
-  ignore_label = out_of_range.ignore_label
+  label = example['label'][..., 0].numpy()
+  survey.add(entry, label)
+  label = np.where(data.out_of_range_mask(label, num_classes, ignore_label),
+                   ignore_label, label)
   embedding = runner.output_grid(image)
   cell_labels = labels_at_cell_centres(label, runner.output_stride)
   if not np.any(cell_labels != ignore_label):
@@ -1140,11 +1133,6 @@ def _extract_one(runner, image_prototypes, entry, example, out_of_range):
   boxes = prototype_boxes(cell_prototypes.numpy(), int(labels.shape[0]),
                           runner.output_stride, label.shape)
   return features.numpy(), labels.numpy(), boxes
-
-
-def parse_float_list(text):
-  """Parses 'a,b,c' into a tuple of floats (argparse type)."""
-  return tuple(float(value) for value in text.split(','))
 
 
 # ----------------------------------------------------------------------------
@@ -1166,39 +1154,45 @@ def add_model_and_data_flags(parser, default_input_size=(480, 480),
   parser.add_argument('--data_list', required=data_list_required,
                       default=None,
                       help='List file of the images (IMAGE [LABEL] a line).')
-  parser.add_argument('--input_size', type=config_lib.parse_input_size,
+  parser.add_argument('--input_size', type=flags.size_pair,
                       default=default_input_size,
                       help='Sliding window "height,width" (rounded up to a '
                       'multiple of the output stride; smaller images are '
                       'padded).')
-  parser.add_argument('--strides', type=config_lib.parse_input_size,
+  parser.add_argument('--strides', type=flags.size_pair,
                       default=(320, 320),
-                      help='Distances "vertical,horizontal" between windows.')
+                      help='Distances "vertical,horizontal" between windows, '
+                      'at most --input_size.')
   parser.add_argument('--restore_from', required=True,
                       help='Checkpoint prefix, or a directory for its latest; '
                       'its config.json gives the network.')
   parser.add_argument('--save_dir', required=True,
                       help='Output directory.')
-  parser.add_argument('--num_classes', type=int, default=21,
+  parser.add_argument('--num_classes', type=flags.integer(1), default=21,
                       help='Number of classes, background included.')
-  parser.add_argument('--ignore_label', type=int, default=255,
-                      help='Label value of pixels to leave out.')
+  parser.add_argument('--ignore_label', type=flags.integer(0), default=255,
+                      help='Label value of pixels to leave out (not a class '
+                      'id).')
+  parser.add_argument('--apply_exif_orientation', action='store_true',
+                      help='Turn images (and labels) as their EXIF '
+                      'orientation asks, as viewers show them; by default '
+                      'files are read as stored.')
 
 
 def add_embedding_dim_flag(parser):
   """Adds --embedding_dim, checked against the checkpoint's config."""
-  parser.add_argument('--embedding_dim', type=int, default=None,
+  parser.add_argument('--embedding_dim', type=flags.integer(1), default=None,
                       help="Checked against the checkpoint's embedding "
                       'dimension (which is used either way).')
 
 
 def add_segment_flags(parser):
   """Adds the k-means flags."""
-  parser.add_argument('--num_clusters', type=config_lib.parse_cluster_grid,
+  parser.add_argument('--num_clusters', type=flags.cluster_grid,
                       default=(5, 5),
-                      help='k-means grid of a window: "N" (N x N) or '
+                      help='k-means grid of an image: "N" (N x N) or '
                       '"ROWS,COLUMNS".')
-  parser.add_argument('--kmeans_iterations', type=int, default=10,
+  parser.add_argument('--kmeans_iterations', type=flags.integer(0), default=10,
                       help='Iterations of vMF k-means.')
 
 
@@ -1208,7 +1202,8 @@ def add_knn_flags(parser):
                       help='Directory of prototype_features.npy and '
                       'prototype_labels.npy (SAVE_DIR/prototypes of '
                       'segsort.extract_prototypes).')
-  parser.add_argument('--k_in_nearest_neighbors', type=int, default=15,
+  parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1),
+                      default=15,
                       help='Number of nearest prototypes that vote.')
 
 
@@ -1226,13 +1221,36 @@ def add_output_flags(parser, default_scales):
   multi-scale set `MULTI_SCALES`.
   """
   add_colormap_flag(parser)
-  parser.add_argument('--scale_aug', type=parse_float_list, nargs='?',
-                      const=MULTI_SCALES, default=default_scales,
-                      help='Comma-separated image scales whose scores are '
-                      'summed; given bare, %s.'
+  parser.add_argument('--scale_aug', type=flags.positive_real_list,
+                      nargs='?', const=MULTI_SCALES, default=default_scales,
+                      help='Comma-separated image scales (> 0) whose scores '
+                      'are summed; given bare, %s.'
                       % ','.join('%g' % scale for scale in MULTI_SCALES))
   parser.add_argument('--flip_aug', action='store_true',
                       help='Add the left-right flip of every scale.')
+
+
+def parse_flags(parser, argv=None):
+  """Parses the flags of an inference tool and checks them against each other.
+
+  Each flag's own range is checked by its argparse type; this adds the
+  checks between flags, so that every bad value stops the tool before any
+  work with a usage error naming the flag.
+
+  Args:
+    parser: A parser of `add_model_and_data_flags` and others of this module.
+    argv: The arguments without the program name; sys.argv[1:] when None.
+
+  Returns:
+    The parsed argparse.Namespace.
+  """
+  args = parser.parse_args(argv)
+  flags.check_at_most(parser, args, 'strides', 'input_size')
+  if 0 <= args.ignore_label < args.num_classes:
+    parser.error('argument --ignore_label: must not be a class id of [0, '
+                 '--num_classes %d), got %d' % (args.num_classes,
+                                                args.ignore_label))
+  return args
 
 
 def predict_list_from_flags(predictor, args, checkpoint_prefix):
@@ -1250,4 +1268,5 @@ def predict_list_from_flags(predictor, args, checkpoint_prefix):
       predictor, checkpoint_prefix=checkpoint_prefix, data_dir=args.data_dir,
       data_list=args.data_list, save_dir=args.save_dir, scales=args.scale_aug,
       flip=args.flip_aug, colormap=load_colormap(args.colormap),
-      ignore_label=args.ignore_label)
+      ignore_label=args.ignore_label,
+      apply_exif_orientation=args.apply_exif_orientation)

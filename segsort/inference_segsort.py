@@ -29,8 +29,8 @@ def build_parser(description, default_scales, default_input_size):
 
 def main(argv=None, description=__doc__.split('\n')[0],
          default_scales=(1.0,), default_input_size=(720, 720)):
-  args = build_parser(description, default_scales,
-                      default_input_size).parse_args(argv)
+  args = inference.parse_flags(
+      build_parser(description, default_scales, default_input_size), argv)
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)

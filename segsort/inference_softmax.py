@@ -22,7 +22,7 @@ def main(argv=None):
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   inference.add_model_and_data_flags(parser, default_input_size=(720, 720))
   inference.add_output_flags(parser, default_scales=(1.0,))
-  args = parser.parse_args(argv)
+  args = inference.parse_flags(parser, argv)
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SOFTMAX_MODES)

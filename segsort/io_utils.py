@@ -1,17 +1,21 @@
 """Atomic file writes and TensorFlow-free image readers.
 
 Writes are atomic: an output either exists complete or not at all. The
-readers (label and RGB images) are shared by the input pipeline, the tools
-and the metrics, which must not import TensorFlow.
+readers (list files, label and RGB images) are shared by the input pipeline,
+the tools and the metrics, which must not import TensorFlow, so that every
+part of the project reads a file the same way.
 """
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
+import threading
 
 import numpy as np
 from PIL import Image
+from PIL import ImageOps
 
 
 @contextlib.contextmanager
@@ -69,18 +73,164 @@ def save_json(path, obj):
 
 
 # ----------------------------------------------------------------------------
-# Reading images (NumPy and Pillow only, no TensorFlow).
+# Reading list files.
 
-# Pillow modes of single-channel images: palette, 8-bit, 32-bit, 16-bit and
-# 1-bit. np.asarray gives palette indices (not colours) for 'P'.
-LABEL_IMAGE_MODES = ('P', 'L', 'I', 'I;16', 'I;16B', 'I;16L', '1')
+_UTF8_BOM = b'\xef\xbb\xbf'
+_ASCII_WHITESPACE_TO_SPACE = str.maketrans('\t\n\r\f\v', '     ')
+
+
+class ListFileError(ValueError):
+  """A list file that cannot be read or decoded as text."""
+
+
+def read_list_lines(path):
+  """Reads the lines of a UTF-8 list file, without a byte-order mark.
+
+  Windows tools start UTF-8 files with a byte-order mark, which would
+  otherwise stick to the first path of the file.
+
+  Args:
+    path: A text file.
+
+  Returns:
+    The list of its lines, line ends kept.
+
+  Raises:
+    ListFileError: Naming the file (and line) if it cannot be read or is not
+      UTF-8 text.
+  """
+  try:
+    with open(path, 'rb') as stream:
+      contents = stream.read()
+  except OSError as error:
+    raise ListFileError('Cannot read data list %s: %s'
+                        % (path, error)) from error
+  if contents.startswith(_UTF8_BOM):
+    contents = contents[len(_UTF8_BOM):]
+  lines = []
+  for line_number, line in enumerate(contents.splitlines(keepends=True),
+                                     start=1):
+    try:
+      lines.append(line.decode('utf-8'))
+    except UnicodeDecodeError as error:
+      raise ListFileError(
+          '%s, line %d is not UTF-8 text (%s): %r'
+          % (path, line_number, error.reason, line)) from error
+  return lines
+
+
+def split_fields(line):
+  """Splits a list line at ASCII whitespace only.
+
+  str.split would also split at non-breaking and other Unicode spaces, which
+  can be part of a file name and should show in the error when they are not.
+  """
+  return [field for field in
+          line.translate(_ASCII_WHITESPACE_TO_SPACE).split(' ') if field]
+
+
+def printable_path(path):
+  """A path as it reads, or its repr when it holds invisible characters.
+
+  Zero-width spaces, byte-order marks, non-breaking spaces and control
+  characters look like nothing in a message; repr shows them as escapes.
+  """
+  return path if path.isprintable() else repr(path)
+
+
+# ----------------------------------------------------------------------------
+# Reading images (NumPy and Pillow only, no TensorFlow).
+#
+# Every image the project reads goes through `read_rgb_image` or
+# `read_label_image`, so that training, prototype extraction, inference,
+# explanation, the list check and the tools see the same pixels.
+
+# Pillow modes of single-channel images of ids: palette, 8-bit, 32-bit,
+# 16-bit and 1-bit. np.asarray gives palette indices (not colours) for 'P'.
+LABEL_IMAGE_MODES = ('P', 'L', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', '1')
+
+# Modes that Pillow converts to RGB exactly: 8-bit colour spaces, 1-bit,
+# palette, and the same with alpha, which is dropped (premultiplied 'La' and
+# 'RGBa' are unpremultiplied first).
+_RGB_CONVERTIBLE_MODES = ('RGB', 'RGBX', 'RGBA', 'RGBa', 'L', 'LA', 'La', 'P',
+                          'PA', '1', 'CMYK', 'YCbCr', 'HSV')
+
+# 16-bit grayscale modes, scaled to 8 bits (65535 -> 255). Pillow's own
+# conversion clips every value above 255 to white.
+_16_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N')
+
+# The EXIF tag of the orientation, and what its values ask a viewer to do.
+_EXIF_ORIENTATION_TAG = 0x0112
+_ORIENTATIONS = {
+    2: 'mirrored left-right', 3: 'rotated 180 degrees',
+    4: 'mirrored top-bottom', 5: 'transposed', 6: 'rotated 90 degrees clockwise',
+    7: 'transversed', 8: 'rotated 90 degrees counter-clockwise',
+}
+
+_LOGGER = logging.getLogger(__name__)
+
+# Files already warned about (decoding runs on several threads, and a
+# training run reads every file once per epoch).
+_warned_orientations = set()
+_warned_orientations_lock = threading.Lock()
 
 
 class ImageFileError(ValueError):
   """An image file that cannot be decoded or has the wrong kind of pixels."""
 
 
-def read_label_image(path, dtype=np.int32):
+def _exif_orientation(image):
+  """The EXIF orientation (1 to 8) of an opened Pillow image; 1 without one."""
+  orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+  return orientation if orientation in _ORIENTATIONS else 1
+
+
+def read_exif_orientation(path):
+  """The EXIF orientation (1 to 8) of an image file; 1 without one.
+
+  Raises:
+    ImageFileError: Naming the file if it cannot be opened.
+  """
+  with _open_image(path, 'image') as image:
+    return _exif_orientation(image)
+
+
+def describe_orientation(path, orientation):
+  """Says what an EXIF orientation other than 1 means for a file's pixels."""
+  return (
+      '%s has EXIF orientation %d (viewers show it %s); without '
+      '--apply_exif_orientation it is read as stored, so a label drawn on the '
+      'displayed view does not match it. Pass --apply_exif_orientation if '
+      'its label was drawn on the displayed view, or set its orientation '
+      'tag to 1 if the label matches the stored pixels.'
+      % (path, orientation, _ORIENTATIONS[orientation]))
+
+
+def _oriented(image, path, apply_exif_orientation):
+  """Applies an image's EXIF orientation, or warns (once per file) of it."""
+  orientation = _exif_orientation(image)
+  if orientation == 1:
+    return image
+  if apply_exif_orientation:
+    return ImageOps.exif_transpose(image)
+  with _warned_orientations_lock:
+    first_time = path not in _warned_orientations
+    _warned_orientations.add(path)
+  if first_time:
+    _LOGGER.warning(describe_orientation(path, orientation))
+  return image
+
+
+def _open_image(path, what):
+  """Opens an image file with Pillow, naming it in any error."""
+  try:
+    return Image.open(path)
+  except (OSError, SyntaxError, ValueError) as error:
+    raise ImageFileError('Cannot decode %s %s: %s'
+                         % (what, path, error)) from error
+
+
+def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
   """Reads a label (class-id) or segment-id image into integer ids.
 
   Grayscale images (1, 8, 16 or 32 bit) give their values, palette images
@@ -89,50 +239,73 @@ def read_label_image(path, dtype=np.int32):
   Args:
     path: A single-channel image file, normally a PNG.
     dtype: The integer dtype of the result.
+    apply_exif_orientation: Whether to turn the ids as the file's EXIF
+      orientation asks (see `read_rgb_image`).
 
   Returns:
     An array `[height, width]` of `dtype`.
 
   Raises:
-    ImageFileError: Naming the file when it cannot be decoded or has colour
-      channels (its ids would be lost).
+    ImageFileError: Naming the file when it cannot be decoded or has no
+      single channel of integer ids (colour, alpha or floating point).
   """
-  try:
-    with Image.open(path) as label:
-      mode = label.mode
-      ids = np.asarray(label) if mode in LABEL_IMAGE_MODES else None
-  except (OSError, SyntaxError, ValueError) as error:
-    raise ImageFileError('Cannot decode label image %s: %s'
-                         % (path, error)) from error
-  if ids is None:
-    raise ImageFileError(
-        '%s is a %s image; expected a single-channel image of class ids '
-        '(grayscale or palette), not mode %s with colour channels.'
-        % (path, mode, mode))
+  with _open_image(path, 'label image') as label:
+    mode = label.mode
+    if mode not in LABEL_IMAGE_MODES:
+      raise ImageFileError(
+          '%s is a %s image; expected a single-channel image of class ids '
+          '(grayscale or palette), not Pillow mode %s (bands %s).'
+          % (path, mode, mode, ','.join(label.getbands())))
+    try:
+      ids = np.asarray(_oriented(label, path, apply_exif_orientation))
+    except (OSError, SyntaxError, ValueError) as error:
+      raise ImageFileError('Cannot decode label image %s: %s'
+                           % (path, error)) from error
   return ids.astype(dtype)
 
 
-def read_rgb_image(path):
-  """Decodes an image file (JPEG, PNG, ...) into RGB.
+def read_rgb_image(path, apply_exif_orientation=False):
+  """Decodes an image file (JPEG, PNG, TIFF, ...) of any usual mode into RGB.
 
-  EXIF orientation is ignored, as by label PNGs, so that an image and its
-  label keep the same pixel grid.
+  8-bit colour spaces, palettes and 1-bit images are converted by Pillow
+  (alpha is dropped); 16-bit grayscale is scaled to 8 bits (16-bit colour
+  PNGs are already decoded so by Pillow), as is a 32-bit integer image
+  whose values fit 16 bits (Pillow decodes 16-bit PGM files so). Floating
+  point images and wider integers have no defined white and are refused.
+
+  EXIF orientation is ignored by default, as by label PNGs, so that an image
+  and its label keep the same pixel grid; an image with an orientation
+  other than 1 is reported once per file.
 
   Args:
     path: An image file.
+    apply_exif_orientation: Whether to turn the image as its EXIF
+      orientation asks (as viewers and annotation tools show it).
 
   Returns:
     A uint8 array `[height, width, 3]`.
 
   Raises:
     ImageFileError: Naming the file if it cannot be read or decoded (also
-      when truncated).
+      when truncated) or its mode has no defined conversion to RGB.
   """
-  try:
-    with Image.open(path) as image:
-      if image.mode != 'RGB':
-        image = image.convert('RGB')
-      return np.asarray(image)
-  except (OSError, SyntaxError, ValueError) as error:
-    raise ImageFileError('Cannot decode image %s: %s'
-                         % (path, error)) from error
+  with _open_image(path, 'image') as image:
+    mode = image.mode
+    try:
+      image = _oriented(image, path, apply_exif_orientation)
+      if mode in _RGB_CONVERTIBLE_MODES:
+        return np.asarray(image if mode == 'RGB' else image.convert('RGB'))
+      pixels = np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as error:
+      raise ImageFileError('Cannot decode image %s: %s'
+                           % (path, error)) from error
+  if mode == 'I' and pixels.size and 0 <= pixels.min() <= pixels.max() < 2**16:
+    mode = 'I;16'
+  if mode not in _16_BIT_MODES:
+    value_range = (' with values in [%s, %s]' % (pixels.min(), pixels.max())
+                   if pixels.size else '')
+    raise ImageFileError(
+        '%s is a mode %s image%s, which has no defined conversion to 8-bit '
+        'RGB; save it as an 8- or 16-bit image.' % (path, mode, value_range))
+  gray = np.round(pixels.astype(np.float32) * (255.0 / 65535.0))
+  return np.repeat(gray.astype(np.uint8)[..., np.newaxis], 3, axis=2)

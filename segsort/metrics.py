@@ -304,11 +304,12 @@ def list_image_ids(data_list):
   """Image ids (file names without extension) of a list file's first column.
 
   Raises:
-    ValueError: Naming the list when it holds no image.
+    ValueError: Naming the list when it cannot be read or holds no image.
   """
-  with open(data_list) as stream:
-    image_ids = [os.path.splitext(os.path.basename(line.split()[0]))[0]
-                 for line in stream if line.strip()]
+  image_ids = [os.path.splitext(os.path.basename(fields[0]))[0]
+               for fields in map(io_utils.split_fields,
+                                 io_utils.read_list_lines(data_list))
+               if fields]
   if not image_ids:
     raise ValueError('%s lists no image.' % data_list)
   return image_ids

@@ -29,6 +29,7 @@ listed in segsort/config.py.
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 import time
@@ -53,6 +54,16 @@ CHECKPOINT_NAME = 'ckpt'
 TENSORBOARD_DIR_NAME = 'tensorboard'
 # Images per TensorBoard picture summary.
 NUM_PICTURES = 4
+# A run has diverged when its total loss exceeds this multiple of its lowest
+# checked loss, or of 1 if lower: the losses are means of negative
+# log-likelihoods of order 1 (at most 2 * concentration + log(segments) for
+# SegSort) plus a weight decay that grows slowly in a healthy run.
+DIVERGENCE_FACTOR = 100.0
+# A checked loss within this multiple of the same level vouches for the
+# checkpoints written before it; one above may already come from diverging
+# weights (softmax on the mini network at --learning_rate 3: 23x its first
+# loss at step 2, 210x at step 3).
+HEALTHY_FACTOR = 10.0
 
 # Present in object-based (TF2) checkpoints, absent from TF-Slim's.
 _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
@@ -85,8 +96,8 @@ class CheckpointMismatchError(TrainingError, ValueError):
   """A checkpoint's weights do not fit the model."""
 
 
-class NonFiniteLossError(TrainingError, FloatingPointError):
-  """The loss or its gradients became NaN or infinite.
+class DivergenceError(TrainingError, FloatingPointError):
+  """The loss grew by orders of magnitude (or became NaN or infinite).
 
   Attributes:
     step: The 1-based number of the step that failed.
@@ -95,6 +106,10 @@ class NonFiniteLossError(TrainingError, FloatingPointError):
   def __init__(self, message, step):
     super().__init__(message)
     self.step = step
+
+
+class NonFiniteLossError(DivergenceError):
+  """The loss, its gradients or the weights became NaN or infinite."""
 
 
 @dataclasses.dataclass
@@ -375,6 +390,12 @@ class Trainer:
     self._build_checkpoint()
     self.restored_from = self._restore()
     if dataset is None:
+      if self._is_chief and config.mode != 'segsort_unsup':
+        # Warns once, before any step, of labels the pipeline would ignore
+        # every epoch and of classes the list never holds.
+        data.survey_labels(config.data_dir, config.data_list,
+                           config.num_classes, config.ignore_label,
+                           config.apply_exif_orientation)
       # The pictures show the first batch of the stream, with every key.
       self._picture_batch = (self._take_picture_batch(self._build_dataset())
                              if self._is_chief else None)
@@ -450,7 +471,8 @@ class Trainer:
         num_classes=config.num_classes, num_clusters=config.num_clusters,
         kmeans_grid=config.kmeans_grid, unsupervised=config.mode == 'segsort_unsup',
         seed=config.random_seed + self._worker_index, deterministic=True,
-        start_batch=start_batch, outputs=outputs)
+        start_batch=start_batch, outputs=outputs,
+        apply_exif_orientation=config.apply_exif_orientation)
 
   def _take_picture_batch(self, dataset):
     """The first images of the stream, pictured at every summary step."""
@@ -698,17 +720,76 @@ class Trainer:
         still overflow the weights); nothing is saved then.
     """
     if not bool(self._weights_are_finite()):
-      raise NonFiniteLossError(
-          'Weights not finite after step %d; stopped without saving. The '
-          'last checkpoint, %s, is intact: lower --learning_rate, then '
-          'resume.' % (step, self.checkpoint_manager.latest_checkpoint
-                       or 'none'), step)
+      self._stop_diverged(NonFiniteLossError, step, 'weights not finite')
     path = self.checkpoint_manager.save(checkpoint_number=step)
     if not self._is_chief:
       tf.io.gfile.rmtree(self.checkpoint_manager.directory)
       return tf.train.latest_checkpoint(self.config.snapshot_dir)
     _LOGGER.info('Saved %s', path)
     return path
+
+  def _check_divergence(self, step, losses):
+    """Stops the run if a checked loss grew by orders of magnitude.
+
+    The loss of step k is that of the weights after step k - 1, so a loss
+    within HEALTHY_FACTOR of the run's level vouches for the checkpoints
+    written before step k.
+
+    Raises:
+      DivergenceError: If the total loss exceeds DIVERGENCE_FACTOR times
+        its lowest checked value of this run (or 1 if lower).
+    """
+    loss = losses['total_loss']
+    level = max(min(self._lowest_loss, loss), 1.0)
+    if loss > DIVERGENCE_FACTOR * level:
+      self._stop_diverged(DivergenceError, step, 'total loss %g, over %g '
+                          'times its lowest level of this run, %g' % (
+                              loss, DIVERGENCE_FACTOR, self._lowest_loss))
+    if loss <= HEALTHY_FACTOR * level:
+      self._vouched_step = step
+    self._lowest_loss = min(self._lowest_loss, loss)
+
+  def _stop_diverged(self, error_class, step, what):
+    """Keeps only vouched checkpoints as the latest and raises with advice.
+
+    Checkpoints written from the step of the last passed check on hold
+    weights (and momentum) that may already be diverging: they stay on disk
+    but are dropped from the directory's checkpoint list, so that resuming
+    starts from the last vouched one, or from scratch if there is none.
+
+    Raises:
+      error_class: Always, with advice that works when followed literally.
+    """
+    config = self.config
+    manager = self.checkpoint_manager
+    vouched = [prefix for prefix in manager.checkpoints
+               if int(prefix.rsplit('-', 1)[1]) < self._vouched_step]
+    dropped = manager.checkpoints[len(vouched):]
+    if dropped and self._is_chief:
+      state_path = os.path.join(config.snapshot_dir, 'checkpoint')
+      if vouched:
+        tf.compat.v1.train.update_checkpoint_state(
+            config.snapshot_dir, vouched[-1],
+            all_model_checkpoint_paths=vouched)
+      else:
+        os.remove(state_path)
+    learning_rate = min(config.learning_rate / 10.0,
+                        config_lib.MODE_DEFAULTS['learning_rate'][config.mode])
+    message = ('Training diverged at step %d (%s); stopped without saving.'
+               % (step, what))
+    if dropped:
+      message += (' Checkpoints written since the last healthy check (%s) '
+                  'stay on disk but are no longer listed in %s.'
+                  % (', '.join(os.path.basename(prefix) for prefix in dropped),
+                     config.snapshot_dir))
+    message += (' To go on, run the same command with --learning_rate %g '
+                '--overwrite_config: it %s. If it diverges again, check the '
+                'data (tools.check_list).' % (
+                    learning_rate,
+                    'resumes from %s, the last checkpoint of a healthy loss'
+                    % vouched[-1] if vouched else
+                    'starts again from the first step'))
+    raise error_class(message, step)
 
   def _write_summaries(self, step, losses, learning_rate, images_per_second):
     names = {'task_loss': self.config.mode + '_loss',
@@ -731,11 +812,17 @@ class Trainer:
       A TrainResult.
 
     Raises:
-      NonFiniteLossError: If a loss or gradient becomes NaN or infinite;
-        nothing is saved after the last finite step.
+      DivergenceError: If a checked loss grows by orders of magnitude
+        (NonFiniteLossError: if a loss, gradient or weight becomes NaN or
+        infinite); nothing is saved then, and checkpoints that may hold
+        diverging weights are no longer the latest (see `_stop_diverged`).
     """
     config = self.config
     step = int(self.step.numpy())
+    # The lowest checked loss, and the step whose check vouches for the
+    # checkpoints before it: those of earlier runs, until the first check.
+    self._lowest_loss = math.inf
+    self._vouched_step = step
     end = min(config.num_steps, until_step or config.num_steps)
     latest = self.checkpoint_manager.latest_checkpoint
     if step >= end:
@@ -748,6 +835,7 @@ class Trainer:
     else:
       writer = tf.summary.create_noop_writer()
     losses = {}
+    first_step = step + 1
     with writer.as_default(), tqdm.tqdm(
         total=config.num_steps, initial=step, unit='step', dynamic_ncols=True,
         disable=not self._is_chief) as progress:
@@ -759,17 +847,20 @@ class Trainer:
         # The one value fetched every step: a single scalar, so that a NaN
         # stops the run at the step that made it.
         if float(non_finite):
-          raise NonFiniteLossError(
-              'Loss or gradients not finite at step %d (%s); stopped without '
-              'saving. The last checkpoint, %s, is intact: lower '
-              '--learning_rate or check the data, then resume.' % (
-                  step, ', '.join('%s %g' % (name, float(value))
-                                  for name, value in step_losses.items()),
-                  latest or 'none'), step)
+          self._stop_diverged(NonFiniteLossError, step, 'loss or gradients '
+                              'not finite: %s' % ', '.join(
+                                  '%s %g' % (name, float(value))
+                                  for name, value in step_losses.items()))
         progress.update()
-        if step % config.update_tb_every == 0 or step == end:
-          # The losses are fetched from the device only here.
+        saving = step % config.save_pred_every == 0 or step == end
+        # The losses are fetched from the device only here: at the first
+        # step (the level that divergence is measured against), on summary
+        # steps and before every save, so that no diverged model is saved.
+        if (step == first_step or saving or
+            step % config.update_tb_every == 0):
           losses = {name: float(value) for name, value in step_losses.items()}
+          self._check_divergence(step, losses)
+        if step % config.update_tb_every == 0 or step == end:
           # The rate the step used, computed on the host.
           learning_rate = float(poly_learning_rate(
               config.learning_rate, step - 1, config.num_steps, config.power))
@@ -787,9 +878,15 @@ class Trainer:
             # Flushed now, so that a run killed later keeps them.
             writer.flush()
           interval_start, interval_steps = time.perf_counter(), 0
-        if step % config.save_pred_every == 0 or step == end:
+        if saving:
           latest = self._save(step)
     writer.flush()
+    if self._vouched_step < step:
+      _LOGGER.warning(
+          'The last loss, %g, is over %g times the lowest of this run, %g: '
+          'the run may be diverging (see its TensorBoard losses); if so, '
+          'rerun with a lower --learning_rate.', losses['total_loss'],
+          HEALTHY_FACTOR, self._lowest_loss)
     return TrainResult(step, losses, latest)
 
 

@@ -113,3 +113,13 @@ def test_runs_as_module_and_as_script():
                             check=False)
     assert result.returncode == 0, result.stderr
     assert 'usage:' in result.stdout
+
+
+@pytest.mark.parametrize('flag, value', [('--jpeg_quality', '0'),
+                                         ('--jpeg_quality', '96'),
+                                         ('--workers', '0')])
+def test_refuses_out_of_range_flags(tmp_path, capsys, flag, value):
+  with pytest.raises(SystemExit):
+    camvid_to_voc.main(['--camvid_dir', str(tmp_path), '--output_dir',
+                        str(tmp_path / 'voc'), flag, value])
+  assert 'argument %s: must be an integer >=' % flag in capsys.readouterr().err

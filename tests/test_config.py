@@ -1,5 +1,6 @@
 """Tests of segsort.config: flags, config.json, checkpoint look-up."""
 
+import dataclasses
 import importlib
 import json
 import os
@@ -205,3 +206,20 @@ def test_entry_points_parse_their_mode_s_flags(capsys, module_name,
     module.main(['--help'])
   assert exited.value.code == 0
   assert description in capsys.readouterr().out
+
+
+def test_paths_spelled_differently_are_the_same_configuration(tmp_path,
+                                                               monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  relative = config_lib.TrainConfig(
+      data_dir='data/', data_list='./lists/../lists/train.txt',
+      snapshot_dir='run', restore_from='snapshots/imagenet')
+  absolute = config_lib.TrainConfig(
+      data_dir=str(tmp_path / 'data'),
+      data_list=str(tmp_path / 'lists' / 'train.txt'),
+      snapshot_dir=str(tmp_path / 'run') + '/',
+      restore_from=str(tmp_path / 'snapshots' / 'imagenet'))
+  assert not config_lib.config_differences(relative, absolute, ignored=())
+  moved = dataclasses.replace(absolute, data_dir=str(tmp_path / 'other'))
+  assert config_lib.config_differences(relative, moved, ignored=()) == [
+      ('data_dir', 'data/', str(tmp_path / 'other'))]

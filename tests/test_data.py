@@ -388,10 +388,16 @@ def test_training_dataset_ignores_out_of_range_labels(voc_root, tmp_path,
       voc_root, list_path, IMAGE_SIZE, 1, random_scale=False,
       random_mirror=False, random_crop=False, num_classes=NUM_CLASSES)
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
-    labels = _take(dataset, 1)[0]['label'][0, ..., 0]
-  np.testing.assert_array_equal(labels, np.where(label == 9, 255, 1))
-  assert 'list.txt, line 1' in caplog.text
-  assert '%d label pixels outside [0, 4)' % (label == 9).sum() in caplog.text
+    labels = [batch['label'][0, ..., 0] for batch in _take(dataset, 3)]
+  for epoch_labels in labels:
+    np.testing.assert_array_equal(epoch_labels, np.where(label == 9, 255, 1))
+  # The survey, not every epoch of the pipeline, reports the file.
+  assert not caplog.text
+  with caplog.at_level(logging.WARNING, logger='segsort.data'):
+    data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+  assert caplog.text.count('list.txt, line 1') == 1
+  assert '%d label pixels of %s outside [0, 4)' % (
+      (label == 9).sum(), tmp_path / 'high.png') in caplog.text
 
 
 def test_training_dataset_unsupervised_without_labels(voc_root, tmp_path):

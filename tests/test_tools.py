@@ -246,7 +246,7 @@ def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):
   image_dir.mkdir(parents=True)
   Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
   (tmp_path / 'empty.txt').write_text('\n')
-  with pytest.raises(ValueError, match=r'empty\.txt lists no image'):
+  with pytest.raises(SystemExit, match=r'error: .*empty\.txt lists no image'):
     make_oversegmentation.main(['--data_dir', str(tmp_path), '--workers', '1',
                                 '--data_list', str(tmp_path / 'empty.txt')])
 

@@ -5,6 +5,7 @@ they only read them.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -297,12 +298,76 @@ def test_non_finite_loss_stops_without_saving(voc, tmp_path):
   saved_steps = [int(name.split('-')[1].split('.')[0])
                  for name in os.listdir(tmp_path) if name.endswith('.index')]
   assert max(saved_steps, default=0) < failed_step
-  for prefix in tf.train.get_checkpoint_state(
-      str(tmp_path)).all_model_checkpoint_paths if saved_steps else []:
-    reader = tf.train.load_checkpoint(prefix)
+  # Every checkpoint on disk, listed or no longer listed, is finite.
+  for saved_step in saved_steps:
+    reader = tf.train.load_checkpoint(str(tmp_path / ('ckpt-%d' % saved_step)))
     for name, dtype in reader.get_variable_to_dtype_map().items():
       if dtype.is_floating:
         assert np.all(np.isfinite(reader.get_tensor(name))), (prefix, name)
+
+
+def _softmax_argv(voc, snapshot_dir, learning_rate, **flags):
+  root, train_list = voc
+  argv = ['--data_dir', root, '--data_list', train_list, '--backbone', 'mini',
+          '--batch_size', '2', '--input_size', '64,64', '--num_classes', '4',
+          '--is_training', '--snapshot_dir', str(snapshot_dir),
+          '--learning_rate', str(learning_rate)]
+  for name, value in flags.items():
+    argv += ['--' + name, str(value)]
+  return argv
+
+
+def test_divergence_advice_works_when_followed_literally(voc, tmp_path):
+  """Softmax at --learning_rate 30 diverges; its advice, followed, trains."""
+  argv = _softmax_argv(voc, tmp_path, 30, num_steps=4, save_pred_every=1,
+                       update_tb_every=100)
+  with pytest.raises(SystemExit) as raised:
+    trainer_lib.main('softmax', argv)
+  message = str(raised.value)
+  assert message.startswith('error: Training diverged at step 2 (total loss')
+  assert '\n' not in message
+  # ckpt-1 holds the weights whose loss diverged at step 2: kept on disk,
+  # no longer the latest.
+  assert 'ckpt-1' in message and os.path.exists(tmp_path / 'ckpt-1.index')
+  assert tf.train.latest_checkpoint(str(tmp_path)) is None
+  advice = re.search(r'run the same command with (--learning_rate \S+ '
+                     r'--overwrite_config)', message).group(1).split()
+  assert advice == ['--learning_rate', '0.001', '--overwrite_config']
+  trainer_lib.main('softmax', argv + advice)
+  latest = tf.train.latest_checkpoint(str(tmp_path))
+  assert latest.endswith('ckpt-4')
+  assert config_lib.load_config(str(tmp_path)).learning_rate == 0.001
+
+
+def test_a_run_whose_loss_explodes_does_not_end_quietly(voc, tmp_path):
+  """At --learning_rate 3 the loss reaches 1e4 within 6 steps."""
+  config = config_lib.TrainConfig.from_flags(_softmax_argv(
+      voc, tmp_path, 3, num_steps=6, save_pred_every=100,
+      update_tb_every=100), mode='softmax')
+  with pytest.raises(trainer_lib.DivergenceError) as raised:
+    trainer_lib.Trainer(config).train()
+  assert raised.value.step == 6
+  assert 'starts again from the first step' in str(raised.value)
+  assert not [name for name in os.listdir(tmp_path) if name.endswith('.index')]
+
+
+def test_resume_after_divergence_starts_from_the_last_healthy_checkpoint(
+    voc, tmp_path):
+  trainer = trainer_lib.Trainer(make_config(voc, tmp_path, num_steps=6,
+                                            save_pred_every=1))
+  losses = iter([3.0, 2.0, 25.0, 4.0, 900.0])
+  trainer._check_divergence = (  # pylint: disable=protected-access
+      lambda step, _, check=trainer._check_divergence:  # pylint: disable=protected-access
+      check(step, {'total_loss': next(losses)}))
+  with pytest.raises(trainer_lib.DivergenceError) as raised:
+    trainer.train()
+  # Step 3's loss, 25, is over 10x the level 2: it vouches for no
+  # checkpoint; step 4's does, for ckpt-3 and before; step 5's diverged.
+  assert raised.value.step == 5
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-3')
+  assert 'resumes from %s' % os.path.join(str(tmp_path), 'ckpt-3') in str(
+      raised.value)
+  assert os.path.exists(tmp_path / 'ckpt-4.index')
 
 
 def test_missing_snapshot_dir_and_missing_gpus_are_refused(voc, tmp_path):
@@ -421,8 +486,9 @@ def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(
   trainer._train_step = counting_train_step  # pylint: disable=protected-access
   result = trainer.train()
   assert result.step == 5 and np.isfinite(result.losses['total_loss'])
-  # Once, at the last step, for each of the three loss terms.
-  assert len(fetches) == 3
+  # At the first step (the level divergence is measured against) and at the
+  # last, for each of the three loss terms.
+  assert len(fetches) == 6
 
 
 def test_softmax_loss_is_the_mean_over_valid_pixels():

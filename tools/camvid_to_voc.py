@@ -32,6 +32,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
@@ -178,15 +179,10 @@ def main(argv=None):
                       '..., train.txt, val.txt, test.txt).')
   parser.add_argument('--output_dir', required=True,
                       help='DATAROOT of the VOC layout to write.')
-  parser.add_argument('--jpeg_quality', type=int, default=92,
-                      help='JPEG quality of the frames, 1-95.')
+  parser.add_argument('--jpeg_quality', type=flags.integer(1, 95),
+                      default=92, help='JPEG quality of the frames, 1-95.')
   folder_jobs.add_job_flags(parser, items='images')
   args = parser.parse_args(argv)
-  if not 1 <= args.jpeg_quality <= 95:
-    parser.error('--jpeg_quality must be in [1, 95], got %d'
-                 % args.jpeg_quality)
-  if args.workers < 1:
-    parser.error('--workers must be at least 1, got %d' % args.workers)
   try:
     counts = convert(args.camvid_dir, args.output_dir,
                      jpeg_quality=args.jpeg_quality, workers=args.workers,

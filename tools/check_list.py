@@ -4,7 +4,10 @@ Reports, with list file, line number and path, every line that is malformed
 or names a missing file, an image or label that does not decode, a label
 (or oversegmentation) whose size differs from its image or that has colour
 channels, and, with --num_classes, labels holding values outside
-[0, num_classes) other than the ignore label. Exits with status 1 if any
+[0, num_classes) other than the ignore label, and an image with an EXIF
+orientation (unless --apply_exif_orientation). Warns, without failing, of
+classes that no label of the list holds and of labels holding only 0 and
+the ignore label (binary masks stored as 0/255). Exits with status 1 if any
 problem is found.
 
 Example:
@@ -24,6 +27,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import data  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 
 
 def main(argv=None):
@@ -32,26 +36,40 @@ def main(argv=None):
   parser.add_argument('--data_dir', required=True,
                       help='Directory list paths are relative to.')
   parser.add_argument('--data_list', required=True, help='List file.')
-  parser.add_argument('--num_classes', type=int,
-                      help='Check that labels are below this (or ignore).')
-  parser.add_argument('--ignore_label', type=int, default=255)
+  parser.add_argument('--num_classes', type=flags.integer(1),
+                      help='Check that labels are below this (or ignore), '
+                      'and warn of classes that no label holds.')
+  parser.add_argument('--ignore_label', type=flags.integer(0), default=255)
   parser.add_argument('--with_oversegmentation', action='store_true',
                       help='Also check oversegmentations (third column or '
                       'VOC2012/hed/<id>.png).')
   parser.add_argument('--allow_unlabeled', action='store_true',
                       help='Allow one-column lines (test lists).')
-  parser.add_argument('--workers', type=int, default=os.cpu_count(),
-                      help='Decoding threads.')
+  parser.add_argument('--apply_exif_orientation', action='store_true',
+                      help='Images are read turned as their EXIF orientation '
+                      'asks, as training with this flag reads them; '
+                      'without it, an image with an orientation is a '
+                      'problem.')
+  parser.add_argument('--workers', type=flags.integer(1),
+                      default=os.cpu_count(), help='Decoding threads.')
   args = parser.parse_args(argv)
+  if (args.num_classes is not None and
+      0 <= args.ignore_label < args.num_classes):
+    parser.error('argument --ignore_label: must not be a class id of [0, '
+                 '--num_classes %d), got %d' % (args.num_classes,
+                                                args.ignore_label))
 
   report = data.check_data_list(
       args.data_dir, args.data_list, num_classes=args.num_classes,
       ignore_label=args.ignore_label,
       with_oversegmentation=args.with_oversegmentation,
-      require_labels=not args.allow_unlabeled, num_workers=args.workers,
-      progress=tqdm.tqdm)
+      require_labels=not args.allow_unlabeled,
+      apply_exif_orientation=args.apply_exif_orientation,
+      num_workers=args.workers, progress=tqdm.tqdm)
   for problem in report.problems:
     print(problem)
+  for warning in report.warnings:
+    print('warning: %s' % warning)
   print('%s: %d lines, %d problem(s)%s' % (
       args.data_list, report.num_entries, len(report.problems),
       ', %d out-of-range label pixels' % report.out_of_range_pixels

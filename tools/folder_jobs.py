@@ -12,6 +12,8 @@ import os
 
 import tqdm
 
+from segsort import flags
+
 
 def add_job_flags(parser, items='files', workers_help=None):
   """Adds the --workers and --overwrite flags.
@@ -21,8 +23,8 @@ def add_job_flags(parser, items='files', workers_help=None):
     items: What the inputs are called in --overwrite's help, e.g. 'images'.
     workers_help: The help text of --workers, if any.
   """
-  parser.add_argument('--workers', type=int, default=os.cpu_count(),
-                      help=workers_help)
+  parser.add_argument('--workers', type=flags.integer(1),
+                      default=os.cpu_count(), help=workers_help)
   parser.add_argument('--overwrite', action='store_true',
                       help='Redo %s whose output exists.' % items)
 
@@ -59,8 +61,17 @@ def run_file_jobs(convert, jobs, overwrite, workers, output_dir, summary):
     output_dir: The folder of the outputs; created if missing.
     summary: A format string printed first, given the number of jobs, the
       number to run and output_dir, e.g. '%d PNGs, %d to convert into %s'.
+
+  Raises:
+    SystemExit: With the one-line message of an input that `convert` refuses
+      (a ValueError naming the file); the outputs made so far are complete.
   """
   todo = [job for job in jobs if overwrite or not os.path.exists(job[1])]
   print(summary % (len(jobs), len(todo), output_dir))
   os.makedirs(output_dir, exist_ok=True)
-  run_jobs(convert, todo, workers)
+  try:
+    run_jobs(convert, todo, workers)
+  except ValueError as error:
+    raise SystemExit('error: %s (the outputs written are complete; fix or '
+                     'remove the file, then run again to continue)'
+                     % error) from error

@@ -41,8 +41,9 @@ SBD_SPLIT_DIR = os.path.join('sbd', 'dataset')
 
 def read_split(path):
   """Reads image ids, one per line (blank lines and extra columns ignored)."""
-  with open(path) as stream:
-    return [line.split()[0] for line in stream if line.strip()]
+  return [fields[0] for fields in map(io_utils.split_fields,
+                                      io_utils.read_list_lines(path))
+          if fields]
 
 
 def _voc_line(image_id):
@@ -141,7 +142,11 @@ def main(argv=None):
   parser.add_argument('--output_dir', required=True,
                       help='Folder to write the list files into.')
   args = parser.parse_args(argv)
-  for name, path in sorted(make_lists(args.data_dir, args.output_dir).items()):
+  try:
+    paths = make_lists(args.data_dir, args.output_dir)
+  except io_utils.ListFileError as error:
+    raise SystemExit('error: %s' % error) from error
+  for name, path in sorted(paths.items()):
     with open(path) as stream:
       print('%-9s %6d lines  %s' % (name, sum(1 for _ in stream), path))
   return 0

@@ -40,6 +40,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from segsort import metrics  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
@@ -406,10 +407,10 @@ def save_segments(path, segments):
     Image.fromarray(segments.astype(dtype)).save(temporary, format='PNG')
 
 
-def _oversegment_file(paths, options):
+def _oversegment_file(paths, options, apply_exif_orientation=False):
   image_path, output_path = paths
-  save_segments(output_path,
-                oversegment(io_utils.read_rgb_image(image_path), **options))
+  save_segments(output_path, oversegment(
+      io_utils.read_rgb_image(image_path, apply_exif_orientation), **options))
 
 
 def main(argv=None):
@@ -422,12 +423,17 @@ def main(argv=None):
   parser.add_argument('--output_dir', help='Folder of output PNGs.')
   parser.add_argument('--data_list',
                       help='Only oversegment the images of this list file.')
-  parser.add_argument('--threshold', type=float, default=DEFAULT_THRESHOLD,
+  parser.add_argument('--threshold', type=flags.real(0, 1),
+                      default=DEFAULT_THRESHOLD,
                       help='Merge boundaries weaker than this (0..1).')
-  parser.add_argument('--num_segments', type=int,
+  parser.add_argument('--num_segments', type=flags.integer(1),
                       help='Merge until this many segments remain instead.')
-  parser.add_argument('--min_size', type=int, default=DEFAULT_MIN_SIZE,
+  parser.add_argument('--min_size', type=flags.integer(1),
+                      default=DEFAULT_MIN_SIZE,
                       help='Smallest segment in pixels.')
+  parser.add_argument('--apply_exif_orientation', action='store_true',
+                      help='Turn images as their EXIF orientation asks (as '
+                      'training with this flag reads them).')
   parser.add_argument('--sed_model',
                       help='OpenCV structured edge model (model.yml.gz); '
                       'needs opencv-contrib-python.')
@@ -443,7 +449,10 @@ def main(argv=None):
   names = sorted(name for name in os.listdir(image_dir)
                  if name.lower().endswith(IMAGE_EXTENSIONS))
   if args.data_list:
-    wanted = set(metrics.list_image_ids(args.data_list))
+    try:
+      wanted = set(metrics.list_image_ids(args.data_list))
+    except ValueError as error:
+      raise SystemExit('error: %s' % error) from error
     names = [name for name in names if os.path.splitext(name)[0] in wanted]
   jobs = [(os.path.join(image_dir, name),
            os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))
@@ -451,7 +460,9 @@ def main(argv=None):
   options = dict(threshold=args.threshold, num_segments=args.num_segments,
                  min_size=args.min_size, sed_model=args.sed_model)
   folder_jobs.run_file_jobs(
-      functools.partial(_oversegment_file, options=options), jobs,
+      functools.partial(_oversegment_file, options=options,
+                        apply_exif_orientation=args.apply_exif_orientation),
+      jobs,
       args.overwrite, args.workers, output_dir,
       '%d images, %d to oversegment into %s')
   return 0

@@ -41,6 +41,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
@@ -226,11 +227,13 @@ def _write_example(job, root, size, num_classes, seed, with_oversegmentation):
 
 
 def parse_size(text):
-  """Parses 'H' (square) or 'HxW'."""
-  parts = text.lower().split('x')
-  if len(parts) == 1:
-    return int(parts[0]), int(parts[0])
-  return int(parts[0]), int(parts[1])
+  """Parses 'H' (square) or 'HxW' of positive integers (argparse type)."""
+  try:
+    return flags.size_pair(text.lower().replace('x', ','))
+  except argparse.ArgumentTypeError as error:
+    raise argparse.ArgumentTypeError(
+        "expected 'H' or 'HxW' of positive integers, got %r" % (text,)
+    ) from error
 
 
 def make_synthetic_voc(root, num_train=16, num_val=8, size=DEFAULT_SIZE,
@@ -285,20 +288,22 @@ def main(argv=None):
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--root', required=True, help='DATAROOT to write.')
-  parser.add_argument('--num_train', type=int, default=16)
-  parser.add_argument('--num_val', type=int, default=8)
+  parser.add_argument('--num_train', type=flags.integer(1), default=16)
+  parser.add_argument('--num_val', type=flags.integer(1), default=8)
   parser.add_argument('--size', type=parse_size,
                       default='%dx%d' % DEFAULT_SIZE,
                       help="Image size, 'H' or 'HxW'.")
-  parser.add_argument('--num_classes', type=int, default=4,
+  parser.add_argument('--num_classes', type=flags.integer(2, MAX_NUM_CLASSES),
+                      default=4,
                       help='Classes including background (2 to %d).'
                       % MAX_NUM_CLASSES)
-  parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--seed', type=flags.integer(0), default=0)
   parser.add_argument('--lists_dir', help='Where to write list files '
                       '(default: ROOT).')
   parser.add_argument('--no_oversegmentation', action='store_true',
                       help='Skip VOC2012/hed/.')
-  parser.add_argument('--workers', type=int, default=os.cpu_count())
+  parser.add_argument('--workers', type=flags.integer(1),
+                      default=os.cpu_count())
   args = parser.parse_args(argv)
   list_paths = make_synthetic_voc(
       args.root, args.num_train, args.num_val, args.size, args.num_classes,

@@ -1,0 +1,105 @@
+"""argparse types that check numeric flags when they are parsed.
+
+Every entry point and tool declares its numeric flags with these types, so
+that a value no run could use stops it before any work with argparse's
+one-line message naming the flag and the allowed range:
+
+    parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1))
+    # --k_in_nearest_neighbors 0 -> "error: argument --k_in_nearest_neighbors:
+    #     must be an integer >= 1, got '0'"
+"""
+
+import argparse
+import math
+
+
+def _describe_range(kind, minimum, maximum, above):
+  bounds = []
+  if above is not None:
+    bounds.append('> %s' % above)
+  if minimum is not None:
+    bounds.append('>= %s' % minimum)
+  if maximum is not None:
+    bounds.append('<= %s' % maximum)
+  return '%s %s' % (kind, ' and '.join(bounds)) if bounds else kind
+
+
+def _number(convert, kind, minimum, maximum, above):
+  description = _describe_range(kind, minimum, maximum, above)
+
+  def parse(text):
+    try:
+      value = convert(text)
+    except ValueError:
+      value = None
+    if (value is None or
+        (isinstance(value, float) and not math.isfinite(value)) or
+        (above is not None and not value > above) or
+        (minimum is not None and value < minimum) or
+        (maximum is not None and value > maximum)):
+      raise argparse.ArgumentTypeError('must be %s, got %r' % (description,
+                                                               text))
+    return value
+
+  # argparse names the type in some messages.
+  parse.__name__ = description
+  return parse
+
+
+def integer(minimum=None, maximum=None):
+  """An argparse type of integers in [minimum, maximum] (None: unbounded)."""
+  return _number(int, 'an integer', minimum, maximum, None)
+
+
+def real(minimum=None, maximum=None, above=None):
+  """An argparse type of finite floats in [minimum, maximum], > above."""
+  return _number(float, 'a number', minimum, maximum, above)
+
+
+def _positive_pair(text, expected):
+  try:
+    values = tuple(int(value) for value in text.split(','))
+  except ValueError:
+    values = ()
+  if len(values) == 1:
+    values = values * 2
+  if len(values) != 2 or min(values) < 1:
+    raise argparse.ArgumentTypeError(
+        'expected %s of positive integers, got %r' % (expected, text))
+  return values
+
+
+def size_pair(text):
+  """Parses "height,width" (or one number for a square) of positive integers."""
+  return _positive_pair(text, '"height,width"')
+
+
+def cluster_grid(text):
+  """Parses a k-means grid "N" (N x N) or "ROWS,COLUMNS" of positive integers."""
+  return _positive_pair(text, '"N" or "ROWS,COLUMNS"')
+
+
+def positive_real_list(text):
+  """Parses 'a,b,c' into a tuple of finite floats > 0 (e.g. image scales)."""
+  parse = real(above=0)
+  try:
+    return tuple(parse(value) for value in text.split(','))
+  except argparse.ArgumentTypeError as error:
+    raise argparse.ArgumentTypeError(
+        'expected comma-separated numbers > 0, got %r' % (text,)) from error
+
+
+def check_at_most(parser, args, name, limit_name):
+  """Stops with a usage error unless args.name <= args.limit_name elementwise.
+
+  For flags bounded by another flag, e.g. --strides by --input_size.
+  """
+  value, limit = getattr(args, name), getattr(args, limit_name)
+  pairs = zip(value, limit) if isinstance(value, tuple) else [(value, limit)]
+  if any(item > bound for item, bound in pairs):
+    parser.error('argument --%s: must be at most --%s %s, got %s' % (
+        name, limit_name, _format(limit), _format(value)))
+
+
+def _format(value):
+  return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
