@@ -21,6 +21,8 @@ the filled slots one chunk of prototypes at a time, so that the cost follows
 the number of segments rather than the number of slots.
 """
 
+import numbers
+
 import tensorflow as tf
 
 from network.segsort import common_utils
@@ -29,6 +31,9 @@ from network.segsort import common_utils
 # enough for efficient matrix products, small enough that few slots are
 # wasted past the last segment (the recipe has about 700 with its banks).
 _PROTOTYPE_CHUNK = 128
+# The widest range of logits whose exponentials, relative to their largest
+# possible value, stay normal float32 numbers (exp(-80) > 1.2e-38).
+_MAX_FIXED_SHIFT_RANGE = 80.0
 
 
 class MemoryBank(tf.Module):
@@ -271,21 +276,30 @@ def _chunk_masks(start, pixel_classes, self_indices, chunk_classes):
   return same, other, is_self
 
 
-def _accumulate_logsumexp(logits, mask, running_max, running_sum):
+def _accumulate_logsumexp(logits, mask, running_max, running_sum,
+                          fixed_shift):
   """Adds the masked logits of a chunk to a running log-sum-exp per row.
 
-  The sum is kept relative to the running maximum, so that no concentration
-  overflows or underflows: log-sum-exp = running_max + log(running_sum).
+  The sum is kept relative to a shift, log-sum-exp = running_max +
+  log(running_sum), so that no concentration overflows or underflows.
 
   Args:
     logits: A float tensor `[num_rows, chunk]`.
     mask: A boolean tensor of the same shape, the entries to add.
-    running_max: A float tensor `[num_rows]`, -inf before any entry.
+    running_max: A float tensor `[num_rows]`, the shift: -inf before any
+      entry, or the fixed shift.
     running_sum: A float tensor `[num_rows]`, 0 before any entry.
+    fixed_shift: Whether `running_max` is a fixed bound of every logit
+      instead of the running maximum (one pass over the logits instead of
+      two; see `_vmf_log_terms`).
 
   Returns:
     The updated `running_max` and `running_sum`.
   """
+  if fixed_shift:
+    return running_max, running_sum + tf.reduce_sum(
+        tf.where(mask, tf.exp(logits - running_max[:, tf.newaxis]),
+                 tf.zeros_like(logits)), axis=1)
   negative_infinity = tf.constant(-float('inf'), logits.dtype)
   new_max = tf.maximum(running_max, tf.reduce_max(
       tf.where(mask, logits, negative_infinity), axis=1))
@@ -299,7 +313,8 @@ def _accumulate_logsumexp(logits, mask, running_max, running_sum):
 
 @tf.function(jit_compile=True)
 def _vmf_log_terms_forward(embedding, prototypes, pixel_classes, self_indices,
-                           prototype_classes, num_prototypes, concentration):
+                           prototype_classes, num_prototypes, concentration,
+                           fixed_shift):
   """Computes the log-domain numerator and other-class sum of every pixel.
 
   See `_vmf_log_terms`. Compiled with XLA in every mode (eager, tf.function),
@@ -311,6 +326,8 @@ def _vmf_log_terms_forward(embedding, prototypes, pixel_classes, self_indices,
   zeros = tf.zeros([num_pixels], embedding.dtype)
   negative_infinity = tf.fill([num_pixels],
                               tf.constant(-float('inf'), embedding.dtype))
+  initial_max = (tf.fill([num_pixels], concentration) if fixed_shift
+                 else negative_infinity)
 
   def body(chunk_index, self_logits, same_max, same_sum, other_max,
            other_sum):
@@ -323,18 +340,18 @@ def _vmf_log_terms_forward(embedding, prototypes, pixel_classes, self_indices,
     self_logits += tf.reduce_sum(
         tf.where(is_self, logits, tf.zeros_like(logits)), axis=1)
     same_max, same_sum = _accumulate_logsumexp(logits, same, same_max,
-                                               same_sum)
+                                               same_sum, fixed_shift)
     other_max, other_sum = _accumulate_logsumexp(logits, other, other_max,
-                                                 other_sum)
+                                                 other_sum, fixed_shift)
     return (chunk_index + 1, self_logits, same_max, same_sum, other_max,
             other_sum)
 
   num_chunks = -(-num_prototypes // _PROTOTYPE_CHUNK)
   _, self_logits, same_max, same_sum, other_max, other_sum = tf.while_loop(
       lambda chunk_index, *_: chunk_index < num_chunks, body,
-      [tf.constant(0), zeros, negative_infinity, zeros, negative_infinity,
-       zeros])
-  # A sum holds at least exp(0) = 1 once it has an entry.
+      [tf.constant(0), zeros, initial_max, zeros, initial_max, zeros])
+  # A sum is positive once it has an entry: at least exp(0) = 1 relative to
+  # the running maximum, or exp(-2 * concentration) > 0 below the fixed one.
   has_same = same_sum > 0
   log_numerator = tf.where(
       has_same, same_max + tf.math.log(tf.where(has_same, same_sum, 1.0)),
@@ -417,7 +434,8 @@ def _vmf_log_terms(embedding, prototypes, pixel_classes, self_indices,
   of segments, while every shape is static.
 
   Args:
-    embedding: A float32 tensor `[num_pixels, D]` of unit vectors.
+    embedding: A float32 tensor `[num_pixels, D]` of unit (or zero) vectors:
+      the logits are then bounded by the concentration.
     prototypes: A float32 tensor `[num_slots, D]`, `num_slots` a multiple of
       `_PROTOTYPE_CHUNK`, filled slots first.
     pixel_classes: An int32 tensor `[num_pixels]`.
@@ -427,13 +445,21 @@ def _vmf_log_terms(embedding, prototypes, pixel_classes, self_indices,
     num_prototypes: An int32 scalar, the number of filled slots.
     num_differentiable: An int32 scalar; prototypes from this index on get a
       zero gradient (memory-bank prototypes).
-    concentration: A float32 scalar, the vMF concentration.
+    concentration: A Python float (or float32 scalar tensor), the vMF
+      concentration.
 
   Returns:
     log_numerator: A float32 tensor `[num_pixels]`.
     log_others: A float32 tensor `[num_pixels]`, -inf without other classes.
   """
   inputs = (pixel_classes, self_indices, prototype_classes, num_prototypes)
+  # Logits lie in [-concentration, concentration], so exp(logit -
+  # concentration) >= exp(-2 * concentration) stays a normal float32 (above
+  # exp(-87)) up to this concentration: a fixed shift is then exact, and
+  # saves the running maximum's extra pass.
+  fixed_shift = (isinstance(concentration, numbers.Real) and
+                 2.0 * concentration <= _MAX_FIXED_SHIFT_RANGE)
+  concentration = tf.cast(concentration, tf.float32)
 
   @tf.custom_gradient
   def log_terms(embedding, prototypes):
@@ -441,7 +467,7 @@ def _vmf_log_terms(embedding, prototypes, pixel_classes, self_indices,
     embedding = tf.stop_gradient(embedding)
     prototypes = tf.stop_gradient(prototypes)
     log_numerator, log_others, has_same = _vmf_log_terms_forward(
-        embedding, prototypes, *inputs, concentration)
+        embedding, prototypes, *inputs, concentration, fixed_shift)
 
     def gradient(numerator_gradient, others_gradient):
       return _vmf_log_terms_backward(
@@ -499,7 +525,6 @@ def calculate_vmf_loss(embedding,
   semantic_labels = tf.cast(semantic_labels, tf.int32)
   unique_instance_labels = tf.cast(unique_instance_labels, tf.int32)
   prototype_labels = tf.cast(prototype_labels, tf.int32)
-  concentration = tf.cast(concentration, tf.float32)
   valid = unique_instance_labels >= 0
 
   prototypes = _calculate_prototypes(embedding, unique_instance_labels,
@@ -574,6 +599,24 @@ def segment_by_kmeans(embedding, labels, ignore_label, cluster_labels,
     prototype_labels: An int32 tensor `[batch * height * width]`, the labels
       of the segments in its first `num_segments` slots, -1 after them.
   """
+  embedding_dim = tf.shape(embedding)[3]
+  semantic_labels, unique_instance_labels, prototype_labels = (
+      _cluster_and_number(tf.stop_gradient(embedding), labels, cluster_labels,
+                          loc_features, ignore_label, num_clusters,
+                          kmeans_iterations))
+  return (tf.reshape(embedding, [-1, embedding_dim]), semantic_labels,
+          unique_instance_labels, prototype_labels)
+
+
+@tf.function(jit_compile=True)
+def _cluster_and_number(embedding, labels, cluster_labels, loc_features,
+                        ignore_label, num_clusters, kmeans_iterations):
+  """The labels of `segment_by_kmeans`, compiled with XLA in every mode.
+
+  k-means and the numbering of segments take no gradient; compiling them
+  fuses the k-means iterations' small ops, and every mode computes the same
+  segments.
+  """
   shape = tf.shape(embedding)
   batch_size, embedding_dim = shape[0], shape[3]
   num_total_clusters = num_clusters * num_clusters
@@ -600,12 +643,11 @@ def segment_by_kmeans(embedding, labels, ignore_label, cluster_labels,
   unique_instance_labels = _number_segments(tf.reshape(keys, [-1]),
                                             valid_mask)
   semantic_labels = tf.where(valid_mask, tf.reshape(labels, [-1]), -1)
-  num_pixels = tf.shape(semantic_labels)[0]
   # Empty slots get the reduction's lowest value, raised to -1.
   prototype_labels = tf.maximum(tf.math.unsorted_segment_max(
-      semantic_labels, unique_instance_labels, num_pixels), -1)
-  return (tf.reshape(embedding, [-1, embedding_dim]), semantic_labels,
-          unique_instance_labels, prototype_labels)
+      semantic_labels, unique_instance_labels, tf.shape(semantic_labels)[0]),
+                                -1)
+  return semantic_labels, unique_instance_labels, prototype_labels
 
 
 def add_segsort_loss(embedding,
@@ -694,7 +736,6 @@ def add_unsupervised_segsort_loss(embedding,
     raise ValueError('The unsupervised SegSort loss uses no memory bank; '
                      'got num_banks=%s, expected 0.' % (num_banks,))
   embedding = common_utils.normalize_embedding(tf.cast(embedding, tf.float32))
-  concentration = tf.cast(concentration, tf.float32)
   shape = tf.shape(embedding)
   batch_size, embedding_dim = shape[0], shape[3]
   segment_ids = tf.reshape(tf.cast(cluster_labels, tf.int64), [batch_size, -1])
