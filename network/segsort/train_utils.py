@@ -480,6 +480,32 @@ def _vmf_log_terms(embedding, prototypes, pixel_classes, self_indices,
   return log_terms(embedding, prototypes)
 
 
+def _shuffle_keys(size, seed):
+  """Returns distinct pseudo-random int64 keys in `[0, 2**32)`, one per index.
+
+  TensorFlow's stateless random ops give other numbers under XLA than in its
+  own kernels; this bijective integer hash (MurmurHash3's finaliser) of the
+  index and the seed gives the same keys in every mode.
+
+  Args:
+    size: The number of keys.
+    seed: An int64 tensor `[2]`; its first element varies the keys.
+
+  Returns:
+    An int64 tensor `[size]`.
+  """
+  offset = (seed[0] % 2**31) * 0x9E3779B9 % 2**32
+  hashed = tf.cast((tf.range(size, dtype=tf.int64) + offset) % 2**32,
+                   tf.uint32)
+  for shift, multiplier in ((16, 0x85EBCA6B), (13, 0xC2B2AE35)):
+    hashed = tf.bitwise.bitwise_xor(
+        hashed, tf.bitwise.right_shift(hashed, tf.constant(shift, tf.uint32)))
+    hashed *= tf.constant(multiplier, tf.uint32)
+  hashed = tf.bitwise.bitwise_xor(
+      hashed, tf.bitwise.right_shift(hashed, tf.constant(16, tf.uint32)))
+  return tf.cast(hashed, tf.int64)
+
+
 def calculate_vmf_loss(embedding,
                        semantic_labels,
                        unique_instance_labels,
@@ -509,8 +535,9 @@ def calculate_vmf_loss(embedding,
       prototypes from earlier steps (no gradient flows into them).
     memory_labels: An integer tensor `[num_memory]` of their labels; negative
       labels mark empty slots.
-    shuffle_seed: An optional int64 tensor `[2]`, a stateless seed for the
-      random order of `new_memory`; TensorFlow's stateful generator when None.
+    shuffle_seed: An optional int64 tensor `[2]`, the seed of the random
+      order of `new_memory` (the same in every mode, XLA included); drawn
+      from TensorFlow's stateful generator when None.
 
   Returns:
     loss: A float32 scalar (under several replicas, this replica's share).
@@ -534,13 +561,13 @@ def calculate_vmf_loss(embedding,
   num_batch_slots = tf.shape(prototype_labels)[0]
 
   if memory is not None:
-    shape = tf.shape(prototype_labels)
-    random_keys = (tf.random.uniform(shape) if shuffle_seed is None else
-                   tf.random.stateless_uniform(shape, shuffle_seed))
-    # Empty slots (keys >= 2) go last, so that they never displace a
+    if shuffle_seed is None:
+      shuffle_seed = tf.random.uniform([2], maxval=2**31, dtype=tf.int64)
+    # Empty slots (keys >= 2**32) go last, so that they never displace a
     # prototype when the bank keeps only its capacity's worth.
     shuffled = tf.argsort(
-        random_keys + 2.0 * tf.cast(prototype_labels < 0, tf.float32))
+        _shuffle_keys(num_batch_slots, shuffle_seed) +
+        2**32 * tf.cast(prototype_labels < 0, tf.int64))
     new_memory = tf.stop_gradient(tf.gather(prototypes, shuffled))
     new_memory_labels = tf.gather(prototype_labels, shuffled)
     memory = common_utils.normalize_embedding(
