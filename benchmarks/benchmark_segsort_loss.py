@@ -1,20 +1,36 @@
 """Times add_segsort_loss forward + backward at the recipe's size.
 
-Recipe: batch 8, 336x336 crops -> 42x42 embeddings of dimension 32, 5x5
-initial clusters, 10 k-means iterations, 2 memory banks. Prints ms/step for a
-tf.function and for the same function under XLA.
+Recipe: batch 8, 336x336 crops -> 42x42 embeddings of dimension 32, VOC-like
+labels (background plus one or two objects of 21 classes), 5x5 initial
+clusters, 10 k-means iterations, 2 memory banks (full, as after the first
+steps). Prints, for a tf.function and for the same function under XLA, the
+median ms/step over --repeats rounds of --steps steps, and the peak memory
+of a step beyond what was allocated before it (TensorFlow's allocator
+statistics; on a CPU they need its BFC allocator, which this script turns
+on).
 
-    python benchmarks/benchmark_segsort_loss.py [--steps 20]
+    python benchmarks/benchmark_segsort_loss.py [--steps 10] [--repeats 5]
 """
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from network.segsort import common_utils
-from network.segsort import train_utils
+# Before TensorFlow starts: the CPU allocator that keeps statistics.
+os.environ.setdefault('TF_CPU_ALLOCATOR_USE_BFC', 'true')
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from network.segsort import common_utils  # pylint: disable=g-import-not-at-top
+from network.segsort import train_utils  # pylint: disable=g-import-not-at-top
 
 
 def _parse_args():
@@ -27,7 +43,10 @@ def _parse_args():
   parser.add_argument('--kmeans_iterations', type=int, default=10)
   parser.add_argument('--num_banks', type=int, default=2)
   parser.add_argument('--num_classes', type=int, default=21)
-  parser.add_argument('--steps', type=int, default=20)
+  parser.add_argument('--steps', type=int, default=10,
+                      help='Steps per timed round.')
+  parser.add_argument('--repeats', type=int, default=5,
+                      help='Timed rounds; the median round is printed.')
   parser.add_argument('--no_xla', action='store_true',
                       help='Skip the jit_compile=True measurement.')
   return parser.parse_args()
@@ -57,13 +76,26 @@ def _inputs(args):
   return embedding, labels, cluster_labels, loc
 
 
-def _time_step(step, steps):
-  step()
-  start = time.perf_counter()
-  for _ in range(steps):
-    loss = step()
-  float(loss)
-  return (time.perf_counter() - start) / steps * 1000
+def _measure_peak_memory(run_step):
+  """Runs `run_step` and returns the peak memory it added, in MiB."""
+  device = 'GPU:0' if tf.config.list_logical_devices('GPU') else 'CPU:0'
+  tf.config.experimental.reset_memory_stats(device)
+  before = tf.config.experimental.get_memory_info(device)['current']
+  run_step()
+  peak = tf.config.experimental.get_memory_info(device)['peak']
+  return (peak - before) / 2**20
+
+
+def _time_rounds(step, steps, repeats):
+  """Returns the median milliseconds per step over `repeats` rounds."""
+  rounds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(steps):
+      loss = step()
+    float(loss)
+    rounds.append((time.perf_counter() - start) / steps * 1000)
+  return float(np.median(rounds)), min(rounds), max(rounds)
 
 
 def main():
@@ -84,13 +116,20 @@ def main():
       gradient = tape.gradient(loss, embedding)
       return loss + 0 * tf.reduce_sum(gradient)
 
-    milliseconds = _time_step(step, args.steps)
+    # Compiles, and fills the banks as a running training would have.
+    for _ in range(max(args.num_banks, 1)):
+      float(step())
+    peak_mib = _measure_peak_memory(lambda: float(step()))
+    median, fastest, slowest = _time_rounds(step, args.steps, args.repeats)
     print('add_segsort_loss forward+backward, batch %d, %dx%d, dim %d, '
-          '%dx%d clusters, %d iterations, %d banks, jit_compile=%s: '
-          '%.1f ms/step' % (args.batch_size, args.size, args.size,
-                            args.embedding_dim, args.num_clusters,
-                            args.num_clusters, args.kmeans_iterations,
-                            args.num_banks, jit_compile, milliseconds))
+          '%dx%d clusters, %d iterations, %d banks, %s: %.1f ms/step '
+          '(median of %d rounds of %d steps; min %.1f, max %.1f), peak '
+          'memory %.0f MiB' % (
+              args.batch_size, args.size, args.size, args.embedding_dim,
+              args.num_clusters, args.num_clusters, args.kmeans_iterations,
+              args.num_banks, 'XLA (jit_compile=True)' if jit_compile
+              else 'tf.function', median, args.repeats, args.steps,
+              fastest, slowest, peak_mib), flush=True)
 
 
 if __name__ == '__main__':

@@ -195,7 +195,7 @@ def softmax_loss(logits, labels, ignore_label):
   valid = tf.not_equal(labels, ignore_label)
   pixel_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=tf.where(valid, labels, 0), logits=logits)
-  return train_utils.mean_over_pixels(tf.boolean_mask(pixel_losses, valid))
+  return train_utils.mean_over_pixels(pixel_losses, valid)
 
 
 def _all_layers(layer):
@@ -621,12 +621,18 @@ class Trainer:
     gradients = [gradient * (multiplier / scale) for gradient, multiplier
                  in zip(gradients, self._gradient_multipliers)]
     finite = tf.math.is_finite(losses['total_loss'])
-    if not self.config.mixed_precision:
-      # The loss-scale optimizer skips non-finite gradients by itself.
+    if self.config.mixed_precision:
+      # The loss-scale optimizer skips the update (and lowers its scale) when
+      # a gradient is not finite, by this same test; such a step must not
+      # advance the step, and with it the learning-rate schedule.
+      applied = tf.reduce_all([tf.reduce_all(tf.math.is_finite(gradient))
+                               for gradient in gradients])
+    else:
       finite = tf.logical_and(
           finite, tf.math.is_finite(tf.linalg.global_norm(gradients)))
+      applied = True
     self.optimizer.apply_gradients(zip(gradients, self._trainable_variables))
-    self.step.assign_add(1)
+    self.step.assign_add(tf.cast(applied, tf.int64))
     return losses, 1.0 - tf.cast(finite, tf.float32)
 
   def _distribute(self, batch):
@@ -667,20 +673,24 @@ class Trainer:
       return tf.cast(self.network(images, training=config.is_training),
                      tf.float32)
 
-    # XLA compiles the network (forward and backward) but not the SegSort
-    # losses: their number of segments is known only at run time, and XLA
-    # sizes such tensors by their bound (the number of pixels), which made
-    # the loss 10x slower and its memory quadratic in the pixels.
-    # Synchronised BatchNorm's collectives cannot sit in a compiled function.
-    self._network_outputs = (
-        tf.function(network_outputs, jit_compile=True)
-        if config.jit_compile and not config.sync_batch_norm
-        else network_outputs)
+    self._network_outputs = network_outputs
+    replica_step = self._replica_step
+    if config.jit_compile and not config.sync_batch_norm:
+      if self._num_replicas == 1:
+        # One XLA program for the network, the loss, the gradients and the
+        # update: the losses have static shapes (network/segsort).
+        replica_step = tf.function(self._replica_step, jit_compile=True)
+      else:
+        # A compiled function cannot hold MirroredStrategy's collectives
+        # (the losses' gathers, the gradients' all-reduce) on this
+        # TensorFlow: only the network is compiled.
+        self._network_outputs = tf.function(network_outputs,
+                                            jit_compile=True)
 
     @tf.function
     def train_step(iterator):
       micro_batches = [next(iterator) for _ in range(config.iter_size)]
-      return self._run_on_replicas(self._replica_step, micro_batches)
+      return self._run_on_replicas(replica_step, micro_batches)
 
     return train_step
 
@@ -851,6 +861,11 @@ class Trainer:
                               'not finite: %s' % ', '.join(
                                   '%s %g' % (name, float(value))
                                   for name, value in step_losses.items()))
+        if config.mixed_precision and int(self.step.numpy()) < step:
+          # The loss-scale optimizer skipped the update (its scale was too
+          # large): the step is tried again, at a smaller scale.
+          step -= 1
+          continue
         progress.update()
         saving = step % config.save_pred_every == 0 or step == end
         # The losses are fetched from the device only here: at the first

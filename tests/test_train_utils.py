@@ -284,3 +284,157 @@ def test_memory_bank_order_is_seeded_by_its_push_count():
   bank = train_utils.MemoryBank(1, 4, 4)
   _segsort_loss(embedding, labels, cluster_labels, loc, bank, 1)
   assert not np.array_equal(bank.prototypes.numpy(), pushed[0])
+
+
+def _numpy_segsort_loss(embedding, semantic, instance, concentration):
+  """The loss of DESIGN.md's math, in NumPy, for pixels kept (instance >= 0)."""
+  keep = instance >= 0
+  embedding, semantic, instance = embedding[keep], semantic[keep], instance[keep]
+  segments = np.unique(instance)
+  prototypes = np.stack([embedding[instance == s].sum(0) for s in segments])
+  prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
+  labels = np.array([semantic[instance == s][0] for s in segments])
+  similarity = np.exp(concentration * embedding.astype(np.float64) @
+                      prototypes.T.astype(np.float64))
+  losses = []
+  for pixel in range(len(embedding)):
+    own = segments == instance[pixel]
+    same = (labels == semantic[pixel]) & ~own
+    numerator = (similarity[pixel, same].sum() if same.any()
+                 else similarity[pixel, own].sum())
+    other = similarity[pixel, labels != semantic[pixel]].sum()
+    losses.append(-np.log(numerator / (numerator + other)))
+  return np.mean(losses)
+
+
+def _loss_and_gradient_in_every_mode(loss_fn, embedding):
+  """Returns {mode: (loss, gradient)} for eager, tf.function and XLA."""
+
+  def step(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      loss = loss_fn(x)
+    return loss, tape.gradient(loss, x)
+
+  results = {}
+  for mode, run in (('eager', step), ('function', tf.function(step)),
+                    ('xla', tf.function(step, jit_compile=True))):
+    loss, gradient = run(embedding)
+    results[mode] = (loss.numpy(), gradient.numpy())
+  return results
+
+
+def _assert_modes_agree(results):
+  eager_loss, eager_gradient = results['eager']
+  assert np.isfinite(eager_loss) and np.all(np.isfinite(eager_gradient))
+  for mode in ('function', 'xla'):
+    loss, gradient = results[mode]
+    assert loss == pytest.approx(eager_loss, rel=1e-5, abs=1e-6), mode
+    np.testing.assert_allclose(gradient, eager_gradient, rtol=1e-5,
+                               atol=1e-5 * np.abs(eager_gradient).max())
+
+
+def _issue_12_batch():
+  # Issue 12's input: 2 images of 15x13 embeddings of dimension 8, 4 classes
+  # in 3x3 blocks, the first 2 rows of image 0 ignored, a 3x3 grid.
+  rng = np.random.default_rng(12)
+  embedding = tf.constant(rng.normal(size=(2, 15, 13, 8)), tf.float32)
+  rows, columns = np.meshgrid(np.arange(15), np.arange(13), indexing='ij')
+  blocks = (rows // 3 * 5 + columns // 3) % 4
+  labels = np.tile(blocks[np.newaxis, :, :, np.newaxis], [2, 1, 1, 1])
+  labels[0, :2] = 255
+  grid = common_utils.initialize_cluster_labels([3, 3], [15, 13])
+  cluster_labels = tf.tile(grid[tf.newaxis, :, :, tf.newaxis], [2, 1, 1, 1])
+  loc = tf.tile(common_utils.generate_location_features(
+      [15, 13], 'float')[tf.newaxis], [2, 1, 1, 1])
+  return embedding, tf.constant(labels, tf.int32), cluster_labels, loc
+
+
+def test_issue_12_ignored_rows_agree_across_modes_and_with_numpy():
+  embedding, labels, cluster_labels, loc = _issue_12_batch()
+
+  def loss_fn(x):
+    return train_utils.add_segsort_loss(x, labels, 8, 255, 10.0,
+                                        cluster_labels, 3, 10, 0, loc)
+
+  results = _loss_and_gradient_in_every_mode(loss_fn, embedding)
+  _assert_modes_agree(results)
+  pixels, semantic, instance, _ = train_utils.segment_by_kmeans(
+      common_utils.normalize_embedding(embedding), labels, 255,
+      cluster_labels, 3, 10, loc)
+  # Segments are counted by the pixels kept alone (XLA once found one more).
+  compiled_segments = tf.function(
+      lambda e: train_utils.segment_by_kmeans(e, labels, 255, cluster_labels,
+                                              3, 10, loc)[3],
+      jit_compile=True)(common_utils.normalize_embedding(embedding))
+  assert (np.sum(compiled_segments.numpy() >= 0) ==
+          len(np.unique(instance.numpy()[instance.numpy() >= 0])))
+  expected = _numpy_segsort_loss(pixels.numpy(), semantic.numpy(),
+                                 instance.numpy(), 10.0)
+  assert results['xla'][0] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize('case', ['ignored_pixels', 'all_ignore_image',
+                                  'many_classes', 'memory_bank',
+                                  'large_concentration', 'unsupervised'])
+def test_losses_and_gradients_agree_across_modes(case):
+  rng = np.random.default_rng(21)
+  embedding, labels, cluster_labels, loc = _batch(batch_size=3, size=9,
+                                                  dim=5, seed=21)
+  labels = labels.numpy()
+  concentration = 500.0 if case == 'large_concentration' else 10.0
+  if case in ('ignored_pixels', 'memory_bank', 'large_concentration'):
+    labels[rng.random(labels.shape) < 0.3] = 255
+  elif case == 'all_ignore_image':
+    labels[1] = 255
+  elif case == 'many_classes':
+    labels = rng.integers(0, 20, size=labels.shape)
+  labels = tf.constant(labels, tf.int32)
+  segments = tf.constant(rng.integers(-1, 6, size=(3, 9, 9, 1)), tf.int32)
+  bank_prototypes = tf.math.l2_normalize(rng.normal(size=(2, 12, 5)), -1)
+  bank_labels = tf.constant(np.arange(24).reshape(2, 12) % 4 - 1, tf.int32)
+
+  def loss_fn(x):
+    if case == 'unsupervised':
+      return train_utils.add_unsupervised_segsort_loss(x, 10.0, segments)
+    bank = None
+    if case == 'memory_bank':
+      bank = train_utils.MemoryBank(2, 12, 5)
+      bank.prototypes.assign(tf.cast(bank_prototypes, tf.float32))
+      bank.labels.assign(bank_labels)
+    return train_utils.add_segsort_loss(
+        x, labels, 5, 255, concentration, cluster_labels, 2, 3,
+        2 if bank else 0, loc, bank)
+
+  if case == 'memory_bank':
+    # Variables cannot be created inside a traced function.
+    bank = train_utils.MemoryBank(2, 12, 5)
+    results = {}
+    for mode, wrap in (('eager', lambda f: f), ('function', tf.function),
+                       ('xla', lambda f: tf.function(f, jit_compile=True))):
+      bank.prototypes.assign(tf.cast(bank_prototypes, tf.float32))
+      bank.labels.assign(bank_labels)
+      bank.num_pushes.assign(0)
+
+      def step(x, bank=bank):
+        with tf.GradientTape() as tape:
+          tape.watch(x)
+          loss = train_utils.add_segsort_loss(
+              x, labels, 5, 255, concentration, cluster_labels, 2, 3, 2,
+              loc, bank)
+        return loss, tape.gradient(loss, x)
+
+      loss, gradient = wrap(step)(embedding)
+      results[mode] = (loss.numpy(), gradient.numpy())
+      pushed = bank.read()
+      results[mode + '_bank'] = (pushed[0].numpy(), pushed[1].numpy())
+    for mode in ('function', 'xla'):
+      np.testing.assert_array_equal(results[mode + '_bank'][1],
+                                    results['eager_bank'][1])
+      np.testing.assert_allclose(results[mode + '_bank'][0],
+                                 results['eager_bank'][0], atol=1e-6)
+  else:
+    results = _loss_and_gradient_in_every_mode(loss_fn, embedding)
+  _assert_modes_agree(results)
+  if case == 'all_ignore_image':
+    assert not np.any(results['xla'][1][1])

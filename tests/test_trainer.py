@@ -504,3 +504,53 @@ def test_softmax_loss_is_the_mean_over_valid_pixels():
       trainer_lib.softmax_loss(logits, labels, 255), expected, rtol=1e-6)
   assert float(trainer_lib.softmax_loss(
       logits, tf.fill([2, 3, 4, 1], 255), 255)) == 0.0
+
+
+def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc,
+                                                                tmp_path):
+  config = make_config(voc, tmp_path, num_steps=3, mixed_precision=True)
+  trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
+  weights = [variable.numpy() for variable in trainer.network.variables]
+  learning_rate = float(trainer.current_learning_rate())
+  # float16 gradients overflow at this scale: the optimizer skips the update.
+  trainer.optimizer.dynamic_scale.assign(2.0**40)
+  _, non_finite = trainer._train_step(trainer._iterator)
+  assert float(non_finite) == 0.0
+  assert int(trainer.step.numpy()) == 0
+  assert float(trainer.current_learning_rate()) == learning_rate
+  assert float(trainer.optimizer.dynamic_scale.numpy()) == 2.0**39
+  trainable = {id(variable) for variable in trainer.network.trainable_variables}
+  for variable, before in zip(trainer.network.variables, weights):
+    if id(variable) in trainable:
+      np.testing.assert_array_equal(variable.numpy(), before)
+  # The loop tries skipped steps again: it still applies num_steps updates.
+  trainer.optimizer.dynamic_scale.assign(2.0**40)
+  assert trainer.train().step == 3
+  assert int(trainer.step.numpy()) == 3
+  assert float(trainer.optimizer.dynamic_scale.numpy()) < 2.0**39
+
+
+@pytest.mark.parametrize('mode', ['segsort', 'segsort_unsup', 'softmax'])
+def test_jit_compile_compiles_the_whole_step_with_the_same_result(
+    voc, tmp_path, mode):
+  results = []
+  for jit_compile in (False, True):
+    config = make_config(voc, tmp_path / str(jit_compile), mode=mode,
+                         num_steps=2, jit_compile=jit_compile,
+                         num_banks=2 if mode == 'segsort' else 0,
+                         learning_rate=1e-6)
+    trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
+    result = trainer.train()
+    results.append((result.losses['total_loss'],
+                    [variable.numpy() for variable in
+                     trainer.network.trainable_variables]))
+  # The update (of the step counter too) is inside the compiled function.
+  graph = trainer._train_step.get_concrete_function(
+      trainer._iterator).graph.as_graph_def()
+  compiled_ops = {node.op for function in graph.library.function
+                  if function.attr['_XlaMustCompile'].b
+                  for node in function.node_def}
+  assert 'AssignAddVariableOp' in compiled_ops
+  assert results[1][0] == pytest.approx(results[0][0], rel=1e-4)
+  for eager, xla in zip(results[0][1], results[1][1]):
+    np.testing.assert_allclose(xla, eager, rtol=1e-3, atol=1e-4)

@@ -121,14 +121,23 @@ def kmeans_with_initial_labels(embedding,
     max_label = tf.reduce_max(labels) + 1
   if valid_mask is None:
     valid_mask = tf.ones_like(labels, dtype=tf.bool)
-  weights = tf.cast(valid_mask, embedding.dtype)[..., tf.newaxis]
+  batch_size = tf.shape(labels)[0]
+  embedding_dim = tf.shape(embedding)[2]
+  # A column of ones makes the segment sums count the members too.
+  embedding_with_ones = tf.concat(
+      [embedding, tf.ones_like(embedding[..., :1])], axis=2)
+  image_offsets = tf.range(batch_size)[:, tf.newaxis] * max_label
   for _ in range(iterations):
-    one_hot = tf.one_hot(labels, max_label, dtype=embedding.dtype) * weights
-    # [batch, max_label, D]: per-image sums of member embeddings.
-    prototypes = normalize_embedding(
-        tf.matmul(one_hot, embedding, transpose_a=True))
-    non_empty = tf.reduce_sum(one_hot, axis=1) > 0
-    nearest = find_nearest_prototypes(embedding, prototypes, non_empty)
+    # Segment sums (not a [pixels x clusters] one-hot product): the cost is
+    # linear in the pixels. Negative ids (invalid pixels) are dropped.
+    sums = tf.math.unsorted_segment_sum(
+        embedding_with_ones,
+        tf.where(valid_mask, labels + image_offsets, -1),
+        batch_size * max_label)
+    sums = tf.reshape(sums, [batch_size, max_label, embedding_dim + 1])
+    prototypes = normalize_embedding(sums[..., :-1])
+    nearest = find_nearest_prototypes(embedding, prototypes,
+                                      sums[..., -1] > 0)
     labels = tf.where(valid_mask, nearest, labels)
   return labels if batched else labels[0]
 
