@@ -5,24 +5,38 @@
 # benchmarks, and records each method's seconds; `cpu_pipeline_summarize`
 # then prints one table and writes OUT/summary.json.
 #
-# Sourced by the scripts above, which set every variable below; not run on
-# its own. With SEGSORT_DRY_RUN set, every command is printed instead of run.
+# Sourced by the scripts above; not run on its own. With SEGSORT_DRY_RUN
+# set, every command is printed instead of run. The variables below come from
+# the environment or the sourcing script; those with a default here are
+# shared by the demo and the benchmark (chosen on CamVid val, see the
+# README's "What held SegSort back"):
 #
-#   DATAROOT TRAIN_LIST VAL_LIST NUM_CLASSES OUT   data and output
-#   METHODS       any of: segsort segsort_unsup softmax
-#   SEEDS         training seeds; one seed writes OUT/<method>, several
+#   DATAROOT TRAIN_LIST VAL_LIST NUM_CLASSES OUT   data and output (required)
+#   NUM_STEPS WINDOW PROTOTYPE_CLUSTERS INFERENCE_CLUSTERS    (required)
+#                 training steps; the inference window "height,width"
+#                 (larger images are tiled); the k-means grids ("N" or
+#                 "ROWS,COLUMNS") of prototype extraction and of inference
+#   METHODS       any of: segsort segsort_unsup softmax (all three)
+#   SEEDS         training seeds (0); one seed writes OUT/<method>, several
 #                 OUT/seed_<seed>/<method>
-#   BACKBONE BATCH_SIZE CROP NUM_STEPS LEARNING_RATE WEIGHT_DECAY
+#   BACKBONE BATCH_SIZE CROP LEARNING_RATE WEIGHT_DECAY
 #                 network and schedule, the same for every method
+#                 (mini, 8, 112,112, 2e-2, 5e-4)
 #   EMBEDDING_DIM CONCENTRATION NUM_CLUSTERS KMEANS_GRID KMEANS_ITERATIONS
-#   NUM_BANKS     SegSort training (NUM_BANKS for supervised SegSort only)
-#   PROTOTYPE_CLUSTERS INFERENCE_CLUSTERS K_IN_NEAREST_NEIGHBORS
-#                 k-NN inference: k-means grids ("N" or "ROWS,COLUMNS") of
-#                 prototype extraction and of inference, and k
-#   WINDOW        inference window "height,width" (larger images are tiled)
+#   NUM_BANKS     SegSort training (32, 10, 5, crop, 10, 2; NUM_BANKS for
+#                 supervised SegSort only)
+#   K_IN_NEAREST_NEIGHBORS   k of the k-NN vote (15)
 
 # shellcheck source=bashscripts/voc12/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
+
+: "${METHODS:=segsort segsort_unsup softmax}" "${SEEDS:=0}"
+: "${BACKBONE:=mini}" "${BATCH_SIZE:=8}" "${CROP:=112,112}"
+: "${LEARNING_RATE:=2e-2}" "${WEIGHT_DECAY:=5e-4}"
+: "${EMBEDDING_DIM:=32}" "${CONCENTRATION:=10}" "${NUM_CLUSTERS:=5}"
+: "${KMEANS_GRID:=crop}" "${KMEANS_ITERATIONS:=10}" "${NUM_BANKS:=2}"
+: "${K_IN_NEAREST_NEIGHBORS:=15}"
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 # The folder of one seed's runs.
 cpu_pipeline_run_dir() {

@@ -23,26 +23,13 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=$(mkdir -p "${OUT:-demo_output}" && cd "${OUT:-demo_output}" && pwd)
-METHODS=${METHODS:-segsort segsort_unsup softmax}
-SEEDS=${SEEDS:-0}
-BACKBONE=${BACKBONE:-mini}
-BATCH_SIZE=${BATCH_SIZE:-8}
-CROP=${CROP:-112,112}
 NUM_STEPS=${NUM_STEPS:-600}
-LEARNING_RATE=${LEARNING_RATE:-2e-2}
-WEIGHT_DECAY=${WEIGHT_DECAY:-5e-4}
-EMBEDDING_DIM=${EMBEDDING_DIM:-32}
-CONCENTRATION=${CONCENTRATION:-10}
-NUM_CLUSTERS=${NUM_CLUSTERS:-5}
-KMEANS_GRID=${KMEANS_GRID:-crop}
-KMEANS_ITERATIONS=${KMEANS_ITERATIONS:-10}
-NUM_BANKS=${NUM_BANKS:-2}
-PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS:-5}
-INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS:-5}
-K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS:-15}
 # Whole generated images fit one window; larger sets are tiled.
 WINDOW=${WINDOW:-120,160}
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+# Segments of the training segments' size (a 5x5 grid on 112x112 crops) on
+# the generated 120x160 images.
+PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS:-5,7}
+INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS:-5,7}
 cd "${ROOT}"
 source bashscripts/common/cpu_pipeline.sh
 
