@@ -223,7 +223,7 @@ def main(argv=None):
         num_segments=args.num_segments,
         num_neighbours_shown=args.num_neighbours_shown,
         tile_size=args.tile_size,
-        colormap=inference.load_colormap(args.colormap))
+        colormap=inference.load_colormap(args.colormap, args.data_dir))
   facts['image_path'] = image_path
   figure_path = os.path.join(args.save_dir, image_id + '.png')
   io_utils.save_png(figure_path, figure)

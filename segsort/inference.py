@@ -721,11 +721,15 @@ def predict_labels(predictor, image, scales=(1.0,), flip=False):
 # Running over a list.
 
 
-def load_colormap(path):
-  """Loads a colour map `[num_colors, 3]` from .npy or text (3 ints a row).
+def load_colormap(spec, data_dir=None):
+  """Loads the colour map `[num_colors, 3]` that --colormap asks for.
 
   Args:
-    path: A .npy file, or a text file of `R G B` rows; None for VOC's.
+    spec: A name of `colormap.NAMED_COLORMAPS` ('voc', 'cityscapes'), a .npy
+      file, or a text file of `R G B` rows; None for the data set's own
+      colours (`data_dir/colormap.txt`, written by the tools that import a
+      data set) when that file exists, else VOC's.
+    data_dir: The data set's DATAROOT, or None.
 
   Returns:
     A uint8 array `[num_colors, 3]`.
@@ -733,17 +737,23 @@ def load_colormap(path):
   Raises:
     InferenceError: Naming the file if it cannot be read or has a bad shape.
   """
-  if path is None:
+  if spec is None and data_dir is not None:
+    data_set_colormap = os.path.join(data_dir, colormap_lib.COLORMAP_FILE)
+    if os.path.exists(data_set_colormap):
+      spec = data_set_colormap
+  if spec is None:
     return colormap_lib.voc_colormap()
+  if spec in colormap_lib.NAMED_COLORMAPS:
+    return colormap_lib.NAMED_COLORMAPS[spec]()
   try:
-    colormap = np.load(path) if path.endswith('.npy') else np.loadtxt(
-        path, ndmin=2)
+    colormap = np.load(spec) if spec.endswith('.npy') else np.loadtxt(
+        spec, ndmin=2)
   except (OSError, ValueError) as error:
     raise InferenceError('Cannot read colour map %s: %s'
-                         % (path, error)) from error
+                         % (spec, error)) from error
   if colormap.ndim != 2 or colormap.shape[1] != 3:
     raise InferenceError('Colour map %s has shape %s; expected [N, 3].'
-                         % (path, colormap.shape))
+                         % (spec, colormap.shape))
   return np.clip(colormap, 0, 255).astype(np.uint8)
 
 
@@ -1210,8 +1220,11 @@ def add_knn_flags(parser):
 def add_colormap_flag(parser):
   """Adds --colormap."""
   parser.add_argument('--colormap', default=None,
-                      help='A .npy or text (R G B rows) colour map; default '
-                      'PASCAL VOC.')
+                      help='%s, or a .npy or text (R G B rows) colour map; '
+                      'default: DATA_DIR/%s when it exists (written by the '
+                      'data set tools), else voc.'
+                      % (' or '.join(sorted(colormap_lib.NAMED_COLORMAPS)),
+                         colormap_lib.COLORMAP_FILE))
 
 
 def add_output_flags(parser, default_scales):
@@ -1267,6 +1280,7 @@ def predict_list_from_flags(predictor, args, checkpoint_prefix):
   return predict_list(
       predictor, checkpoint_prefix=checkpoint_prefix, data_dir=args.data_dir,
       data_list=args.data_list, save_dir=args.save_dir, scales=args.scale_aug,
-      flip=args.flip_aug, colormap=load_colormap(args.colormap),
+      flip=args.flip_aug,
+      colormap=load_colormap(args.colormap, args.data_dir),
       ignore_label=args.ignore_label,
       apply_exif_orientation=args.apply_exif_orientation)
