@@ -1,4 +1,12 @@
-# Shared steps of the VOC12 recipes. Sourced by them; not run on its own.
+# Shared steps of the recipes (VOC12, Cityscapes). Sourced by them; not run
+# on its own.
+#
+# The data set's places default to VOC12's; a recipe of another data set
+# sets them: IMAGE_FOLDER (the image folder inside DATAROOT checked before
+# training), LIST_DIR (the folder of INFERENCE_SPLIT.txt), GT_DIR (the
+# ground truth class-id PNGs of the benchmark) and DATA_HELP (what to do when
+# the data is missing). PROTOTYPE_NUM_CLUSTERS (the k-means grid of
+# prototype extraction) defaults to NUM_CLUSTERS.
 #
 # Every function returns non-zero on failure instead of exiting, so that the
 # recipes work both with `bash recipe.sh` and with `source recipe.sh`
@@ -24,6 +32,8 @@ segsort_python() {
 # Fails with a message unless every given path exists.
 segsort_require() {
   local path
+  local voc_help="Set DATAROOT to the folder holding VOC2012/ (and sbd/);"
+  voc_help+=" see README: 'Preparing the data'."
   for path in "$@"; do
     if [ ! -e "${path}" ]; then
       echo "error: ${path} does not exist." >&2
@@ -33,8 +43,7 @@ segsort_require() {
                "extract it to snapshots/imagenet/trained/ (README:" \
                "'ImageNet weights')." >&2 ;;
         *)
-          echo "  Set DATAROOT to the folder holding VOC2012/ (and sbd/);" \
-               "see README: 'Preparing the data'." >&2 ;;
+          echo "  ${DATA_HELP:-${voc_help}}" >&2 ;;
       esac
       return 1
     fi
@@ -44,7 +53,8 @@ segsort_require() {
 # Checks the data set and the ImageNet checkpoint before hours of training.
 # Usage: segsort_check_inputs DATA_LIST [IMAGENET_CHECKPOINT]
 segsort_check_inputs() {
-  segsort_require "${DATAROOT}/VOC2012/JPEGImages" "$1" || return 1
+  segsort_require "${DATAROOT}/${IMAGE_FOLDER:-VOC2012/JPEGImages}" "$1" \
+    || return 1
   if [ -n "${2:-}" ]; then
     segsort_require "${2}.index" || return 1
   fi
@@ -86,7 +96,7 @@ segsort_prototypes() {
     --strides "${INFERENCE_STRIDES}" \
     --num_classes "${NUM_CLASSES}" \
     --ignore_label 255 \
-    --num_clusters "${NUM_CLUSTERS}" \
+    --num_clusters "${PROTOTYPE_NUM_CLUSTERS:-${NUM_CLUSTERS}}" \
     --kmeans_iterations "${KMEANS_ITERATIONS}" \
     --save_dir "$3"
 }
@@ -98,7 +108,7 @@ segsort_inference() {
   shift 5
   segsort_python -m "${module}" \
     --data_dir "${DATAROOT}" \
-    --data_list "dataset/voc12/${INFERENCE_SPLIT}.txt" \
+    --data_list "${LIST_DIR:-dataset/voc12}/${INFERENCE_SPLIT}.txt" \
     --input_size "${input_size}" \
     --strides "${INFERENCE_STRIDES}" \
     --restore_from "${checkpoint}" \
@@ -116,8 +126,8 @@ segsort_inference() {
 segsort_benchmark() {
   segsort_python -m segsort.benchmark_by_mIoU \
     --pred_dir "$1/gray" \
-    --gt_dir "${DATAROOT}/VOC2012/segcls" \
-    --data_list "dataset/voc12/${INFERENCE_SPLIT}.txt" \
+    --gt_dir "${GT_DIR:-${DATAROOT}/VOC2012/segcls}" \
+    --data_list "${LIST_DIR:-dataset/voc12}/${INFERENCE_SPLIT}.txt" \
     --num_classes "${NUM_CLASSES}" \
     --output_json "$1/metrics.json"
 }
