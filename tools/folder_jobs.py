@@ -33,20 +33,24 @@ def run_jobs(work, jobs, workers, progress=True):
   """Calls `work` on every job, in a process pool when that helps.
 
   Args:
-    work: A picklable function of one job; its results are dropped.
+    work: A picklable function of one job.
     jobs: A list of jobs, run in any order.
     workers: The number of processes; with one (or fewer), or with a single
       job, the jobs run in this process.
     progress: Whether to show a progress bar.
+
+  Returns:
+    The list of `work`'s results, in the order of `jobs`.
   """
+  # The bars are closed before an error propagates, so that its message
+  # starts a line of its own.
   if workers > 1 and len(jobs) > 1:
     with multiprocessing.Pool(workers) as pool:
-      results = pool.imap_unordered(work, jobs)
-      for _ in tqdm.tqdm(results, total=len(jobs), disable=not progress):
-        pass
-  else:
-    for job in tqdm.tqdm(jobs, disable=not progress):
-      work(job)
+      with tqdm.tqdm(pool.imap(work, jobs), total=len(jobs),
+                     disable=not progress) as results:
+        return list(results)
+  with tqdm.tqdm(jobs, disable=not progress) as bar:
+    return [work(job) for job in bar]
 
 
 def run_file_jobs(convert, jobs, overwrite, workers, output_dir, summary):

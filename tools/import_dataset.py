@@ -1,0 +1,368 @@
+r"""Imports a folder of images and a folder of masks into the VOC data layout.
+
+Masks are matched to images by file stem (`cat_01.jpg` <-> `cat_01.png`) and
+hold class ids: grayscale values or palette indices (as VOC's
+SegmentationClass PNGs), 255 for pixels to ignore. With --binary_masks,
+masks of 0 (background) and 255 (object) become classes 0 and 1. Writes:
+
+    OUTPUT_DIR/VOC2012/JPEGImages/ID.jpg  RGB images (JPEG, --jpeg_quality)
+    OUTPUT_DIR/VOC2012/segcls/ID.png      grayscale class ids, 255 = ignore
+    OUTPUT_DIR/train.txt, val.txt         `IMAGE LABEL` lines of the images
+                                          with masks
+    OUTPUT_DIR/unlabeled.txt              `IMAGE` lines of the images without
+    OUTPUT_DIR/train+unlabeled.txt        train and unlabeled images, `IMAGE`
+                                          lines: unsupervised SegSort's list
+    OUTPUT_DIR/colormap.txt               the masks' palette, when they have
+                                          one (inference colours with it)
+    OUTPUT_DIR/VOC2012/hed/ID.png         oversegmentations, with --oversegment
+
+The images with masks are split into train and val at random
+(--val_fraction, --seed), or as id files say (--train_ids, --val_ids). The
+classes found and their pixel counts are printed. Every output is written
+atomically; existing images are skipped unless --overwrite (their masks are
+still read for the counts).
+
+Example:
+  python -m tools.import_dataset --image_dir photos --mask_dir masks \
+      --output_dir data/mine --val_fraction 0.2 --oversegment
+"""
+
+import argparse
+import functools
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from segsort import colormap  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from tools import folder_jobs  # pylint: disable=g-import-not-at-top
+from tools import make_lists  # pylint: disable=g-import-not-at-top
+from tools import make_oversegmentation  # pylint: disable=g-import-not-at-top
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff',
+                    '.webp')
+# Lossless formats only: JPEG compression changes ids at class boundaries.
+MASK_EXTENSIONS = ('.png', '.bmp', '.gif', '.pgm', '.tif', '.tiff')
+IGNORE_LABEL = 255
+
+
+class DatasetError(ValueError):
+  """Images and masks that cannot be imported: unmatched, odd or bad ids."""
+
+
+def files_by_stem(folder, extensions, flag):
+  """Maps the stem of every file of `folder` with one of `extensions` to it.
+
+  Args:
+    folder: A folder of images or masks (subfolders and hidden files are
+      ignored).
+    extensions: Lower-case file extensions to take.
+    flag: The flag that named the folder, for errors.
+
+  Returns:
+    A dict from stem to path.
+
+  Raises:
+    DatasetError: If the folder is missing or two files share a stem.
+  """
+  if not os.path.isdir(folder):
+    raise DatasetError('%s %s is not a folder' % (flag, folder))
+  files = {}
+  for name in sorted(os.listdir(folder)):
+    stem, extension = os.path.splitext(name)
+    path = os.path.join(folder, name)
+    if (name.startswith('.') or extension.lower() not in extensions or
+        not os.path.isfile(path)):
+      continue
+    if stem in files:
+      raise DatasetError('%s and %s share the id %s; rename one'
+                         % (files[stem], path, stem))
+    files[stem] = path
+  return files
+
+
+def read_mask(path, binary=False):
+  """Reads a mask into class ids.
+
+  Args:
+    path: A single-channel image of class ids (grayscale or palette).
+    binary: Whether the mask holds 0 (class 0) and 255 (class 1) only.
+
+  Returns:
+    A uint8 array `[H, W]` of class ids, 255 = ignore.
+
+  Raises:
+    DatasetError: Naming the file if it holds ids above 255, or, binary,
+      values other than 0 and 255.
+    io_utils.ImageFileError: If it cannot be decoded or has colours.
+  """
+  ids = io_utils.read_label_image(path)
+  if binary:
+    unexpected = np.unique(ids[(ids != 0) & (ids != 255)])
+    if unexpected.size:
+      raise DatasetError('%s holds values %s; --binary_masks takes masks of '
+                         '0 and 255 only' % (path, unexpected.tolist()[:10]))
+    return (ids == 255).astype(np.uint8)
+  unexpected = np.unique(ids[(ids < 0) | (ids > IGNORE_LABEL)])
+  if unexpected.size:
+    raise DatasetError('%s holds ids %s; class ids are 0-254 and %d (ignore)'
+                       % (path, unexpected.tolist()[:10], IGNORE_LABEL))
+  return ids.astype(np.uint8)
+
+
+def read_palette(path):
+  """The palette `[256, 3]` of a palette image, or None for other modes."""
+  with Image.open(path) as mask:
+    if mask.mode != 'P':
+      return None
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    colors = np.asarray(mask.getpalette(), dtype=np.uint8).reshape(-1, 3)
+    palette[:len(colors)] = colors[:256]
+  return palette
+
+
+def _import_image(job, binary, jpeg_quality, overwrite):
+  """Writes one image (and its mask's ids); returns the ids' pixel counts.
+
+  Returns:
+    An int64 array `[256]` of pixels per id, or None without a mask.
+  """
+  image_path, mask_path, jpeg_path, label_path = job
+  ids = None if mask_path is None else read_mask(mask_path, binary)
+  outputs = [jpeg_path] + ([label_path] if mask_path else [])
+  if overwrite or not all(os.path.exists(path) for path in outputs):
+    image = io_utils.read_rgb_image(image_path)
+    if ids is not None:
+      if ids.shape != image.shape[:2]:
+        raise DatasetError('%s is %dx%d but its image %s is %dx%d' % (
+            mask_path, *ids.shape, image_path, *image.shape[:2]))
+      io_utils.save_png(label_path, ids)
+    with io_utils.atomic_path(jpeg_path) as temporary:
+      Image.fromarray(image).save(temporary, format='JPEG',
+                                  quality=jpeg_quality)
+  return None if ids is None else np.bincount(ids.ravel(), minlength=256)
+
+
+def split_ids(labeled_ids, val_fraction=0.1, seed=0, train_ids_file=None,
+              val_ids_file=None):
+  """Splits the ids of the images with masks into train and val.
+
+  Args:
+    labeled_ids: The ids of the images with masks.
+    val_fraction: The fraction (rounded) taken for val at random.
+    seed: The seed of the random split.
+    train_ids_file: A file of train ids, one per line; with val_ids_file it
+      replaces the random split.
+    val_ids_file: A file of val ids.
+
+  Returns:
+    (train_ids, val_ids): sorted lists; ids in neither file are left out.
+
+  Raises:
+    DatasetError: Naming the file of an id without an image and mask, or of
+      an id in both files.
+  """
+  if train_ids_file is None:
+    shuffled = np.random.default_rng(seed).permutation(sorted(labeled_ids))
+    num_val = int(round(len(shuffled) * val_fraction))
+    return (sorted(shuffled[num_val:].tolist()),
+            sorted(shuffled[:num_val].tolist()))
+  splits = []
+  for path in (train_ids_file, val_ids_file):
+    try:
+      ids = make_lists.read_split(path)
+    except io_utils.ListFileError as error:
+      raise DatasetError(str(error)) from error
+    for image_id in ids:
+      if image_id not in labeled_ids:
+        raise DatasetError('%s names %s, which has no image with a mask'
+                           % (path, image_id))
+    splits.append(sorted(set(ids)))
+  both = sorted(set(splits[0]) & set(splits[1]))
+  if both:
+    raise DatasetError('%s and %s both name %s' % (
+        train_ids_file, val_ids_file, ', '.join(both[:5])))
+  return splits[0], splits[1]
+
+
+def format_class_report(pixel_counts, image_counts):
+  """Describes the classes found, for the user to choose --num_classes.
+
+  Args:
+    pixel_counts: An int64 array `[256]` of pixels per id over all masks.
+    image_counts: An int64 array `[256]` of masks holding each id.
+
+  Returns:
+    The report's lines, joined, ending in a newline.
+  """
+  classes = [index for index in np.flatnonzero(pixel_counts)
+             if index != IGNORE_LABEL]
+  labeled = max(int(pixel_counts[classes].sum()), 1)
+  lines = ['%5s %14s %9s %7s' % ('class', 'pixels', 'share', 'masks')]
+  for index in classes:
+    lines.append('%5d %14d %8.2f%% %7d' % (
+        index, pixel_counts[index], 100.0 * pixel_counts[index] / labeled,
+        image_counts[index]))
+  lines.append('%5s %14d %9s %7d' % ('255', pixel_counts[IGNORE_LABEL],
+                                     '(ignore)', image_counts[IGNORE_LABEL]))
+  if classes:
+    num_classes = int(classes[-1]) + 1
+    lines.append('Train with --num_classes %d (class ids 0-%d).'
+                 % (num_classes, num_classes - 1))
+    missing = sorted(set(range(num_classes)) - set(classes))
+    if missing:
+      lines.append('note: ids %s have no pixels; renumber the classes or '
+                   'expect them never to be predicted.' % missing[:20])
+  if classes == [0] and pixel_counts[IGNORE_LABEL]:
+    lines.append('note: the masks hold only 0 and 255 (ignore); pass '
+                 '--binary_masks if 255 marks the objects.')
+  return '\n'.join(lines) + '\n'
+
+
+def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
+                   val_fraction=0.1, seed=0, train_ids_file=None,
+                   val_ids_file=None, jpeg_quality=92, workers=1,
+                   overwrite=False):
+  """Writes the VOC layout of images and masks (see the module docstring).
+
+  Returns:
+    A dict with the lines of every list written ('train', 'val',
+    'unlabeled', 'train+unlabeled'), 'pixel_counts' and 'image_counts'
+    (int64 arrays `[256]` over the masks of every id) and 'palette' (the
+    colour map written, or None).
+
+  Raises:
+    DatasetError: For a mask without its image, shared stems, bad split
+      files (before anything is written), a bad mask or a mask whose size
+      differs from its image's.
+    io_utils.ImageFileError: For an image or mask that cannot be decoded.
+  """
+  images = files_by_stem(image_dir, IMAGE_EXTENSIONS, '--image_dir')
+  masks = files_by_stem(mask_dir, MASK_EXTENSIONS, '--mask_dir')
+  for stem in sorted(masks):
+    if stem not in images:
+      raise DatasetError('mask %s has no image %s.* in --image_dir'
+                         % (masks[stem], os.path.join(image_dir, stem)))
+  if not images:
+    raise DatasetError('--image_dir %s holds no images (%s)'
+                       % (image_dir, ' '.join(IMAGE_EXTENSIONS)))
+  train_ids, val_ids = split_ids(set(masks), val_fraction, seed,
+                                 train_ids_file, val_ids_file)
+  unlabeled_ids = sorted(set(images) - set(masks))
+
+  def jpeg(image_id):
+    return 'VOC2012/JPEGImages/%s.jpg' % image_id
+
+  def segcls(image_id):
+    return 'VOC2012/segcls/%s.png' % image_id
+
+  jobs = [(images[stem], masks.get(stem),
+           os.path.join(output_dir, jpeg(stem)),
+           os.path.join(output_dir, segcls(stem)))
+          for stem in sorted(images)]
+  print('%d images, %d with masks (%d train, %d val), %d without, into %s'
+        % (len(images), len(masks), len(train_ids), len(val_ids),
+           len(unlabeled_ids), output_dir))
+  counts = folder_jobs.run_jobs(
+      functools.partial(_import_image, binary=binary_masks,
+                        jpeg_quality=jpeg_quality, overwrite=overwrite),
+      jobs, workers)
+  masked_counts = [count for count in counts if count is not None]
+  pixel_counts = np.sum(masked_counts, axis=0) if masked_counts else (
+      np.zeros(256, np.int64))
+  image_counts = np.sum([count > 0 for count in masked_counts], axis=0,
+                        dtype=np.int64) if masked_counts else (
+                            np.zeros(256, np.int64))
+
+  lists = {}
+  for name, ids in (('train', train_ids), ('val', val_ids)):
+    if ids:
+      lists[name] = ['%s %s\n' % (jpeg(stem), segcls(stem)) for stem in ids]
+  if unlabeled_ids:
+    lists['unlabeled'] = [jpeg(stem) + '\n' for stem in unlabeled_ids]
+    lists['train+unlabeled'] = [jpeg(stem) + '\n'
+                                for stem in train_ids + unlabeled_ids]
+  make_lists.write_lists(lists, output_dir)
+  # The first mask's palette colours every class id up to the largest found.
+  palette = None
+  classes = np.flatnonzero(pixel_counts[:IGNORE_LABEL])
+  if classes.size and not binary_masks:
+    palette = read_palette(masks[min(masks)])
+  if palette is not None:
+    palette = palette[:classes[-1] + 1]
+    colormap.save_colormap(os.path.join(output_dir, colormap.COLORMAP_FILE),
+                           palette)
+  return dict(lists, pixel_counts=pixel_counts, image_counts=image_counts,
+              palette=palette)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--image_dir', required=True,
+                      help='Folder of images (%s).' % ' '.join(IMAGE_EXTENSIONS))
+  parser.add_argument('--mask_dir', required=True,
+                      help='Folder of masks named as their images (%s); '
+                      'images without one go to unlabeled.txt.'
+                      % ' '.join(MASK_EXTENSIONS))
+  parser.add_argument('--output_dir', required=True,
+                      help='DATAROOT of the VOC layout to write.')
+  parser.add_argument('--binary_masks', action='store_true',
+                      help='Masks hold 0 (background) and 255 (object), '
+                      'imported as classes 0 and 1.')
+  parser.add_argument('--val_fraction', type=flags.real(0, 1), default=0.1,
+                      help='Fraction of the images with masks drawn at '
+                      'random for val.txt.')
+  parser.add_argument('--seed', type=flags.integer(0), default=0,
+                      help='Seed of the random split.')
+  parser.add_argument('--train_ids', default=None,
+                      help='File of train image ids, one per line; with '
+                      '--val_ids it replaces the random split.')
+  parser.add_argument('--val_ids', default=None, help='File of val image ids.')
+  parser.add_argument('--oversegment', action='store_true',
+                      help='Also write VOC2012/hed/ oversegmentations '
+                      '(tools/make_oversegmentation.py) for unsupervised '
+                      'SegSort.')
+  parser.add_argument('--jpeg_quality', type=flags.integer(1, 95),
+                      default=92, help='JPEG quality of the images, 1-95.')
+  folder_jobs.add_job_flags(parser, items='images',
+                            workers_help='Parallel processes.')
+  args = parser.parse_args(argv)
+  if (args.train_ids is None) != (args.val_ids is None):
+    parser.error('argument --train_ids: --train_ids and --val_ids go together')
+  try:
+    result = import_dataset(
+        args.image_dir, args.mask_dir, args.output_dir,
+        binary_masks=args.binary_masks, val_fraction=args.val_fraction,
+        seed=args.seed, train_ids_file=args.train_ids,
+        val_ids_file=args.val_ids, jpeg_quality=args.jpeg_quality,
+        workers=args.workers, overwrite=args.overwrite)
+  except (DatasetError, io_utils.ImageFileError, OSError) as error:
+    print('error: %s' % error, file=sys.stderr)
+    return 1
+  print(format_class_report(result['pixel_counts'], result['image_counts']),
+        end='')
+  print('Written %s' % ', '.join(
+      '%s.txt (%d images)' % (name, len(result[name]))
+      for name in ('train', 'val', 'unlabeled', 'train+unlabeled')
+      if name in result))
+  if result['palette'] is not None:
+    print('The masks\' palette is %s; inference colours with it.'
+          % os.path.join(args.output_dir, colormap.COLORMAP_FILE))
+  if args.oversegment:
+    return make_oversegmentation.main(
+        ['--data_dir', args.output_dir, '--workers', str(args.workers)] +
+        (['--overwrite'] if args.overwrite else []))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
