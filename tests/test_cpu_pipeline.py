@@ -79,6 +79,15 @@ def test_methods_share_network_crop_steps_and_schedule(tmp_path):
     assert len({_flag(command, flag) for command in training}) == 1, flag
 
 
+def test_unsupervised_segsort_may_train_on_its_own_list(tmp_path):
+  commands = _dry_run(_SCRIPTS[1], tmp_path, UNSUP_TRAIN_LIST='all.txt')
+  lists = {command[1]: _flag(command, '--data_list') for command in commands
+           if command[1].startswith('segsort.train_')}
+  assert lists['segsort.train_segsort_unsup'] == 'all.txt'
+  assert lists['segsort.train_segsort'] == lists['segsort.train_softmax'] == (
+      str(tmp_path / 'camvid' / 'train.txt'))
+
+
 def test_seeds_train_into_one_folder_each(tmp_path):
   commands = _dry_run(_SCRIPTS[0], tmp_path, SEEDS='0 1 2', METHODS='softmax')
   training = [command for command in commands

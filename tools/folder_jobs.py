@@ -1,10 +1,11 @@
 """Runs a dataset tool's jobs in worker processes with a progress bar.
 
 The folder-converting tools (sbd_to_clsimg, voc_to_segcls,
-make_oversegmentation) turn every input file into one output file. They
-share the --workers and --overwrite flags and `run_file_jobs`: outputs that
-exist are skipped unless overwriting, the rest are made in a process pool.
-make_synthetic_voc renders its examples with `run_jobs`.
+make_oversegmentation, cityscapes_to_segcls) turn every input file into one
+output file. They share the --workers and --overwrite flags and
+`run_file_jobs`: outputs that exist are skipped unless overwriting, the rest
+are made in a process pool. make_synthetic_voc, camvid_to_voc and
+import_dataset run their own jobs with `run_jobs`.
 """
 
 import multiprocessing

@@ -17,6 +17,8 @@
 #                 (larger images are tiled); the k-means grids ("N" or
 #                 "ROWS,COLUMNS") of prototype extraction and of inference
 #   METHODS       any of: segsort segsort_unsup softmax (all three)
+#   UNSUP_TRAIN_LIST  unsupervised SegSort's training list (TRAIN_LIST),
+#                 e.g. train+unlabeled.txt of tools/import_dataset.py
 #   SEEDS         training seeds (0); one seed writes OUT/<method>, several
 #                 OUT/seed_<seed>/<method>
 #   BACKBONE BATCH_SIZE CROP LEARNING_RATE WEIGHT_DECAY
@@ -49,9 +51,12 @@ cpu_pipeline_run_dir() {
 
 # Usage: cpu_pipeline_train METHOD SNAPSHOT_DIR SEED
 cpu_pipeline_train() {
-  local method=$1 snapshot_dir=$2 seed=$3
+  local method=$1 snapshot_dir=$2 seed=$3 data_list=${TRAIN_LIST}
+  if [ "${method}" = segsort_unsup ]; then
+    data_list=${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}
+  fi
   local flags=(--backbone "${BACKBONE}" --data_dir "${DATAROOT}"
-    --data_list "${TRAIN_LIST}" --batch_size "${BATCH_SIZE}"
+    --data_list "${data_list}" --batch_size "${BATCH_SIZE}"
     --input_size "${CROP}" --num_steps "${NUM_STEPS}"
     --learning_rate "${LEARNING_RATE}" --weight_decay "${WEIGHT_DECAY}"
     --num_classes "${NUM_CLASSES}" --save_pred_every "${NUM_STEPS}"
