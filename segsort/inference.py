@@ -798,8 +798,11 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
   if colormap is None:
     colormap = colormap_lib.voc_colormap()
   if len(colormap) < predictor.num_classes:
-    raise InferenceError('The colour map has %d colours for %d classes.'
-                         % (len(colormap), predictor.num_classes))
+    raise InferenceError(
+        'The colour map (--colormap, else DATA_DIR/%s) has %d colours for '
+        '--num_classes %d; pass --colormap voc or a map of at least %d '
+        'colours.' % (colormap_lib.COLORMAP_FILE, len(colormap),
+                      predictor.num_classes, predictor.num_classes))
   entries = data.read_data_list(data_dir, data_list, require_labels=False)
   _check_unique_ids(entries)
   gray_dir = os.path.join(save_dir, 'gray')

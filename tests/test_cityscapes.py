@@ -1,6 +1,7 @@
 """Cityscapes support: the trainId converter, its colours and the recipes."""
 
 import os
+import types
 
 import numpy as np
 from PIL import Image
@@ -122,3 +123,16 @@ def test_colormap_flag_names_and_data_set_default(tmp_path):
   # An explicit --colormap wins over the data set's.
   np.testing.assert_array_equal(inference.load_colormap('voc', str(tmp_path)),
                                 colormap.voc_colormap())
+
+
+def test_too_short_colormap_names_its_sources(tmp_path):
+  colormap.save_colormap(str(tmp_path / colormap.COLORMAP_FILE),
+                         colormap.CITYSCAPES_COLORS)
+  predictor = types.SimpleNamespace(num_classes=21)
+  with pytest.raises(inference.InferenceError,
+                     match=r'DATA_DIR/colormap\.txt\) has 19 colours for '
+                     r'--num_classes 21; pass --colormap voc'):
+    inference.predict_list(
+        predictor, checkpoint_prefix='unused', data_dir=str(tmp_path),
+        data_list='unused', save_dir=str(tmp_path / 'out'),
+        colormap=inference.load_colormap(None, str(tmp_path)))

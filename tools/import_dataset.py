@@ -291,13 +291,12 @@ def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
     lists['train+unlabeled'] = [jpeg(stem) + '\n'
                                 for stem in train_ids + unlabeled_ids]
   make_lists.write_lists(lists, output_dir)
-  # The first mask's palette colours every class id up to the largest found.
+  # All 256 colours of the first mask's palette, so that any --num_classes
+  # finds its colours (binary masks' indices are not their classes).
   palette = None
-  classes = np.flatnonzero(pixel_counts[:IGNORE_LABEL])
-  if classes.size and not binary_masks:
+  if masks and not binary_masks:
     palette = read_palette(masks[min(masks)])
   if palette is not None:
-    palette = palette[:classes[-1] + 1]
     colormap.save_colormap(os.path.join(output_dir, colormap.COLORMAP_FILE),
                            palette)
   return dict(lists, pixel_counts=pixel_counts, image_counts=image_counts,
