@@ -233,6 +233,19 @@ def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
                    overwrite=False):
   """Writes the VOC layout of images and masks (see the module docstring).
 
+  Args:
+    image_dir: The folder of images.
+    mask_dir: The folder of masks, named as their images.
+    output_dir: The DATAROOT to write.
+    binary_masks: Whether masks hold 0 and 255, imported as classes 0 and 1.
+    val_fraction: The fraction of the images with masks drawn for val.
+    seed: The seed of that draw.
+    train_ids_file: A file of train ids replacing the draw, or None.
+    val_ids_file: A file of val ids, given with train_ids_file.
+    jpeg_quality: The JPEG quality of the images written.
+    workers: The number of processes.
+    overwrite: Whether to rewrite images and labels that exist.
+
   Returns:
     A dict with the lines of every list written ('train', 'val',
     'unlabeled', 'train+unlabeled'), 'pixel_counts' and 'image_counts'
