@@ -1,4 +1,4 @@
-r"""Converts Cityscapes' fine annotations into 19-class training-id PNGs and lists.
+r"""Converts Cityscapes' fine annotations into 19 training ids and lists.
 
 Reads the official layout:
 

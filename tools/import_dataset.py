@@ -320,7 +320,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--image_dir', required=True,
-                      help='Folder of images (%s).' % ' '.join(IMAGE_EXTENSIONS))
+                      help='Folder of images (%s).'
+                      % ' '.join(IMAGE_EXTENSIONS))
   parser.add_argument('--mask_dir', required=True,
                       help='Folder of masks named as their images (%s); '
                       'images without one go to unlabeled.txt.'
