@@ -22,6 +22,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import data  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
 
@@ -52,15 +53,15 @@ def main(argv=None):
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--data_dir', help='DATAROOT (default: generate one).')
   parser.add_argument('--data_list', help='List file, with --data_dir.')
-  parser.add_argument('--num_images', type=int, default=64,
+  parser.add_argument('--num_images', type=flags.integer(1), default=64,
                       help='Images to generate.')
   parser.add_argument('--image_size', default='375x500',
                       help="Generated images' size, 'HxW'.")
-  parser.add_argument('--crop_size', type=int, default=336)
-  parser.add_argument('--batch_size', type=int, default=8)
-  parser.add_argument('--batches', type=int, default=100,
+  parser.add_argument('--crop_size', type=flags.integer(1), default=336)
+  parser.add_argument('--batch_size', type=flags.integer(1), default=8)
+  parser.add_argument('--batches', type=flags.integer(1), default=100,
                       help='Batches to time.')
-  parser.add_argument('--warmup_batches', type=int, default=5)
+  parser.add_argument('--warmup_batches', type=flags.integer(0), default=5)
   parser.add_argument('--unsupervised', action='store_true',
                       help='Also read oversegmentations.')
   args = parser.parse_args(argv)

@@ -17,19 +17,20 @@ import numpy as np
 import tensorflow as tf
 
 from network.segsort import eval_utils
+from segsort import flags
 
 
 def _parse_args():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--num_prototypes', type=int, default=265000)
-  parser.add_argument('--embedding_dim', type=int, default=32)
-  parser.add_argument('--num_segments', type=int, default=25,
+  parser.add_argument('--num_prototypes', type=flags.integer(1), default=265000)
+  parser.add_argument('--embedding_dim', type=flags.integer(1), default=32)
+  parser.add_argument('--num_segments', type=flags.integer(1), default=25,
                       help='Test segments (queries) per image.')
-  parser.add_argument('--k', type=int, default=15)
-  parser.add_argument('--num_classes', type=int, default=21)
-  parser.add_argument('--chunk_size', type=int, default=65536)
-  parser.add_argument('--images', type=int, default=200)
-  parser.add_argument('--warmup', type=int, default=5)
+  parser.add_argument('--k', type=flags.integer(1), default=15)
+  parser.add_argument('--num_classes', type=flags.integer(1), default=21)
+  parser.add_argument('--chunk_size', type=flags.integer(1), default=65536)
+  parser.add_argument('--images', type=flags.integer(1), default=200)
+  parser.add_argument('--warmup', type=flags.integer(0), default=5)
   return parser.parse_args()
 
 

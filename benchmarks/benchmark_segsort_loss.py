@@ -31,21 +31,22 @@ if __package__ in (None, ''):
 
 from network.segsort import common_utils  # pylint: disable=g-import-not-at-top
 from network.segsort import train_utils  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 
 
 def _parse_args():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--batch_size', type=int, default=8)
-  parser.add_argument('--size', type=int, default=42,
+  parser.add_argument('--batch_size', type=flags.integer(1), default=8)
+  parser.add_argument('--size', type=flags.integer(1), default=42,
                       help='Embedding height and width.')
-  parser.add_argument('--embedding_dim', type=int, default=32)
-  parser.add_argument('--num_clusters', type=int, default=5)
-  parser.add_argument('--kmeans_iterations', type=int, default=10)
-  parser.add_argument('--num_banks', type=int, default=2)
-  parser.add_argument('--num_classes', type=int, default=21)
-  parser.add_argument('--steps', type=int, default=10,
+  parser.add_argument('--embedding_dim', type=flags.integer(1), default=32)
+  parser.add_argument('--num_clusters', type=flags.integer(1), default=5)
+  parser.add_argument('--kmeans_iterations', type=flags.integer(0), default=10)
+  parser.add_argument('--num_banks', type=flags.integer(0), default=2)
+  parser.add_argument('--num_classes', type=flags.integer(1), default=21)
+  parser.add_argument('--steps', type=flags.integer(1), default=10,
                       help='Steps per timed round.')
-  parser.add_argument('--repeats', type=int, default=5,
+  parser.add_argument('--repeats', type=flags.integer(1), default=5,
                       help='Timed rounds; the median round is printed.')
   parser.add_argument('--no_xla', action='store_true',
                       help='Skip the jit_compile=True measurement.')

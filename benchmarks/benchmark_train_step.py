@@ -43,17 +43,17 @@ def _parse_args(argv):
   parser.add_argument('--backbone', default='resnet_v1_101',
                       choices=config_lib.BACKBONES)
   parser.add_argument('--head', default='pspnet', choices=config_lib.HEADS)
-  parser.add_argument('--output_stride', type=int, default=8,
+  parser.add_argument('--output_stride', type=flags.integer(1), default=8,
                       choices=config_lib.OUTPUT_STRIDES)
-  parser.add_argument('--batch_size', type=int, default=8)
+  parser.add_argument('--batch_size', type=flags.integer(1), default=8)
   parser.add_argument('--input_size', type=flags.size_pair,
                       default=(336, 336), help='"height,width" of crops.')
-  parser.add_argument('--num_classes', type=int, default=21,
+  parser.add_argument('--num_classes', type=flags.integer(1), default=21,
                       help='Classes drawn in the synthetic labels.')
-  parser.add_argument('--num_banks', type=int, default=2)
-  parser.add_argument('--steps', type=int, default=10,
+  parser.add_argument('--num_banks', type=flags.integer(0), default=2)
+  parser.add_argument('--steps', type=flags.integer(1), default=10,
                       help='Timed steps (after --warmup_steps).')
-  parser.add_argument('--warmup_steps', type=int, default=2,
+  parser.add_argument('--warmup_steps', type=flags.integer(0), default=2,
                       help='Untimed steps: tracing, compilation, autotuning.')
   parser.add_argument('--is_training', action='store_true',
                       help='BatchNorm in training mode (stage 1).')

@@ -7,6 +7,8 @@ the trainer in test_trainer.py).
 
 import logging
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -477,3 +479,22 @@ def test_prototype_bank_missing_classes_are_named(caplog):
     inference.warn_of_missing_classes(np.array([0, 2, 2]), 4, 'Bank X')
   assert ('Bank X holds no prototype of class 1, 3 (of [0, 4)): k-NN '
           'inference never predicts them.') in caplog.text
+
+
+@pytest.mark.parametrize('script, argv, message', [
+    ('benchmark_knn.py', ['--k', '0'],
+     "argument --k: must be an integer >= 1, got '0'"),
+    ('benchmark_segsort_loss.py', ['--num_banks', '-1'],
+     "argument --num_banks: must be an integer >= 0, got '-1'"),
+    ('benchmark_train_step.py', ['--batch_size', '0'],
+     "argument --batch_size: must be an integer >= 1, got '0'"),
+    ('benchmark_input_pipeline.py', ['--batches', '-5'],
+     "argument --batches: must be an integer >= 1, got '-5'"),
+])
+def test_benchmark_flags_are_checked(script, argv, message):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  completed = subprocess.run(
+      [sys.executable, os.path.join(root, 'benchmarks', script)] + argv,
+      cwd=root, capture_output=True, text=True, timeout=300, check=False)
+  assert completed.returncode == 2
+  assert message in completed.stderr
