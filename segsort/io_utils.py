@@ -264,6 +264,33 @@ def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
   return ids.astype(dtype)
 
 
+def read_label_through_table(path, table, expected_ids):
+  """Reads a label image and maps its ids through a lookup table.
+
+  For converting a data set's annotation ids into training ids (e.g.
+  CamVid's void 11 into 255, Cityscapes' labelIds into trainIds).
+
+  Args:
+    path: A single-channel label image (see `read_label_image`).
+    table: An integer array `[num_ids]`, the training id of every id.
+    expected_ids: Words for the ids the file may hold, for the error, e.g.
+      'Cityscapes labelIds are 0-33'.
+
+  Returns:
+    An array `[height, width]` of `table`'s dtype.
+
+  Raises:
+    ImageFileError: Naming the file and up to ten ids outside
+      `[0, len(table))`, or when it cannot be read (see `read_label_image`).
+  """
+  ids = read_label_image(path)
+  unexpected = np.unique(ids[(ids < 0) | (ids >= len(table))])
+  if unexpected.size:
+    raise ImageFileError('%s holds label ids %s; %s'
+                         % (path, unexpected.tolist()[:10], expected_ids))
+  return np.asarray(table)[ids]
+
+
 def read_rgb_image(path, apply_exif_orientation=False):
   """Decodes an image file (JPEG, PNG, TIFF, ...) of any usual mode into RGB.
 

@@ -99,17 +99,14 @@ def read_camvid_annotation(path):
     A uint8 array `[H, W]` of ids 0-10 and 255.
 
   Raises:
-    CamVidError: Naming the file if it holds ids above 11.
-    io_utils.ImageFileError: If it cannot be decoded or has colours.
+    io_utils.ImageFileError: Naming the file if it holds ids above 11, or
+      cannot be decoded or has colours.
   """
-  ids = io_utils.read_label_image(path)
-  unexpected = np.unique(ids[(ids < 0) | (ids > CAMVID_VOID)])
-  if unexpected.size:
-    raise CamVidError('%s holds ids %s; CamVid annotations hold 0-%d and %d '
-                      '(void)' % (path, unexpected.tolist()[:10],
-                                  CAMVID_VOID - 1, CAMVID_VOID))
-  ids[ids == CAMVID_VOID] = IGNORE_LABEL
-  return ids.astype(np.uint8)
+  table = np.arange(CAMVID_VOID + 1, dtype=np.uint8)
+  table[CAMVID_VOID] = IGNORE_LABEL
+  return io_utils.read_label_through_table(
+      path, table, 'CamVid annotations hold 0-%d and %d (void)'
+      % (CAMVID_VOID - 1, CAMVID_VOID))
 
 
 def _convert(job):

@@ -137,16 +137,12 @@ def read_train_ids(path):
     A uint8 array `[H, W]` of training ids 0-18 and 255.
 
   Raises:
-    CityscapesError: Naming the file if it holds ids above 33.
-    io_utils.ImageFileError: If it cannot be decoded or has colours.
+    io_utils.ImageFileError: Naming the file if it holds ids above 33, or
+      cannot be decoded or has colours.
   """
-  ids = io_utils.read_label_image(path)
-  unexpected = np.unique(ids[(ids < 0) | (ids > MAX_LABEL_ID)])
-  if unexpected.size:
-    raise CityscapesError('%s holds label ids %s; Cityscapes labelIds are '
-                          '0-%d' % (path, unexpected.tolist()[:10],
-                                    MAX_LABEL_ID))
-  return label_id_to_train_id()[ids]
+  return io_utils.read_label_through_table(
+      path, label_id_to_train_id(),
+      'Cityscapes labelIds are 0-%d' % MAX_LABEL_ID)
 
 
 def _convert(job):
