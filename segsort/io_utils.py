@@ -58,6 +58,13 @@ def save_png(path, array):
         temporary, format='PNG')
 
 
+def save_jpeg(path, image, quality):
+  """Writes a uint8 RGB array `[H, W, 3]` as a JPEG of `quality`, atomically."""
+  with atomic_path(path) as temporary:
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
+        temporary, format='JPEG', quality=quality)
+
+
 def save_npy(path, array):
   """Writes a NumPy array as a .npy file, atomically."""
   with atomic_path(path) as temporary:

@@ -25,7 +25,6 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -117,9 +116,7 @@ def _convert(job):
     raise CamVidError('%s is %dx%d but its image %s is %dx%d' % (
         annotation_path, *label.shape, image_path, *image.shape[:2]))
   io_utils.save_png(label_path, label)
-  with io_utils.atomic_path(jpeg_path) as temporary:
-    Image.fromarray(image).save(temporary, format='JPEG',
-                                quality=jpeg_quality)
+  io_utils.save_jpeg(jpeg_path, image, jpeg_quality)
 
 
 def convert(camvid_dir, output_dir, *, jpeg_quality=92, workers=1,

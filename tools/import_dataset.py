@@ -145,9 +145,7 @@ def _import_image(job, binary, jpeg_quality, overwrite):
         raise DatasetError('%s is %dx%d but its image %s is %dx%d' % (
             mask_path, *ids.shape, image_path, *image.shape[:2]))
       io_utils.save_png(label_path, ids)
-    with io_utils.atomic_path(jpeg_path) as temporary:
-      Image.fromarray(image).save(temporary, format='JPEG',
-                                  quality=jpeg_quality)
+    io_utils.save_jpeg(jpeg_path, image, jpeg_quality)
   return None if ids is None else np.bincount(ids.ravel(), minlength=256)
 
 
