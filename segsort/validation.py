@@ -121,7 +121,7 @@ class Validator:
       evaluation_entries = data.read_data_list(
           config.data_dir, config.eval_list, require_labels=True)
     except data.DataError as error:
-      # One line, named by the flag: the trainer's own list reports alike.
+      # One line that names the flag, as the other flag errors do.
       raise data.DataError('--eval_list: %s' % str(error).replace(
           ':\n  ', ': ').replace('\n  ', '; ')) from error
     self._evaluation_entries = spread_subset(evaluation_entries,
@@ -154,7 +154,7 @@ class Validator:
     self.best_dir = os.path.join(config.snapshot_dir, BEST_DIR_NAME)
     self._best_manager = tf.train.CheckpointManager(
         checkpoint, self.best_dir, max_to_keep=1,
-        checkpoint_name='ckpt')
+        checkpoint_name=trainer.CHECKPOINT_NAME)
     self.best_miou, self.best_step = self._read_best_record()
     self._clock = time.perf_counter()
 
