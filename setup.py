@@ -32,5 +32,6 @@ setup(
         'segsort-inference-softmax = segsort.inference_softmax:main',
         'segsort-benchmark-miou = segsort.benchmark_by_mIoU:main',
         'segsort-explain = segsort.explain:main',
+        'segsort-export = segsort.export:main',
     ]},
 )

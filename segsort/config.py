@@ -60,6 +60,7 @@ MODE_DEFAULTS = {
 RESUMABLE_FIELD_CHANGES = frozenset({
     'save_pred_every', 'update_tb_every', 'restore_from', 'num_gpu',
     'jit_compile', 'overwrite_config',
+    'eval_every', 'eval_list', 'eval_images', 'eval_prototype_images',
 })
 
 _DESCRIPTIONS = {
@@ -123,6 +124,11 @@ class TrainConfig:
   deterministic: bool = False
   overwrite_config: bool = False
   apply_exif_orientation: bool = False
+  # Validation during training (segsort/validation.py).
+  eval_every: int = 0
+  eval_list: str = ''
+  eval_images: int = 100
+  eval_prototype_images: int = 200
 
   def __post_init__(self):
     # JSON stores tuples as lists; keep the field hashable and comparable.
@@ -165,7 +171,8 @@ class TrainConfig:
         problems.append('--%s must be at least 1, got %r' % (
             name, getattr(self, name)))
     for name in ('kmeans_iterations', 'num_banks', 'weight_decay',
-                 'learning_rate', 'momentum', 'power', 'random_seed'):
+                 'learning_rate', 'momentum', 'power', 'random_seed',
+                 'eval_every', 'eval_images', 'eval_prototype_images'):
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         problems.append('--%s must be a number >= 0, got %r' % (name, value))
@@ -178,6 +185,9 @@ class TrainConfig:
       problems.append('--ignore_label %d is a class id of [0, --num_classes '
                       '%d); it must lie outside' % (self.ignore_label,
                                                     self.num_classes))
+    if self.eval_every and not self.eval_list:
+      problems.append('--eval_every needs --eval_list, an annotated list '
+                      '(IMAGE LABEL a line)')
     if self.mode == 'segsort_unsup' and self.num_banks:
       problems.append('--num_banks must be 0 for unsupervised SegSort (its '
                       'loss keeps no memory bank), got %d' % self.num_banks)
@@ -343,6 +353,19 @@ def build_argument_parser(mode='segsort'):
   add(port, 'overwrite_config', 'Accept a --snapshot_dir whose config.json '
       'differs from these flags: overwrite it and resume its checkpoint.',
       action='store_true')
+
+  validation = parser.add_argument_group(
+      'validation during training (segsort/validation.py)')
+  add(validation, 'eval_every', 'Every this many steps, compute the mIoU of '
+      '--eval_images images of --eval_list (k-NN of prototypes of '
+      '--eval_prototype_images training images; softmax: plain inference) '
+      'and keep the best checkpoint in SNAPSHOT_DIR/best; 0: never.')
+  add(validation, 'eval_list', 'Annotated list file to validate on (IMAGE '
+      'LABEL a line, paths relative to --data_dir).')
+  add(validation, 'eval_images', 'Images of --eval_list evaluated, spread '
+      'evenly over it; 0: all.')
+  add(validation, 'eval_prototype_images', 'Annotated images of --data_list '
+      'whose prototypes validation uses, spread evenly over it; 0: all.')
   return parser
 
 

@@ -417,6 +417,11 @@ class Trainer:
         lambda batch: summaries.training_pictures(
             self.network, batch, config.mode, config.num_clusters,
             config.kmeans_iterations))
+    self._validator = None
+    if config.eval_every:
+      from segsort import validation  # pylint: disable=g-import-not-at-top
+      self._validator = validation.Validator(config, self.network,
+                                             self.checkpoint, self.strategy)
     # Written once the run is set up, so that a run that could not start
     # does not claim the directory.
     if self._is_chief:
@@ -895,6 +900,9 @@ class Trainer:
           interval_start, interval_steps = time.perf_counter(), 0
         if saving:
           latest = self._save(step)
+        if self._validator and step % config.eval_every == 0:
+          # Left out of the images/s of the interval.
+          interval_start += self._validator.evaluate(step).seconds
     writer.flush()
     if self._vouched_step < step:
       _LOGGER.warning(

@@ -1,0 +1,187 @@
+"""A short Python API: load a trained run once, then label images.
+
+    from segsort import api
+    segmenter = api.load('snapshots/run', 'OUT/prototypes')
+    labels = segmenter.predict(image)  # uint8 RGB [H, W, 3] -> uint8 [H, W]
+
+The network, the number of classes and the k-means settings come from the
+run's config.json; the prediction is that of single-scale inference
+(`segsort.inference_segsort`, `segsort.inference_softmax`) with the same
+settings, which are the commands' defaults unless given to `load`. The
+image mean is subtracted here. `segsort.export` writes the same model as a
+SavedModel.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from segsort import data
+from segsort import inference
+
+# The defaults of the single-scale inference commands (checked by tests).
+DEFAULT_WINDOW_SIZE = (720, 720)
+DEFAULT_STRIDES = (320, 320)
+DEFAULT_K_IN_NEAREST_NEIGHBORS = 15
+
+
+@dataclasses.dataclass
+class Prediction:
+  """A SegSort prediction with the evidence behind it.
+
+  Attributes:
+    labels: uint8 `[H, W]` class ids in `[0, num_classes)`.
+    segment_ids: int32 `[H, W]` segment of every pixel, in
+      `[0, num_segments)`.
+    neighbours: An inference.SegmentNeighbours: every segment's k-NN votes
+      float32 `[num_segments, num_classes]`, cosine similarities float32
+      `[num_segments, k]` (most similar first) and prototype indices int32
+      `[num_segments, k]`, rows of `Segmenter.bank`.
+  """
+  labels: np.ndarray
+  segment_ids: np.ndarray
+  neighbours: inference.SegmentNeighbours
+
+
+class Segmenter:
+  """A restored network (and prototype bank) that labels RGB images.
+
+  Attributes:
+    config: The run's TrainConfig (config.json).
+    checkpoint_prefix: The restored checkpoint.
+    network: The restored SegmentationNetwork.
+    bank: The inference.PrototypeBank of SegSort runs; None for softmax.
+    settings: The inference settings, a JSON-ready dict (window_size,
+      strides, num_classes and, for SegSort, k_in_nearest_neighbors,
+      num_clusters, kmeans_iterations, prototype_bank).
+  """
+
+  def __init__(self, network, config, checkpoint_prefix, bank=None, *,
+               window_size=DEFAULT_WINDOW_SIZE, strides=DEFAULT_STRIDES,
+               k_in_nearest_neighbors=DEFAULT_K_IN_NEAREST_NEIGHBORS,
+               num_clusters=None, kmeans_iterations=None):
+    """Binds a restored network to its bank; `load` is the usual way in.
+
+    Args:
+      network: A restored SegmentationNetwork (`inference.restore_network`).
+      config: Its TrainConfig.
+      checkpoint_prefix: Its checkpoint.
+      bank: An inference.PrototypeBank for SegSort modes; None for softmax.
+      window_size: (height, width) of the sliding windows, pixels >= 1.
+      strides: (vertical, horizontal) window strides, in [1, window size].
+      k_in_nearest_neighbors: The number of prototypes that vote, >= 1.
+      num_clusters: The k-means grid of an image: n (n x n) or (rows,
+        columns); None for config.num_clusters x config.num_clusters.
+      kmeans_iterations: The k-means iterations; None for the config's.
+
+    Raises:
+      inference.InferenceError: If a SegSort config comes without a bank, a
+        softmax config with one, or the strides do not fit the window.
+    """
+    segsort_mode = config.mode in inference.SEGSORT_MODES
+    if segsort_mode and bank is None:
+      raise inference.InferenceError(
+          'Checkpoint %s is a SegSort model: give the prototype_dir of its '
+          'prototypes (segsort.extract_prototypes).' % checkpoint_prefix)
+    if not segsort_mode and bank is not None:
+      raise inference.InferenceError(
+          'Checkpoint %s is a softmax model, which uses no prototypes; give '
+          'no prototype_dir.' % checkpoint_prefix)
+    self.config = config
+    self.checkpoint_prefix = checkpoint_prefix
+    self.network = network
+    self.bank = bank
+    if segsort_mode:
+      self._predictor = inference.SegSortPredictor(
+          network, bank, window_size=window_size, strides=strides,
+          k_in_nearest_neighbors=k_in_nearest_neighbors,
+          num_classes=config.num_classes,
+          num_clusters=(config.num_clusters if num_clusters is None
+                        else num_clusters),
+          kmeans_iterations=(config.kmeans_iterations
+                             if kmeans_iterations is None
+                             else kmeans_iterations))
+    else:
+      self._predictor = inference.SoftmaxPredictor(
+          network, window_size=window_size, strides=strides,
+          num_classes=config.num_classes)
+    self.settings = self._predictor.settings()
+
+  @property
+  def num_classes(self):
+    return self.config.num_classes
+
+  def predict(self, image, with_segments=False):
+    """Labels an RGB image (single scale, as the inference commands do).
+
+    Args:
+      image: A uint8 array `[H, W, 3]` of RGB values in [0, 255], any
+        H, W >= 1, without the mean subtracted (e.g. a decoded JPEG).
+      with_segments: Also return the segments and their nearest prototypes
+        (SegSort only).
+
+    Returns:
+      A uint8 array `[H, W]` of class ids in `[0, num_classes)`; with
+      `with_segments`, a Prediction holding it.
+
+    Raises:
+      ValueError: If the image is not a uint8 `[H, W, 3]` array, or
+        `with_segments` is asked of a softmax model.
+    """
+    image = np.asarray(image)
+    if (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or
+        min(image.shape) < 1):
+      raise ValueError('image must be a uint8 array [height, width, 3] of RGB '
+                       'values; got a %s array of shape %s' % (image.dtype,
+                                                               image.shape))
+    mean_subtracted = (tf.constant(image, tf.float32) -
+                       tf.constant(data.IMG_MEAN))
+    if not with_segments:
+      return inference.predict_labels(self._predictor, mean_subtracted)
+    if self.bank is None:
+      raise ValueError('with_segments needs a SegSort model; %s is a softmax '
+                       'model' % self.checkpoint_prefix)
+    neighbours = self._predictor.neighbours(mean_subtracted)
+    # The argmax of every segment's votes, ties to the lowest class, as in
+    # inference.predict_labels.
+    segment_labels = np.argmax(neighbours.votes, axis=1).astype(np.uint8)
+    return Prediction(labels=segment_labels[neighbours.segment_ids],
+                      segment_ids=neighbours.segment_ids,
+                      neighbours=neighbours)
+
+
+def load(run, prototype_dir=None, **settings):
+  """Restores a trained run for prediction, everything else from config.json.
+
+  Args:
+    run: A run's snapshot directory (its latest checkpoint) or a checkpoint
+      prefix, with the run's config.json beside it.
+    prototype_dir: The prototypes of a SegSort run (SAVE_DIR/prototypes of
+      segsort.extract_prototypes); None for a softmax run.
+    **settings: Keyword arguments of `Segmenter` (window_size, strides,
+      k_in_nearest_neighbors, num_clusters, kmeans_iterations) that replace
+      the defaults.
+
+  Returns:
+    A Segmenter.
+
+  Raises:
+    FileNotFoundError: If there is no checkpoint or config.json.
+    inference.InferenceError: Naming the file of a bad prototype bank, or a
+      bank missing (SegSort) or superfluous (softmax).
+    trainer.CheckpointMismatchError: If the checkpoint does not fit its
+      config.json's network.
+  """
+  network, config, checkpoint_prefix = inference.restore_network(
+      run, inference.SEGSORT_MODES + inference.SOFTMAX_MODES)
+  bank = None
+  if prototype_dir is not None:
+    if config.mode not in inference.SEGSORT_MODES:
+      raise inference.InferenceError(
+          'Checkpoint %s is a softmax model, which uses no prototypes; give '
+          'no prototype_dir.' % checkpoint_prefix)
+    bank = inference.load_prototype_bank(
+        prototype_dir, config.embedding_dim, config.num_classes,
+        checkpoint_prefix=checkpoint_prefix)
+  return Segmenter(network, config, checkpoint_prefix, bank, **settings)
