@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo venv clean-venv
 
-$(STAMP): setup.py
+# TensorFlow comes from the `cpu` extra (see setup.py: `gpu` instead for
+# CUDA, never both); constraints.txt pins the versions the suite runs with.
+$(STAMP): setup.py constraints.txt
 	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install --quiet --upgrade pip
-	$(VENV_PY) -m pip install --quiet -e '.[test]'
+	$(VENV_PY) -m pip install --quiet -c constraints.txt -e '.[cpu,test]'
 	touch $(STAMP)
 
 venv: $(STAMP)

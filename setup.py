@@ -1,4 +1,16 @@
-"""SegSort for TensorFlow 2: segmentation by discriminative sorting of segments."""
+"""SegSort for TensorFlow 2: segmentation by discriminative sorting of segments.
+
+TensorFlow comes from exactly one extra, so that a CPU and a GPU build never
+share site-packages (tensorflow-cpu and tensorflow both own the `tensorflow`
+package; installing one over the other breaks the import when either is
+removed):
+
+    pip install '.[cpu]'   # tensorflow-cpu on x86-64 Linux, tensorflow elsewhere
+    pip install '.[gpu]'   # tensorflow[and-cuda] (Linux with an NVIDIA GPU)
+
+Only `network` and `segsort` are installed; `tools/` and `benchmarks/` are
+run from the repository root (`python -m tools.check_list ...`).
+"""
 
 from setuptools import find_packages, setup
 
@@ -8,19 +20,27 @@ setup(
     description='SegSort (Hwang et al., ICCV 2019) for TensorFlow 2',
     license='MIT',
     python_requires='>=3.10',
-    packages=find_packages(include=['network', 'network.*', 'segsort', 'segsort.*', 'tools', 'tools.*']),
+    packages=find_packages(include=['network', 'network.*', 'segsort',
+                                    'segsort.*']),
     install_requires=[
-        'tensorflow-cpu>=2.16; platform_machine=="x86_64" and sys_platform=="linux"',
-        'tensorflow>=2.16; platform_machine!="x86_64" or sys_platform!="linux"',
         'numpy',
         'scipy',
-        'opencv-python-headless',
+        # The contrib build: --sed_model needs cv2.ximgproc.
+        'opencv-contrib-python-headless',
         'pillow',
         'tqdm',
+        # tf.summary needs it; TensorFlow 2.20+ no longer installs it.
+        'tensorboard',
     ],
     extras_require={
-        'test': ['pytest', 'pytest-xdist', 'tf-slim'],
+        'cpu': [
+            'tensorflow-cpu>=2.16; platform_machine=="x86_64" and '
+            'sys_platform=="linux"',
+            'tensorflow>=2.16; platform_machine!="x86_64" or '
+            'sys_platform!="linux"',
+        ],
         'gpu': ['tensorflow[and-cuda]>=2.16'],
+        'test': ['pytest', 'pytest-xdist', 'tf-slim'],
     },
     entry_points={'console_scripts': [
         'segsort-train = segsort.train_segsort:main',

@@ -21,9 +21,11 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segsort import data  # pylint: disable=g-import-not-at-top
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
-from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
+
+# segsort.data (TensorFlow) and tools.make_synthetic_voc are imported once
+# the flags are parsed, so that --help is quick.
 
 
 def measure(data_dir, data_list, crop_size, batch_size, num_batches,
@@ -34,6 +36,7 @@ def measure(data_dir, data_list, crop_size, batch_size, num_batches,
     Images per second of wall time, and CPU seconds (all threads) per image;
     the latter does not depend on what else the machine is running.
   """
+  from segsort import data  # pylint: disable=g-import-not-at-top
   dataset = data.build_training_dataset(
       data_dir, data_list, crop_size, batch_size, unsupervised=unsupervised,
       num_classes=21, seed=0)
@@ -49,6 +52,7 @@ def measure(data_dir, data_list, crop_size, batch_size, num_batches,
 
 
 def main(argv=None):
+  console.quiet_tensorflow()
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--data_dir', help='DATAROOT (default: generate one).')
@@ -65,6 +69,7 @@ def main(argv=None):
   parser.add_argument('--unsupervised', action='store_true',
                       help='Also read oversegmentations.')
   args = parser.parse_args(argv)
+  from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
   def run(data_dir, data_list):
     images_per_second, cpu_seconds_per_image = measure(

@@ -11,13 +11,16 @@ k-means excluded).
 
 import argparse
 import os
+import sys
 import time
 
-import numpy as np
-import tensorflow as tf
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from network.segsort import eval_utils
-from segsort import flags
+from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 
 
 def _parse_args():
@@ -32,6 +35,18 @@ def _parse_args():
   parser.add_argument('--images', type=flags.integer(1), default=200)
   parser.add_argument('--warmup', type=flags.integer(0), default=5)
   return parser.parse_args()
+
+
+if __name__ == '__main__':
+  # The flags are checked (and --help answered) before TensorFlow loads;
+  # main() parses them again.
+  _parse_args()
+  console.quiet_tensorflow()
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from network.segsort import eval_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _unit_rows(rng, rows, columns):

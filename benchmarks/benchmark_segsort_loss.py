@@ -17,20 +17,12 @@ import os
 import sys
 import time
 
-import numpy as np
-
-# Before TensorFlow starts: the CPU allocator that keeps statistics.
-os.environ.setdefault('TF_CPU_ALLOCATOR_USE_BFC', 'true')
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from network.segsort import common_utils  # pylint: disable=g-import-not-at-top
-from network.segsort import train_utils  # pylint: disable=g-import-not-at-top
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 
 
@@ -51,6 +43,23 @@ def _parse_args():
   parser.add_argument('--no_xla', action='store_true',
                       help='Skip the jit_compile=True measurement.')
   return parser.parse_args()
+
+
+if __name__ == '__main__':
+  # The flags are checked (and --help answered) before TensorFlow loads;
+  # main() parses them again.
+  _parse_args()
+  console.quiet_tensorflow()
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Before TensorFlow starts: the CPU allocator that keeps statistics.
+os.environ.setdefault('TF_CPU_ALLOCATOR_USE_BFC', 'true')
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from network.segsort import common_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
+from network.segsort import train_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _inputs(args):

@@ -20,20 +20,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import tensorflow as tf
-
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from network.segsort import common_utils  # pylint: disable=g-import-not-at-top
-from network.segsort import train_utils  # pylint: disable=g-import-not-at-top
 from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
-from segsort import summaries  # pylint: disable=g-import-not-at-top
-from segsort import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
 
 def _parse_args(argv):
@@ -60,6 +54,21 @@ def _parse_args(argv):
   parser.add_argument('--mixed_precision', action='store_true')
   parser.add_argument('--jit_compile', action='store_true')
   return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+  # The flags are checked (and --help answered) before TensorFlow loads;
+  # main() parses them again.
+  _parse_args(sys.argv[1:])
+  console.quiet_tensorflow()
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from network.segsort import common_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
+from network.segsort import train_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
+from segsort import summaries  # pylint: disable=g-import-not-at-top,wrong-import-position
+from segsort import trainer as trainer_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def synthetic_batch(batch_size, input_size, num_classes, num_clusters, seed=0):

@@ -5,8 +5,9 @@
 
 Prints the scores like the original ("mean IOU: 71.2345%") and writes them
 all, with the confusion matrix, as JSON to --output_json (default
-`pred_dir/../metrics.json`; `-` for stdout). See segsort/metrics.py for the
-definitions.
+`pred_dir/../metrics.json`; `-` for stdout), and beside it a bar chart of
+the per-class IoU in VOC's class colours (`metrics_iou.png` for
+`metrics.json`; see segsort.overlay.draw_iou_chart). See segsort/metrics.py for the definitions.
 """
 
 import argparse
@@ -17,10 +18,15 @@ import sys
 from segsort import flags
 from segsort import io_utils
 from segsort import metrics
+from segsort import overlay
+from segsort import run_record
+
+# The chart beside OUTPUT.json.
+CHART_SUFFIX = '_iou.png'
 
 
 def parse_args(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--pred_dir', required=True,
                       help='Directory of predicted ID.png class-id maps.')
   parser.add_argument('--gt_dir', required=True,
@@ -35,7 +41,8 @@ def parse_args(argv=None):
                       '(0, 1) is a fraction of the image diagonal.')
   parser.add_argument('--output_json', default=None,
                       help="Where to write every score; '-' for stdout "
-                      '(default: PRED_DIR/../metrics.json).')
+                      '(default: PRED_DIR/../metrics.json). The per-class '
+                      'IoU chart goes beside it (OUTPUT_iou.png).')
   args = parser.parse_args(argv)
   if 0 <= args.ignore_label < args.num_classes:
     parser.error('argument --ignore_label: must not be a class id of [0, '
@@ -64,7 +71,10 @@ def main(argv=None):
   output_json = args.output_json or os.path.join(
       os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json')
   io_utils.save_json(output_json, results)
-  print('Scores written to %s' % output_json)
+  chart_path = os.path.splitext(output_json)[0] + CHART_SUFFIX
+  io_utils.save_png(chart_path, overlay.draw_iou_chart(
+      results['class_names'], results['class_iou'], results['mean_iou']))
+  print('Scores written to %s, their chart to %s' % (output_json, chart_path))
 
 
 if __name__ == '__main__':

@@ -33,6 +33,7 @@ import os
 
 from segsort import flags
 from segsort import io_utils
+from segsort import run_record
 
 MODES = ('segsort', 'segsort_unsup', 'softmax')
 # Kept in step with network.builder (checked by tests) so that flags can be
@@ -45,6 +46,9 @@ OUTPUT_STRIDES = (8, 16, 32)
 KMEANS_GRIDS = ('image', 'crop')
 
 CONFIG_FILE_NAME = 'config.json'
+# The key of config.json that records the software of the run (see
+# segsort.run_record.environment); not a TrainConfig field.
+ENVIRONMENT_KEY = 'environment'
 
 # Flag defaults that depend on the training mode; TrainConfig's own defaults
 # are those of the default mode, 'segsort'.
@@ -226,10 +230,12 @@ class TrainConfig:
 
     Returns:
       A TrainConfig. Invalid values exit with a usage message, as argparse
-      does.
+      does; so does a --config file that is missing, malformed or of
+      another mode.
     """
     parser = build_argument_parser(mode)
-    flags = parser.parse_args(argv)
+    flags = run_record.parse_with_saved_config(
+        parser, argv, lambda path: _saved_flag_values(path, mode))
     try:
       return cls(mode=mode, **vars(flags))
     except ValueError as error:
@@ -245,14 +251,16 @@ def build_argument_parser(mode='segsort'):
 
   Returns:
     An argparse.ArgumentParser whose parsed namespace holds every
-    TrainConfig field except `mode`.
+    TrainConfig field except `mode`, and 'config' (see
+    segsort.run_record.parse_with_saved_config).
   """
   if mode not in MODES:
     raise ValueError('mode %r is not one of %s' % (mode, MODES))
   defaults = TrainConfig()
-  parser = argparse.ArgumentParser(
+  parser = run_record.ArgumentParser(
       description=_DESCRIPTIONS[mode],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  run_record.add_config_flag(parser, 'training run')
 
   def add(group, name, help_text, **kwargs):
     """Adds --name with TrainConfig's default and, unless a switch, type."""
@@ -404,19 +412,39 @@ def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
                                       comparable(name, current_values))]
 
 
+def _saved_flag_values(path, mode):
+  """The flag values of a saved config.json of `mode`, for --config."""
+  config = load_config(path)
+  if config.mode != mode:
+    raise ValueError('%s holds a %s run, not %s; replay it with that '
+                     "mode's entry point" % (path, config.mode, mode))
+  values = config.to_dict()
+  del values['mode']
+  return values
+
+
 def save_config(config, snapshot_dir):
   """Writes `snapshot_dir/config.json` atomically.
+
+  The file holds every TrainConfig field, with paths made absolute (so that
+  it can be replayed from any directory with --config), and under
+  "environment" the software of the run (segsort.run_record.environment:
+  Python, TensorFlow, Keras and NumPy versions, the git commit).
 
   Returns:
     The path written.
   """
   path = os.path.join(snapshot_dir, CONFIG_FILE_NAME)
-  io_utils.save_json(path, config.to_dict())
+  values = config.to_dict()
+  for name in PATH_FIELDS:
+    values[name] = _normalized_path(values[name])
+  values[ENVIRONMENT_KEY] = run_record.environment()
+  io_utils.save_json(path, values)
   return path
 
 
 def load_config(path_or_dir):
-  """Reads a config.json (or the one in a directory).
+  """Reads a config.json (or the one in a directory), less its environment.
 
   Raises:
     FileNotFoundError: If there is no such file.
@@ -430,6 +458,10 @@ def load_config(path_or_dir):
   try:
     with open(path) as stream:
       values = json.load(stream)
+    if not isinstance(values, dict):
+      raise ValueError('expected a JSON object, got %s'
+                       % type(values).__name__)
+    values.pop(ENVIRONMENT_KEY, None)
     return TrainConfig.from_dict(values)
   except (ValueError, TypeError) as error:
     raise ValueError('Invalid training config %s: %s' % (path, error)) from error

@@ -17,14 +17,17 @@ import os
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from segsort import colormap as colormap_lib
-from segsort import data
+from segsort import console
 from segsort import flags
-from segsort import inference
+from segsort import inference_flags
 from segsort import io_utils
 from segsort import metrics
+from segsort import run_record
+
+# TensorFlow and the modules that load it (segsort.data, segsort.inference)
+# are imported where they are used, so that --help does not load them.
 
 _CAPTION_HEIGHT = 28
 _BACKGROUND_GREY = 40
@@ -77,6 +80,10 @@ class _TrainingImages:
     source = self._bank.sources['images'][
         int(self._bank.image_indices[prototype_index])]
     path = os.path.join(self._data_dir, source['image_path'])
+    # pylint: disable=g-import-not-at-top
+    from segsort import data
+    from segsort import inference
+    # pylint: enable=g-import-not-at-top
     if path not in self._images:
       if not os.path.exists(path):
         raise inference.InferenceError(
@@ -110,6 +117,10 @@ def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
     figure: A uint8 RGB array.
     facts: A JSON-ready dict of the segments, votes and neighbours.
   """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from segsort import data
+  # pylint: enable=g-import-not-at-top
   if colormap is None:
     colormap = colormap_lib.voc_colormap()
   names = metrics.class_names(num_classes)
@@ -168,6 +179,10 @@ def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
 
 
 def _find_image(args):
+  # pylint: disable=g-import-not-at-top
+  from segsort import data
+  from segsort import inference
+  # pylint: enable=g-import-not-at-top
   if args.image:
     return args.image, os.path.splitext(os.path.basename(args.image))[0]
   if args.data_list:
@@ -182,7 +197,8 @@ def _find_image(args):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  console.quiet_tensorflow()
+  parser = run_record.ArgumentParser(
       description=__doc__.split('\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   which = parser.add_mutually_exclusive_group(required=True)
@@ -191,19 +207,24 @@ def main(argv=None):
                      '--data_list or else at DATA_DIR/VOC2012/JPEGImages/ID.jpg.')
   # --data_dir is also the root of the training images the prototypes come
   # from; the window defaults to single-scale inference's.
-  inference.add_model_and_data_flags(parser, default_input_size=(720, 720),
-                                     data_list_required=False)
-  inference.add_embedding_dim_flag(parser)
-  inference.add_segment_flags(parser)
-  inference.add_knn_flags(parser)
-  inference.add_colormap_flag(parser)
+  inference_flags.add_model_and_data_flags(
+      parser, default_input_size=(720, 720), data_list_required=False)
+  inference_flags.add_embedding_dim_flag(parser)
+  inference_flags.add_segment_flags(parser)
+  inference_flags.add_knn_flags(parser)
+  inference_flags.add_colormap_flag(parser)
   parser.add_argument('--num_segments', type=flags.integer(1), default=6,
                       help='Explain this many of the largest segments.')
   parser.add_argument('--num_neighbours_shown', type=flags.integer(0),
                       default=5)
   parser.add_argument('--tile_size', type=flags.integer(16), default=112,
                       help='Side of every picture tile in pixels.')
-  args = inference.parse_flags(parser, argv)
+  args = inference_flags.parse_flags(parser, argv)
+  console.setup_logging()
+  # pylint: disable=g-import-not-at-top
+  from segsort import data
+  from segsort import inference
+  # pylint: enable=g-import-not-at-top
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)

@@ -16,17 +16,23 @@ segsort/inference.py for details.
 
 import argparse
 
-from segsort import inference
+from segsort import console
+from segsort import inference_flags
+from segsort import run_record
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  console.quiet_tensorflow()
+  parser = run_record.ArgumentParser(
       description=__doc__.split('\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  inference.add_model_and_data_flags(parser)
-  inference.add_segment_flags(parser)
-  inference.add_embedding_dim_flag(parser)
-  args = inference.parse_flags(parser, argv)
+  inference_flags.add_model_and_data_flags(parser)
+  inference_flags.add_segment_flags(parser)
+  inference_flags.add_embedding_dim_flag(parser)
+  args = inference_flags.parse_flags(parser, argv)
+  console.setup_logging()
+  # Imported once the flags are parsed, so that --help is quick.
+  from segsort import inference  # pylint: disable=g-import-not-at-top
   with inference.exit_on_known_errors():
     network, _, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)

@@ -61,15 +61,16 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from network.segsort import common_utils
 from network.segsort import eval_utils
 from segsort import colormap as colormap_lib
 from segsort import config as config_lib
+from segsort import console
 from segsort import data
-from segsort import flags
+from segsort import inference_flags
 from segsort import io_utils
+from segsort import overlay
 from segsort import trainer
 
 SEGSORT_MODES = ('segsort', 'segsort_unsup')
@@ -87,7 +88,7 @@ PROTOTYPE_ARRAY_FILES = (PROTOTYPE_FEATURES_FILE, PROTOTYPE_LABELS_FILE,
                          PROTOTYPE_IMAGE_INDICES_FILE, PROTOTYPE_BOXES_FILE)
 
 # The image scales of multi-scale inference, also those of a bare --scale_aug.
-MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+MULTI_SCALES = inference_flags.MULTI_SCALES
 
 # The file recording the settings that made a directory's outputs.
 SETTINGS_FILE = 'settings.json'
@@ -765,7 +766,8 @@ def _print_summary(what, num_done, num_skipped, seconds):
 
 def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
                  save_dir, scales=(1.0,), flip=False, colormap=None,
-                 ignore_label=255, apply_exif_orientation=False):
+                 ignore_label=255, apply_exif_orientation=False,
+                 save_overlay=False):
   """Predicts every image of a list and writes gray/ID.png and color/ID.png.
 
   The run's settings (checkpoint, prototype bank, predictor settings, scales,
@@ -788,6 +790,9 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
     ignore_label: Passed to the input pipeline (labels are not used).
     apply_exif_orientation: Whether to turn images as their EXIF orientation
       asks (predictions then have the turned size).
+    save_overlay: Whether to write overlay/ID.png too (segsort.overlay: the
+      image blended with the colour labels, segment boundaries in white);
+      images without one are then not skipped.
 
   Returns:
     The number of images predicted (not skipped).
@@ -807,6 +812,7 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
   _check_unique_ids(entries)
   gray_dir = os.path.join(save_dir, 'gray')
   color_dir = os.path.join(save_dir, 'color')
+  overlay_dir = os.path.join(save_dir, 'overlay')
   settings = dict(
       predictor.settings(),
       checkpoint=os.path.abspath(checkpoint_prefix),
@@ -816,12 +822,15 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
       apply_exif_orientation=bool(apply_exif_orientation))
   prepare_output_dir(os.path.join(save_dir, SETTINGS_FILE), settings,
                      [os.path.join(gray_dir, '*.png'),
-                      os.path.join(color_dir, '*.png')],
+                      os.path.join(color_dir, '*.png'),
+                      os.path.join(overlay_dir, '*.png')],
                      'Predictions in')
 
   def output_paths(entry):
     return (os.path.join(gray_dir, entry.image_id + '.png'),
-            os.path.join(color_dir, entry.image_id + '.png'))
+            os.path.join(color_dir, entry.image_id + '.png')) + (
+                (os.path.join(overlay_dir, entry.image_id + '.png'),)
+                if save_overlay else ())
 
   to_predict = [entry for entry in entries
                 if not all(os.path.exists(path)
@@ -829,15 +838,21 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
   num_skipped = len(entries) - len(to_predict)
   num_done = 0
   start = time.time()
-  for entry, example in tqdm(
+  for entry, example in console.progress(
       zip(to_predict, data.entries_dataset(
           to_predict, ignore_label=ignore_label,
           apply_exif_orientation=apply_exif_orientation)),
       total=len(to_predict), desc='Predicting', unit='image'):
-    gray_path, color_path = output_paths(entry)
+    gray_path, color_path, *overlay_path = output_paths(entry)
     labels = predict_labels(predictor, example['image'], scales, flip)
     io_utils.save_png(gray_path, labels)
     io_utils.save_png(color_path, colormap_lib.colorize(labels, colormap))
+    if save_overlay:
+      image = np.clip(np.rint(example['image'].numpy() + data.IMG_MEAN), 0,
+                      255).astype(np.uint8)
+      io_utils.save_png(overlay_path[0], overlay.draw_overlay(
+          image, labels, colormap, overlay.overlay_segments(
+              predictor, example['image'], labels, scales, flip)))
     num_done += 1
   _print_summary('Predicted', num_done, num_skipped, time.time() - start)
   return num_done
@@ -1070,8 +1085,8 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
   num_done = 0
   num_skipped = len(entries) - len(to_extract)
   start = time.time()
-  with tqdm(total=len(to_extract), desc='Extracting prototypes',
-            unit='image') as progress:
+  with console.progress(total=len(to_extract), desc='Extracting prototypes',
+                        unit='image') as progress:
     for image_index, entry in enumerate(entries):
       if os.path.exists(cache_path(entry)):
         with np.load(cache_path(entry)) as cached:
@@ -1148,127 +1163,6 @@ def _extract_one(runner, image_prototypes, entry, example, survey,
   return features.numpy(), labels.numpy(), boxes
 
 
-# ----------------------------------------------------------------------------
-# Flags shared by the entry points.
-
-
-def add_model_and_data_flags(parser, default_input_size=(480, 480),
-                             data_list_required=True):
-  """Adds the data, window and checkpoint flags of every inference tool.
-
-  Args:
-    parser: An argparse.ArgumentParser.
-    default_input_size: The default window: the recipe uses 480x480 crops,
-      720x720 (a whole VOC image in one window) for single-scale inference.
-    data_list_required: Whether --data_list must be given.
-  """
-  parser.add_argument('--data_dir', required=True,
-                      help='Dataset root; list paths are relative to it.')
-  parser.add_argument('--data_list', required=data_list_required,
-                      default=None,
-                      help='List file of the images (IMAGE [LABEL] a line).')
-  parser.add_argument('--input_size', type=flags.size_pair,
-                      default=default_input_size,
-                      help='Sliding window "height,width" (rounded up to a '
-                      'multiple of the output stride; smaller images are '
-                      'padded).')
-  parser.add_argument('--strides', type=flags.size_pair,
-                      default=(320, 320),
-                      help='Distances "vertical,horizontal" between windows, '
-                      'at most --input_size.')
-  parser.add_argument('--restore_from', required=True,
-                      help='Checkpoint prefix, or a directory for its latest; '
-                      'its config.json gives the network.')
-  parser.add_argument('--save_dir', required=True,
-                      help='Output directory.')
-  parser.add_argument('--num_classes', type=flags.integer(1), default=21,
-                      help='Number of classes, background included.')
-  parser.add_argument('--ignore_label', type=flags.integer(0), default=255,
-                      help='Label value of pixels to leave out (not a class '
-                      'id).')
-  parser.add_argument('--apply_exif_orientation', action='store_true',
-                      help='Turn images (and labels) as their EXIF '
-                      'orientation asks, as viewers show them; by default '
-                      'files are read as stored.')
-
-
-def add_embedding_dim_flag(parser):
-  """Adds --embedding_dim, checked against the checkpoint's config."""
-  parser.add_argument('--embedding_dim', type=flags.integer(1), default=None,
-                      help="Checked against the checkpoint's embedding "
-                      'dimension (which is used either way).')
-
-
-def add_segment_flags(parser):
-  """Adds the k-means flags."""
-  parser.add_argument('--num_clusters', type=flags.cluster_grid,
-                      default=(5, 5),
-                      help='k-means grid of an image: "N" (N x N) or '
-                      '"ROWS,COLUMNS".')
-  parser.add_argument('--kmeans_iterations', type=flags.integer(0), default=10,
-                      help='Iterations of vMF k-means.')
-
-
-def add_knn_flags(parser):
-  """Adds the prototype bank flags."""
-  parser.add_argument('--prototype_dir', required=True,
-                      help='Directory of prototype_features.npy and '
-                      'prototype_labels.npy (SAVE_DIR/prototypes of '
-                      'segsort.extract_prototypes).')
-  parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1),
-                      default=15,
-                      help='Number of nearest prototypes that vote.')
-
-
-def add_colormap_flag(parser):
-  """Adds --colormap."""
-  parser.add_argument('--colormap', default=None,
-                      help='%s, or a .npy or text (R G B rows) colour map; '
-                      'default: DATA_DIR/%s when it exists (written by the '
-                      'data set tools), else voc.'
-                      % (' or '.join(sorted(colormap_lib.NAMED_COLORMAPS)),
-                         colormap_lib.COLORMAP_FILE))
-
-
-def add_output_flags(parser, default_scales):
-  """Adds the colour map and multi-scale flags.
-
-  --scale_aug given bare, as the original release's switch, selects the
-  multi-scale set `MULTI_SCALES`.
-  """
-  add_colormap_flag(parser)
-  parser.add_argument('--scale_aug', type=flags.positive_real_list,
-                      nargs='?', const=MULTI_SCALES, default=default_scales,
-                      help='Comma-separated image scales (> 0) whose scores '
-                      'are summed; given bare, %s.'
-                      % ','.join('%g' % scale for scale in MULTI_SCALES))
-  parser.add_argument('--flip_aug', action='store_true',
-                      help='Add the left-right flip of every scale.')
-
-
-def parse_flags(parser, argv=None):
-  """Parses the flags of an inference tool and checks them against each other.
-
-  Each flag's own range is checked by its argparse type; this adds the
-  checks between flags, so that every bad value stops the tool before any
-  work with a usage error naming the flag.
-
-  Args:
-    parser: A parser of `add_model_and_data_flags` and others of this module.
-    argv: The arguments without the program name; sys.argv[1:] when None.
-
-  Returns:
-    The parsed argparse.Namespace.
-  """
-  args = parser.parse_args(argv)
-  flags.check_at_most(parser, args, 'strides', 'input_size')
-  if 0 <= args.ignore_label < args.num_classes:
-    parser.error('argument --ignore_label: must not be a class id of [0, '
-                 '--num_classes %d), got %d' % (args.num_classes,
-                                                args.ignore_label))
-  return args
-
-
 def predict_list_from_flags(predictor, args, checkpoint_prefix):
   """Runs `predict_list` as the inference flags ask.
 
@@ -1286,4 +1180,5 @@ def predict_list_from_flags(predictor, args, checkpoint_prefix):
       flip=args.flip_aug,
       colormap=load_colormap(args.colormap, args.data_dir),
       ignore_label=args.ignore_label,
-      apply_exif_orientation=args.apply_exif_orientation)
+      apply_exif_orientation=args.apply_exif_orientation,
+      save_overlay=args.save_overlay)

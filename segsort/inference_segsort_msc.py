@@ -11,10 +11,10 @@ class of most votes. The flags are those of segsort.inference_segsort, with
 480x480 windows by default.
 """
 
-from segsort import inference
+from segsort import inference_flags
 from segsort import inference_segsort
 
-DEFAULT_SCALES = inference.MULTI_SCALES
+DEFAULT_SCALES = inference_flags.MULTI_SCALES
 
 
 def main(argv=None):

@@ -7,22 +7,30 @@
 Logits of sliding windows are averaged, upsampled bilinearly to the image's
 size and turned into probabilities; with several scales or flips the
 probabilities are summed before the argmax. Writes SAVE_DIR/gray/ID.png and
-SAVE_DIR/color/ID.png; images already done are skipped. Windows default to
+SAVE_DIR/color/ID.png (and with --save_overlay SAVE_DIR/overlay/ID.png);
+images already done are skipped. Windows default to
 720x720, a whole VOC image, as for single-scale SegSort.
 """
 
 import argparse
 
-from segsort import inference
+from segsort import console
+from segsort import inference_flags
+from segsort import run_record
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  console.quiet_tensorflow()
+  parser = run_record.ArgumentParser(
       description=__doc__.split('\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  inference.add_model_and_data_flags(parser, default_input_size=(720, 720))
-  inference.add_output_flags(parser, default_scales=(1.0,))
-  args = inference.parse_flags(parser, argv)
+  inference_flags.add_model_and_data_flags(parser,
+                                           default_input_size=(720, 720))
+  inference_flags.add_output_flags(parser, default_scales=(1.0,))
+  args = inference_flags.parse_flags(parser, argv)
+  console.setup_logging()
+  # Imported once the flags are parsed, so that --help is quick.
+  from segsort import inference  # pylint: disable=g-import-not-at-top
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SOFTMAX_MODES)

@@ -27,7 +27,6 @@ import math
 import os
 
 import numpy as np
-from scipy import ndimage
 
 from segsort import io_utils
 
@@ -135,6 +134,9 @@ def label_boundaries(labels):
 
 def _distance_to(mask):
   """Euclidean distance of every pixel to the nearest True pixel of `mask`."""
+  # Imported here: scipy.ndimage takes half a second to load, which --help
+  # of the tools that import this module need not wait for.
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
   if not mask.any():
     return np.full(mask.shape, np.inf)
   return ndimage.distance_transform_edt(~mask)

@@ -1,11 +1,10 @@
 """TensorBoard summaries of training: scalars and pictures.
 
-Summaries are written with tf.summary.write and TensorBoard's plugin metadata,
-so that training does not need the tensorboard package (only viewing does).
+Written with tf.summary.scalar and tf.summary.image, which the tensorboard
+package (a dependency) provides.
 """
 
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from network.segsort import common_utils
 from network.segsort import vis_utils
@@ -80,18 +79,9 @@ def training_pictures(network, batch, mode, num_clusters, kmeans_iterations):
   return pictures
 
 
-def _metadata(plugin_name, data_class):
-  metadata = summary_pb2.SummaryMetadata()
-  metadata.plugin_data.plugin_name = plugin_name
-  metadata.data_class = data_class
-  return metadata
-
-
 def write_scalar(name, value, step):
-  """Writes a scalar as TensorBoard's scalars plugin does."""
-  tf.summary.write(name, tf.cast(value, tf.float32), step=step,
-                   metadata=_metadata('scalars',
-                                      summary_pb2.DATA_CLASS_SCALAR))
+  """Writes a scalar summary (tf.summary.scalar) as float32."""
+  tf.summary.scalar(name, tf.cast(value, tf.float32), step=step)
 
 
 def write_pictures(pictures, step, max_outputs=4):
@@ -102,13 +92,6 @@ def write_pictures(pictures, step, max_outputs=4):
     step: The training step.
     max_outputs: The number of images kept per name.
   """
-  metadata = _metadata('images', summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
   for name, picture in pictures.items():
-    picture = picture[:max_outputs]
-    # The images plugin's layout: width, height, then one PNG per image.
-    encoded = tf.map_fn(tf.image.encode_png, picture,
-                        fn_output_signature=tf.string)
-    shape = tf.shape(picture)
-    tensor = tf.concat([tf.strings.as_string([shape[2], shape[1]]), encoded],
-                       axis=0)
-    tf.summary.write('images/' + name, tensor, step=step, metadata=metadata)
+    tf.summary.image('images/' + name, picture, step=step,
+                     max_outputs=max_outputs)

@@ -38,12 +38,12 @@ import re
 
 import keras
 import tensorflow as tf
-import tqdm
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from network import checkpoints as slim_checkpoints
 from network.segsort import train_utils
 from segsort import config as config_lib
+from segsort import console
 from segsort import data
 from segsort import summaries
 
@@ -851,8 +851,8 @@ class Trainer:
       writer = tf.summary.create_noop_writer()
     losses = {}
     first_step = step + 1
-    with writer.as_default(), tqdm.tqdm(
-        total=config.num_steps, initial=step, unit='step', dynamic_ncols=True,
+    with writer.as_default(), console.progress(
+        total=config.num_steps, initial=step, desc='Training', unit='step',
         disable=not self._is_chief) as progress:
       interval_start, interval_steps = time.perf_counter(), 0
       while step < end:
@@ -919,21 +919,17 @@ def run(config):
   Returns:
     A TrainResult.
   """
-  logging.basicConfig(
-      level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-  # TensorFlow's own INFO messages (checkpoint sharding) are noise here.
-  logging.getLogger('tensorflow').setLevel(logging.WARNING)
+  console.setup_logging()
   return Trainer(config).train()
 
 
-def main(mode, argv=None):
-  """Parses flags for a mode and trains; known errors exit with a message.
+def main(config):
+  """Trains as the entry points do; known errors exit with a message.
 
   Args:
-    mode: One of segsort.config.MODES.
-    argv: The arguments without the program name; sys.argv[1:] when None.
+    config: A TrainConfig, e.g. of TrainConfig.from_flags (the entry points
+      parse their flags before importing this module and TensorFlow).
   """
-  config = config_lib.TrainConfig.from_flags(argv, mode=mode)
   try:
     run(config)
   except (TrainingError, data.DataError, FileNotFoundError) as error:

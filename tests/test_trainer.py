@@ -20,6 +20,7 @@ from network import checkpoints as slim_checkpoints
 from network.segsort import train_utils
 from segsort import config as config_lib
 from segsort import data
+from segsort import train_softmax
 from segsort import trainer as trainer_lib
 from tools import make_synthetic_voc
 
@@ -322,7 +323,7 @@ def test_divergence_advice_works_when_followed_literally(voc, tmp_path):
   argv = _softmax_argv(voc, tmp_path, 30, num_steps=4, save_pred_every=1,
                        update_tb_every=100)
   with pytest.raises(SystemExit) as raised:
-    trainer_lib.main('softmax', argv)
+    train_softmax.main(argv)
   message = str(raised.value)
   assert message.startswith('error: Training diverged at step 2 (total loss')
   assert '\n' not in message
@@ -333,7 +334,7 @@ def test_divergence_advice_works_when_followed_literally(voc, tmp_path):
   advice = re.search(r'run the same command with (--learning_rate \S+ '
                      r'--overwrite_config)', message).group(1).split()
   assert advice == ['--learning_rate', '0.001', '--overwrite_config']
-  trainer_lib.main('softmax', argv + advice)
+  train_softmax.main(argv + advice)
   latest = tf.train.latest_checkpoint(str(tmp_path))
   assert latest.endswith('ckpt-4')
   assert config_lib.load_config(str(tmp_path)).learning_rate == 0.001

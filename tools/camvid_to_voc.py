@@ -31,6 +31,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
@@ -177,6 +178,7 @@ def main(argv=None):
                       default=92, help='JPEG quality of the frames, 1-95.')
   folder_jobs.add_job_flags(parser, items='images')
   args = parser.parse_args(argv)
+  console.setup_logging()
   try:
     counts = convert(args.camvid_dir, args.output_dir,
                      jpeg_quality=args.jpeg_quality, workers=args.workers,

@@ -19,18 +19,17 @@ import argparse
 import os
 import sys
 
-import tqdm
-
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from segsort import data  # pylint: disable=g-import-not-at-top
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 
 
 def main(argv=None):
+  console.quiet_tensorflow()
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--data_dir', required=True,
@@ -58,14 +57,16 @@ def main(argv=None):
     parser.error('argument --ignore_label: must not be a class id of [0, '
                  '--num_classes %d), got %d' % (args.num_classes,
                                                 args.ignore_label))
-
+  console.setup_logging()
+  # Imported once the flags are parsed, so that --help is quick.
+  from segsort import data  # pylint: disable=g-import-not-at-top
   report = data.check_data_list(
       args.data_dir, args.data_list, num_classes=args.num_classes,
       ignore_label=args.ignore_label,
       with_oversegmentation=args.with_oversegmentation,
       require_labels=not args.allow_unlabeled,
       apply_exif_orientation=args.apply_exif_orientation,
-      num_workers=args.workers, progress=tqdm.tqdm)
+      num_workers=args.workers, progress=console.progress)
   for problem in report.problems:
     print(problem)
   for warning in report.warnings:

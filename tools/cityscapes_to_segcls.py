@@ -43,6 +43,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
@@ -219,6 +220,7 @@ def main(argv=None):
   folder_jobs.add_job_flags(parser, items='annotations',
                             workers_help='Parallel processes.')
   args = parser.parse_args(argv)
+  console.setup_logging()
   try:
     counts = convert(args.cityscapes_dir, args.output_dir,
                      workers=args.workers, overwrite=args.overwrite)

@@ -11,8 +11,7 @@ import_dataset run their own jobs with `run_jobs`.
 import multiprocessing
 import os
 
-import tqdm
-
+from segsort import console
 from segsort import flags
 
 
@@ -38,7 +37,8 @@ def run_jobs(work, jobs, workers, progress=True):
     jobs: A list of jobs, run in any order.
     workers: The number of processes; with one (or fewer), or with a single
       job, the jobs run in this process.
-    progress: Whether to show a progress bar.
+    progress: Whether to show progress (a bar on a terminal, else log
+      lines; see segsort.console.progress).
 
   Returns:
     The list of `work`'s results, in the order of `jobs`.
@@ -47,10 +47,10 @@ def run_jobs(work, jobs, workers, progress=True):
   # starts a line of its own.
   if workers > 1 and len(jobs) > 1:
     with multiprocessing.Pool(workers) as pool:
-      with tqdm.tqdm(pool.imap(work, jobs), total=len(jobs),
-                     disable=not progress) as results:
+      with console.progress(pool.imap(work, jobs), total=len(jobs),
+                            disable=not progress) as results:
         return list(results)
-  with tqdm.tqdm(jobs, disable=not progress) as bar:
+  with console.progress(jobs, disable=not progress) as bar:
     return [work(job) for job in bar]
 
 

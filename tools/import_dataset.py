@@ -41,6 +41,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
@@ -347,6 +348,7 @@ def main(argv=None):
   folder_jobs.add_job_flags(parser, items='images',
                             workers_help='Parallel processes.')
   args = parser.parse_args(argv)
+  console.setup_logging()
   if (args.train_ids is None) != (args.val_ids is None):
     parser.error('argument --train_ids: --train_ids and --val_ids go together')
   try:

@@ -40,6 +40,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from segsort import metrics  # pylint: disable=g-import-not-at-top
@@ -440,6 +441,7 @@ def main(argv=None):
   folder_jobs.add_job_flags(parser, items='images',
                             workers_help='Parallel processes.')
   args = parser.parse_args(argv)
+  console.setup_logging()
 
   image_dir = args.image_dir or os.path.join(args.data_dir, 'VOC2012',
                                              'JPEGImages')

@@ -41,6 +41,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
@@ -305,6 +306,7 @@ def main(argv=None):
   parser.add_argument('--workers', type=flags.integer(1),
                       default=os.cpu_count())
   args = parser.parse_args(argv)
+  console.setup_logging()
   list_paths = make_synthetic_voc(
       args.root, args.num_train, args.num_val, args.size, args.num_classes,
       args.seed, with_oversegmentation=not args.no_oversegmentation,

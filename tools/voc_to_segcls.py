@@ -21,6 +21,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
@@ -62,6 +63,7 @@ def main(argv=None):
   parser.add_argument('--output_dir', help='Folder of output PNGs.')
   folder_jobs.add_job_flags(parser)
   args = parser.parse_args(argv)
+  console.setup_logging()
 
   voc_dir = os.path.join(args.data_dir, 'VOC2012')
   input_dir = args.input_dir or os.path.join(voc_dir, 'SegmentationClass')

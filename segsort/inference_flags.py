@@ -1,0 +1,141 @@
+"""The flags shared by the inference entry points (no TensorFlow).
+
+Kept apart from segsort.inference, which imports TensorFlow, so that an
+entry point builds and parses its flags (and answers --help) before
+TensorFlow loads:
+
+    parser = argparse.ArgumentParser(...)
+    inference_flags.add_model_and_data_flags(parser)
+    args = inference_flags.parse_flags(parser, argv)
+    from segsort import inference  # only now
+"""
+
+from segsort import colormap as colormap_lib
+from segsort import flags
+
+# The image scales of multi-scale inference, also those of a bare --scale_aug.
+MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+def add_model_and_data_flags(parser, default_input_size=(480, 480),
+                             data_list_required=True):
+  """Adds the data, window and checkpoint flags of every inference tool.
+
+  Args:
+    parser: An argparse.ArgumentParser.
+    default_input_size: The default window: the recipe uses 480x480 crops,
+      720x720 (a whole VOC image in one window) for single-scale inference.
+    data_list_required: Whether --data_list must be given.
+  """
+  parser.add_argument('--data_dir', required=True,
+                      help='Dataset root; list paths are relative to it.')
+  parser.add_argument('--data_list', required=data_list_required,
+                      default=None,
+                      help='List file of the images (IMAGE [LABEL] a line).')
+  parser.add_argument('--input_size', type=flags.size_pair,
+                      default=default_input_size,
+                      help='Sliding window "height,width" (rounded up to a '
+                      'multiple of the output stride; smaller images are '
+                      'padded).')
+  parser.add_argument('--strides', type=flags.size_pair,
+                      default=(320, 320),
+                      help='Distances "vertical,horizontal" between windows, '
+                      'at most --input_size.')
+  parser.add_argument('--restore_from', required=True,
+                      help='Checkpoint prefix, or a directory for its latest; '
+                      'its config.json gives the network.')
+  parser.add_argument('--save_dir', required=True,
+                      help='Output directory.')
+  parser.add_argument('--num_classes', type=flags.integer(1), default=21,
+                      help='Number of classes, background included.')
+  parser.add_argument('--ignore_label', type=flags.integer(0), default=255,
+                      help='Label value of pixels to leave out (not a class '
+                      'id).')
+  parser.add_argument('--apply_exif_orientation', action='store_true',
+                      help='Turn images (and labels) as their EXIF '
+                      'orientation asks, as viewers show them; by default '
+                      'files are read as stored.')
+
+
+def add_embedding_dim_flag(parser):
+  """Adds --embedding_dim, checked against the checkpoint's config."""
+  parser.add_argument('--embedding_dim', type=flags.integer(1), default=None,
+                      help="Checked against the checkpoint's embedding "
+                      'dimension (which is used either way).')
+
+
+def add_segment_flags(parser):
+  """Adds the k-means flags."""
+  parser.add_argument('--num_clusters', type=flags.cluster_grid,
+                      default=(5, 5),
+                      help='k-means grid of an image: "N" (N x N) or '
+                      '"ROWS,COLUMNS".')
+  parser.add_argument('--kmeans_iterations', type=flags.integer(0), default=10,
+                      help='Iterations of vMF k-means.')
+
+
+def add_knn_flags(parser):
+  """Adds the prototype bank flags."""
+  parser.add_argument('--prototype_dir', required=True,
+                      help='Directory of prototype_features.npy and '
+                      'prototype_labels.npy (SAVE_DIR/prototypes of '
+                      'segsort.extract_prototypes).')
+  parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1),
+                      default=15,
+                      help='Number of nearest prototypes that vote.')
+
+
+def add_colormap_flag(parser):
+  """Adds --colormap."""
+  parser.add_argument('--colormap', default=None,
+                      help='%s, or a .npy or text (R G B rows) colour map; '
+                      'default: DATA_DIR/%s when it exists (written by the '
+                      'data set tools), else voc.'
+                      % (' or '.join(sorted(colormap_lib.NAMED_COLORMAPS)),
+                         colormap_lib.COLORMAP_FILE))
+
+
+def add_output_flags(parser, default_scales):
+  """Adds the colour map, multi-scale and overlay flags.
+
+  --scale_aug given bare, as the original release's switch, selects the
+  multi-scale set `MULTI_SCALES`.
+  """
+  add_colormap_flag(parser)
+  parser.add_argument('--scale_aug', type=flags.positive_real_list,
+                      nargs='?', const=MULTI_SCALES, default=default_scales,
+                      help='Comma-separated image scales (> 0) whose scores '
+                      'are summed; given bare, %s.'
+                      % ','.join('%g' % scale for scale in MULTI_SCALES))
+  parser.add_argument('--flip_aug', action='store_true',
+                      help='Add the left-right flip of every scale.')
+  parser.add_argument('--save_overlay', action='store_true',
+                      help='Also write SAVE_DIR/overlay/ID.png: the image '
+                      'blended with the colour labels, with segment '
+                      'boundaries in white: k-means segments for '
+                      'single-scale SegSort without flips (one more pass '
+                      'per image), else the predicted regions.')
+
+
+def parse_flags(parser, argv=None):
+  """Parses the flags of an inference tool and checks them against each other.
+
+  Each flag's own range is checked by its argparse type; this adds the
+  checks between flags, so that every bad value stops the tool before any
+  work with a usage error naming the flag.
+
+  Args:
+    parser: A parser of `add_model_and_data_flags` and others of this module.
+    argv: The arguments without the program name; sys.argv[1:] when None.
+
+  Returns:
+    The parsed argparse.Namespace.
+  """
+  args = parser.parse_args(argv)
+  flags.check_at_most(parser, args, 'strides', 'input_size')
+  if 0 <= args.ignore_label < args.num_classes:
+    parser.error('argument --ignore_label: must not be a class id of [0, '
+                 '--num_classes %d), got %d' % (args.num_classes,
+                                                args.ignore_label))
+  return args
+
