@@ -13,6 +13,7 @@ import tensorflow as tf
 from segsort import config as config_lib
 from segsort import data
 from segsort import inference
+from segsort import train_segsort
 from segsort import trainer as trainer_lib
 from segsort import validation
 from tools import make_synthetic_voc
@@ -184,7 +185,7 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
             '48,48', '--snapshot_dir', str(snapshot_dir), '--eval_every', '2',
             '--eval_list', eval_list]
     with pytest.raises(SystemExit) as raised:
-      trainer_lib.main('segsort', argv)
+      train_segsort.main(argv)
     assert str(raised.value).startswith('error: --eval_list: ')
     assert '\n' not in str(raised.value)
     assert message in str(raised.value)
