@@ -19,11 +19,11 @@ import tensorflow as tf
 
 from segsort import data
 from segsort import inference
+from segsort import inference_flags
 
-# The defaults of the single-scale inference commands (checked by tests).
-DEFAULT_WINDOW_SIZE = (720, 720)
-DEFAULT_STRIDES = (320, 320)
-DEFAULT_K_IN_NEAREST_NEIGHBORS = 15
+DEFAULT_WINDOW_SIZE = inference_flags.DEFAULT_WINDOW_SIZE
+DEFAULT_STRIDES = inference_flags.DEFAULT_STRIDES
+DEFAULT_K_IN_NEAREST_NEIGHBORS = inference_flags.DEFAULT_K_IN_NEAREST_NEIGHBORS
 
 
 @dataclasses.dataclass

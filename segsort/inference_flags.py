@@ -13,6 +13,12 @@ TensorFlow loads:
 from segsort import colormap as colormap_lib
 from segsort import flags
 
+# The single-scale inference commands' defaults, shared by segsort.api and
+# segsort.export (checked by tests).
+DEFAULT_WINDOW_SIZE = (720, 720)
+DEFAULT_STRIDES = (320, 320)
+DEFAULT_K_IN_NEAREST_NEIGHBORS = 15
+
 # The image scales of multi-scale inference, also those of a bare --scale_aug.
 MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
@@ -38,7 +44,7 @@ def add_model_and_data_flags(parser, default_input_size=(480, 480),
                       'multiple of the output stride; smaller images are '
                       'padded).')
   parser.add_argument('--strides', type=flags.size_pair,
-                      default=(320, 320),
+                      default=DEFAULT_STRIDES,
                       help='Distances "vertical,horizontal" between windows, '
                       'at most --input_size.')
   parser.add_argument('--restore_from', required=True,
@@ -81,7 +87,7 @@ def add_knn_flags(parser):
                       'prototype_labels.npy (SAVE_DIR/prototypes of '
                       'segsort.extract_prototypes).')
   parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1),
-                      default=15,
+                      default=DEFAULT_K_IN_NEAREST_NEIGHBORS,
                       help='Number of nearest prototypes that vote.')
 
 

@@ -30,7 +30,8 @@ def build_parser(description, default_scales, default_input_size):
 
 
 def main(argv=None, description=__doc__.split('\n')[0],
-         default_scales=(1.0,), default_input_size=(720, 720)):
+         default_scales=(1.0,),
+         default_input_size=inference_flags.DEFAULT_WINDOW_SIZE):
   console.quiet_tensorflow()
   args = inference_flags.parse_flags(
       build_parser(description, default_scales, default_input_size), argv)

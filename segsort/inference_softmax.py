@@ -24,8 +24,8 @@ def main(argv=None):
   parser = run_record.ArgumentParser(
       description=__doc__.split('\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  inference_flags.add_model_and_data_flags(parser,
-                                           default_input_size=(720, 720))
+  inference_flags.add_model_and_data_flags(
+      parser, default_input_size=inference_flags.DEFAULT_WINDOW_SIZE)
   inference_flags.add_output_flags(parser, default_scales=(1.0,))
   args = inference_flags.parse_flags(parser, argv)
   console.setup_logging()

@@ -15,6 +15,7 @@ from inference_fixtures import prototype_dir
 from segsort import api
 from segsort import data
 from segsort import export
+from segsort import saved_model
 from segsort import inference
 from segsort import inference_segsort
 from segsort import inference_softmax
@@ -60,7 +61,7 @@ def test_api_export_and_command_give_identical_segsort_labels(
                bank_dir, '--output_dir', str(tmp_path / 'saved'),
                '--input_size', window, '--strides', strides])
   serve = tf.saved_model.load(str(tmp_path / 'saved')).signatures[
-      export.SIGNATURE_KEY]
+      saved_model.SIGNATURE_KEY]
   for entry in entries:
     image = data.load_image(entry.image_path)
     labels = segmenter.predict(image)
@@ -76,7 +77,7 @@ def test_api_export_and_command_give_identical_segsort_labels(
     assert neighbours.votes.shape == (num_segments, NUM_CLASSES)
     assert neighbours.prototype_indices.shape == (num_segments, 15)
     assert np.all(neighbours.prototype_indices < len(segmenter.bank.labels))
-  recorded = json.loads((tmp_path / 'saved' / export.SETTINGS_FILE)
+  recorded = json.loads((tmp_path / 'saved' / saved_model.SETTINGS_FILE)
                         .read_text())
   assert recorded['window_size'] == list(_pair(window))
   assert recorded['k_in_nearest_neighbors'] == 15
@@ -91,9 +92,9 @@ def test_api_export_and_command_give_identical_softmax_labels(
       tmp_path / 'command', '72,88', '72,88')
   segmenter = api.load(softmax_checkpoint_dir, window_size=(72, 88),
                        strides=(72, 88))
-  export.export(segmenter, str(tmp_path / 'saved'))
+  saved_model.export(segmenter, str(tmp_path / 'saved'))
   serve = tf.saved_model.load(str(tmp_path / 'saved')).signatures[
-      export.SIGNATURE_KEY]
+      saved_model.SIGNATURE_KEY]
   for entry in entries:
     image = data.load_image(entry.image_path)
     np.testing.assert_array_equal(segmenter.predict(image),
