@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from segsort import colormap as colormap_lib
 from segsort import data
+from segsort import errors
 from segsort import flags
 from segsort import inference
 from segsort import io_utils
@@ -79,7 +80,7 @@ class _TrainingImages:
     path = os.path.join(self._data_dir, source['image_path'])
     if path not in self._images:
       if not os.path.exists(path):
-        raise inference.InferenceError(
+        raise errors.InferenceError(
             'Training image %s of prototype %d is missing; pass the --data_dir '
             'that prototypes were extracted from.' % (path, prototype_index))
       # Boxes are in the pixels the extraction read.
@@ -175,7 +176,7 @@ def _find_image(args):
                                      require_labels=False):
       if entry.image_id == args.image_id:
         return entry.image_path, entry.image_id
-    raise inference.InferenceError('Image id %s is not in %s.'
+    raise errors.InferenceError('Image id %s is not in %s.'
                                    % (args.image_id, args.data_list))
   return (os.path.join(args.data_dir, 'VOC2012', 'JPEGImages',
                        args.image_id + '.jpg'), args.image_id)
@@ -204,17 +205,9 @@ def main(argv=None):
   parser.add_argument('--tile_size', type=flags.integer(16), default=112,
                       help='Side of every picture tile in pixels.')
   args = inference.parse_flags(parser, argv)
-  with inference.exit_on_known_errors():
-    network, config, checkpoint_prefix = inference.restore_network(
-        args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
-    bank = inference.load_prototype_bank(
-        args.prototype_dir, config.embedding_dim, args.num_classes,
-        with_sources=True, checkpoint_prefix=checkpoint_prefix)
-    predictor = inference.SegSortPredictor(
-        network, bank, window_size=args.input_size, strides=args.strides,
-        k_in_nearest_neighbors=args.k_in_nearest_neighbors,
-        num_classes=args.num_classes, num_clusters=args.num_clusters,
-        kmeans_iterations=args.kmeans_iterations)
+  with errors.exit_on_known_errors():
+    predictor, bank, _, _ = inference.segsort_predictor_from_flags(
+        args, with_sources=True)
     image_path, image_id = _find_image(args)
     figure, facts = explain_image(
         predictor, bank,

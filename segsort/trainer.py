@@ -31,7 +31,6 @@ import dataclasses
 import logging
 import math
 import os
-import tempfile
 import time
 
 import re
@@ -39,12 +38,13 @@ import re
 import keras
 import tensorflow as tf
 import tqdm
-from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from network import checkpoints as slim_checkpoints
+from network import builder
+from network import checkpoints
 from network.segsort import train_utils
 from segsort import config as config_lib
 from segsort import data
+from segsort import errors
 from segsort import summaries
 
 # The head (the original's "block5") learns at this multiple of the base rate.
@@ -65,10 +65,6 @@ DIVERGENCE_FACTOR = 100.0
 # loss at step 2, 210x at step 3).
 HEALTHY_FACTOR = 10.0
 
-# Present in object-based (TF2) checkpoints, absent from TF-Slim's.
-_OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
-_VARIABLE_ATTRIBUTE = 'VARIABLE_VALUE'
-
 # The batch keys each mode's loss reads (None: all of them); the pictures of
 # the summaries read their own batch of every key.
 _MODE_INPUTS = {
@@ -77,39 +73,11 @@ _MODE_INPUTS = {
     'segsort_unsup': ('image', 'oversegmentation'),
 }
 
-# How a segsort.data.DataError raised inside the input pipeline shows in the
+# How a segsort.errors.DataError raised inside the input pipeline shows in the
 # message of the tf.errors.OpError that reaches the training loop.
 _DATA_ERROR_PATTERN = re.compile(r'DataError: ([^\n]*, line \d+: [^\n]*)')
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class TrainingError(Exception):
-  """A run cannot start or continue; the message says why and what to do."""
-
-
-class ConfigMismatchError(TrainingError, ValueError):
-  """The snapshot directory holds a run with another configuration."""
-
-
-class CheckpointMismatchError(TrainingError, ValueError):
-  """A checkpoint's weights do not fit the model."""
-
-
-class DivergenceError(TrainingError, FloatingPointError):
-  """The loss grew by orders of magnitude (or became NaN or infinite).
-
-  Attributes:
-    step: The 1-based number of the step that failed.
-  """
-
-  def __init__(self, message, step):
-    super().__init__(message)
-    self.step = step
-
-
-class NonFiniteLossError(DivergenceError):
-  """The loss, its gradients or the weights became NaN or infinite."""
 
 
 @dataclasses.dataclass
@@ -150,7 +118,7 @@ def make_strategy(config):
   if config.num_gpu > 1:
     gpus = tf.config.list_logical_devices('GPU')
     if len(gpus) < config.num_gpu:
-      raise TrainingError('--num_gpu %d, but %d GPU(s) are visible' % (
+      raise errors.TrainingError('--num_gpu %d, but %d GPU(s) are visible' % (
           config.num_gpu, len(gpus)))
     return tf.distribute.MirroredStrategy(
         [gpu.name for gpu in gpus[:config.num_gpu]])
@@ -229,84 +197,6 @@ def _dtype_policy(name):
     keras.config.set_dtype_policy(previous)
 
 
-def is_slim_checkpoint(checkpoint_prefix):
-  """Tells a name-based TF-Slim checkpoint from an object-based TF2 one."""
-  reader = tf.train.load_checkpoint(checkpoint_prefix)
-  return _OBJECT_GRAPH_KEY not in reader.get_variable_to_shape_map()
-
-
-def _variables_by_object_path(checkpoint_prefix, roots):
-  """Lists an object-based checkpoint's variables by their object path.
-
-  A variable reachable along several paths (layers shared between models)
-  is listed under each, so that two checkpoints of the same objects list the
-  same paths whatever else they hold.
-
-  Args:
-    checkpoint_prefix: A TF2 checkpoint prefix.
-    roots: Names of the root's children to look into, e.g. {'model'}.
-
-  Returns:
-    A dict from path (e.g. 'model/backbone/_operations/2/_kernel') to
-    (variable name, shape as a list).
-  """
-  reader = tf.train.load_checkpoint(checkpoint_prefix)
-  shapes = reader.get_variable_to_shape_map()
-  graph = trackable_object_graph_pb2.TrackableObjectGraph()
-  graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
-  variables = {}
-  pending = [(child.node_id, child.local_name, frozenset([0]))
-             for child in graph.nodes[0].children if child.local_name in roots]
-  while pending:
-    node_id, path, ancestors = pending.pop()
-    node = graph.nodes[node_id]
-    for attribute in node.attributes:
-      if attribute.name == _VARIABLE_ATTRIBUTE:
-        variables[path] = (attribute.full_name,
-                           list(shapes[attribute.checkpoint_key]))
-    ancestors = ancestors | {node_id}
-    pending.extend((child.node_id, path + '/' + child.local_name, ancestors)
-                   for child in node.children if child.node_id not in ancestors)
-  return variables
-
-
-def check_checkpoint_fits(objects, checkpoint_prefix):
-  """Checks, before anything is assigned, that a checkpoint fits objects.
-
-  Args:
-    objects: A dict of trackable objects as given to tf.train.Checkpoint,
-      e.g. {'model': network}.
-    checkpoint_prefix: A TF2 checkpoint prefix.
-
-  Raises:
-    CheckpointMismatchError: Listing, by variable name, every variable of
-      `objects` missing from the checkpoint or of another shape there.
-  """
-  with tempfile.TemporaryDirectory() as directory:
-    expected_prefix = tf.train.Checkpoint(**objects).write(
-        os.path.join(directory, 'expected'))
-    expected = _variables_by_object_path(expected_prefix, set(objects))
-  found = _variables_by_object_path(checkpoint_prefix, set(objects))
-  missing = sorted({name for path, (name, _) in expected.items()
-                    if path not in found})
-  mismatched = sorted({
-      '%s: checkpoint %s vs model %s' % (name, found[path][1], shape)
-      for path, (name, shape) in expected.items()
-      if path in found and found[path][1] != shape})
-  if missing or mismatched:
-    problems = []
-    if missing:
-      problems.append('%d variable(s) missing from the checkpoint:\n    %s' % (
-          len(missing), '\n    '.join(missing)))
-    if mismatched:
-      problems.append('%d variable(s) of another shape:\n    %s' % (
-          len(mismatched), '\n    '.join(mismatched)))
-    raise CheckpointMismatchError(
-        'Checkpoint %s does not fit the %s being restored (was it written '
-        'for another --backbone/--head/--embedding_dim/--num_classes?):\n  %s'
-        % (checkpoint_prefix, '/'.join(sorted(objects)), '\n  '.join(problems)))
-
-
 class Trainer:
   """Trains one network by the mode of its config, on one or many replicas.
 
@@ -338,10 +228,10 @@ class Trainer:
       ConfigMismatchError: If --snapshot_dir holds a run of another config.
       CheckpointMismatchError: If a checkpoint does not fit the model.
       TrainingError: For settings this machine cannot run.
-      segsort.data.DataError: If the data list is malformed.
+      DataError: If the data list is malformed.
     """
     if not config.snapshot_dir:
-      raise TrainingError('--snapshot_dir is required: checkpoints, '
+      raise errors.TrainingError('--snapshot_dir is required: checkpoints, '
                           'config.json and TensorBoard logs go there')
     self.config = config
     # A multi-worker strategy must exist before other TensorFlow work.
@@ -353,7 +243,7 @@ class Trainer:
     self._worker_index, self._num_workers = _worker_index(self.strategy)
     self._is_chief = self._worker_index == 0
     if config.batch_size % self._num_replicas:
-      raise TrainingError(
+      raise errors.TrainingError(
           '--batch_size %d cannot be split evenly over %d replicas' % (
               config.batch_size, self._num_replicas))
     self._check_snapshot_config()
@@ -361,7 +251,7 @@ class Trainer:
     with self.strategy.scope():
       with _dtype_policy('mixed_float16' if config.mixed_precision
                          else 'float32'):
-        self.network = config_lib.build_network_from_config(
+        self.network = builder.build_network_from_config(
             config, use_global_status=config.use_global_status)
       if config.sync_batch_norm:
         _synchronize_batch_norm(self.network)
@@ -439,7 +329,7 @@ class Trainer:
       saved = config_lib.load_config(path)
       differences = config_lib.config_differences(saved, config)
       if differences and not config.overwrite_config:
-        raise ConfigMismatchError(
+        raise errors.ConfigMismatchError(
             '%s holds a run with another configuration; differing fields '
             '(saved -> now):\n  %s\nUse a new --snapshot_dir, or pass '
             '--overwrite_config to replace its config.json and resume its '
@@ -511,19 +401,19 @@ class Trainer:
       fitted = {'model': self.network}
       if self.memory_bank is not None:
         fitted['memory_bank'] = self.memory_bank
-      check_checkpoint_fits(fitted, latest)
+      checkpoints.check_checkpoint_fits(fitted, latest)
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       _LOGGER.info('Resumed %s at step %d', latest, int(self.step.numpy()))
       return 'resumed:' + latest
     if not config.restore_from:
       _LOGGER.warning('No --restore_from: training from random weights')
       return 'scratch'
-    prefix = config_lib.resolve_checkpoint(config.restore_from)
-    if is_slim_checkpoint(prefix):
+    prefix = checkpoints.resolve_checkpoint(config.restore_from)
+    if checkpoints.is_slim_checkpoint(prefix):
       try:
-        names = slim_checkpoints.load_slim_resnet(self.network.backbone, prefix)
+        names = checkpoints.load_slim_resnet(self.network.backbone, prefix)
       except ValueError as error:
-        raise CheckpointMismatchError(str(error)) from error
+        raise checkpoints.CheckpointMismatchError(str(error)) from error
       _LOGGER.info('Restored %d backbone weights from TF-Slim checkpoint %s',
                    len(names), prefix)
       return 'slim:' + prefix
@@ -542,12 +432,13 @@ class Trainer:
     else:
       model = self.network
     objects = {'model': model}
-    check_checkpoint_fits(objects, prefix)
+    checkpoints.check_checkpoint_fits(objects, prefix)
     if self.memory_bank is not None:
       try:
-        check_checkpoint_fits({'memory_bank': self.memory_bank}, prefix)
+        checkpoints.check_checkpoint_fits({'memory_bank': self.memory_bank},
+                                          prefix)
         objects['memory_bank'] = self.memory_bank
-      except CheckpointMismatchError:
+      except checkpoints.CheckpointMismatchError:
         _LOGGER.warning('Checkpoint %s has no memory bank of this run\'s '
                         'size; the banks start empty', prefix)
     tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
@@ -726,11 +617,11 @@ class Trainer:
     """Saves a checkpoint of the state after `step` steps.
 
     Raises:
-      NonFiniteLossError: If a weight is NaN or infinite (a finite step can
-        still overflow the weights); nothing is saved then.
+      NonFiniteLossError: If a weight is NaN or infinite (a finite
+        step can still overflow the weights); nothing is saved then.
     """
     if not bool(self._weights_are_finite()):
-      self._stop_diverged(NonFiniteLossError, step, 'weights not finite')
+      self._stop_diverged(errors.NonFiniteLossError, step, 'weights not finite')
     path = self.checkpoint_manager.save(checkpoint_number=step)
     if not self._is_chief:
       tf.io.gfile.rmtree(self.checkpoint_manager.directory)
@@ -752,9 +643,10 @@ class Trainer:
     loss = losses['total_loss']
     level = max(min(self._lowest_loss, loss), 1.0)
     if loss > DIVERGENCE_FACTOR * level:
-      self._stop_diverged(DivergenceError, step, 'total loss %g, over %g '
-                          'times its lowest level of this run, %g' % (
-                              loss, DIVERGENCE_FACTOR, self._lowest_loss))
+      self._stop_diverged(errors.DivergenceError, step,
+                          'total loss %g, over %g times its lowest level of '
+                          'this run, %g' % (loss, DIVERGENCE_FACTOR,
+                                            self._lowest_loss))
     if loss <= HEALTHY_FACTOR * level:
       self._vouched_step = step
     self._lowest_loss = min(self._lowest_loss, loss)
@@ -823,7 +715,7 @@ class Trainer:
 
     Raises:
       DivergenceError: If a checked loss grows by orders of magnitude
-        (NonFiniteLossError: if a loss, gradient or weight becomes NaN or
+        (errors.NonFiniteLossError: if a loss, gradient or weight becomes NaN or
         infinite); nothing is saved then, and checkpoints that may hold
         diverging weights are no longer the latest (see `_stop_diverged`).
     """
@@ -857,8 +749,8 @@ class Trainer:
         # The one value fetched every step: a single scalar, so that a NaN
         # stops the run at the step that made it.
         if float(non_finite):
-          self._stop_diverged(NonFiniteLossError, step, 'loss or gradients '
-                              'not finite: %s' % ', '.join(
+          self._stop_diverged(errors.NonFiniteLossError, step,
+                              'loss or gradients not finite: %s' % ', '.join(
                                   '%s %g' % (name, float(value))
                                   for name, value in step_losses.items()))
         if config.mixed_precision and int(self.step.numpy()) < step:
@@ -927,9 +819,8 @@ def main(mode, argv=None):
   """
   config = config_lib.TrainConfig.from_flags(argv, mode=mode)
   try:
-    run(config)
-  except (TrainingError, data.DataError, FileNotFoundError) as error:
-    raise SystemExit('error: %s' % error) from error
+    with errors.exit_on_known_errors():
+      run(config)
   except tf.errors.OpError as error:
     # A file found bad only when read (e.g. a truncated JPEG) fails inside
     # the input pipeline; its DataError names the list, line and path.

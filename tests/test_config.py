@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from network import builder
+from network import checkpoints
 from segsort import config as config_lib
 
 
@@ -165,16 +166,16 @@ def test_resolve_checkpoint_takes_directories_and_prefixes(tmp_path):
       max_to_keep=2, checkpoint_name='ckpt')
   manager.save(checkpoint_number=10)
   latest = manager.save(checkpoint_number=20)
-  assert config_lib.resolve_checkpoint(str(tmp_path)) == latest
+  assert checkpoints.resolve_checkpoint(str(tmp_path)) == latest
   first = str(tmp_path / 'ckpt-10')
-  assert config_lib.resolve_checkpoint(first) == first
+  assert checkpoints.resolve_checkpoint(first) == first
 
 
 def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
   with pytest.raises(FileNotFoundError, match='No checkpoint in directory'):
-    config_lib.resolve_checkpoint(str(tmp_path))
+    checkpoints.resolve_checkpoint(str(tmp_path))
   with pytest.raises(FileNotFoundError, match=r'ckpt-7\.index'):
-    config_lib.resolve_checkpoint(str(tmp_path / 'ckpt-7'))
+    checkpoints.resolve_checkpoint(str(tmp_path / 'ckpt-7'))
 
 
 def test_config_for_checkpoint_is_read_beside_it(tmp_path):
@@ -190,7 +191,7 @@ def test_config_for_checkpoint_is_read_beside_it(tmp_path):
 def test_network_from_config_has_the_mode_s_outputs(mode, channels):
   config = config_lib.TrainConfig(mode=mode, backbone='mini', head='deeplab',
                                   embedding_dim=16, num_classes=5)
-  network = config_lib.build_network_from_config(config)
+  network = builder.build_network_from_config(config)
   assert network(tf.zeros([1, 33, 40, 3])).shape == (1, 5, 5, channels)
 
 

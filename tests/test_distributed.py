@@ -31,6 +31,7 @@ def _run_child(workdir):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
   from segsort import data  # pylint: disable=g-import-not-at-top
+  from segsort import errors  # pylint: disable=g-import-not-at-top
   from segsort import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
@@ -115,7 +116,7 @@ def _run_child(workdir):
     trainer_lib.Trainer(config_lib.TrainConfig(
         batch_size=3, backbone='mini', snapshot_dir=os.path.join(
             workdir, 'uneven')), strategy=two_cpus, dataset=dataset)
-  except trainer_lib.TrainingError as error:
+  except errors.TrainingError as error:
     results['uneven_batch_error'] = str(error)
   return results
 
