@@ -103,7 +103,8 @@ class TrainConfig:
   # SegSort.
   embedding_dim: int = 32
   concentration: float = 10.0
-  num_clusters: int = 5
+  # (clusters along y, along x); the flag also takes the original's n.
+  num_clusters: tuple = (5, 5)
   kmeans_grid: str = 'image'
   kmeans_iterations: int = 10
   num_banks: int = 2
@@ -131,9 +132,11 @@ class TrainConfig:
     # JSON stores tuples as lists; keep the field hashable and comparable.
     object.__setattr__(self, 'input_size',
                        tuple(int(size) for size in self.input_size))
+    # config.json of earlier versions holds clusters per axis, one integer.
+    object.__setattr__(self, 'num_clusters', _grid_pair(self.num_clusters))
     if self.prototype_num_clusters is not None:
-      object.__setattr__(self, 'prototype_num_clusters', tuple(
-          int(count) for count in self.prototype_num_clusters))
+      object.__setattr__(self, 'prototype_num_clusters',
+                         _grid_pair(self.prototype_num_clusters))
     self.validate()
 
   @property
@@ -164,14 +167,13 @@ class TrainConfig:
     if len(self.input_size) != 2 or min(self.input_size) < 1:
       problems.append('--input_size %r must be two positive integers '
                       '"height,width"' % (self.input_size,))
-    if self.prototype_num_clusters is not None and (
-        len(self.prototype_num_clusters) != 2 or
-        min(self.prototype_num_clusters) < 1):
-      problems.append('--prototype_num_clusters %r must be two positive '
-                      'integers "ROWS,COLUMNS"'
-                      % (self.prototype_num_clusters,))
+    for name in ('num_clusters', 'prototype_num_clusters'):
+      grid = getattr(self, name)
+      if grid is not None and (len(grid) != 2 or min(grid) < 1):
+        problems.append('--%s %r must be "N" or two positive integers '
+                        '"ROWS,COLUMNS"' % (name, grid))
     for name in ('batch_size', 'num_steps', 'iter_size', 'num_classes',
-                 'embedding_dim', 'num_clusters', 'save_pred_every',
+                 'embedding_dim', 'save_pred_every',
                  'update_tb_every', 'num_gpu'):
       if getattr(self, name) < 1:
         problems.append('--%s must be at least 1, got %r' % (
@@ -201,6 +203,7 @@ class TrainConfig:
     """Returns the config as a JSON-serialisable dict."""
     config = dataclasses.asdict(self)
     config['input_size'] = list(self.input_size)
+    config['num_clusters'] = list(self.num_clusters)
     if self.prototype_num_clusters is not None:
       config['prototype_num_clusters'] = list(self.prototype_num_clusters)
     return config
@@ -238,6 +241,13 @@ class TrainConfig:
       return cls(mode=mode, **vars(flags))
     except ValueError as error:
       parser.error(str(error))
+
+
+def _grid_pair(grid):
+  """A k-means grid as (rows, columns): n (an n x n grid) or a pair."""
+  if isinstance(grid, int):
+    return (grid, grid)
+  return tuple(int(count) for count in grid)
 
 
 def build_argument_parser(mode='segsort'):
@@ -309,8 +319,9 @@ def build_argument_parser(mode='segsort'):
   add(segsort, 'embedding_dim', 'Dimension of the feature embeddings.')
   add(segsort, 'concentration', 'Concentration (kappa) of the vMF '
       'distribution.')
-  add(segsort, 'num_clusters', 'Number of k-means clusters along each image '
-      'axis.')
+  add(segsort, 'num_clusters', 'k-means grid of every crop: "N", the number '
+      'of clusters along each image axis (the original\'s), or '
+      '"ROWS,COLUMNS".', type=flags.cluster_grid)
   add(segsort, 'kmeans_grid', 'What the initial k-means grid and the '
       'location features span: each crop\'s source image (the original '
       'release; a crop much smaller than its image then starts from the few '

@@ -602,14 +602,14 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
   if kmeans_grid == 'crop':
     if 'cluster_label' in outputs:
       example['cluster_label'] = common_utils.initialize_cluster_labels(
-          list(num_clusters), crop_size)[..., tf.newaxis]
+          num_clusters, crop_size)[..., tf.newaxis]
     if 'loc_feature' in outputs:
       example['loc_feature'] = common_utils.generate_location_features(
           crop_size, 'float')
     outputs = outputs - {'cluster_label', 'loc_feature'}
   if 'cluster_label' in outputs:
     cluster_grid = common_utils.initialize_cluster_labels(
-        list(num_clusters), [height, width])
+        num_clusters, [height, width])
     example['cluster_label'] = pad(
         _gather_nearest(cluster_grid, rows, columns)[..., tf.newaxis], 0)
   if 'loc_feature' in outputs:
@@ -695,8 +695,7 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
                            with_oversegmentation=unsupervised)
   if not entries:
     raise errors.DataError('Data list %s is empty' % data_list)
-  if isinstance(num_clusters, int):
-    num_clusters = (num_clusters, num_clusters)
+  num_clusters = common_utils.cluster_grid(num_clusters)
   crop_size = (int(input_size[0]), int(input_size[1]))
   base_seed = _random_base_seed() if seed is None else int(seed)
   shuffle_key = tf.constant([base_seed, 0], tf.int64)

@@ -1,5 +1,9 @@
 """One trainer for every training mode: SegSort, unsupervised SegSort, softmax.
 
+The trainer knows nothing of a mode: its objective (segsort.objectives)
+gives the inputs, the state besides the network, the loss and the
+pictures.
+
     config = TrainConfig.from_flags(mode='segsort')
     Trainer(config).train()
 
@@ -41,10 +45,10 @@ import tqdm
 
 from network import builder
 from network import checkpoints
-from network.segsort import train_utils
 from segsort import config as config_lib
 from segsort import data
 from segsort import errors
+from segsort import objectives
 from segsort import summaries
 
 # The head (the original's "block5") learns at this multiple of the base rate.
@@ -64,14 +68,6 @@ DIVERGENCE_FACTOR = 100.0
 # weights (softmax on the mini network at --learning_rate 3: 23x its first
 # loss at step 2, 210x at step 3).
 HEALTHY_FACTOR = 10.0
-
-# The batch keys each mode's loss reads (None: all of them); the pictures of
-# the summaries read their own batch of every key.
-_MODE_INPUTS = {
-    'segsort': None,
-    'softmax': ('image', 'label'),
-    'segsort_unsup': ('image', 'oversegmentation'),
-}
 
 # How a segsort.errors.DataError raised inside the input pipeline shows in the
 # message of the tf.errors.OpError that reaches the training loop.
@@ -142,30 +138,6 @@ def _worker_index(strategy):
   return resolver.task_id + int(has_chief), num_workers
 
 
-def softmax_loss(logits, labels, ignore_label):
-  """Pixel-wise softmax cross-entropy, averaged over non-ignored pixels.
-
-  Under several replicas the count of pixels is global, so that the
-  replicas' values sum to the global mean (train_utils.mean_over_pixels, as
-  the SegSort losses do).
-
-  Args:
-    logits: A float tensor `[B, h, w, num_classes]`.
-    labels: An integer tensor `[B, h, w, 1]` at the logits' size.
-    ignore_label: The label of pixels to leave out.
-
-  Returns:
-    A float32 scalar.
-  """
-  num_classes = logits.shape[-1]
-  logits = tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes])
-  labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-  valid = tf.not_equal(labels, ignore_label)
-  pixel_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.where(valid, labels, 0), logits=logits)
-  return train_utils.mean_over_pixels(pixel_losses, valid)
-
-
 def _all_layers(layer):
   """Yields a layer and, recursively, every layer inside it, once each."""
   seen = set()
@@ -207,7 +179,7 @@ class Trainer:
     optimizer: The Keras SGD optimizer (in a LossScaleOptimizer with
       --mixed_precision).
     step: The int64 variable counting applied steps.
-    memory_bank: The train_utils.MemoryBank, or None.
+    objective: The segsort.objectives.Objective of the config's mode.
     checkpoint: The tf.train.Checkpoint of the run's state.
     checkpoint_manager: The tf.train.CheckpointManager in --snapshot_dir.
     restored_from: How the weights were initialised: 'resumed:<prefix>',
@@ -234,6 +206,7 @@ class Trainer:
       raise errors.TrainingError('--snapshot_dir is required: checkpoints, '
                           'config.json and TensorBoard logs go there')
     self.config = config
+    self.objective = objectives.for_config(config)
     # A multi-worker strategy must exist before other TensorFlow work.
     self.strategy = strategy or make_strategy(config)
     if config.deterministic:
@@ -258,11 +231,7 @@ class Trainer:
       self.step = tf.Variable(
           0, dtype=tf.int64, trainable=False, name='step',
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-      self.memory_bank = None
-      if config.mode == 'segsort' and config.num_banks > 0:
-        self.memory_bank = train_utils.MemoryBank(
-            config.num_banks, config.num_clusters**2 * config.batch_size,
-            config.embedding_dim, name='memory_bank')
+      self._objective_state = self.objective.build_state()
       self.optimizer = keras.optimizers.SGD(
           learning_rate=self.current_learning_rate, momentum=config.momentum)
       if config.mixed_precision:
@@ -280,7 +249,7 @@ class Trainer:
     self._build_checkpoint()
     self.restored_from = self._restore()
     if dataset is None:
-      if self._is_chief and config.mode != 'segsort_unsup':
+      if self._is_chief and self.objective.surveys_labels:
         # Warns once, before any step, of labels the pipeline would ignore
         # every epoch and of classes the list never holds.
         data.survey_labels(config.data_dir, config.data_list,
@@ -292,10 +261,11 @@ class Trainer:
       # Resumes the stream where the restored step left it.
       dataset = self._build_dataset(
           start_batch=int(self.step.numpy()) * config.iter_size,
-          outputs=_MODE_INPUTS[config.mode])
+          outputs=self.objective.inputs)
     else:
       self._picture_batch = self._take_picture_batch(dataset)
     self._iterator = iter(dataset)
+    self._network_outputs = self._make_network_outputs()
     self._train_step = self._make_train_step()
     float_variables = [variable for variable in self.network.variables
                        if variable.dtype.startswith('float')]
@@ -304,9 +274,7 @@ class Trainer:
          for variable in float_variables]))
     self._compute_global_losses_and_gradients = None
     self._draw_pictures = tf.function(
-        lambda batch: summaries.training_pictures(
-            self.network, batch, config.mode, config.num_clusters,
-            config.kmeans_iterations))
+        lambda batch: self.objective.pictures(self.network, batch))
     # Written once the run is set up, so that a run that could not start
     # does not claim the directory.
     if self._is_chief:
@@ -359,7 +327,8 @@ class Trainer:
         random_scale=config.random_scale, random_mirror=config.random_mirror,
         random_crop=config.random_crop, ignore_label=config.ignore_label,
         num_classes=config.num_classes, num_clusters=config.num_clusters,
-        kmeans_grid=config.kmeans_grid, unsupervised=config.mode == 'segsort_unsup',
+        kmeans_grid=config.kmeans_grid,
+        unsupervised=self.objective.needs_oversegmentation,
         seed=config.random_seed + self._worker_index, deterministic=True,
         start_batch=start_batch, outputs=outputs,
         apply_exif_orientation=config.apply_exif_orientation)
@@ -372,10 +341,8 @@ class Trainer:
     return {name: tensor[:NUM_PICTURES] for name, tensor in batch.items()}
 
   def _build_checkpoint(self):
-    objects = {'model': self.network, 'optimizer': self.optimizer,
-               'step': self.step}
-    if self.memory_bank is not None:
-      objects['memory_bank'] = self.memory_bank
+    objects = dict(self._objective_state, model=self.network,
+                   optimizer=self.optimizer, step=self.step)
     # No input pipeline: a resumed run rebuilds it from the step.
     self.checkpoint = tf.train.Checkpoint(**objects)
     directory = self.config.snapshot_dir
@@ -398,9 +365,7 @@ class Trainer:
       if config.restore_from:
         _LOGGER.info('Resuming %s; --restore_from %s is ignored', latest,
                      config.restore_from)
-      fitted = {'model': self.network}
-      if self.memory_bank is not None:
-        fitted['memory_bank'] = self.memory_bank
+      fitted = dict(self._objective_state, model=self.network)
       checkpoints.check_checkpoint_fits(fitted, latest)
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       _LOGGER.info('Resumed %s at step %d', latest, int(self.step.numpy()))
@@ -421,7 +386,7 @@ class Trainer:
     return 'checkpoint:' + prefix
 
   def _restore_weights(self, prefix):
-    """Restores the model (and memory bank) of one of our checkpoints.
+    """Restores the model (and objective's state) of one of our checkpoints.
 
     The optimizer and step are not restored: a new stage starts at step 0
     with its own learning rate.
@@ -433,37 +398,17 @@ class Trainer:
       model = self.network
     objects = {'model': model}
     checkpoints.check_checkpoint_fits(objects, prefix)
-    if self.memory_bank is not None:
+    for name, state in self._objective_state.items():
       try:
-        checkpoints.check_checkpoint_fits({'memory_bank': self.memory_bank},
-                                          prefix)
-        objects['memory_bank'] = self.memory_bank
+        checkpoints.check_checkpoint_fits({name: state}, prefix)
+        objects[name] = state
       except checkpoints.CheckpointMismatchError:
-        _LOGGER.warning('Checkpoint %s has no memory bank of this run\'s '
-                        'size; the banks start empty', prefix)
+        _LOGGER.warning('Checkpoint %s has no %s of this run\'s size; it '
+                        'starts empty', prefix, name)
     tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
     _LOGGER.info('Restored %s from %s', '/'.join(sorted(objects)), prefix)
 
   # --- The step -----------------------------------------------------------
-
-  def _task_loss(self, outputs, batch):
-    """The mode's loss of one replica's batch (its share of the global)."""
-    config = self.config
-    size = tf.shape(outputs)[1:3]
-
-    def shrunk(name):
-      return summaries.resize_nearest(batch[name], size)
-
-    if config.mode == 'softmax':
-      return softmax_loss(outputs, shrunk('label'), config.ignore_label)
-    if config.mode == 'segsort_unsup':
-      return train_utils.add_unsupervised_segsort_loss(
-          outputs, config.concentration, shrunk('oversegmentation'))
-    return train_utils.add_segsort_loss(
-        outputs, shrunk('label'), config.embedding_dim, config.ignore_label,
-        config.concentration, shrunk('cluster_label'), config.num_clusters,
-        config.kmeans_iterations, config.num_banks, shrunk('loc_feature'),
-        self.memory_bank)
 
   def _losses_and_gradients(self, batch):
     """Computes one replica's loss terms and gradients on one batch.
@@ -477,7 +422,7 @@ class Trainer:
     config = self.config
     with tf.GradientTape() as tape:
       outputs = self._network_outputs(batch['image'])
-      task_loss = self._task_loss(outputs, batch)
+      task_loss = self.objective.loss(outputs, batch)
       # Every replica adds its share, so that the sum counts it once.
       weight_decay = config.weight_decay * tf.add_n(
           [tf.nn.l2_loss(tf.cast(kernel, tf.float32))
@@ -556,27 +501,35 @@ class Trainer:
         lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value,
                                            axis=None), results)
 
-  def _make_train_step(self):
-    """Builds the tf.function of one training step."""
+  def _compile_replica_step(self):
+    """Whether --jit_compile compiles the whole replica step with XLA."""
+    return (self.config.jit_compile and not self.config.sync_batch_norm and
+            self._num_replicas == 1)
+
+  def _make_network_outputs(self):
+    """The function from images to the network's float32 outputs."""
     config = self.config
 
     def network_outputs(images):
       return tf.cast(self.network(images, training=config.is_training),
                      tf.float32)
 
-    self._network_outputs = network_outputs
+    if (config.jit_compile and not config.sync_batch_norm and
+        not self._compile_replica_step()):
+      # A compiled function cannot hold MirroredStrategy's collectives (the
+      # losses' gathers, the gradients' all-reduce) on this TensorFlow: only
+      # the network is compiled.
+      return tf.function(network_outputs, jit_compile=True)
+    return network_outputs
+
+  def _make_train_step(self):
+    """Builds the tf.function of one training step."""
+    config = self.config
     replica_step = self._replica_step
-    if config.jit_compile and not config.sync_batch_norm:
-      if self._num_replicas == 1:
-        # One XLA program for the network, the loss, the gradients and the
-        # update: the losses have static shapes (network/segsort).
-        replica_step = tf.function(self._replica_step, jit_compile=True)
-      else:
-        # A compiled function cannot hold MirroredStrategy's collectives
-        # (the losses' gathers, the gradients' all-reduce) on this
-        # TensorFlow: only the network is compiled.
-        self._network_outputs = tf.function(network_outputs,
-                                            jit_compile=True)
+    if self._compile_replica_step():
+      # One XLA program for the network, the loss, the gradients and the
+      # update: the losses have static shapes (network/segsort).
+      replica_step = tf.function(self._replica_step, jit_compile=True)
 
     @tf.function
     def train_step(iterator):
@@ -694,7 +647,7 @@ class Trainer:
     raise error_class(message, step)
 
   def _write_summaries(self, step, losses, learning_rate, images_per_second):
-    names = {'task_loss': self.config.mode + '_loss',
+    names = {'task_loss': self.objective.loss_name,
              'weight_decay': 'weight_decay', 'total_loss': 'total_loss'}
     for name, value in losses.items():
       summaries.write_scalar('loss/' + names[name], value, step)

@@ -17,7 +17,7 @@ from segsort import config as config_lib
 ORIGINAL_DEFAULTS = dict(
     ignore_label=255, input_size=(336, 336), power=0.9, momentum=0.9,
     weight_decay=5e-4, num_classes=21, learning_rate=1e-3, embedding_dim=32,
-    concentration=10.0, num_clusters=5, kmeans_iterations=10, num_banks=2,
+    concentration=10.0, num_clusters=(5, 5), kmeans_iterations=10, num_banks=2,
     is_training=False, use_global_status=False, random_mirror=False,
     random_crop=False, random_scale=False, not_restore_classifier=False)
 
@@ -138,6 +138,22 @@ def test_config_round_trips_through_json(tmp_path):
   assert config_lib.load_config(str(tmp_path)) == config
   assert config_lib.load_config(path) == config
   assert not [name for name in os.listdir(tmp_path) if name != 'config.json']
+
+
+def test_num_clusters_is_a_grid_of_rows_and_columns(tmp_path):
+  assert config_lib.TrainConfig.from_flags(
+      ['--num_clusters', '4,6']).num_clusters == (4, 6)
+  assert config_lib.TrainConfig.from_flags(
+      ['--num_clusters', '7']).num_clusters == (7, 7)
+  # config.json of earlier versions: clusters per axis, one integer.
+  values = config_lib.TrainConfig().to_dict()
+  values['num_clusters'] = 8
+  (tmp_path / 'config.json').write_text(json.dumps(values))
+  assert config_lib.load_config(str(tmp_path)).num_clusters == (8, 8)
+  assert config_lib.TrainConfig(num_clusters=(8, 8)).to_dict()[
+      'num_clusters'] == [8, 8]
+  with pytest.raises(ValueError, match='--num_clusters'):
+    config_lib.TrainConfig(num_clusters=(0, 3))
 
 
 def test_bad_config_files_are_reported(tmp_path):

@@ -18,7 +18,6 @@ import tensorflow as tf
 
 from network import builder
 from network import checkpoints
-from network.segsort import train_utils
 from segsort import config as config_lib
 from segsort import data
 from segsort import errors
@@ -246,9 +245,9 @@ def test_stage_two_restores_model_and_bank_but_not_optimizer(
                                                               'ckpt-2')
   assert int(stage2.step.numpy()) == 0
   assert_same_values(trained_run.network.variables, stage2.network.variables)
-  assert np.any(trained_run.memory_bank.labels.numpy() >= 0)
-  assert_same_values(trained_run.memory_bank.variables,
-                     stage2.memory_bank.variables)
+  assert np.any(trained_run.objective.memory_bank.labels.numpy() >= 0)
+  assert_same_values(trained_run.objective.memory_bank.variables,
+                     stage2.objective.memory_bank.variables)
   momentum = [variable for variable in stage2.optimizer.variables
               if 'momentum' in variable.path]
   assert momentum and not any(np.any(variable.numpy())
@@ -458,8 +457,8 @@ def test_resume_rebuilds_the_stream_without_checkpointing_it(voc, tmp_path):
                      resumed.network.variables, exact=False)
   assert_same_values(uninterrupted.optimizer.variables,
                      resumed.optimizer.variables, exact=False)
-  assert_same_values(uninterrupted.memory_bank.variables,
-                     resumed.memory_bank.variables, exact=False)
+  assert_same_values(uninterrupted.objective.memory_bank.variables,
+                     resumed.objective.memory_bank.variables, exact=False)
 
 
 class _CountingValue:
@@ -491,21 +490,6 @@ def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(
   # At the first step (the level divergence is measured against) and at the
   # last, for each of the three loss terms.
   assert len(fetches) == 6
-
-
-def test_softmax_loss_is_the_mean_over_valid_pixels():
-  logits = tf.random.stateless_normal([2, 3, 4, 5], seed=[1, 2])
-  labels = tf.constant([[0, 1, 255, 4], [2, 255, 3, 0], [1, 1, 1, 1]] * 2)
-  labels = tf.reshape(labels, [2, 3, 4, 1])
-  valid = tf.reshape(labels, [-1]) != 255
-  expected = train_utils.mean_over_pixels(tf.boolean_mask(
-      tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=tf.where(valid, tf.reshape(labels, [-1]), 0),
-          logits=tf.reshape(logits, [-1, 5])), valid))
-  np.testing.assert_allclose(
-      trainer_lib.softmax_loss(logits, labels, 255), expected, rtol=1e-6)
-  assert float(trainer_lib.softmax_loss(
-      logits, tf.fill([2, 3, 4, 1], 255), 255)) == 0.0
 
 
 def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc,

@@ -62,7 +62,9 @@ file, so that `load_prototype_bank` detects a bank rewritten only in part.
 """
 
 
-# The errors of inference, as they were importable from here.
+# The k-means grid and the errors of inference, importable from here as
+# before the package.
+from network.segsort.common_utils import cluster_grid
 from segsort.errors import InferenceError
 from segsort.errors import exit_on_known_errors
 from segsort.inference.banks import PROTOTYPE_ARRAY_FILES
@@ -96,7 +98,6 @@ from segsort.inference.output_dirs import prepare_output_dir
 from segsort.inference.predictors import SegSortPredictor
 from segsort.inference.predictors import SegmentNeighbours
 from segsort.inference.predictors import SoftmaxPredictor
-from segsort.inference.predictors import cluster_grid
 from segsort.inference.predictors import predict_labels
 from segsort.inference.predictors import segment_embedding
 from segsort.inference.restore import SEGSORT_MODES

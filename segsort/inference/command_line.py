@@ -173,7 +173,7 @@ def _checkpoint_value(name, config, grid_for_prototypes):
   if name == 'num_clusters':
     if grid_for_prototypes and config.prototype_num_clusters is not None:
       return tuple(config.prototype_num_clusters)
-    return (config.num_clusters, config.num_clusters)
+    return tuple(config.num_clusters)
   return getattr(config, name)
 
 

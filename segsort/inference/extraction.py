@@ -25,7 +25,6 @@ from segsort import errors
 from segsort import io_utils
 from segsort.inference import banks
 from segsort.inference import output_dirs
-from segsort.inference import predictors
 from segsort.inference import windows
 
 _LOGGER = logging.getLogger(__name__)
@@ -53,18 +52,18 @@ def extract_image_prototypes(embedding, labels, num_clusters,
     prototype_labels: An int32 tensor `[P]`.
     cell_prototypes: An int32 tensor `[h, w]`, each cell's prototype or -1.
   """
-  num_clusters = predictors.cluster_grid(num_clusters)
+  num_clusters = common_utils.cluster_grid(num_clusters)
   shape = tf.shape(labels)
   location_features = common_utils.generate_location_features(
       [shape[0], shape[1]], 'float')
   initial_labels = common_utils.initialize_cluster_labels(
-      list(num_clusters), [shape[0], shape[1]])
+      num_clusters, [shape[0], shape[1]])
   prototype_features, prototype_labels, _, cell_prototypes = (
       eval_utils.extract_trained_prototypes(
           tf.reshape(embedding, [shape[0] * shape[1], -1]),
           tf.reshape(location_features, [-1, 2]),
           tf.reshape(initial_labels, [-1]),
-          num_clusters[0] * num_clusters[1], kmeans_iterations,
+          common_utils.total_clusters(num_clusters), kmeans_iterations,
           tf.reshape(labels, [-1]), 1, ignore_label,
           return_pixel_prototypes=True))
   return (prototype_features, prototype_labels,
@@ -177,7 +176,7 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
       'strides': list(runner.strides),
       'num_classes': num_classes,
       'ignore_label': ignore_label,
-      'num_clusters': list(predictors.cluster_grid(num_clusters)),
+      'num_clusters': list(common_utils.cluster_grid(num_clusters)),
       'kmeans_iterations': kmeans_iterations,
       'apply_exif_orientation': bool(apply_exif_orientation),
   }

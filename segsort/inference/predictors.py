@@ -20,13 +20,6 @@ from network.segsort import eval_utils
 from segsort.inference import windows
 
 
-def cluster_grid(num_clusters):
-  """A k-means grid as (clusters along y, along x) from an int n or a pair."""
-  if isinstance(num_clusters, int):
-    return (num_clusters, num_clusters)
-  return tuple(int(count) for count in num_clusters)
-
-
 def segment_embedding(grid_embedding, pixel_embedding, num_clusters,
                       kmeans_iterations, output_stride):
   """Cuts one image into segments by vMF k-means with location.
@@ -48,7 +41,7 @@ def segment_embedding(grid_embedding, pixel_embedding, num_clusters,
     segment_prototypes: A float32 tensor `[num_segments, D]`.
   """
   return eval_utils.segment_by_kmeans_on_grid(
-      grid_embedding, pixel_embedding, list(cluster_grid(num_clusters)),
+      grid_embedding, pixel_embedding, common_utils.cluster_grid(num_clusters),
       kmeans_iterations, output_stride)
 
 
@@ -92,7 +85,7 @@ class SegSortPredictor:
     self._bank_features = tf.constant(bank.features)
     self._bank_labels = tf.constant(bank.labels)
     self._k = k_in_nearest_neighbors
-    self._num_clusters = cluster_grid(num_clusters)
+    self._num_clusters = common_utils.cluster_grid(num_clusters)
     self._kmeans_iterations = kmeans_iterations
     self._bank_identity = bank.identity
     self._pixel_votes = tf.function(self._compute_pixel_votes,

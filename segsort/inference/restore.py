@@ -6,10 +6,12 @@ from network import builder
 from network import checkpoints
 from segsort import config as config_lib
 from segsort import errors
+from segsort import objectives
 
-# The training modes whose networks embed pixels, and the softmax baseline's.
-SEGSORT_MODES = ('segsort', 'segsort_unsup')
-SOFTMAX_MODES = ('softmax',)
+# The training modes whose checkpoints are evaluated by k-NN over
+# prototypes, and those evaluated by their own class logits.
+SEGSORT_MODES = objectives.modes_of_inference_kind('segsort')
+SOFTMAX_MODES = objectives.modes_of_inference_kind('softmax')
 
 # Side of the square dummy batch that creates every variable before restore.
 _DUMMY_IMAGE_SIZE = 64
