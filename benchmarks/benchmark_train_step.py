@@ -87,7 +87,7 @@ def synthetic_batch(batch_size, input_size, num_classes, num_clusters, seed=0):
       left, right = np.sort(rng.integers(0, width, size=2))
       image_labels[top:bottom + 1, left:right + 1] = rng.integers(
           1, num_classes)
-  grid = common_utils.initialize_cluster_labels([num_clusters] * 2,
+  grid = common_utils.initialize_cluster_labels(num_clusters,
                                                 [height, width])
   locations = common_utils.generate_location_features([height, width],
                                                        'float')

@@ -144,3 +144,25 @@ def build_network(backbone='resnet_v1_101', head='pspnet', output_stride=8, outp
         output_stride=4 if head == 'deeplabv3plus' else feature_stride,
         use_stride4_features=head == 'deeplabv3plus',
         name=name or f'{backbone}_{head}')
+
+
+def build_network_from_config(config, use_global_status=True):
+    """Builds the network a training configuration trains (variables created, not restored).
+
+    Args:
+      config: An object with the attributes `backbone`, `head`, `output_stride` and
+        `output_channels`, such as segsort.config.TrainConfig (its
+        `output_channels` is the embedding dimension, or the number of classes
+        of the softmax baseline).
+      use_global_status: Freeze BatchNorm statistics (True for inference).
+
+    Returns:
+      SegmentationNetwork with all its variables created.
+
+    Raises:
+      ValueError: For an unknown backbone or head name or an invalid stride.
+    """
+    return build_network(backbone=config.backbone, head=config.head,
+                         output_stride=config.output_stride,
+                         output_channels=config.output_channels,
+                         use_global_status=use_global_status)

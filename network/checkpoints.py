@@ -1,9 +1,13 @@
-"""TF-Slim ResNet checkpoints <-> Keras backbones from network.resnet_v1.
+"""Checkpoint look-up and inspection; TF-Slim ResNet checkpoints <-> Keras backbones.
 
 TF-Slim's ImageNet checkpoints (e.g. resnet_v1_101_2016_08_28.tar.gz,
 extracted to snapshots/imagenet/trained/resnet_v1_101.ckpt) are name-based
 TF1 checkpoints; the backbone's layers carry the Slim scopes
-(resnet_v1.slim_variable_map), so restoring is a lookup by name.
+(resnet_v1.slim_variable_map), so restoring is a lookup by name. The
+checkpoints this project writes are object-based (TF2): `check_checkpoint_fits`
+compares one with the objects about to be restored, by variable, before
+anything is assigned, so that a checkpoint of another network fails with a
+list of what differs instead of a half-restored model.
 """
 
 import os
@@ -11,8 +15,138 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from network import resnet_v1
+
+# Present in object-based (TF2) checkpoints, absent from TF-Slim's.
+_OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
+_VARIABLE_ATTRIBUTE = 'VARIABLE_VALUE'
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's weights do not fit the model."""
+
+
+def resolve_checkpoint(restore_from):
+    """Turns a checkpoint directory or prefix into a checkpoint prefix.
+
+    Args:
+      restore_from: A directory (its latest checkpoint is taken, as recorded
+        in its 'checkpoint' file) or a checkpoint prefix such as
+        'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'.
+
+    Returns:
+      The checkpoint prefix, a str.
+
+    Raises:
+      FileNotFoundError: If the directory holds no checkpoint or the prefix
+        has no `.index` file.
+    """
+    if os.path.isdir(restore_from):
+        prefix = tf.train.latest_checkpoint(restore_from)
+        if prefix is None:
+            raise FileNotFoundError(
+                f'No checkpoint in directory {restore_from} (no "checkpoint" file naming one)')
+        return prefix
+    if not os.path.isfile(restore_from + '.index'):
+        raise FileNotFoundError(
+            f'No checkpoint {restore_from}: neither a directory nor a checkpoint prefix '
+            f'({restore_from}.index does not exist)')
+    return restore_from
+
+
+def is_slim_checkpoint(checkpoint_prefix):
+    """Tells a name-based TF-Slim checkpoint (True) from an object-based TF2 one (False)."""
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    return _OBJECT_GRAPH_KEY not in reader.get_variable_to_shape_map()
+
+
+def _variables_by_object_path(checkpoint_prefix, roots):
+    """Lists an object-based checkpoint's variables by their object path.
+
+    A variable reachable along several paths (layers shared between models)
+    is listed under each, so that two checkpoints of the same objects list the
+    same paths whatever else they hold.
+
+    Args:
+      checkpoint_prefix: A TF2 checkpoint prefix.
+      roots: Names of the root's children to look into, e.g. {'model'}.
+
+    Returns:
+      A dict from path (e.g. 'model/backbone/_operations/2/_kernel') to
+      (variable name, shape as a list).
+    """
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    shapes = reader.get_variable_to_shape_map()
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    variables = {}
+    pending = [(child.node_id, child.local_name, frozenset([0]))
+               for child in graph.nodes[0].children if child.local_name in roots]
+    while pending:
+        node_id, path, ancestors = pending.pop()
+        node = graph.nodes[node_id]
+        for attribute in node.attributes:
+            if attribute.name == _VARIABLE_ATTRIBUTE:
+                variables[path] = (attribute.full_name, list(shapes[attribute.checkpoint_key]))
+        ancestors = ancestors | {node_id}
+        pending.extend((child.node_id, path + '/' + child.local_name, ancestors)
+                       for child in node.children if child.node_id not in ancestors)
+    return variables
+
+
+def _fit_problems(expected, found, what, separator):
+    """Describes the variables a model expects that a checkpoint lacks or shapes otherwise.
+
+    Args:
+      expected: A dict from key to (variable name, shape as a list), the model's.
+      found: A dict from key to shape as a list, the checkpoint's.
+      what: What the variables are called in the messages, e.g. 'variable(s)'.
+      separator: What precedes every variable name in the messages.
+
+    Returns:
+      A list of up to two messages, the missing variables' and the mismatched
+      ones'; empty when the checkpoint fits.
+    """
+    missing = sorted({name for key, (name, _) in expected.items() if key not in found})
+    mismatched = sorted({
+        f'{name}: checkpoint {found[key]} vs model {shape}'
+        for key, (name, shape) in expected.items()
+        if key in found and found[key] != shape})
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} {what} missing from the checkpoint:{separator}'
+                        + separator.join(missing))
+    if mismatched:
+        problems.append(f'{len(mismatched)} {what} with a different shape:{separator}'
+                        + separator.join(mismatched))
+    return problems
+
+
+def check_checkpoint_fits(objects, checkpoint_prefix):
+    """Checks, before anything is assigned, that a checkpoint fits objects.
+
+    Args:
+      objects: A dict of trackable objects as given to tf.train.Checkpoint,
+        e.g. {'model': network}.
+      checkpoint_prefix: A TF2 checkpoint prefix.
+
+    Raises:
+      CheckpointMismatchError: Listing, by variable name, every variable of
+        `objects` missing from the checkpoint or of another shape there.
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        expected_prefix = tf.train.Checkpoint(**objects).write(os.path.join(directory, 'expected'))
+        expected = _variables_by_object_path(expected_prefix, set(objects))
+    found = {path: shape for path, (_, shape) in
+             _variables_by_object_path(checkpoint_prefix, set(objects)).items()}
+    problems = _fit_problems(expected, found, 'variable(s)', '\n    ')
+    if problems:
+        raise CheckpointMismatchError(
+            f'Checkpoint {checkpoint_prefix} does not fit the {"/".join(sorted(objects))} being '
+            'restored (was it written for another --backbone/--head/--embedding_dim/'
+            '--num_classes?):\n  ' + '\n  '.join(problems))
 
 
 def _open_checkpoint(checkpoint_path):
@@ -49,19 +183,11 @@ def load_slim_resnet(backbone, checkpoint_path, slim_root_scope=None):
     checkpoint_shapes = reader.get_variable_to_shape_map()
     variables = resnet_v1.slim_variable_map(backbone, slim_root_scope)
 
-    missing = sorted(name for name in variables if name not in checkpoint_shapes)
-    mismatched = sorted(
-        f'{name}: checkpoint {list(checkpoint_shapes[name])} vs model {list(variable.shape)}'
-        for name, variable in variables.items()
-        if name in checkpoint_shapes and list(checkpoint_shapes[name]) != list(variable.shape))
-    if missing or mismatched:
-        problems = []
-        if missing:
-            problems.append(f'{len(missing)} backbone weights missing from the checkpoint:\n  '
-                            + '\n  '.join(missing))
-        if mismatched:
-            problems.append(f'{len(mismatched)} backbone weights with a different shape:\n  '
-                            + '\n  '.join(mismatched))
+    problems = _fit_problems(
+        {name: (name, list(variable.shape)) for name, variable in variables.items()},
+        {name: list(shape) for name, shape in checkpoint_shapes.items()},
+        'backbone weights', '\n  ')
+    if problems:
         raise ValueError(f'Cannot restore {backbone.name!r} from {checkpoint_path!r}.\n'
                          + '\n'.join(problems))
 

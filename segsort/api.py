@@ -72,7 +72,7 @@ class Segmenter:
       strides: (vertical, horizontal) window strides, in [1, window size].
       k_in_nearest_neighbors: The number of prototypes that vote, >= 1.
       num_clusters: The k-means grid of an image: n (n x n) or (rows,
-        columns); None for config.num_clusters x config.num_clusters.
+        columns); None for config.num_clusters.
       kmeans_iterations: The k-means iterations; None for the config's.
 
     Raises:
@@ -170,7 +170,7 @@ def load(run, prototype_dir=None, **settings):
     FileNotFoundError: If there is no checkpoint or config.json.
     inference.InferenceError: Naming the file of a bad prototype bank, or a
       bank missing (SegSort) or superfluous (softmax).
-    trainer.CheckpointMismatchError: If the checkpoint does not fit its
+    network.checkpoints.CheckpointMismatchError: If the checkpoint does not fit its
       config.json's network.
   """
   network, config, checkpoint_prefix = inference.restore_network(

@@ -10,7 +10,6 @@ the per-class IoU in VOC's class colours (`metrics_iou.png` for
 `metrics.json`; see segsort.overlay.draw_iou_chart). See segsort/metrics.py for the definitions.
 """
 
-import argparse
 import json
 import os
 import sys

@@ -1,13 +1,14 @@
-"""The training configuration: flags, config.json, checkpoint look-up.
+"""The training configuration: flags and config.json.
 
 One `TrainConfig` describes a training run of any mode. The three training
 entry points share one argparse builder, the trainer reads nothing else, and
 the run's config.json beside its checkpoints tells inference which network to
-build:
+build and with which settings it was trained:
 
-    prefix = resolve_checkpoint('snapshots/run')  # its latest checkpoint
+    from network import builder, checkpoints
+    prefix = checkpoints.resolve_checkpoint('snapshots/run')  # its latest
     config = load_config_for_checkpoint(prefix)
-    network = build_network_from_config(config)
+    network = builder.build_network_from_config(config)
     tf.train.Checkpoint(model=network).restore(prefix).expect_partial()
 
 Flag names, meanings and defaults follow the original release's
@@ -63,7 +64,7 @@ MODE_DEFAULTS = {
 # the same global batch is computed, not what is trained.
 RESUMABLE_FIELD_CHANGES = frozenset({
     'save_pred_every', 'update_tb_every', 'restore_from', 'num_gpu',
-    'jit_compile', 'overwrite_config',
+    'jit_compile', 'overwrite_config', 'prototype_num_clusters',
     'eval_every', 'eval_list', 'eval_images', 'eval_prototype_images',
 })
 
@@ -107,7 +108,8 @@ class TrainConfig:
   # SegSort.
   embedding_dim: int = 32
   concentration: float = 10.0
-  num_clusters: int = 5
+  # (clusters along y, along x); the flag also takes the original's n.
+  num_clusters: tuple = (5, 5)
   kmeans_grid: str = 'image'
   kmeans_iterations: int = 10
   num_banks: int = 2
@@ -128,6 +130,8 @@ class TrainConfig:
   deterministic: bool = False
   overwrite_config: bool = False
   apply_exif_orientation: bool = False
+  # Read by prototype extraction only; None: the --num_clusters grid.
+  prototype_num_clusters: tuple | None = None
   # Validation during training (segsort/validation.py).
   eval_every: int = 0
   eval_list: str = ''
@@ -138,6 +142,11 @@ class TrainConfig:
     # JSON stores tuples as lists; keep the field hashable and comparable.
     object.__setattr__(self, 'input_size',
                        tuple(int(size) for size in self.input_size))
+    # config.json of earlier versions holds clusters per axis, one integer.
+    object.__setattr__(self, 'num_clusters', _grid_pair(self.num_clusters))
+    if self.prototype_num_clusters is not None:
+      object.__setattr__(self, 'prototype_num_clusters',
+                         _grid_pair(self.prototype_num_clusters))
     self.validate()
 
   @property
@@ -168,8 +177,13 @@ class TrainConfig:
     if len(self.input_size) != 2 or min(self.input_size) < 1:
       problems.append('--input_size %r must be two positive integers '
                       '"height,width"' % (self.input_size,))
+    for name in ('num_clusters', 'prototype_num_clusters'):
+      grid = getattr(self, name)
+      if grid is not None and (len(grid) != 2 or min(grid) < 1):
+        problems.append('--%s %r must be "N" or two positive integers '
+                        '"ROWS,COLUMNS"' % (name, grid))
     for name in ('batch_size', 'num_steps', 'iter_size', 'num_classes',
-                 'embedding_dim', 'num_clusters', 'save_pred_every',
+                 'embedding_dim', 'save_pred_every',
                  'update_tb_every', 'num_gpu'):
       if getattr(self, name) < 1:
         problems.append('--%s must be at least 1, got %r' % (
@@ -203,6 +217,9 @@ class TrainConfig:
     """Returns the config as a JSON-serialisable dict."""
     config = dataclasses.asdict(self)
     config['input_size'] = list(self.input_size)
+    config['num_clusters'] = list(self.num_clusters)
+    if self.prototype_num_clusters is not None:
+      config['prototype_num_clusters'] = list(self.prototype_num_clusters)
     return config
 
   @classmethod
@@ -240,6 +257,13 @@ class TrainConfig:
       return cls(mode=mode, **vars(flags))
     except ValueError as error:
       parser.error(str(error))
+
+
+def _grid_pair(grid):
+  """A k-means grid as (rows, columns): n (an n x n grid) or a pair."""
+  if isinstance(grid, int):
+    return (grid, grid)
+  return tuple(int(count) for count in grid)
 
 
 def build_argument_parser(mode='segsort'):
@@ -313,8 +337,9 @@ def build_argument_parser(mode='segsort'):
   add(segsort, 'embedding_dim', 'Dimension of the feature embeddings.')
   add(segsort, 'concentration', 'Concentration (kappa) of the vMF '
       'distribution.')
-  add(segsort, 'num_clusters', 'Number of k-means clusters along each image '
-      'axis.')
+  add(segsort, 'num_clusters', 'k-means grid of every crop: "N", the number '
+      'of clusters along each image axis (the original\'s), or '
+      '"ROWS,COLUMNS".', type=flags.cluster_grid)
   add(segsort, 'kmeans_grid', 'What the initial k-means grid and the '
       'location features span: each crop\'s source image (the original '
       'release; a crop much smaller than its image then starts from the few '
@@ -323,6 +348,13 @@ def build_argument_parser(mode='segsort'):
   add(segsort, 'kmeans_iterations', 'Number of k-means iterations.')
   add(segsort, 'num_banks', 'Number of memory banks (steps of prototypes '
       'kept).')
+  add(segsort, 'prototype_num_clusters', 'k-means grid "N" (N x N) or '
+      '"ROWS,COLUMNS" with which segsort.extract_prototypes cuts annotated '
+      'images into prototypes by default; unset: the --num_clusters grid. '
+      'Not used in training: recorded in config.json, where inference reads '
+      'its defaults (the original\'s street-scene settings extracted '
+      'prototypes on a finer grid, 16x16, than they trained and inferred '
+      'on, 8x8).', type=flags.cluster_grid)
 
   misc = parser.add_argument_group('checkpoints and logs')
   add(misc, 'restore_from', 'Checkpoint to start from: a TF-Slim ImageNet '
@@ -385,6 +417,32 @@ def _normalized_path(path):
   return os.path.normpath(os.path.abspath(path)) if path else path
 
 
+def setting_differences(old, new, ignored=(), comparable=None):
+  """Lists the settings in which two dicts of settings differ.
+
+  The one comparison of recorded settings with current ones: a snapshot's
+  config.json with the flags (`config_differences`), an output directory's
+  settings file with a rerun's (segsort.inference.output_dirs).
+
+  Args:
+    old: A dict of settings, e.g. the recorded ones.
+    new: A dict of settings; a key missing from one of the two reads None.
+    ignored: Keys not compared.
+    comparable: None, or a function (key, value) -> what is compared in
+      place of the value (e.g. a normalised path).
+
+  Returns:
+    A list of (key, old value, new value), sorted by key.
+  """
+  def compared(key, values):
+    value = values.get(key)
+    return comparable(key, value) if comparable else value
+
+  return [(key, old.get(key), new.get(key))
+          for key in sorted(set(old) | set(new))
+          if key not in ignored and compared(key, old) != compared(key, new)]
+
+
 def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
   """Lists the fields in which two configs differ.
 
@@ -399,17 +457,11 @@ def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
   Returns:
     A sorted list of (field name, saved value, current value).
   """
-  saved_values, current_values = saved.to_dict(), current.to_dict()
+  def comparable(name, value):
+    return _normalized_path(value) if name in PATH_FIELDS else value
 
-  def comparable(name, values):
-    if name in PATH_FIELDS:
-      return _normalized_path(values[name])
-    return values[name]
-
-  return [(name, saved_values[name], current_values[name])
-          for name in sorted(saved_values)
-          if name not in ignored and (comparable(name, saved_values) !=
-                                      comparable(name, current_values))]
+  return setting_differences(saved.to_dict(), current.to_dict(), ignored,
+                             comparable)
 
 
 def _saved_flag_values(path, mode):
@@ -467,43 +519,11 @@ def load_config(path_or_dir):
     raise ValueError('Invalid training config %s: %s' % (path, error)) from error
 
 
-def resolve_checkpoint(restore_from):
-  """Turns a checkpoint directory or prefix into a checkpoint prefix.
-
-  Args:
-    restore_from: A directory (its latest checkpoint is taken, as recorded
-      in its 'checkpoint' file) or a checkpoint prefix such as
-      'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'.
-
-  Returns:
-    The checkpoint prefix.
-
-  Raises:
-    FileNotFoundError: If the directory holds no checkpoint or the prefix
-      has no `.index` file.
-  """
-  # Imported here so that flags and configs work without loading TensorFlow.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  if os.path.isdir(restore_from):
-    prefix = tf.train.latest_checkpoint(restore_from)
-    if prefix is None:
-      raise FileNotFoundError(
-          'No checkpoint in directory %s (no "checkpoint" file naming one)'
-          % restore_from)
-    return prefix
-  if not os.path.isfile(restore_from + '.index'):
-    raise FileNotFoundError(
-        'No checkpoint %s: neither a directory nor a checkpoint prefix (%s '
-        'does not exist)' % (restore_from, restore_from + '.index'))
-  return restore_from
-
-
 def load_config_for_checkpoint(checkpoint_prefix):
   """Reads the config.json of the run that wrote a checkpoint.
 
   Args:
-    checkpoint_prefix: A prefix from `resolve_checkpoint`.
+    checkpoint_prefix: A prefix from `network.checkpoints.resolve_checkpoint`.
 
   Raises:
     FileNotFoundError: If the checkpoint's directory has no config.json
@@ -518,21 +538,3 @@ def load_config_for_checkpoint(checkpoint_prefix):
                                                 checkpoint_prefix))
   return load_config(path)
 
-
-def build_network_from_config(config, use_global_status=True):
-  """Builds the network a config trains (variables created, not restored).
-
-  Args:
-    config: A TrainConfig.
-    use_global_status: Freeze BatchNorm statistics (True for inference).
-
-  Returns:
-    A network.builder.SegmentationNetwork.
-  """
-  from network import builder  # pylint: disable=g-import-not-at-top
-
-  return builder.build_network(
-      backbone=config.backbone, head=config.head,
-      output_stride=config.output_stride,
-      output_channels=config.output_channels,
-      use_global_status=use_global_status)

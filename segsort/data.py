@@ -29,8 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from network.segsort import common_utils
+from segsort import errors
 from segsort import io_utils
-from segsort.config import KMEANS_GRIDS
 
 IMG_MEAN = (122.675, 116.669, 104.008)
 
@@ -45,10 +45,6 @@ _MAX_OUT_OF_RANGE_WARNINGS = 10
 _MAX_PROBLEMS_IN_MESSAGE = 20
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-  """A data list or one of its files is malformed, missing or undecodable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +87,8 @@ def _parse_data_list(data_dir, data_list, require_labels,
   """
   try:
     lines = io_utils.read_list_lines(data_list)
-  except io_utils.ListFileError as error:
-    raise DataError(str(error)) from error
+  except errors.ListFileError as error:
+    raise errors.DataError(str(error)) from error
   entries, problems, num_lines = [], [], 0
   min_fields = 2 if require_labels else 1
   for line_number, line in enumerate(lines, start=1):
@@ -138,7 +134,7 @@ def _raise_for_problems(data_list, problems):
       len(problems), data_list, '\n  '.join(shown))
   if len(problems) > len(shown):
     message += '\n  ... and %d more' % (len(problems) - len(shown))
-  raise DataError(message)
+  raise errors.DataError(message)
 
 
 def read_data_list(data_dir, data_list, require_labels=True,
@@ -189,8 +185,8 @@ def load_image(path, apply_exif_orientation=False):
   """
   try:
     return io_utils.read_rgb_image(path, apply_exif_orientation)
-  except io_utils.ImageFileError as error:
-    raise DataError(str(error)) from error
+  except errors.ImageFileError as error:
+    raise errors.DataError(str(error)) from error
 
 
 def load_label(path, apply_exif_orientation=False):
@@ -210,13 +206,41 @@ def load_label(path, apply_exif_orientation=False):
   try:
     return io_utils.read_label_image(
         path, apply_exif_orientation=apply_exif_orientation)
-  except io_utils.ImageFileError as error:
-    raise DataError(str(error)) from error
+  except errors.ImageFileError as error:
+    raise errors.DataError(str(error)) from error
 
 
 def out_of_range_mask(label, num_classes, ignore_label):
-  """Marks label values outside [0, num_classes) other than the ignore label."""
+  """Marks label values outside [0, num_classes) other than the ignore label.
+
+  The one definition of the values every reader ignores (training, the label
+  survey, prototype extraction): they are reported, then treated as the
+  ignore label (`ignore_out_of_range`).
+
+  Args:
+    label: An int array of label values.
+    num_classes: The number of classes.
+    ignore_label: The label value of pixels to leave out.
+
+  Returns:
+    A bool array of `label`'s shape.
+  """
   return ((label < 0) | (label >= num_classes)) & (label != ignore_label)
+
+
+def ignore_out_of_range(label, num_classes, ignore_label):
+  """Sets the values `out_of_range_mask` marks to the ignore label.
+
+  Args:
+    label: An int array of label values.
+    num_classes: The number of classes.
+    ignore_label: The label value of pixels to leave out.
+
+  Returns:
+    A new array of `label`'s shape and dtype.
+  """
+  return np.where(out_of_range_mask(label, num_classes, ignore_label),
+                  ignore_label, label).astype(label.dtype)
 
 
 class LabelSurvey:
@@ -253,12 +277,13 @@ class LabelSurvey:
     Returns:
       The label's out-of-range values, a 1-D array.
     """
-    out_of_range = label[out_of_range_mask(label, self._num_classes,
-                                           self._ignore_label)]
-    valid = label[(label >= 0) & (label < self._num_classes) &
-                  (label != self._ignore_label)]
+    out_of_range_pixels = out_of_range_mask(label, self._num_classes,
+                                            self._ignore_label)
+    ignored_pixels = label == self._ignore_label
+    out_of_range = label[out_of_range_pixels]
+    valid = label[~(out_of_range_pixels | ignored_pixels)]
     class_pixels = np.bincount(valid.ravel(), minlength=self._num_classes)
-    num_ignored = int(np.count_nonzero(label == self._ignore_label))
+    num_ignored = int(np.count_nonzero(ignored_pixels))
     with self._lock:
       self.class_pixels += class_pixels
       self._ignored_pixels += num_ignored
@@ -335,8 +360,8 @@ def survey_labels(data_dir, data_list, num_classes, ignore_label,
   def add(entry):
     try:
       label = load_label(entry.label_path, apply_exif_orientation)
-    except DataError as error:
-      raise DataError('%s: %s' % (entry.location(), error)) from error
+    except errors.DataError as error:
+      raise errors.DataError('%s: %s' % (entry.location(), error)) from error
     survey.add(entry, label)
 
   labelled = [entry for entry in entries if entry.label_path is not None]
@@ -373,21 +398,20 @@ def _decode_entry(entry, *, num_classes, ignore_label, with_oversegmentation,
       label = load_label(entry.label_path, apply_exif_orientation)
       _check_size(entry.label_path, label, image)
       if num_classes is not None:
-        label[out_of_range_mask(label, num_classes,
-                                ignore_label)] = ignore_label
+        label = ignore_out_of_range(label, num_classes, ignore_label)
     oversegmentation = None
     if with_oversegmentation:
       oversegmentation = load_label(entry.oversegmentation_path,
                                     apply_exif_orientation)
       _check_size(entry.oversegmentation_path, oversegmentation, image)
-  except DataError as error:
-    raise DataError('%s: %s' % (entry.location(), error)) from error
+  except errors.DataError as error:
+    raise errors.DataError('%s: %s' % (entry.location(), error)) from error
   return image, label, oversegmentation
 
 
 def _check_size(path, array, image):
   if array.shape != image.shape[:2]:
-    raise DataError('%s is %dx%d but its image is %dx%d' % (
+    raise errors.DataError('%s is %dx%d but its image is %dx%d' % (
         path, array.shape[0], array.shape[1], image.shape[0], image.shape[1]))
 
 
@@ -578,14 +602,14 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
   if kmeans_grid == 'crop':
     if 'cluster_label' in outputs:
       example['cluster_label'] = common_utils.initialize_cluster_labels(
-          list(num_clusters), crop_size)[..., tf.newaxis]
+          num_clusters, crop_size)[..., tf.newaxis]
     if 'loc_feature' in outputs:
       example['loc_feature'] = common_utils.generate_location_features(
           crop_size, 'float')
     outputs = outputs - {'cluster_label', 'loc_feature'}
   if 'cluster_label' in outputs:
     cluster_grid = common_utils.initialize_cluster_labels(
-        list(num_clusters), [height, width])
+        num_clusters, [height, width])
     example['cluster_label'] = pad(
         _gather_nearest(cluster_grid, rows, columns)[..., tf.newaxis], 0)
   if 'loc_feature' in outputs:
@@ -670,9 +694,8 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
   entries = read_data_list(data_dir, data_list, require_labels=not unsupervised,
                            with_oversegmentation=unsupervised)
   if not entries:
-    raise DataError('Data list %s is empty' % data_list)
-  if isinstance(num_clusters, int):
-    num_clusters = (num_clusters, num_clusters)
+    raise errors.DataError('Data list %s is empty' % data_list)
+  num_clusters = common_utils.cluster_grid(num_clusters)
   crop_size = (int(input_size[0]), int(input_size[1]))
   base_seed = _random_base_seed() if seed is None else int(seed)
   shuffle_key = tf.constant([base_seed, 0], tf.int64)
@@ -712,35 +735,6 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
                         deterministic=deterministic)
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def build_inference_dataset(data_dir, data_list, *, require_labels=False,
-                            with_oversegmentation=False, ignore_label=255,
-                            apply_exif_orientation=False):
-  """Builds the unbatched, full-size, in-order evaluation input pipeline.
-
-  Args:
-    data_dir: The directory list paths are relative to.
-    data_list: The list file; one-column lines (images only) are allowed
-      unless `require_labels`.
-    require_labels: Whether every line must name a label.
-    with_oversegmentation: Whether to add each image's oversegmentation.
-    ignore_label: The label of every pixel of an image without label.
-    apply_exif_orientation: Whether to turn every file as its EXIF
-      orientation asks.
-
-  Returns:
-    entries: The list of ListEntry.
-    dataset: `entries_dataset(entries, ...)`.
-
-  Raises:
-    DataError: If the list is malformed or names missing files.
-  """
-  entries = read_data_list(data_dir, data_list, require_labels=require_labels,
-                           with_oversegmentation=with_oversegmentation)
-  return entries, entries_dataset(
-      entries, with_oversegmentation=with_oversegmentation,
-      ignore_label=ignore_label, apply_exif_orientation=apply_exif_orientation)
 
 
 def entries_dataset(entries, *, with_oversegmentation=False,
@@ -816,7 +810,7 @@ def _check_entry(entry, survey, ignore_label, with_oversegmentation,
         with_oversegmentation=with_oversegmentation,
         apply_exif_orientation=apply_exif_orientation)
     orientation = io_utils.read_exif_orientation(entry.image_path)
-  except (DataError, io_utils.ImageFileError) as error:
+  except (errors.DataError, errors.ImageFileError) as error:
     return [str(error)]
   problems = []
   if orientation != 1 and not apply_exif_orientation:

@@ -20,6 +20,7 @@ import numpy as np
 
 from segsort import colormap as colormap_lib
 from segsort import console
+from segsort import errors
 from segsort import flags
 from segsort import inference_flags
 from segsort import io_utils
@@ -82,11 +83,10 @@ class _TrainingImages:
     path = os.path.join(self._data_dir, source['image_path'])
     # pylint: disable=g-import-not-at-top
     from segsort import data
-    from segsort import inference
     # pylint: enable=g-import-not-at-top
     if path not in self._images:
       if not os.path.exists(path):
-        raise inference.InferenceError(
+        raise errors.InferenceError(
             'Training image %s of prototype %d is missing; pass the --data_dir '
             'that prototypes were extracted from.' % (path, prototype_index))
       # Boxes are in the pixels the extraction read.
@@ -181,7 +181,6 @@ def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
 def _find_image(args):
   # pylint: disable=g-import-not-at-top
   from segsort import data
-  from segsort import inference
   # pylint: enable=g-import-not-at-top
   if args.image:
     return args.image, os.path.splitext(os.path.basename(args.image))[0]
@@ -190,7 +189,7 @@ def _find_image(args):
                                      require_labels=False):
       if entry.image_id == args.image_id:
         return entry.image_path, entry.image_id
-    raise inference.InferenceError('Image id %s is not in %s.'
+    raise errors.InferenceError('Image id %s is not in %s.'
                                    % (args.image_id, args.data_list))
   return (os.path.join(args.data_dir, 'VOC2012', 'JPEGImages',
                        args.image_id + '.jpg'), args.image_id)
@@ -208,7 +207,8 @@ def main(argv=None):
   # --data_dir is also the root of the training images the prototypes come
   # from; the window defaults to single-scale inference's.
   inference_flags.add_model_and_data_flags(
-      parser, default_input_size=(720, 720), data_list_required=False)
+      parser, default_input_size=inference_flags.DEFAULT_WINDOW_SIZE,
+      data_list_required=False)
   inference_flags.add_embedding_dim_flag(parser)
   inference_flags.add_segment_flags(parser)
   inference_flags.add_knn_flags(parser)
@@ -225,17 +225,9 @@ def main(argv=None):
   from segsort import data
   from segsort import inference
   # pylint: enable=g-import-not-at-top
-  with inference.exit_on_known_errors():
-    network, config, checkpoint_prefix = inference.restore_network(
-        args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
-    bank = inference.load_prototype_bank(
-        args.prototype_dir, config.embedding_dim, args.num_classes,
-        with_sources=True, checkpoint_prefix=checkpoint_prefix)
-    predictor = inference.SegSortPredictor(
-        network, bank, window_size=args.input_size, strides=args.strides,
-        k_in_nearest_neighbors=args.k_in_nearest_neighbors,
-        num_classes=args.num_classes, num_clusters=args.num_clusters,
-        kmeans_iterations=args.kmeans_iterations)
+  with errors.exit_on_known_errors():
+    predictor, bank, _, _ = inference.segsort_predictor_from_flags(
+        args, with_sources=True)
     image_path, image_id = _find_image(args)
     figure, facts = explain_image(
         predictor, bank,

@@ -10,8 +10,13 @@ prototype of its majority label. Writes SAVE_DIR/prototypes/
 prototype_features.npy [P, D], prototype_labels.npy [P] and, for
 segsort.explain, prototype_image_indices.npy, prototype_boxes.npy and
 prototype_sources.json. A rerun reuses the per-image cache. Unsupervised
-checkpoints are evaluated the same way, from an annotated list. See
-segsort/inference.py for details.
+checkpoints are evaluated the same way, from an annotated list. The
+k-means grid defaults to the one the checkpoint's run set for prototypes
+(--prototype_num_clusters of training, e.g. finer than inference's, as the
+original's street-scene settings: 16x16 for prototypes, 8x8 for inference),
+else to its --num_clusters; --num_classes, --ignore_label and
+--kmeans_iterations default to the checkpoint's too. See
+segsort/inference/ for details.
 """
 
 import argparse
@@ -27,15 +32,17 @@ def main(argv=None):
       description=__doc__.split('\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   inference_flags.add_model_and_data_flags(parser)
-  inference_flags.add_segment_flags(parser)
+  inference_flags.add_segment_flags(parser, for_prototypes=True)
   inference_flags.add_embedding_dim_flag(parser)
   args = inference_flags.parse_flags(parser, argv)
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import inference  # pylint: disable=g-import-not-at-top
   with inference.exit_on_known_errors():
-    network, _, checkpoint_prefix = inference.restore_network(
+    network, config, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
+    checkpoint_overrides = inference.settings_from_checkpoint(
+        args, config, checkpoint_prefix)
     inference.extract_prototypes(
         network, checkpoint_prefix, data_dir=args.data_dir,
         data_list=args.data_list, save_dir=args.save_dir,
@@ -43,7 +50,8 @@ def main(argv=None):
         num_classes=args.num_classes, ignore_label=args.ignore_label,
         num_clusters=args.num_clusters,
         kmeans_iterations=args.kmeans_iterations,
-        apply_exif_orientation=args.apply_exif_orientation)
+        apply_exif_orientation=args.apply_exif_orientation,
+        checkpoint_overrides=checkpoint_overrides)
 
 
 if __name__ == '__main__':

@@ -8,6 +8,10 @@ TensorFlow loads:
     inference_flags.add_model_and_data_flags(parser)
     args = inference_flags.parse_flags(parser, argv)
     from segsort import inference  # only now
+
+The flags that repeat a training setting (--num_classes, --ignore_label,
+--num_clusters, --kmeans_iterations) default to None here and take the
+checkpoint's value in `segsort.inference.settings_from_checkpoint`.
 """
 
 from segsort import colormap as colormap_lib
@@ -22,6 +26,10 @@ DEFAULT_K_IN_NEAREST_NEIGHBORS = 15
 # The image scales of multi-scale inference, also those of a bare --scale_aug.
 MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
+# The inference flags that repeat a training setting; unless given, each
+# takes the checkpoint's value.
+FLAGS_FROM_CHECKPOINT = ('num_classes', 'ignore_label', 'num_clusters',
+                         'kmeans_iterations')
 
 def add_model_and_data_flags(parser, default_input_size=(480, 480),
                              data_list_required=True):
@@ -52,11 +60,12 @@ def add_model_and_data_flags(parser, default_input_size=(480, 480),
                       'its config.json gives the network.')
   parser.add_argument('--save_dir', required=True,
                       help='Output directory.')
-  parser.add_argument('--num_classes', type=flags.integer(1), default=21,
-                      help='Number of classes, background included.')
-  parser.add_argument('--ignore_label', type=flags.integer(0), default=255,
+  parser.add_argument('--num_classes', type=flags.integer(1), default=None,
+                      help='Number of classes, background included; '
+                      "default: the checkpoint's.")
+  parser.add_argument('--ignore_label', type=flags.integer(0), default=None,
                       help='Label value of pixels to leave out (not a class '
-                      'id).')
+                      "id); default: the checkpoint's.")
   parser.add_argument('--apply_exif_orientation', action='store_true',
                       help='Turn images (and labels) as their EXIF '
                       'orientation asks, as viewers show them; by default '
@@ -70,14 +79,26 @@ def add_embedding_dim_flag(parser):
                       'dimension (which is used either way).')
 
 
-def add_segment_flags(parser):
-  """Adds the k-means flags."""
+def add_segment_flags(parser, for_prototypes=False):
+  """Adds the k-means flags.
+
+  Args:
+    parser: An argparse.ArgumentParser.
+    for_prototypes: Whether the grid is prototype extraction's, which
+      defaults to the checkpoint's --prototype_num_clusters (when its run set
+      one) rather than its --num_clusters.
+  """
   parser.add_argument('--num_clusters', type=flags.cluster_grid,
-                      default=(5, 5),
+                      default=None,
                       help='k-means grid of an image: "N" (N x N) or '
-                      '"ROWS,COLUMNS".')
-  parser.add_argument('--kmeans_iterations', type=flags.integer(0), default=10,
-                      help='Iterations of vMF k-means.')
+                      '"ROWS,COLUMNS"; default: the checkpoint\'s %s.'
+                      % ('--prototype_num_clusters, else its --num_clusters'
+                         if for_prototypes else '--num_clusters'))
+  parser.add_argument('--kmeans_iterations', type=flags.integer(0),
+                      default=None,
+                      help="Iterations of vMF k-means; default: the "
+                      "checkpoint's.")
+  parser.set_defaults(grid_for_prototypes=for_prototypes)
 
 
 def add_knn_flags(parser):
@@ -128,7 +149,8 @@ def parse_flags(parser, argv=None):
 
   Each flag's own range is checked by its argparse type; this adds the
   checks between flags, so that every bad value stops the tool before any
-  work with a usage error naming the flag.
+  work with a usage error naming the flag. The tool's progress messages
+  (logged at INFO) go to stderr.
 
   Args:
     parser: A parser of `add_model_and_data_flags` and others of this module.
@@ -139,9 +161,17 @@ def parse_flags(parser, argv=None):
   """
   args = parser.parse_args(argv)
   flags.check_at_most(parser, args, 'strides', 'input_size')
-  if 0 <= args.ignore_label < args.num_classes:
-    parser.error('argument --ignore_label: must not be a class id of [0, '
-                 '--num_classes %d), got %d' % (args.num_classes,
-                                                args.ignore_label))
+  # Given both, they are checked now; else once the checkpoint fills them.
+  if None not in (args.ignore_label, args.num_classes):
+    message = ignore_label_problem(args)
+    if message:
+      parser.error('argument --ignore_label: ' + message)
   return args
 
+
+def ignore_label_problem(args):
+  """Why --ignore_label does not fit --num_classes, or None when it does."""
+  if 0 <= args.ignore_label < args.num_classes:
+    return 'must not be a class id of [0, --num_classes %d), got %d' % (
+        args.num_classes, args.ignore_label)
+  return None

@@ -7,7 +7,9 @@
 Writes SAVE_DIR/gray/ID.png (class ids) and SAVE_DIR/color/ID.png (and with
 --save_overlay SAVE_DIR/overlay/ID.png); images already done are skipped.
 The default 720x720 window holds a whole VOC image, as in the recipe's
-single-scale runs. The network comes from the checkpoint's config.json. See segsort/inference.py for the method.
+single-scale runs. The network, and the defaults of --num_classes,
+--ignore_label, --num_clusters and --kmeans_iterations, come from the
+checkpoint's config.json. See segsort/inference/ for the method.
 """
 
 import argparse
@@ -39,17 +41,10 @@ def main(argv=None, description=__doc__.split('\n')[0],
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import inference  # pylint: disable=g-import-not-at-top
   with inference.exit_on_known_errors():
-    network, config, checkpoint_prefix = inference.restore_network(
-        args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
-    bank = inference.load_prototype_bank(
-        args.prototype_dir, config.embedding_dim, args.num_classes,
-        checkpoint_prefix=checkpoint_prefix)
-    predictor = inference.SegSortPredictor(
-        network, bank, window_size=args.input_size, strides=args.strides,
-        k_in_nearest_neighbors=args.k_in_nearest_neighbors,
-        num_classes=args.num_classes, num_clusters=args.num_clusters,
-        kmeans_iterations=args.kmeans_iterations)
-    inference.predict_list_from_flags(predictor, args, checkpoint_prefix)
+    predictor, _, checkpoint_prefix, checkpoint_overrides = (
+        inference.segsort_predictor_from_flags(args))
+    inference.predict_list_from_flags(predictor, args, checkpoint_prefix,
+                                      checkpoint_overrides)
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ images already done are skipped. Windows default to
 import argparse
 
 from segsort import console
+from segsort import errors
 from segsort import inference_flags
 from segsort import run_record
 
@@ -34,14 +35,17 @@ def main(argv=None):
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
         args.restore_from, inference.SOFTMAX_MODES)
+    checkpoint_overrides = inference.settings_from_checkpoint(
+        args, config, checkpoint_prefix)
     if config.num_classes != args.num_classes:
-      raise inference.InferenceError(
+      raise errors.InferenceError(
           'Checkpoint %s predicts %d classes, not --num_classes %d.'
           % (checkpoint_prefix, config.num_classes, args.num_classes))
     predictor = inference.SoftmaxPredictor(
         network, window_size=args.input_size, strides=args.strides,
         num_classes=args.num_classes)
-    inference.predict_list_from_flags(predictor, args, checkpoint_prefix)
+    inference.predict_list_from_flags(predictor, args, checkpoint_prefix,
+                                      checkpoint_overrides)
 
 
 if __name__ == '__main__':

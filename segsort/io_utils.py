@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from segsort import errors
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -86,10 +88,6 @@ _UTF8_BOM = b'\xef\xbb\xbf'
 _ASCII_WHITESPACE_TO_SPACE = str.maketrans('\t\n\r\f\v', '     ')
 
 
-class ListFileError(ValueError):
-  """A list file that cannot be read or decoded as text."""
-
-
 def read_list_lines(path):
   """Reads the lines of a UTF-8 list file, without a byte-order mark.
 
@@ -110,7 +108,7 @@ def read_list_lines(path):
     with open(path, 'rb') as stream:
       contents = stream.read()
   except OSError as error:
-    raise ListFileError('Cannot read data list %s: %s'
+    raise errors.ListFileError('Cannot read data list %s: %s'
                         % (path, error)) from error
   if contents.startswith(_UTF8_BOM):
     contents = contents[len(_UTF8_BOM):]
@@ -120,7 +118,7 @@ def read_list_lines(path):
     try:
       lines.append(line.decode('utf-8'))
     except UnicodeDecodeError as error:
-      raise ListFileError(
+      raise errors.ListFileError(
           '%s, line %d is not UTF-8 text (%s): %r'
           % (path, line_number, error.reason, line)) from error
   return lines
@@ -182,10 +180,6 @@ _warned_orientations = set()
 _warned_orientations_lock = threading.Lock()
 
 
-class ImageFileError(ValueError):
-  """An image file that cannot be decoded or has the wrong kind of pixels."""
-
-
 def _exif_orientation(image):
   """The EXIF orientation (1 to 8) of an opened Pillow image; 1 without one."""
   orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
@@ -233,7 +227,7 @@ def _open_image(path, what):
   try:
     return Image.open(path)
   except (OSError, SyntaxError, ValueError) as error:
-    raise ImageFileError('Cannot decode %s %s: %s'
+    raise errors.ImageFileError('Cannot decode %s %s: %s'
                          % (what, path, error)) from error
 
 
@@ -259,14 +253,14 @@ def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
   with _open_image(path, 'label image') as label:
     mode = label.mode
     if mode not in LABEL_IMAGE_MODES:
-      raise ImageFileError(
+      raise errors.ImageFileError(
           '%s is a %s image; expected a single-channel image of class ids '
           '(grayscale or palette), not Pillow mode %s (bands %s).'
           % (path, mode, mode, ','.join(label.getbands())))
     try:
       ids = np.asarray(_oriented(label, path, apply_exif_orientation))
     except (OSError, SyntaxError, ValueError) as error:
-      raise ImageFileError('Cannot decode label image %s: %s'
+      raise errors.ImageFileError('Cannot decode label image %s: %s'
                            % (path, error)) from error
   return ids.astype(dtype)
 
@@ -293,7 +287,7 @@ def read_label_through_table(path, table, expected_ids):
   ids = read_label_image(path)
   unexpected = np.unique(ids[(ids < 0) | (ids >= len(table))])
   if unexpected.size:
-    raise ImageFileError('%s holds label ids %s; %s'
+    raise errors.ImageFileError('%s holds label ids %s; %s'
                          % (path, unexpected.tolist()[:10], expected_ids))
   return np.asarray(table)[ids]
 
@@ -331,14 +325,14 @@ def read_rgb_image(path, apply_exif_orientation=False):
         return np.asarray(image if mode == 'RGB' else image.convert('RGB'))
       pixels = np.asarray(image)
     except (OSError, SyntaxError, ValueError) as error:
-      raise ImageFileError('Cannot decode image %s: %s'
+      raise errors.ImageFileError('Cannot decode image %s: %s'
                            % (path, error)) from error
   if mode == 'I' and pixels.size and 0 <= pixels.min() <= pixels.max() < 2**16:
     mode = 'I;16'
   if mode not in _16_BIT_MODES:
     value_range = (' with values in [%s, %s]' % (pixels.min(), pixels.max())
                    if pixels.size else '')
-    raise ImageFileError(
+    raise errors.ImageFileError(
         '%s is a mode %s image%s, which has no defined conversion to 8-bit '
         'RGB; save it as an 8- or 16-bit image.' % (path, mode, value_range))
   gray = np.round(pixels.astype(np.float32) * (255.0 / 65535.0))

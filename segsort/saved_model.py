@@ -15,7 +15,6 @@ import tensorflow as tf
 
 from network.segsort import common_utils
 from network.segsort import eval_utils
-from segsort import api
 from segsort import data
 from segsort import inference
 

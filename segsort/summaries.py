@@ -28,30 +28,18 @@ def resize_nearest(tensor, size):
   return tf.image.resize(tensor, size, method='nearest')
 
 
-def training_pictures(network, batch, mode, num_clusters, kmeans_iterations):
-  """Draws what a training batch looks like to the network.
-
-  The network runs in inference mode (moving BatchNorm statistics), so the
-  pictures show the model that is being saved.
+def batch_pictures(batch):
+  """Draws what a training batch holds, whatever the objective.
 
   Args:
-    network: The SegmentationNetwork being trained.
     batch: A dict of a training batch (see segsort.data), not distributed.
-    mode: The training mode (see segsort.config.MODES).
-    num_clusters: The k-means grid size per image axis.
-    kmeans_iterations: The number of k-means iterations.
 
   Returns:
     A dict from picture name to a uint8 tensor `[B, H, W, 3]` at the input's
-    size: 'input' (mean added back), 'ground_truth' (VOC colours),
-    'oversegmentation' (unsupervised mode), and either 'embedding_pca' (first
-    three principal components) and 'kmeans_segments' (k-means on the
-    embedding and pixel location), or 'prediction' (softmax mode).
+    size: 'input' (mean added back), 'ground_truth' (VOC colours) and, when
+    the batch has oversegmentations, 'oversegmentation'.
   """
   images = batch['image']
-  size = tf.shape(images)[1:3]
-  outputs = tf.cast(network(images, training=False), tf.float32)
-  output_size = tf.shape(outputs)[1:3]
   pictures = {
       'input': tf.cast(tf.clip_by_value(
           images + tf.constant(data.IMG_MEAN), 0.0, 255.0), tf.uint8),
@@ -62,20 +50,61 @@ def training_pictures(network, batch, mode, num_clusters, kmeans_iterations):
     segments = batch['oversegmentation']
     pictures['oversegmentation'] = _colorize(
         tf.where(segments < 0, 255, tf.math.floormod(segments, 255)))
-  if mode == 'softmax':
-    prediction = tf.argmax(outputs, axis=-1, output_type=tf.int32)
-    pictures['prediction'] = resize_nearest(_colorize(prediction), size)
-    return pictures
-  embedding = common_utils.normalize_embedding(outputs)
+  return pictures
+
+
+def _network_outputs(network, images):
+  # Inference mode (moving BatchNorm statistics): the pictures show the model
+  # that is being saved.
+  return tf.cast(network(images, training=False), tf.float32)
+
+
+def embedding_pictures(network, batch, num_clusters, kmeans_iterations):
+  """Draws a batch and how an embedding network segments it.
+
+  Args:
+    network: The SegmentationNetwork being trained, embedding pixels.
+    batch: A dict of a training batch (see segsort.data), not distributed.
+    num_clusters: The k-means grid, (clusters along y, along x).
+    kmeans_iterations: The number of k-means iterations.
+
+  Returns:
+    `batch_pictures`' dict, with 'embedding_pca' (the embedding's first
+    three principal components as colours) and 'kmeans_segments' (k-means on
+    the embedding and pixel location), uint8 `[B, H, W, 3]`.
+  """
+  pictures = batch_pictures(batch)
+  size = tf.shape(batch['image'])[1:3]
+  embedding = common_utils.normalize_embedding(
+      _network_outputs(network, batch['image']))
   pictures['embedding_pca'] = resize_nearest(
       tf.cast(vis_utils.pca(embedding) * 255.0, tf.uint8), size)
-  locations = resize_nearest(batch['loc_feature'], output_size)
+  locations = resize_nearest(batch['loc_feature'], tf.shape(embedding)[1:3])
   segments = common_utils.kmeans(
       common_utils.normalize_embedding(
           tf.concat([embedding, locations], axis=-1)),
-      [num_clusters, num_clusters], kmeans_iterations)
+      num_clusters, kmeans_iterations)
   # Cluster 0 would be black in VOC's colour map, like the background.
   pictures['kmeans_segments'] = resize_nearest(_colorize(segments + 1), size)
+  return pictures
+
+
+def prediction_pictures(network, batch):
+  """Draws a batch and a classifier network's predictions.
+
+  Args:
+    network: The SegmentationNetwork being trained, with class logits.
+    batch: A dict of a training batch (see segsort.data), not distributed.
+
+  Returns:
+    `batch_pictures`' dict, with 'prediction' (the argmax class in VOC's
+    colours), uint8 `[B, H, W, 3]`.
+  """
+  pictures = batch_pictures(batch)
+  prediction = tf.argmax(_network_outputs(network, batch['image']), axis=-1,
+                         output_type=tf.int32)
+  pictures['prediction'] = resize_nearest(_colorize(prediction),
+                                          tf.shape(batch['image'])[1:3])
   return pictures
 
 

@@ -1,5 +1,9 @@
 """One trainer for every training mode: SegSort, unsupervised SegSort, softmax.
 
+The trainer knows nothing of a mode: its objective (segsort.objectives)
+gives the inputs, the state besides the network, the loss and the
+pictures.
+
     config = TrainConfig.from_flags(mode='segsort')
     Trainer(config).train()
 
@@ -31,20 +35,20 @@ import dataclasses
 import logging
 import math
 import os
-import tempfile
 import time
 
 import re
 
 import keras
 import tensorflow as tf
-from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from network import checkpoints as slim_checkpoints
-from network.segsort import train_utils
+from network import builder
+from network import checkpoints
 from segsort import config as config_lib
 from segsort import console
 from segsort import data
+from segsort import errors
+from segsort import objectives
 from segsort import summaries
 
 # The head (the original's "block5") learns at this multiple of the base rate.
@@ -65,51 +69,11 @@ DIVERGENCE_FACTOR = 100.0
 # loss at step 2, 210x at step 3).
 HEALTHY_FACTOR = 10.0
 
-# Present in object-based (TF2) checkpoints, absent from TF-Slim's.
-_OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
-_VARIABLE_ATTRIBUTE = 'VARIABLE_VALUE'
-
-# The batch keys each mode's loss reads (None: all of them); the pictures of
-# the summaries read their own batch of every key.
-_MODE_INPUTS = {
-    'segsort': None,
-    'softmax': ('image', 'label'),
-    'segsort_unsup': ('image', 'oversegmentation'),
-}
-
-# How a segsort.data.DataError raised inside the input pipeline shows in the
+# How a segsort.errors.DataError raised inside the input pipeline shows in the
 # message of the tf.errors.OpError that reaches the training loop.
 _DATA_ERROR_PATTERN = re.compile(r'DataError: ([^\n]*, line \d+: [^\n]*)')
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class TrainingError(Exception):
-  """A run cannot start or continue; the message says why and what to do."""
-
-
-class ConfigMismatchError(TrainingError, ValueError):
-  """The snapshot directory holds a run with another configuration."""
-
-
-class CheckpointMismatchError(TrainingError, ValueError):
-  """A checkpoint's weights do not fit the model."""
-
-
-class DivergenceError(TrainingError, FloatingPointError):
-  """The loss grew by orders of magnitude (or became NaN or infinite).
-
-  Attributes:
-    step: The 1-based number of the step that failed.
-  """
-
-  def __init__(self, message, step):
-    super().__init__(message)
-    self.step = step
-
-
-class NonFiniteLossError(DivergenceError):
-  """The loss, its gradients or the weights became NaN or infinite."""
 
 
 @dataclasses.dataclass
@@ -150,7 +114,7 @@ def make_strategy(config):
   if config.num_gpu > 1:
     gpus = tf.config.list_logical_devices('GPU')
     if len(gpus) < config.num_gpu:
-      raise TrainingError('--num_gpu %d, but %d GPU(s) are visible' % (
+      raise errors.TrainingError('--num_gpu %d, but %d GPU(s) are visible' % (
           config.num_gpu, len(gpus)))
     return tf.distribute.MirroredStrategy(
         [gpu.name for gpu in gpus[:config.num_gpu]])
@@ -172,30 +136,6 @@ def _worker_index(strategy):
   if resolver.task_type == 'chief':
     return 0, num_workers
   return resolver.task_id + int(has_chief), num_workers
-
-
-def softmax_loss(logits, labels, ignore_label):
-  """Pixel-wise softmax cross-entropy, averaged over non-ignored pixels.
-
-  Under several replicas the count of pixels is global, so that the
-  replicas' values sum to the global mean (train_utils.mean_over_pixels, as
-  the SegSort losses do).
-
-  Args:
-    logits: A float tensor `[B, h, w, num_classes]`.
-    labels: An integer tensor `[B, h, w, 1]` at the logits' size.
-    ignore_label: The label of pixels to leave out.
-
-  Returns:
-    A float32 scalar.
-  """
-  num_classes = logits.shape[-1]
-  logits = tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes])
-  labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-  valid = tf.not_equal(labels, ignore_label)
-  pixel_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.where(valid, labels, 0), logits=logits)
-  return train_utils.mean_over_pixels(pixel_losses, valid)
 
 
 def _all_layers(layer):
@@ -229,84 +169,6 @@ def _dtype_policy(name):
     keras.config.set_dtype_policy(previous)
 
 
-def is_slim_checkpoint(checkpoint_prefix):
-  """Tells a name-based TF-Slim checkpoint from an object-based TF2 one."""
-  reader = tf.train.load_checkpoint(checkpoint_prefix)
-  return _OBJECT_GRAPH_KEY not in reader.get_variable_to_shape_map()
-
-
-def _variables_by_object_path(checkpoint_prefix, roots):
-  """Lists an object-based checkpoint's variables by their object path.
-
-  A variable reachable along several paths (layers shared between models)
-  is listed under each, so that two checkpoints of the same objects list the
-  same paths whatever else they hold.
-
-  Args:
-    checkpoint_prefix: A TF2 checkpoint prefix.
-    roots: Names of the root's children to look into, e.g. {'model'}.
-
-  Returns:
-    A dict from path (e.g. 'model/backbone/_operations/2/_kernel') to
-    (variable name, shape as a list).
-  """
-  reader = tf.train.load_checkpoint(checkpoint_prefix)
-  shapes = reader.get_variable_to_shape_map()
-  graph = trackable_object_graph_pb2.TrackableObjectGraph()
-  graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
-  variables = {}
-  pending = [(child.node_id, child.local_name, frozenset([0]))
-             for child in graph.nodes[0].children if child.local_name in roots]
-  while pending:
-    node_id, path, ancestors = pending.pop()
-    node = graph.nodes[node_id]
-    for attribute in node.attributes:
-      if attribute.name == _VARIABLE_ATTRIBUTE:
-        variables[path] = (attribute.full_name,
-                           list(shapes[attribute.checkpoint_key]))
-    ancestors = ancestors | {node_id}
-    pending.extend((child.node_id, path + '/' + child.local_name, ancestors)
-                   for child in node.children if child.node_id not in ancestors)
-  return variables
-
-
-def check_checkpoint_fits(objects, checkpoint_prefix):
-  """Checks, before anything is assigned, that a checkpoint fits objects.
-
-  Args:
-    objects: A dict of trackable objects as given to tf.train.Checkpoint,
-      e.g. {'model': network}.
-    checkpoint_prefix: A TF2 checkpoint prefix.
-
-  Raises:
-    CheckpointMismatchError: Listing, by variable name, every variable of
-      `objects` missing from the checkpoint or of another shape there.
-  """
-  with tempfile.TemporaryDirectory() as directory:
-    expected_prefix = tf.train.Checkpoint(**objects).write(
-        os.path.join(directory, 'expected'))
-    expected = _variables_by_object_path(expected_prefix, set(objects))
-  found = _variables_by_object_path(checkpoint_prefix, set(objects))
-  missing = sorted({name for path, (name, _) in expected.items()
-                    if path not in found})
-  mismatched = sorted({
-      '%s: checkpoint %s vs model %s' % (name, found[path][1], shape)
-      for path, (name, shape) in expected.items()
-      if path in found and found[path][1] != shape})
-  if missing or mismatched:
-    problems = []
-    if missing:
-      problems.append('%d variable(s) missing from the checkpoint:\n    %s' % (
-          len(missing), '\n    '.join(missing)))
-    if mismatched:
-      problems.append('%d variable(s) of another shape:\n    %s' % (
-          len(mismatched), '\n    '.join(mismatched)))
-    raise CheckpointMismatchError(
-        'Checkpoint %s does not fit the %s being restored (was it written '
-        'for another --backbone/--head/--embedding_dim/--num_classes?):\n  %s'
-        % (checkpoint_prefix, '/'.join(sorted(objects)), '\n  '.join(problems)))
-
-
 class Trainer:
   """Trains one network by the mode of its config, on one or many replicas.
 
@@ -317,7 +179,7 @@ class Trainer:
     optimizer: The Keras SGD optimizer (in a LossScaleOptimizer with
       --mixed_precision).
     step: The int64 variable counting applied steps.
-    memory_bank: The train_utils.MemoryBank, or None.
+    objective: The segsort.objectives.Objective of the config's mode.
     checkpoint: The tf.train.Checkpoint of the run's state.
     checkpoint_manager: The tf.train.CheckpointManager in --snapshot_dir.
     restored_from: How the weights were initialised: 'resumed:<prefix>',
@@ -338,12 +200,13 @@ class Trainer:
       ConfigMismatchError: If --snapshot_dir holds a run of another config.
       CheckpointMismatchError: If a checkpoint does not fit the model.
       TrainingError: For settings this machine cannot run.
-      segsort.data.DataError: If the data list is malformed.
+      DataError: If the data list is malformed.
     """
     if not config.snapshot_dir:
-      raise TrainingError('--snapshot_dir is required: checkpoints, '
+      raise errors.TrainingError('--snapshot_dir is required: checkpoints, '
                           'config.json and TensorBoard logs go there')
     self.config = config
+    self.objective = objectives.for_config(config)
     # A multi-worker strategy must exist before other TensorFlow work.
     self.strategy = strategy or make_strategy(config)
     if config.deterministic:
@@ -353,7 +216,7 @@ class Trainer:
     self._worker_index, self._num_workers = _worker_index(self.strategy)
     self._is_chief = self._worker_index == 0
     if config.batch_size % self._num_replicas:
-      raise TrainingError(
+      raise errors.TrainingError(
           '--batch_size %d cannot be split evenly over %d replicas' % (
               config.batch_size, self._num_replicas))
     self._check_snapshot_config()
@@ -361,18 +224,14 @@ class Trainer:
     with self.strategy.scope():
       with _dtype_policy('mixed_float16' if config.mixed_precision
                          else 'float32'):
-        self.network = config_lib.build_network_from_config(
+        self.network = builder.build_network_from_config(
             config, use_global_status=config.use_global_status)
       if config.sync_batch_norm:
         _synchronize_batch_norm(self.network)
       self.step = tf.Variable(
           0, dtype=tf.int64, trainable=False, name='step',
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-      self.memory_bank = None
-      if config.mode == 'segsort' and config.num_banks > 0:
-        self.memory_bank = train_utils.MemoryBank(
-            config.num_banks, config.num_clusters**2 * config.batch_size,
-            config.embedding_dim, name='memory_bank')
+      self._objective_state = self.objective.build_state()
       self.optimizer = keras.optimizers.SGD(
           learning_rate=self.current_learning_rate, momentum=config.momentum)
       if config.mixed_precision:
@@ -390,7 +249,7 @@ class Trainer:
     self._build_checkpoint()
     self.restored_from = self._restore()
     if dataset is None:
-      if self._is_chief and config.mode != 'segsort_unsup':
+      if self._is_chief and self.objective.surveys_labels:
         # Warns once, before any step, of labels the pipeline would ignore
         # every epoch and of classes the list never holds.
         data.survey_labels(config.data_dir, config.data_list,
@@ -402,10 +261,11 @@ class Trainer:
       # Resumes the stream where the restored step left it.
       dataset = self._build_dataset(
           start_batch=int(self.step.numpy()) * config.iter_size,
-          outputs=_MODE_INPUTS[config.mode])
+          outputs=self.objective.inputs)
     else:
       self._picture_batch = self._take_picture_batch(dataset)
     self._iterator = iter(dataset)
+    self._network_outputs = self._make_network_outputs()
     self._train_step = self._make_train_step()
     float_variables = [variable for variable in self.network.variables
                        if variable.dtype.startswith('float')]
@@ -414,9 +274,7 @@ class Trainer:
          for variable in float_variables]))
     self._compute_global_losses_and_gradients = None
     self._draw_pictures = tf.function(
-        lambda batch: summaries.training_pictures(
-            self.network, batch, config.mode, config.num_clusters,
-            config.kmeans_iterations))
+        lambda batch: self.objective.pictures(self.network, batch))
     self._validator = None
     if config.eval_every:
       from segsort import validation  # pylint: disable=g-import-not-at-top
@@ -444,7 +302,7 @@ class Trainer:
       saved = config_lib.load_config(path)
       differences = config_lib.config_differences(saved, config)
       if differences and not config.overwrite_config:
-        raise ConfigMismatchError(
+        raise errors.ConfigMismatchError(
             '%s holds a run with another configuration; differing fields '
             '(saved -> now):\n  %s\nUse a new --snapshot_dir, or pass '
             '--overwrite_config to replace its config.json and resume its '
@@ -474,7 +332,8 @@ class Trainer:
         random_scale=config.random_scale, random_mirror=config.random_mirror,
         random_crop=config.random_crop, ignore_label=config.ignore_label,
         num_classes=config.num_classes, num_clusters=config.num_clusters,
-        kmeans_grid=config.kmeans_grid, unsupervised=config.mode == 'segsort_unsup',
+        kmeans_grid=config.kmeans_grid,
+        unsupervised=self.objective.needs_oversegmentation,
         seed=config.random_seed + self._worker_index, deterministic=True,
         start_batch=start_batch, outputs=outputs,
         apply_exif_orientation=config.apply_exif_orientation)
@@ -487,10 +346,8 @@ class Trainer:
     return {name: tensor[:NUM_PICTURES] for name, tensor in batch.items()}
 
   def _build_checkpoint(self):
-    objects = {'model': self.network, 'optimizer': self.optimizer,
-               'step': self.step}
-    if self.memory_bank is not None:
-      objects['memory_bank'] = self.memory_bank
+    objects = dict(self._objective_state, model=self.network,
+                   optimizer=self.optimizer, step=self.step)
     # No input pipeline: a resumed run rebuilds it from the step.
     self.checkpoint = tf.train.Checkpoint(**objects)
     directory = self.config.snapshot_dir
@@ -513,22 +370,20 @@ class Trainer:
       if config.restore_from:
         _LOGGER.info('Resuming %s; --restore_from %s is ignored', latest,
                      config.restore_from)
-      fitted = {'model': self.network}
-      if self.memory_bank is not None:
-        fitted['memory_bank'] = self.memory_bank
-      check_checkpoint_fits(fitted, latest)
+      fitted = dict(self._objective_state, model=self.network)
+      checkpoints.check_checkpoint_fits(fitted, latest)
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       _LOGGER.info('Resumed %s at step %d', latest, int(self.step.numpy()))
       return 'resumed:' + latest
     if not config.restore_from:
       _LOGGER.warning('No --restore_from: training from random weights')
       return 'scratch'
-    prefix = config_lib.resolve_checkpoint(config.restore_from)
-    if is_slim_checkpoint(prefix):
+    prefix = checkpoints.resolve_checkpoint(config.restore_from)
+    if checkpoints.is_slim_checkpoint(prefix):
       try:
-        names = slim_checkpoints.load_slim_resnet(self.network.backbone, prefix)
+        names = checkpoints.load_slim_resnet(self.network.backbone, prefix)
       except ValueError as error:
-        raise CheckpointMismatchError(str(error)) from error
+        raise checkpoints.CheckpointMismatchError(str(error)) from error
       _LOGGER.info('Restored %d backbone weights from TF-Slim checkpoint %s',
                    len(names), prefix)
       return 'slim:' + prefix
@@ -536,7 +391,7 @@ class Trainer:
     return 'checkpoint:' + prefix
 
   def _restore_weights(self, prefix):
-    """Restores the model (and memory bank) of one of our checkpoints.
+    """Restores the model (and objective's state) of one of our checkpoints.
 
     The optimizer and step are not restored: a new stage starts at step 0
     with its own learning rate.
@@ -547,37 +402,18 @@ class Trainer:
     else:
       model = self.network
     objects = {'model': model}
-    check_checkpoint_fits(objects, prefix)
-    if self.memory_bank is not None:
+    checkpoints.check_checkpoint_fits(objects, prefix)
+    for name, state in self._objective_state.items():
       try:
-        check_checkpoint_fits({'memory_bank': self.memory_bank}, prefix)
-        objects['memory_bank'] = self.memory_bank
-      except CheckpointMismatchError:
-        _LOGGER.warning('Checkpoint %s has no memory bank of this run\'s '
-                        'size; the banks start empty', prefix)
+        checkpoints.check_checkpoint_fits({name: state}, prefix)
+        objects[name] = state
+      except checkpoints.CheckpointMismatchError:
+        _LOGGER.warning('Checkpoint %s has no %s of this run\'s size; it '
+                        'starts empty', prefix, name)
     tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
     _LOGGER.info('Restored %s from %s', '/'.join(sorted(objects)), prefix)
 
   # --- The step -----------------------------------------------------------
-
-  def _task_loss(self, outputs, batch):
-    """The mode's loss of one replica's batch (its share of the global)."""
-    config = self.config
-    size = tf.shape(outputs)[1:3]
-
-    def shrunk(name):
-      return summaries.resize_nearest(batch[name], size)
-
-    if config.mode == 'softmax':
-      return softmax_loss(outputs, shrunk('label'), config.ignore_label)
-    if config.mode == 'segsort_unsup':
-      return train_utils.add_unsupervised_segsort_loss(
-          outputs, config.concentration, shrunk('oversegmentation'))
-    return train_utils.add_segsort_loss(
-        outputs, shrunk('label'), config.embedding_dim, config.ignore_label,
-        config.concentration, shrunk('cluster_label'), config.num_clusters,
-        config.kmeans_iterations, config.num_banks, shrunk('loc_feature'),
-        self.memory_bank)
 
   def _losses_and_gradients(self, batch):
     """Computes one replica's loss terms and gradients on one batch.
@@ -591,7 +427,7 @@ class Trainer:
     config = self.config
     with tf.GradientTape() as tape:
       outputs = self._network_outputs(batch['image'])
-      task_loss = self._task_loss(outputs, batch)
+      task_loss = self.objective.loss(outputs, batch)
       # Every replica adds its share, so that the sum counts it once.
       weight_decay = config.weight_decay * tf.add_n(
           [tf.nn.l2_loss(tf.cast(kernel, tf.float32))
@@ -670,27 +506,35 @@ class Trainer:
         lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value,
                                            axis=None), results)
 
-  def _make_train_step(self):
-    """Builds the tf.function of one training step."""
+  def _compile_replica_step(self):
+    """Whether --jit_compile compiles the whole replica step with XLA."""
+    return (self.config.jit_compile and not self.config.sync_batch_norm and
+            self._num_replicas == 1)
+
+  def _make_network_outputs(self):
+    """The function from images to the network's float32 outputs."""
     config = self.config
 
     def network_outputs(images):
       return tf.cast(self.network(images, training=config.is_training),
                      tf.float32)
 
-    self._network_outputs = network_outputs
+    if (config.jit_compile and not config.sync_batch_norm and
+        not self._compile_replica_step()):
+      # A compiled function cannot hold MirroredStrategy's collectives (the
+      # losses' gathers, the gradients' all-reduce) on this TensorFlow: only
+      # the network is compiled.
+      return tf.function(network_outputs, jit_compile=True)
+    return network_outputs
+
+  def _make_train_step(self):
+    """Builds the tf.function of one training step."""
+    config = self.config
     replica_step = self._replica_step
-    if config.jit_compile and not config.sync_batch_norm:
-      if self._num_replicas == 1:
-        # One XLA program for the network, the loss, the gradients and the
-        # update: the losses have static shapes (network/segsort).
-        replica_step = tf.function(self._replica_step, jit_compile=True)
-      else:
-        # A compiled function cannot hold MirroredStrategy's collectives
-        # (the losses' gathers, the gradients' all-reduce) on this
-        # TensorFlow: only the network is compiled.
-        self._network_outputs = tf.function(network_outputs,
-                                            jit_compile=True)
+    if self._compile_replica_step():
+      # One XLA program for the network, the loss, the gradients and the
+      # update: the losses have static shapes (network/segsort).
+      replica_step = tf.function(self._replica_step, jit_compile=True)
 
     @tf.function
     def train_step(iterator):
@@ -731,11 +575,11 @@ class Trainer:
     """Saves a checkpoint of the state after `step` steps.
 
     Raises:
-      NonFiniteLossError: If a weight is NaN or infinite (a finite step can
-        still overflow the weights); nothing is saved then.
+      NonFiniteLossError: If a weight is NaN or infinite (a finite
+        step can still overflow the weights); nothing is saved then.
     """
     if not bool(self._weights_are_finite()):
-      self._stop_diverged(NonFiniteLossError, step, 'weights not finite')
+      self._stop_diverged(errors.NonFiniteLossError, step, 'weights not finite')
     path = self.checkpoint_manager.save(checkpoint_number=step)
     if not self._is_chief:
       tf.io.gfile.rmtree(self.checkpoint_manager.directory)
@@ -757,9 +601,10 @@ class Trainer:
     loss = losses['total_loss']
     level = max(min(self._lowest_loss, loss), 1.0)
     if loss > DIVERGENCE_FACTOR * level:
-      self._stop_diverged(DivergenceError, step, 'total loss %g, over %g '
-                          'times its lowest level of this run, %g' % (
-                              loss, DIVERGENCE_FACTOR, self._lowest_loss))
+      self._stop_diverged(errors.DivergenceError, step,
+                          'total loss %g, over %g times its lowest level of '
+                          'this run, %g' % (loss, DIVERGENCE_FACTOR,
+                                            self._lowest_loss))
     if loss <= HEALTHY_FACTOR * level:
       self._vouched_step = step
     self._lowest_loss = min(self._lowest_loss, loss)
@@ -807,7 +652,7 @@ class Trainer:
     raise error_class(message, step)
 
   def _write_summaries(self, step, losses, learning_rate, images_per_second):
-    names = {'task_loss': self.config.mode + '_loss',
+    names = {'task_loss': self.objective.loss_name,
              'weight_decay': 'weight_decay', 'total_loss': 'total_loss'}
     for name, value in losses.items():
       summaries.write_scalar('loss/' + names[name], value, step)
@@ -828,7 +673,7 @@ class Trainer:
 
     Raises:
       DivergenceError: If a checked loss grows by orders of magnitude
-        (NonFiniteLossError: if a loss, gradient or weight becomes NaN or
+        (errors.NonFiniteLossError: if a loss, gradient or weight becomes NaN or
         infinite); nothing is saved then, and checkpoints that may hold
         diverging weights are no longer the latest (see `_stop_diverged`).
     """
@@ -862,8 +707,8 @@ class Trainer:
         # The one value fetched every step: a single scalar, so that a NaN
         # stops the run at the step that made it.
         if float(non_finite):
-          self._stop_diverged(NonFiniteLossError, step, 'loss or gradients '
-                              'not finite: %s' % ', '.join(
+          self._stop_diverged(errors.NonFiniteLossError, step,
+                              'loss or gradients not finite: %s' % ', '.join(
                                   '%s %g' % (name, float(value))
                                   for name, value in step_losses.items()))
         if config.mixed_precision and int(self.step.numpy()) < step:
@@ -931,9 +776,8 @@ def main(config):
       parse their flags before importing this module and TensorFlow).
   """
   try:
-    run(config)
-  except (TrainingError, data.DataError, FileNotFoundError) as error:
-    raise SystemExit('error: %s' % error) from error
+    with errors.exit_on_known_errors():
+      run(config)
   except tf.errors.OpError as error:
     # A file found bad only when read (e.g. a truncated JPEG) fails inside
     # the input pipeline; its DataError names the list, line and path.

@@ -38,6 +38,7 @@ from network.segsort import common_utils
 from network.segsort import eval_utils
 from segsort import config as config_lib
 from segsort import data
+from segsort import errors
 from segsort import inference
 from segsort import io_utils
 from segsort import metrics
@@ -105,12 +106,12 @@ class Validator:
       strategy: The run's tf.distribute strategy.
 
     Raises:
-      trainer.TrainingError: Under several machines, naming --eval_every.
-      segsort.data.DataError: Naming --eval_list (or --data_list) and the
+      errors.TrainingError: Under several machines, naming --eval_every.
+      segsort.errors.DataError: Naming --eval_list (or --data_list) and the
         bad line or file: unreadable, without labels, or missing files.
     """
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-      raise trainer.TrainingError(
+      raise errors.TrainingError(
           '--eval_every is not supported with several machines (TF_CONFIG); '
           'evaluate the checkpoints with segsort.extract_prototypes and '
           'segsort.inference_segsort instead')
@@ -120,9 +121,9 @@ class Validator:
     try:
       evaluation_entries = data.read_data_list(
           config.data_dir, config.eval_list, require_labels=True)
-    except data.DataError as error:
+    except errors.DataError as error:
       # One line that names the flag, as the other flag errors do.
-      raise data.DataError('--eval_list: %s' % str(error).replace(
+      raise errors.DataError('--eval_list: %s' % str(error).replace(
           ':\n  ', ': ').replace('\n  ', '; ')) from error
     self._evaluation_entries = spread_subset(evaluation_entries,
                                              config.eval_images)
@@ -134,7 +135,7 @@ class Validator:
           config.data_dir, config.data_list, require_labels=False)
                    if entry.label_path is not None]
       if not annotated:
-        raise data.DataError(
+        raise errors.DataError(
             '--eval_every needs annotated images in --data_list %s for the '
             'prototypes; it has no line IMAGE LABEL' % config.data_list)
       self._prototype_entries = spread_subset(annotated,
@@ -199,7 +200,7 @@ class Validator:
       labels int32 `[P]` in `[0, num_classes)`.
 
     Raises:
-      segsort.data.DataError: If no image of the subset has a labelled
+      segsort.errors.DataError: If no image of the subset has a labelled
         pixel, or naming a file that cannot be decoded.
     """
     config = self._config
@@ -223,7 +224,7 @@ class Validator:
       features.append(image_features.numpy())
       labels.append(image_labels.numpy())
     if not features:
-      raise data.DataError(
+      raise errors.DataError(
           'No labelled pixel in the %d images of --data_list %s chosen for '
           'the prototypes of validation' % (len(self._prototype_entries),
                                             config.data_list))
@@ -288,7 +289,7 @@ class Validator:
       A ValidationResult.
 
     Raises:
-      segsort.data.DataError: Naming a file that cannot be decoded.
+      segsort.errors.DataError: Naming a file that cannot be decoded.
     """
     config = self._config
     start = time.perf_counter()

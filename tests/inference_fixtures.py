@@ -13,6 +13,7 @@ import os
 import pytest
 import tensorflow as tf
 
+from network import builder
 from segsort import config as config_lib
 from segsort import trainer
 from tools import make_synthetic_voc
@@ -63,7 +64,7 @@ def write_untrained_checkpoint(snapshot_dir, **config_fields):
   config = config_lib.TrainConfig(backbone='mini', num_classes=NUM_CLASSES,
                                   embedding_dim=EMBEDDING_DIM,
                                   snapshot_dir=snapshot_dir, **config_fields)
-  network = config_lib.build_network_from_config(config)
+  network = builder.build_network_from_config(config)
   network(tf.zeros([1, 32, 32, 3]))
   manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=network),
                                        snapshot_dir, max_to_keep=1)

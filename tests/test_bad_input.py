@@ -18,6 +18,7 @@ import pytest
 from segsort import benchmark_by_mIoU
 from segsort import config as config_lib
 from segsort import data
+from segsort import errors
 from segsort import explain
 from segsort import extract_prototypes
 from segsort import inference
@@ -126,7 +127,7 @@ def test_modes_without_a_defined_white_are_refused_naming_the_file(
     tmp_path, array, match):
   path = str(tmp_path / 'odd.tiff')
   Image.fromarray(array).save(path)
-  with pytest.raises(io_utils.ImageFileError, match=match) as raised:
+  with pytest.raises(errors.ImageFileError, match=match) as raised:
     io_utils.read_rgb_image(path)
   assert path in str(raised.value)
 
@@ -147,7 +148,7 @@ def test_labels_in_other_modes_are_refused_naming_file_and_mode(
     tmp_path, mode, value):
   path = str(tmp_path / 'label.tiff')
   Image.new(mode, (3, 2), value).save(path)
-  with pytest.raises(io_utils.ImageFileError) as raised:
+  with pytest.raises(errors.ImageFileError) as raised:
     io_utils.read_label_image(path)
   assert '%s is a %s image; expected a single-channel image' % (
       path, mode) in str(raised.value)
@@ -165,7 +166,7 @@ def test_16_bit_image_reaches_the_network_scaled_in_every_reader(
       voc_root, list_path, IMAGE_SIZE, 1, random_scale=False,
       random_mirror=False, random_crop=False)))
   np.testing.assert_allclose(batch['image'][0, 5, 5], expected, atol=1e-3)
-  _, dataset = data.build_inference_dataset(voc_root, list_path)
+  dataset = data.entries_dataset(data.read_data_list(voc_root, list_path))
   np.testing.assert_allclose(next(iter(dataset))['image'][5, 5], expected,
                              atol=1e-3)
   assert data.check_data_list(voc_root, list_path, NUM_CLASSES).ok
@@ -217,7 +218,8 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
      'argument --strides: must be at most --input_size 720,720, got 800,10'),
     (inference_segsort.main, _KNN_FLAGS + ['--input_size', '0'],
      'argument --input_size: expected "height,width" of positive integers'),
-    (inference_segsort.main, _KNN_FLAGS + ['--ignore_label', '3'],
+    (inference_segsort.main, _KNN_FLAGS + ['--num_classes', '21',
+                                           '--ignore_label', '3'],
      'argument --ignore_label: must not be a class id of [0, --num_classes '
      '21), got 3'),
     (inference_segsort.main, _KNN_FLAGS + ['--embedding_dim', '0'],
@@ -366,8 +368,8 @@ def test_training_and_inference_apply_the_orientation_when_asked(voc_root,
       random_crop=False, apply_exif_orientation=True)))
   assert (batch['label'].numpy() == 1).all()
   assert batch['image'][0, :, -5].numpy().mean() > 100
-  _, dataset = data.build_inference_dataset(voc_root, list_path,
-                                            apply_exif_orientation=True)
+  dataset = data.entries_dataset(data.read_data_list(voc_root, list_path),
+                                 apply_exif_orientation=True)
   assert next(iter(dataset))['image'].shape == crop + (3,)
   config = config_lib.TrainConfig.from_flags(['--apply_exif_orientation'])
   assert config.apply_exif_orientation
@@ -399,7 +401,7 @@ def test_invisible_characters_in_paths_show_in_the_error(voc_root, tmp_path,
   list_path = _write_list(tmp_path / 'list.txt', [
       'VOC2012/JPEGImages/train_000000%s.jpg VOC2012/segcls/train_000000.png'
       % invisible])
-  with pytest.raises(data.DataError) as raised:
+  with pytest.raises(errors.DataError) as raised:
     data.read_data_list(voc_root, list_path)
   assert repr(os.path.join(voc_root, 'VOC2012/JPEGImages/train_000000%s.jpg'
                            % invisible)) in str(raised.value)
@@ -408,7 +410,7 @@ def test_invisible_characters_in_paths_show_in_the_error(voc_root, tmp_path,
 def test_list_that_is_not_utf8_names_its_line(voc_root, tmp_path):
   list_path = tmp_path / 'latin1.txt'
   list_path.write_bytes(b'a.jpg b.png\nimage_\xe9t\xe9.jpg b.png\n')
-  with pytest.raises(data.DataError,
+  with pytest.raises(errors.DataError,
                      match=r'latin1.txt, line 2 is not UTF-8 text'):
     data.read_data_list(voc_root, str(list_path))
 

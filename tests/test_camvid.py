@@ -1,6 +1,5 @@
 """CamVid support: the SegNet-release converter and the CPU benchmark script."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from PIL import Image
 import pytest
 
 from segsort import data
-from segsort import io_utils
+from segsort import errors
 from tools import camvid_to_voc
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +93,7 @@ def test_names_annotation_with_unexpected_ids(tmp_path):
   _write_release(tmp_path / 'CamVid', splits=('train',))
   path = tmp_path / 'CamVid' / 'trainannot' / 'train_000.png'
   Image.fromarray(np.full((6, 8), 12, np.uint8)).save(path)
-  with pytest.raises(io_utils.ImageFileError, match='train_000.png holds '
+  with pytest.raises(errors.ImageFileError, match='train_000.png holds '
                      r'label ids \[12\]; CamVid annotations hold 0-10'):
     camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
 

@@ -9,6 +9,7 @@ import pytest
 
 from segsort import colormap
 from segsort import data
+from segsort import errors
 from segsort import inference
 from tools import cityscapes_to_segcls
 
@@ -129,7 +130,7 @@ def test_too_short_colormap_names_its_sources(tmp_path):
   colormap.save_colormap(str(tmp_path / colormap.COLORMAP_FILE),
                          colormap.CITYSCAPES_COLORS)
   predictor = types.SimpleNamespace(num_classes=21)
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'DATA_DIR/colormap\.txt\) has 19 colours for '
                      r'--num_classes 21; pass --colormap voc'):
     inference.predict_list(

@@ -1,6 +1,7 @@
 """Hand-computed cases for network.segsort.common_utils."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from network.segsort import common_utils
@@ -90,6 +91,18 @@ def test_initialize_cluster_labels_grid():
   labels = common_utils.initialize_cluster_labels([2, 2], [3, 4])
   assert labels.numpy().tolist() == [[0, 0, 2, 2], [0, 0, 2, 2],
                                      [1, 1, 3, 3]]
+
+
+def test_a_grid_is_rows_and_columns_or_the_original_s_clusters_per_axis():
+  assert common_utils.cluster_grid(5) == (5, 5)
+  assert common_utils.cluster_grid([4, 6]) == (4, 6)
+  assert common_utils.total_clusters((4, 6)) == 24
+  assert common_utils.total_clusters(5) == 25
+  np.testing.assert_array_equal(
+      common_utils.initialize_cluster_labels(2, [3, 4]),
+      common_utils.initialize_cluster_labels([2, 2], [3, 4]))
+  with pytest.raises(ValueError, match='rows, columns'):
+    common_utils.cluster_grid((3, 0))
 
 
 def test_initialize_cluster_labels_stays_in_range_for_small_images():

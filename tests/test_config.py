@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from network import builder
+from network import checkpoints
 from segsort import config as config_lib
 
 
@@ -16,7 +17,7 @@ from segsort import config as config_lib
 ORIGINAL_DEFAULTS = dict(
     ignore_label=255, input_size=(336, 336), power=0.9, momentum=0.9,
     weight_decay=5e-4, num_classes=21, learning_rate=1e-3, embedding_dim=32,
-    concentration=10.0, num_clusters=5, kmeans_iterations=10, num_banks=2,
+    concentration=10.0, num_clusters=(5, 5), kmeans_iterations=10, num_banks=2,
     is_training=False, use_global_status=False, random_mirror=False,
     random_crop=False, random_scale=False, not_restore_classifier=False)
 
@@ -139,6 +140,22 @@ def test_config_round_trips_through_json(tmp_path):
   assert not [name for name in os.listdir(tmp_path) if name != 'config.json']
 
 
+def test_num_clusters_is_a_grid_of_rows_and_columns(tmp_path):
+  assert config_lib.TrainConfig.from_flags(
+      ['--num_clusters', '4,6']).num_clusters == (4, 6)
+  assert config_lib.TrainConfig.from_flags(
+      ['--num_clusters', '7']).num_clusters == (7, 7)
+  # config.json of earlier versions: clusters per axis, one integer.
+  values = config_lib.TrainConfig().to_dict()
+  values['num_clusters'] = 8
+  (tmp_path / 'config.json').write_text(json.dumps(values))
+  assert config_lib.load_config(str(tmp_path)).num_clusters == (8, 8)
+  assert config_lib.TrainConfig(num_clusters=(8, 8)).to_dict()[
+      'num_clusters'] == [8, 8]
+  with pytest.raises(ValueError, match='--num_clusters'):
+    config_lib.TrainConfig(num_clusters=(0, 3))
+
+
 def test_bad_config_files_are_reported(tmp_path):
   with pytest.raises(FileNotFoundError, match='No training config'):
     config_lib.load_config(str(tmp_path))
@@ -165,16 +182,16 @@ def test_resolve_checkpoint_takes_directories_and_prefixes(tmp_path):
       max_to_keep=2, checkpoint_name='ckpt')
   manager.save(checkpoint_number=10)
   latest = manager.save(checkpoint_number=20)
-  assert config_lib.resolve_checkpoint(str(tmp_path)) == latest
+  assert checkpoints.resolve_checkpoint(str(tmp_path)) == latest
   first = str(tmp_path / 'ckpt-10')
-  assert config_lib.resolve_checkpoint(first) == first
+  assert checkpoints.resolve_checkpoint(first) == first
 
 
 def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
   with pytest.raises(FileNotFoundError, match='No checkpoint in directory'):
-    config_lib.resolve_checkpoint(str(tmp_path))
+    checkpoints.resolve_checkpoint(str(tmp_path))
   with pytest.raises(FileNotFoundError, match=r'ckpt-7\.index'):
-    config_lib.resolve_checkpoint(str(tmp_path / 'ckpt-7'))
+    checkpoints.resolve_checkpoint(str(tmp_path / 'ckpt-7'))
 
 
 def test_config_for_checkpoint_is_read_beside_it(tmp_path):
@@ -190,7 +207,7 @@ def test_config_for_checkpoint_is_read_beside_it(tmp_path):
 def test_network_from_config_has_the_mode_s_outputs(mode, channels):
   config = config_lib.TrainConfig(mode=mode, backbone='mini', head='deeplab',
                                   embedding_dim=16, num_classes=5)
-  network = config_lib.build_network_from_config(config)
+  network = builder.build_network_from_config(config)
   assert network(tf.zeros([1, 33, 40, 3])).shape == (1, 5, 5, channels)
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from network.segsort import common_utils
 from segsort import data
+from segsort import errors
 from tools import check_list
 from tools import make_synthetic_voc
 
@@ -81,7 +82,7 @@ def test_read_data_list_rejects_wrong_field_count(voc_root, tmp_path,
                                                   bad_line):
   list_path = _write_list(tmp_path / 'list.txt',
                           [_image_line('train_000000'), bad_line])
-  with pytest.raises(data.DataError, match=r'list\.txt, line 2: expected'):
+  with pytest.raises(errors.DataError, match=r'list\.txt, line 2: expected'):
     data.read_data_list(voc_root, list_path)
 
 
@@ -89,19 +90,19 @@ def test_read_data_list_names_missing_files(voc_root, tmp_path):
   list_path = _write_list(tmp_path / 'list.txt', [
       _image_line('train_000000'), _image_line('train_000001'),
       'VOC2012/JPEGImages/nothing.jpg VOC2012/segcls/train_000000.png'])
-  with pytest.raises(data.DataError) as raised:
+  with pytest.raises(errors.DataError) as raised:
     data.read_data_list(voc_root, list_path)
   message = str(raised.value)
   assert 'list.txt, line 3: missing file' in message
   assert os.path.join(voc_root, 'VOC2012/JPEGImages/nothing.jpg') in message
-  with pytest.raises(data.DataError, match='Cannot read data list'):
+  with pytest.raises(errors.DataError, match='Cannot read data list'):
     data.read_data_list(voc_root, str(tmp_path / 'absent.txt'))
 
 
 def test_one_column_lines_need_require_labels_false(voc_root, tmp_path):
   list_path = _write_list(tmp_path / 'test.txt', [
       _image_line('val_000000', label=False)])
-  with pytest.raises(data.DataError, match='line 1'):
+  with pytest.raises(errors.DataError, match='line 1'):
     data.read_data_list(voc_root, list_path)
   entries = data.read_data_list(voc_root, list_path, require_labels=False)
   assert entries[0].label_path is None
@@ -153,7 +154,7 @@ def test_load_label_reads_16_bit_and_rejects_colour(tmp_path):
   np.testing.assert_array_equal(data.load_label(str(tmp_path / 'ids.png')),
                                 ids)
   Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / 'rgb.png')
-  with pytest.raises(data.DataError, match='mode RGB'):
+  with pytest.raises(errors.DataError, match='mode RGB'):
     data.load_label(str(tmp_path / 'rgb.png'))
 
 
@@ -164,7 +165,7 @@ def test_load_image_rejects_truncated_jpeg(voc_root, tmp_path):
   with open(jpeg, 'rb') as stream:
     contents = stream.read()
   (tmp_path / 'cut.jpg').write_bytes(contents[:len(contents) // 2])
-  with pytest.raises(data.DataError, match='cut.jpg'):
+  with pytest.raises(errors.DataError, match='cut.jpg'):
     data.load_image(str(tmp_path / 'cut.jpg'))
 
 
@@ -431,14 +432,15 @@ def test_decode_errors_name_list_line_and_path(voc_root, tmp_path):
     assert expected in str(raised.value)
 
 
-# --- build_inference_dataset --------------------------------------------------
+# --- entries_dataset ----------------------------------------------------------
 
 
 def test_inference_dataset_keeps_order_and_full_size(voc_root, tmp_path):
   list_path = _write_list(tmp_path / 'test.txt', [
       _image_line('val_000001', label=False),
       _image_line('val_000000', label=False)])
-  entries, dataset = data.build_inference_dataset(voc_root, list_path)
+  entries = data.read_data_list(voc_root, list_path, require_labels=False)
+  dataset = data.entries_dataset(entries)
   assert [entry.image_id for entry in entries] == ['val_000001', 'val_000000']
   examples = _take(dataset, 5)
   assert [example['index'] for example in examples] == [0, 1]
@@ -460,9 +462,10 @@ def test_inference_dataset_reads_palette_labels_by_index(voc_root, tmp_path):
   palette_png.save(tmp_path / 'palette.png')
   list_path = _write_list(tmp_path / 'val.txt', [
       'VOC2012/JPEGImages/val_000000.jpg %s' % (tmp_path / 'palette.png')])
-  _, dataset = data.build_inference_dataset(voc_root, list_path,
-                                            require_labels=True,
-                                            with_oversegmentation=True)
+  dataset = data.entries_dataset(
+      data.read_data_list(voc_root, list_path, require_labels=True,
+                          with_oversegmentation=True),
+      with_oversegmentation=True)
   example = _take(dataset, 1)[0]
   np.testing.assert_array_equal(example['label'][..., 0], label)
   assert example['oversegmentation'].shape == IMAGE_SIZE + (1,)

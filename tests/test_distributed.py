@@ -31,6 +31,7 @@ def _run_child(workdir):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
   from segsort import data  # pylint: disable=g-import-not-at-top
+  from segsort import errors  # pylint: disable=g-import-not-at-top
   from segsort import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
@@ -83,21 +84,22 @@ def _run_child(workdir):
   single, double = make_trainers('segsort', num_banks=2)
   compare('segsort', single, double)
   rng = np.random.default_rng(0)
-  prototypes = rng.normal(size=single.memory_bank.prototypes.shape)
-  labels = rng.integers(-1, 4, size=single.memory_bank.labels.shape)
+  prototypes = rng.normal(size=single.objective.memory_bank.prototypes.shape)
+  labels = rng.integers(-1, 4, size=single.objective.memory_bank.labels.shape)
 
   def fill_banks():
     for trainer in (single, double):
-      trainer.memory_bank.prototypes.assign(prototypes.astype(np.float32))
-      trainer.memory_bank.labels.assign(labels.astype(np.int32))
+      bank = trainer.objective.memory_bank
+      bank.prototypes.assign(prototypes.astype(np.float32))
+      bank.labels.assign(labels.astype(np.int32))
 
   fill_banks()
   compare('banks', single, double)
   # A step with more segments than a bank's slots keeps a random subset, so
   # only the number of prototypes pushed is comparable.
   results['banks/pushed'] = [
-      int(np.sum(single.memory_bank.labels.numpy()[-1] >= 0)),
-      int(np.sum(double.memory_bank.labels.numpy()[-1] >= 0))]
+      int(np.sum(single.objective.memory_bank.labels.numpy()[-1] >= 0)),
+      int(np.sum(double.objective.memory_bank.labels.numpy()[-1] >= 0))]
   fill_banks()
   # One step: later steps may keep different random subsets of a step's
   # prototypes when they outnumber a bank's slots.
@@ -115,7 +117,7 @@ def _run_child(workdir):
     trainer_lib.Trainer(config_lib.TrainConfig(
         batch_size=3, backbone='mini', snapshot_dir=os.path.join(
             workdir, 'uneven')), strategy=two_cpus, dataset=dataset)
-  except trainer_lib.TrainingError as error:
+  except errors.TrainingError as error:
     results['uneven_batch_error'] = str(error)
   return results
 

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from network.segsort import common_utils
 from network.segsort import eval_utils
+from network.segsort import train_utils
 from network.segsort import vis_utils
 
 
@@ -168,3 +169,11 @@ def test_segment_by_kmeans_on_grid_joins_only_surrounding_clusters():
   # Segments follow columns: each pixel column takes one segment, in order.
   assert (np.diff(segment_ids[0]) >= 0).all()
   assert (segment_ids == segment_ids[:1]).all()
+
+
+def test_the_two_segmentations_keep_the_original_s_name():
+  # Both modules' segment_by_kmeans, under names that say how they differ.
+  assert (eval_utils.segment_by_kmeans is
+          eval_utils.segment_by_kmeans_without_labels)
+  assert (train_utils.segment_by_kmeans is
+          train_utils.segment_by_kmeans_and_labels)

@@ -1,6 +1,8 @@
 """Tests of the inference engine and its entry points (CPU, tiny images)."""
 
+import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -19,9 +21,13 @@ from inference_fixtures import IMAGE_SIZE
 from inference_fixtures import NUM_CLASSES
 from inference_fixtures import WINDOW_FLAGS
 from inference_fixtures import prototype_dir
+from inference_fixtures import write_untrained_checkpoint
+from network import checkpoints
 from network.segsort import common_utils
 from network.segsort import eval_utils
+from segsort import config as config_lib
 from segsort import data
+from segsort import errors
 from segsort import explain
 from segsort import extract_prototypes
 from segsort import inference
@@ -29,11 +35,16 @@ from segsort import inference_segsort
 from segsort import inference_segsort_msc
 from segsort import inference_softmax
 from segsort import metrics
-from segsort import trainer
 
 # The session fixtures: synthetic_set, segsort_checkpoint_dir,
 # softmax_checkpoint_dir, unsup_checkpoint_dir and prototype_run.
 pytest_plugins = ('inference_fixtures',)
+
+
+@pytest.fixture(autouse=True)
+def _capture_inference_progress(caplog):
+  """Captures the engine's progress messages (INFO), which runs log."""
+  caplog.set_level(logging.INFO, logger='segsort.inference')
 
 def _read_png(path):
   with Image.open(path) as image:
@@ -81,7 +92,7 @@ def test_sliding_windows_line_up_with_the_image_grid():
 
 
 def test_strides_larger_than_the_window_are_rejected():
-  with pytest.raises(inference.InferenceError, match='strides'):
+  with pytest.raises(errors.InferenceError, match='strides'):
     inference.DenseOutputRunner(_AveragePoolingNetwork(), (8, 8), (12, 4),
                                 normalize_windows=False)
 
@@ -161,33 +172,33 @@ def test_prototype_files_are_consistent(prototype_run, synthetic_set):
 def test_prototype_extraction_rerun_reuses_the_cache(prototype_run,
                                                      synthetic_set,
                                                      segsort_checkpoint_dir,
-                                                     capsys):
+                                                     caplog):
   features_path = os.path.join(prototype_dir(prototype_run),
                                inference.PROTOTYPE_FEATURES_FILE)
   features = np.load(features_path)
-  capsys.readouterr()
+  caplog.clear()
   extract_prototypes.main([
       '--data_dir', synthetic_set.data_dir,
       '--data_list', synthetic_set.train_list,
       '--restore_from', segsort_checkpoint_dir, '--save_dir', prototype_run,
       '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
-  assert '0 images in' in capsys.readouterr().out
+  assert '0 images in' in caplog.text
   np.testing.assert_array_equal(np.load(features_path), features)
 
 
 def test_prototype_cache_of_other_settings_is_cleared(prototype_run,
                                                       synthetic_set,
                                                       segsort_checkpoint_dir,
-                                                      tmp_path, capsys):
+                                                      tmp_path, caplog):
   save_dir = str(tmp_path / 'copy')
   shutil.copytree(prototype_run, save_dir)
-  capsys.readouterr()
+  caplog.clear()
   extract_prototypes.main([
       '--data_dir', synthetic_set.data_dir,
       '--data_list', synthetic_set.train_list,
       '--restore_from', segsort_checkpoint_dir, '--save_dir', save_dir,
       '--num_classes', str(NUM_CLASSES), '--num_clusters', '2'] + WINDOW_FLAGS)
-  output = capsys.readouterr().out
+  output = caplog.text
   assert 'clearing 4 files' in output and '4 images in' in output
   # 2 x 2 clusters give at most 4 prototypes per image.
   labels = np.load(os.path.join(prototype_dir(save_dir),
@@ -239,7 +250,7 @@ def test_extraction_ignores_labels_of_unknown_classes(
 
 
 def test_extraction_skips_cached_images_without_decoding_them(
-    synthetic_set, segsort_checkpoint_dir, tmp_path, capsys):
+    synthetic_set, segsort_checkpoint_dir, tmp_path, caplog):
   image_ids = _list_ids(synthetic_set.train_list)[:2]
   data_list = _copy_list_files(synthetic_set, image_ids, str(tmp_path))
   flags = ['--data_dir', synthetic_set.data_dir, '--data_list', data_list,
@@ -251,9 +262,9 @@ def test_extraction_skips_cached_images_without_decoding_them(
                            inference.PROTOTYPE_FEATURES_FILE)
   features = np.load(bank_path)
   (tmp_path / (image_ids[0] + '.jpg')).write_bytes(b'not an image')
-  capsys.readouterr()
+  caplog.clear()
   extract_prototypes.main(flags)
-  output = capsys.readouterr().out
+  output = caplog.text
   assert 'Extracted prototypes: 0 images in' in output
   assert '2 skipped' in output
   np.testing.assert_array_equal(np.load(bank_path), features)
@@ -306,24 +317,24 @@ def test_single_scale_predictions_have_the_image_size(single_scale_dir,
 
 def test_rerun_skips_finished_images(single_scale_dir, synthetic_set,
                                      segsort_checkpoint_dir, prototype_run,
-                                     capsys):
+                                     caplog):
   first_id, second_id = _list_ids(synthetic_set.val_list)
   kept = single_scale_dir / 'gray' / (first_id + '.png')
   kept_mtime = os.stat(kept).st_mtime_ns
   removed = single_scale_dir / 'color' / (second_id + '.png')
   removed_prediction = _read_png(removed)
   os.remove(removed)
-  capsys.readouterr()
+  caplog.clear()
   inference_segsort.main(_segsort_flags(synthetic_set, segsort_checkpoint_dir,
                                         prototype_run, single_scale_dir))
-  output = capsys.readouterr().out
+  output = caplog.text
   assert 'Predicted: 1 images in' in output and '1 skipped' in output
   assert os.stat(kept).st_mtime_ns == kept_mtime
   np.testing.assert_array_equal(_read_png(removed), removed_prediction)
 
 
 def test_rerun_does_not_decode_finished_images(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, capsys):
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog):
   data_list = _copy_list_files(synthetic_set,
                                _list_ids(synthetic_set.val_list),
                                str(tmp_path))
@@ -334,9 +345,9 @@ def test_rerun_does_not_decode_finished_images(
   for name in os.listdir(tmp_path):
     if name.endswith('.jpg'):
       (tmp_path / name).write_bytes(b'not an image')
-  capsys.readouterr()
+  caplog.clear()
   inference_segsort.main(flags)
-  output = capsys.readouterr().out
+  output = caplog.text
   assert 'Predicted: 0 images in' in output and '2 skipped' in output
 
 
@@ -347,21 +358,25 @@ def _settings(save_dir):
 
 def test_predictions_of_other_settings_are_recomputed(
     single_scale_dir, synthetic_set, segsort_checkpoint_dir, prototype_run,
-    tmp_path, capsys):
+    tmp_path, caplog):
   save_dir = tmp_path / 'copy'
   shutil.copytree(single_scale_dir, save_dir)
   settings = _settings(save_dir)
   assert settings['checkpoint'] == os.path.abspath(
       os.path.join(segsort_checkpoint_dir, 'ckpt-3'))
   assert settings['k_in_nearest_neighbors'] == 15
+  # Not given: the checkpoint's (the trainer's defaults), not overridden.
+  assert settings['num_clusters'] == [5, 5]
+  assert settings['kmeans_iterations'] == 10
+  assert 'flags_overriding_checkpoint' not in settings
   assert settings['scales'] == [1.0] and settings['flip'] is False
   assert settings['prototype_bank']['prototype_dir'] == os.path.abspath(
       prototype_dir(prototype_run))
-  capsys.readouterr()
+  caplog.clear()
   inference_segsort.main(
       _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
                      save_dir) + ['--k_in_nearest_neighbors', '3'])
-  output = capsys.readouterr().out
+  output = caplog.text
   assert 'k_in_nearest_neighbors: 15 -> 3' in output
   assert 'clearing 4 files' in output
   assert 'Predicted: 2 images in' in output and '0 skipped' in output
@@ -382,16 +397,16 @@ def _rewrite_bank_in_place(directory):
 
 
 def test_predictions_of_a_rewritten_bank_are_recomputed(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, capsys):
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog):
   bank_run = tmp_path / 'bank'
   shutil.copytree(prototype_dir(prototype_run), prototype_dir(bank_run))
   flags = _segsort_flags(synthetic_set, segsort_checkpoint_dir, str(bank_run),
                          tmp_path / 'out')
   inference_segsort.main(flags)
   _rewrite_bank_in_place(prototype_dir(bank_run))
-  capsys.readouterr()
+  caplog.clear()
   inference_segsort.main(flags)
-  output = capsys.readouterr().out
+  output = caplog.text
   assert 'prototype_bank:' in output and 'clearing 4 files' in output
   assert 'Predicted: 2 images in' in output
 
@@ -511,7 +526,7 @@ def _write_bank(directory, features, labels):
 
 
 def test_missing_prototype_files_are_named(tmp_path):
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'Missing prototype features file .*'
                      r'prototype_features\.npy'):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
@@ -519,7 +534,7 @@ def test_missing_prototype_files_are_named(tmp_path):
 
 def test_prototypes_of_another_dimension_are_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((3, 5)), [0, 1, 2])
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'prototype_features\.npy holds 5-dimensional '
                      r'prototypes but the model embeds in 8'):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
@@ -527,14 +542,14 @@ def test_prototypes_of_another_dimension_are_rejected(tmp_path):
 
 def test_an_empty_bank_is_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((0, EMBEDDING_DIM)), [])
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'prototype_features\.npy holds an empty'):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
 
 
 def test_prototype_labels_out_of_range_are_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((2, EMBEDDING_DIM)), [0, 7])
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'prototype_labels\.npy holds labels in \[0, 7\]'):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
 
@@ -554,7 +569,7 @@ def test_a_bank_with_another_prototype_count_is_rejected(prototype_run,
   sources['num_prototypes'] += 1
   with open(sources_path, 'w') as stream:
     json.dump(sources, stream)
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'prototype_sources\.json describes \d+ prototypes '
                      r'but .*prototype_features\.npy and '
                      r'.*prototype_labels\.npy hold'):
@@ -570,7 +585,7 @@ def test_a_half_rewritten_bank_is_rejected(prototype_run, tmp_path, name):
   # contents.
   path = os.path.join(directory, name)
   np.save(path, np.load(path)[::-1])
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=re.escape(name) + r' has changed; .*'
                      r'prototype_sources\.json records the file of another'):
     inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
@@ -595,7 +610,7 @@ def test_a_bank_without_sources_loads_for_inference(prototype_run, tmp_path):
   os.remove(os.path.join(directory, inference.PROTOTYPE_SOURCES_FILE))
   bank = inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
   assert bank.sources is None and len(bank.labels)
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'Missing prototype sources file'):
     inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES,
                                   with_sources=True)
@@ -617,15 +632,97 @@ def test_a_checkpoint_that_does_not_fit_is_named(segsort_checkpoint_dir,
   config = json.loads(config_path.read_text())
   config['embedding_dim'] = 16
   config_path.write_text(json.dumps(config))
-  with pytest.raises(trainer.CheckpointMismatchError,
+  with pytest.raises(checkpoints.CheckpointMismatchError,
                      match=r'edited/ckpt-3 does not fit(.|\n)*\[8\]'):
     inference.restore_network(str(checkpoint_dir), inference.SEGSORT_MODES)
 
 
 def test_a_checkpoint_of_another_mode_is_named(softmax_checkpoint_dir):
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r"ckpt-1 was trained in mode 'softmax'"):
     inference.restore_network(softmax_checkpoint_dir, inference.SEGSORT_MODES)
+
+
+# ----------------------------------------------------------------------------
+# Settings from the checkpoint.
+
+
+def _flag_values(**values):
+  return argparse.Namespace(**values)
+
+
+def test_flags_not_given_take_the_checkpoint_s_settings():
+  config = config_lib.TrainConfig(num_classes=6, ignore_label=250,
+                                  num_clusters=7, kmeans_iterations=3)
+  args = _flag_values(num_classes=None, ignore_label=None, num_clusters=None,
+                      kmeans_iterations=None)
+  assert inference.settings_from_checkpoint(args, config, 'ckpt-1') == {}
+  assert (args.num_classes, args.ignore_label, args.num_clusters,
+          args.kmeans_iterations) == (6, 250, (7, 7), 3)
+
+
+def test_a_flag_given_wins_and_is_reported(caplog):
+  config = config_lib.TrainConfig(num_classes=6, num_clusters=7)
+  args = _flag_values(num_classes=6, num_clusters=(3, 4),
+                      kmeans_iterations=None)
+  overrides = inference.settings_from_checkpoint(args, config, 'ckpt-1')
+  # --num_classes equals the checkpoint's: no override.
+  assert overrides == {'num_clusters': {'flag': [3, 4], 'checkpoint': [7, 7]}}
+  assert args.num_clusters == (3, 4) and args.kmeans_iterations == 10
+  assert ('--num_clusters 3,4 differs from the 7,7 checkpoint ckpt-1 was '
+          'trained with' in caplog.text)
+
+
+def test_prototype_extraction_defaults_to_the_run_s_prototype_grid():
+  config = config_lib.TrainConfig(num_clusters=8, prototype_num_clusters=(16,
+                                                                          16))
+  for grid_for_prototypes, expected in ((True, (16, 16)), (False, (8, 8))):
+    args = _flag_values(num_clusters=None,
+                        grid_for_prototypes=grid_for_prototypes)
+    inference.settings_from_checkpoint(args, config, 'ckpt-1')
+    assert args.num_clusters == expected
+  args = _flag_values(num_clusters=None, grid_for_prototypes=True)
+  inference.settings_from_checkpoint(
+      args, config_lib.TrainConfig(num_clusters=8), 'ckpt-1')
+  assert args.num_clusters == (8, 8)
+
+
+def test_an_ignore_label_that_is_a_class_id_is_refused_after_filling():
+  config = config_lib.TrainConfig(num_classes=21, ignore_label=255)
+  args = _flag_values(num_classes=None, ignore_label=3)
+  with pytest.raises(errors.InferenceError,
+                     match=r'--ignore_label must not be a class id of \[0, '
+                     r'--num_classes 21\), got 3'):
+    inference.settings_from_checkpoint(args, config, 'ckpt-1')
+
+
+def test_extraction_records_the_checkpoint_s_settings_and_overrides(
+    synthetic_set, tmp_path):
+  checkpoint_dir = str(tmp_path / 'run')
+  write_untrained_checkpoint(checkpoint_dir, num_clusters=3,
+                             prototype_num_clusters=(2, 3),
+                             kmeans_iterations=2, ignore_label=250)
+  data_list = _copy_list_files(synthetic_set,
+                               _list_ids(synthetic_set.train_list)[:1],
+                               str(tmp_path))
+  flags = ['--data_dir', synthetic_set.data_dir, '--data_list', data_list,
+           '--restore_from', checkpoint_dir,
+           '--save_dir', str(tmp_path / 'out')] + WINDOW_FLAGS
+  sources_path = os.path.join(prototype_dir(str(tmp_path / 'out')),
+                              inference.PROTOTYPE_SOURCES_FILE)
+  extract_prototypes.main(flags)
+  with open(sources_path) as stream:
+    sources = json.load(stream)
+  assert (sources['num_classes'], sources['ignore_label'],
+          sources['num_clusters'], sources['kmeans_iterations']) == (
+              NUM_CLASSES, 250, [2, 3], 2)
+  assert 'flags_overriding_checkpoint' not in sources
+  extract_prototypes.main(flags + ['--num_clusters', '4'])
+  with open(sources_path) as stream:
+    sources = json.load(stream)
+  assert sources['num_clusters'] == [4, 4]
+  assert sources['flags_overriding_checkpoint'] == {
+      'num_clusters': {'flag': [4, 4], 'checkpoint': [2, 3]}}
 
 
 # ----------------------------------------------------------------------------
@@ -669,6 +766,6 @@ def test_colormaps_load_from_text_and_npy(tmp_path):
   np.testing.assert_array_equal(inference.load_colormap(str(npy_path)),
                                 [[1, 2, 3]])
   np.save(npy_path, np.array([1, 2, 3]))
-  with pytest.raises(inference.InferenceError,
+  with pytest.raises(errors.InferenceError,
                      match=r'colours\.npy has shape \(3,\)'):
     inference.load_colormap(str(npy_path))

@@ -12,6 +12,7 @@ from PIL import Image
 
 from segsort import benchmark_by_mIoU
 from segsort import colormap
+from segsort import errors
 from segsort import io_utils
 from segsort import metrics
 
@@ -232,12 +233,12 @@ def test_label_images_of_every_single_channel_mode_are_read(tmp_path, mode,
 
 def test_colour_and_undecodable_label_images_are_named(tmp_path):
   Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / 'rgb.png')
-  with pytest.raises(io_utils.ImageFileError,
+  with pytest.raises(errors.ImageFileError,
                      match=r'rgb\.png is a RGB image; expected a single-'
                      r'channel image of class ids'):
     io_utils.read_label_image(str(tmp_path / 'rgb.png'))
   (tmp_path / 'broken.png').write_bytes(b'not a png')
-  with pytest.raises(io_utils.ImageFileError,
+  with pytest.raises(errors.ImageFileError,
                      match=r'Cannot decode label image .*broken\.png'):
     io_utils.read_label_image(str(tmp_path / 'broken.png'))
 
@@ -247,6 +248,6 @@ def test_rgb_images_are_read_and_bad_ones_named(tmp_path):
   rgb = io_utils.read_rgb_image(str(tmp_path / 'gray.png'))
   assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8 and np.all(rgb == 7)
   (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
-  with pytest.raises(io_utils.ImageFileError,
+  with pytest.raises(errors.ImageFileError,
                      match=r'Cannot decode image .*broken\.jpg'):
     io_utils.read_rgb_image(str(tmp_path / 'broken.jpg'))

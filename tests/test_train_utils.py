@@ -334,6 +334,27 @@ def _assert_modes_agree(results):
                                atol=1e-5 * np.abs(eager_gradient).max())
 
 
+def test_a_non_square_grid_gives_one_segment_per_cluster_and_label():
+  # Labels constant per image and one k-means iteration of a 2 x 3 grid on
+  # a 12 x 12 image: each image keeps its 6 clusters, one label each.
+  embedding = tf.math.l2_normalize(tf.random.stateless_normal(
+      [2, 12, 12, 8], seed=[3, 4]), -1)
+  labels = tf.constant([1, 2], tf.int32)[:, None, None, None] * tf.ones(
+      [2, 12, 12, 1], tf.int32)
+  grid = common_utils.initialize_cluster_labels((2, 3), [12, 12])
+  cluster_labels = tf.tile(grid[tf.newaxis, :, :, tf.newaxis], [2, 1, 1, 1])
+  loc = tf.tile(common_utils.generate_location_features(
+      [12, 12], 'float')[tf.newaxis], [2, 1, 1, 1])
+  _, _, instance, prototype_labels = (
+      train_utils.segment_by_kmeans_and_labels(
+          embedding, labels, 255, cluster_labels, (2, 3), 0, loc))
+  assert len(np.unique(instance.numpy())) == 12
+  assert sorted(prototype_labels.numpy()[:12].tolist()) == [1] * 6 + [2] * 6
+  loss = train_utils.add_segsort_loss(embedding, labels, 8, 255, 10.0,
+                                      cluster_labels, (2, 3), 0, 0, loc)
+  assert np.isfinite(float(loss))
+
+
 def _issue_12_batch():
   # Issue 12's input: 2 images of 15x13 embeddings of dimension 8, 4 classes
   # in 3x3 blocks, the first 2 rows of image 0 ignored, a 3x3 grid.
@@ -359,13 +380,14 @@ def test_issue_12_ignored_rows_agree_across_modes_and_with_numpy():
 
   results = _loss_and_gradient_in_every_mode(loss_fn, embedding)
   _assert_modes_agree(results)
-  pixels, semantic, instance, _ = train_utils.segment_by_kmeans(
+  pixels, semantic, instance, _ = train_utils.segment_by_kmeans_and_labels(
       common_utils.normalize_embedding(embedding), labels, 255,
       cluster_labels, 3, 10, loc)
-  # Segments are counted by the pixels kept alone (XLA once found one more).
+  # Segments are counted by the pixels kept alone (XLA once found one more);
+  # the original's name and grid spelling (3 per axis) give the same.
   compiled_segments = tf.function(
       lambda e: train_utils.segment_by_kmeans(e, labels, 255, cluster_labels,
-                                              3, 10, loc)[3],
+                                              (3, 3), 10, loc)[3],
       jit_compile=True)(common_utils.normalize_embedding(embedding))
   assert (np.sum(compiled_segments.numpy() >= 0) ==
           len(np.unique(instance.numpy()[instance.numpy() >= 0])))

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from network import checkpoints as slim_checkpoints
-from network.segsort import train_utils
+from network import builder
+from network import checkpoints
 from segsort import config as config_lib
 from segsort import data
 from segsort import train_softmax
+from segsort import errors
 from segsort import trainer as trainer_lib
 from tools import make_synthetic_voc
 
@@ -85,7 +86,7 @@ def trained_run(voc, tmp_path_factory):
 def restore_for_inference(prefix):
   """Restores a checkpoint as inference does (the contract with it)."""
   config = config_lib.load_config_for_checkpoint(prefix)
-  network = config_lib.build_network_from_config(config)
+  network = builder.build_network_from_config(config)
   network(tf.zeros([1, 40, 48, 3]), training=False)
   tf.train.Checkpoint(model=network).restore(prefix).expect_partial()
   return config, network
@@ -103,7 +104,7 @@ def test_training_lowers_the_loss_and_inference_restores_it(
   assert np.isfinite(first) and result.losses['task_loss'] < 0.9 * first, (
       first, result.losses)
 
-  prefix = config_lib.resolve_checkpoint(str(tmp_path))
+  prefix = checkpoints.resolve_checkpoint(str(tmp_path))
   assert prefix == result.checkpoint == str(tmp_path / 'ckpt-8')
   restored_config, network = restore_for_inference(prefix)
   assert restored_config == config
@@ -210,10 +211,10 @@ def dataclass_replace(config, **changes):
 
 
 def test_restores_backbone_from_a_slim_checkpoint(voc, tmp_path):
-  source = config_lib.build_network_from_config(
+  source = builder.build_network_from_config(
       make_config(voc, tmp_path / 'unused'))
   slim_prefix = str(tmp_path / 'imagenet' / 'resnet_v1_mini.ckpt')
-  slim_checkpoints.save_slim_resnet(source.backbone, slim_prefix)
+  checkpoints.save_slim_resnet(source.backbone, slim_prefix)
 
   trainer = trainer_lib.Trainer(
       make_config(voc, tmp_path / 'run', restore_from=slim_prefix))
@@ -228,7 +229,7 @@ def test_incomplete_slim_checkpoint_is_refused_by_name(voc, tmp_path):
   prefix = str(tmp_path / 'partial.ckpt')
   tf.raw_ops.SaveV2(prefix=prefix, tensor_names=['resnet_v1_mini/conv1/weights'],
                     shape_and_slices=[''], tensors=[tf.zeros([7, 7, 3, 32])])
-  with pytest.raises(trainer_lib.CheckpointMismatchError,
+  with pytest.raises(checkpoints.CheckpointMismatchError,
                      match='conv1/BatchNorm/gamma'):
     trainer_lib.Trainer(make_config(voc, tmp_path / 'run',
                                     restore_from=prefix))
@@ -245,9 +246,9 @@ def test_stage_two_restores_model_and_bank_but_not_optimizer(
                                                               'ckpt-2')
   assert int(stage2.step.numpy()) == 0
   assert_same_values(trained_run.network.variables, stage2.network.variables)
-  assert np.any(trained_run.memory_bank.labels.numpy() >= 0)
-  assert_same_values(trained_run.memory_bank.variables,
-                     stage2.memory_bank.variables)
+  assert np.any(trained_run.objective.memory_bank.labels.numpy() >= 0)
+  assert_same_values(trained_run.objective.memory_bank.variables,
+                     stage2.objective.memory_bank.variables)
   momentum = [variable for variable in stage2.optimizer.variables
               if 'momentum' in variable.path]
   assert momentum and not any(np.any(variable.numpy())
@@ -257,7 +258,7 @@ def test_stage_two_restores_model_and_bank_but_not_optimizer(
 def test_checkpoint_of_another_network_is_refused_by_name(
     voc, tmp_path, trained_run):
   stage1_dir = trained_run.config.snapshot_dir
-  with pytest.raises(trainer_lib.CheckpointMismatchError,
+  with pytest.raises(checkpoints.CheckpointMismatchError,
                      match=r'output/kernel: checkpoint \[1, 1, \d+, 32\] vs '
                      r'model \[1, 1, \d+, 8\]'):
     trainer_lib.Trainer(make_config(voc, tmp_path / 'softmax', mode='softmax',
@@ -275,7 +276,7 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   shutil.copytree(trained_run.config.snapshot_dir, snapshot_dir)
   changed = dict(num_steps=2, num_banks=2, is_training=True,
                  learning_rate=0.5)
-  with pytest.raises(trainer_lib.ConfigMismatchError) as raised:
+  with pytest.raises(errors.ConfigMismatchError) as raised:
     trainer_lib.Trainer(make_config(voc, snapshot_dir, embedding_dim=16,
                                     **changed))
   message = str(raised.value)
@@ -292,7 +293,7 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
 def test_non_finite_loss_stops_without_saving(voc, tmp_path):
   trainer = trainer_lib.Trainer(make_config(
       voc, tmp_path, num_steps=20, learning_rate=1e30, save_pred_every=1))
-  with pytest.raises(trainer_lib.NonFiniteLossError) as raised:
+  with pytest.raises(errors.NonFiniteLossError) as raised:
     trainer.train()
   failed_step = raised.value.step
   assert 'step %d' % failed_step in str(raised.value)
@@ -304,7 +305,7 @@ def test_non_finite_loss_stops_without_saving(voc, tmp_path):
     reader = tf.train.load_checkpoint(str(tmp_path / ('ckpt-%d' % saved_step)))
     for name, dtype in reader.get_variable_to_dtype_map().items():
       if dtype.is_floating:
-        assert np.all(np.isfinite(reader.get_tensor(name))), (prefix, name)
+        assert np.all(np.isfinite(reader.get_tensor(name))), (saved_step, name)
 
 
 def _softmax_argv(voc, snapshot_dir, learning_rate, **flags):
@@ -345,7 +346,7 @@ def test_a_run_whose_loss_explodes_does_not_end_quietly(voc, tmp_path):
   config = config_lib.TrainConfig.from_flags(_softmax_argv(
       voc, tmp_path, 3, num_steps=6, save_pred_every=100,
       update_tb_every=100), mode='softmax')
-  with pytest.raises(trainer_lib.DivergenceError) as raised:
+  with pytest.raises(errors.DivergenceError) as raised:
     trainer_lib.Trainer(config).train()
   assert raised.value.step == 6
   assert 'starts again from the first step' in str(raised.value)
@@ -360,7 +361,7 @@ def test_resume_after_divergence_starts_from_the_last_healthy_checkpoint(
   trainer._check_divergence = (  # pylint: disable=protected-access
       lambda step, _, check=trainer._check_divergence:  # pylint: disable=protected-access
       check(step, {'total_loss': next(losses)}))
-  with pytest.raises(trainer_lib.DivergenceError) as raised:
+  with pytest.raises(errors.DivergenceError) as raised:
     trainer.train()
   # Step 3's loss, 25, is over 10x the level 2: it vouches for no
   # checkpoint; step 4's does, for ckpt-3 and before; step 5's diverged.
@@ -372,14 +373,14 @@ def test_resume_after_divergence_starts_from_the_last_healthy_checkpoint(
 
 
 def test_missing_snapshot_dir_and_missing_gpus_are_refused(voc, tmp_path):
-  with pytest.raises(trainer_lib.TrainingError, match='--snapshot_dir'):
+  with pytest.raises(errors.TrainingError, match='--snapshot_dir'):
     trainer_lib.Trainer(make_config(voc, ''))
-  with pytest.raises(trainer_lib.TrainingError, match='--num_gpu 2'):
+  with pytest.raises(errors.TrainingError, match='--num_gpu 2'):
     trainer_lib.Trainer(make_config(voc, tmp_path, num_gpu=2))
 
 
 def test_a_run_that_cannot_start_leaves_the_directory_free(voc, tmp_path):
-  with pytest.raises(data.DataError, match='missing.txt'):
+  with pytest.raises(errors.DataError, match='missing.txt'):
     trainer_lib.Trainer(make_config(voc, tmp_path,
                                     data_list=str(tmp_path / 'missing.txt')))
   assert not os.path.exists(tmp_path / 'config.json')
@@ -457,8 +458,8 @@ def test_resume_rebuilds_the_stream_without_checkpointing_it(voc, tmp_path):
                      resumed.network.variables, exact=False)
   assert_same_values(uninterrupted.optimizer.variables,
                      resumed.optimizer.variables, exact=False)
-  assert_same_values(uninterrupted.memory_bank.variables,
-                     resumed.memory_bank.variables, exact=False)
+  assert_same_values(uninterrupted.objective.memory_bank.variables,
+                     resumed.objective.memory_bank.variables, exact=False)
 
 
 class _CountingValue:
@@ -490,21 +491,6 @@ def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(
   # At the first step (the level divergence is measured against) and at the
   # last, for each of the three loss terms.
   assert len(fetches) == 6
-
-
-def test_softmax_loss_is_the_mean_over_valid_pixels():
-  logits = tf.random.stateless_normal([2, 3, 4, 5], seed=[1, 2])
-  labels = tf.constant([[0, 1, 255, 4], [2, 255, 3, 0], [1, 1, 1, 1]] * 2)
-  labels = tf.reshape(labels, [2, 3, 4, 1])
-  valid = tf.reshape(labels, [-1]) != 255
-  expected = train_utils.mean_over_pixels(tf.boolean_mask(
-      tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=tf.where(valid, tf.reshape(labels, [-1]), 0),
-          logits=tf.reshape(logits, [-1, 5])), valid))
-  np.testing.assert_allclose(
-      trainer_lib.softmax_loss(logits, labels, 255), expected, rtol=1e-6)
-  assert float(trainer_lib.softmax_loss(
-      logits, tf.fill([2, 3, 4, 1], 255), 255)) == 0.0
 
 
 def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc,

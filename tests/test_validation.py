@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from network import checkpoints
 from segsort import config as config_lib
 from segsort import data
 from segsort import inference
@@ -89,7 +90,7 @@ def test_validation_runs_every_n_steps_and_keeps_the_best(
   assert abs(record['miou'] - max(logged)) < 5e-5
   assert len(record['class_iou']) == NUM_CLASSES
   # The best checkpoint is beside the latest ones and restores for inference.
-  prefix = config_lib.resolve_checkpoint(best_dir)
+  prefix = checkpoints.resolve_checkpoint(best_dir)
   assert prefix.endswith('ckpt-%d' % best_step)
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-4')
   network, _, _ = inference.restore_network(

@@ -32,6 +32,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
@@ -99,7 +100,7 @@ def read_camvid_annotation(path):
     A uint8 array `[H, W]` of ids 0-10 and 255.
 
   Raises:
-    io_utils.ImageFileError: Naming the file if it holds ids above 11, or
+    ImageFileError: Naming the file if it holds ids above 11, or
       cannot be decoded or has colours.
   """
   table = np.arange(CAMVID_VOID + 1, dtype=np.uint8)
@@ -183,7 +184,7 @@ def main(argv=None):
     counts = convert(args.camvid_dir, args.output_dir,
                      jpeg_quality=args.jpeg_quality, workers=args.workers,
                      overwrite=args.overwrite)
-  except (CamVidError, io_utils.ImageFileError) as error:
+  except (CamVidError, errors.ImageFileError) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
   print('Written %s' % ', '.join('%s.txt (%d images)' % item

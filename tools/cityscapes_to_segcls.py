@@ -44,6 +44,7 @@ if __package__ in (None, ''):
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
@@ -138,7 +139,7 @@ def read_train_ids(path):
     A uint8 array `[H, W]` of training ids 0-18 and 255.
 
   Raises:
-    io_utils.ImageFileError: Naming the file if it holds ids above 33, or
+    ImageFileError: Naming the file if it holds ids above 33, or
       cannot be decoded or has colours.
   """
   return io_utils.read_label_through_table(
@@ -224,7 +225,7 @@ def main(argv=None):
   try:
     counts = convert(args.cityscapes_dir, args.output_dir,
                      workers=args.workers, overwrite=args.overwrite)
-  except (CityscapesError, io_utils.ImageFileError, OSError) as error:
+  except (CityscapesError, errors.ImageFileError, OSError) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
   print('Written %s' % ', '.join('%s.txt (%d images)' % item

@@ -42,6 +42,7 @@ if __package__ in (None, ''):
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
@@ -103,7 +104,7 @@ def read_mask(path, binary=False):
   Raises:
     DatasetError: Naming the file if it holds ids above 255, or, binary,
       values other than 0 and 255.
-    io_utils.ImageFileError: If it cannot be decoded or has colours.
+    ImageFileError: If it cannot be decoded or has colours.
   """
   ids = io_utils.read_label_image(path)
   if binary:
@@ -178,7 +179,7 @@ def split_ids(labeled_ids, val_fraction=0.1, seed=0, train_ids_file=None,
   for path in (train_ids_file, val_ids_file):
     try:
       ids = make_lists.read_split(path)
-    except io_utils.ListFileError as error:
+    except errors.ListFileError as error:
       raise DatasetError(str(error)) from error
     for image_id in ids:
       if image_id not in labeled_ids:
@@ -255,7 +256,7 @@ def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
     DatasetError: For a mask without its image, shared stems, bad split
       files (before anything is written), a bad mask or a mask whose size
       differs from its image's.
-    io_utils.ImageFileError: For an image or mask that cannot be decoded.
+    ImageFileError: For an image or mask that cannot be decoded.
   """
   images = files_by_stem(image_dir, IMAGE_EXTENSIONS, '--image_dir')
   masks = files_by_stem(mask_dir, MASK_EXTENSIONS, '--mask_dir')
@@ -358,7 +359,7 @@ def main(argv=None):
         seed=args.seed, train_ids_file=args.train_ids,
         val_ids_file=args.val_ids, jpeg_quality=args.jpeg_quality,
         workers=args.workers, overwrite=args.overwrite)
-  except (DatasetError, io_utils.ImageFileError, OSError) as error:
+  except (DatasetError, errors.ImageFileError, OSError) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
   print(format_class_report(result['pixel_counts'], result['image_counts']),

@@ -31,6 +31,7 @@ if __package__ in (None, ''):
   sys.path.insert(
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 
 VOC_SPLIT_DIR = os.path.join('VOC2012', 'ImageSets', 'Segmentation')
@@ -144,7 +145,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   try:
     paths = make_lists(args.data_dir, args.output_dir)
-  except io_utils.ListFileError as error:
+  except errors.ListFileError as error:
     raise SystemExit('error: %s' % error) from error
   for name, path in sorted(paths.items()):
     with open(path) as stream:

@@ -22,6 +22,7 @@ if __package__ in (None, ''):
       0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
@@ -42,7 +43,7 @@ def read_class_ids(png_path):
   """
   ids = io_utils.read_label_image(png_path, np.int64)
   if ids.size and (ids.min() < 0 or ids.max() > 255):
-    raise io_utils.ImageFileError(
+    raise errors.ImageFileError(
         '%s holds ids in [%d, %d]; 8-bit outputs hold [0, 255].'
         % (png_path, ids.min(), ids.max()))
   return ids.astype(np.uint8)

@@ -142,17 +142,49 @@ def kmeans_with_initial_labels(embedding,
   return labels if batched else labels[0]
 
 
+def cluster_grid(num_clusters):
+  """The (rows, columns) of a grid of initial k-means clusters.
+
+  A grid is a per-axis pair everywhere in this package; the functions that
+  took the original release's clusters per axis, one integer n for an n x n
+  grid, accept that too.
+
+  Args:
+    num_clusters: A Python integer n (an n x n grid), or a pair of Python
+      integers (clusters along y, clusters along x).
+
+  Returns:
+    A tuple of two Python ints, (clusters along y, clusters along x).
+
+  Raises:
+    ValueError: If `num_clusters` is not one or two integers >= 1.
+  """
+  grid = ((num_clusters, num_clusters) if isinstance(num_clusters, int)
+          else tuple(int(count) for count in num_clusters))
+  if len(grid) != 2 or min(grid) < 1:
+    raise ValueError('A k-means grid is n or (rows, columns) of integers >= '
+                     '1, got %r' % (num_clusters,))
+  return grid
+
+
+def total_clusters(num_clusters):
+  """The number of clusters of a grid (`cluster_grid`): rows times columns."""
+  rows, columns = cluster_grid(num_clusters)
+  return rows * columns
+
+
 def kmeans(embedding, num_clusters, iterations=10):
   """Clusters every image of a batch by vMF k-means from a uniform grid.
 
   Args:
     embedding: A float tensor `[batch, height, width, D]`.
-    num_clusters: A list of 2 integers, the grid's clusters along y and x.
+    num_clusters: A list of 2 integers, the grid's clusters along y and x
+      (see `cluster_grid`).
     iterations: The number of k-means iterations.
 
   Returns:
     An int32 tensor `[batch, height, width]` of cluster labels in
-    `[0, num_clusters[0] * num_clusters[1])`, separate per image.
+    `[0, total_clusters(num_clusters))`, separate per image.
   """
   shape = tf.shape(embedding)
   batch_size, height, width = shape[0], shape[1], shape[2]
@@ -161,7 +193,7 @@ def kmeans(embedding, num_clusters, iterations=10):
   labels = kmeans_with_initial_labels(
       tf.reshape(embedding, [batch_size, height * width, -1]),
       initial_labels,
-      num_clusters[0] * num_clusters[1],
+      total_clusters(num_clusters),
       iterations)
   return tf.reshape(labels, [batch_size, height, width])
 
@@ -174,13 +206,15 @@ def initialize_cluster_labels(num_clusters, img_dimensions):
   original release).
 
   Args:
-    num_clusters: A list of 2 integers, clusters along y and x.
+    num_clusters: A list of 2 integers, clusters along y and x (see
+      `cluster_grid`).
     img_dimensions: A list of 2 integers (or scalar tensors), height and width.
 
   Returns:
     An int32 tensor `[height, width]` of labels in
-    `[0, num_clusters[0] * num_clusters[1])`.
+    `[0, total_clusters(num_clusters))`.
   """
+  num_clusters = cluster_grid(num_clusters)
   height = tf.cast(img_dimensions[0], tf.int32)
   width = tf.cast(img_dimensions[1], tf.int32)
   cell_height = (height + num_clusters[0] - 1) // num_clusters[0]

@@ -286,8 +286,12 @@ def predict_semantic_instance_labels(cluster_labels,
   return semantic_predictions, tf.gather(segment_instances, cluster_labels)
 
 
-def segment_by_kmeans(embedding, num_clusters, kmeans_iterations):
+def segment_by_kmeans_without_labels(embedding, num_clusters,
+                                     kmeans_iterations):
   """Cuts every image into segments by vMF k-means with location features.
+
+  Segments are clusters alone, as at test time; training's segments are
+  also cut by the semantic labels (`train_utils.segment_by_kmeans_and_labels`).
 
   Args:
     embedding: A float tensor `[batch, height, width, D]` of unit vectors.
@@ -311,13 +315,16 @@ def segment_by_kmeans(embedding, num_clusters, kmeans_iterations):
       tf.concat([embedding, location_features], 3))
   cluster_labels = common_utils.kmeans(embedding_with_location, num_clusters,
                                        kmeans_iterations)
-  num_total_clusters = num_clusters[0] * num_clusters[1]
   cluster_labels += (tf.range(batch_size)[:, tf.newaxis, tf.newaxis] *
-                     num_total_clusters)
+                     common_utils.total_clusters(num_clusters))
   _, flat_cluster_labels = tf.unique(tf.reshape(cluster_labels, [-1]))
   cluster_labels = tf.reshape(flat_cluster_labels, shape[:3])
   return cluster_labels, common_utils.calculate_prototypes_from_labels(
       embedding, cluster_labels)
+
+
+# The original release's name.
+segment_by_kmeans = segment_by_kmeans_without_labels
 
 
 def predict_all_labels(embedding,
@@ -352,7 +359,7 @@ def predict_all_labels(embedding,
       numbered across the batch.
   """
   embedding = common_utils.normalize_embedding(tf.cast(embedding, tf.float32))
-  cluster_labels, test_prototypes = segment_by_kmeans(
+  cluster_labels, test_prototypes = segment_by_kmeans_without_labels(
       embedding, num_clusters, kmeans_iterations)
 
   semantic_predictions, instance_predictions = (
@@ -401,10 +408,10 @@ def segment_by_kmeans_on_grid(grid_embedding, pixel_embedding, num_clusters,
   of the clusters of its 2 x 2 surrounding cells, again with location. The
   segments keep pixel-accurate boundaries at a cost that does not grow with
   the number of clusters per pixel: the original release
-  (`segment_by_kmeans` on the upsampled embedding) ran every iteration on
-  all pixels, output_stride**2 times the work, which made the fine grids of
-  street scenes (e.g. 16 x 21 clusters on 360 x 480 images) cost seconds
-  per image on a CPU.
+  (`segment_by_kmeans_without_labels` on the upsampled embedding) ran
+  every iteration on all pixels, output_stride**2 times the work, which
+  made the fine grids of street scenes (e.g. 16 x 21 clusters on 360 x 480
+  images) cost seconds per image on a CPU.
 
   Args:
     grid_embedding: A float32 tensor `[h, w, D]` of unit vectors, the
@@ -441,7 +448,7 @@ def segment_by_kmeans_on_grid(grid_embedding, pixel_embedding, num_clusters,
   cell_clusters = common_utils.kmeans(grid_features[tf.newaxis], num_clusters,
                                       kmeans_iterations)[0]
   cluster_features = common_utils.calculate_prototypes_from_labels(
-      grid_features, cell_clusters, num_clusters[0] * num_clusters[1])
+      grid_features, cell_clusters, common_utils.total_clusters(num_clusters))
 
   rows = _surrounding_cells(pixel_shape[0], grid_shape[0], output_stride)
   columns = _surrounding_cells(pixel_shape[1], grid_shape[1], output_stride)

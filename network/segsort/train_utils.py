@@ -54,7 +54,7 @@ class MemoryBank(tf.Module):
     Args:
       num_banks: The number of steps remembered.
       capacity: The number of prototypes per bank, normally
-        `num_clusters**2 * global_batch_size`.
+        `common_utils.total_clusters(num_clusters) * global_batch_size`.
       embedding_dim: The prototypes' dimension.
       name: An optional module name.
     """
@@ -596,14 +596,18 @@ def calculate_vmf_loss(embedding,
           new_memory_labels)
 
 
-def segment_by_kmeans(embedding, labels, ignore_label, cluster_labels,
-                      num_clusters, kmeans_iterations, loc_features):
+def segment_by_kmeans_and_labels(embedding, labels, ignore_label,
+                                 cluster_labels, num_clusters,
+                                 kmeans_iterations, loc_features):
   """Cuts every image of a batch into segments by k-means and label.
 
   k-means clusters each image's valid pixels on the embedding concatenated
   with the pixel location; a segment is an (image, cluster, semantic label)
-  triple. Segments are numbered in increasing order of that triple, and
-  shapes are static: every pixel is kept, with -1 marking those left out.
+  triple, so that a cluster across a class boundary gives a segment of each
+  class (test-time segments are clusters alone:
+  `eval_utils.segment_by_kmeans_without_labels`). Segments are numbered
+  in increasing order of that triple, and shapes are static: every pixel is
+  kept, with -1 marking those left out.
 
   Args:
     embedding: A float tensor `[batch, height, width, D]` of unit vectors.
@@ -611,8 +615,9 @@ def segment_by_kmeans(embedding, labels, ignore_label, cluster_labels,
       `ignore_label` and negative labels leave a pixel out.
     ignore_label: The label of pixels to leave out.
     cluster_labels: An integer tensor `[batch, height, width, 1]` of initial
-      cluster labels in `[0, num_clusters**2)`.
-    num_clusters: An integer, the clusters per image axis.
+      cluster labels in `[0, common_utils.total_clusters(num_clusters))`.
+    num_clusters: The initial grid: the clusters per image axis n (an n x n
+      grid, the original's) or (clusters along y, along x).
     kmeans_iterations: The number of k-means iterations.
     loc_features: A float tensor `[batch, height, width, 2]` of (y, x) in
       [0, 1].
@@ -629,16 +634,21 @@ def segment_by_kmeans(embedding, labels, ignore_label, cluster_labels,
   embedding_dim = tf.shape(embedding)[3]
   semantic_labels, unique_instance_labels, prototype_labels = (
       _cluster_and_number(tf.stop_gradient(embedding), labels, cluster_labels,
-                          loc_features, ignore_label, num_clusters,
+                          loc_features, ignore_label,
+                          common_utils.cluster_grid(num_clusters),
                           kmeans_iterations))
   return (tf.reshape(embedding, [-1, embedding_dim]), semantic_labels,
           unique_instance_labels, prototype_labels)
 
 
+# The original release's name.
+segment_by_kmeans = segment_by_kmeans_and_labels
+
+
 @tf.function(jit_compile=True)
 def _cluster_and_number(embedding, labels, cluster_labels, loc_features,
                         ignore_label, num_clusters, kmeans_iterations):
-  """The labels of `segment_by_kmeans`, compiled with XLA in every mode.
+  """The labels of `segment_by_kmeans_and_labels`, compiled with XLA.
 
   k-means and the numbering of segments take no gradient; compiling them
   fuses the k-means iterations' small ops, and every mode computes the same
@@ -646,7 +656,7 @@ def _cluster_and_number(embedding, labels, cluster_labels, loc_features,
   """
   shape = tf.shape(embedding)
   batch_size, embedding_dim = shape[0], shape[3]
-  num_total_clusters = num_clusters * num_clusters
+  num_total_clusters = common_utils.total_clusters(num_clusters)
   embedding = tf.reshape(embedding, [batch_size, -1, embedding_dim])
   labels = tf.reshape(tf.cast(labels, tf.int32), [batch_size, -1])
   cluster_labels = tf.reshape(tf.cast(cluster_labels, tf.int32),
@@ -704,8 +714,9 @@ def add_segsort_loss(embedding,
     ignore_label: The label of pixels to leave out.
     concentration: A float, the vMF concentration (kappa).
     cluster_labels: An integer tensor `[batch, height, width, 1]` of initial
-      k-means labels (a `num_clusters` x `num_clusters` grid).
-    num_clusters: An integer, the clusters per image axis.
+      k-means labels (the `num_clusters` grid).
+    num_clusters: The initial grid: the clusters per image axis n (an n x n
+      grid, the original's) or (clusters along y, along x).
     kmeans_iterations: The number of k-means iterations.
     num_banks: The number of memory banks to use; 0 uses none.
     loc_features: A float tensor `[batch, height, width, 2]` of (y, x) in
@@ -720,8 +731,9 @@ def add_segsort_loss(embedding,
       tf.ensure_shape(tf.cast(embedding, tf.float32),
                       [None, None, None, embedding_dim]))
   pixel_embedding, semantic_labels, unique_instance_labels, prototype_labels = (
-      segment_by_kmeans(embedding, labels, ignore_label, cluster_labels,
-                        num_clusters, kmeans_iterations, loc_features))
+      segment_by_kmeans_and_labels(embedding, labels, ignore_label,
+                                   cluster_labels, num_clusters,
+                                   kmeans_iterations, loc_features))
   use_memory = memory_bank is not None and num_banks > 0
   memory, memory_labels = memory_bank.read() if use_memory else (None, None)
   loss, new_memory, new_memory_labels = calculate_vmf_loss(

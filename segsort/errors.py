@@ -1,0 +1,74 @@
+"""The errors a user can fix, and how the entry points report them.
+
+Every exception here names the file, list line, flag or checkpoint at fault,
+so that an entry point can stop with its message alone instead of a
+traceback (`exit_on_known_errors`). The module imports no TensorFlow: the
+tools and the metrics, which must not load it, raise these errors too. A
+checkpoint that does not fit its model raises
+`network.checkpoints.CheckpointMismatchError`, defined beside the checkpoint
+inspection in the TensorFlow-only `network` package.
+"""
+
+import contextlib
+
+
+class ListFileError(ValueError):
+  """A list file that cannot be read or decoded as text."""
+
+
+class ImageFileError(ValueError):
+  """An image file that cannot be decoded or has the wrong kind of pixels."""
+
+
+class DataError(ValueError):
+  """A data list or one of its files is malformed, missing or undecodable."""
+
+
+class InferenceError(ValueError):
+  """A checkpoint, prototype bank or setting that inference cannot use."""
+
+
+class TrainingError(Exception):
+  """A run cannot start or continue; the message says why and what to do."""
+
+
+class ConfigMismatchError(TrainingError, ValueError):
+  """The snapshot directory holds a run with another configuration."""
+
+
+class DivergenceError(TrainingError, FloatingPointError):
+  """The loss grew by orders of magnitude (or became NaN or infinite).
+
+  Attributes:
+    step: The 1-based number of the step that failed.
+  """
+
+  def __init__(self, message, step):
+    super().__init__(message)
+    self.step = step
+
+
+class NonFiniteLossError(DivergenceError):
+  """The loss, its gradients or the weights became NaN or infinite."""
+
+
+@contextlib.contextmanager
+def exit_on_known_errors():
+  """Turns errors a user can fix (bad files, flags) into an exit message.
+
+  Raises:
+    SystemExit: With 'error: ' and the message of a ListFileError,
+      ImageFileError, DataError, InferenceError, TrainingError (and its
+      subclasses), FileNotFoundError or
+      network.checkpoints.CheckpointMismatchError raised inside.
+  """
+  # Imported here: network.checkpoints loads TensorFlow, which the tools
+  # importing this module must not.
+  from network import checkpoints  # pylint: disable=g-import-not-at-top
+
+  try:
+    yield
+  except (ListFileError, ImageFileError, DataError, InferenceError,
+          TrainingError, FileNotFoundError,
+          checkpoints.CheckpointMismatchError) as error:
+    raise SystemExit('error: %s' % error) from error

@@ -1,0 +1,92 @@
+"""Resumable output directories: the settings that made them, unique names.
+
+A directory of outputs records the settings that made them in its settings
+file; a rerun with the same settings reuses the outputs that exist (they
+were written atomically, so existing means complete), one with other
+settings deletes them all so that they are recomputed.
+"""
+
+import glob
+import json
+import logging
+import os
+
+from segsort import config as config_lib
+from segsort import errors
+from segsort import io_utils
+
+# The file recording the settings that made a directory's outputs.
+SETTINGS_FILE = 'settings.json'
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def log_run_summary(what, num_done, num_skipped, seconds):
+  """Logs how many images a run did, how fast, and how many it skipped."""
+  rate = num_done / seconds if seconds > 0 else 0.0
+  _LOGGER.info('%s: %d images in %.1f s (%.2f images/s), %d skipped as '
+               'already done.', what, num_done, seconds, rate, num_skipped)
+
+
+def check_unique_ids(entries):
+  """Checks that no two list entries share an image id, which names outputs.
+
+  Args:
+    entries: segsort.data.ListEntry items of one list.
+
+  Raises:
+    DataError: Naming both list lines of a repeated image id.
+  """
+  first_entry_of_id = {}
+  for entry in entries:
+    previous = first_entry_of_id.setdefault(entry.image_id, entry)
+    if previous is not entry:
+      raise errors.DataError(
+          '%s and %s both name image id %s; outputs are named by image id.'
+          % (previous.location(), entry.location(), entry.image_id))
+
+
+def _describe_changes(old, new):
+  """Names the settings that differ between two settings dicts."""
+  if old is None:
+    return 'no settings recorded'
+  return '; '.join('%s: %s -> %s' % (key, json.dumps(old_value)[:200],
+                                     json.dumps(new_value)[:200])
+                   for key, old_value, new_value in
+                   config_lib.setting_differences(old, new))
+
+
+def prepare_output_dir(settings_path, settings, output_patterns, what):
+  """Deletes outputs made with other settings, then records the settings.
+
+  Outputs of a directory are reused only when its settings file holds the
+  same settings; when it holds others, or none, or cannot be read, the
+  change is logged and every file matching `output_patterns` is deleted,
+  so that all of them are recomputed.
+
+  Args:
+    settings_path: The JSON settings file of the outputs.
+    settings: A JSON-ready dict of everything the outputs depend on.
+    output_patterns: glob patterns of the output files.
+    what: Names the outputs in the message, e.g. 'Prototype cache'.
+  """
+  settings = json.loads(json.dumps(settings))
+  recorded = None
+  if os.path.exists(settings_path):
+    try:
+      with open(settings_path) as stream:
+        recorded = json.load(stream)
+    except (OSError, ValueError):
+      recorded = None
+  if recorded == settings:
+    return
+  stale_files = sorted(path for pattern in output_patterns
+                       for path in glob.glob(pattern))
+  if stale_files:
+    _LOGGER.warning('%s %s were made with other settings (%s); clearing %d '
+                    'files.', what,
+                    os.path.dirname(os.path.abspath(settings_path)),
+                    _describe_changes(recorded, settings), len(stale_files))
+    for path in stale_files:
+      os.remove(path)
+  io_utils.save_json(settings_path, settings)

@@ -1,0 +1,231 @@
+"""Per-pixel class scores of one image view, and labels over views.
+
+SegSort (`SegSortPredictor`): the embedding grid is clustered by vMF k-means
+on embedding plus (y, x) location in [0, 1); every pixel joins the most
+similar cluster of its 2 x 2 surrounding cells; every segment's prototype
+takes the votes of its k nearest prototypes of the annotated bank, and the
+votes are painted onto the segment's pixels. Softmax baseline
+(`SoftmaxPredictor`): class probabilities of the logits upsampled bilinearly
+to the image's size. `predict_labels` sums the scores of scaled and flipped
+views.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from network.segsort import common_utils
+from network.segsort import eval_utils
+from segsort.inference import windows
+
+
+def segment_embedding(grid_embedding, pixel_embedding, num_clusters,
+                      kmeans_iterations, output_stride):
+  """Cuts one image into segments by vMF k-means with location.
+
+  `eval_utils.segment_by_kmeans_on_grid`: k-means on the output grid, then
+  every pixel joins the nearest cluster of its 2 x 2 surrounding cells.
+
+  Args:
+    grid_embedding: A float32 tensor `[h, w, D]` of unit vectors.
+    pixel_embedding: A float32 tensor `[H, W, D]` of unit vectors, the grid
+      upsampled to the image.
+    num_clusters: The initial grid: n (n x n) or (along y, along x).
+    kmeans_iterations: The number of k-means iterations.
+    output_stride: Pixels per grid cell.
+
+  Returns:
+    segment_ids: An int32 tensor `[H, W]` in `[0, num_segments)`, numbered
+      in order of first appearance (no empty segment).
+    segment_prototypes: A float32 tensor `[num_segments, D]`.
+  """
+  return eval_utils.segment_by_kmeans_on_grid(
+      grid_embedding, pixel_embedding, common_utils.cluster_grid(num_clusters),
+      kmeans_iterations, output_stride)
+
+
+@dataclasses.dataclass
+class SegmentNeighbours:
+  """One image's segments and their nearest prototypes (for explanations).
+
+  Attributes:
+    segment_ids: int32 `[H, W]`.
+    votes: float32 `[num_segments, num_classes]` k-NN label counts.
+    similarities: float32 `[num_segments, k]` cosines, most similar first.
+    prototype_indices: int32 `[num_segments, k]` rows of the bank.
+  """
+  segment_ids: np.ndarray
+  votes: np.ndarray
+  similarities: np.ndarray
+  prototype_indices: np.ndarray
+
+
+class SegSortPredictor:
+  """Per-pixel k-NN class votes of one image view."""
+
+  def __init__(self, network, bank, *, window_size, strides,
+               k_in_nearest_neighbors, num_classes, num_clusters,
+               kmeans_iterations):
+    """Binds a network to a prototype bank.
+
+    Args:
+      network: A restored SegSort SegmentationNetwork.
+      bank: A PrototypeBank.
+      window_size: (height, width) of the sliding windows.
+      strides: (vertical, horizontal) window strides.
+      k_in_nearest_neighbors: The number of neighbours that vote.
+      num_classes: The number of classes.
+      num_clusters: The k-means grid: n (n x n) or (along y, along x).
+      kmeans_iterations: The number of k-means iterations.
+    """
+    self.num_classes = num_classes
+    self._runner = windows.DenseOutputRunner(network, window_size, strides,
+                                     normalize_windows=True)
+    self._bank_features = tf.constant(bank.features)
+    self._bank_labels = tf.constant(bank.labels)
+    self._k = k_in_nearest_neighbors
+    self._num_clusters = common_utils.cluster_grid(num_clusters)
+    self._kmeans_iterations = kmeans_iterations
+    self._bank_identity = bank.identity
+    self._pixel_votes = tf.function(self._compute_pixel_votes,
+                                    reduce_retracing=True)
+    self._neighbours = tf.function(self._compute_neighbours,
+                                   reduce_retracing=True)
+
+  def settings(self):
+    """What determines this predictor's outputs, as a JSON-ready dict."""
+    return {
+        'method': 'segsort',
+        'segmentation': 'kmeans_on_grid',
+        'window_size': list(self._runner.window_size),
+        'strides': list(self._runner.strides),
+        'num_classes': self.num_classes,
+        'k_in_nearest_neighbors': self._k,
+        'num_clusters': list(self._num_clusters),
+        'kmeans_iterations': self._kmeans_iterations,
+        'prototype_bank': self._bank_identity,
+    }
+
+  def embeddings(self, image):
+    """The unit embeddings of a mean-subtracted image `[H, W, 3]`.
+
+    Returns:
+      grid_embedding: A float32 tensor `[ceil(H / s), ceil(W / s), D]`.
+      pixel_embedding: A float32 tensor `[H, W, D]`, the grid upsampled.
+    """
+    grid = common_utils.normalize_embedding(self._runner.output_grid(image))
+    return grid, common_utils.normalize_embedding(
+        self._runner.upsample_to_image(grid, image.shape[:2]))
+
+  def _segment(self, grid_embedding, pixel_embedding):
+    return segment_embedding(grid_embedding, pixel_embedding,
+                             self._num_clusters, self._kmeans_iterations,
+                             self._runner.output_stride)
+
+  def _compute_pixel_votes(self, grid_embedding, pixel_embedding):
+    segment_ids, segment_prototypes = self._segment(grid_embedding,
+                                                    pixel_embedding)
+    votes = eval_utils.knn_label_votes(
+        segment_prototypes, self._bank_features, self._bank_labels, self._k,
+        self.num_classes)
+    return tf.gather(votes, segment_ids)
+
+  def _compute_neighbours(self, grid_embedding, pixel_embedding):
+    segment_ids, segment_prototypes = self._segment(grid_embedding,
+                                                    pixel_embedding)
+    similarities, indices = eval_utils.nearest_prototypes(
+        segment_prototypes, self._bank_features, self._k)
+    votes = eval_utils.label_votes(indices, self._bank_labels,
+                                   self.num_classes)
+    return segment_ids, votes, similarities, indices
+
+  def class_scores(self, image):
+    """k-NN votes of every pixel's segment.
+
+    Args:
+      image: A float32 tensor `[H, W, 3]`, mean-subtracted.
+
+    Returns:
+      A float32 tensor `[H, W, num_classes]`, each pixel's votes summing to k
+      (or the bank size when smaller).
+    """
+    return self._pixel_votes(*self.embeddings(image))
+
+  def neighbours(self, image):
+    """Segments an image and finds every segment's k nearest prototypes.
+
+    Args:
+      image: A float32 tensor `[H, W, 3]`, mean-subtracted.
+
+    Returns:
+      A SegmentNeighbours.
+    """
+    outputs = self._neighbours(*self.embeddings(image))
+    return SegmentNeighbours(*(output.numpy() for output in outputs))
+
+
+class SoftmaxPredictor:
+  """Per-pixel class probabilities of the softmax baseline for one view."""
+
+  def __init__(self, network, *, window_size, strides, num_classes):
+    """Wraps a restored softmax network.
+
+    Args:
+      network: A SegmentationNetwork with `num_classes` outputs.
+      window_size: (height, width) of the sliding windows.
+      strides: (vertical, horizontal) window strides.
+      num_classes: The number of classes.
+    """
+    self.num_classes = num_classes
+    self._runner = windows.DenseOutputRunner(network, window_size, strides,
+                                     normalize_windows=False)
+
+  def settings(self):
+    """What determines this predictor's outputs, as a JSON-ready dict."""
+    return {
+        'method': 'softmax',
+        'window_size': list(self._runner.window_size),
+        'strides': list(self._runner.strides),
+        'num_classes': self.num_classes,
+    }
+
+  def class_scores(self, image):
+    """Softmax of the logits upsampled to the image, `[H, W, num_classes]`."""
+    logits = self._runner.upsample_to_image(self._runner.output_grid(image),
+                                            image.shape[:2])
+    return tf.nn.softmax(logits, axis=-1)
+
+
+def predict_labels(predictor, image, scales=(1.0,), flip=False):
+  """Labels an image by the summed scores of its scaled (and flipped) views.
+
+  Args:
+    predictor: A SegSortPredictor or SoftmaxPredictor.
+    image: A float32 tensor `[H, W, 3]`, mean-subtracted.
+    scales: Image scale factors.
+    flip: Whether to add the left-right flip of every scale.
+
+  Returns:
+    A uint8 array `[H, W]` of class ids; ties go to the lowest class.
+  """
+  height, width = int(image.shape[0]), int(image.shape[1])
+  score_sum = tf.zeros([height, width, predictor.num_classes])
+  for scale in scales:
+    if scale == 1:
+      scaled_image = image
+    else:
+      scaled_size = [max(1, round(height * scale)), max(1, round(width * scale))]
+      scaled_image = tf.image.resize(image[tf.newaxis], scaled_size,
+                                     method='bilinear')[0]
+    for flipped in ((False, True) if flip else (False,)):
+      view = tf.reverse(scaled_image, axis=[1]) if flipped else scaled_image
+      scores = predictor.class_scores(view)
+      if flipped:
+        scores = tf.reverse(scores, axis=[1])
+      if scale != 1:
+        scores = tf.image.resize(scores[tf.newaxis], [height, width],
+                                 method='bilinear')[0]
+      score_sum += scores
+  return tf.argmax(score_sum, axis=-1, output_type=tf.int32).numpy().astype(
+      np.uint8)

@@ -1,0 +1,154 @@
+"""Predicting every image of a list into gray/ID.png and color/ID.png."""
+
+import os
+import time
+
+import numpy as np
+
+from segsort import colormap as colormap_lib
+from segsort import console
+from segsort import data
+from segsort import errors
+from segsort import io_utils
+from segsort import overlay
+from segsort.inference import output_dirs
+from segsort.inference import predictors
+
+
+def load_colormap(spec, data_dir=None):
+  """Loads the colour map `[num_colors, 3]` that --colormap asks for.
+
+  Args:
+    spec: A name of `colormap.NAMED_COLORMAPS` ('voc', 'cityscapes'), a .npy
+      file, or a text file of `R G B` rows; None for the data set's own
+      colours (`data_dir/colormap.txt`, written by the tools that import a
+      data set) when that file exists, else VOC's.
+    data_dir: The data set's DATAROOT, or None.
+
+  Returns:
+    A uint8 array `[num_colors, 3]`.
+
+  Raises:
+    InferenceError: Naming the file if it cannot be read or has a bad shape.
+  """
+  if spec is None and data_dir is not None:
+    data_set_colormap = os.path.join(data_dir, colormap_lib.COLORMAP_FILE)
+    if os.path.exists(data_set_colormap):
+      spec = data_set_colormap
+  if spec is None:
+    return colormap_lib.voc_colormap()
+  if spec in colormap_lib.NAMED_COLORMAPS:
+    return colormap_lib.NAMED_COLORMAPS[spec]()
+  try:
+    colormap = np.load(spec) if spec.endswith('.npy') else np.loadtxt(
+        spec, ndmin=2)
+  except (OSError, ValueError) as error:
+    raise errors.InferenceError('Cannot read colour map %s: %s'
+                                % (spec, error)) from error
+  if colormap.ndim != 2 or colormap.shape[1] != 3:
+    raise errors.InferenceError('Colour map %s has shape %s; expected [N, '
+                                '3].' % (spec, colormap.shape))
+  return np.clip(colormap, 0, 255).astype(np.uint8)
+
+
+def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
+                 save_dir, scales=(1.0,), flip=False, colormap=None,
+                 ignore_label=255, apply_exif_orientation=False,
+                 checkpoint_overrides=None, save_overlay=False):
+  """Predicts every image of a list and writes gray/ID.png and color/ID.png.
+
+  The run's settings (checkpoint, prototype bank, predictor settings, scales,
+  flip, colour map, data_dir) are written to SAVE_DIR/settings.json. When
+  they equal the recorded ones, images whose two PNGs exist already are
+  skipped (their files were written atomically, so they are complete) and
+  not even decoded; otherwise every prediction of save_dir is deleted and
+  recomputed.
+
+  Args:
+    predictor: A SegSortPredictor or SoftmaxPredictor.
+    checkpoint_prefix: The resolved checkpoint of the predictor's network.
+    data_dir: The directory list paths are relative to.
+    data_list: A list of images (labels optional and unused).
+    save_dir: The output directory.
+    scales: Image scale factors.
+    flip: Whether to add left-right flips.
+    colormap: A uint8 array `[num_colors, 3]` covering the classes; VOC's
+      when None.
+    ignore_label: Passed to the input pipeline (labels are not used).
+    apply_exif_orientation: Whether to turn images as their EXIF orientation
+      asks (predictions then have the turned size).
+    checkpoint_overrides: A JSON-ready dict of the flags given with values
+      other than the checkpoint's training settings
+      (`command_line.settings_from_checkpoint`), recorded in the settings
+      when not empty.
+    save_overlay: Whether to write overlay/ID.png too (segsort.overlay: the
+      image blended with the colour labels, segment boundaries in white);
+      images without one are then not skipped.
+
+  Returns:
+    The number of images predicted (not skipped).
+
+  Raises:
+    InferenceError: If the colour map has fewer colours than classes.
+  """
+  if colormap is None:
+    colormap = colormap_lib.voc_colormap()
+  if len(colormap) < predictor.num_classes:
+    raise errors.InferenceError(
+        'The colour map (--colormap, else DATA_DIR/%s) has %d colours for '
+        '--num_classes %d; pass --colormap voc or a map of at least %d '
+        'colours.' % (colormap_lib.COLORMAP_FILE, len(colormap),
+                      predictor.num_classes, predictor.num_classes))
+  entries = data.read_data_list(data_dir, data_list, require_labels=False)
+  output_dirs.check_unique_ids(entries)
+  gray_dir = os.path.join(save_dir, 'gray')
+  color_dir = os.path.join(save_dir, 'color')
+  overlay_dir = os.path.join(save_dir, 'overlay')
+  settings = dict(
+      predictor.settings(),
+      checkpoint=os.path.abspath(checkpoint_prefix),
+      data_dir=os.path.abspath(data_dir),
+      scales=[float(scale) for scale in scales], flip=bool(flip),
+      colormap=np.asarray(colormap[:predictor.num_classes]).tolist(),
+      apply_exif_orientation=bool(apply_exif_orientation))
+  if checkpoint_overrides:
+    settings['flags_overriding_checkpoint'] = checkpoint_overrides
+  output_dirs.prepare_output_dir(
+      os.path.join(save_dir, output_dirs.SETTINGS_FILE), settings,
+                     [os.path.join(gray_dir, '*.png'),
+                      os.path.join(color_dir, '*.png'),
+                      os.path.join(overlay_dir, '*.png')],
+                     'Predictions in')
+
+  def output_paths(entry):
+    return (os.path.join(gray_dir, entry.image_id + '.png'),
+            os.path.join(color_dir, entry.image_id + '.png')) + (
+                (os.path.join(overlay_dir, entry.image_id + '.png'),)
+                if save_overlay else ())
+
+  to_predict = [entry for entry in entries
+                if not all(os.path.exists(path)
+                           for path in output_paths(entry))]
+  num_skipped = len(entries) - len(to_predict)
+  num_done = 0
+  start = time.time()
+  for entry, example in console.progress(
+      zip(to_predict, data.entries_dataset(
+          to_predict, ignore_label=ignore_label,
+          apply_exif_orientation=apply_exif_orientation)),
+      total=len(to_predict), desc='Predicting', unit='image'):
+    gray_path, color_path, *overlay_path = output_paths(entry)
+    labels = predictors.predict_labels(predictor, example['image'], scales,
+                                       flip)
+    io_utils.save_png(gray_path, labels)
+    io_utils.save_png(color_path, colormap_lib.colorize(labels, colormap))
+    if save_overlay:
+      image = np.clip(np.rint(example['image'].numpy() + data.IMG_MEAN), 0,
+                      255).astype(np.uint8)
+      io_utils.save_png(overlay_path[0], overlay.draw_overlay(
+          image, labels, colormap, overlay.overlay_segments(
+              predictor, example['image'], labels, scales, flip)))
+    num_done += 1
+  output_dirs.log_run_summary('Predicted', num_done, num_skipped,
+                              time.time() - start)
+  return num_done
