@@ -1,6 +1,7 @@
 """Tests of segsort.overlay: inference overlays and per-class IoU charts."""
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -114,7 +115,7 @@ def _check_overlays(save_dir, synthetic_set):
 
 
 def test_inference_writes_overlays_on_request(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, capsys):
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog):
   flags = ['--data_dir', synthetic_set.data_dir,
            '--data_list', synthetic_set.val_list,
            '--restore_from', segsort_checkpoint_dir,
@@ -123,11 +124,12 @@ def test_inference_writes_overlays_on_request(
           ] + WINDOW_FLAGS
   inference_segsort.main(flags)
   assert not os.path.exists(tmp_path / 'overlay')
-  capsys.readouterr()
+  caplog.set_level(logging.INFO, logger='segsort.inference')
+  caplog.clear()
   # Asked for later: the images without an overlay are predicted again.
   inference_segsort.main(flags + ['--save_overlay'])
   ids = _check_overlays(tmp_path, synthetic_set)
-  assert 'Predicted: %d images' % len(ids) in capsys.readouterr().out
+  assert 'Predicted: %d images' % len(ids) in caplog.text
   # The k-means segments are drawn, not only the class regions.
   picture = _read_png(tmp_path / 'overlay' / (ids[0] + '.png'))
   labels = _read_png(tmp_path / 'gray' / (ids[0] + '.png'))
