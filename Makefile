@@ -4,7 +4,7 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv clean-venv
+.PHONY: test lint format demo venv clean-venv
 
 # TensorFlow comes from the `cpu` extra (see setup.py: `gpu` instead for
 # CUDA, never both); constraints.txt pins the versions the suite runs with.
@@ -16,7 +16,16 @@ $(STAMP): setup.py constraints.txt
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The one code style (ruff.toml): `make format` applies it, `make lint`
+# checks it, and `make test` lints before testing.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+
+test: lint
 	$(VENV_PY) -m pytest -q -n 2 tests
 
 demo: $(STAMP)

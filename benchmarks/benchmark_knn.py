@@ -17,7 +17,8 @@ import time
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
@@ -27,8 +28,12 @@ def _parse_args():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--num_prototypes', type=flags.integer(1), default=265000)
   parser.add_argument('--embedding_dim', type=flags.integer(1), default=32)
-  parser.add_argument('--num_segments', type=flags.integer(1), default=25,
-                      help='Test segments (queries) per image.')
+  parser.add_argument(
+    '--num_segments',
+    type=flags.integer(1),
+    default=25,
+    help='Test segments (queries) per image.',
+  )
   parser.add_argument('--k', type=flags.integer(1), default=15)
   parser.add_argument('--num_classes', type=flags.integer(1), default=21)
   parser.add_argument('--chunk_size', type=flags.integer(1), default=65536)
@@ -58,33 +63,51 @@ def main():
   args = _parse_args()
   rng = np.random.default_rng(0)
   bank_features = tf.constant(
-      _unit_rows(rng, args.num_prototypes, args.embedding_dim))
+    _unit_rows(rng, args.num_prototypes, args.embedding_dim)
+  )
   bank_labels = tf.constant(
-      rng.integers(0, args.num_classes, args.num_prototypes, dtype=np.int32))
-  queries = [tf.constant(_unit_rows(rng, args.num_segments,
-                                    args.embedding_dim))
-             for _ in range(args.warmup + args.images)]
+    rng.integers(0, args.num_classes, args.num_prototypes, dtype=np.int32)
+  )
+  queries = [
+    tf.constant(_unit_rows(rng, args.num_segments, args.embedding_dim))
+    for _ in range(args.warmup + args.images)
+  ]
 
   @tf.function
   def votes(test_prototypes):
-    return eval_utils.knn_label_votes(test_prototypes, bank_features,
-                                      bank_labels, args.k, args.num_classes,
-                                      args.chunk_size)
+    return eval_utils.knn_label_votes(
+      test_prototypes,
+      bank_features,
+      bank_labels,
+      args.k,
+      args.num_classes,
+      args.chunk_size,
+    )
 
-  for image_queries in queries[:args.warmup]:
+  for image_queries in queries[: args.warmup]:
     votes(image_queries).numpy()
   milliseconds = []
-  for image_queries in queries[args.warmup:]:
+  for image_queries in queries[args.warmup :]:
     start = time.perf_counter()
     votes(image_queries).numpy()
     milliseconds.append(1000 * (time.perf_counter() - start))
   # The median resists other processes sharing the machine; the mean not.
-  print('k-NN votes: %.2f ms/image median, %.2f mean (%d prototypes x %d '
-        'dims, %d segments, k=%d, chunk %d, %d images, %d CPU cores, %s)'
-        % (np.median(milliseconds), np.mean(milliseconds),
-           args.num_prototypes, args.embedding_dim, args.num_segments, args.k,
-           args.chunk_size, args.images, os.cpu_count(),
-           'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'))
+  print(
+    'k-NN votes: %.2f ms/image median, %.2f mean (%d prototypes x %d '
+    'dims, %d segments, k=%d, chunk %d, %d images, %d CPU cores, %s)'
+    % (
+      np.median(milliseconds),
+      np.mean(milliseconds),
+      args.num_prototypes,
+      args.embedding_dim,
+      args.num_segments,
+      args.k,
+      args.chunk_size,
+      args.images,
+      os.cpu_count(),
+      'GPU' if tf.config.list_physical_devices('GPU') else 'CPU',
+    )
+  )
 
 
 if __name__ == '__main__':

@@ -20,7 +20,8 @@ import time
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
@@ -29,19 +30,31 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 def _parse_args():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--batch_size', type=flags.integer(1), default=8)
-  parser.add_argument('--size', type=flags.integer(1), default=42,
-                      help='Embedding height and width.')
+  parser.add_argument(
+    '--size',
+    type=flags.integer(1),
+    default=42,
+    help='Embedding height and width.',
+  )
   parser.add_argument('--embedding_dim', type=flags.integer(1), default=32)
   parser.add_argument('--num_clusters', type=flags.integer(1), default=5)
   parser.add_argument('--kmeans_iterations', type=flags.integer(0), default=10)
   parser.add_argument('--num_banks', type=flags.integer(0), default=2)
   parser.add_argument('--num_classes', type=flags.integer(1), default=21)
-  parser.add_argument('--steps', type=flags.integer(1), default=10,
-                      help='Steps per timed round.')
-  parser.add_argument('--repeats', type=flags.integer(1), default=5,
-                      help='Timed rounds; the median round is printed.')
-  parser.add_argument('--no_xla', action='store_true',
-                      help='Skip the jit_compile=True measurement.')
+  parser.add_argument(
+    '--steps', type=flags.integer(1), default=10, help='Steps per timed round.'
+  )
+  parser.add_argument(
+    '--repeats',
+    type=flags.integer(1),
+    default=5,
+    help='Timed rounds; the median round is printed.',
+  )
+  parser.add_argument(
+    '--no_xla',
+    action='store_true',
+    help='Skip the jit_compile=True measurement.',
+  )
   return parser.parse_args()
 
 
@@ -65,24 +78,29 @@ from network.segsort import train_utils  # pylint: disable=g-import-not-at-top,w
 def _inputs(args):
   rng = np.random.default_rng(0)
   shape = [args.batch_size, args.size, args.size]
-  embedding = tf.Variable(rng.normal(size=shape + [args.embedding_dim]),
-                          dtype=tf.float32)
+  embedding = tf.Variable(
+    rng.normal(size=shape + [args.embedding_dim]), dtype=tf.float32
+  )
   # Like VOC: background plus one or two objects (rectangles) per image.
   labels = np.zeros(shape + [1], np.int32)
   for image_labels in labels:
     for _ in range(rng.integers(1, 3)):
       top, left = rng.integers(0, args.size // 2, size=2)
       bottom, right = rng.integers(args.size // 2, args.size, size=2)
-      image_labels[top:bottom, left:right] = rng.integers(
-          1, args.num_classes)
+      image_labels[top:bottom, left:right] = rng.integers(1, args.num_classes)
   labels = tf.constant(labels)
   grid = common_utils.initialize_cluster_labels(
-      [args.num_clusters] * 2, [args.size, args.size])
-  cluster_labels = tf.tile(grid[tf.newaxis, :, :, tf.newaxis],
-                           [args.batch_size, 1, 1, 1])
-  loc = tf.tile(common_utils.generate_location_features(
-      [args.size, args.size], 'float')[tf.newaxis],
-                [args.batch_size, 1, 1, 1])
+    [args.num_clusters] * 2, [args.size, args.size]
+  )
+  cluster_labels = tf.tile(
+    grid[tf.newaxis, :, :, tf.newaxis], [args.batch_size, 1, 1, 1]
+  )
+  loc = tf.tile(
+    common_utils.generate_location_features([args.size, args.size], 'float')[
+      tf.newaxis
+    ],
+    [args.batch_size, 1, 1, 1],
+  )
   return embedding, labels, cluster_labels, loc
 
 
@@ -111,18 +129,26 @@ def _time_rounds(step, steps, repeats):
 def main():
   args = _parse_args()
   embedding, labels, cluster_labels, loc = _inputs(args)
-  capacity = args.num_clusters ** 2 * args.batch_size
+  capacity = args.num_clusters**2 * args.batch_size
   for jit_compile in (False,) if args.no_xla else (False, True):
-    bank = train_utils.MemoryBank(args.num_banks, capacity,
-                                  args.embedding_dim)
+    bank = train_utils.MemoryBank(args.num_banks, capacity, args.embedding_dim)
 
     @tf.function(jit_compile=jit_compile)
     def step(bank=bank):
       with tf.GradientTape() as tape:
         loss = train_utils.add_segsort_loss(
-            embedding, labels, args.embedding_dim, 255, 10.0,
-            cluster_labels, args.num_clusters, args.kmeans_iterations,
-            args.num_banks, loc, bank)
+          embedding,
+          labels,
+          args.embedding_dim,
+          255,
+          10.0,
+          cluster_labels,
+          args.num_clusters,
+          args.kmeans_iterations,
+          args.num_banks,
+          loc,
+          bank,
+        )
       gradient = tape.gradient(loss, embedding)
       return loss + 0 * tf.reduce_sum(gradient)
 
@@ -131,15 +157,30 @@ def main():
       float(step())
     peak_mib = _measure_peak_memory(lambda: float(step()))
     median, fastest, slowest = _time_rounds(step, args.steps, args.repeats)
-    print('add_segsort_loss forward+backward, batch %d, %dx%d, dim %d, '
-          '%dx%d clusters, %d iterations, %d banks, %s: %.1f ms/step '
-          '(median of %d rounds of %d steps; min %.1f, max %.1f), peak '
-          'memory %.0f MiB' % (
-              args.batch_size, args.size, args.size, args.embedding_dim,
-              args.num_clusters, args.num_clusters, args.kmeans_iterations,
-              args.num_banks, 'XLA (jit_compile=True)' if jit_compile
-              else 'tf.function', median, args.repeats, args.steps,
-              fastest, slowest, peak_mib), flush=True)
+    print(
+      'add_segsort_loss forward+backward, batch %d, %dx%d, dim %d, '
+      '%dx%d clusters, %d iterations, %d banks, %s: %.1f ms/step '
+      '(median of %d rounds of %d steps; min %.1f, max %.1f), peak '
+      'memory %.0f MiB'
+      % (
+        args.batch_size,
+        args.size,
+        args.size,
+        args.embedding_dim,
+        args.num_clusters,
+        args.num_clusters,
+        args.kmeans_iterations,
+        args.num_banks,
+        'XLA (jit_compile=True)' if jit_compile else 'tf.function',
+        median,
+        args.repeats,
+        args.steps,
+        fastest,
+        slowest,
+        peak_mib,
+      ),
+      flush=True,
+    )
 
 
 if __name__ == '__main__':

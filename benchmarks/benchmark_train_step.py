@@ -23,7 +23,8 @@ import time
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
@@ -32,25 +33,50 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 
 def _parse_args(argv):
   parser = argparse.ArgumentParser(
-      description=__doc__.splitlines()[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--backbone', default='resnet_v1_101',
-                      choices=config_lib.BACKBONES)
+    description=__doc__.splitlines()[0],
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
+  parser.add_argument(
+    '--backbone', default='resnet_v1_101', choices=config_lib.BACKBONES
+  )
   parser.add_argument('--head', default='pspnet', choices=config_lib.HEADS)
-  parser.add_argument('--output_stride', type=flags.integer(1), default=8,
-                      choices=config_lib.OUTPUT_STRIDES)
+  parser.add_argument(
+    '--output_stride',
+    type=flags.integer(1),
+    default=8,
+    choices=config_lib.OUTPUT_STRIDES,
+  )
   parser.add_argument('--batch_size', type=flags.integer(1), default=8)
-  parser.add_argument('--input_size', type=flags.size_pair,
-                      default=(336, 336), help='"height,width" of crops.')
-  parser.add_argument('--num_classes', type=flags.integer(1), default=21,
-                      help='Classes drawn in the synthetic labels.')
+  parser.add_argument(
+    '--input_size',
+    type=flags.size_pair,
+    default=(336, 336),
+    help='"height,width" of crops.',
+  )
+  parser.add_argument(
+    '--num_classes',
+    type=flags.integer(1),
+    default=21,
+    help='Classes drawn in the synthetic labels.',
+  )
   parser.add_argument('--num_banks', type=flags.integer(0), default=2)
-  parser.add_argument('--steps', type=flags.integer(1), default=10,
-                      help='Timed steps (after --warmup_steps).')
-  parser.add_argument('--warmup_steps', type=flags.integer(0), default=2,
-                      help='Untimed steps: tracing, compilation, autotuning.')
-  parser.add_argument('--is_training', action='store_true',
-                      help='BatchNorm in training mode (stage 1).')
+  parser.add_argument(
+    '--steps',
+    type=flags.integer(1),
+    default=10,
+    help='Timed steps (after --warmup_steps).',
+  )
+  parser.add_argument(
+    '--warmup_steps',
+    type=flags.integer(0),
+    default=2,
+    help='Untimed steps: tracing, compilation, autotuning.',
+  )
+  parser.add_argument(
+    '--is_training',
+    action='store_true',
+    help='BatchNorm in training mode (stage 1).',
+  )
   parser.add_argument('--mixed_precision', action='store_true')
   parser.add_argument('--jit_compile', action='store_true')
   return parser.parse_args(argv)
@@ -85,19 +111,20 @@ def synthetic_batch(batch_size, input_size, num_classes, num_clusters, seed=0):
     for _ in range(rng.integers(1, 4)):
       top, bottom = np.sort(rng.integers(0, height, size=2))
       left, right = np.sort(rng.integers(0, width, size=2))
-      image_labels[top:bottom + 1, left:right + 1] = rng.integers(
-          1, num_classes)
-  grid = common_utils.initialize_cluster_labels(num_clusters,
-                                                [height, width])
-  locations = common_utils.generate_location_features([height, width],
-                                                       'float')
+      image_labels[top : bottom + 1, left : right + 1] = rng.integers(
+        1, num_classes
+      )
+  grid = common_utils.initialize_cluster_labels(num_clusters, [height, width])
+  locations = common_utils.generate_location_features([height, width], 'float')
   return {
-      'image': tf.constant(rng.normal(0, 60, [batch_size, height, width, 3]),
-                           tf.float32),
-      'label': tf.constant(labels),
-      'cluster_label': tf.tile(grid[tf.newaxis, :, :, tf.newaxis],
-                               [batch_size, 1, 1, 1]),
-      'loc_feature': tf.tile(locations[tf.newaxis], [batch_size, 1, 1, 1]),
+    'image': tf.constant(
+      rng.normal(0, 60, [batch_size, height, width, 3]), tf.float32
+    ),
+    'label': tf.constant(labels),
+    'cluster_label': tf.tile(
+      grid[tf.newaxis, :, :, tf.newaxis], [batch_size, 1, 1, 1]
+    ),
+    'loc_feature': tf.tile(locations[tf.newaxis], [batch_size, 1, 1, 1]),
   }
 
 
@@ -112,20 +139,38 @@ def time_train_steps(trainer, warmup_steps, steps):
 def time_loss(config, batch, output_size, memory_bank, warmup_steps, steps):
   """Returns seconds per add_segsort_loss forward + backward."""
   rng = np.random.default_rng(1)
-  embedding = tf.Variable(rng.normal(size=[
-      config.batch_size, output_size[0], output_size[1],
-      config.embedding_dim]), dtype=tf.float32)
-  shrunk = {name: summaries.resize_nearest(batch[name], output_size)
-            for name in ('label', 'cluster_label', 'loc_feature')}
+  embedding = tf.Variable(
+    rng.normal(
+      size=[
+        config.batch_size,
+        output_size[0],
+        output_size[1],
+        config.embedding_dim,
+      ]
+    ),
+    dtype=tf.float32,
+  )
+  shrunk = {
+    name: summaries.resize_nearest(batch[name], output_size)
+    for name in ('label', 'cluster_label', 'loc_feature')
+  }
 
   @tf.function(jit_compile=config.jit_compile)
   def loss_step():
     with tf.GradientTape() as tape:
       loss = train_utils.add_segsort_loss(
-          embedding, shrunk['label'], config.embedding_dim,
-          config.ignore_label, config.concentration, shrunk['cluster_label'],
-          config.num_clusters, config.kmeans_iterations, config.num_banks,
-          shrunk['loc_feature'], memory_bank)
+        embedding,
+        shrunk['label'],
+        config.embedding_dim,
+        config.ignore_label,
+        config.concentration,
+        shrunk['cluster_label'],
+        config.num_clusters,
+        config.kmeans_iterations,
+        config.num_banks,
+        shrunk['loc_feature'],
+        memory_bank,
+      )
     return loss, tape.gradient(loss, embedding)
 
   for _ in range(warmup_steps):
@@ -140,32 +185,63 @@ def main(argv=None):
   args = _parse_args(argv)
   with tempfile.TemporaryDirectory() as snapshot_dir:
     config = config_lib.TrainConfig(
-        mode='segsort', backbone=args.backbone, head=args.head,
-        output_stride=args.output_stride, batch_size=args.batch_size,
-        input_size=args.input_size, num_classes=args.num_classes,
-        num_banks=args.num_banks, is_training=args.is_training,
-        mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
-        learning_rate=1e-4, num_steps=args.warmup_steps + args.steps + 1,
-        save_pred_every=10**9, update_tb_every=10**9,
-        snapshot_dir=snapshot_dir)
-    batch = synthetic_batch(args.batch_size, args.input_size,
-                            args.num_classes, config.num_clusters)
+      mode='segsort',
+      backbone=args.backbone,
+      head=args.head,
+      output_stride=args.output_stride,
+      batch_size=args.batch_size,
+      input_size=args.input_size,
+      num_classes=args.num_classes,
+      num_banks=args.num_banks,
+      is_training=args.is_training,
+      mixed_precision=args.mixed_precision,
+      jit_compile=args.jit_compile,
+      learning_rate=1e-4,
+      num_steps=args.warmup_steps + args.steps + 1,
+      save_pred_every=10**9,
+      update_tb_every=10**9,
+      snapshot_dir=snapshot_dir,
+    )
+    batch = synthetic_batch(
+      args.batch_size, args.input_size, args.num_classes, config.num_clusters
+    )
     trainer = trainer_lib.Trainer(
-        config, dataset=tf.data.Dataset.from_tensors(batch).repeat())
+      config, dataset=tf.data.Dataset.from_tensors(batch).repeat()
+    )
     step_seconds = time_train_steps(trainer, args.warmup_steps, args.steps)
     output_size = trainer.network(batch['image'][:1]).shape[1:3]
-    loss_seconds = time_loss(config, batch, output_size, trainer.memory_bank,
-                             args.warmup_steps, args.steps)
+    loss_seconds = time_loss(
+      config,
+      batch,
+      output_size,
+      trainer.memory_bank,
+      args.warmup_steps,
+      args.steps,
+    )
   device = 'GPU' if tf.config.list_logical_devices('GPU') else 'CPU'
-  print('%s %s, batch %d, %dx%d crops -> %dx%d embeddings, %s%s%s' % (
-      args.backbone, args.head, args.batch_size, args.input_size[0],
-      args.input_size[1], output_size[0], output_size[1], device,
+  print(
+    '%s %s, batch %d, %dx%d crops -> %dx%d embeddings, %s%s%s'
+    % (
+      args.backbone,
+      args.head,
+      args.batch_size,
+      args.input_size[0],
+      args.input_size[1],
+      output_size[0],
+      output_size[1],
+      device,
       ', mixed precision' if args.mixed_precision else '',
-      ', XLA' if args.jit_compile else ''))
-  print('train step (forward + backward + update): %8.1f ms/step, %.1f '
-        'images/s' % (step_seconds * 1e3, args.batch_size / step_seconds))
-  print('add_segsort_loss (forward + backward):    %8.1f ms/step, %.1f%% of '
-        'the step' % (loss_seconds * 1e3, 100 * loss_seconds / step_seconds))
+      ', XLA' if args.jit_compile else '',
+    )
+  )
+  print(
+    'train step (forward + backward + update): %8.1f ms/step, %.1f '
+    'images/s' % (step_seconds * 1e3, args.batch_size / step_seconds)
+  )
+  print(
+    'add_segsort_loss (forward + backward):    %8.1f ms/step, %.1f%% of '
+    'the step' % (loss_seconds * 1e3, 100 * loss_seconds / step_seconds)
+  )
 
 
 if __name__ == '__main__':

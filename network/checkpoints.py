@@ -25,204 +25,247 @@ _VARIABLE_ATTRIBUTE = 'VARIABLE_VALUE'
 
 
 class CheckpointMismatchError(ValueError):
-    """A checkpoint's weights do not fit the model."""
+  """A checkpoint's weights do not fit the model."""
 
 
 def resolve_checkpoint(restore_from):
-    """Turns a checkpoint directory or prefix into a checkpoint prefix.
+  """Turns a checkpoint directory or prefix into a checkpoint prefix.
 
-    Args:
-      restore_from: A directory (its latest checkpoint is taken, as recorded
-        in its 'checkpoint' file) or a checkpoint prefix such as
-        'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'.
+  Args:
+    restore_from: A directory (its latest checkpoint is taken, as recorded
+      in its 'checkpoint' file) or a checkpoint prefix such as
+      'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'.
 
-    Returns:
-      The checkpoint prefix, a str.
+  Returns:
+    The checkpoint prefix, a str.
 
-    Raises:
-      FileNotFoundError: If the directory holds no checkpoint or the prefix
-        has no `.index` file.
-    """
-    if os.path.isdir(restore_from):
-        prefix = tf.train.latest_checkpoint(restore_from)
-        if prefix is None:
-            raise FileNotFoundError(
-                f'No checkpoint in directory {restore_from} (no "checkpoint" file naming one)')
-        return prefix
-    if not os.path.isfile(restore_from + '.index'):
-        raise FileNotFoundError(
-            f'No checkpoint {restore_from}: neither a directory nor a checkpoint prefix '
-            f'({restore_from}.index does not exist)')
-    return restore_from
+  Raises:
+    FileNotFoundError: If the directory holds no checkpoint or the prefix
+      has no `.index` file.
+  """
+  if os.path.isdir(restore_from):
+    prefix = tf.train.latest_checkpoint(restore_from)
+    if prefix is None:
+      raise FileNotFoundError(
+        'No checkpoint in directory %s (no "checkpoint" file naming one)'
+        % restore_from
+      )
+    return prefix
+  if not os.path.isfile(restore_from + '.index'):
+    raise FileNotFoundError(
+      'No checkpoint %s: neither a directory nor a checkpoint prefix '
+      '(%s.index does not exist)' % (restore_from, restore_from)
+    )
+  return restore_from
 
 
 def is_slim_checkpoint(checkpoint_prefix):
-    """Tells a name-based TF-Slim checkpoint (True) from an object-based TF2 one (False)."""
-    reader = tf.train.load_checkpoint(checkpoint_prefix)
-    return _OBJECT_GRAPH_KEY not in reader.get_variable_to_shape_map()
+  """Tells a name-based TF-Slim checkpoint (True) from an object-based TF2 one (False)."""
+  reader = tf.train.load_checkpoint(checkpoint_prefix)
+  return _OBJECT_GRAPH_KEY not in reader.get_variable_to_shape_map()
 
 
 def _variables_by_object_path(checkpoint_prefix, roots):
-    """Lists an object-based checkpoint's variables by their object path.
+  """Lists an object-based checkpoint's variables by their object path.
 
-    A variable reachable along several paths (layers shared between models)
-    is listed under each, so that two checkpoints of the same objects list the
-    same paths whatever else they hold.
+  A variable reachable along several paths (layers shared between models)
+  is listed under each, so that two checkpoints of the same objects list the
+  same paths whatever else they hold.
 
-    Args:
-      checkpoint_prefix: A TF2 checkpoint prefix.
-      roots: Names of the root's children to look into, e.g. {'model'}.
+  Args:
+    checkpoint_prefix: A TF2 checkpoint prefix.
+    roots: Names of the root's children to look into, e.g. {'model'}.
 
-    Returns:
-      A dict from path (e.g. 'model/backbone/_operations/2/_kernel') to
-      (variable name, shape as a list).
-    """
-    reader = tf.train.load_checkpoint(checkpoint_prefix)
-    shapes = reader.get_variable_to_shape_map()
-    graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
-    variables = {}
-    pending = [(child.node_id, child.local_name, frozenset([0]))
-               for child in graph.nodes[0].children if child.local_name in roots]
-    while pending:
-        node_id, path, ancestors = pending.pop()
-        node = graph.nodes[node_id]
-        for attribute in node.attributes:
-            if attribute.name == _VARIABLE_ATTRIBUTE:
-                variables[path] = (attribute.full_name, list(shapes[attribute.checkpoint_key]))
-        ancestors = ancestors | {node_id}
-        pending.extend((child.node_id, path + '/' + child.local_name, ancestors)
-                       for child in node.children if child.node_id not in ancestors)
-    return variables
+  Returns:
+    A dict from path (e.g. 'model/backbone/_operations/2/_kernel') to
+    (variable name, shape as a list).
+  """
+  reader = tf.train.load_checkpoint(checkpoint_prefix)
+  shapes = reader.get_variable_to_shape_map()
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+  variables = {}
+  pending = [
+    (child.node_id, child.local_name, frozenset([0]))
+    for child in graph.nodes[0].children
+    if child.local_name in roots
+  ]
+  while pending:
+    node_id, path, ancestors = pending.pop()
+    node = graph.nodes[node_id]
+    for attribute in node.attributes:
+      if attribute.name == _VARIABLE_ATTRIBUTE:
+        variables[path] = (
+          attribute.full_name,
+          list(shapes[attribute.checkpoint_key]),
+        )
+    ancestors = ancestors | {node_id}
+    pending.extend(
+      (child.node_id, path + '/' + child.local_name, ancestors)
+      for child in node.children
+      if child.node_id not in ancestors
+    )
+  return variables
 
 
 def _fit_problems(expected, found, what, separator):
-    """Describes the variables a model expects that a checkpoint lacks or shapes otherwise.
+  """Describes the variables a model expects that a checkpoint lacks or shapes otherwise.
 
-    Args:
-      expected: A dict from key to (variable name, shape as a list), the model's.
-      found: A dict from key to shape as a list, the checkpoint's.
-      what: What the variables are called in the messages, e.g. 'variable(s)'.
-      separator: What precedes every variable name in the messages.
+  Args:
+    expected: A dict from key to (variable name, shape as a list), the model's.
+    found: A dict from key to shape as a list, the checkpoint's.
+    what: What the variables are called in the messages, e.g. 'variable(s)'.
+    separator: What precedes every variable name in the messages.
 
-    Returns:
-      A list of up to two messages, the missing variables' and the mismatched
-      ones'; empty when the checkpoint fits.
-    """
-    missing = sorted({name for key, (name, _) in expected.items() if key not in found})
-    mismatched = sorted({
-        f'{name}: checkpoint {found[key]} vs model {shape}'
-        for key, (name, shape) in expected.items()
-        if key in found and found[key] != shape})
-    problems = []
-    if missing:
-        problems.append(f'{len(missing)} {what} missing from the checkpoint:{separator}'
-                        + separator.join(missing))
-    if mismatched:
-        problems.append(f'{len(mismatched)} {what} with a different shape:{separator}'
-                        + separator.join(mismatched))
-    return problems
+  Returns:
+    A list of up to two messages, the missing variables' and the mismatched
+    ones'; empty when the checkpoint fits.
+  """
+  missing = sorted(
+    {name for key, (name, _) in expected.items() if key not in found}
+  )
+  mismatched = sorted(
+    {
+      '%s: checkpoint %s vs model %s' % (name, found[key], shape)
+      for key, (name, shape) in expected.items()
+      if key in found and found[key] != shape
+    }
+  )
+  problems = []
+  if missing:
+    problems.append(
+      '%d %s missing from the checkpoint:%s' % (len(missing), what, separator)
+      + separator.join(missing)
+    )
+  if mismatched:
+    problems.append(
+      '%d %s with a different shape:%s' % (len(mismatched), what, separator)
+      + separator.join(mismatched)
+    )
+  return problems
 
 
 def check_checkpoint_fits(objects, checkpoint_prefix):
-    """Checks, before anything is assigned, that a checkpoint fits objects.
+  """Checks, before anything is assigned, that a checkpoint fits objects.
 
-    Args:
-      objects: A dict of trackable objects as given to tf.train.Checkpoint,
-        e.g. {'model': network}.
-      checkpoint_prefix: A TF2 checkpoint prefix.
+  Args:
+    objects: A dict of trackable objects as given to tf.train.Checkpoint,
+      e.g. {'model': network}.
+    checkpoint_prefix: A TF2 checkpoint prefix.
 
-    Raises:
-      CheckpointMismatchError: Listing, by variable name, every variable of
-        `objects` missing from the checkpoint or of another shape there.
-    """
-    with tempfile.TemporaryDirectory() as directory:
-        expected_prefix = tf.train.Checkpoint(**objects).write(os.path.join(directory, 'expected'))
-        expected = _variables_by_object_path(expected_prefix, set(objects))
-    found = {path: shape for path, (_, shape) in
-             _variables_by_object_path(checkpoint_prefix, set(objects)).items()}
-    problems = _fit_problems(expected, found, 'variable(s)', '\n    ')
-    if problems:
-        raise CheckpointMismatchError(
-            f'Checkpoint {checkpoint_prefix} does not fit the {"/".join(sorted(objects))} being '
-            'restored (was it written for another --backbone/--head/--embedding_dim/'
-            '--num_classes?):\n  ' + '\n  '.join(problems))
+  Raises:
+    CheckpointMismatchError: Listing, by variable name, every variable of
+      `objects` missing from the checkpoint or of another shape there.
+  """
+  with tempfile.TemporaryDirectory() as directory:
+    expected_prefix = tf.train.Checkpoint(**objects).write(
+      os.path.join(directory, 'expected')
+    )
+    expected = _variables_by_object_path(expected_prefix, set(objects))
+  found = {
+    path: shape
+    for path, (_, shape) in _variables_by_object_path(
+      checkpoint_prefix, set(objects)
+    ).items()
+  }
+  problems = _fit_problems(expected, found, 'variable(s)', '\n    ')
+  if problems:
+    raise CheckpointMismatchError(
+      'Checkpoint %s does not fit the %s being restored (was it written for '
+      'another --backbone/--head/--embedding_dim/--num_classes?):\n  %s'
+      % (checkpoint_prefix, '/'.join(sorted(objects)), '\n  '.join(problems))
+    )
 
 
 def _open_checkpoint(checkpoint_path):
-    """Returns a CheckpointReader for a checkpoint prefix or a directory holding one."""
-    try:
-        return tf.train.load_checkpoint(checkpoint_path)
-    except (ValueError, tf.errors.OpError) as error:
-        raise ValueError(f'Cannot read a TF checkpoint at {checkpoint_path!r}: {error}') from error
+  """Returns a CheckpointReader for a checkpoint prefix or a directory holding one."""
+  try:
+    return tf.train.load_checkpoint(checkpoint_path)
+  except (ValueError, tf.errors.OpError) as error:
+    raise ValueError(
+      'Cannot read a TF checkpoint at %r: %s' % (checkpoint_path, error)
+    ) from error
 
 
 def load_slim_resnet(backbone, checkpoint_path, slim_root_scope=None):
-    """Restores every backbone weight from a TF-Slim ResNet v1 checkpoint.
+  """Restores every backbone weight from a TF-Slim ResNet v1 checkpoint.
 
-    Checkpoint entries the backbone has no variable for (resnet_v1_101/logits/*,
-    global_step, optimizer slots) are ignored. Nothing is assigned unless every
-    backbone variable is present with the right shape.
+  Checkpoint entries the backbone has no variable for (resnet_v1_101/logits/*,
+  global_step, optimizer slots) are ignored. Nothing is assigned unless every
+  backbone variable is present with the right shape.
 
-    Args:
-      backbone: keras.Model from network.resnet_v1 (SegmentationNetwork.backbone).
-      checkpoint_path: Checkpoint prefix (e.g. '.../resnet_v1_101.ckpt') or a
-        directory with a 'checkpoint' file.
-      slim_root_scope: Root scope of the names in the checkpoint; defaults to
-        the backbone's name (e.g. 'resnet_v1_101').
+  Args:
+    backbone: keras.Model from network.resnet_v1 (SegmentationNetwork.backbone).
+    checkpoint_path: Checkpoint prefix (e.g. '.../resnet_v1_101.ckpt') or a
+      directory with a 'checkpoint' file.
+    slim_root_scope: Root scope of the names in the checkpoint; defaults to
+      the backbone's name (e.g. 'resnet_v1_101').
 
-    Returns:
-      Sorted list of the TF-Slim names restored (one per backbone variable).
+  Returns:
+    Sorted list of the TF-Slim names restored (one per backbone variable).
 
-    Raises:
-      ValueError: If the checkpoint cannot be read, or if backbone weights are
-        missing from it or have a different shape there; the message lists
-        every such name.
-    """
-    reader = _open_checkpoint(checkpoint_path)
-    checkpoint_shapes = reader.get_variable_to_shape_map()
-    variables = resnet_v1.slim_variable_map(backbone, slim_root_scope)
+  Raises:
+    ValueError: If the checkpoint cannot be read, or if backbone weights are
+      missing from it or have a different shape there; the message lists
+      every such name.
+  """
+  reader = _open_checkpoint(checkpoint_path)
+  checkpoint_shapes = reader.get_variable_to_shape_map()
+  variables = resnet_v1.slim_variable_map(backbone, slim_root_scope)
 
-    problems = _fit_problems(
-        {name: (name, list(variable.shape)) for name, variable in variables.items()},
-        {name: list(shape) for name, shape in checkpoint_shapes.items()},
-        'backbone weights', '\n  ')
-    if problems:
-        raise ValueError(f'Cannot restore {backbone.name!r} from {checkpoint_path!r}.\n'
-                         + '\n'.join(problems))
+  problems = _fit_problems(
+    {
+      name: (name, list(variable.shape)) for name, variable in variables.items()
+    },
+    {name: list(shape) for name, shape in checkpoint_shapes.items()},
+    'backbone weights',
+    '\n  ',
+  )
+  if problems:
+    raise ValueError(
+      'Cannot restore %r from %r.\n%s'
+      % (backbone.name, checkpoint_path, '\n'.join(problems))
+    )
 
-    for name, variable in variables.items():
-        variable.assign(reader.get_tensor(name).astype(np.float32))
-    return sorted(variables)
+  for name, variable in variables.items():
+    variable.assign(reader.get_tensor(name).astype(np.float32))
+  return sorted(variables)
 
 
 def save_slim_resnet(backbone, checkpoint_path, slim_root_scope=None):
-    """Writes the backbone's weights as a TF-Slim-named checkpoint.
+  """Writes the backbone's weights as a TF-Slim-named checkpoint.
 
-    The inverse of load_slim_resnet, e.g. to ship a backbone trained here in
-    the ImageNet checkpoints' format. The files appear complete or not at all:
-    they are written under a temporary prefix and renamed.
+  The inverse of load_slim_resnet, e.g. to ship a backbone trained here in
+  the ImageNet checkpoints' format. The files appear complete or not at all:
+  they are written under a temporary prefix and renamed.
 
-    Args:
-      backbone: keras.Model from network.resnet_v1.
-      checkpoint_path: Checkpoint prefix to write (files `<prefix>.index` and
-        `<prefix>.data-00000-of-00001`).
-      slim_root_scope: Root scope of the names; defaults to the backbone's name.
+  Args:
+    backbone: keras.Model from network.resnet_v1.
+    checkpoint_path: Checkpoint prefix to write (files `<prefix>.index` and
+      `<prefix>.data-00000-of-00001`).
+    slim_root_scope: Root scope of the names; defaults to the backbone's name.
 
-    Returns:
-      Sorted list of the TF-Slim names written.
-    """
-    variables = resnet_v1.slim_variable_map(backbone, slim_root_scope)
-    names = sorted(variables)
-    directory = os.path.dirname(os.path.abspath(checkpoint_path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as temporary_directory:
-        temporary_prefix = os.path.join(temporary_directory, 'checkpoint')
-        tf.raw_ops.SaveV2(prefix=temporary_prefix, tensor_names=names,
-                          shape_and_slices=[''] * len(names),
-                          tensors=[tf.convert_to_tensor(variables[name]) for name in names])
-        # The index goes last: a reader that finds it finds the data too.
-        for file_name in sorted(os.listdir(temporary_directory), key=lambda f: f.endswith('.index')):
-            suffix = file_name[len('checkpoint'):]
-            os.replace(os.path.join(temporary_directory, file_name), checkpoint_path + suffix)
-    return names
+  Returns:
+    Sorted list of the TF-Slim names written.
+  """
+  variables = resnet_v1.slim_variable_map(backbone, slim_root_scope)
+  names = sorted(variables)
+  directory = os.path.dirname(os.path.abspath(checkpoint_path))
+  os.makedirs(directory, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=directory) as temporary_directory:
+    temporary_prefix = os.path.join(temporary_directory, 'checkpoint')
+    tf.raw_ops.SaveV2(
+      prefix=temporary_prefix,
+      tensor_names=names,
+      shape_and_slices=[''] * len(names),
+      tensors=[tf.convert_to_tensor(variables[name]) for name in names],
+    )
+    # The index goes last: a reader that finds it finds the data too.
+    for file_name in sorted(
+      os.listdir(temporary_directory), key=lambda f: f.endswith('.index')
+    ):
+      suffix = file_name[len('checkpoint') :]
+      os.replace(
+        os.path.join(temporary_directory, file_name), checkpoint_path + suffix
+      )
+  return names

@@ -39,6 +39,7 @@ class Prediction:
       `[num_segments, k]` (most similar first) and prototype indices int32
       `[num_segments, k]`, rows of `Segmenter.bank`.
   """
+
   labels: np.ndarray
   segment_ids: np.ndarray
   neighbours: inference.SegmentNeighbours
@@ -57,10 +58,19 @@ class Segmenter:
       num_clusters, kmeans_iterations, prototype_bank).
   """
 
-  def __init__(self, network, config, checkpoint_prefix, bank=None, *,
-               window_size=DEFAULT_WINDOW_SIZE, strides=DEFAULT_STRIDES,
-               k_in_nearest_neighbors=DEFAULT_K_IN_NEAREST_NEIGHBORS,
-               num_clusters=None, kmeans_iterations=None):
+  def __init__(
+    self,
+    network,
+    config,
+    checkpoint_prefix,
+    bank=None,
+    *,
+    window_size=DEFAULT_WINDOW_SIZE,
+    strides=DEFAULT_STRIDES,
+    k_in_nearest_neighbors=DEFAULT_K_IN_NEAREST_NEIGHBORS,
+    num_clusters=None,
+    kmeans_iterations=None,
+  ):
     """Binds a restored network to its bank; `load` is the usual way in.
 
     Args:
@@ -82,30 +92,42 @@ class Segmenter:
     segsort_mode = config.mode in inference.SEGSORT_MODES
     if segsort_mode and bank is None:
       raise inference.InferenceError(
-          'Checkpoint %s is a SegSort model: give the prototype_dir of its '
-          'prototypes (segsort.extract_prototypes).' % checkpoint_prefix)
+        'Checkpoint %s is a SegSort model: give the prototype_dir of its '
+        'prototypes (segsort.extract_prototypes).' % checkpoint_prefix
+      )
     if not segsort_mode and bank is not None:
       raise inference.InferenceError(
-          'Checkpoint %s is a softmax model, which uses no prototypes; give '
-          'no prototype_dir.' % checkpoint_prefix)
+        'Checkpoint %s is a softmax model, which uses no prototypes; give '
+        'no prototype_dir.' % checkpoint_prefix
+      )
     self.config = config
     self.checkpoint_prefix = checkpoint_prefix
     self.network = network
     self.bank = bank
     if segsort_mode:
       self._predictor = inference.SegSortPredictor(
-          network, bank, window_size=window_size, strides=strides,
-          k_in_nearest_neighbors=k_in_nearest_neighbors,
-          num_classes=config.num_classes,
-          num_clusters=(config.num_clusters if num_clusters is None
-                        else num_clusters),
-          kmeans_iterations=(config.kmeans_iterations
-                             if kmeans_iterations is None
-                             else kmeans_iterations))
+        network,
+        bank,
+        window_size=window_size,
+        strides=strides,
+        k_in_nearest_neighbors=k_in_nearest_neighbors,
+        num_classes=config.num_classes,
+        num_clusters=(
+          config.num_clusters if num_clusters is None else num_clusters
+        ),
+        kmeans_iterations=(
+          config.kmeans_iterations
+          if kmeans_iterations is None
+          else kmeans_iterations
+        ),
+      )
     else:
       self._predictor = inference.SoftmaxPredictor(
-          network, window_size=window_size, strides=strides,
-          num_classes=config.num_classes)
+        network,
+        window_size=window_size,
+        strides=strides,
+        num_classes=config.num_classes,
+      )
     self.settings = self._predictor.settings()
 
   @property
@@ -130,25 +152,35 @@ class Segmenter:
         `with_segments` is asked of a softmax model.
     """
     image = np.asarray(image)
-    if (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or
-        min(image.shape) < 1):
-      raise ValueError('image must be a uint8 array [height, width, 3] of RGB '
-                       'values; got a %s array of shape %s' % (image.dtype,
-                                                               image.shape))
-    mean_subtracted = (tf.constant(image, tf.float32) -
-                       tf.constant(data.IMG_MEAN))
+    if (
+      image.dtype != np.uint8
+      or image.ndim != 3
+      or image.shape[2] != 3
+      or min(image.shape) < 1
+    ):
+      raise ValueError(
+        'image must be a uint8 array [height, width, 3] of RGB '
+        'values; got a %s array of shape %s' % (image.dtype, image.shape)
+      )
+    mean_subtracted = tf.constant(image, tf.float32) - tf.constant(
+      data.IMG_MEAN
+    )
     if not with_segments:
       return inference.predict_labels(self._predictor, mean_subtracted)
     if self.bank is None:
-      raise ValueError('with_segments needs a SegSort model; %s is a softmax '
-                       'model' % self.checkpoint_prefix)
+      raise ValueError(
+        'with_segments needs a SegSort model; %s is a softmax '
+        'model' % self.checkpoint_prefix
+      )
     neighbours = self._predictor.neighbours(mean_subtracted)
     # The argmax of every segment's votes, ties to the lowest class, as in
     # inference.predict_labels.
     segment_labels = np.argmax(neighbours.votes, axis=1).astype(np.uint8)
-    return Prediction(labels=segment_labels[neighbours.segment_ids],
-                      segment_ids=neighbours.segment_ids,
-                      neighbours=neighbours)
+    return Prediction(
+      labels=segment_labels[neighbours.segment_ids],
+      segment_ids=neighbours.segment_ids,
+      neighbours=neighbours,
+    )
 
 
 def load(run, prototype_dir=None, **settings):
@@ -174,14 +206,19 @@ def load(run, prototype_dir=None, **settings):
       config.json's network.
   """
   network, config, checkpoint_prefix = inference.restore_network(
-      run, inference.SEGSORT_MODES + inference.SOFTMAX_MODES)
+    run, inference.SEGSORT_MODES + inference.SOFTMAX_MODES
+  )
   bank = None
   if prototype_dir is not None:
     if config.mode not in inference.SEGSORT_MODES:
       raise inference.InferenceError(
-          'Checkpoint %s is a softmax model, which uses no prototypes; give '
-          'no prototype_dir.' % checkpoint_prefix)
+        'Checkpoint %s is a softmax model, which uses no prototypes; give '
+        'no prototype_dir.' % checkpoint_prefix
+      )
     bank = inference.load_prototype_bank(
-        prototype_dir, config.embedding_dim, config.num_classes,
-        checkpoint_prefix=checkpoint_prefix)
+      prototype_dir,
+      config.embedding_dim,
+      config.num_classes,
+      checkpoint_prefix=checkpoint_prefix,
+    )
   return Segmenter(network, config, checkpoint_prefix, bank, **settings)

@@ -26,38 +26,61 @@ CHART_SUFFIX = '_iou.png'
 
 def parse_args(argv=None):
   parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--pred_dir', required=True,
-                      help='Directory of predicted ID.png class-id maps.')
-  parser.add_argument('--gt_dir', required=True,
-                      help='Directory of ground-truth ID.png class-id maps.')
+  parser.add_argument(
+    '--pred_dir',
+    required=True,
+    help='Directory of predicted ID.png class-id maps.',
+  )
+  parser.add_argument(
+    '--gt_dir',
+    required=True,
+    help='Directory of ground-truth ID.png class-id maps.',
+  )
   parser.add_argument('--num_classes', type=flags.integer(1), default=21)
   parser.add_argument('--ignore_label', type=flags.integer(0), default=255)
-  parser.add_argument('--data_list', default=None,
-                      help='Score only the images of this list (first column); '
-                      'default: every PNG of --pred_dir.')
-  parser.add_argument('--boundary_tolerance', type=flags.real(0), default=2.0,
-                      help='Boundary match distance in pixels; a value in '
-                      '(0, 1) is a fraction of the image diagonal.')
-  parser.add_argument('--output_json', default=None,
-                      help="Where to write every score; '-' for stdout "
-                      '(default: PRED_DIR/../metrics.json). The per-class '
-                      'IoU chart goes beside it (OUTPUT_iou.png).')
+  parser.add_argument(
+    '--data_list',
+    default=None,
+    help='Score only the images of this list (first column); '
+    'default: every PNG of --pred_dir.',
+  )
+  parser.add_argument(
+    '--boundary_tolerance',
+    type=flags.real(0),
+    default=2.0,
+    help='Boundary match distance in pixels; a value in '
+    '(0, 1) is a fraction of the image diagonal.',
+  )
+  parser.add_argument(
+    '--output_json',
+    default=None,
+    help="Where to write every score; '-' for stdout "
+    '(default: PRED_DIR/../metrics.json). The per-class '
+    'IoU chart goes beside it (OUTPUT_iou.png).',
+  )
   args = parser.parse_args(argv)
   if 0 <= args.ignore_label < args.num_classes:
-    parser.error('argument --ignore_label: must not be a class id of [0, '
-                 '--num_classes %d), got %d' % (args.num_classes,
-                                                args.ignore_label))
+    parser.error(
+      'argument --ignore_label: must not be a class id of [0, '
+      '--num_classes %d), got %d' % (args.num_classes, args.ignore_label)
+    )
   return args
 
 
 def main(argv=None):
   args = parse_args(argv)
   try:
-    image_ids = (metrics.list_image_ids(args.data_list)
-                 if args.data_list else None)
+    image_ids = (
+      metrics.list_image_ids(args.data_list) if args.data_list else None
+    )
     results = metrics.evaluate_prediction_dir(
-        args.pred_dir, args.gt_dir, args.num_classes, args.ignore_label,
-        image_ids, args.boundary_tolerance)
+      args.pred_dir,
+      args.gt_dir,
+      args.num_classes,
+      args.ignore_label,
+      image_ids,
+      args.boundary_tolerance,
+    )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error
   if args.output_json == '-':
@@ -68,11 +91,16 @@ def main(argv=None):
     return
   print(metrics.format_report(results))
   output_json = args.output_json or os.path.join(
-      os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json')
+    os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json'
+  )
   io_utils.save_json(output_json, results)
   chart_path = os.path.splitext(output_json)[0] + CHART_SUFFIX
-  io_utils.save_png(chart_path, overlay.draw_iou_chart(
-      results['class_names'], results['class_iou'], results['mean_iou']))
+  io_utils.save_png(
+    chart_path,
+    overlay.draw_iou_chart(
+      results['class_names'], results['class_iou'], results['mean_iou']
+    ),
+  )
   print('Scores written to %s, their chart to %s' % (output_json, chart_path))
 
 

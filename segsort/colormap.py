@@ -18,11 +18,26 @@ COLORMAP_FILE = 'colormap.txt'
 # fence, pole, traffic light, traffic sign, vegetation, terrain, sky, person,
 # rider, car, truck, bus, train, motorcycle, bicycle.
 CITYSCAPES_COLORS = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156),
-    (190, 153, 153), (153, 153, 153), (250, 170, 30), (220, 220, 0),
-    (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100),
-    (0, 0, 230), (119, 11, 32))
+  (128, 64, 128),
+  (244, 35, 232),
+  (70, 70, 70),
+  (102, 102, 156),
+  (190, 153, 153),
+  (153, 153, 153),
+  (250, 170, 30),
+  (220, 220, 0),
+  (107, 142, 35),
+  (152, 251, 152),
+  (70, 130, 180),
+  (220, 20, 60),
+  (255, 0, 0),
+  (0, 0, 142),
+  (0, 0, 70),
+  (0, 60, 100),
+  (0, 80, 100),
+  (0, 0, 230),
+  (119, 11, 32),
+)
 
 
 def voc_colormap(num_colors=256):
@@ -56,7 +71,7 @@ def cityscapes_colormap(num_colors=256):
     A uint8 array `[num_colors, 3]`.
   """
   colormap = np.zeros((num_colors, 3), dtype=np.uint8)
-  colormap[:len(CITYSCAPES_COLORS)] = CITYSCAPES_COLORS
+  colormap[: len(CITYSCAPES_COLORS)] = CITYSCAPES_COLORS
   return colormap
 
 
@@ -68,8 +83,10 @@ def save_colormap(path, colormap):
   """Writes a colour map as text, one `R G B` row per class id, atomically."""
   with io_utils.atomic_path(path) as temporary:
     with open(temporary, 'w') as stream:
-      stream.writelines('%d %d %d\n' % tuple(color)
-                        for color in np.asarray(colormap, dtype=np.int64))
+      stream.writelines(
+        '%d %d %d\n' % tuple(color)
+        for color in np.asarray(colormap, dtype=np.int64)
+      )
 
 
 def colorize(labels, colormap=None):

@@ -54,26 +54,35 @@ ENVIRONMENT_KEY = 'environment'
 # Flag defaults that depend on the training mode; TrainConfig's own defaults
 # are those of the default mode, 'segsort'.
 MODE_DEFAULTS = {
-    'learning_rate': {'segsort': 1e-3, 'softmax': 1e-3,
-                      'segsort_unsup': 2.5e-4},
-    'num_banks': {'segsort': 2, 'softmax': 2, 'segsort_unsup': 0},
+  'learning_rate': {'segsort': 1e-3, 'softmax': 1e-3, 'segsort_unsup': 2.5e-4},
+  'num_banks': {'segsort': 2, 'softmax': 2, 'segsort_unsup': 0},
 }
 
 # Fields that may change between a run and its resumption: they affect how
 # often things are logged or saved, where the first weights came from, or how
 # the same global batch is computed, not what is trained.
-RESUMABLE_FIELD_CHANGES = frozenset({
-    'save_pred_every', 'update_tb_every', 'restore_from', 'num_gpu',
-    'jit_compile', 'overwrite_config', 'prototype_num_clusters',
-    'eval_every', 'eval_list', 'eval_images', 'eval_prototype_images',
-})
+RESUMABLE_FIELD_CHANGES = frozenset(
+  {
+    'save_pred_every',
+    'update_tb_every',
+    'restore_from',
+    'num_gpu',
+    'jit_compile',
+    'overwrite_config',
+    'prototype_num_clusters',
+    'eval_every',
+    'eval_list',
+    'eval_images',
+    'eval_prototype_images',
+  }
+)
 
 _DESCRIPTIONS = {
-    'segsort': 'Trains SegSort (supervised) on a segmentation data list.',
-    'segsort_unsup': 'Trains unsupervised SegSort from contour-based '
-                     'oversegmentations (VOC2012/hed/).',
-    'softmax': 'Trains the pixel-wise softmax baseline (same network, '
-               'num_classes logits).',
+  'segsort': 'Trains SegSort (supervised) on a segmentation data list.',
+  'segsort_unsup': 'Trains unsupervised SegSort from contour-based '
+  'oversegmentations (VOC2012/hed/).',
+  'softmax': 'Trains the pixel-wise softmax baseline (same network, '
+  'num_classes logits).',
 }
 
 
@@ -84,6 +93,7 @@ class TrainConfig:
   Attributes mirror the command-line flags (see `build_argument_parser` for
   their help); `mode` is one of MODES and `input_size` is (height, width).
   """
+
   mode: str = 'segsort'
   # Data.
   batch_size: int = 1
@@ -140,13 +150,15 @@ class TrainConfig:
 
   def __post_init__(self):
     # JSON stores tuples as lists; keep the field hashable and comparable.
-    object.__setattr__(self, 'input_size',
-                       tuple(int(size) for size in self.input_size))
+    object.__setattr__(
+      self, 'input_size', tuple(int(size) for size in self.input_size)
+    )
     # config.json of earlier versions holds clusters per axis, one integer.
     object.__setattr__(self, 'num_clusters', _grid_pair(self.num_clusters))
     if self.prototype_num_clusters is not None:
-      object.__setattr__(self, 'prototype_num_clusters',
-                         _grid_pair(self.prototype_num_clusters))
+      object.__setattr__(
+        self, 'prototype_num_clusters', _grid_pair(self.prototype_num_clusters)
+      )
     self.validate()
 
   @property
@@ -164,54 +176,83 @@ class TrainConfig:
     if self.mode not in MODES:
       problems.append('mode %r is not one of %s' % (self.mode, MODES))
     if self.backbone not in BACKBONES:
-      problems.append('--backbone %r is not one of %s' % (self.backbone,
-                                                          BACKBONES))
+      problems.append(
+        '--backbone %r is not one of %s' % (self.backbone, BACKBONES)
+      )
     if self.head not in HEADS:
       problems.append('--head %r is not one of %s' % (self.head, HEADS))
     if self.output_stride not in OUTPUT_STRIDES:
-      problems.append('--output_stride %r is not one of %s' % (
-          self.output_stride, OUTPUT_STRIDES))
+      problems.append(
+        '--output_stride %r is not one of %s'
+        % (self.output_stride, OUTPUT_STRIDES)
+      )
     if self.kmeans_grid not in KMEANS_GRIDS:
-      problems.append('--kmeans_grid %r is not one of %s' % (
-          self.kmeans_grid, KMEANS_GRIDS))
+      problems.append(
+        '--kmeans_grid %r is not one of %s' % (self.kmeans_grid, KMEANS_GRIDS)
+      )
     if len(self.input_size) != 2 or min(self.input_size) < 1:
-      problems.append('--input_size %r must be two positive integers '
-                      '"height,width"' % (self.input_size,))
+      problems.append(
+        '--input_size %r must be two positive integers '
+        '"height,width"' % (self.input_size,)
+      )
     for name in ('num_clusters', 'prototype_num_clusters'):
       grid = getattr(self, name)
       if grid is not None and (len(grid) != 2 or min(grid) < 1):
-        problems.append('--%s %r must be "N" or two positive integers '
-                        '"ROWS,COLUMNS"' % (name, grid))
-    for name in ('batch_size', 'num_steps', 'iter_size', 'num_classes',
-                 'embedding_dim', 'save_pred_every',
-                 'update_tb_every', 'num_gpu'):
+        problems.append(
+          '--%s %r must be "N" or two positive integers '
+          '"ROWS,COLUMNS"' % (name, grid)
+        )
+    for name in (
+      'batch_size',
+      'num_steps',
+      'iter_size',
+      'num_classes',
+      'embedding_dim',
+      'save_pred_every',
+      'update_tb_every',
+      'num_gpu',
+    ):
       if getattr(self, name) < 1:
-        problems.append('--%s must be at least 1, got %r' % (
-            name, getattr(self, name)))
-    for name in ('kmeans_iterations', 'num_banks', 'weight_decay',
-                 'learning_rate', 'momentum', 'power', 'random_seed',
-                 'eval_every', 'eval_images', 'eval_prototype_images'):
+        problems.append(
+          '--%s must be at least 1, got %r' % (name, getattr(self, name))
+        )
+    for name in (
+      'kmeans_iterations',
+      'num_banks',
+      'weight_decay',
+      'learning_rate',
+      'momentum',
+      'power',
+      'random_seed',
+      'eval_every',
+      'eval_images',
+      'eval_prototype_images',
+    ):
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         problems.append('--%s must be a number >= 0, got %r' % (name, value))
     if not (math.isfinite(self.concentration) and self.concentration > 0):
-      problems.append('--concentration must be a number > 0, got %r'
-                      % self.concentration)
+      problems.append(
+        '--concentration must be a number > 0, got %r' % self.concentration
+      )
     if self.momentum > 1:
       problems.append('--momentum must be at most 1, got %r' % self.momentum)
     if 0 <= self.ignore_label < self.num_classes:
-      problems.append('--ignore_label %d is a class id of [0, --num_classes '
-                      '%d); it must lie outside' % (self.ignore_label,
-                                                    self.num_classes))
+      problems.append(
+        '--ignore_label %d is a class id of [0, --num_classes '
+        '%d); it must lie outside' % (self.ignore_label, self.num_classes)
+      )
     if self.eval_every and not self.eval_list:
-      problems.append('--eval_every needs --eval_list, an annotated list '
-                      '(IMAGE LABEL a line)')
+      problems.append(
+        '--eval_every needs --eval_list, an annotated list (IMAGE LABEL a line)'
+      )
     if self.mode == 'segsort_unsup' and self.num_banks:
-      problems.append('--num_banks must be 0 for unsupervised SegSort (its '
-                      'loss keeps no memory bank), got %d' % self.num_banks)
+      problems.append(
+        '--num_banks must be 0 for unsupervised SegSort (its '
+        'loss keeps no memory bank), got %d' % self.num_banks
+      )
     if problems:
-      raise ValueError('Invalid training configuration: ' +
-                       '; '.join(problems))
+      raise ValueError('Invalid training configuration: ' + '; '.join(problems))
 
   def to_dict(self):
     """Returns the config as a JSON-serialisable dict."""
@@ -252,7 +293,8 @@ class TrainConfig:
     """
     parser = build_argument_parser(mode)
     flags = run_record.parse_with_saved_config(
-        parser, argv, lambda path: _saved_flag_values(path, mode))
+      parser, argv, lambda path: _saved_flag_values(path, mode)
+    )
     try:
       return cls(mode=mode, **vars(flags))
     except ValueError as error:
@@ -282,130 +324,249 @@ def build_argument_parser(mode='segsort'):
     raise ValueError('mode %r is not one of %s' % (mode, MODES))
   defaults = TrainConfig()
   parser = run_record.ArgumentParser(
-      description=_DESCRIPTIONS[mode],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    description=_DESCRIPTIONS[mode],
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
   run_record.add_config_flag(parser, 'training run')
 
   def add(group, name, help_text, **kwargs):
     """Adds --name with TrainConfig's default and, unless a switch, type."""
     if kwargs.get('action') != 'store_true':
       kwargs.setdefault('type', type(getattr(defaults, name)))
-    kwargs.setdefault('default', MODE_DEFAULTS.get(name, {}).get(
-        mode, getattr(defaults, name)))
+    kwargs.setdefault(
+      'default', MODE_DEFAULTS.get(name, {}).get(mode, getattr(defaults, name))
+    )
     group.add_argument('--' + name, help=help_text, **kwargs)
 
   data = parser.add_argument_group('data')
-  add(data, 'batch_size', 'Number of images in one step (the global batch, '
-      'split evenly over GPUs and machines).')
-  add(data, 'data_dir', 'Path to the dataset root; list paths are relative '
-      'to it.')
+  add(
+    data,
+    'batch_size',
+    'Number of images in one step (the global batch, '
+    'split evenly over GPUs and machines).',
+  )
+  add(
+    data, 'data_dir', 'Path to the dataset root; list paths are relative to it.'
+  )
   add(data, 'data_list', 'Path to the data list file (IMAGE LABEL per line).')
   add(data, 'ignore_label', 'The label value of pixels to ignore.')
-  add(data, 'input_size', 'Crop size "height,width" of training images.',
-      type=flags.size_pair)
-  add(data, 'random_seed', 'Random seed of weights, shuffling and '
-      'augmentation.')
+  add(
+    data,
+    'input_size',
+    'Crop size "height,width" of training images.',
+    type=flags.size_pair,
+  )
+  add(
+    data, 'random_seed', 'Random seed of weights, shuffling and augmentation.'
+  )
   for name in ('random_mirror', 'random_crop', 'random_scale'):
-    add(data, name, 'Whether to randomly %s the inputs.' % name.split('_')[1],
-        action='store_true')
-  add(data, 'apply_exif_orientation', 'Turn images (and labels) as their '
-      'EXIF orientation asks, as viewers and annotation tools show them; by '
-      'default files are read as stored, and images with an orientation are '
-      'reported.', action='store_true')
+    add(
+      data,
+      name,
+      'Whether to randomly %s the inputs.' % name.split('_')[1],
+      action='store_true',
+    )
+  add(
+    data,
+    'apply_exif_orientation',
+    'Turn images (and labels) as their '
+    'EXIF orientation asks, as viewers and annotation tools show them; by '
+    'default files are read as stored, and images with an orientation are '
+    'reported.',
+    action='store_true',
+  )
 
   training = parser.add_argument_group('training')
-  add(training, 'is_training', 'Whether BatchNorm layers use batch '
-      'statistics (and update their moving averages) unless '
-      '--use_global_status freezes them.', action='store_true')
-  add(training, 'use_global_status', 'Whether to freeze BatchNorm moving '
-      'mean and variance (always normalise with them).', action='store_true')
-  add(training, 'learning_rate', 'Base learning rate (the head trains at '
-      '10x).')
+  add(
+    training,
+    'is_training',
+    'Whether BatchNorm layers use batch '
+    'statistics (and update their moving averages) unless '
+    '--use_global_status freezes them.',
+    action='store_true',
+  )
+  add(
+    training,
+    'use_global_status',
+    'Whether to freeze BatchNorm moving '
+    'mean and variance (always normalise with them).',
+    action='store_true',
+  )
+  add(training, 'learning_rate', 'Base learning rate (the head trains at 10x).')
   add(training, 'power', 'Decay power of the poly learning rate policy.')
   add(training, 'momentum', 'Momentum of the SGD optimizer.')
-  add(training, 'weight_decay', 'L2 regularisation factor of convolution '
-      'kernels.')
-  add(training, 'num_classes', 'Number of classes (logits of the softmax '
-      'baseline).')
+  add(
+    training, 'weight_decay', 'L2 regularisation factor of convolution kernels.'
+  )
+  add(
+    training,
+    'num_classes',
+    'Number of classes (logits of the softmax baseline).',
+  )
   add(training, 'num_steps', 'Number of training steps.')
-  add(training, 'iter_size', 'Number of mini-batches whose gradients are '
-      'accumulated (averaged) into one update per step. The original\'s '
-      'default 10 ran 10 separate updates per step instead; accumulating 10 '
-      'would train on 10x the images per step, hence the default 1.')
+  add(
+    training,
+    'iter_size',
+    'Number of mini-batches whose gradients are '
+    'accumulated (averaged) into one update per step. The original\'s '
+    'default 10 ran 10 separate updates per step instead; accumulating 10 '
+    'would train on 10x the images per step, hence the default 1.',
+  )
 
   segsort = parser.add_argument_group('SegSort')
   add(segsort, 'embedding_dim', 'Dimension of the feature embeddings.')
-  add(segsort, 'concentration', 'Concentration (kappa) of the vMF '
-      'distribution.')
-  add(segsort, 'num_clusters', 'k-means grid of every crop: "N", the number '
-      'of clusters along each image axis (the original\'s), or '
-      '"ROWS,COLUMNS".', type=flags.cluster_grid)
-  add(segsort, 'kmeans_grid', 'What the initial k-means grid and the '
-      'location features span: each crop\'s source image (the original '
-      'release; a crop much smaller than its image then starts from the few '
-      'grid cells it overlaps) or the crop itself (as inference lays them on '
-      'each window).', choices=KMEANS_GRIDS)
+  add(
+    segsort, 'concentration', 'Concentration (kappa) of the vMF distribution.'
+  )
+  add(
+    segsort,
+    'num_clusters',
+    'k-means grid of every crop: "N", the number '
+    'of clusters along each image axis (the original\'s), or '
+    '"ROWS,COLUMNS".',
+    type=flags.cluster_grid,
+  )
+  add(
+    segsort,
+    'kmeans_grid',
+    'What the initial k-means grid and the '
+    'location features span: each crop\'s source image (the original '
+    'release; a crop much smaller than its image then starts from the few '
+    'grid cells it overlaps) or the crop itself (as inference lays them on '
+    'each window).',
+    choices=KMEANS_GRIDS,
+  )
   add(segsort, 'kmeans_iterations', 'Number of k-means iterations.')
-  add(segsort, 'num_banks', 'Number of memory banks (steps of prototypes '
-      'kept).')
-  add(segsort, 'prototype_num_clusters', 'k-means grid "N" (N x N) or '
-      '"ROWS,COLUMNS" with which segsort.extract_prototypes cuts annotated '
-      'images into prototypes by default; unset: the --num_clusters grid. '
-      'Not used in training: recorded in config.json, where inference reads '
-      'its defaults (the original\'s street-scene settings extracted '
-      'prototypes on a finer grid, 16x16, than they trained and inferred '
-      'on, 8x8).', type=flags.cluster_grid)
+  add(
+    segsort, 'num_banks', 'Number of memory banks (steps of prototypes kept).'
+  )
+  add(
+    segsort,
+    'prototype_num_clusters',
+    'k-means grid "N" (N x N) or '
+    '"ROWS,COLUMNS" with which segsort.extract_prototypes cuts annotated '
+    'images into prototypes by default; unset: the --num_clusters grid. '
+    'Not used in training: recorded in config.json, where inference reads '
+    'its defaults (the original\'s street-scene settings extracted '
+    'prototypes on a finer grid, 16x16, than they trained and inferred '
+    'on, 8x8).',
+    type=flags.cluster_grid,
+  )
 
   misc = parser.add_argument_group('checkpoints and logs')
-  add(misc, 'restore_from', 'Checkpoint to start from: a TF-Slim ImageNet '
-      'checkpoint (backbone only) or one of ours (a prefix, or a directory '
-      'for its latest). Ignored when --snapshot_dir holds a checkpoint to '
-      'resume.')
+  add(
+    misc,
+    'restore_from',
+    'Checkpoint to start from: a TF-Slim ImageNet '
+    'checkpoint (backbone only) or one of ours (a prefix, or a directory '
+    'for its latest). Ignored when --snapshot_dir holds a checkpoint to '
+    'resume.',
+  )
   add(misc, 'save_pred_every', 'Save a checkpoint every this many steps.')
-  add(misc, 'update_tb_every', 'Write TensorBoard summaries every this many '
-      'steps.')
-  add(misc, 'snapshot_dir', 'Directory of checkpoints, config.json and '
-      'TensorBoard logs; a run found there is resumed.')
-  add(misc, 'not_restore_classifier', 'Restore only the backbone from one of '
-      'our checkpoints, not the head (TF-Slim checkpoints have no head '
-      'anyway).', action='store_true')
+  add(
+    misc,
+    'update_tb_every',
+    'Write TensorBoard summaries every this many steps.',
+  )
+  add(
+    misc,
+    'snapshot_dir',
+    'Directory of checkpoints, config.json and '
+    'TensorBoard logs; a run found there is resumed.',
+  )
+  add(
+    misc,
+    'not_restore_classifier',
+    'Restore only the backbone from one of '
+    'our checkpoints, not the head (TF-Slim checkpoints have no head '
+    'anyway).',
+    action='store_true',
+  )
 
   port = parser.add_argument_group('model and hardware')
-  add(port, 'backbone', 'Backbone network (mini is a tiny CPU backbone).',
-      choices=BACKBONES)
+  add(
+    port,
+    'backbone',
+    'Backbone network (mini is a tiny CPU backbone).',
+    choices=BACKBONES,
+  )
   add(port, 'head', 'Segmentation head.', choices=HEADS)
-  add(port, 'output_stride', 'Output stride of the backbone.',
-      choices=OUTPUT_STRIDES)
-  add(port, 'num_gpu', 'Number of GPUs of this machine to train on '
-      '(MirroredStrategy when > 1). A TF_CONFIG environment variable selects '
-      'MultiWorkerMirroredStrategy instead.')
-  add(port, 'sync_batch_norm', 'Compute BatchNorm batch statistics over all '
-      'replicas (with --is_training and without --use_global_status).',
-      action='store_true')
-  add(port, 'mixed_precision', 'Compute in float16 with dynamic loss '
-      'scaling.', action='store_true')
-  add(port, 'jit_compile', 'Compile the training step with XLA.',
-      action='store_true')
-  add(port, 'deterministic', 'Use deterministic op kernels too (slower), '
-      'for bit-reproducible GPU runs; the input order and augmentation are '
-      'always fixed by --random_seed, which makes CPU runs reproducible.',
-      action='store_true')
-  add(port, 'overwrite_config', 'Accept a --snapshot_dir whose config.json '
-      'differs from these flags: overwrite it and resume its checkpoint.',
-      action='store_true')
+  add(
+    port,
+    'output_stride',
+    'Output stride of the backbone.',
+    choices=OUTPUT_STRIDES,
+  )
+  add(
+    port,
+    'num_gpu',
+    'Number of GPUs of this machine to train on '
+    '(MirroredStrategy when > 1). A TF_CONFIG environment variable selects '
+    'MultiWorkerMirroredStrategy instead.',
+  )
+  add(
+    port,
+    'sync_batch_norm',
+    'Compute BatchNorm batch statistics over all '
+    'replicas (with --is_training and without --use_global_status).',
+    action='store_true',
+  )
+  add(
+    port,
+    'mixed_precision',
+    'Compute in float16 with dynamic loss scaling.',
+    action='store_true',
+  )
+  add(
+    port,
+    'jit_compile',
+    'Compile the training step with XLA.',
+    action='store_true',
+  )
+  add(
+    port,
+    'deterministic',
+    'Use deterministic op kernels too (slower), '
+    'for bit-reproducible GPU runs; the input order and augmentation are '
+    'always fixed by --random_seed, which makes CPU runs reproducible.',
+    action='store_true',
+  )
+  add(
+    port,
+    'overwrite_config',
+    'Accept a --snapshot_dir whose config.json '
+    'differs from these flags: overwrite it and resume its checkpoint.',
+    action='store_true',
+  )
 
   validation = parser.add_argument_group(
-      'validation during training (segsort/validation.py)')
-  add(validation, 'eval_every', 'Every this many steps, compute the mIoU of '
-      '--eval_images images of --eval_list (k-NN of prototypes of '
-      '--eval_prototype_images training images; softmax: plain inference) '
-      'and keep the best checkpoint in SNAPSHOT_DIR/best; 0: never.')
-  add(validation, 'eval_list', 'Annotated list file to validate on (IMAGE '
-      'LABEL a line, paths relative to --data_dir).')
-  add(validation, 'eval_images', 'Images of --eval_list evaluated, spread '
-      'evenly over it; 0: all.')
-  add(validation, 'eval_prototype_images', 'Annotated images of --data_list '
-      'whose prototypes validation uses, spread evenly over it; 0: all.')
+    'validation during training (segsort/validation.py)'
+  )
+  add(
+    validation,
+    'eval_every',
+    'Every this many steps, compute the mIoU of '
+    '--eval_images images of --eval_list (k-NN of prototypes of '
+    '--eval_prototype_images training images; softmax: plain inference) '
+    'and keep the best checkpoint in SNAPSHOT_DIR/best; 0: never.',
+  )
+  add(
+    validation,
+    'eval_list',
+    'Annotated list file to validate on (IMAGE '
+    'LABEL a line, paths relative to --data_dir).',
+  )
+  add(
+    validation,
+    'eval_images',
+    'Images of --eval_list evaluated, spread evenly over it; 0: all.',
+  )
+  add(
+    validation,
+    'eval_prototype_images',
+    'Annotated images of --data_list '
+    'whose prototypes validation uses, spread evenly over it; 0: all.',
+  )
   return parser
 
 
@@ -434,13 +595,16 @@ def setting_differences(old, new, ignored=(), comparable=None):
   Returns:
     A list of (key, old value, new value), sorted by key.
   """
+
   def compared(key, values):
     value = values.get(key)
     return comparable(key, value) if comparable else value
 
-  return [(key, old.get(key), new.get(key))
-          for key in sorted(set(old) | set(new))
-          if key not in ignored and compared(key, old) != compared(key, new)]
+  return [
+    (key, old.get(key), new.get(key))
+    for key in sorted(set(old) | set(new))
+    if key not in ignored and compared(key, old) != compared(key, new)
+  ]
 
 
 def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
@@ -457,19 +621,23 @@ def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
   Returns:
     A sorted list of (field name, saved value, current value).
   """
+
   def comparable(name, value):
     return _normalized_path(value) if name in PATH_FIELDS else value
 
-  return setting_differences(saved.to_dict(), current.to_dict(), ignored,
-                             comparable)
+  return setting_differences(
+    saved.to_dict(), current.to_dict(), ignored, comparable
+  )
 
 
 def _saved_flag_values(path, mode):
   """The flag values of a saved config.json of `mode`, for --config."""
   config = load_config(path)
   if config.mode != mode:
-    raise ValueError('%s holds a %s run, not %s; replay it with that '
-                     "mode's entry point" % (path, config.mode, mode))
+    raise ValueError(
+      '%s holds a %s run, not %s; replay it with that '
+      "mode's entry point" % (path, config.mode, mode)
+    )
   values = config.to_dict()
   del values['mode']
   return values
@@ -511,12 +679,13 @@ def load_config(path_or_dir):
     with open(path) as stream:
       values = json.load(stream)
     if not isinstance(values, dict):
-      raise ValueError('expected a JSON object, got %s'
-                       % type(values).__name__)
+      raise ValueError('expected a JSON object, got %s' % type(values).__name__)
     values.pop(ENVIRONMENT_KEY, None)
     return TrainConfig.from_dict(values)
   except (ValueError, TypeError) as error:
-    raise ValueError('Invalid training config %s: %s' % (path, error)) from error
+    raise ValueError(
+      'Invalid training config %s: %s' % (path, error)
+    ) from error
 
 
 def load_config_for_checkpoint(checkpoint_prefix):
@@ -533,8 +702,8 @@ def load_config_for_checkpoint(checkpoint_prefix):
   path = os.path.join(directory, CONFIG_FILE_NAME)
   if not os.path.isfile(path):
     raise FileNotFoundError(
-        'No %s beside checkpoint %s: it was not written by this port\'s '
-        'trainer, so its network is unknown' % (CONFIG_FILE_NAME,
-                                                checkpoint_prefix))
+      'No %s beside checkpoint %s: it was not written by this port\'s '
+      'trainer, so its network is unknown'
+      % (CONFIG_FILE_NAME, checkpoint_prefix)
+    )
   return load_config(path)
-

@@ -77,8 +77,9 @@ def setup_logging(level=logging.INFO):
   Args:
     level: The root logger's level.
   """
-  logging.basicConfig(level=level, format=LOG_FORMAT,
-                      handlers=[_TqdmAwareHandler()])
+  logging.basicConfig(
+    level=level, format=LOG_FORMAT, handlers=[_TqdmAwareHandler()]
+  )
   if not verbose_tensorflow():
     # TensorFlow's own INFO messages (checkpoint sharding) and absl's
     # warnings (e.g. Keras' notes on saving) are noise to a user.
@@ -109,8 +110,16 @@ class LineProgress:
   when the work ends.
   """
 
-  def __init__(self, iterable=None, total=None, desc='', unit='it',
-               initial=0, every=None, disable=False):
+  def __init__(
+    self,
+    iterable=None,
+    total=None,
+    desc='',
+    unit='it',
+    initial=0,
+    every=None,
+    disable=False,
+  ):
     """Starts counting.
 
     Args:
@@ -124,8 +133,7 @@ class LineProgress:
         1) when None.
       disable: Print nothing (e.g. on every worker but the chief).
     """
-    if total is None and iterable is not None and hasattr(iterable,
-                                                          '__len__'):
+    if total is None and iterable is not None and hasattr(iterable, '__len__'):
       total = len(iterable)
     self.iterable = iterable
     self.total = total
@@ -158,8 +166,10 @@ class LineProgress:
     """Counts `n` more items done; logs a line when one is due."""
     self.n += n
     now = time.monotonic()
-    if (self.n - self._last_n >= self._every or
-        now - self._last_time >= LINE_INTERVAL_SECONDS):
+    if (
+      self.n - self._last_n >= self._every
+      or now - self._last_time >= LINE_INTERVAL_SECONDS
+    ):
       self._log(now)
 
   def set_postfix(self, refresh=True, **values):  # pylint: disable=unused-argument
@@ -180,8 +190,10 @@ class LineProgress:
     rate = done / elapsed if elapsed > 0 else 0.0
     units = self._unit + ('' if self._unit.endswith('s') else 's')
     if self.total:
-      parts = ['%d/%d %s (%d%%)' % (self.n, self.total, units,
-                                    100 * self.n // self.total)]
+      parts = [
+        '%d/%d %s (%d%%)'
+        % (self.n, self.total, units, 100 * self.n // self.total)
+      ]
     else:
       parts = ['%d %s' % (self.n, units)]
     parts.append('%.3g %s/s' % (rate, units))
@@ -205,8 +217,9 @@ def on_terminal(stream=None):
   return hasattr(stream, 'isatty') and stream.isatty()
 
 
-def progress(iterable=None, *, total=None, desc='', unit='it', initial=0,
-             disable=False):
+def progress(
+  iterable=None, *, total=None, desc='', unit='it', initial=0, disable=False
+):
   """A progress bar on a terminal, else periodic log lines.
 
   Args:
@@ -223,7 +236,20 @@ def progress(iterable=None, *, total=None, desc='', unit='it', initial=0,
     `set_postfix(**values)`, and `close()` (or end a `with` block).
   """
   if on_terminal():
-    return tqdm.tqdm(iterable, total=total, desc=desc, unit=unit,
-                     initial=initial, dynamic_ncols=True, disable=disable)
-  return LineProgress(iterable, total=total, desc=desc, unit=unit,
-                      initial=initial, disable=disable)
+    return tqdm.tqdm(
+      iterable,
+      total=total,
+      desc=desc,
+      unit=unit,
+      initial=initial,
+      dynamic_ncols=True,
+      disable=disable,
+    )
+  return LineProgress(
+    iterable,
+    total=total,
+    desc=desc,
+    unit=unit,
+    initial=initial,
+    disable=disable,
+  )

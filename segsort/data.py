@@ -60,6 +60,7 @@ class ListEntry:
     image_id: The image's file name without extension, e.g. '2007_000032'.
     list_path: The list file the entry comes from, for error messages.
   """
+
   line_number: int
   image_path: str
   label_path: str | None
@@ -72,8 +73,9 @@ class ListEntry:
     return '%s, line %d' % (self.list_path, self.line_number)
 
 
-def _parse_data_list(data_dir, data_list, require_labels,
-                     with_oversegmentation):
+def _parse_data_list(
+  data_dir, data_list, require_labels, with_oversegmentation
+):
   """Parses a data list, collecting problems instead of stopping at one.
 
   Returns:
@@ -97,11 +99,22 @@ def _parse_data_list(data_dir, data_list, require_labels,
       continue
     num_lines += 1
     if not min_fields <= len(fields) <= 3:
-      problems.append((line_number, (
-          '%s, line %d: expected %s fields (IMAGE LABEL [OVERSEGMENTATION]), '
-          'got %d: %r' % (data_list, line_number,
-                          '2 or 3' if require_labels else '1 to 3',
-                          len(fields), line.rstrip('\n')))))
+      problems.append(
+        (
+          line_number,
+          (
+            '%s, line %d: expected %s fields (IMAGE LABEL [OVERSEGMENTATION]), '
+            'got %d: %r'
+            % (
+              data_list,
+              line_number,
+              '2 or 3' if require_labels else '1 to 3',
+              len(fields),
+              line.rstrip('\n'),
+            )
+          ),
+        )
+      )
       continue
     image_path = os.path.join(data_dir, fields[0])
     image_id = os.path.splitext(os.path.basename(fields[0]))[0]
@@ -111,15 +124,30 @@ def _parse_data_list(data_dir, data_list, require_labels,
       if len(fields) == 3:
         oversegmentation_path = os.path.join(data_dir, fields[2])
       else:
-        oversegmentation_path = os.path.join(data_dir, 'VOC2012', 'hed',
-                                             image_id + '.png')
-    entry = ListEntry(line_number, image_path, label_path,
-                      oversegmentation_path, image_id, data_list)
-    missing = [path for path in (image_path, label_path, oversegmentation_path)
-               if path is not None and not os.path.exists(path)]
+        oversegmentation_path = os.path.join(
+          data_dir, 'VOC2012', 'hed', image_id + '.png'
+        )
+    entry = ListEntry(
+      line_number,
+      image_path,
+      label_path,
+      oversegmentation_path,
+      image_id,
+      data_list,
+    )
+    missing = [
+      path
+      for path in (image_path, label_path, oversegmentation_path)
+      if path is not None and not os.path.exists(path)
+    ]
     for path in missing:
-      problems.append((line_number, '%s: missing file %s' % (
-          entry.location(), io_utils.printable_path(path))))
+      problems.append(
+        (
+          line_number,
+          '%s: missing file %s'
+          % (entry.location(), io_utils.printable_path(path)),
+        )
+      )
     if not missing:
       entries.append(entry)
   return entries, problems, num_lines
@@ -128,17 +156,22 @@ def _parse_data_list(data_dir, data_list, require_labels,
 def _raise_for_problems(data_list, problems):
   if not problems:
     return
-  shown = [description
-           for _, description in problems[:_MAX_PROBLEMS_IN_MESSAGE]]
+  shown = [
+    description for _, description in problems[:_MAX_PROBLEMS_IN_MESSAGE]
+  ]
   message = '%d problem(s) in data list %s:\n  %s' % (
-      len(problems), data_list, '\n  '.join(shown))
+    len(problems),
+    data_list,
+    '\n  '.join(shown),
+  )
   if len(problems) > len(shown):
     message += '\n  ... and %d more' % (len(problems) - len(shown))
   raise errors.DataError(message)
 
 
-def read_data_list(data_dir, data_list, require_labels=True,
-                   with_oversegmentation=False):
+def read_data_list(
+  data_dir, data_list, require_labels=True, with_oversegmentation=False
+):
   """Reads a data list and checks that every file it names exists.
 
   The oversegmentation of an image is the line's third column when present,
@@ -163,8 +196,9 @@ def read_data_list(data_dir, data_list, require_labels=True,
     DataError: If a line has the wrong number of fields or names a missing
       file; the message names the list file, line numbers and paths.
   """
-  entries, problems, _ = _parse_data_list(data_dir, data_list,
-                                          require_labels, with_oversegmentation)
+  entries, problems, _ = _parse_data_list(
+    data_dir, data_list, require_labels, with_oversegmentation
+  )
   _raise_for_problems(data_list, problems)
   return entries
 
@@ -205,7 +239,8 @@ def load_label(path, apply_exif_orientation=False):
   """
   try:
     return io_utils.read_label_image(
-        path, apply_exif_orientation=apply_exif_orientation)
+      path, apply_exif_orientation=apply_exif_orientation
+    )
   except errors.ImageFileError as error:
     raise errors.DataError(str(error)) from error
 
@@ -239,8 +274,9 @@ def ignore_out_of_range(label, num_classes, ignore_label):
   Returns:
     A new array of `label`'s shape and dtype.
   """
-  return np.where(out_of_range_mask(label, num_classes, ignore_label),
-                  ignore_label, label).astype(label.dtype)
+  return np.where(
+    out_of_range_mask(label, num_classes, ignore_label), ignore_label, label
+  ).astype(label.dtype)
 
 
 class LabelSurvey:
@@ -277,8 +313,9 @@ class LabelSurvey:
     Returns:
       The label's out-of-range values, a 1-D array.
     """
-    out_of_range_pixels = out_of_range_mask(label, self._num_classes,
-                                            self._ignore_label)
+    out_of_range_pixels = out_of_range_mask(
+      label, self._num_classes, self._ignore_label
+    )
     ignored_pixels = label == self._ignore_label
     out_of_range = label[out_of_range_pixels]
     valid = label[~(out_of_range_pixels | ignored_pixels)]
@@ -294,29 +331,48 @@ class LabelSurvey:
       num_files = self.out_of_range_files
     if self._log_files and num_files <= _MAX_OUT_OF_RANGE_WARNINGS:
       _LOGGER.warning(
-          '%s: %d label pixels of %s outside [0, %d) (values %s) are '
-          'ignored (as %d)%s', entry.location(), out_of_range.size,
-          entry.label_path, self._num_classes,
-          np.unique(out_of_range)[:10].tolist(), self._ignore_label,
-          '; further files are counted, and their number logged at the end'
-          if num_files == _MAX_OUT_OF_RANGE_WARNINGS else '')
+        '%s: %d label pixels of %s outside [0, %d) (values %s) are '
+        'ignored (as %d)%s',
+        entry.location(),
+        out_of_range.size,
+        entry.label_path,
+        self._num_classes,
+        np.unique(out_of_range)[:10].tolist(),
+        self._ignore_label,
+        '; further files are counted, and their number logged at the end'
+        if num_files == _MAX_OUT_OF_RANGE_WARNINGS
+        else '',
+      )
     return out_of_range
 
   def warnings(self):
     """Describes suspicious labels of the whole list, one string each."""
     present = self.class_pixels > 0
-    if (present[0] and not present[1:].any() and self._ignored_pixels and
-        not self.out_of_range_pixels and self._num_classes > 1):
-      return ['The labels of %s hold only 0 and the ignore label %d: if they '
-              'are binary masks stored as 0/%d, every foreground pixel is '
-              'ignored; store the foreground as class 1.'
-              % (self._data_list, self._ignore_label, self._ignore_label)]
+    if (
+      present[0]
+      and not present[1:].any()
+      and self._ignored_pixels
+      and not self.out_of_range_pixels
+      and self._num_classes > 1
+    ):
+      return [
+        'The labels of %s hold only 0 and the ignore label %d: if they '
+        'are binary masks stored as 0/%d, every foreground pixel is '
+        'ignored; store the foreground as class 1.'
+        % (self._data_list, self._ignore_label, self._ignore_label)
+      ]
     missing = np.flatnonzero(~present).tolist()
     if missing and present.any():
-      return ['No pixel of the labels of %s has class %s (of [0, %d)): the '
-              'network never learns %s.'
-              % (self._data_list, ', '.join(map(str, missing)),
-                 self._num_classes, 'it' if len(missing) == 1 else 'them')]
+      return [
+        'No pixel of the labels of %s has class %s (of [0, %d)): the '
+        'network never learns %s.'
+        % (
+          self._data_list,
+          ', '.join(map(str, missing)),
+          self._num_classes,
+          'it' if len(missing) == 1 else 'them',
+        )
+      ]
     return []
 
   def log_out_of_range_total(self):
@@ -325,14 +381,24 @@ class LabelSurvey:
       return
     further = self.out_of_range_files - _MAX_OUT_OF_RANGE_WARNINGS
     _LOGGER.warning(
-        'Ignored %d label pixels of %d files of %s holding values outside '
-        '[0, %d)%s.', self.out_of_range_pixels, self.out_of_range_files,
-        self._data_list, self._num_classes,
-        ' (%d files not named above)' % further if further > 0 else '')
+      'Ignored %d label pixels of %d files of %s holding values outside '
+      '[0, %d)%s.',
+      self.out_of_range_pixels,
+      self.out_of_range_files,
+      self._data_list,
+      self._num_classes,
+      ' (%d files not named above)' % further if further > 0 else '',
+    )
 
 
-def survey_labels(data_dir, data_list, num_classes, ignore_label,
-                  apply_exif_orientation=False, num_workers=None):
+def survey_labels(
+  data_dir,
+  data_list,
+  num_classes,
+  ignore_label,
+  apply_exif_orientation=False,
+  num_workers=None,
+):
   """Reads every label of a list once and logs what LabelSurvey finds.
 
   Training reads every label once per epoch; surveying them up front warns
@@ -374,8 +440,14 @@ def survey_labels(data_dir, data_list, num_classes, ignore_label,
   return survey
 
 
-def _decode_entry(entry, *, num_classes, ignore_label, with_oversegmentation,
-                  apply_exif_orientation=False):
+def _decode_entry(
+  entry,
+  *,
+  num_classes,
+  ignore_label,
+  with_oversegmentation,
+  apply_exif_orientation=False,
+):
   """Decodes and validates one entry's files.
 
   Returns:
@@ -401,8 +473,9 @@ def _decode_entry(entry, *, num_classes, ignore_label, with_oversegmentation,
         label = ignore_out_of_range(label, num_classes, ignore_label)
     oversegmentation = None
     if with_oversegmentation:
-      oversegmentation = load_label(entry.oversegmentation_path,
-                                    apply_exif_orientation)
+      oversegmentation = load_label(
+        entry.oversegmentation_path, apply_exif_orientation
+      )
       _check_size(entry.oversegmentation_path, oversegmentation, image)
   except errors.DataError as error:
     raise errors.DataError('%s: %s' % (entry.location(), error)) from error
@@ -411,12 +484,21 @@ def _decode_entry(entry, *, num_classes, ignore_label, with_oversegmentation,
 
 def _check_size(path, array, image):
   if array.shape != image.shape[:2]:
-    raise errors.DataError('%s is %dx%d but its image is %dx%d' % (
-        path, array.shape[0], array.shape[1], image.shape[0], image.shape[1]))
+    raise errors.DataError(
+      '%s is %dx%d but its image is %dx%d'
+      % (path, array.shape[0], array.shape[1], image.shape[0], image.shape[1])
+    )
 
 
-def _decode_op(entries, *, num_classes, ignore_label, with_oversegmentation,
-               apply_exif_orientation=False, with_labels=True):
+def _decode_op(
+  entries,
+  *,
+  num_classes,
+  ignore_label,
+  with_oversegmentation,
+  apply_exif_orientation=False,
+  with_labels=True,
+):
   """Wraps _decode_entry as a TF op taking the entry's index.
 
   Without `with_labels`, label files are not read: every label is
@@ -433,23 +515,29 @@ def _decode_op(entries, *, num_classes, ignore_label, with_oversegmentation,
     if not with_labels:
       entry = dataclasses.replace(entry, label_path=None)
     image, label, oversegmentation = _decode_entry(
-        entry, num_classes=num_classes,
-        ignore_label=ignore_label,
-        with_oversegmentation=with_oversegmentation,
-        apply_exif_orientation=apply_exif_orientation)
+      entry,
+      num_classes=num_classes,
+      ignore_label=ignore_label,
+      with_oversegmentation=with_oversegmentation,
+      apply_exif_orientation=apply_exif_orientation,
+    )
     if with_oversegmentation:
       return image, label, oversegmentation
     return image, label
 
   output_types = [tf.uint8, tf.int32] + (
-      [tf.int32] if with_oversegmentation else [])
+    [tf.int32] if with_oversegmentation else []
+  )
 
   def decode_op(index):
-    image, *id_maps = tf.numpy_function(decode, [index], output_types,
-                                        stateful=False)
+    image, *id_maps = tf.numpy_function(
+      decode, [index], output_types, stateful=False
+    )
     image = tf.ensure_shape(image, [None, None, 3])
-    return [image] + [tf.ensure_shape(id_map, [None, None])[..., tf.newaxis]
-                      for id_map in id_maps]
+    return [image] + [
+      tf.ensure_shape(id_map, [None, None])[..., tf.newaxis]
+      for id_map in id_maps
+    ]
 
   return decode_op
 
@@ -457,7 +545,8 @@ def _decode_op(entries, *, num_classes, ignore_label, with_oversegmentation,
 # Where the output positions of a resize along one axis sample the input:
 # the nearest pixel, and the two bilinear pixels with the weight of `upper`.
 _SourceIndices = collections.namedtuple(
-    '_SourceIndices', ['nearest', 'lower', 'upper', 'fraction'])
+  '_SourceIndices', ['nearest', 'lower', 'upper', 'fraction']
+)
 
 
 def _resize_indices(positions, in_size, out_size):
@@ -478,7 +567,8 @@ def _resize_indices(positions, in_size, out_size):
   scale = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
   centres = (tf.cast(positions, tf.float32) + 0.5) * scale
   nearest = tf.clip_by_value(
-      tf.cast(tf.floor(centres), tf.int32), 0, in_size - 1)
+    tf.cast(tf.floor(centres), tf.int32), 0, in_size - 1
+  )
   source = centres - 0.5
   source_floor = tf.floor(source)
   lower = tf.maximum(tf.cast(source_floor, tf.int32), 0)
@@ -498,19 +588,36 @@ def _gather_bilinear(image, rows, columns):
 
 def _gather_nearest(array, rows, columns):
   """Samples `array` [H, W, ...] at the nearest pixels of rows x columns."""
-  return tf.gather(tf.gather(array, rows.nearest, axis=0), columns.nearest,
-                   axis=1)
+  return tf.gather(
+    tf.gather(array, rows.nearest, axis=0), columns.nearest, axis=1
+  )
 
 
 # The keys of a training example, as augment_example gives them.
-TRAINING_KEYS = ('image', 'label', 'cluster_label', 'loc_feature',
-                 'oversegmentation')
+TRAINING_KEYS = (
+  'image',
+  'label',
+  'cluster_label',
+  'loc_feature',
+  'oversegmentation',
+)
 
 
-def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
-                    num_clusters=(5, 5), kmeans_grid='image',
-                    random_scale=True, random_mirror=True, random_crop=True,
-                    ignore_label=255, outputs=None):
+def augment_example(
+  image,
+  label,
+  crop_size,
+  seed,
+  *,
+  oversegmentation=None,
+  num_clusters=(5, 5),
+  kmeans_grid='image',
+  random_scale=True,
+  random_mirror=True,
+  random_crop=True,
+  ignore_label=255,
+  outputs=None,
+):
   """Scales, mirrors, pads and crops one example, as the original release.
 
   The steps are: scale by a factor uniform in [0.5, 2.0] (bilinear for the
@@ -555,23 +662,28 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
   outputs = set(TRAINING_KEYS if outputs is None else outputs) | {'image'}
   crop_height, crop_width = crop_size
   scale_seed, mirror_seed, row_seed, column_seed = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 4))
+    tf.random.experimental.stateless_split(seed, 4)
+  )
   height, width = tf.shape(image)[0], tf.shape(image)[1]
   if random_scale:
     scale = tf.random.stateless_uniform([], scale_seed, _MIN_SCALE, _MAX_SCALE)
     scaled_height = tf.maximum(
-        tf.cast(tf.cast(height, tf.float32) * scale, tf.int32), 1)
+      tf.cast(tf.cast(height, tf.float32) * scale, tf.int32), 1
+    )
     scaled_width = tf.maximum(
-        tf.cast(tf.cast(width, tf.float32) * scale, tf.int32), 1)
+      tf.cast(tf.cast(width, tf.float32) * scale, tf.int32), 1
+    )
   else:
     scaled_height, scaled_width = height, width
   padded_height = tf.maximum(scaled_height, crop_height)
   padded_width = tf.maximum(scaled_width, crop_width)
   if random_crop:
     top = tf.random.stateless_uniform(
-        [], row_seed, 0, padded_height - crop_height + 1, dtype=tf.int32)
+      [], row_seed, 0, padded_height - crop_height + 1, dtype=tf.int32
+    )
     left = tf.random.stateless_uniform(
-        [], column_seed, 0, padded_width - crop_width + 1, dtype=tf.int32)
+      [], column_seed, 0, padded_width - crop_width + 1, dtype=tf.int32
+    )
   else:
     top = (padded_height - crop_height) // 2
     left = (padded_width - crop_width) // 2
@@ -582,12 +694,16 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
   scaled_columns = left + tf.range(valid_width)
   if random_mirror:
     mirror = tf.random.stateless_uniform([], mirror_seed) < 0.5
-    scaled_columns = tf.where(mirror, scaled_width - 1 - scaled_columns,
-                              scaled_columns)
+    scaled_columns = tf.where(
+      mirror, scaled_width - 1 - scaled_columns, scaled_columns
+    )
   rows = _resize_indices(scaled_rows, height, scaled_height)
   columns = _resize_indices(scaled_columns, width, scaled_width)
-  paddings = [[0, crop_height - valid_height], [0, crop_width - valid_width],
-              [0, 0]]
+  paddings = [
+    [0, crop_height - valid_height],
+    [0, crop_width - valid_width],
+    [0, 0],
+  ]
 
   def pad(tensor, value):
     padded = tf.pad(tensor, paddings, constant_values=value)
@@ -597,30 +713,38 @@ def augment_example(image, label, crop_size, seed, *, oversegmentation=None,
   image = _gather_bilinear(image, rows, columns) - tf.constant(IMG_MEAN)
   example = {'image': pad(image, 0.0)}
   if 'label' in outputs:
-    example['label'] = pad(_gather_nearest(label, rows, columns),
-                           ignore_label)
+    example['label'] = pad(_gather_nearest(label, rows, columns), ignore_label)
   if kmeans_grid == 'crop':
     if 'cluster_label' in outputs:
       example['cluster_label'] = common_utils.initialize_cluster_labels(
-          num_clusters, crop_size)[..., tf.newaxis]
+        num_clusters, crop_size
+      )[..., tf.newaxis]
     if 'loc_feature' in outputs:
       example['loc_feature'] = common_utils.generate_location_features(
-          crop_size, 'float')
+        crop_size, 'float'
+      )
     outputs = outputs - {'cluster_label', 'loc_feature'}
   if 'cluster_label' in outputs:
     cluster_grid = common_utils.initialize_cluster_labels(
-        num_clusters, [height, width])
+      num_clusters, [height, width]
+    )
     example['cluster_label'] = pad(
-        _gather_nearest(cluster_grid, rows, columns)[..., tf.newaxis], 0)
+      _gather_nearest(cluster_grid, rows, columns)[..., tf.newaxis], 0
+    )
   if 'loc_feature' in outputs:
-    location = tf.stack(tf.meshgrid(
+    location = tf.stack(
+      tf.meshgrid(
         tf.cast(rows.nearest, tf.float32) / tf.cast(height, tf.float32),
         tf.cast(columns.nearest, tf.float32) / tf.cast(width, tf.float32),
-        indexing='ij'), axis=2)
+        indexing='ij',
+      ),
+      axis=2,
+    )
     example['loc_feature'] = pad(location, 0.0)
   if oversegmentation is not None and 'oversegmentation' in outputs:
     example['oversegmentation'] = pad(
-        _gather_nearest(oversegmentation, rows, columns), -1)
+      _gather_nearest(oversegmentation, rows, columns), -1
+    )
   return example
 
 
@@ -628,14 +752,29 @@ def _random_base_seed():
   return random.SystemRandom().randrange(2**31)
 
 
-def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
-                           random_scale=True, random_mirror=True,
-                           random_crop=True, ignore_label=255,
-                           num_classes=None, num_clusters=5,
-                           kmeans_grid='image', unsupervised=False, seed=None, deterministic=False,
-                           shuffle=True, repeat=True, drop_remainder=True,
-                           start_batch=0, outputs=None,
-                           apply_exif_orientation=False):
+def build_training_dataset(
+  data_dir,
+  data_list,
+  input_size,
+  batch_size,
+  *,
+  random_scale=True,
+  random_mirror=True,
+  random_crop=True,
+  ignore_label=255,
+  num_classes=None,
+  num_clusters=5,
+  kmeans_grid='image',
+  unsupervised=False,
+  seed=None,
+  deterministic=False,
+  shuffle=True,
+  repeat=True,
+  drop_remainder=True,
+  start_batch=0,
+  outputs=None,
+  apply_exif_orientation=False,
+):
   """Builds the batched, augmented training input pipeline.
 
   Every example is decoded, scaled, mirrored, padded and cropped (see
@@ -691,8 +830,12 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
       tf.errors.InvalidArgumentError naming the list file, line and path when
       the example is read.
   """
-  entries = read_data_list(data_dir, data_list, require_labels=not unsupervised,
-                           with_oversegmentation=unsupervised)
+  entries = read_data_list(
+    data_dir,
+    data_list,
+    require_labels=not unsupervised,
+    with_oversegmentation=unsupervised,
+  )
   if not entries:
     raise errors.DataError('Data list %s is empty' % data_list)
   num_clusters = common_utils.cluster_grid(num_clusters)
@@ -702,43 +845,67 @@ def build_training_dataset(data_dir, data_list, input_size, batch_size, *,
   augment_key = tf.constant([base_seed, 1], tf.int64)
   num_entries = len(entries)
   decode = _decode_op(
-      entries, num_classes=num_classes, ignore_label=ignore_label,
-      with_oversegmentation=unsupervised,
-      apply_exif_orientation=apply_exif_orientation,
-      with_labels=outputs is None or 'label' in outputs)
+    entries,
+    num_classes=num_classes,
+    ignore_label=ignore_label,
+    with_oversegmentation=unsupervised,
+    apply_exif_orientation=apply_exif_orientation,
+    with_labels=outputs is None or 'label' in outputs,
+  )
 
   def epoch_order(epoch):
     order = tf.range(num_entries, dtype=tf.int64)
     if shuffle:
       order = tf.random.experimental.stateless_shuffle(
-          order, tf.random.experimental.stateless_fold_in(shuffle_key, epoch))
+        order, tf.random.experimental.stateless_fold_in(shuffle_key, epoch)
+      )
     return tf.data.Dataset.from_tensor_slices(order)
 
   def load_example(position, index):
     image, label, *oversegmentation = decode(index)
     return augment_example(
-        image, label, crop_size,
-        tf.random.experimental.stateless_fold_in(augment_key, position),
-        oversegmentation=oversegmentation[0] if unsupervised else None,
-        num_clusters=num_clusters, kmeans_grid=kmeans_grid,
-        random_scale=random_scale,
-        random_mirror=random_mirror, random_crop=random_crop,
-        ignore_label=ignore_label, outputs=outputs)
+      image,
+      label,
+      crop_size,
+      tf.random.experimental.stateless_fold_in(augment_key, position),
+      oversegmentation=oversegmentation[0] if unsupervised else None,
+      num_clusters=num_clusters,
+      kmeans_grid=kmeans_grid,
+      random_scale=random_scale,
+      random_mirror=random_mirror,
+      random_crop=random_crop,
+      ignore_label=ignore_label,
+      outputs=outputs,
+    )
 
   first_position = start_batch * batch_size
   first_epoch, first_offset = divmod(first_position, num_entries)
-  epochs = (tf.data.Dataset.counter(start=first_epoch) if repeat
-            else tf.data.Dataset.range(first_epoch, 1))
-  dataset = epochs.flat_map(epoch_order).skip(first_offset).enumerate(
-      start=first_position)
-  dataset = dataset.map(load_example, num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=deterministic)
+  epochs = (
+    tf.data.Dataset.counter(start=first_epoch)
+    if repeat
+    else tf.data.Dataset.range(first_epoch, 1)
+  )
+  dataset = (
+    epochs.flat_map(epoch_order)
+    .skip(first_offset)
+    .enumerate(start=first_position)
+  )
+  dataset = dataset.map(
+    load_example,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    deterministic=deterministic,
+  )
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def entries_dataset(entries, *, with_oversegmentation=False,
-                    ignore_label=255, apply_exif_orientation=False):
+def entries_dataset(
+  entries,
+  *,
+  with_oversegmentation=False,
+  ignore_label=255,
+  apply_exif_orientation=False,
+):
   """Builds the unbatched, full-size, in-order pipeline of given entries.
 
   Args:
@@ -754,23 +921,28 @@ def entries_dataset(entries, *, with_oversegmentation=False,
     int32 (the position in `entries`) and, when asked for, 'oversegmentation'
     int32 `[H, W, 1]`.
   """
-  decode = _decode_op(entries, num_classes=None, ignore_label=ignore_label,
-                      with_oversegmentation=with_oversegmentation,
-                      apply_exif_orientation=apply_exif_orientation)
+  decode = _decode_op(
+    entries,
+    num_classes=None,
+    ignore_label=ignore_label,
+    with_oversegmentation=with_oversegmentation,
+    apply_exif_orientation=apply_exif_orientation,
+  )
 
   def load_example(index):
     image, label, *oversegmentation = decode(index)
     example = {
-        'image': tf.cast(image, tf.float32) - tf.constant(IMG_MEAN),
-        'label': label,
-        'index': tf.cast(index, tf.int32),
+      'image': tf.cast(image, tf.float32) - tf.constant(IMG_MEAN),
+      'label': label,
+      'index': tf.cast(index, tf.int32),
     }
     if with_oversegmentation:
       example['oversegmentation'] = oversegmentation[0]
     return example
 
   dataset = tf.data.Dataset.range(len(entries)).map(
-      load_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    load_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+  )
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -789,6 +961,7 @@ class DataListReport:
     warnings: Descriptions of suspicious labels of the whole list
       (`LabelSurvey.warnings`), which are not problems.
   """
+
   data_list: str
   num_entries: int
   problems: list
@@ -801,36 +974,59 @@ class DataListReport:
     return not self.problems
 
 
-def _check_entry(entry, survey, ignore_label, with_oversegmentation,
-                 apply_exif_orientation):
+def _check_entry(
+  entry, survey, ignore_label, with_oversegmentation, apply_exif_orientation
+):
   """Decodes one entry; returns its problems, each a description."""
   try:
     _, label, _ = _decode_entry(
-        entry, num_classes=None, ignore_label=ignore_label,
-        with_oversegmentation=with_oversegmentation,
-        apply_exif_orientation=apply_exif_orientation)
+      entry,
+      num_classes=None,
+      ignore_label=ignore_label,
+      with_oversegmentation=with_oversegmentation,
+      apply_exif_orientation=apply_exif_orientation,
+    )
     orientation = io_utils.read_exif_orientation(entry.image_path)
   except (errors.DataError, errors.ImageFileError) as error:
     return [str(error)]
   problems = []
   if orientation != 1 and not apply_exif_orientation:
-    problems.append('%s: %s' % (entry.location(), io_utils.describe_orientation(
-        entry.image_path, orientation)))
+    problems.append(
+      '%s: %s'
+      % (
+        entry.location(),
+        io_utils.describe_orientation(entry.image_path, orientation),
+      )
+    )
   if survey is not None and entry.label_path is not None:
     out_of_range = survey.add(entry, label)
     if out_of_range.size:
       problems.append(
-          '%s: %d pixels of %s outside [0, %d) and not %d (values %s)' % (
-              entry.location(), out_of_range.size, entry.label_path,
-              len(survey.class_pixels), ignore_label,
-              np.unique(out_of_range)[:10].tolist()))
+        '%s: %d pixels of %s outside [0, %d) and not %d (values %s)'
+        % (
+          entry.location(),
+          out_of_range.size,
+          entry.label_path,
+          len(survey.class_pixels),
+          ignore_label,
+          np.unique(out_of_range)[:10].tolist(),
+        )
+      )
   return problems
 
 
-def check_data_list(data_dir, data_list, num_classes=None, ignore_label=255,
-                    with_oversegmentation=False, *, require_labels=True,
-                    apply_exif_orientation=False, num_workers=None,
-                    progress=None):
+def check_data_list(
+  data_dir,
+  data_list,
+  num_classes=None,
+  ignore_label=255,
+  with_oversegmentation=False,
+  *,
+  require_labels=True,
+  apply_exif_orientation=False,
+  num_workers=None,
+  progress=None,
+):
   """Validates every line of a data list up front.
 
   Checks that lines are well formed, that files exist and decode (as every
@@ -860,21 +1056,35 @@ def check_data_list(data_dir, data_list, num_classes=None, ignore_label=255,
     DataError: If the list file itself cannot be read.
   """
   entries, problems, num_lines = _parse_data_list(
-      data_dir, data_list, require_labels, with_oversegmentation)
-  survey = (LabelSurvey(data_list, num_classes, ignore_label, log_files=False)
-            if num_classes is not None else None)
+    data_dir, data_list, require_labels, with_oversegmentation
+  )
+  survey = (
+    LabelSurvey(data_list, num_classes, ignore_label, log_files=False)
+    if num_classes is not None
+    else None
+  )
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
     results = pool.imap(
-        lambda entry: _check_entry(entry, survey, ignore_label,
-                                   with_oversegmentation,
-                                   apply_exif_orientation), entries)
+      lambda entry: _check_entry(
+        entry,
+        survey,
+        ignore_label,
+        with_oversegmentation,
+        apply_exif_orientation,
+      ),
+      entries,
+    )
     if progress is not None:
       results = progress(results, total=len(entries))
     for entry, entry_problems in zip(entries, results):
-      problems.extend((entry.line_number, problem)
-                      for problem in entry_problems)
+      problems.extend(
+        (entry.line_number, problem) for problem in entry_problems
+      )
   problems.sort(key=lambda problem: problem[0])
   return DataListReport(
-      data_list, num_lines, [description for _, description in problems],
-      survey.out_of_range_pixels if survey is not None else 0,
-      survey.warnings() if survey is not None else [])
+    data_list,
+    num_lines,
+    [description for _, description in problems],
+    survey.out_of_range_pixels if survey is not None else 0,
+    survey.warnings() if survey is not None else [],
+  )

@@ -68,7 +68,13 @@ def exit_on_known_errors():
 
   try:
     yield
-  except (ListFileError, ImageFileError, DataError, InferenceError,
-          TrainingError, FileNotFoundError,
-          checkpoints.CheckpointMismatchError) as error:
+  except (
+    ListFileError,
+    ImageFileError,
+    DataError,
+    InferenceError,
+    TrainingError,
+    FileNotFoundError,
+    checkpoints.CheckpointMismatchError,
+  ) as error:
     raise SystemExit('error: %s' % error) from error

@@ -42,14 +42,15 @@ def _fit_tile(image, tile_size):
   """Resizes an RGB image to fit a square tile, letterboxed, keeping aspect."""
   height, width = image.shape[:2]
   scale = tile_size / max(height, width)
-  resized = cv2.resize(image, (max(1, round(width * scale)),
-                               max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA if scale < 1
-                       else cv2.INTER_NEAREST)
+  resized = cv2.resize(
+    image,
+    (max(1, round(width * scale)), max(1, round(height * scale))),
+    interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST,
+  )
   tile = np.full((tile_size, tile_size, 3), _BACKGROUND_GREY, np.uint8)
   top = (tile_size - resized.shape[0]) // 2
   left = (tile_size - resized.shape[1]) // 2
-  tile[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+  tile[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
   return tile
 
 
@@ -57,8 +58,16 @@ def _captioned(tile, lines):
   """Appends a caption strip of up to two text lines under a tile."""
   caption = np.zeros((_CAPTION_HEIGHT, tile.shape[1], 3), np.uint8)
   for line_index, line in enumerate(lines[:2]):
-    cv2.putText(caption, line, (2, 11 + 13 * line_index), _FONT, _FONT_SCALE,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+      caption,
+      line,
+      (2, 11 + 13 * line_index),
+      _FONT,
+      _FONT_SCALE,
+      (255, 255, 255),
+      1,
+      cv2.LINE_AA,
+    )
   return np.concatenate([tile, caption], axis=0)
 
 
@@ -79,26 +88,40 @@ class _TrainingImages:
   def segment_crop(self, prototype_index):
     """Returns (crop RGB, image id) of a prototype's training segment."""
     source = self._bank.sources['images'][
-        int(self._bank.image_indices[prototype_index])]
+      int(self._bank.image_indices[prototype_index])
+    ]
     path = os.path.join(self._data_dir, source['image_path'])
     # pylint: disable=g-import-not-at-top
     from segsort import data
+
     # pylint: enable=g-import-not-at-top
     if path not in self._images:
       if not os.path.exists(path):
         raise errors.InferenceError(
-            'Training image %s of prototype %d is missing; pass the --data_dir '
-            'that prototypes were extracted from.' % (path, prototype_index))
+          'Training image %s of prototype %d is missing; pass the --data_dir '
+          'that prototypes were extracted from.' % (path, prototype_index)
+        )
       # Boxes are in the pixels the extraction read.
       self._images[path] = data.load_image(
-          path, self._bank.sources.get('apply_exif_orientation', False))
+        path, self._bank.sources.get('apply_exif_orientation', False)
+      )
     y0, x0, y1, x1 = self._bank.boxes[prototype_index]
     return self._images[path][y0:y1, x0:x1], source['image_id']
 
 
-def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
-                  num_classes, num_segments=6, num_neighbours_shown=5,
-                  tile_size=112, colormap=None):
+def explain_image(
+  predictor,
+  bank,
+  image_rgb,
+  image_id,
+  *,
+  data_dir,
+  num_classes,
+  num_segments=6,
+  num_neighbours_shown=5,
+  tile_size=112,
+  colormap=None,
+):
   """Builds the explanation figure and its facts for one image.
 
   Args:
@@ -120,6 +143,7 @@ def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
   # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   from segsort import data
+
   # pylint: enable=g-import-not-at-top
   if colormap is None:
     colormap = colormap_lib.voc_colormap()
@@ -128,51 +152,85 @@ def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
   neighbours = predictor.neighbours(image)
   segment_labels = np.argmax(neighbours.votes, axis=1)
   prediction = segment_labels[neighbours.segment_ids]
-  segment_sizes = np.bincount(neighbours.segment_ids.ravel(),
-                              minlength=len(segment_labels))
+  segment_sizes = np.bincount(
+    neighbours.segment_ids.ravel(), minlength=len(segment_labels)
+  )
   largest = np.argsort(-segment_sizes, kind='stable')[:num_segments]
   training_images = _TrainingImages(bank, data_dir)
 
   rng = np.random.default_rng(0)
   segment_colours = rng.integers(0, 256, (len(segment_labels), 3), np.uint8)
-  segments_overlay = (0.5 * image_rgb +
-                      0.5 * segment_colours[neighbours.segment_ids]).astype(
-                          np.uint8)
+  segments_overlay = (
+    0.5 * image_rgb + 0.5 * segment_colours[neighbours.segment_ids]
+  ).astype(np.uint8)
   num_columns = max(3, 1 + num_neighbours_shown)
-  rows = [_row([
-      _captioned(_fit_tile(image_rgb, tile_size), [image_id]),
-      _captioned(_fit_tile(segments_overlay, tile_size),
-                 ['%d segments' % len(segment_labels)]),
-      _captioned(_fit_tile(colormap_lib.colorize(prediction, colormap),
-                           tile_size), ['prediction']),
-  ], num_columns)]
-  facts = {'image_id': image_id, 'num_segments': len(segment_labels),
-           'segments': []}
+  rows = [
+    _row(
+      [
+        _captioned(_fit_tile(image_rgb, tile_size), [image_id]),
+        _captioned(
+          _fit_tile(segments_overlay, tile_size),
+          ['%d segments' % len(segment_labels)],
+        ),
+        _captioned(
+          _fit_tile(colormap_lib.colorize(prediction, colormap), tile_size),
+          ['prediction'],
+        ),
+      ],
+      num_columns,
+    )
+  ]
+  facts = {
+    'image_id': image_id,
+    'num_segments': len(segment_labels),
+    'segments': [],
+  }
   for rank, segment in enumerate(largest):
     mask = neighbours.segment_ids == segment
-    highlighted = np.where(mask[..., np.newaxis], image_rgb,
-                           image_rgb * _DIMMING).astype(np.uint8)
+    highlighted = np.where(
+      mask[..., np.newaxis], image_rgb, image_rgb * _DIMMING
+    ).astype(np.uint8)
     label = int(segment_labels[segment])
     votes = neighbours.votes[segment]
-    tiles = [_captioned(_fit_tile(highlighted, tile_size), [
-        'segment %d: %s' % (rank + 1, names[label]),
-        '%d/%d votes' % (votes[label], votes.sum())])]
+    tiles = [
+      _captioned(
+        _fit_tile(highlighted, tile_size),
+        [
+          'segment %d: %s' % (rank + 1, names[label]),
+          '%d/%d votes' % (votes[label], votes.sum()),
+        ],
+      )
+    ]
     segment_facts = {
-        'segment': int(segment), 'num_pixels': int(segment_sizes[segment]),
-        'predicted_label': label, 'predicted_name': names[label],
-        'votes': votes.astype(int).tolist(), 'neighbours': []}
+      'segment': int(segment),
+      'num_pixels': int(segment_sizes[segment]),
+      'predicted_label': label,
+      'predicted_name': names[label],
+      'votes': votes.astype(int).tolist(),
+      'neighbours': [],
+    }
     for prototype_index, similarity in zip(
-        neighbours.prototype_indices[segment], neighbours.similarities[segment]):
+      neighbours.prototype_indices[segment], neighbours.similarities[segment]
+    ):
       prototype_label = int(bank.labels[prototype_index])
       crop, source_id = training_images.segment_crop(prototype_index)
-      segment_facts['neighbours'].append({
-          'prototype': int(prototype_index), 'label': prototype_label,
-          'name': names[prototype_label], 'similarity': float(similarity),
+      segment_facts['neighbours'].append(
+        {
+          'prototype': int(prototype_index),
+          'label': prototype_label,
+          'name': names[prototype_label],
+          'similarity': float(similarity),
           'image_id': source_id,
-          'box': bank.boxes[prototype_index].astype(int).tolist()})
+          'box': bank.boxes[prototype_index].astype(int).tolist(),
+        }
+      )
       if len(tiles) <= num_neighbours_shown:
-        tiles.append(_captioned(_fit_tile(crop, tile_size), [
-            '%s %.3f' % (names[prototype_label], similarity), source_id]))
+        tiles.append(
+          _captioned(
+            _fit_tile(crop, tile_size),
+            ['%s %.3f' % (names[prototype_label], similarity), source_id],
+          )
+        )
     rows.append(_row(tiles, num_columns))
     facts['segments'].append(segment_facts)
   return np.concatenate(rows, axis=0), facts
@@ -181,62 +239,90 @@ def explain_image(predictor, bank, image_rgb, image_id, *, data_dir,
 def _find_image(args):
   # pylint: disable=g-import-not-at-top
   from segsort import data
+
   # pylint: enable=g-import-not-at-top
   if args.image:
     return args.image, os.path.splitext(os.path.basename(args.image))[0]
   if args.data_list:
-    for entry in data.read_data_list(args.data_dir, args.data_list,
-                                     require_labels=False):
+    for entry in data.read_data_list(
+      args.data_dir, args.data_list, require_labels=False
+    ):
       if entry.image_id == args.image_id:
         return entry.image_path, entry.image_id
-    raise errors.InferenceError('Image id %s is not in %s.'
-                                   % (args.image_id, args.data_list))
-  return (os.path.join(args.data_dir, 'VOC2012', 'JPEGImages',
-                       args.image_id + '.jpg'), args.image_id)
+    raise errors.InferenceError(
+      'Image id %s is not in %s.' % (args.image_id, args.data_list)
+    )
+  return (
+    os.path.join(
+      args.data_dir, 'VOC2012', 'JPEGImages', args.image_id + '.jpg'
+    ),
+    args.image_id,
+  )
 
 
 def main(argv=None):
   console.quiet_tensorflow()
   parser = run_record.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    description=__doc__.split('\n')[0],
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
   which = parser.add_mutually_exclusive_group(required=True)
   which.add_argument('--image', help='Path of the image to explain.')
-  which.add_argument('--image_id', help='Id of the image to explain, found in '
-                     '--data_list or else at DATA_DIR/VOC2012/JPEGImages/ID.jpg.')
+  which.add_argument(
+    '--image_id',
+    help='Id of the image to explain, found in '
+    '--data_list or else at DATA_DIR/VOC2012/JPEGImages/ID.jpg.',
+  )
   # --data_dir is also the root of the training images the prototypes come
   # from; the window defaults to single-scale inference's.
   inference_flags.add_model_and_data_flags(
-      parser, default_input_size=inference_flags.DEFAULT_WINDOW_SIZE,
-      data_list_required=False)
+    parser,
+    default_input_size=inference_flags.DEFAULT_WINDOW_SIZE,
+    data_list_required=False,
+  )
   inference_flags.add_embedding_dim_flag(parser)
   inference_flags.add_segment_flags(parser)
   inference_flags.add_knn_flags(parser)
   inference_flags.add_colormap_flag(parser)
-  parser.add_argument('--num_segments', type=flags.integer(1), default=6,
-                      help='Explain this many of the largest segments.')
-  parser.add_argument('--num_neighbours_shown', type=flags.integer(0),
-                      default=5)
-  parser.add_argument('--tile_size', type=flags.integer(16), default=112,
-                      help='Side of every picture tile in pixels.')
+  parser.add_argument(
+    '--num_segments',
+    type=flags.integer(1),
+    default=6,
+    help='Explain this many of the largest segments.',
+  )
+  parser.add_argument(
+    '--num_neighbours_shown', type=flags.integer(0), default=5
+  )
+  parser.add_argument(
+    '--tile_size',
+    type=flags.integer(16),
+    default=112,
+    help='Side of every picture tile in pixels.',
+  )
   args = inference_flags.parse_flags(parser, argv)
   console.setup_logging()
   # pylint: disable=g-import-not-at-top
   from segsort import data
   from segsort import inference
+
   # pylint: enable=g-import-not-at-top
   with errors.exit_on_known_errors():
     predictor, bank, _, _ = inference.segsort_predictor_from_flags(
-        args, with_sources=True)
+      args, with_sources=True
+    )
     image_path, image_id = _find_image(args)
     figure, facts = explain_image(
-        predictor, bank,
-        data.load_image(image_path, args.apply_exif_orientation), image_id,
-        data_dir=args.data_dir, num_classes=args.num_classes,
-        num_segments=args.num_segments,
-        num_neighbours_shown=args.num_neighbours_shown,
-        tile_size=args.tile_size,
-        colormap=inference.load_colormap(args.colormap, args.data_dir))
+      predictor,
+      bank,
+      data.load_image(image_path, args.apply_exif_orientation),
+      image_id,
+      data_dir=args.data_dir,
+      num_classes=args.num_classes,
+      num_segments=args.num_segments,
+      num_neighbours_shown=args.num_neighbours_shown,
+      tile_size=args.tile_size,
+      colormap=inference.load_colormap(args.colormap, args.data_dir),
+    )
   facts['image_path'] = image_path
   figure_path = os.path.join(args.save_dir, image_id + '.png')
   io_utils.save_png(figure_path, figure)

@@ -29,52 +29,84 @@ from segsort import inference_flags
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--restore_from', required=True,
-                      help='Checkpoint prefix, or a run directory for its '
-                      'latest; its config.json gives the network and the '
-                      'k-means settings.')
-  parser.add_argument('--prototype_dir', default=None,
-                      help='Prototypes of a SegSort run (SAVE_DIR/prototypes '
-                      'of segsort.extract_prototypes); none for softmax.')
-  parser.add_argument('--output_dir', required=True,
-                      help='The SavedModel directory to create.')
-  parser.add_argument('--input_size', type=flags.size_pair,
-                      default=inference_flags.DEFAULT_WINDOW_SIZE,
-                      help='Sliding window "height,width".')
-  parser.add_argument('--strides', type=flags.size_pair,
-                      default=inference_flags.DEFAULT_STRIDES,
-                      help='Distances "vertical,horizontal" between windows, '
-                      'at most --input_size.')
-  parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1),
-                      default=inference_flags.DEFAULT_K_IN_NEAREST_NEIGHBORS,
-                      help='Number of nearest prototypes that vote.')
-  parser.add_argument('--num_clusters', type=flags.cluster_grid, default=None,
-                      help='k-means grid "N" or "ROWS,COLUMNS"; default: the '
-                      "run's --num_clusters, N x N.")
-  parser.add_argument('--kmeans_iterations', type=flags.integer(0),
-                      default=None,
-                      help="k-means iterations; default: the run's.")
+    description=__doc__.split('\n')[0],
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
+  parser.add_argument(
+    '--restore_from',
+    required=True,
+    help='Checkpoint prefix, or a run directory for its '
+    'latest; its config.json gives the network and the '
+    'k-means settings.',
+  )
+  parser.add_argument(
+    '--prototype_dir',
+    default=None,
+    help='Prototypes of a SegSort run (SAVE_DIR/prototypes '
+    'of segsort.extract_prototypes); none for softmax.',
+  )
+  parser.add_argument(
+    '--output_dir', required=True, help='The SavedModel directory to create.'
+  )
+  parser.add_argument(
+    '--input_size',
+    type=flags.size_pair,
+    default=inference_flags.DEFAULT_WINDOW_SIZE,
+    help='Sliding window "height,width".',
+  )
+  parser.add_argument(
+    '--strides',
+    type=flags.size_pair,
+    default=inference_flags.DEFAULT_STRIDES,
+    help='Distances "vertical,horizontal" between windows, '
+    'at most --input_size.',
+  )
+  parser.add_argument(
+    '--k_in_nearest_neighbors',
+    type=flags.integer(1),
+    default=inference_flags.DEFAULT_K_IN_NEAREST_NEIGHBORS,
+    help='Number of nearest prototypes that vote.',
+  )
+  parser.add_argument(
+    '--num_clusters',
+    type=flags.cluster_grid,
+    default=None,
+    help='k-means grid "N" or "ROWS,COLUMNS"; default: the '
+    "run's --num_clusters, N x N.",
+  )
+  parser.add_argument(
+    '--kmeans_iterations',
+    type=flags.integer(0),
+    default=None,
+    help="k-means iterations; default: the run's.",
+  )
   args = parser.parse_args(argv)
   flags.check_at_most(parser, args, 'strides', 'input_size')
   if os.path.exists(args.output_dir):
-    parser.error('argument --output_dir: %s exists; remove it or choose '
-                 'another' % args.output_dir)
+    parser.error(
+      'argument --output_dir: %s exists; remove it or choose '
+      'another' % args.output_dir
+    )
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import api  # pylint: disable=g-import-not-at-top
   from segsort import inference  # pylint: disable=g-import-not-at-top
   from segsort import saved_model  # pylint: disable=g-import-not-at-top
+
   with inference.exit_on_known_errors():
     segmenter = api.load(
-        args.restore_from, args.prototype_dir, window_size=args.input_size,
-        strides=args.strides,
-        k_in_nearest_neighbors=args.k_in_nearest_neighbors,
-        num_clusters=args.num_clusters,
-        kmeans_iterations=args.kmeans_iterations)
+      args.restore_from,
+      args.prototype_dir,
+      window_size=args.input_size,
+      strides=args.strides,
+      k_in_nearest_neighbors=args.k_in_nearest_neighbors,
+      num_clusters=args.num_clusters,
+      kmeans_iterations=args.kmeans_iterations,
+    )
     saved_model.export(segmenter, args.output_dir)
-  print('Wrote SavedModel %s (signature %r: uint8 image [H, W, 3] -> uint8 '
-        'labels [H, W])' % (args.output_dir, saved_model.SIGNATURE_KEY))
+  print(
+    'Wrote SavedModel %s (signature %r: uint8 image [H, W, 3] -> uint8 '
+    'labels [H, W])' % (args.output_dir, saved_model.SIGNATURE_KEY)
+  )
 
 
 if __name__ == '__main__':

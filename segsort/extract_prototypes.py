@@ -29,8 +29,9 @@ from segsort import run_record
 def main(argv=None):
   console.quiet_tensorflow()
   parser = run_record.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    description=__doc__.split('\n')[0],
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
   inference_flags.add_model_and_data_flags(parser)
   inference_flags.add_segment_flags(parser, for_prototypes=True)
   inference_flags.add_embedding_dim_flag(parser)
@@ -38,20 +39,29 @@ def main(argv=None):
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import inference  # pylint: disable=g-import-not-at-top
+
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
-        args.restore_from, inference.SEGSORT_MODES, args.embedding_dim)
+      args.restore_from, inference.SEGSORT_MODES, args.embedding_dim
+    )
     checkpoint_overrides = inference.settings_from_checkpoint(
-        args, config, checkpoint_prefix)
+      args, config, checkpoint_prefix
+    )
     inference.extract_prototypes(
-        network, checkpoint_prefix, data_dir=args.data_dir,
-        data_list=args.data_list, save_dir=args.save_dir,
-        window_size=args.input_size, strides=args.strides,
-        num_classes=args.num_classes, ignore_label=args.ignore_label,
-        num_clusters=args.num_clusters,
-        kmeans_iterations=args.kmeans_iterations,
-        apply_exif_orientation=args.apply_exif_orientation,
-        checkpoint_overrides=checkpoint_overrides)
+      network,
+      checkpoint_prefix,
+      data_dir=args.data_dir,
+      data_list=args.data_list,
+      save_dir=args.save_dir,
+      window_size=args.input_size,
+      strides=args.strides,
+      num_classes=args.num_classes,
+      ignore_label=args.ignore_label,
+      num_clusters=args.num_clusters,
+      kmeans_iterations=args.kmeans_iterations,
+      apply_exif_orientation=args.apply_exif_orientation,
+      checkpoint_overrides=checkpoint_overrides,
+    )
 
 
 if __name__ == '__main__':

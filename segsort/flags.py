@@ -32,13 +32,16 @@ def _number(convert, kind, minimum, maximum, above):
       value = convert(text)
     except ValueError:
       value = None
-    if (value is None or
-        (isinstance(value, float) and not math.isfinite(value)) or
-        (above is not None and not value > above) or
-        (minimum is not None and value < minimum) or
-        (maximum is not None and value > maximum)):
-      raise argparse.ArgumentTypeError('must be %s, got %r' % (description,
-                                                               text))
+    if (
+      value is None
+      or (isinstance(value, float) and not math.isfinite(value))
+      or (above is not None and not value > above)
+      or (minimum is not None and value < minimum)
+      or (maximum is not None and value > maximum)
+    ):
+      raise argparse.ArgumentTypeError(
+        'must be %s, got %r' % (description, text)
+      )
     return value
 
   # argparse names the type in some messages.
@@ -65,7 +68,8 @@ def _positive_pair(text, expected):
     values = values * 2
   if len(values) != 2 or min(values) < 1:
     raise argparse.ArgumentTypeError(
-        'expected %s of positive integers, got %r' % (expected, text))
+      'expected %s of positive integers, got %r' % (expected, text)
+    )
   return values
 
 
@@ -86,7 +90,8 @@ def positive_real_list(text):
     return tuple(parse(value) for value in text.split(','))
   except argparse.ArgumentTypeError as error:
     raise argparse.ArgumentTypeError(
-        'expected comma-separated numbers > 0, got %r' % (text,)) from error
+      'expected comma-separated numbers > 0, got %r' % (text,)
+    ) from error
 
 
 def check_at_most(parser, args, name, limit_name):
@@ -97,8 +102,10 @@ def check_at_most(parser, args, name, limit_name):
   value, limit = getattr(args, name), getattr(args, limit_name)
   pairs = zip(value, limit) if isinstance(value, tuple) else [(value, limit)]
   if any(item > bound for item, bound in pairs):
-    parser.error('argument --%s: must be at most --%s %s, got %s' % (
-        name, limit_name, _format(limit), _format(value)))
+    parser.error(
+      'argument --%s: must be at most --%s %s, got %s'
+      % (name, limit_name, _format(limit), _format(value))
+    )
 
 
 def _format(value):

@@ -28,11 +28,17 @@ MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 # The inference flags that repeat a training setting; unless given, each
 # takes the checkpoint's value.
-FLAGS_FROM_CHECKPOINT = ('num_classes', 'ignore_label', 'num_clusters',
-                         'kmeans_iterations')
+FLAGS_FROM_CHECKPOINT = (
+  'num_classes',
+  'ignore_label',
+  'num_clusters',
+  'kmeans_iterations',
+)
 
-def add_model_and_data_flags(parser, default_input_size=(480, 480),
-                             data_list_required=True):
+
+def add_model_and_data_flags(
+  parser, default_input_size=(480, 480), data_list_required=True
+):
   """Adds the data, window and checkpoint flags of every inference tool.
 
   Args:
@@ -41,42 +47,70 @@ def add_model_and_data_flags(parser, default_input_size=(480, 480),
       720x720 (a whole VOC image in one window) for single-scale inference.
     data_list_required: Whether --data_list must be given.
   """
-  parser.add_argument('--data_dir', required=True,
-                      help='Dataset root; list paths are relative to it.')
-  parser.add_argument('--data_list', required=data_list_required,
-                      default=None,
-                      help='List file of the images (IMAGE [LABEL] a line).')
-  parser.add_argument('--input_size', type=flags.size_pair,
-                      default=default_input_size,
-                      help='Sliding window "height,width" (rounded up to a '
-                      'multiple of the output stride; smaller images are '
-                      'padded).')
-  parser.add_argument('--strides', type=flags.size_pair,
-                      default=DEFAULT_STRIDES,
-                      help='Distances "vertical,horizontal" between windows, '
-                      'at most --input_size.')
-  parser.add_argument('--restore_from', required=True,
-                      help='Checkpoint prefix, or a directory for its latest; '
-                      'its config.json gives the network.')
-  parser.add_argument('--save_dir', required=True,
-                      help='Output directory.')
-  parser.add_argument('--num_classes', type=flags.integer(1), default=None,
-                      help='Number of classes, background included; '
-                      "default: the checkpoint's.")
-  parser.add_argument('--ignore_label', type=flags.integer(0), default=None,
-                      help='Label value of pixels to leave out (not a class '
-                      "id); default: the checkpoint's.")
-  parser.add_argument('--apply_exif_orientation', action='store_true',
-                      help='Turn images (and labels) as their EXIF '
-                      'orientation asks, as viewers show them; by default '
-                      'files are read as stored.')
+  parser.add_argument(
+    '--data_dir',
+    required=True,
+    help='Dataset root; list paths are relative to it.',
+  )
+  parser.add_argument(
+    '--data_list',
+    required=data_list_required,
+    default=None,
+    help='List file of the images (IMAGE [LABEL] a line).',
+  )
+  parser.add_argument(
+    '--input_size',
+    type=flags.size_pair,
+    default=default_input_size,
+    help='Sliding window "height,width" (rounded up to a '
+    'multiple of the output stride; smaller images are '
+    'padded).',
+  )
+  parser.add_argument(
+    '--strides',
+    type=flags.size_pair,
+    default=DEFAULT_STRIDES,
+    help='Distances "vertical,horizontal" between windows, '
+    'at most --input_size.',
+  )
+  parser.add_argument(
+    '--restore_from',
+    required=True,
+    help='Checkpoint prefix, or a directory for its latest; '
+    'its config.json gives the network.',
+  )
+  parser.add_argument('--save_dir', required=True, help='Output directory.')
+  parser.add_argument(
+    '--num_classes',
+    type=flags.integer(1),
+    default=None,
+    help='Number of classes, background included; default: the checkpoint\'s.',
+  )
+  parser.add_argument(
+    '--ignore_label',
+    type=flags.integer(0),
+    default=None,
+    help='Label value of pixels to leave out (not a class '
+    "id); default: the checkpoint's.",
+  )
+  parser.add_argument(
+    '--apply_exif_orientation',
+    action='store_true',
+    help='Turn images (and labels) as their EXIF '
+    'orientation asks, as viewers show them; by default '
+    'files are read as stored.',
+  )
 
 
 def add_embedding_dim_flag(parser):
   """Adds --embedding_dim, checked against the checkpoint's config."""
-  parser.add_argument('--embedding_dim', type=flags.integer(1), default=None,
-                      help="Checked against the checkpoint's embedding "
-                      'dimension (which is used either way).')
+  parser.add_argument(
+    '--embedding_dim',
+    type=flags.integer(1),
+    default=None,
+    help="Checked against the checkpoint's embedding "
+    'dimension (which is used either way).',
+  )
 
 
 def add_segment_flags(parser, for_prototypes=False):
@@ -88,38 +122,57 @@ def add_segment_flags(parser, for_prototypes=False):
       defaults to the checkpoint's --prototype_num_clusters (when its run set
       one) rather than its --num_clusters.
   """
-  parser.add_argument('--num_clusters', type=flags.cluster_grid,
-                      default=None,
-                      help='k-means grid of an image: "N" (N x N) or '
-                      '"ROWS,COLUMNS"; default: the checkpoint\'s %s.'
-                      % ('--prototype_num_clusters, else its --num_clusters'
-                         if for_prototypes else '--num_clusters'))
-  parser.add_argument('--kmeans_iterations', type=flags.integer(0),
-                      default=None,
-                      help="Iterations of vMF k-means; default: the "
-                      "checkpoint's.")
+  parser.add_argument(
+    '--num_clusters',
+    type=flags.cluster_grid,
+    default=None,
+    help='k-means grid of an image: "N" (N x N) or '
+    '"ROWS,COLUMNS"; default: the checkpoint\'s %s.'
+    % (
+      '--prototype_num_clusters, else its --num_clusters'
+      if for_prototypes
+      else '--num_clusters'
+    ),
+  )
+  parser.add_argument(
+    '--kmeans_iterations',
+    type=flags.integer(0),
+    default=None,
+    help="Iterations of vMF k-means; default: the checkpoint's.",
+  )
   parser.set_defaults(grid_for_prototypes=for_prototypes)
 
 
 def add_knn_flags(parser):
   """Adds the prototype bank flags."""
-  parser.add_argument('--prototype_dir', required=True,
-                      help='Directory of prototype_features.npy and '
-                      'prototype_labels.npy (SAVE_DIR/prototypes of '
-                      'segsort.extract_prototypes).')
-  parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1),
-                      default=DEFAULT_K_IN_NEAREST_NEIGHBORS,
-                      help='Number of nearest prototypes that vote.')
+  parser.add_argument(
+    '--prototype_dir',
+    required=True,
+    help='Directory of prototype_features.npy and '
+    'prototype_labels.npy (SAVE_DIR/prototypes of '
+    'segsort.extract_prototypes).',
+  )
+  parser.add_argument(
+    '--k_in_nearest_neighbors',
+    type=flags.integer(1),
+    default=DEFAULT_K_IN_NEAREST_NEIGHBORS,
+    help='Number of nearest prototypes that vote.',
+  )
 
 
 def add_colormap_flag(parser):
   """Adds --colormap."""
-  parser.add_argument('--colormap', default=None,
-                      help='%s, or a .npy or text (R G B rows) colour map; '
-                      'default: DATA_DIR/%s when it exists (written by the '
-                      'data set tools), else voc.'
-                      % (' or '.join(sorted(colormap_lib.NAMED_COLORMAPS)),
-                         colormap_lib.COLORMAP_FILE))
+  parser.add_argument(
+    '--colormap',
+    default=None,
+    help='%s, or a .npy or text (R G B rows) colour map; '
+    'default: DATA_DIR/%s when it exists (written by the '
+    'data set tools), else voc.'
+    % (
+      ' or '.join(sorted(colormap_lib.NAMED_COLORMAPS)),
+      colormap_lib.COLORMAP_FILE,
+    ),
+  )
 
 
 def add_output_flags(parser, default_scales):
@@ -129,19 +182,30 @@ def add_output_flags(parser, default_scales):
   multi-scale set `MULTI_SCALES`.
   """
   add_colormap_flag(parser)
-  parser.add_argument('--scale_aug', type=flags.positive_real_list,
-                      nargs='?', const=MULTI_SCALES, default=default_scales,
-                      help='Comma-separated image scales (> 0) whose scores '
-                      'are summed; given bare, %s.'
-                      % ','.join('%g' % scale for scale in MULTI_SCALES))
-  parser.add_argument('--flip_aug', action='store_true',
-                      help='Add the left-right flip of every scale.')
-  parser.add_argument('--save_overlay', action='store_true',
-                      help='Also write SAVE_DIR/overlay/ID.png: the image '
-                      'blended with the colour labels, with segment '
-                      'boundaries in white: k-means segments for '
-                      'single-scale SegSort without flips (one more pass '
-                      'per image), else the predicted regions.')
+  parser.add_argument(
+    '--scale_aug',
+    type=flags.positive_real_list,
+    nargs='?',
+    const=MULTI_SCALES,
+    default=default_scales,
+    help='Comma-separated image scales (> 0) whose scores '
+    'are summed; given bare, %s.'
+    % ','.join('%g' % scale for scale in MULTI_SCALES),
+  )
+  parser.add_argument(
+    '--flip_aug',
+    action='store_true',
+    help='Add the left-right flip of every scale.',
+  )
+  parser.add_argument(
+    '--save_overlay',
+    action='store_true',
+    help='Also write SAVE_DIR/overlay/ID.png: the image '
+    'blended with the colour labels, with segment '
+    'boundaries in white: k-means segments for '
+    'single-scale SegSort without flips (one more pass '
+    'per image), else the predicted regions.',
+  )
 
 
 def parse_flags(parser, argv=None):
@@ -173,5 +237,7 @@ def ignore_label_problem(args):
   """Why --ignore_label does not fit --num_classes, or None when it does."""
   if 0 <= args.ignore_label < args.num_classes:
     return 'must not be a class id of [0, --num_classes %d), got %d' % (
-        args.num_classes, args.ignore_label)
+      args.num_classes,
+      args.ignore_label,
+    )
   return None

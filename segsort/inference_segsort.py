@@ -21,8 +21,9 @@ from segsort import run_record
 
 def build_parser(description, default_scales, default_input_size):
   parser = run_record.ArgumentParser(
-      description=description,
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    description=description,
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
   inference_flags.add_model_and_data_flags(parser, default_input_size)
   inference_flags.add_embedding_dim_flag(parser)
   inference_flags.add_segment_flags(parser)
@@ -31,20 +32,27 @@ def build_parser(description, default_scales, default_input_size):
   return parser
 
 
-def main(argv=None, description=__doc__.split('\n')[0],
-         default_scales=(1.0,),
-         default_input_size=inference_flags.DEFAULT_WINDOW_SIZE):
+def main(
+  argv=None,
+  description=__doc__.split('\n')[0],
+  default_scales=(1.0,),
+  default_input_size=inference_flags.DEFAULT_WINDOW_SIZE,
+):
   console.quiet_tensorflow()
   args = inference_flags.parse_flags(
-      build_parser(description, default_scales, default_input_size), argv)
+    build_parser(description, default_scales, default_input_size), argv
+  )
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import inference  # pylint: disable=g-import-not-at-top
+
   with inference.exit_on_known_errors():
     predictor, _, checkpoint_prefix, checkpoint_overrides = (
-        inference.segsort_predictor_from_flags(args))
-    inference.predict_list_from_flags(predictor, args, checkpoint_prefix,
-                                      checkpoint_overrides)
+      inference.segsort_predictor_from_flags(args)
+    )
+    inference.predict_list_from_flags(
+      predictor, args, checkpoint_prefix, checkpoint_overrides
+    )
 
 
 if __name__ == '__main__':

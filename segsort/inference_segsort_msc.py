@@ -18,9 +18,12 @@ DEFAULT_SCALES = inference_flags.MULTI_SCALES
 
 
 def main(argv=None):
-  inference_segsort.main(argv, description=__doc__.split('\n')[0],
-                         default_scales=DEFAULT_SCALES,
-                         default_input_size=(480, 480))
+  inference_segsort.main(
+    argv,
+    description=__doc__.split('\n')[0],
+    default_scales=DEFAULT_SCALES,
+    default_input_size=(480, 480),
+  )
 
 
 if __name__ == '__main__':

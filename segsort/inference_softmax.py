@@ -23,29 +23,39 @@ from segsort import run_record
 def main(argv=None):
   console.quiet_tensorflow()
   parser = run_record.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    description=__doc__.split('\n')[0],
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
   inference_flags.add_model_and_data_flags(
-      parser, default_input_size=inference_flags.DEFAULT_WINDOW_SIZE)
+    parser, default_input_size=inference_flags.DEFAULT_WINDOW_SIZE
+  )
   inference_flags.add_output_flags(parser, default_scales=(1.0,))
   args = inference_flags.parse_flags(parser, argv)
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import inference  # pylint: disable=g-import-not-at-top
+
   with inference.exit_on_known_errors():
     network, config, checkpoint_prefix = inference.restore_network(
-        args.restore_from, inference.SOFTMAX_MODES)
+      args.restore_from, inference.SOFTMAX_MODES
+    )
     checkpoint_overrides = inference.settings_from_checkpoint(
-        args, config, checkpoint_prefix)
+      args, config, checkpoint_prefix
+    )
     if config.num_classes != args.num_classes:
       raise errors.InferenceError(
-          'Checkpoint %s predicts %d classes, not --num_classes %d.'
-          % (checkpoint_prefix, config.num_classes, args.num_classes))
+        'Checkpoint %s predicts %d classes, not --num_classes %d.'
+        % (checkpoint_prefix, config.num_classes, args.num_classes)
+      )
     predictor = inference.SoftmaxPredictor(
-        network, window_size=args.input_size, strides=args.strides,
-        num_classes=args.num_classes)
-    inference.predict_list_from_flags(predictor, args, checkpoint_prefix,
-                                      checkpoint_overrides)
+      network,
+      window_size=args.input_size,
+      strides=args.strides,
+      num_classes=args.num_classes,
+    )
+    inference.predict_list_from_flags(
+      predictor, args, checkpoint_prefix, checkpoint_overrides
+    )
 
 
 if __name__ == '__main__':

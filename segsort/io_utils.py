@@ -37,8 +37,8 @@ def atomic_path(path):
   os.makedirs(directory, exist_ok=True)
   suffix = os.path.splitext(path)[1]
   handle, temporary = tempfile.mkstemp(
-      dir=directory, prefix='.tmp-' + os.path.basename(path) + '-',
-      suffix=suffix)
+    dir=directory, prefix='.tmp-' + os.path.basename(path) + '-', suffix=suffix
+  )
   os.close(handle)
   # mkstemp creates the file private (0600); outputs get the usual mode.
   umask = os.umask(0)
@@ -57,14 +57,16 @@ def save_png(path, array):
   """Writes a uint8 array (`[H, W]` or `[H, W, 3]`) as a PNG, atomically."""
   with atomic_path(path) as temporary:
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(
-        temporary, format='PNG')
+      temporary, format='PNG'
+    )
 
 
 def save_jpeg(path, image, quality):
   """Writes a uint8 RGB array `[H, W, 3]` as a JPEG of `quality`, atomically."""
   with atomic_path(path) as temporary:
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
-        temporary, format='JPEG', quality=quality)
+      temporary, format='JPEG', quality=quality
+    )
 
 
 def save_npy(path, array):
@@ -108,19 +110,22 @@ def read_list_lines(path):
     with open(path, 'rb') as stream:
       contents = stream.read()
   except OSError as error:
-    raise errors.ListFileError('Cannot read data list %s: %s'
-                        % (path, error)) from error
+    raise errors.ListFileError(
+      'Cannot read data list %s: %s' % (path, error)
+    ) from error
   if contents.startswith(_UTF8_BOM):
-    contents = contents[len(_UTF8_BOM):]
+    contents = contents[len(_UTF8_BOM) :]
   lines = []
-  for line_number, line in enumerate(contents.splitlines(keepends=True),
-                                     start=1):
+  for line_number, line in enumerate(
+    contents.splitlines(keepends=True), start=1
+  ):
     try:
       lines.append(line.decode('utf-8'))
     except UnicodeDecodeError as error:
       raise errors.ListFileError(
-          '%s, line %d is not UTF-8 text (%s): %r'
-          % (path, line_number, error.reason, line)) from error
+        '%s, line %d is not UTF-8 text (%s): %r'
+        % (path, line_number, error.reason, line)
+      ) from error
   return lines
 
 
@@ -130,8 +135,11 @@ def split_fields(line):
   str.split would also split at non-breaking and other Unicode spaces, which
   can be part of a file name and should show in the error when they are not.
   """
-  return [field for field in
-          line.translate(_ASCII_WHITESPACE_TO_SPACE).split(' ') if field]
+  return [
+    field
+    for field in line.translate(_ASCII_WHITESPACE_TO_SPACE).split(' ')
+    if field
+  ]
 
 
 def printable_path(path):
@@ -157,8 +165,21 @@ LABEL_IMAGE_MODES = ('P', 'L', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', '1')
 # Modes that Pillow converts to RGB exactly: 8-bit colour spaces, 1-bit,
 # palette, and the same with alpha, which is dropped (premultiplied 'La' and
 # 'RGBa' are unpremultiplied first).
-_RGB_CONVERTIBLE_MODES = ('RGB', 'RGBX', 'RGBA', 'RGBa', 'L', 'LA', 'La', 'P',
-                          'PA', '1', 'CMYK', 'YCbCr', 'HSV')
+_RGB_CONVERTIBLE_MODES = (
+  'RGB',
+  'RGBX',
+  'RGBA',
+  'RGBa',
+  'L',
+  'LA',
+  'La',
+  'P',
+  'PA',
+  '1',
+  'CMYK',
+  'YCbCr',
+  'HSV',
+)
 
 # 16-bit grayscale modes, scaled to 8 bits (65535 -> 255). Pillow's own
 # conversion clips every value above 255 to white.
@@ -167,9 +188,13 @@ _16_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N')
 # The EXIF tag of the orientation, and what its values ask a viewer to do.
 _EXIF_ORIENTATION_TAG = 0x0112
 _ORIENTATIONS = {
-    2: 'mirrored left-right', 3: 'rotated 180 degrees',
-    4: 'mirrored top-bottom', 5: 'transposed', 6: 'rotated 90 degrees clockwise',
-    7: 'transversed', 8: 'rotated 90 degrees counter-clockwise',
+  2: 'mirrored left-right',
+  3: 'rotated 180 degrees',
+  4: 'mirrored top-bottom',
+  5: 'transposed',
+  6: 'rotated 90 degrees clockwise',
+  7: 'transversed',
+  8: 'rotated 90 degrees counter-clockwise',
 }
 
 _LOGGER = logging.getLogger(__name__)
@@ -199,12 +224,13 @@ def read_exif_orientation(path):
 def describe_orientation(path, orientation):
   """Says what an EXIF orientation other than 1 means for a file's pixels."""
   return (
-      '%s has EXIF orientation %d (viewers show it %s); without '
-      '--apply_exif_orientation it is read as stored, so a label drawn on the '
-      'displayed view does not match it. Pass --apply_exif_orientation if '
-      'its label was drawn on the displayed view, or set its orientation '
-      'tag to 1 if the label matches the stored pixels.'
-      % (path, orientation, _ORIENTATIONS[orientation]))
+    '%s has EXIF orientation %d (viewers show it %s); without '
+    '--apply_exif_orientation it is read as stored, so a label drawn on the '
+    'displayed view does not match it. Pass --apply_exif_orientation if '
+    'its label was drawn on the displayed view, or set its orientation '
+    'tag to 1 if the label matches the stored pixels.'
+    % (path, orientation, _ORIENTATIONS[orientation])
+  )
 
 
 def _oriented(image, path, apply_exif_orientation):
@@ -227,8 +253,9 @@ def _open_image(path, what):
   try:
     return Image.open(path)
   except (OSError, SyntaxError, ValueError) as error:
-    raise errors.ImageFileError('Cannot decode %s %s: %s'
-                         % (what, path, error)) from error
+    raise errors.ImageFileError(
+      'Cannot decode %s %s: %s' % (what, path, error)
+    ) from error
 
 
 def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
@@ -254,14 +281,16 @@ def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
     mode = label.mode
     if mode not in LABEL_IMAGE_MODES:
       raise errors.ImageFileError(
-          '%s is a %s image; expected a single-channel image of class ids '
-          '(grayscale or palette), not Pillow mode %s (bands %s).'
-          % (path, mode, mode, ','.join(label.getbands())))
+        '%s is a %s image; expected a single-channel image of class ids '
+        '(grayscale or palette), not Pillow mode %s (bands %s).'
+        % (path, mode, mode, ','.join(label.getbands()))
+      )
     try:
       ids = np.asarray(_oriented(label, path, apply_exif_orientation))
     except (OSError, SyntaxError, ValueError) as error:
-      raise errors.ImageFileError('Cannot decode label image %s: %s'
-                           % (path, error)) from error
+      raise errors.ImageFileError(
+        'Cannot decode label image %s: %s' % (path, error)
+      ) from error
   return ids.astype(dtype)
 
 
@@ -287,8 +316,10 @@ def read_label_through_table(path, table, expected_ids):
   ids = read_label_image(path)
   unexpected = np.unique(ids[(ids < 0) | (ids >= len(table))])
   if unexpected.size:
-    raise errors.ImageFileError('%s holds label ids %s; %s'
-                         % (path, unexpected.tolist()[:10], expected_ids))
+    raise errors.ImageFileError(
+      '%s holds label ids %s; %s'
+      % (path, unexpected.tolist()[:10], expected_ids)
+    )
   return np.asarray(table)[ids]
 
 
@@ -325,15 +356,20 @@ def read_rgb_image(path, apply_exif_orientation=False):
         return np.asarray(image if mode == 'RGB' else image.convert('RGB'))
       pixels = np.asarray(image)
     except (OSError, SyntaxError, ValueError) as error:
-      raise errors.ImageFileError('Cannot decode image %s: %s'
-                           % (path, error)) from error
+      raise errors.ImageFileError(
+        'Cannot decode image %s: %s' % (path, error)
+      ) from error
   if mode == 'I' and pixels.size and 0 <= pixels.min() <= pixels.max() < 2**16:
     mode = 'I;16'
   if mode not in _16_BIT_MODES:
-    value_range = (' with values in [%s, %s]' % (pixels.min(), pixels.max())
-                   if pixels.size else '')
+    value_range = (
+      ' with values in [%s, %s]' % (pixels.min(), pixels.max())
+      if pixels.size
+      else ''
+    )
     raise errors.ImageFileError(
-        '%s is a mode %s image%s, which has no defined conversion to 8-bit '
-        'RGB; save it as an 8- or 16-bit image.' % (path, mode, value_range))
+      '%s is a mode %s image%s, which has no defined conversion to 8-bit '
+      'RGB; save it as an 8- or 16-bit image.' % (path, mode, value_range)
+    )
   gray = np.round(pixels.astype(np.float32) * (255.0 / 65535.0))
   return np.repeat(gray.astype(np.uint8)[..., np.newaxis], 3, axis=2)

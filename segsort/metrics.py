@@ -31,9 +31,28 @@ import numpy as np
 from segsort import io_utils
 
 VOC_CLASS_NAMES = (
-    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
-    'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
-    'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+  'background',
+  'aeroplane',
+  'bicycle',
+  'bird',
+  'boat',
+  'bottle',
+  'bus',
+  'car',
+  'cat',
+  'chair',
+  'cow',
+  'diningtable',
+  'dog',
+  'horse',
+  'motorbike',
+  'person',
+  'pottedplant',
+  'sheep',
+  'sofa',
+  'train',
+  'tvmonitor',
+)
 
 
 def class_names(num_classes):
@@ -63,23 +82,26 @@ def confusion_matrix(prediction, ground_truth, num_classes, ignore_label=255):
   prediction = np.asarray(prediction, dtype=np.int64)
   ground_truth = np.asarray(ground_truth, dtype=np.int64)
   if prediction.shape != ground_truth.shape:
-    raise ValueError('prediction shape %s differs from ground truth shape %s.'
-                     % (prediction.shape, ground_truth.shape))
+    raise ValueError(
+      'prediction shape %s differs from ground truth shape %s.'
+      % (prediction.shape, ground_truth.shape)
+    )
   valid = ground_truth != ignore_label
   ground_truth = ground_truth[valid]
   prediction = prediction[valid]
   _check_range(ground_truth, num_classes, 'ground truth')
   _check_range(prediction, num_classes, 'prediction')
-  return np.bincount(ground_truth * num_classes + prediction,
-                     minlength=num_classes * num_classes).reshape(
-                         num_classes, num_classes)
+  return np.bincount(
+    ground_truth * num_classes + prediction, minlength=num_classes * num_classes
+  ).reshape(num_classes, num_classes)
 
 
 def _check_range(class_ids, num_classes, what):
   if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= num_classes):
     bad = class_ids[(class_ids < 0) | (class_ids >= num_classes)]
-    raise ValueError('%s holds class id %d, outside [0, %d).'
-                     % (what, bad[0], num_classes))
+    raise ValueError(
+      '%s holds class id %d, outside [0, %d).' % (what, bad[0], num_classes)
+    )
 
 
 def class_ious(confusion):
@@ -137,6 +159,7 @@ def _distance_to(mask):
   # Imported here: scipy.ndimage takes half a second to load, which --help
   # of the tools that import this module need not wait for.
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
+
   if not mask.any():
     return np.full(mask.shape, np.inf)
   return ndimage.distance_transform_edt(~mask)
@@ -154,14 +177,19 @@ class BoundaryCounts:
       a predicted boundary pixel.
     ground_truth: Ground-truth boundary pixels.
   """
+
   matched_predicted: int = 0
   predicted: int = 0
   matched_ground_truth: int = 0
   ground_truth: int = 0
 
   def __add__(self, other):
-    return BoundaryCounts(*(a + b for a, b in zip(
-        dataclasses.astuple(self), dataclasses.astuple(other))))
+    return BoundaryCounts(
+      *(
+        a + b
+        for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))
+      )
+    )
 
   def scores(self):
     """Returns (precision, recall, F-score).
@@ -169,10 +197,14 @@ class BoundaryCounts:
     Precision (recall) is NaN without predicted (ground-truth) boundary
     pixels; the F-score is 0 when either is 0, else NaN when either is NaN.
     """
-    precision = (self.matched_predicted / self.predicted
-                 if self.predicted else math.nan)
-    recall = (self.matched_ground_truth / self.ground_truth
-              if self.ground_truth else math.nan)
+    precision = (
+      self.matched_predicted / self.predicted if self.predicted else math.nan
+    )
+    recall = (
+      self.matched_ground_truth / self.ground_truth
+      if self.ground_truth
+      else math.nan
+    )
     if precision == 0 or recall == 0:
       f_score = 0.0
     elif math.isnan(precision) or math.isnan(recall):
@@ -198,8 +230,9 @@ def tolerance_in_pixels(tolerance, shape):
   return float(tolerance)
 
 
-def boundary_match_counts(prediction, ground_truth, tolerance=2.0,
-                          ignore_label=255):
+def boundary_match_counts(
+  prediction, ground_truth, tolerance=2.0, ignore_label=255
+):
   """Counts matched boundary pixels of one prediction (see module docstring).
 
   Args:
@@ -222,12 +255,19 @@ def boundary_match_counts(prediction, ground_truth, tolerance=2.0,
   distance_to_ground_truth = _distance_to(ground_truth_boundaries)
   distance_to_prediction = _distance_to(predicted_boundaries)
   return BoundaryCounts(
-      matched_predicted=int(np.count_nonzero(
-          counted_predictions & (distance_to_ground_truth <= tolerance))),
-      predicted=int(np.count_nonzero(counted_predictions)),
-      matched_ground_truth=int(np.count_nonzero(
-          ground_truth_boundaries & (distance_to_prediction <= tolerance))),
-      ground_truth=int(np.count_nonzero(ground_truth_boundaries)))
+    matched_predicted=int(
+      np.count_nonzero(
+        counted_predictions & (distance_to_ground_truth <= tolerance)
+      )
+    ),
+    predicted=int(np.count_nonzero(counted_predictions)),
+    matched_ground_truth=int(
+      np.count_nonzero(
+        ground_truth_boundaries & (distance_to_prediction <= tolerance)
+      )
+    ),
+    ground_truth=int(np.count_nonzero(ground_truth_boundaries)),
+  )
 
 
 class SegmentationEvaluator:
@@ -250,28 +290,30 @@ class SegmentationEvaluator:
 
   def add(self, prediction, ground_truth):
     """Adds one (prediction, ground truth) pair of `[height, width]` maps."""
-    self.confusion += confusion_matrix(prediction, ground_truth,
-                                       self.num_classes, self.ignore_label)
+    self.confusion += confusion_matrix(
+      prediction, ground_truth, self.num_classes, self.ignore_label
+    )
     self.boundary_counts += boundary_match_counts(
-        prediction, ground_truth, self.boundary_tolerance, self.ignore_label)
+      prediction, ground_truth, self.boundary_tolerance, self.ignore_label
+    )
     self.num_images += 1
 
   def results(self):
     """Returns every score as a JSON-ready dict (NaN written as None)."""
     precision, recall, f_score = self.boundary_counts.scores()
     return {
-        'num_images': self.num_images,
-        'num_classes': self.num_classes,
-        'class_names': class_names(self.num_classes),
-        'class_iou': [_json_number(iou) for iou in class_ious(self.confusion)],
-        'mean_iou': _json_number(mean_iou(self.confusion)),
-        'pixel_accuracy': _json_number(pixel_accuracy(self.confusion)),
-        'boundary_tolerance': self.boundary_tolerance,
-        'boundary_precision': _json_number(precision),
-        'boundary_recall': _json_number(recall),
-        'boundary_f_score': _json_number(f_score),
-        'boundary_counts': dataclasses.asdict(self.boundary_counts),
-        'confusion_matrix': self.confusion.tolist(),
+      'num_images': self.num_images,
+      'num_classes': self.num_classes,
+      'class_names': class_names(self.num_classes),
+      'class_iou': [_json_number(iou) for iou in class_ious(self.confusion)],
+      'mean_iou': _json_number(mean_iou(self.confusion)),
+      'pixel_accuracy': _json_number(pixel_accuracy(self.confusion)),
+      'boundary_tolerance': self.boundary_tolerance,
+      'boundary_precision': _json_number(precision),
+      'boundary_recall': _json_number(recall),
+      'boundary_f_score': _json_number(f_score),
+      'boundary_counts': dataclasses.asdict(self.boundary_counts),
+      'confusion_matrix': self.confusion.tolist(),
     }
 
 
@@ -285,19 +327,24 @@ def format_report(results):
   def percent(value):
     return 'n/a' if value is None else '%.4f%%' % (100 * value)
 
-  lines = ['class %2d %-12s IOU: %s' % (
-      class_id, '' if name == 'class %d' % class_id else name, percent(iou))
-           for class_id, (name, iou) in enumerate(
-               zip(results['class_names'], results['class_iou']))]
+  lines = [
+    'class %2d %-12s IOU: %s'
+    % (class_id, '' if name == 'class %d' % class_id else name, percent(iou))
+    for class_id, (name, iou) in enumerate(
+      zip(results['class_names'], results['class_iou'])
+    )
+  ]
   lines += [
-      'mean IOU: %s' % percent(results['mean_iou']),
-      'pixel accuracy: %s' % percent(results['pixel_accuracy']),
-      'boundary precision: %s recall: %s F-score: %s (tolerance %g)' % (
-          percent(results['boundary_precision']),
-          percent(results['boundary_recall']),
-          percent(results['boundary_f_score']),
-          results['boundary_tolerance']),
-      'images: %d' % results['num_images'],
+    'mean IOU: %s' % percent(results['mean_iou']),
+    'pixel accuracy: %s' % percent(results['pixel_accuracy']),
+    'boundary precision: %s recall: %s F-score: %s (tolerance %g)'
+    % (
+      percent(results['boundary_precision']),
+      percent(results['boundary_recall']),
+      percent(results['boundary_f_score']),
+      results['boundary_tolerance'],
+    ),
+    'images: %d' % results['num_images'],
   ]
   return '\n'.join(lines)
 
@@ -308,17 +355,26 @@ def list_image_ids(data_list):
   Raises:
     ValueError: Naming the list when it cannot be read or holds no image.
   """
-  image_ids = [os.path.splitext(os.path.basename(fields[0]))[0]
-               for fields in map(io_utils.split_fields,
-                                 io_utils.read_list_lines(data_list))
-               if fields]
+  image_ids = [
+    os.path.splitext(os.path.basename(fields[0]))[0]
+    for fields in map(
+      io_utils.split_fields, io_utils.read_list_lines(data_list)
+    )
+    if fields
+  ]
   if not image_ids:
     raise ValueError('%s lists no image.' % data_list)
   return image_ids
 
 
-def evaluate_prediction_dir(pred_dir, gt_dir, num_classes, ignore_label=255,
-                            image_ids=None, boundary_tolerance=2.0):
+def evaluate_prediction_dir(
+  pred_dir,
+  gt_dir,
+  num_classes,
+  ignore_label=255,
+  image_ids=None,
+  boundary_tolerance=2.0,
+):
   """Scores the predicted PNGs of a directory against ground-truth PNGs.
 
   Args:
@@ -338,30 +394,42 @@ def evaluate_prediction_dir(pred_dir, gt_dir, num_classes, ignore_label=255,
       no image to score.
   """
   if image_ids is None:
-    image_ids = sorted(os.path.splitext(name)[0]
-                       for name in os.listdir(pred_dir)
-                       if name.endswith('.png') and not name.startswith('.'))
+    image_ids = sorted(
+      os.path.splitext(name)[0]
+      for name in os.listdir(pred_dir)
+      if name.endswith('.png') and not name.startswith('.')
+    )
     if not image_ids:
       raise ValueError('%s holds no PNG prediction.' % pred_dir)
-  evaluator = SegmentationEvaluator(num_classes, ignore_label,
-                                    boundary_tolerance)
+  evaluator = SegmentationEvaluator(
+    num_classes, ignore_label, boundary_tolerance
+  )
   for image_id in image_ids:
     pred_path = os.path.join(pred_dir, image_id + '.png')
     gt_path = os.path.join(gt_dir, image_id + '.png')
     if not os.path.exists(pred_path):
-      raise FileNotFoundError('No prediction %s for ground truth %s.'
-                              % (pred_path, gt_path))
+      raise FileNotFoundError(
+        'No prediction %s for ground truth %s.' % (pred_path, gt_path)
+      )
     if not os.path.exists(gt_path):
-      raise FileNotFoundError('No ground truth %s for prediction %s.'
-                              % (gt_path, pred_path))
+      raise FileNotFoundError(
+        'No ground truth %s for prediction %s.' % (gt_path, pred_path)
+      )
     prediction = io_utils.read_label_image(pred_path, np.int64)
     ground_truth = io_utils.read_label_image(gt_path, np.int64)
     if prediction.shape != ground_truth.shape:
-      raise ValueError('Prediction %s is %dx%d but its ground truth %s is '
-                       '%dx%d.' % (pred_path, prediction.shape[1],
-                                   prediction.shape[0], gt_path,
-                                   ground_truth.shape[1],
-                                   ground_truth.shape[0]))
+      raise ValueError(
+        'Prediction %s is %dx%d but its ground truth %s is '
+        '%dx%d.'
+        % (
+          pred_path,
+          prediction.shape[1],
+          prediction.shape[0],
+          gt_path,
+          ground_truth.shape[1],
+          ground_truth.shape[0],
+        )
+      )
     try:
       evaluator.add(prediction, ground_truth)
     except ValueError as error:

@@ -47,7 +47,8 @@ def softmax_loss(logits, labels, ignore_label):
   labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
   valid = tf.not_equal(labels, ignore_label)
   pixel_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.where(valid, labels, 0), logits=logits)
+    labels=tf.where(valid, labels, 0), logits=logits
+  )
   return train_utils.mean_over_pixels(pixel_losses, valid)
 
 
@@ -70,6 +71,7 @@ class Objective:
     inference_kind: 'segsort' or 'softmax', how its checkpoints are
       evaluated.
   """
+
   mode = None
   loss_name = None
   inputs = None
@@ -104,9 +106,9 @@ class Objective:
 
   def pictures(self, network, batch):
     """The TensorBoard pictures of a batch: name -> uint8 `[B, H, W, 3]`."""
-    return summaries.embedding_pictures(network, batch,
-                                        self.config.num_clusters,
-                                        self.config.kmeans_iterations)
+    return summaries.embedding_pictures(
+      network, batch, self.config.num_clusters, self.config.kmeans_iterations
+    )
 
 
 class SupervisedSegSort(Objective):
@@ -116,6 +118,7 @@ class SupervisedSegSort(Objective):
     memory_bank: The train_utils.MemoryBank of the last --num_banks steps'
       prototypes, or None (--num_banks 0, or before `build_state`).
   """
+
   mode = 'segsort'
   loss_name = 'segsort_loss'
   inputs = None
@@ -136,23 +139,33 @@ class SupervisedSegSort(Objective):
     # A bank holds one step's prototypes: at most one per cluster of every
     # image of the global batch.
     self.memory_bank = train_utils.MemoryBank(
-        config.num_banks,
-        common_utils.total_clusters(config.num_clusters) * config.batch_size,
-        config.embedding_dim, name='memory_bank')
+      config.num_banks,
+      common_utils.total_clusters(config.num_clusters) * config.batch_size,
+      config.embedding_dim,
+      name='memory_bank',
+    )
     return {'memory_bank': self.memory_bank}
 
   def loss(self, outputs, batch):
     config = self.config
     return train_utils.add_segsort_loss(
-        outputs, _at_output_size(batch, 'label', outputs),
-        config.embedding_dim, config.ignore_label, config.concentration,
-        _at_output_size(batch, 'cluster_label', outputs), config.num_clusters,
-        config.kmeans_iterations, config.num_banks,
-        _at_output_size(batch, 'loc_feature', outputs), self.memory_bank)
+      outputs,
+      _at_output_size(batch, 'label', outputs),
+      config.embedding_dim,
+      config.ignore_label,
+      config.concentration,
+      _at_output_size(batch, 'cluster_label', outputs),
+      config.num_clusters,
+      config.kmeans_iterations,
+      config.num_banks,
+      _at_output_size(batch, 'loc_feature', outputs),
+      self.memory_bank,
+    )
 
 
 class UnsupervisedSegSort(Objective):
   """Unsupervised SegSort: the vMF loss of oversegmentation segments."""
+
   mode = 'segsort_unsup'
   loss_name = 'segsort_unsup_loss'
   inputs = ('image', 'oversegmentation')
@@ -161,29 +174,36 @@ class UnsupervisedSegSort(Objective):
 
   def loss(self, outputs, batch):
     return train_utils.add_unsupervised_segsort_loss(
-        outputs, self.config.concentration,
-        _at_output_size(batch, 'oversegmentation', outputs))
+      outputs,
+      self.config.concentration,
+      _at_output_size(batch, 'oversegmentation', outputs),
+    )
 
 
 class Softmax(Objective):
   """The pixel-wise softmax baseline: cross-entropy of class logits."""
+
   mode = 'softmax'
   loss_name = 'softmax_loss'
   inputs = ('image', 'label')
   inference_kind = 'softmax'
 
   def loss(self, outputs, batch):
-    return softmax_loss(outputs, _at_output_size(batch, 'label', outputs),
-                        self.config.ignore_label)
+    return softmax_loss(
+      outputs,
+      _at_output_size(batch, 'label', outputs),
+      self.config.ignore_label,
+    )
 
   def pictures(self, network, batch):
     return summaries.prediction_pictures(network, batch)
 
 
 # The objective of every training mode.
-OBJECTIVES = {objective.mode: objective
-              for objective in (SupervisedSegSort, UnsupervisedSegSort,
-                                Softmax)}
+OBJECTIVES = {
+  objective.mode: objective
+  for objective in (SupervisedSegSort, UnsupervisedSegSort, Softmax)
+}
 
 
 def modes_of_inference_kind(inference_kind):
@@ -195,8 +215,11 @@ def modes_of_inference_kind(inference_kind):
   Returns:
     A tuple of modes of segsort.config.MODES.
   """
-  return tuple(mode for mode, objective in OBJECTIVES.items()
-               if objective.inference_kind == inference_kind)
+  return tuple(
+    mode
+    for mode, objective in OBJECTIVES.items()
+    if objective.inference_kind == inference_kind
+  )
 
 
 def for_config(config):

@@ -36,8 +36,14 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_SCALE = 0.4
 
 
-def draw_overlay(image, labels, colormap, segment_ids=None,
-                 alpha=OVERLAY_ALPHA, boundary_color=BOUNDARY_COLOR):
+def draw_overlay(
+  image,
+  labels,
+  colormap,
+  segment_ids=None,
+  alpha=OVERLAY_ALPHA,
+  boundary_color=BOUNDARY_COLOR,
+):
   """Blends an image with its colour labels and marks segment boundaries.
 
   Args:
@@ -60,14 +66,20 @@ def draw_overlay(image, labels, colormap, segment_ids=None,
   image = np.asarray(image)
   labels = np.asarray(labels)
   segment_ids = labels if segment_ids is None else np.asarray(segment_ids)
-  if (image.ndim != 3 or image.shape[2] != 3 or
-      labels.shape != image.shape[:2] or segment_ids.shape != labels.shape):
+  if (
+    image.ndim != 3
+    or image.shape[2] != 3
+    or labels.shape != image.shape[:2]
+    or segment_ids.shape != labels.shape
+  ):
     raise ValueError(
-        'Overlay needs an image [H, W, 3] and labels and segments [H, W]; '
-        'got %s, %s and %s' % (image.shape, labels.shape, segment_ids.shape))
+      'Overlay needs an image [H, W, 3] and labels and segments [H, W]; '
+      'got %s, %s and %s' % (image.shape, labels.shape, segment_ids.shape)
+    )
   colors = colormap_lib.colorize(labels, colormap)
-  blended = np.rint((1.0 - alpha) * image.astype(np.float32) +
-                    alpha * colors.astype(np.float32))
+  blended = np.rint(
+    (1.0 - alpha) * image.astype(np.float32) + alpha * colors.astype(np.float32)
+  )
   picture = np.clip(blended, 0, 255).astype(np.uint8)
   picture[metrics.label_boundaries(segment_ids)] = boundary_color
   return picture
@@ -95,8 +107,7 @@ def overlay_segments(predictor, image, labels, scales, flip):
 
 def _put_text(picture, text, x, y, color=CHART_TEXT_COLOR):
   """Writes text with its baseline at (x, y)."""
-  cv2.putText(picture, text, (x, y), _FONT, _FONT_SCALE, color, 1,
-              cv2.LINE_AA)
+  cv2.putText(picture, text, (x, y), _FONT, _FONT_SCALE, color, 1, cv2.LINE_AA)
 
 
 def bar_length(iou):
@@ -135,23 +146,31 @@ def draw_iou_chart(class_names, class_iou, mean_iou, colormap=None):
       outside [0, 1].
   """
   if len(class_names) != len(class_iou):
-    raise ValueError('%d class names for %d IoU values'
-                     % (len(class_names), len(class_iou)))
-  values = [None if value is None or math.isnan(value) else float(value)
-            for value in class_iou]
+    raise ValueError(
+      '%d class names for %d IoU values' % (len(class_names), len(class_iou))
+    )
+  values = [
+    None if value is None or math.isnan(value) else float(value)
+    for value in class_iou
+  ]
   if any(value is not None and not 0 <= value <= 1 for value in values):
     raise ValueError('IoU values must lie in [0, 1], got %s' % (class_iou,))
   if colormap is None:
     colormap = colormap_lib.voc_colormap()
-  width = (2 * CHART_MARGIN + CHART_NAME_WIDTH + CHART_BAR_WIDTH +
-           CHART_VALUE_WIDTH)
+  width = (
+    2 * CHART_MARGIN + CHART_NAME_WIDTH + CHART_BAR_WIDTH + CHART_VALUE_WIDTH
+  )
   height = chart_row_top(len(values)) + CHART_MARGIN
   picture = np.empty((height, width, 3), np.uint8)
   picture[:] = CHART_BACKGROUND
   has_mean = mean_iou is not None and not math.isnan(mean_iou)
-  _put_text(picture, 'per-class IoU, mean %s' % (
-      '%.2f%%' % (100 * mean_iou) if has_mean else 'n/a'),
-            CHART_MARGIN, CHART_TITLE_HEIGHT - 12)
+  _put_text(
+    picture,
+    'per-class IoU, mean %s'
+    % ('%.2f%%' % (100 * mean_iou) if has_mean else 'n/a'),
+    CHART_MARGIN,
+    CHART_TITLE_HEIGHT - 12,
+  )
   bar_left = CHART_MARGIN + CHART_NAME_WIDTH
   for row, (name, value) in enumerate(zip(class_names, values)):
     top = chart_row_top(row)
@@ -162,15 +181,26 @@ def draw_iou_chart(class_names, class_iou, mean_iou, colormap=None):
       continue
     length = bar_length(value)
     if length:
-      bar = (slice(top + 3, top + CHART_ROW_HEIGHT - 3),
-             slice(bar_left, bar_left + length))
+      bar = (
+        slice(top + 3, top + CHART_ROW_HEIGHT - 3),
+        slice(bar_left, bar_left + length),
+      )
       picture[bar] = colormap[row]
-      cv2.rectangle(picture, (bar_left, top + 3),
-                    (bar_left + length - 1, top + CHART_ROW_HEIGHT - 4),
-                    CHART_AXIS_COLOR, 1)
-    _put_text(picture, '%.1f%%' % (100 * value),
-              bar_left + CHART_BAR_WIDTH + 6, baseline)
+      cv2.rectangle(
+        picture,
+        (bar_left, top + 3),
+        (bar_left + length - 1, top + CHART_ROW_HEIGHT - 4),
+        CHART_AXIS_COLOR,
+        1,
+      )
+    _put_text(
+      picture,
+      '%.1f%%' % (100 * value),
+      bar_left + CHART_BAR_WIDTH + 6,
+      baseline,
+    )
   # The axis at IoU 0.
-  picture[CHART_TITLE_HEIGHT:height - CHART_MARGIN, bar_left - 1] = (
-      CHART_AXIS_COLOR)
+  picture[CHART_TITLE_HEIGHT : height - CHART_MARGIN, bar_left - 1] = (
+    CHART_AXIS_COLOR
+  )
   return picture

@@ -60,20 +60,25 @@ def git_commit(directory=_SOURCE_ROOT):
     from it}, or None when `directory` is not the root of a git checkout
     (e.g. an installed package) or git is missing.
   """
+
   def git(*arguments):
     return subprocess.run(
-        ('git', '-C', directory) + arguments, check=True,
-        capture_output=True, text=True,
-        timeout=_GIT_TIMEOUT_SECONDS).stdout.strip()
+      ('git', '-C', directory) + arguments,
+      check=True,
+      capture_output=True,
+      text=True,
+      timeout=_GIT_TIMEOUT_SECONDS,
+    ).stdout.strip()
 
   try:
     top_level = git('rev-parse', '--show-toplevel')
     if os.path.realpath(top_level) != os.path.realpath(directory):
       # An installed copy inside some other repository's tree.
       return None
-    return {'commit': git('rev-parse', 'HEAD'),
-            'dirty': bool(git('status', '--porcelain',
-                              '--untracked-files=no'))}
+    return {
+      'commit': git('rev-parse', 'HEAD'),
+      'dirty': bool(git('status', '--porcelain', '--untracked-files=no')),
+    }
   except (OSError, subprocess.SubprocessError):
     return None
 
@@ -91,13 +96,14 @@ def environment():
   import keras
   import numpy as np
   import tensorflow as tf
+
   # pylint: enable=g-import-not-at-top
   return {
-      'python': platform.python_version(),
-      'tensorflow': tf.__version__,
-      'keras': keras.__version__,
-      'numpy': np.__version__,
-      'git': git_commit(),
+    'python': platform.python_version(),
+    'tensorflow': tf.__version__,
+    'keras': keras.__version__,
+    'numpy': np.__version__,
+    'git': git_commit(),
   }
 
 
@@ -109,10 +115,13 @@ def add_config_flag(parser, what):
     what: What the file configures, for the help text (e.g. 'training run').
   """
   parser.add_argument(
-      '--config', default=None, metavar='RUN/config.json',
-      help='Start from the settings of a saved %s (its config.json, or its '
-      'directory); flags given here override them. Give a new '
-      '--snapshot_dir unless the run is to be resumed.' % what)
+    '--config',
+    default=None,
+    metavar='RUN/config.json',
+    help='Start from the settings of a saved %s (its config.json, or its '
+    'directory); flags given here override them. Give a new '
+    '--snapshot_dir unless the run is to be resumed.' % what,
+  )
 
 
 def parse_with_saved_config(parser, argv, load_values):

@@ -53,9 +53,11 @@ class SegmenterModule(tf.Module):
     self._num_classes = settings['num_classes']
     if self._segsort:
       self.prototype_features = tf.Variable(
-          segmenter.bank.features, trainable=False, name='prototype_features')
+        segmenter.bank.features, trainable=False, name='prototype_features'
+      )
       self.prototype_labels = tf.Variable(
-          segmenter.bank.labels, trainable=False, name='prototype_labels')
+        segmenter.bank.labels, trainable=False, name='prototype_labels'
+      )
       self._k = settings['k_in_nearest_neighbors']
       self._num_clusters = tuple(settings['num_clusters'])
       self._kmeans_iterations = settings['kmeans_iterations']
@@ -69,19 +71,19 @@ class SegmenterModule(tf.Module):
     grid_width = (width + stride - 1) // stride
     padded_height = tf.maximum(window_height, grid_height * stride)
     padded_width = tf.maximum(window_width, grid_width * stride)
-    padded = tf.pad(image, [[0, padded_height - height],
-                            [0, padded_width - width], [0, 0]])
+    padded = tf.pad(
+      image, [[0, padded_height - height], [0, padded_width - width], [0, 0]]
+    )
     tops, lefts = tf.meshgrid(
-        _window_offsets(padded_height, window_height, self._strides[0],
-                        stride),
-        _window_offsets(padded_width, window_width, self._strides[1], stride),
-        indexing='ij')
+      _window_offsets(padded_height, window_height, self._strides[0], stride),
+      _window_offsets(padded_width, window_width, self._strides[1], stride),
+      indexing='ij',
+    )
     tops, lefts = tf.reshape(tops, [-1]), tf.reshape(lefts, [-1])
     # [windows, window_height, window_width, 3], in the runner's order.
     rows = tops[:, tf.newaxis] + tf.range(window_height)
     columns = lefts[:, tf.newaxis] + tf.range(window_width)
-    windows = tf.gather(tf.gather(padded, rows), columns, axis=2,
-                        batch_dims=1)
+    windows = tf.gather(tf.gather(padded, rows), columns, axis=2, batch_dims=1)
     outputs = self.network(windows, training=False)
     if self._segsort:
       outputs = common_utils.normalize_embedding(outputs)
@@ -89,24 +91,33 @@ class SegmenterModule(tf.Module):
     cell_rows = tops[:, tf.newaxis] // stride + tf.range(cells[0])
     cell_columns = lefts[:, tf.newaxis] // stride + tf.range(cells[1])
     # [windows, cells[0], cells[1], 2]: every output cell's place.
-    places = tf.stack([
+    places = tf.stack(
+      [
         tf.tile(cell_rows[:, :, tf.newaxis], [1, 1, cells[1]]),
-        tf.tile(cell_columns[:, tf.newaxis, :], [1, cells[0], 1])], axis=-1)
+        tf.tile(cell_columns[:, tf.newaxis, :], [1, cells[0], 1]),
+      ],
+      axis=-1,
+    )
     padded_cells = tf.stack([padded_height // stride, padded_width // stride])
     # Summed in window order from zero, as the runner's add_n sums them.
     output_sum = tf.scatter_nd(
-        places, outputs,
-        tf.concat([padded_cells, tf.shape(outputs)[-1:]], axis=0))
-    window_counts = tf.scatter_nd(places, tf.ones(tf.shape(places)[:-1]),
-                                  padded_cells)
-    return (output_sum[:grid_height, :grid_width] /
-            window_counts[:grid_height, :grid_width, tf.newaxis])
+      places, outputs, tf.concat([padded_cells, tf.shape(outputs)[-1:]], axis=0)
+    )
+    window_counts = tf.scatter_nd(
+      places, tf.ones(tf.shape(places)[:-1]), padded_cells
+    )
+    return (
+      output_sum[:grid_height, :grid_width]
+      / window_counts[:grid_height, :grid_width, tf.newaxis]
+    )
 
   def _upsample_to_image(self, grid, height, width):
     """`DenseOutputRunner.upsample_to_image` with tensor sizes."""
     upsampled = tf.image.resize(
-        grid[tf.newaxis], tf.shape(grid)[:2] * self._output_stride,
-        method='bilinear')[0]
+      grid[tf.newaxis],
+      tf.shape(grid)[:2] * self._output_stride,
+      method='bilinear',
+    )[0]
     return upsampled[:height, :width]
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
@@ -127,17 +138,27 @@ class SegmenterModule(tf.Module):
     if self._segsort:
       grid = common_utils.normalize_embedding(grid)
       pixel_embedding = common_utils.normalize_embedding(
-          self._upsample_to_image(grid, height, width))
+        self._upsample_to_image(grid, height, width)
+      )
       segment_ids, segment_prototypes = inference.segment_embedding(
-          grid, pixel_embedding, self._num_clusters, self._kmeans_iterations,
-          self._output_stride)
+        grid,
+        pixel_embedding,
+        self._num_clusters,
+        self._kmeans_iterations,
+        self._output_stride,
+      )
       votes = eval_utils.knn_label_votes(
-          segment_prototypes, self.prototype_features, self.prototype_labels,
-          self._k, self._num_classes)
+        segment_prototypes,
+        self.prototype_features,
+        self.prototype_labels,
+        self._k,
+        self._num_classes,
+      )
       scores = tf.gather(votes, segment_ids)
     else:
-      scores = tf.nn.softmax(self._upsample_to_image(grid, height, width),
-                             axis=-1)
+      scores = tf.nn.softmax(
+        self._upsample_to_image(grid, height, width), axis=-1
+      )
     labels = tf.argmax(scores, axis=-1, output_type=tf.int32)
     return {'labels': tf.cast(labels, tf.uint8)}
 
@@ -156,24 +177,31 @@ def export(segmenter, output_dir):
     FileExistsError: If `output_dir` exists.
   """
   if os.path.exists(output_dir):
-    raise FileExistsError('Output directory %s exists; remove it or choose '
-                          'another --output_dir.' % output_dir)
+    raise FileExistsError(
+      'Output directory %s exists; remove it or choose '
+      'another --output_dir.' % output_dir
+    )
   parent = os.path.dirname(os.path.abspath(output_dir))
   os.makedirs(parent, exist_ok=True)
   module = SegmenterModule(segmenter)
-  settings = dict(segmenter.settings,
-                  mode=segmenter.config.mode,
-                  checkpoint=os.path.abspath(segmenter.checkpoint_prefix),
-                  signature=SIGNATURE_KEY,
-                  inputs={'image': 'uint8 [H, W, 3] RGB'},
-                  outputs={'labels': 'uint8 [H, W] class ids'})
+  settings = dict(
+    segmenter.settings,
+    mode=segmenter.config.mode,
+    checkpoint=os.path.abspath(segmenter.checkpoint_prefix),
+    signature=SIGNATURE_KEY,
+    inputs={'image': 'uint8 [H, W, 3] RGB'},
+    outputs={'labels': 'uint8 [H, W] class ids'},
+  )
   temporary = tempfile.mkdtemp(
-      dir=parent, prefix='.%s.' % os.path.basename(os.path.abspath(output_dir)))
+    dir=parent, prefix='.%s.' % os.path.basename(os.path.abspath(output_dir))
+  )
   try:
-    tf.saved_model.save(module, temporary,
-                        signatures={SIGNATURE_KEY: module.labels})
-    os.makedirs(os.path.join(temporary, os.path.dirname(SETTINGS_FILE)),
-                exist_ok=True)
+    tf.saved_model.save(
+      module, temporary, signatures={SIGNATURE_KEY: module.labels}
+    )
+    os.makedirs(
+      os.path.join(temporary, os.path.dirname(SETTINGS_FILE)), exist_ok=True
+    )
     with open(os.path.join(temporary, SETTINGS_FILE), 'w') as stream:
       json.dump(settings, stream, indent=2)
     os.rename(temporary, output_dir)

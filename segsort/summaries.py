@@ -41,15 +41,18 @@ def batch_pictures(batch):
   """
   images = batch['image']
   pictures = {
-      'input': tf.cast(tf.clip_by_value(
-          images + tf.constant(data.IMG_MEAN), 0.0, 255.0), tf.uint8),
-      'ground_truth': _colorize(batch['label']),
+    'input': tf.cast(
+      tf.clip_by_value(images + tf.constant(data.IMG_MEAN), 0.0, 255.0),
+      tf.uint8,
+    ),
+    'ground_truth': _colorize(batch['label']),
   }
   if 'oversegmentation' in batch:
     # Padding (-1) is drawn as void, like ignored labels.
     segments = batch['oversegmentation']
     pictures['oversegmentation'] = _colorize(
-        tf.where(segments < 0, 255, tf.math.floormod(segments, 255)))
+      tf.where(segments < 0, 255, tf.math.floormod(segments, 255))
+    )
   return pictures
 
 
@@ -76,14 +79,19 @@ def embedding_pictures(network, batch, num_clusters, kmeans_iterations):
   pictures = batch_pictures(batch)
   size = tf.shape(batch['image'])[1:3]
   embedding = common_utils.normalize_embedding(
-      _network_outputs(network, batch['image']))
+    _network_outputs(network, batch['image'])
+  )
   pictures['embedding_pca'] = resize_nearest(
-      tf.cast(vis_utils.pca(embedding) * 255.0, tf.uint8), size)
+    tf.cast(vis_utils.pca(embedding) * 255.0, tf.uint8), size
+  )
   locations = resize_nearest(batch['loc_feature'], tf.shape(embedding)[1:3])
   segments = common_utils.kmeans(
-      common_utils.normalize_embedding(
-          tf.concat([embedding, locations], axis=-1)),
-      num_clusters, kmeans_iterations)
+    common_utils.normalize_embedding(
+      tf.concat([embedding, locations], axis=-1)
+    ),
+    num_clusters,
+    kmeans_iterations,
+  )
   # Cluster 0 would be black in VOC's colour map, like the background.
   pictures['kmeans_segments'] = resize_nearest(_colorize(segments + 1), size)
   return pictures
@@ -101,10 +109,12 @@ def prediction_pictures(network, batch):
     colours), uint8 `[B, H, W, 3]`.
   """
   pictures = batch_pictures(batch)
-  prediction = tf.argmax(_network_outputs(network, batch['image']), axis=-1,
-                         output_type=tf.int32)
-  pictures['prediction'] = resize_nearest(_colorize(prediction),
-                                          tf.shape(batch['image'])[1:3])
+  prediction = tf.argmax(
+    _network_outputs(network, batch['image']), axis=-1, output_type=tf.int32
+  )
+  pictures['prediction'] = resize_nearest(
+    _colorize(prediction), tf.shape(batch['image'])[1:3]
+  )
   return pictures
 
 
@@ -122,5 +132,6 @@ def write_pictures(pictures, step, max_outputs=4):
     max_outputs: The number of images kept per name.
   """
   for name, picture in pictures.items():
-    tf.summary.image('images/' + name, picture, step=step,
-                     max_outputs=max_outputs)
+    tf.summary.image(
+      'images/' + name, picture, step=step, max_outputs=max_outputs
+    )

@@ -16,6 +16,7 @@ def main(argv=None):
   config = config_lib.TrainConfig.from_flags(argv, mode='segsort')
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import trainer  # pylint: disable=g-import-not-at-top
+
   trainer.main(config)
 
 

@@ -85,6 +85,7 @@ class TrainResult:
     losses: The last step's loss terms (empty if no step ran).
     checkpoint: The latest checkpoint prefix, or None.
   """
+
   step: int
   losses: dict
   checkpoint: str | None
@@ -114,10 +115,12 @@ def make_strategy(config):
   if config.num_gpu > 1:
     gpus = tf.config.list_logical_devices('GPU')
     if len(gpus) < config.num_gpu:
-      raise errors.TrainingError('--num_gpu %d, but %d GPU(s) are visible' % (
-          config.num_gpu, len(gpus)))
+      raise errors.TrainingError(
+        '--num_gpu %d, but %d GPU(s) are visible' % (config.num_gpu, len(gpus))
+      )
     return tf.distribute.MirroredStrategy(
-        [gpu.name for gpu in gpus[:config.num_gpu]])
+      [gpu.name for gpu in gpus[: config.num_gpu]]
+    )
   return tf.distribute.get_strategy()
 
 
@@ -203,8 +206,10 @@ class Trainer:
       DataError: If the data list is malformed.
     """
     if not config.snapshot_dir:
-      raise errors.TrainingError('--snapshot_dir is required: checkpoints, '
-                          'config.json and TensorBoard logs go there')
+      raise errors.TrainingError(
+        '--snapshot_dir is required: checkpoints, '
+        'config.json and TensorBoard logs go there'
+      )
     self.config = config
     self.objective = objectives.for_config(config)
     # A multi-worker strategy must exist before other TensorFlow work.
@@ -217,34 +222,46 @@ class Trainer:
     self._is_chief = self._worker_index == 0
     if config.batch_size % self._num_replicas:
       raise errors.TrainingError(
-          '--batch_size %d cannot be split evenly over %d replicas' % (
-              config.batch_size, self._num_replicas))
+        '--batch_size %d cannot be split evenly over %d replicas'
+        % (config.batch_size, self._num_replicas)
+      )
     self._check_snapshot_config()
 
     with self.strategy.scope():
-      with _dtype_policy('mixed_float16' if config.mixed_precision
-                         else 'float32'):
+      with _dtype_policy(
+        'mixed_float16' if config.mixed_precision else 'float32'
+      ):
         self.network = builder.build_network_from_config(
-            config, use_global_status=config.use_global_status)
+          config, use_global_status=config.use_global_status
+        )
       if config.sync_batch_norm:
         _synchronize_batch_norm(self.network)
       self.step = tf.Variable(
-          0, dtype=tf.int64, trainable=False, name='step',
-          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        0,
+        dtype=tf.int64,
+        trainable=False,
+        name='step',
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+      )
       self._objective_state = self.objective.build_state()
       self.optimizer = keras.optimizers.SGD(
-          learning_rate=self.current_learning_rate, momentum=config.momentum)
+        learning_rate=self.current_learning_rate, momentum=config.momentum
+      )
       if config.mixed_precision:
         self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self._trainable_variables = self.network.trainable_variables
       self.optimizer.build(self._trainable_variables)
     head = {id(variable) for variable in self.network.head_variables}
     self._gradient_multipliers = [
-        HEAD_LEARNING_RATE_MULTIPLIER if id(variable) in head else 1.0
-        for variable in self._trainable_variables]
+      HEAD_LEARNING_RATE_MULTIPLIER if id(variable) in head else 1.0
+      for variable in self._trainable_variables
+    ]
     # The original regularised the weights of every convolution.
-    self._conv_kernels = [variable for variable in self._trainable_variables
-                          if variable.path.endswith('kernel')]
+    self._conv_kernels = [
+      variable
+      for variable in self._trainable_variables
+      if variable.path.endswith('kernel')
+    ]
 
     self._build_checkpoint()
     self.restored_from = self._restore()
@@ -252,34 +269,53 @@ class Trainer:
       if self._is_chief and self.objective.surveys_labels:
         # Warns once, before any step, of labels the pipeline would ignore
         # every epoch and of classes the list never holds.
-        data.survey_labels(config.data_dir, config.data_list,
-                           config.num_classes, config.ignore_label,
-                           config.apply_exif_orientation)
+        data.survey_labels(
+          config.data_dir,
+          config.data_list,
+          config.num_classes,
+          config.ignore_label,
+          config.apply_exif_orientation,
+        )
       # The pictures show the first batch of the stream, with every key.
-      self._picture_batch = (self._take_picture_batch(self._build_dataset())
-                             if self._is_chief else None)
+      self._picture_batch = (
+        self._take_picture_batch(self._build_dataset())
+        if self._is_chief
+        else None
+      )
       # Resumes the stream where the restored step left it.
       dataset = self._build_dataset(
-          start_batch=int(self.step.numpy()) * config.iter_size,
-          outputs=self.objective.inputs)
+        start_batch=int(self.step.numpy()) * config.iter_size,
+        outputs=self.objective.inputs,
+      )
     else:
       self._picture_batch = self._take_picture_batch(dataset)
     self._iterator = iter(dataset)
     self._network_outputs = self._make_network_outputs()
     self._train_step = self._make_train_step()
-    float_variables = [variable for variable in self.network.variables
-                       if variable.dtype.startswith('float')]
-    self._weights_are_finite = tf.function(lambda: tf.reduce_all(
-        [tf.reduce_all(tf.math.is_finite(variable))
-         for variable in float_variables]))
+    float_variables = [
+      variable
+      for variable in self.network.variables
+      if variable.dtype.startswith('float')
+    ]
+    self._weights_are_finite = tf.function(
+      lambda: tf.reduce_all(
+        [
+          tf.reduce_all(tf.math.is_finite(variable))
+          for variable in float_variables
+        ]
+      )
+    )
     self._compute_global_losses_and_gradients = None
     self._draw_pictures = tf.function(
-        lambda batch: self.objective.pictures(self.network, batch))
+      lambda batch: self.objective.pictures(self.network, batch)
+    )
     self._validator = None
     if config.eval_every:
       from segsort import validation  # pylint: disable=g-import-not-at-top
-      self._validator = validation.Validator(config, self.network,
-                                             self.checkpoint, self.strategy)
+
+      self._validator = validation.Validator(
+        config, self.network, self.checkpoint, self.strategy
+      )
     # Written once the run is set up, so that a run that could not start
     # does not claim the directory.
     if self._is_chief:
@@ -288,8 +324,9 @@ class Trainer:
   def current_learning_rate(self):
     """The base learning rate of the current step (poly policy)."""
     config = self.config
-    return poly_learning_rate(config.learning_rate, self.step,
-                              config.num_steps, config.power)
+    return poly_learning_rate(
+      config.learning_rate, self.step, config.num_steps, config.power
+    )
 
   # --- Set-up -------------------------------------------------------------
 
@@ -297,19 +334,25 @@ class Trainer:
     """Refuses a snapshot directory with checkpoints of another config."""
     config = self.config
     path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
-    if (os.path.exists(path) and
-        tf.train.latest_checkpoint(config.snapshot_dir) is not None):
+    if (
+      os.path.exists(path)
+      and tf.train.latest_checkpoint(config.snapshot_dir) is not None
+    ):
       saved = config_lib.load_config(path)
       differences = config_lib.config_differences(saved, config)
       if differences and not config.overwrite_config:
         raise errors.ConfigMismatchError(
-            '%s holds a run with another configuration; differing fields '
-            '(saved -> now):\n  %s\nUse a new --snapshot_dir, or pass '
-            '--overwrite_config to replace its config.json and resume its '
-            'latest checkpoint with these settings.' % (
-                config.snapshot_dir,
-                '\n  '.join('%s: %r -> %r' % difference
-                            for difference in differences)))
+          '%s holds a run with another configuration; differing fields '
+          '(saved -> now):\n  %s\nUse a new --snapshot_dir, or pass '
+          '--overwrite_config to replace its config.json and resume its '
+          'latest checkpoint with these settings.'
+          % (
+            config.snapshot_dir,
+            '\n  '.join(
+              '%s: %r -> %r' % difference for difference in differences
+            ),
+          )
+        )
 
   def _build_dataset(self, start_batch=0, outputs=None):
     """Builds this worker's input pipeline of its share of global batches.
@@ -327,16 +370,24 @@ class Trainer:
     """
     config = self.config
     return data.build_training_dataset(
-        config.data_dir, config.data_list, config.input_size,
-        config.batch_size // self._num_workers,
-        random_scale=config.random_scale, random_mirror=config.random_mirror,
-        random_crop=config.random_crop, ignore_label=config.ignore_label,
-        num_classes=config.num_classes, num_clusters=config.num_clusters,
-        kmeans_grid=config.kmeans_grid,
-        unsupervised=self.objective.needs_oversegmentation,
-        seed=config.random_seed + self._worker_index, deterministic=True,
-        start_batch=start_batch, outputs=outputs,
-        apply_exif_orientation=config.apply_exif_orientation)
+      config.data_dir,
+      config.data_list,
+      config.input_size,
+      config.batch_size // self._num_workers,
+      random_scale=config.random_scale,
+      random_mirror=config.random_mirror,
+      random_crop=config.random_crop,
+      ignore_label=config.ignore_label,
+      num_classes=config.num_classes,
+      num_clusters=config.num_clusters,
+      kmeans_grid=config.kmeans_grid,
+      unsupervised=self.objective.needs_oversegmentation,
+      seed=config.random_seed + self._worker_index,
+      deterministic=True,
+      start_batch=start_batch,
+      outputs=outputs,
+      apply_exif_orientation=config.apply_exif_orientation,
+    )
 
   def _take_picture_batch(self, dataset):
     """The first images of the stream, pictured at every summary step."""
@@ -346,8 +397,12 @@ class Trainer:
     return {name: tensor[:NUM_PICTURES] for name, tensor in batch.items()}
 
   def _build_checkpoint(self):
-    objects = dict(self._objective_state, model=self.network,
-                   optimizer=self.optimizer, step=self.step)
+    objects = dict(
+      self._objective_state,
+      model=self.network,
+      optimizer=self.optimizer,
+      step=self.step,
+    )
     # No input pipeline: a resumed run rebuilds it from the step.
     self.checkpoint = tf.train.Checkpoint(**objects)
     directory = self.config.snapshot_dir
@@ -355,8 +410,11 @@ class Trainer:
       # Every worker takes part in saving; only the chief's files are kept.
       directory = os.path.join(directory, '.worker_%d' % self._worker_index)
     self.checkpoint_manager = tf.train.CheckpointManager(
-        self.checkpoint, directory, max_to_keep=MAX_CHECKPOINTS_TO_KEEP,
-        checkpoint_name=CHECKPOINT_NAME)
+      self.checkpoint,
+      directory,
+      max_to_keep=MAX_CHECKPOINTS_TO_KEEP,
+      checkpoint_name=CHECKPOINT_NAME,
+    )
 
   def _restore(self):
     """Resumes the run, or initialises weights from --restore_from.
@@ -368,8 +426,11 @@ class Trainer:
     latest = tf.train.latest_checkpoint(config.snapshot_dir)
     if latest is not None:
       if config.restore_from:
-        _LOGGER.info('Resuming %s; --restore_from %s is ignored', latest,
-                     config.restore_from)
+        _LOGGER.info(
+          'Resuming %s; --restore_from %s is ignored',
+          latest,
+          config.restore_from,
+        )
       fitted = dict(self._objective_state, model=self.network)
       checkpoints.check_checkpoint_fits(fitted, latest)
       self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -384,8 +445,11 @@ class Trainer:
         names = checkpoints.load_slim_resnet(self.network.backbone, prefix)
       except ValueError as error:
         raise checkpoints.CheckpointMismatchError(str(error)) from error
-      _LOGGER.info('Restored %d backbone weights from TF-Slim checkpoint %s',
-                   len(names), prefix)
+      _LOGGER.info(
+        'Restored %d backbone weights from TF-Slim checkpoint %s',
+        len(names),
+        prefix,
+      )
       return 'slim:' + prefix
     self._restore_weights(prefix)
     return 'checkpoint:' + prefix
@@ -408,8 +472,11 @@ class Trainer:
         checkpoints.check_checkpoint_fits({name: state}, prefix)
         objects[name] = state
       except checkpoints.CheckpointMismatchError:
-        _LOGGER.warning('Checkpoint %s has no %s of this run\'s size; it '
-                        'starts empty', prefix, name)
+        _LOGGER.warning(
+          'Checkpoint %s has no %s of this run\'s size; it starts empty',
+          prefix,
+          name,
+        )
     tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
     _LOGGER.info('Restored %s from %s', '/'.join(sorted(objects)), prefix)
 
@@ -429,15 +496,28 @@ class Trainer:
       outputs = self._network_outputs(batch['image'])
       task_loss = self.objective.loss(outputs, batch)
       # Every replica adds its share, so that the sum counts it once.
-      weight_decay = config.weight_decay * tf.add_n(
-          [tf.nn.l2_loss(tf.cast(kernel, tf.float32))
-           for kernel in self._conv_kernels]) / self._num_replicas
+      weight_decay = (
+        config.weight_decay
+        * tf.add_n(
+          [
+            tf.nn.l2_loss(tf.cast(kernel, tf.float32))
+            for kernel in self._conv_kernels
+          ]
+        )
+        / self._num_replicas
+      )
       total_loss = task_loss + weight_decay
-      scaled_loss = (self.optimizer.scale_loss(total_loss)
-                     if config.mixed_precision else total_loss)
+      scaled_loss = (
+        self.optimizer.scale_loss(total_loss)
+        if config.mixed_precision
+        else total_loss
+      )
     gradients = tape.gradient(scaled_loss, self._trainable_variables)
-    losses = {'task_loss': task_loss, 'weight_decay': weight_decay,
-              'total_loss': total_loss}
+    losses = {
+      'task_loss': task_loss,
+      'weight_decay': weight_decay,
+      'total_loss': total_loss,
+    }
     return losses, gradients
 
   def _replica_step(self, micro_batches):
@@ -455,22 +535,27 @@ class Trainer:
       with tf.control_dependencies(gradients):
         batch_losses, batch_gradients = compute(batch)
       losses = {name: losses[name] + batch_losses[name] for name in losses}
-      gradients = [total + new
-                   for total, new in zip(gradients, batch_gradients)]
+      gradients = [
+        total + new for total, new in zip(gradients, batch_gradients)
+      ]
     scale = len(micro_batches)
     losses = {name: value / scale for name, value in losses.items()}
-    gradients = [gradient * (multiplier / scale) for gradient, multiplier
-                 in zip(gradients, self._gradient_multipliers)]
+    gradients = [
+      gradient * (multiplier / scale)
+      for gradient, multiplier in zip(gradients, self._gradient_multipliers)
+    ]
     finite = tf.math.is_finite(losses['total_loss'])
     if self.config.mixed_precision:
       # The loss-scale optimizer skips the update (and lowers its scale) when
       # a gradient is not finite, by this same test; such a step must not
       # advance the step, and with it the learning-rate schedule.
-      applied = tf.reduce_all([tf.reduce_all(tf.math.is_finite(gradient))
-                               for gradient in gradients])
+      applied = tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(gradient)) for gradient in gradients]
+      )
     else:
       finite = tf.logical_and(
-          finite, tf.math.is_finite(tf.linalg.global_norm(gradients)))
+        finite, tf.math.is_finite(tf.linalg.global_norm(gradients))
+      )
       applied = True
     self.optimizer.apply_gradients(zip(gradients, self._trainable_variables))
     self.step.assign_add(tf.cast(applied, tf.int64))
@@ -479,12 +564,15 @@ class Trainer:
   def _distribute(self, batch):
     """Splits a batch of this worker into its replicas' shares."""
     num_local = len(self.strategy.extended.worker_devices)
-    shares = {name: tf.split(tensor, num_local)
-              for name, tensor in batch.items()}
+    shares = {
+      name: tf.split(tensor, num_local) for name, tensor in batch.items()
+    }
     return self.strategy.experimental_distribute_values_from_function(
-        lambda context: {
-            name: split[context.replica_id_in_sync_group % num_local]
-            for name, split in shares.items()})
+      lambda context: {
+        name: split[context.replica_id_in_sync_group % num_local]
+        for name, split in shares.items()
+      }
+    )
 
   def _run_on_replicas(self, replica_function, batches):
     """Runs a function on every replica's share of batches; sums its results.
@@ -503,24 +591,34 @@ class Trainer:
       batches = [self._distribute(batch) for batch in batches]
     results = self.strategy.run(replica_function, args=(batches,))
     return tf.nest.map_structure(
-        lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value,
-                                           axis=None), results)
+      lambda value: self.strategy.reduce(
+        tf.distribute.ReduceOp.SUM, value, axis=None
+      ),
+      results,
+    )
 
   def _compile_replica_step(self):
     """Whether --jit_compile compiles the whole replica step with XLA."""
-    return (self.config.jit_compile and not self.config.sync_batch_norm and
-            self._num_replicas == 1)
+    return (
+      self.config.jit_compile
+      and not self.config.sync_batch_norm
+      and self._num_replicas == 1
+    )
 
   def _make_network_outputs(self):
     """The function from images to the network's float32 outputs."""
     config = self.config
 
     def network_outputs(images):
-      return tf.cast(self.network(images, training=config.is_training),
-                     tf.float32)
+      return tf.cast(
+        self.network(images, training=config.is_training), tf.float32
+      )
 
-    if (config.jit_compile and not config.sync_batch_norm and
-        not self._compile_replica_step()):
+    if (
+      config.jit_compile
+      and not config.sync_batch_norm
+      and not self._compile_replica_step()
+    ):
       # A compiled function cannot hold MirroredStrategy's collectives (the
       # losses' gathers, the gradients' all-reduce) on this TensorFlow: only
       # the network is compiled.
@@ -564,7 +662,8 @@ class Trainer:
       @tf.function
       def compute(batch):
         return self._run_on_replicas(
-            lambda batches: self._losses_and_gradients(batches[0]), [batch])
+          lambda batches: self._losses_and_gradients(batches[0]), [batch]
+        )
 
       self._compute_global_losses_and_gradients = compute
     return self._compute_global_losses_and_gradients(batch)
@@ -601,10 +700,12 @@ class Trainer:
     loss = losses['total_loss']
     level = max(min(self._lowest_loss, loss), 1.0)
     if loss > DIVERGENCE_FACTOR * level:
-      self._stop_diverged(errors.DivergenceError, step,
-                          'total loss %g, over %g times its lowest level of '
-                          'this run, %g' % (loss, DIVERGENCE_FACTOR,
-                                            self._lowest_loss))
+      self._stop_diverged(
+        errors.DivergenceError,
+        step,
+        'total loss %g, over %g times its lowest level of '
+        'this run, %g' % (loss, DIVERGENCE_FACTOR, self._lowest_loss),
+      )
     if loss <= HEALTHY_FACTOR * level:
       self._vouched_step = step
     self._lowest_loss = min(self._lowest_loss, loss)
@@ -622,44 +723,63 @@ class Trainer:
     """
     config = self.config
     manager = self.checkpoint_manager
-    vouched = [prefix for prefix in manager.checkpoints
-               if int(prefix.rsplit('-', 1)[1]) < self._vouched_step]
-    dropped = manager.checkpoints[len(vouched):]
+    vouched = [
+      prefix
+      for prefix in manager.checkpoints
+      if int(prefix.rsplit('-', 1)[1]) < self._vouched_step
+    ]
+    dropped = manager.checkpoints[len(vouched) :]
     if dropped and self._is_chief:
       state_path = os.path.join(config.snapshot_dir, 'checkpoint')
       if vouched:
         tf.compat.v1.train.update_checkpoint_state(
-            config.snapshot_dir, vouched[-1],
-            all_model_checkpoint_paths=vouched)
+          config.snapshot_dir, vouched[-1], all_model_checkpoint_paths=vouched
+        )
       else:
         os.remove(state_path)
-    learning_rate = min(config.learning_rate / 10.0,
-                        config_lib.MODE_DEFAULTS['learning_rate'][config.mode])
-    message = ('Training diverged at step %d (%s); stopped without saving.'
-               % (step, what))
+    learning_rate = min(
+      config.learning_rate / 10.0,
+      config_lib.MODE_DEFAULTS['learning_rate'][config.mode],
+    )
+    message = 'Training diverged at step %d (%s); stopped without saving.' % (
+      step,
+      what,
+    )
     if dropped:
-      message += (' Checkpoints written since the last healthy check (%s) '
-                  'stay on disk but are no longer listed in %s.'
-                  % (', '.join(os.path.basename(prefix) for prefix in dropped),
-                     config.snapshot_dir))
-    message += (' To go on, run the same command with --learning_rate %g '
-                '--overwrite_config: it %s. If it diverges again, check the '
-                'data (tools.check_list).' % (
-                    learning_rate,
-                    'resumes from %s, the last checkpoint of a healthy loss'
-                    % vouched[-1] if vouched else
-                    'starts again from the first step'))
+      message += (
+        ' Checkpoints written since the last healthy check (%s) '
+        'stay on disk but are no longer listed in %s.'
+        % (
+          ', '.join(os.path.basename(prefix) for prefix in dropped),
+          config.snapshot_dir,
+        )
+      )
+    message += (
+      ' To go on, run the same command with --learning_rate %g '
+      '--overwrite_config: it %s. If it diverges again, check the '
+      'data (tools.check_list).'
+      % (
+        learning_rate,
+        'resumes from %s, the last checkpoint of a healthy loss' % vouched[-1]
+        if vouched
+        else 'starts again from the first step',
+      )
+    )
     raise error_class(message, step)
 
   def _write_summaries(self, step, losses, learning_rate, images_per_second):
-    names = {'task_loss': self.objective.loss_name,
-             'weight_decay': 'weight_decay', 'total_loss': 'total_loss'}
+    names = {
+      'task_loss': self.objective.loss_name,
+      'weight_decay': 'weight_decay',
+      'total_loss': 'total_loss',
+    }
     for name, value in losses.items():
       summaries.write_scalar('loss/' + names[name], value, step)
     summaries.write_scalar('learning_rate', learning_rate, step)
     summaries.write_scalar('images_per_second', images_per_second, step)
-    summaries.write_pictures(self._draw_pictures(self._picture_batch), step,
-                             max_outputs=NUM_PICTURES)
+    summaries.write_pictures(
+      self._draw_pictures(self._picture_batch), step, max_outputs=NUM_PICTURES
+    )
 
   def train(self, until_step=None):
     """Trains to config.num_steps (or `until_step`), saving on the way.
@@ -691,14 +811,22 @@ class Trainer:
     images_per_step = config.batch_size * config.iter_size
     if self._is_chief:
       writer = tf.summary.create_file_writer(
-          os.path.join(config.snapshot_dir, TENSORBOARD_DIR_NAME))
+        os.path.join(config.snapshot_dir, TENSORBOARD_DIR_NAME)
+      )
     else:
       writer = tf.summary.create_noop_writer()
     losses = {}
     first_step = step + 1
-    with writer.as_default(), console.progress(
-        total=config.num_steps, initial=step, desc='Training', unit='step',
-        disable=not self._is_chief) as progress:
+    with (
+      writer.as_default(),
+      console.progress(
+        total=config.num_steps,
+        initial=step,
+        desc='Training',
+        unit='step',
+        disable=not self._is_chief,
+      ) as progress,
+    ):
       interval_start, interval_steps = time.perf_counter(), 0
       while step < end:
         step_losses, non_finite = self._train_step(self._iterator)
@@ -707,10 +835,15 @@ class Trainer:
         # The one value fetched every step: a single scalar, so that a NaN
         # stops the run at the step that made it.
         if float(non_finite):
-          self._stop_diverged(errors.NonFiniteLossError, step,
-                              'loss or gradients not finite: %s' % ', '.join(
-                                  '%s %g' % (name, float(value))
-                                  for name, value in step_losses.items()))
+          self._stop_diverged(
+            errors.NonFiniteLossError,
+            step,
+            'loss or gradients not finite: %s'
+            % ', '.join(
+              '%s %g' % (name, float(value))
+              for name, value in step_losses.items()
+            ),
+          )
         if config.mixed_precision and int(self.step.numpy()) < step:
           # The loss-scale optimizer skipped the update (its scale was too
           # large): the step is tried again, at a smaller scale.
@@ -721,25 +854,38 @@ class Trainer:
         # The losses are fetched from the device only here: at the first
         # step (the level that divergence is measured against), on summary
         # steps and before every save, so that no diverged model is saved.
-        if (step == first_step or saving or
-            step % config.update_tb_every == 0):
+        if step == first_step or saving or step % config.update_tb_every == 0:
           losses = {name: float(value) for name, value in step_losses.items()}
           self._check_divergence(step, losses)
         if step % config.update_tb_every == 0 or step == end:
           # The rate the step used, computed on the host.
-          learning_rate = float(poly_learning_rate(
-              config.learning_rate, step - 1, config.num_steps, config.power))
-          progress.set_postfix(loss='%.4f' % losses['total_loss'],
-                               lr='%.3g' % learning_rate, refresh=False)
+          learning_rate = float(
+            poly_learning_rate(
+              config.learning_rate, step - 1, config.num_steps, config.power
+            )
+          )
+          progress.set_postfix(
+            loss='%.4f' % losses['total_loss'],
+            lr='%.3g' % learning_rate,
+            refresh=False,
+          )
         if step % config.update_tb_every == 0:
-          images_per_second = (interval_steps * images_per_step /
-                               (time.perf_counter() - interval_start))
-          _LOGGER.info('step %d: %s, lr %.4g, %.1f images/s', step,
-                       ', '.join('%s %.4f' % item for item in losses.items()),
-                       learning_rate, images_per_second)
+          images_per_second = (
+            interval_steps
+            * images_per_step
+            / (time.perf_counter() - interval_start)
+          )
+          _LOGGER.info(
+            'step %d: %s, lr %.4g, %.1f images/s',
+            step,
+            ', '.join('%s %.4f' % item for item in losses.items()),
+            learning_rate,
+            images_per_second,
+          )
           if self._is_chief:
-            self._write_summaries(step, losses, learning_rate,
-                                  images_per_second)
+            self._write_summaries(
+              step, losses, learning_rate, images_per_second
+            )
             # Flushed now, so that a run killed later keeps them.
             writer.flush()
           interval_start, interval_steps = time.perf_counter(), 0
@@ -751,10 +897,13 @@ class Trainer:
     writer.flush()
     if self._vouched_step < step:
       _LOGGER.warning(
-          'The last loss, %g, is over %g times the lowest of this run, %g: '
-          'the run may be diverging (see its TensorBoard losses); if so, '
-          'rerun with a lower --learning_rate.', losses['total_loss'],
-          HEALTHY_FACTOR, self._lowest_loss)
+        'The last loss, %g, is over %g times the lowest of this run, %g: '
+        'the run may be diverging (see its TensorBoard losses); if so, '
+        'rerun with a lower --learning_rate.',
+        losses['total_loss'],
+        HEALTHY_FACTOR,
+        self._lowest_loss,
+      )
     return TrainResult(step, losses, latest)
 
 
@@ -784,7 +933,8 @@ def main(config):
     found = _DATA_ERROR_PATTERN.search(error.message or '')
     if found is None:
       raise
-    raise SystemExit('error: bad data file, stopped without saving (the '
-                     'checkpoints written are intact; fix or remove the '
-                     'file, then resume): %s' % found.group(1).strip()
-                    ) from error
+    raise SystemExit(
+      'error: bad data file, stopped without saving (the '
+      'checkpoints written are intact; fix or remove the '
+      'file, then resume): %s' % found.group(1).strip()
+    ) from error

@@ -69,6 +69,7 @@ class ValidationResult:
       since the Validator was made).
     num_prototypes: The prototypes extracted (0 for softmax).
   """
+
   step: int
   miou: float
   class_iou: np.ndarray
@@ -112,50 +113,72 @@ class Validator:
     """
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       raise errors.TrainingError(
-          '--eval_every is not supported with several machines (TF_CONFIG); '
-          'evaluate the checkpoints with segsort.extract_prototypes and '
-          'segsort.inference_segsort instead')
+        '--eval_every is not supported with several machines (TF_CONFIG); '
+        'evaluate the checkpoints with segsort.extract_prototypes and '
+        'segsort.inference_segsort instead'
+      )
     self._config = config
     self._network = network
     self._segsort = config.mode in inference.SEGSORT_MODES
     try:
       evaluation_entries = data.read_data_list(
-          config.data_dir, config.eval_list, require_labels=True)
+        config.data_dir, config.eval_list, require_labels=True
+      )
     except errors.DataError as error:
       # One line that names the flag, as the other flag errors do.
-      raise errors.DataError('--eval_list: %s' % str(error).replace(
-          ':\n  ', ': ').replace('\n  ', '; ')) from error
-    self._evaluation_entries = spread_subset(evaluation_entries,
-                                             config.eval_images)
+      raise errors.DataError(
+        '--eval_list: %s'
+        % str(error).replace(':\n  ', ': ').replace('\n  ', '; ')
+      ) from error
+    self._evaluation_entries = spread_subset(
+      evaluation_entries, config.eval_images
+    )
     self._prototype_entries = []
     if self._segsort:
       # Unsupervised runs may train on lines without labels; prototypes come
       # from the annotated ones.
-      annotated = [entry for entry in data.read_data_list(
-          config.data_dir, config.data_list, require_labels=False)
-                   if entry.label_path is not None]
+      annotated = [
+        entry
+        for entry in data.read_data_list(
+          config.data_dir, config.data_list, require_labels=False
+        )
+        if entry.label_path is not None
+      ]
       if not annotated:
         raise errors.DataError(
-            '--eval_every needs annotated images in --data_list %s for the '
-            'prototypes; it has no line IMAGE LABEL' % config.data_list)
-      self._prototype_entries = spread_subset(annotated,
-                                              config.eval_prototype_images)
+          '--eval_every needs annotated images in --data_list %s for the '
+          'prototypes; it has no line IMAGE LABEL' % config.data_list
+        )
+      self._prototype_entries = spread_subset(
+        annotated, config.eval_prototype_images
+      )
       self._runner = inference.DenseOutputRunner(
-          network, config.input_size, config.input_size,
-          normalize_windows=True)
+        network, config.input_size, config.input_size, normalize_windows=True
+      )
       self._image_prototypes = tf.function(
-          lambda embedding, labels: inference.extract_image_prototypes(
-              embedding, labels, config.num_clusters,
-              config.kmeans_iterations, config.ignore_label),
-          reduce_retracing=True)
+        lambda embedding, labels: inference.extract_image_prototypes(
+          embedding,
+          labels,
+          config.num_clusters,
+          config.kmeans_iterations,
+          config.ignore_label,
+        ),
+        reduce_retracing=True,
+      )
     else:
       self._predictor = inference.SoftmaxPredictor(
-          network, window_size=config.input_size, strides=config.input_size,
-          num_classes=config.num_classes)
+        network,
+        window_size=config.input_size,
+        strides=config.input_size,
+        num_classes=config.num_classes,
+      )
     self.best_dir = os.path.join(config.snapshot_dir, BEST_DIR_NAME)
     self._best_manager = tf.train.CheckpointManager(
-        checkpoint, self.best_dir, max_to_keep=1,
-        checkpoint_name=trainer.CHECKPOINT_NAME)
+      checkpoint,
+      self.best_dir,
+      max_to_keep=1,
+      checkpoint_name=trainer.CHECKPOINT_NAME,
+    )
     self.best_miou, self.best_step = self._read_best_record()
     self._clock = time.perf_counter()
 
@@ -163,10 +186,9 @@ class Validator:
     """What makes mIoUs comparable, as recorded in best.json."""
     config = self._config
     return {
-        'eval_list': os.path.abspath(config.eval_list),
-        'eval_images': [entry.image_id for entry in self._evaluation_entries],
-        'prototype_images': [entry.image_id
-                             for entry in self._prototype_entries],
+      'eval_list': os.path.abspath(config.eval_list),
+      'eval_images': [entry.image_id for entry in self._evaluation_entries],
+      'prototype_images': [entry.image_id for entry in self._prototype_entries],
     }
 
   def _read_best_record(self):
@@ -180,12 +202,17 @@ class Validator:
         record = json.load(stream)
     except (OSError, ValueError):
       record = None
-    if (not isinstance(record, dict) or
-        record.get('checkpoint') != os.path.basename(latest) or
-        record.get('subsets') != self._subsets()):
+    if (
+      not isinstance(record, dict)
+      or record.get('checkpoint') != os.path.basename(latest)
+      or record.get('subsets') != self._subsets()
+    ):
       _LOGGER.warning(
-          '%s does not describe %s on these evaluation subsets; the next '
-          'evaluation replaces the best checkpoint.', path, latest)
+        '%s does not describe %s on these evaluation subsets; the next '
+        'evaluation replaces the best checkpoint.',
+        path,
+        latest,
+      )
       return -math.inf, None
     return record['miou'], record['step']
 
@@ -206,30 +233,37 @@ class Validator:
     config = self._config
     features, labels = [], []
     examples = data.entries_dataset(
-        self._prototype_entries, ignore_label=config.ignore_label,
-        apply_exif_orientation=config.apply_exif_orientation)
+      self._prototype_entries,
+      ignore_label=config.ignore_label,
+      apply_exif_orientation=config.apply_exif_orientation,
+    )
     for example in examples:
       label = example['label'][..., 0].numpy()
-      label = np.where(data.out_of_range_mask(label, config.num_classes,
-                                              config.ignore_label),
-                       config.ignore_label, label)
+      label = np.where(
+        data.out_of_range_mask(label, config.num_classes, config.ignore_label),
+        config.ignore_label,
+        label,
+      )
       cell_labels = inference.labels_at_cell_centres(
-          label, self._runner.output_stride)
+        label, self._runner.output_stride
+      )
       if not np.any(cell_labels != config.ignore_label):
         continue
       embedding = self._runner.output_grid(example['image'])
       image_features, image_labels, _ = self._image_prototypes(
-          common_utils.normalize_embedding(embedding),
-          tf.constant(cell_labels))
+        common_utils.normalize_embedding(embedding), tf.constant(cell_labels)
+      )
       features.append(image_features.numpy())
       labels.append(image_labels.numpy())
     if not features:
       raise errors.DataError(
-          'No labelled pixel in the %d images of --data_list %s chosen for '
-          'the prototypes of validation' % (len(self._prototype_entries),
-                                            config.data_list))
-    return inference.PrototypeBank(np.concatenate(features),
-                                   np.concatenate(labels).astype(np.int32))
+        'No labelled pixel in the %d images of --data_list %s chosen for '
+        'the prototypes of validation'
+        % (len(self._prototype_entries), config.data_list)
+      )
+    return inference.PrototypeBank(
+      np.concatenate(features), np.concatenate(labels).astype(np.int32)
+    )
 
   def segsort_labeller(self, bank):
     """Labels images by k-NN of a bank, as inference.SegSortPredictor does.
@@ -253,27 +287,40 @@ class Validator:
     @tf.function(reduce_retracing=True)
     def pixel_votes(grid_embedding, pixel_embedding):
       segment_ids, segment_prototypes = inference.segment_embedding(
-          grid_embedding, pixel_embedding, config.num_clusters,
-          config.kmeans_iterations, runner.output_stride)
+        grid_embedding,
+        pixel_embedding,
+        config.num_clusters,
+        config.kmeans_iterations,
+        runner.output_stride,
+      )
       votes = eval_utils.knn_label_votes(
-          segment_prototypes, features, labels, K_IN_NEAREST_NEIGHBORS,
-          config.num_classes)
+        segment_prototypes,
+        features,
+        labels,
+        K_IN_NEAREST_NEIGHBORS,
+        config.num_classes,
+      )
       return tf.gather(votes, segment_ids)
 
     def label(image):
       grid = common_utils.normalize_embedding(runner.output_grid(image))
       pixel_embedding = common_utils.normalize_embedding(
-          runner.upsample_to_image(grid, image.shape[:2]))
-      return tf.argmax(pixel_votes(grid, pixel_embedding), axis=-1,
-                       output_type=tf.int32).numpy().astype(np.uint8)
+        runner.upsample_to_image(grid, image.shape[:2])
+      )
+      return (
+        tf.argmax(
+          pixel_votes(grid, pixel_embedding), axis=-1, output_type=tf.int32
+        )
+        .numpy()
+        .astype(np.uint8)
+      )
 
     return label
 
   def _make_labeller(self):
     """This evaluation's labeller (SegSort: of freshly made prototypes)."""
     if not self._segsort:
-      return (lambda image: inference.predict_labels(self._predictor, image),
-              0)
+      return (lambda image: inference.predict_labels(self._predictor, image), 0)
     bank = self.extract_bank()
     return self.segsort_labeller(bank), len(bank.labels)
 
@@ -297,25 +344,34 @@ class Validator:
     label, num_prototypes = self._make_labeller()
     confusion = np.zeros((config.num_classes, config.num_classes), np.int64)
     examples = data.entries_dataset(
-        self._evaluation_entries, ignore_label=config.ignore_label,
-        apply_exif_orientation=config.apply_exif_orientation)
+      self._evaluation_entries,
+      ignore_label=config.ignore_label,
+      apply_exif_orientation=config.apply_exif_orientation,
+    )
     for example in examples:
       ground_truth = example['label'][..., 0].numpy()
       ground_truth = np.where(
-          data.out_of_range_mask(ground_truth, config.num_classes,
-                                 config.ignore_label),
-          config.ignore_label, ground_truth)
+        data.out_of_range_mask(
+          ground_truth, config.num_classes, config.ignore_label
+        ),
+        config.ignore_label,
+        ground_truth,
+      )
       confusion += metrics.confusion_matrix(
-          label(example['image']), ground_truth,
-          config.num_classes, config.ignore_label)
+        label(example['image']),
+        ground_truth,
+        config.num_classes,
+        config.ignore_label,
+      )
     class_iou = metrics.class_ious(confusion)
     miou = metrics.mean_iou(confusion)
     is_best = not math.isnan(miou) and miou > self.best_miou
     if is_best:
       self._save_best(step, miou, class_iou)
     seconds = time.perf_counter() - start
-    result = ValidationResult(step, miou, class_iou, is_best, seconds,
-                              training_seconds, num_prototypes)
+    result = ValidationResult(
+      step, miou, class_iou, is_best, seconds, training_seconds, num_prototypes
+    )
     self._report(result)
     self._clock = time.perf_counter()
     return result
@@ -325,34 +381,45 @@ class Validator:
     prefix = self._best_manager.save(checkpoint_number=step)
     config_lib.save_config(self._config, self.best_dir)
     # Written last: it vouches for the checkpoint it names.
-    io_utils.save_json(os.path.join(self.best_dir, BEST_RECORD_FILE), {
+    io_utils.save_json(
+      os.path.join(self.best_dir, BEST_RECORD_FILE),
+      {
         'step': step,
         'miou': miou,
         'class_iou': [None if math.isnan(iou) else iou for iou in class_iou],
         'class_names': metrics.class_names(self._config.num_classes),
         'checkpoint': os.path.basename(prefix),
         'subsets': self._subsets(),
-    })
+      },
+    )
     self.best_miou, self.best_step = miou, step
 
   def _report(self, result):
     names = metrics.class_names(self._config.num_classes)
     _LOGGER.info(
-        'validation at step %d: mIoU %.2f%% (%s), class IoU: %s; %.1f s '
-        '(%d prototypes of %d images, %d evaluation images), %.1f s of '
-        'training since the last evaluation', result.step,
-        100 * result.miou,
-        'best, saved to %s' % self.best_dir if result.is_best else
-        'best %.2f%% at step %s' % (100 * self.best_miou, self.best_step),
-        ', '.join('%s %s' % (name, 'n/a' if math.isnan(iou) else
-                             '%.1f' % (100 * iou))
-                  for name, iou in zip(names, result.class_iou)),
-        result.seconds, result.num_prototypes, len(self._prototype_entries),
-        len(self._evaluation_entries), result.training_seconds)
+      'validation at step %d: mIoU %.2f%% (%s), class IoU: %s; %.1f s '
+      '(%d prototypes of %d images, %d evaluation images), %.1f s of '
+      'training since the last evaluation',
+      result.step,
+      100 * result.miou,
+      'best, saved to %s' % self.best_dir
+      if result.is_best
+      else 'best %.2f%% at step %s' % (100 * self.best_miou, self.best_step),
+      ', '.join(
+        '%s %s' % (name, 'n/a' if math.isnan(iou) else '%.1f' % (100 * iou))
+        for name, iou in zip(names, result.class_iou)
+      ),
+      result.seconds,
+      result.num_prototypes,
+      len(self._prototype_entries),
+      len(self._evaluation_entries),
+      result.training_seconds,
+    )
     if not math.isnan(result.miou):
       summaries.write_scalar('validation/miou', result.miou, result.step)
     for name, iou in zip(names, result.class_iou):
       if not math.isnan(iou):
-        summaries.write_scalar('validation/class_iou/' + name.replace(' ', '_'),
-                               iou, result.step)
+        summaries.write_scalar(
+          'validation/class_iou/' + name.replace(' ', '_'), iou, result.step
+        )
     summaries.write_scalar('validation/seconds', result.seconds, result.step)

@@ -36,8 +36,14 @@ class SyntheticSet:
 def synthetic_set(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('voc'))
   lists = make_synthetic_voc.make_synthetic_voc(
-      data_dir, num_train=4, num_val=2, size=IMAGE_SIZE,
-      num_classes=NUM_CLASSES, seed=0, with_oversegmentation=False)
+    data_dir,
+    num_train=4,
+    num_val=2,
+    size=IMAGE_SIZE,
+    num_classes=NUM_CLASSES,
+    seed=0,
+    with_oversegmentation=False,
+  )
   return SyntheticSet(data_dir, lists['train'], lists['val'])
 
 
@@ -46,11 +52,19 @@ def segsort_checkpoint_dir(synthetic_set, tmp_path_factory):
   """A mini SegSort model trained for 3 steps by the trainer."""
   snapshot_dir = str(tmp_path_factory.mktemp('segsort_run'))
   config = config_lib.TrainConfig(
-      mode='segsort', backbone='mini', data_dir=synthetic_set.data_dir,
-      data_list=synthetic_set.train_list, batch_size=2, input_size=(64, 64),
-      num_steps=3, save_pred_every=3, learning_rate=1e-3,
-      embedding_dim=EMBEDDING_DIM, num_classes=NUM_CLASSES,
-      snapshot_dir=snapshot_dir)
+    mode='segsort',
+    backbone='mini',
+    data_dir=synthetic_set.data_dir,
+    data_list=synthetic_set.train_list,
+    batch_size=2,
+    input_size=(64, 64),
+    num_steps=3,
+    save_pred_every=3,
+    learning_rate=1e-3,
+    embedding_dim=EMBEDDING_DIM,
+    num_classes=NUM_CLASSES,
+    snapshot_dir=snapshot_dir,
+  )
   trainer.Trainer(config).train()
   return snapshot_dir
 
@@ -61,13 +75,18 @@ def write_untrained_checkpoint(snapshot_dir, **config_fields):
   Returns:
     The checkpoint prefix.
   """
-  config = config_lib.TrainConfig(backbone='mini', num_classes=NUM_CLASSES,
-                                  embedding_dim=EMBEDDING_DIM,
-                                  snapshot_dir=snapshot_dir, **config_fields)
+  config = config_lib.TrainConfig(
+    backbone='mini',
+    num_classes=NUM_CLASSES,
+    embedding_dim=EMBEDDING_DIM,
+    snapshot_dir=snapshot_dir,
+    **config_fields,
+  )
   network = builder.build_network_from_config(config)
   network(tf.zeros([1, 32, 32, 3]))
-  manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=network),
-                                       snapshot_dir, max_to_keep=1)
+  manager = tf.train.CheckpointManager(
+    tf.train.Checkpoint(model=network), snapshot_dir, max_to_keep=1
+  )
   prefix = manager.save()
   config_lib.save_config(config, snapshot_dir)
   return prefix
@@ -91,12 +110,23 @@ def unsup_checkpoint_dir(tmp_path_factory):
 def prototype_run(synthetic_set, segsort_checkpoint_dir, tmp_path_factory):
   """Extracts prototypes of the training list; returns the save_dir."""
   from segsort import extract_prototypes  # pylint: disable=g-import-not-at-top
+
   save_dir = str(tmp_path_factory.mktemp('prototypes_run'))
-  extract_prototypes.main([
-      '--data_dir', synthetic_set.data_dir,
-      '--data_list', synthetic_set.train_list,
-      '--restore_from', segsort_checkpoint_dir, '--save_dir', save_dir,
-      '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+  extract_prototypes.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.train_list,
+      '--restore_from',
+      segsort_checkpoint_dir,
+      '--save_dir',
+      save_dir,
+      '--num_classes',
+      str(NUM_CLASSES),
+    ]
+    + WINDOW_FLAGS
+  )
   return save_dir
 
 

@@ -25,19 +25,35 @@ from segsort import inference_softmax
 pytest_plugins = ('inference_fixtures',)
 
 
-def _command_labels(tool, synthetic_set, restore_from, save_dir, window,
-                    strides, extra_flags=()):
+def _command_labels(
+  tool, synthetic_set, restore_from, save_dir, window, strides, extra_flags=()
+):
   """Runs an inference command on the val list; returns {image id: labels}."""
-  tool.main(['--data_dir', synthetic_set.data_dir,
-             '--data_list', synthetic_set.val_list,
-             '--restore_from', restore_from, '--save_dir', str(save_dir),
-             '--num_classes', str(NUM_CLASSES), '--input_size', window,
-             '--strides', strides] + list(extra_flags))
+  tool.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.val_list,
+      '--restore_from',
+      restore_from,
+      '--save_dir',
+      str(save_dir),
+      '--num_classes',
+      str(NUM_CLASSES),
+      '--input_size',
+      window,
+      '--strides',
+      strides,
+    ]
+    + list(extra_flags)
+  )
   entries = data.read_data_list(synthetic_set.data_dir, synthetic_set.val_list)
   labels = {}
   for entry in entries:
-    with Image.open(os.path.join(save_dir, 'gray',
-                                 entry.image_id + '.png')) as png:
+    with Image.open(
+      os.path.join(save_dir, 'gray', entry.image_id + '.png')
+    ) as png:
       labels[entry.image_id] = np.asarray(png)
   return entries, labels
 
@@ -47,21 +63,43 @@ def _pair(text):
 
 
 def test_api_export_and_command_give_identical_segsort_labels(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
   # Four overlapping windows on the 64x80 images.
   window, strides = '48,48', '24,32'
   bank_dir = prototype_dir(prototype_run)
   entries, expected = _command_labels(
-      inference_segsort, synthetic_set, segsort_checkpoint_dir,
-      tmp_path / 'command', window, strides,
-      ['--prototype_dir', bank_dir])
-  segmenter = api.load(segsort_checkpoint_dir, bank_dir,
-                       window_size=_pair(window), strides=_pair(strides))
-  export.main(['--restore_from', segsort_checkpoint_dir, '--prototype_dir',
-               bank_dir, '--output_dir', str(tmp_path / 'saved'),
-               '--input_size', window, '--strides', strides])
+    inference_segsort,
+    synthetic_set,
+    segsort_checkpoint_dir,
+    tmp_path / 'command',
+    window,
+    strides,
+    ['--prototype_dir', bank_dir],
+  )
+  segmenter = api.load(
+    segsort_checkpoint_dir,
+    bank_dir,
+    window_size=_pair(window),
+    strides=_pair(strides),
+  )
+  export.main(
+    [
+      '--restore_from',
+      segsort_checkpoint_dir,
+      '--prototype_dir',
+      bank_dir,
+      '--output_dir',
+      str(tmp_path / 'saved'),
+      '--input_size',
+      window,
+      '--strides',
+      strides,
+    ]
+  )
   serve = tf.saved_model.load(str(tmp_path / 'saved')).signatures[
-      saved_model.SIGNATURE_KEY]
+    saved_model.SIGNATURE_KEY
+  ]
   for entry in entries:
     image = data.load_image(entry.image_path)
     labels = segmenter.predict(image)
@@ -77,49 +115,84 @@ def test_api_export_and_command_give_identical_segsort_labels(
     assert neighbours.votes.shape == (num_segments, NUM_CLASSES)
     assert neighbours.prototype_indices.shape == (num_segments, 15)
     assert np.all(neighbours.prototype_indices < len(segmenter.bank.labels))
-  recorded = json.loads((tmp_path / 'saved' / saved_model.SETTINGS_FILE)
-                        .read_text())
+  recorded = json.loads(
+    (tmp_path / 'saved' / saved_model.SETTINGS_FILE).read_text()
+  )
   assert recorded['window_size'] == list(_pair(window))
   assert recorded['k_in_nearest_neighbors'] == 15
   assert recorded['num_clusters'] == [5, 5]
 
 
 def test_api_export_and_command_give_identical_softmax_labels(
-    synthetic_set, softmax_checkpoint_dir, tmp_path):
+  synthetic_set, softmax_checkpoint_dir, tmp_path
+):
   # One window, larger than the 64x80 images: they are padded.
   entries, expected = _command_labels(
-      inference_softmax, synthetic_set, softmax_checkpoint_dir,
-      tmp_path / 'command', '72,88', '72,88')
-  segmenter = api.load(softmax_checkpoint_dir, window_size=(72, 88),
-                       strides=(72, 88))
+    inference_softmax,
+    synthetic_set,
+    softmax_checkpoint_dir,
+    tmp_path / 'command',
+    '72,88',
+    '72,88',
+  )
+  segmenter = api.load(
+    softmax_checkpoint_dir, window_size=(72, 88), strides=(72, 88)
+  )
   saved_model.export(segmenter, str(tmp_path / 'saved'))
   serve = tf.saved_model.load(str(tmp_path / 'saved')).signatures[
-      saved_model.SIGNATURE_KEY]
+    saved_model.SIGNATURE_KEY
+  ]
   for entry in entries:
     image = data.load_image(entry.image_path)
-    np.testing.assert_array_equal(segmenter.predict(image),
-                                  expected[entry.image_id])
     np.testing.assert_array_equal(
-        serve(image=tf.constant(image))['labels'].numpy(),
-        expected[entry.image_id])
+      segmenter.predict(image), expected[entry.image_id]
+    )
+    np.testing.assert_array_equal(
+      serve(image=tf.constant(image))['labels'].numpy(),
+      expected[entry.image_id],
+    )
 
 
 def test_api_defaults_are_the_inference_command_s():
-  args = inference_segsort.build_parser('', (1.0,), api.DEFAULT_WINDOW_SIZE)\
-      .parse_args(['--data_dir', 'd', '--data_list', 'l', '--restore_from',
-                   'r', '--save_dir', 's', '--prototype_dir', 'p'])
+  args = inference_segsort.build_parser(
+    '', (1.0,), api.DEFAULT_WINDOW_SIZE
+  ).parse_args(
+    [
+      '--data_dir',
+      'd',
+      '--data_list',
+      'l',
+      '--restore_from',
+      'r',
+      '--save_dir',
+      's',
+      '--prototype_dir',
+      'p',
+    ]
+  )
   assert (args.input_size, args.strides, args.k_in_nearest_neighbors) == (
-      api.DEFAULT_WINDOW_SIZE, api.DEFAULT_STRIDES,
-      api.DEFAULT_K_IN_NEAREST_NEIGHBORS)
+    api.DEFAULT_WINDOW_SIZE,
+    api.DEFAULT_STRIDES,
+    api.DEFAULT_K_IN_NEAREST_NEIGHBORS,
+  )
   assert inference_segsort.main.__defaults__[3] == api.DEFAULT_WINDOW_SIZE
 
 
 def test_an_image_of_another_type_or_shape_is_refused(
-    segsort_checkpoint_dir, prototype_run):
-  segmenter = api.load(segsort_checkpoint_dir, prototype_dir(prototype_run),
-                       window_size=(64, 80), strides=(64, 80))
-  for image in (np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8),
-                np.zeros((8, 8, 4), np.uint8), np.zeros((0, 8, 3), np.uint8)):
+  segsort_checkpoint_dir, prototype_run
+):
+  segmenter = api.load(
+    segsort_checkpoint_dir,
+    prototype_dir(prototype_run),
+    window_size=(64, 80),
+    strides=(64, 80),
+  )
+  for image in (
+    np.zeros((8, 8, 3), np.float32),
+    np.zeros((8, 8), np.uint8),
+    np.zeros((8, 8, 4), np.uint8),
+    np.zeros((0, 8, 3), np.uint8),
+  ):
     with pytest.raises(ValueError, match=r'uint8 array \[height, width, 3\]'):
       segmenter.predict(image)
   # Any size: a tiny and a non-multiple-of-the-stride image.
@@ -128,7 +201,8 @@ def test_an_image_of_another_type_or_shape_is_refused(
 
 
 def test_a_missing_or_superfluous_bank_is_named(
-    segsort_checkpoint_dir, softmax_checkpoint_dir, prototype_run, tmp_path):
+  segsort_checkpoint_dir, softmax_checkpoint_dir, prototype_run, tmp_path
+):
   with pytest.raises(inference.InferenceError, match='give the prototype_dir'):
     api.load(segsort_checkpoint_dir)
   with pytest.raises(inference.InferenceError, match='softmax model'):
@@ -138,19 +212,41 @@ def test_a_missing_or_superfluous_bank_is_named(
 
 
 def test_export_refuses_an_existing_directory_and_bad_flags(
-    segsort_checkpoint_dir, prototype_run, tmp_path, capsys):
-  common = ['--restore_from', segsort_checkpoint_dir, '--prototype_dir',
-            prototype_dir(prototype_run)]
+  segsort_checkpoint_dir, prototype_run, tmp_path, capsys
+):
+  common = [
+    '--restore_from',
+    segsort_checkpoint_dir,
+    '--prototype_dir',
+    prototype_dir(prototype_run),
+  ]
   with pytest.raises(SystemExit):
     export.main(common + ['--output_dir', str(tmp_path)])
   assert 'argument --output_dir: %s exists' % tmp_path in (
-      capsys.readouterr().err)
+    capsys.readouterr().err
+  )
   with pytest.raises(SystemExit):
-    export.main(common + ['--output_dir', str(tmp_path / 'new'),
-                          '--input_size', '64,64', '--strides', '80,80'])
+    export.main(
+      common
+      + [
+        '--output_dir',
+        str(tmp_path / 'new'),
+        '--input_size',
+        '64,64',
+        '--strides',
+        '80,80',
+      ]
+    )
   assert 'argument --strides: must be at most --input_size' in (
-      capsys.readouterr().err)
+    capsys.readouterr().err
+  )
   with pytest.raises(SystemExit, match='error: No checkpoint'):
-    export.main(['--restore_from', str(tmp_path / 'none'),
-                 '--output_dir', str(tmp_path / 'new')])
+    export.main(
+      [
+        '--restore_from',
+        str(tmp_path / 'none'),
+        '--output_dir',
+        str(tmp_path / 'new'),
+      ]
+    )
   assert not os.path.exists(tmp_path / 'new')

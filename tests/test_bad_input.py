@@ -43,8 +43,13 @@ def voc_root(tmp_path_factory):
   """A synthetic VOC-layout set of 3 train and 1 val images, 40x48."""
   root = str(tmp_path_factory.mktemp('voc'))
   make_synthetic_voc.make_synthetic_voc(
-      root, num_train=3, num_val=1, size=IMAGE_SIZE, num_classes=NUM_CLASSES,
-      seed=5)
+    root,
+    num_train=3,
+    num_val=1,
+    size=IMAGE_SIZE,
+    num_classes=NUM_CLASSES,
+    seed=5,
+  )
   return root
 
 
@@ -61,8 +66,11 @@ def _label_path(voc_root, image_id='train_000000'):
 # --- 1. Image modes -----------------------------------------------------------
 
 # A 16-bit ramp: 0, 1000, ..., 65535, as medical and remote-sensing exports.
-_RAMP_16 = np.concatenate([np.arange(0, 65535, 1000), [65535]]).astype(
-    np.uint16)[np.newaxis].repeat(2, axis=0)
+_RAMP_16 = (
+  np.concatenate([np.arange(0, 65535, 1000), [65535]])
+  .astype(np.uint16)[np.newaxis]
+  .repeat(2, axis=0)
+)
 
 
 def _scaled_ramp():
@@ -80,26 +88,32 @@ def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
   # As the 16-bit RGB PNG of the same values, which Pillow scales itself.
   cv2.imwrite(str(tmp_path / 'rgb16.png'), np.stack([_RAMP_16] * 3, axis=-1))
   np.testing.assert_allclose(
-      io_utils.read_rgb_image(str(tmp_path / 'rgb16.png')), rgb, atol=1)
+    io_utils.read_rgb_image(str(tmp_path / 'rgb16.png')), rgb, atol=1
+  )
 
 
 def test_16_bit_pgm_opened_as_32_bit_is_scaled(tmp_path):
   path = tmp_path / 'gray16.pgm'
-  path.write_bytes(b'P5 3 1 65535\n' +
-                   np.array([0, 32896, 65535], '>u2').tobytes())
+  path.write_bytes(
+    b'P5 3 1 65535\n' + np.array([0, 32896, 65535], '>u2').tobytes()
+  )
   assert Image.open(path).mode == 'I'
-  np.testing.assert_array_equal(io_utils.read_rgb_image(str(path))[0, :, 0],
-                                [0, 128, 255])
+  np.testing.assert_array_equal(
+    io_utils.read_rgb_image(str(path))[0, :, 0], [0, 128, 255]
+  )
 
 
-@pytest.mark.parametrize('mode, value, expected', [
+@pytest.mark.parametrize(
+  'mode, value, expected',
+  [
     ('1', 1, (255, 255, 255)),
     ('L', 90, (90, 90, 90)),
     ('LA', (90, 0), (90, 90, 90)),
     ('RGBA', (10, 20, 30, 0), (10, 20, 30)),
     ('CMYK', (0, 255, 0, 0), (255, 0, 255)),
     ('YCbCr', (128, 128, 128), (128, 128, 128)),
-])
+  ],
+)
 def test_8_bit_modes_convert_to_rgb(tmp_path, mode, value, expected):
   path = str(tmp_path / 'image.tiff')
   Image.new(mode, (3, 2), value).save(path)
@@ -113,18 +127,28 @@ def test_palette_image_gives_its_colours(tmp_path):
   image.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
   image.save(tmp_path / 'palette.png')
   np.testing.assert_array_equal(
-      io_utils.read_rgb_image(str(tmp_path / 'palette.png'))[1, 2],
-      [200, 100, 50])
+    io_utils.read_rgb_image(str(tmp_path / 'palette.png'))[1, 2], [200, 100, 50]
+  )
 
 
-@pytest.mark.parametrize('array, match', [
-    (np.full((2, 3), 0.5, np.float32), r'is a mode F image with values in '
-     r'\[0.5, 0.5\], which has no defined conversion'),
-    (np.full((2, 3), 70000, np.int32), r'is a mode I image with values in '
-     r'\[70000, 70000\]'),
-])
+@pytest.mark.parametrize(
+  'array, match',
+  [
+    (
+      np.full((2, 3), 0.5, np.float32),
+      r'is a mode F image with values in '
+      r'\[0.5, 0.5\], which has no defined conversion',
+    ),
+    (
+      np.full((2, 3), 70000, np.int32),
+      r'is a mode I image with values in '
+      r'\[70000, 70000\]',
+    ),
+  ],
+)
 def test_modes_without_a_defined_white_are_refused_naming_the_file(
-    tmp_path, array, match):
+  tmp_path, array, match
+):
   path = str(tmp_path / 'odd.tiff')
   Image.fromarray(array).save(path)
   with pytest.raises(errors.ImageFileError, match=match) as raised:
@@ -132,56 +156,78 @@ def test_modes_without_a_defined_white_are_refused_naming_the_file(
   assert path in str(raised.value)
 
 
-@pytest.mark.parametrize('mode, value, expected', [
-    ('1', 1, 1), ('L', 3, 3), ('I;16', 300, 300), ('I', 70000, 70000)])
-def test_single_channel_labels_are_read_as_ids(tmp_path, mode, value,
-                                               expected):
+@pytest.mark.parametrize(
+  'mode, value, expected',
+  [('1', 1, 1), ('L', 3, 3), ('I;16', 300, 300), ('I', 70000, 70000)],
+)
+def test_single_channel_labels_are_read_as_ids(tmp_path, mode, value, expected):
   path = str(tmp_path / 'label.tiff')
   Image.new(mode, (3, 2), value).save(path)
-  np.testing.assert_array_equal(io_utils.read_label_image(path),
-                                np.full((2, 3), expected))
+  np.testing.assert_array_equal(
+    io_utils.read_label_image(path), np.full((2, 3), expected)
+  )
 
 
-@pytest.mark.parametrize('mode, value', [
-    ('LA', (1, 255)), ('RGBA', (1, 1, 1, 255)), ('F', 1.0), ('CMYK', 0)])
+@pytest.mark.parametrize(
+  'mode, value',
+  [('LA', (1, 255)), ('RGBA', (1, 1, 1, 255)), ('F', 1.0), ('CMYK', 0)],
+)
 def test_labels_in_other_modes_are_refused_naming_file_and_mode(
-    tmp_path, mode, value):
+  tmp_path, mode, value
+):
   path = str(tmp_path / 'label.tiff')
   Image.new(mode, (3, 2), value).save(path)
   with pytest.raises(errors.ImageFileError) as raised:
     io_utils.read_label_image(path)
   assert '%s is a %s image; expected a single-channel image' % (
-      path, mode) in str(raised.value)
+    path,
+    mode,
+  ) in str(raised.value)
 
 
 def test_16_bit_image_reaches_the_network_scaled_in_every_reader(
-    voc_root, tmp_path):
+  voc_root, tmp_path
+):
   gray16 = np.full(IMAGE_SIZE, 30000, np.uint16)
   image_path = str(tmp_path / 'gray16.png')
   cv2.imwrite(image_path, gray16)
-  list_path = _write_list(tmp_path / 'list.txt', [
-      '%s %s' % (image_path, _label_path(voc_root))])
+  list_path = _write_list(
+    tmp_path / 'list.txt', ['%s %s' % (image_path, _label_path(voc_root))]
+  )
   expected = round(30000 * 255 / 65535) - np.array(data.IMG_MEAN)
-  batch = next(iter(data.build_training_dataset(
-      voc_root, list_path, IMAGE_SIZE, 1, random_scale=False,
-      random_mirror=False, random_crop=False)))
+  batch = next(
+    iter(
+      data.build_training_dataset(
+        voc_root,
+        list_path,
+        IMAGE_SIZE,
+        1,
+        random_scale=False,
+        random_mirror=False,
+        random_crop=False,
+      )
+    )
+  )
   np.testing.assert_allclose(batch['image'][0, 5, 5], expected, atol=1e-3)
   dataset = data.entries_dataset(data.read_data_list(voc_root, list_path))
-  np.testing.assert_allclose(next(iter(dataset))['image'][5, 5], expected,
-                             atol=1e-3)
+  np.testing.assert_allclose(
+    next(iter(dataset))['image'][5, 5], expected, atol=1e-3
+  )
   assert data.check_data_list(voc_root, list_path, NUM_CLASSES).ok
 
 
 def test_refused_mode_is_a_problem_of_the_list_check(voc_root, tmp_path):
   image_path = str(tmp_path / 'float.tiff')
   Image.fromarray(np.zeros(IMAGE_SIZE, np.float32)).save(image_path)
-  list_path = _write_list(tmp_path / 'list.txt', [
-      '%s %s' % (image_path, _label_path(voc_root))])
+  list_path = _write_list(
+    tmp_path / 'list.txt', ['%s %s' % (image_path, _label_path(voc_root))]
+  )
   report = data.check_data_list(voc_root, list_path, NUM_CLASSES)
   assert report.problems == [
-      '%s, line 1: %s is a mode F image with values in [0.0, 0.0], which has '
-      'no defined conversion to 8-bit RGB; save it as an 8- or 16-bit image.'
-      % (list_path, image_path)]
+    '%s, line 1: %s is a mode F image with values in [0.0, 0.0], which has '
+    'no defined conversion to 8-bit RGB; save it as an 8- or 16-bit image.'
+    % (list_path, image_path)
+  ]
 
 
 def test_voc_to_segcls_refuses_a_colour_label_in_one_line(tmp_path, capsys):
@@ -189,8 +235,16 @@ def test_voc_to_segcls_refuses_a_colour_label_in_one_line(tmp_path, capsys):
   input_dir.mkdir()
   Image.new('RGB', (3, 2)).save(input_dir / 'a.png')
   with pytest.raises(SystemExit) as raised:
-    voc_to_segcls.main(['--input_dir', str(input_dir), '--output_dir',
-                        str(tmp_path / 'out'), '--workers', '1'])
+    voc_to_segcls.main(
+      [
+        '--input_dir',
+        str(input_dir),
+        '--output_dir',
+        str(tmp_path / 'out'),
+        '--workers',
+        '1',
+      ]
+    )
   message = str(raised.value)
   assert message.startswith('error: %s is a RGB image' % (input_dir / 'a.png'))
   assert '\n' not in message
@@ -199,102 +253,206 @@ def test_voc_to_segcls_refuses_a_colour_label_in_one_line(tmp_path, capsys):
 
 # --- 2. Unchecked flags -------------------------------------------------------
 
-_INFERENCE_FLAGS = ['--data_dir', 'd', '--data_list', 'l', '--restore_from',
-                    'r', '--save_dir', 's']
+_INFERENCE_FLAGS = [
+  '--data_dir',
+  'd',
+  '--data_list',
+  'l',
+  '--restore_from',
+  'r',
+  '--save_dir',
+  's',
+]
 _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
 
 
-@pytest.mark.parametrize('main, argv, message', [
-    (inference_segsort.main, _KNN_FLAGS + ['--k_in_nearest_neighbors', '0'],
-     "argument --k_in_nearest_neighbors: must be an integer >= 1, got '0'"),
-    (inference_segsort.main, _KNN_FLAGS + ['--k_in_nearest_neighbors', '-3'],
-     "argument --k_in_nearest_neighbors: must be an integer >= 1, got '-3'"),
-    (inference_segsort.main, _KNN_FLAGS + ['--num_clusters', '0'],
-     "argument --num_clusters: expected \"N\" or \"ROWS,COLUMNS\" of positive "
-     "integers, got '0'"),
-    (inference_segsort.main, _KNN_FLAGS + ['--kmeans_iterations', '-1'],
-     "argument --kmeans_iterations: must be an integer >= 0"),
-    (inference_segsort.main, _KNN_FLAGS + ['--strides', '800,10'],
-     'argument --strides: must be at most --input_size 720,720, got 800,10'),
-    (inference_segsort.main, _KNN_FLAGS + ['--input_size', '0'],
-     'argument --input_size: expected "height,width" of positive integers'),
-    (inference_segsort.main, _KNN_FLAGS + ['--num_classes', '21',
-                                           '--ignore_label', '3'],
-     'argument --ignore_label: must not be a class id of [0, --num_classes '
-     '21), got 3'),
-    (inference_segsort.main, _KNN_FLAGS + ['--embedding_dim', '0'],
-     "argument --embedding_dim: must be an integer >= 1"),
-    (inference_segsort_msc.main, _KNN_FLAGS + ['--scale_aug', '0'],
-     "argument --scale_aug: expected comma-separated numbers > 0, got '0'"),
-    (inference_segsort_msc.main, _KNN_FLAGS + ['--scale_aug', '1,nan'],
-     'argument --scale_aug: expected comma-separated numbers > 0'),
-    (inference_softmax.main, _INFERENCE_FLAGS + ['--num_classes', '0'],
-     "argument --num_classes: must be an integer >= 1, got '0'"),
-    (inference_softmax.main, _INFERENCE_FLAGS + ['--scale_aug', '0.5,-1'],
-     'argument --scale_aug: expected comma-separated numbers > 0'),
-    (extract_prototypes.main, _INFERENCE_FLAGS + ['--num_clusters', '-2'],
-     "argument --num_clusters: expected \"N\" or \"ROWS,COLUMNS\" of positive "
-     "integers, got '-2'"),
-    (extract_prototypes.main, _INFERENCE_FLAGS + ['--num_clusters', '8,0'],
-     "argument --num_clusters: expected \"N\" or \"ROWS,COLUMNS\" of positive "
-     "integers, got '8,0'"),
-    (explain.main, _KNN_FLAGS + ['--image_id', 'a', '--num_segments', '0'],
-     "argument --num_segments: must be an integer >= 1, got '0'"),
-    (explain.main, _KNN_FLAGS + ['--image_id', 'a', '--tile_size', '2'],
-     "argument --tile_size: must be an integer >= 16, got '2'"),
-    (benchmark_by_mIoU.main, ['--pred_dir', 'p', '--gt_dir', 'g',
-                              '--num_classes', '0'],
-     "argument --num_classes: must be an integer >= 1, got '0'"),
-    (benchmark_by_mIoU.main, ['--pred_dir', 'p', '--gt_dir', 'g',
-                              '--boundary_tolerance', '-1'],
-     "argument --boundary_tolerance: must be a number >= 0, got '-1'"),
-    (check_list.main, ['--data_dir', 'd', '--data_list', 'l', '--workers',
-                       '0'],
-     "argument --workers: must be an integer >= 1, got '0'"),
-    (check_list.main, ['--data_dir', 'd', '--data_list', 'l',
-                       '--num_classes', '21', '--ignore_label', '0'],
-     'argument --ignore_label: must not be a class id'),
-    (make_oversegmentation.main, ['--threshold', '2'],
-     "argument --threshold: must be a number >= 0 and <= 1, got '2'"),
-    (make_oversegmentation.main, ['--min_size', '0'],
-     "argument --min_size: must be an integer >= 1, got '0'"),
-    (make_oversegmentation.main, ['--num_segments', '0'],
-     "argument --num_segments: must be an integer >= 1, got '0'"),
-    (make_synthetic_voc.main, ['--root', 'r', '--num_classes', '99'],
-     "argument --num_classes: must be an integer >= 2 and <= %d, got '99'"
-     % make_synthetic_voc.MAX_NUM_CLASSES),
-    (make_synthetic_voc.main, ['--root', 'r', '--size', '0x5'],
-     "argument --size: expected 'H' or 'HxW' of positive integers"),
-    (make_synthetic_voc.main, ['--root', 'r', '--seed', '-1'],
-     "argument --seed: must be an integer >= 0, got '-1'"),
-    (voc_to_segcls.main, ['--workers', '0'],
-     "argument --workers: must be an integer >= 1, got '0'"),
-    (sbd_to_clsimg.main, ['--workers', '-4'],
-     "argument --workers: must be an integer >= 1, got '-4'"),
-])
-def test_numeric_flags_are_checked_before_any_work(capsys, main, argv,
-                                                   message):
+@pytest.mark.parametrize(
+  'main, argv, message',
+  [
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--k_in_nearest_neighbors', '0'],
+      "argument --k_in_nearest_neighbors: must be an integer >= 1, got '0'",
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--k_in_nearest_neighbors', '-3'],
+      "argument --k_in_nearest_neighbors: must be an integer >= 1, got '-3'",
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--num_clusters', '0'],
+      "argument --num_clusters: expected \"N\" or \"ROWS,COLUMNS\" of positive "
+      "integers, got '0'",
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--kmeans_iterations', '-1'],
+      "argument --kmeans_iterations: must be an integer >= 0",
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--strides', '800,10'],
+      'argument --strides: must be at most --input_size 720,720, got 800,10',
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--input_size', '0'],
+      'argument --input_size: expected "height,width" of positive integers',
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--num_classes', '21', '--ignore_label', '3'],
+      'argument --ignore_label: must not be a class id of [0, --num_classes '
+      '21), got 3',
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--embedding_dim', '0'],
+      "argument --embedding_dim: must be an integer >= 1",
+    ),
+    (
+      inference_segsort_msc.main,
+      _KNN_FLAGS + ['--scale_aug', '0'],
+      "argument --scale_aug: expected comma-separated numbers > 0, got '0'",
+    ),
+    (
+      inference_segsort_msc.main,
+      _KNN_FLAGS + ['--scale_aug', '1,nan'],
+      'argument --scale_aug: expected comma-separated numbers > 0',
+    ),
+    (
+      inference_softmax.main,
+      _INFERENCE_FLAGS + ['--num_classes', '0'],
+      "argument --num_classes: must be an integer >= 1, got '0'",
+    ),
+    (
+      inference_softmax.main,
+      _INFERENCE_FLAGS + ['--scale_aug', '0.5,-1'],
+      'argument --scale_aug: expected comma-separated numbers > 0',
+    ),
+    (
+      extract_prototypes.main,
+      _INFERENCE_FLAGS + ['--num_clusters', '-2'],
+      "argument --num_clusters: expected \"N\" or \"ROWS,COLUMNS\" of positive "
+      "integers, got '-2'",
+    ),
+    (
+      extract_prototypes.main,
+      _INFERENCE_FLAGS + ['--num_clusters', '8,0'],
+      "argument --num_clusters: expected \"N\" or \"ROWS,COLUMNS\" of positive "
+      "integers, got '8,0'",
+    ),
+    (
+      explain.main,
+      _KNN_FLAGS + ['--image_id', 'a', '--num_segments', '0'],
+      "argument --num_segments: must be an integer >= 1, got '0'",
+    ),
+    (
+      explain.main,
+      _KNN_FLAGS + ['--image_id', 'a', '--tile_size', '2'],
+      "argument --tile_size: must be an integer >= 16, got '2'",
+    ),
+    (
+      benchmark_by_mIoU.main,
+      ['--pred_dir', 'p', '--gt_dir', 'g', '--num_classes', '0'],
+      "argument --num_classes: must be an integer >= 1, got '0'",
+    ),
+    (
+      benchmark_by_mIoU.main,
+      ['--pred_dir', 'p', '--gt_dir', 'g', '--boundary_tolerance', '-1'],
+      "argument --boundary_tolerance: must be a number >= 0, got '-1'",
+    ),
+    (
+      check_list.main,
+      ['--data_dir', 'd', '--data_list', 'l', '--workers', '0'],
+      "argument --workers: must be an integer >= 1, got '0'",
+    ),
+    (
+      check_list.main,
+      [
+        '--data_dir',
+        'd',
+        '--data_list',
+        'l',
+        '--num_classes',
+        '21',
+        '--ignore_label',
+        '0',
+      ],
+      'argument --ignore_label: must not be a class id',
+    ),
+    (
+      make_oversegmentation.main,
+      ['--threshold', '2'],
+      "argument --threshold: must be a number >= 0 and <= 1, got '2'",
+    ),
+    (
+      make_oversegmentation.main,
+      ['--min_size', '0'],
+      "argument --min_size: must be an integer >= 1, got '0'",
+    ),
+    (
+      make_oversegmentation.main,
+      ['--num_segments', '0'],
+      "argument --num_segments: must be an integer >= 1, got '0'",
+    ),
+    (
+      make_synthetic_voc.main,
+      ['--root', 'r', '--num_classes', '99'],
+      "argument --num_classes: must be an integer >= 2 and <= %d, got '99'"
+      % make_synthetic_voc.MAX_NUM_CLASSES,
+    ),
+    (
+      make_synthetic_voc.main,
+      ['--root', 'r', '--size', '0x5'],
+      "argument --size: expected 'H' or 'HxW' of positive integers",
+    ),
+    (
+      make_synthetic_voc.main,
+      ['--root', 'r', '--seed', '-1'],
+      "argument --seed: must be an integer >= 0, got '-1'",
+    ),
+    (
+      voc_to_segcls.main,
+      ['--workers', '0'],
+      "argument --workers: must be an integer >= 1, got '0'",
+    ),
+    (
+      sbd_to_clsimg.main,
+      ['--workers', '-4'],
+      "argument --workers: must be an integer >= 1, got '-4'",
+    ),
+  ],
+)
+def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
   with pytest.raises(SystemExit) as raised:
     main(argv)
   assert raised.value.code == 2
   assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('argv, message', [
+@pytest.mark.parametrize(
+  'argv, message',
+  [
     (['--concentration', '0'], '--concentration must be a number > 0'),
     (['--learning_rate', 'nan'], '--learning_rate must be a number >= 0'),
     (['--momentum', '1.5'], '--momentum must be at most 1'),
     (['--random_seed', '-1'], '--random_seed must be a number >= 0'),
-    (['--ignore_label', '3'], '--ignore_label 3 is a class id of [0, '
-     '--num_classes 21)'),
-])
+    (
+      ['--ignore_label', '3'],
+      '--ignore_label 3 is a class id of [0, --num_classes 21)',
+    ),
+  ],
+)
 def test_training_flags_are_checked(capsys, argv, message):
   with pytest.raises(SystemExit):
     config_lib.TrainConfig.from_flags(argv, mode='segsort')
   error = capsys.readouterr().err
   assert message in error
-  assert error.strip().splitlines()[-1].endswith(error.strip().split(
-      'error: ')[-1])
+  assert (
+    error.strip().splitlines()[-1].endswith(error.strip().split('error: ')[-1])
+  )
 
 
 # --- 4. EXIF orientation ------------------------------------------------------
@@ -325,51 +483,87 @@ def test_exif_orientation_is_warned_once_or_applied(tmp_path, caplog):
 
 
 def test_list_check_reports_exif_orientation_and_accepts_it_applied(
-    voc_root, tmp_path, capsys):
+  voc_root, tmp_path, capsys
+):
   photo = _rotated_photo(tmp_path / 'photo.jpg')
   # The mask drawn on the displayed view, as annotation tools show it.
   mask = np.zeros((IMAGE_SIZE[1], IMAGE_SIZE[0]), np.uint8)
   mask[:, -10:] = 1
   Image.fromarray(mask).save(tmp_path / 'mask.png')
-  list_path = _write_list(tmp_path / 'list.txt', [
-      '%s %s' % (photo, tmp_path / 'mask.png')])
-  argv = ['--data_dir', voc_root, '--data_list', list_path, '--num_classes',
-          '2', '--workers', '1']
+  list_path = _write_list(
+    tmp_path / 'list.txt', ['%s %s' % (photo, tmp_path / 'mask.png')]
+  )
+  argv = [
+    '--data_dir',
+    voc_root,
+    '--data_list',
+    list_path,
+    '--num_classes',
+    '2',
+    '--workers',
+    '1',
+  ]
   assert check_list.main(argv) == 1
   output = capsys.readouterr().out
-  assert 'list.txt, line 1: %s is 48x40 but its image is 40x48' % (
-      tmp_path / 'mask.png') in output
+  assert (
+    'list.txt, line 1: %s is 48x40 but its image is 40x48'
+    % (tmp_path / 'mask.png')
+    in output
+  )
   assert check_list.main(argv + ['--apply_exif_orientation']) == 0
   # Square images pass the size check; the orientation is still reported.
   square = _rotated_photo(tmp_path / 'square.jpg')
   Image.open(square).crop((0, 0, 40, 40)).save(
-      tmp_path / 'square.jpg', exif=Image.open(square).getexif())
+    tmp_path / 'square.jpg', exif=Image.open(square).getexif()
+  )
   Image.fromarray(mask[:40]).save(tmp_path / 'square.png')
-  list_path = _write_list(tmp_path / 'square.txt', [
-      '%s %s' % (tmp_path / 'square.jpg', tmp_path / 'square.png')])
+  list_path = _write_list(
+    tmp_path / 'square.txt',
+    ['%s %s' % (tmp_path / 'square.jpg', tmp_path / 'square.png')],
+  )
   report = data.check_data_list(voc_root, list_path, 2)
-  assert report.problems == ['%s, line 1: %s' % (
-      list_path, io_utils.describe_orientation(
-          str(tmp_path / 'square.jpg'), 6))]
-  assert data.check_data_list(voc_root, list_path, 2,
-                              apply_exif_orientation=True).ok
+  assert report.problems == [
+    '%s, line 1: %s'
+    % (
+      list_path,
+      io_utils.describe_orientation(str(tmp_path / 'square.jpg'), 6),
+    )
+  ]
+  assert data.check_data_list(
+    voc_root, list_path, 2, apply_exif_orientation=True
+  ).ok
 
 
-def test_training_and_inference_apply_the_orientation_when_asked(voc_root,
-                                                                 tmp_path):
+def test_training_and_inference_apply_the_orientation_when_asked(
+  voc_root, tmp_path
+):
   photo = _rotated_photo(tmp_path / 'photo.jpg')
   Image.fromarray(np.ones((IMAGE_SIZE[1], IMAGE_SIZE[0]), np.uint8)).save(
-      tmp_path / 'mask.png')
-  list_path = _write_list(tmp_path / 'list.txt', [
-      '%s %s' % (photo, tmp_path / 'mask.png')])
+    tmp_path / 'mask.png'
+  )
+  list_path = _write_list(
+    tmp_path / 'list.txt', ['%s %s' % (photo, tmp_path / 'mask.png')]
+  )
   crop = (IMAGE_SIZE[1], IMAGE_SIZE[0])
-  batch = next(iter(data.build_training_dataset(
-      voc_root, list_path, crop, 1, random_scale=False, random_mirror=False,
-      random_crop=False, apply_exif_orientation=True)))
+  batch = next(
+    iter(
+      data.build_training_dataset(
+        voc_root,
+        list_path,
+        crop,
+        1,
+        random_scale=False,
+        random_mirror=False,
+        random_crop=False,
+        apply_exif_orientation=True,
+      )
+    )
+  )
   assert (batch['label'].numpy() == 1).all()
   assert batch['image'][0, :, -5].numpy().mean() > 100
-  dataset = data.entries_dataset(data.read_data_list(voc_root, list_path),
-                                 apply_exif_orientation=True)
+  dataset = data.entries_dataset(
+    data.read_data_list(voc_root, list_path), apply_exif_orientation=True
+  )
   assert next(iter(dataset))['image'].shape == crop + (3,)
   config = config_lib.TrainConfig.from_flags(['--apply_exif_orientation'])
   assert config.apply_exif_orientation
@@ -378,40 +572,48 @@ def test_training_and_inference_apply_the_orientation_when_asked(voc_root,
 # --- 5. Invisible characters in list files ------------------------------------
 
 
-def test_list_with_byte_order_mark_reads_in_every_list_reader(voc_root,
-                                                              tmp_path):
-  lines = ['VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/'
-           'train_000000.png']
+def test_list_with_byte_order_mark_reads_in_every_list_reader(
+  voc_root, tmp_path
+):
+  lines = [
+    'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png'
+  ]
   list_path = _write_list(tmp_path / 'bom.txt', lines, prefix='\ufeff')
   with open(list_path, 'rb') as stream:
     assert stream.read(3) == b'\xef\xbb\xbf'
-  assert [entry.image_id
-          for entry in data.read_data_list(voc_root, list_path)] == [
-              'train_000000']
+  assert [
+    entry.image_id for entry in data.read_data_list(voc_root, list_path)
+  ] == ['train_000000']
   assert data.check_data_list(voc_root, list_path, NUM_CLASSES).ok
   assert metrics.list_image_ids(list_path) == ['train_000000']
-  split = _write_list(tmp_path / 'split.txt', ['2007_000032'],
-                      prefix='\ufeff')
+  split = _write_list(tmp_path / 'split.txt', ['2007_000032'], prefix='\ufeff')
   assert make_lists.read_split(split) == ['2007_000032']
 
 
 @pytest.mark.parametrize('invisible', ['\u200b', '\u00a0', '\u2060', '\x7f'])
-def test_invisible_characters_in_paths_show_in_the_error(voc_root, tmp_path,
-                                                         invisible):
-  list_path = _write_list(tmp_path / 'list.txt', [
+def test_invisible_characters_in_paths_show_in_the_error(
+  voc_root, tmp_path, invisible
+):
+  list_path = _write_list(
+    tmp_path / 'list.txt',
+    [
       'VOC2012/JPEGImages/train_000000%s.jpg VOC2012/segcls/train_000000.png'
-      % invisible])
+      % invisible
+    ],
+  )
   with pytest.raises(errors.DataError) as raised:
     data.read_data_list(voc_root, list_path)
-  assert repr(os.path.join(voc_root, 'VOC2012/JPEGImages/train_000000%s.jpg'
-                           % invisible)) in str(raised.value)
+  assert repr(
+    os.path.join(voc_root, 'VOC2012/JPEGImages/train_000000%s.jpg' % invisible)
+  ) in str(raised.value)
 
 
 def test_list_that_is_not_utf8_names_its_line(voc_root, tmp_path):
   list_path = tmp_path / 'latin1.txt'
   list_path.write_bytes(b'a.jpg b.png\nimage_\xe9t\xe9.jpg b.png\n')
-  with pytest.raises(errors.DataError,
-                     match=r'latin1.txt, line 2 is not UTF-8 text'):
+  with pytest.raises(
+    errors.DataError, match=r'latin1.txt, line 2 is not UTF-8 text'
+  ):
     data.read_data_list(voc_root, str(list_path))
 
 
@@ -422,81 +624,120 @@ def _binary_masks(voc_root, tmp_path, values):
   lines = []
   for index in range(2):
     mask = np.zeros(IMAGE_SIZE, np.uint8)
-    mask[10:20, 10 + index:30] = values
+    mask[10:20, 10 + index : 30] = values
     path = tmp_path / ('mask%d.png' % index)
     Image.fromarray(mask).save(path)
     lines.append('VOC2012/JPEGImages/train_%06d.jpg %s' % (index, path))
   return _write_list(tmp_path / 'masks.txt', lines)
 
 
-def test_binary_masks_stored_as_0_255_are_warned_about(voc_root, tmp_path,
-                                                       caplog, capsys):
+def test_binary_masks_stored_as_0_255_are_warned_about(
+  voc_root, tmp_path, caplog, capsys
+):
   list_path = _binary_masks(voc_root, tmp_path, 255)
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
     data.survey_labels(voc_root, list_path, 2, 255)
-  assert ('The labels of %s hold only 0 and the ignore label 255' % list_path
-          in caplog.text)
-  assert check_list.main(['--data_dir', voc_root, '--data_list', list_path,
-                          '--num_classes', '2']) == 0
+  assert (
+    'The labels of %s hold only 0 and the ignore label 255' % list_path
+    in caplog.text
+  )
+  assert (
+    check_list.main(
+      ['--data_dir', voc_root, '--data_list', list_path, '--num_classes', '2']
+    )
+    == 0
+  )
   assert 'warning: The labels of %s hold only 0' % list_path in (
-      capsys.readouterr().out)
+    capsys.readouterr().out
+  )
   assert not data.survey_labels(
-      voc_root, _binary_masks(voc_root, tmp_path, 1), 2, 255).warnings()
+    voc_root, _binary_masks(voc_root, tmp_path, 1), 2, 255
+  ).warnings()
 
 
-def test_classes_missing_from_a_whole_list_are_named(voc_root, tmp_path,
-                                                     caplog):
+def test_classes_missing_from_a_whole_list_are_named(
+  voc_root, tmp_path, caplog
+):
   list_path = _binary_masks(voc_root, tmp_path, 1)
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
     survey = data.survey_labels(voc_root, list_path, 5, 255)
   assert survey.class_pixels[2:].sum() == 0
-  assert ('No pixel of the labels of %s has class 2, 3, 4 (of [0, 5)): the '
-          'network never learns them.' % list_path) in caplog.text
+  assert (
+    'No pixel of the labels of %s has class 2, 3, 4 (of [0, 5)): the '
+    'network never learns them.' % list_path
+  ) in caplog.text
   report = data.check_data_list(voc_root, list_path, 5)
   assert report.ok and report.warnings == survey.warnings()
 
 
-def test_out_of_range_files_are_logged_once_each_then_counted(voc_root,
-                                                              tmp_path,
-                                                              caplog):
+def test_out_of_range_files_are_logged_once_each_then_counted(
+  voc_root, tmp_path, caplog
+):
   high = np.full(IMAGE_SIZE, 9, np.uint8)
   high[0, 0] = 1
   Image.fromarray(high).save(tmp_path / 'high.png')
   num_files = data._MAX_OUT_OF_RANGE_WARNINGS + 3
-  list_path = _write_list(tmp_path / 'list.txt', [
-      'VOC2012/JPEGImages/train_000000.jpg %s' % (tmp_path / 'high.png')
-  ] * num_files)
+  list_path = _write_list(
+    tmp_path / 'list.txt',
+    ['VOC2012/JPEGImages/train_000000.jpg %s' % (tmp_path / 'high.png')]
+    * num_files,
+  )
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
     data.survey_labels(voc_root, list_path, NUM_CLASSES, 255, num_workers=1)
   assert caplog.text.count('are ignored (as 255)') == (
-      data._MAX_OUT_OF_RANGE_WARNINGS)
-  assert ('Ignored %d label pixels of %d files of %s holding values outside '
-          '[0, 4) (3 files not named above).'
-          % ((high == 9).sum() * num_files, num_files, list_path)
-          in caplog.text)
+    data._MAX_OUT_OF_RANGE_WARNINGS
+  )
+  assert (
+    'Ignored %d label pixels of %d files of %s holding values outside '
+    '[0, 4) (3 files not named above).'
+    % ((high == 9).sum() * num_files, num_files, list_path)
+    in caplog.text
+  )
 
 
 def test_prototype_bank_missing_classes_are_named(caplog):
   with caplog.at_level(logging.WARNING, logger='segsort.inference'):
     inference.warn_of_missing_classes(np.array([0, 2, 2]), 4, 'Bank X')
-  assert ('Bank X holds no prototype of class 1, 3 (of [0, 4)): k-NN '
-          'inference never predicts them.') in caplog.text
+  assert (
+    'Bank X holds no prototype of class 1, 3 (of [0, 4)): k-NN '
+    'inference never predicts them.'
+  ) in caplog.text
 
 
-@pytest.mark.parametrize('script, argv, message', [
-    ('benchmark_knn.py', ['--k', '0'],
-     "argument --k: must be an integer >= 1, got '0'"),
-    ('benchmark_segsort_loss.py', ['--num_banks', '-1'],
-     "argument --num_banks: must be an integer >= 0, got '-1'"),
-    ('benchmark_train_step.py', ['--batch_size', '0'],
-     "argument --batch_size: must be an integer >= 1, got '0'"),
-    ('benchmark_input_pipeline.py', ['--batches', '-5'],
-     "argument --batches: must be an integer >= 1, got '-5'"),
-])
+@pytest.mark.parametrize(
+  'script, argv, message',
+  [
+    (
+      'benchmark_knn.py',
+      ['--k', '0'],
+      "argument --k: must be an integer >= 1, got '0'",
+    ),
+    (
+      'benchmark_segsort_loss.py',
+      ['--num_banks', '-1'],
+      "argument --num_banks: must be an integer >= 0, got '-1'",
+    ),
+    (
+      'benchmark_train_step.py',
+      ['--batch_size', '0'],
+      "argument --batch_size: must be an integer >= 1, got '0'",
+    ),
+    (
+      'benchmark_input_pipeline.py',
+      ['--batches', '-5'],
+      "argument --batches: must be an integer >= 1, got '-5'",
+    ),
+  ],
+)
 def test_benchmark_flags_are_checked(script, argv, message):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   completed = subprocess.run(
-      [sys.executable, os.path.join(root, 'benchmarks', script)] + argv,
-      cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    [sys.executable, os.path.join(root, 'benchmarks', script)] + argv,
+    cwd=root,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   assert completed.returncode == 2
   assert message in completed.stderr

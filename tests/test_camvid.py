@@ -26,13 +26,16 @@ def _write_release(root, splits=('train', 'val', 'test'), size=(6, 8)):
     for index in range(2):
       image_id = '%s_%03d' % (split, index)
       Image.fromarray(rng.integers(0, 256, size + (3,), np.uint8)).save(
-          root / split / (image_id + '.png'))
+        root / split / (image_id + '.png')
+      )
       ids = rng.integers(0, 12, size).astype(np.uint8)
       Image.fromarray(ids).save(root / (split + 'annot') / (image_id + '.png'))
       annotations[image_id] = ids
       # The release's lists name the authors' absolute paths.
-      lines.append('/SegNet/CamVid/%s/%s.png /SegNet/CamVid/%sannot/%s.png\n'
-                   % (split, image_id, split, image_id))
+      lines.append(
+        '/SegNet/CamVid/%s/%s.png /SegNet/CamVid/%sannot/%s.png\n'
+        % (split, image_id, split, image_id)
+      )
     (root / (split + '.txt')).write_text(''.join(lines))
   return annotations
 
@@ -40,14 +43,30 @@ def _write_release(root, splits=('train', 'val', 'test'), size=(6, 8)):
 def test_converts_release_into_voc_layout(tmp_path):
   annotations = _write_release(tmp_path / 'CamVid')
   out = tmp_path / 'voc'
-  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path / 'CamVid'),
-                             '--output_dir', str(out), '--workers', '1']) == 0
+  assert (
+    camvid_to_voc.main(
+      [
+        '--camvid_dir',
+        str(tmp_path / 'CamVid'),
+        '--output_dir',
+        str(out),
+        '--workers',
+        '1',
+      ]
+    )
+    == 0
+  )
   assert (out / 'classes.txt').read_text().split('\n')[:3] == [
-      'sky', 'building', 'pole']
+    'sky',
+    'building',
+    'pole',
+  ]
   for split in ('train', 'val', 'test'):
     entries = data.read_data_list(str(out), str(out / (split + '.txt')))
     assert [entry.image_id for entry in entries] == [
-        '%s_000' % split, '%s_001' % split]
+      '%s_000' % split,
+      '%s_001' % split,
+    ]
     for entry in entries:
       label = data.load_label(entry.label_path)
       expected = annotations[entry.image_id].astype(np.int32)
@@ -60,11 +79,20 @@ def test_converts_release_into_voc_layout(tmp_path):
 
 def test_skips_missing_splits_and_existing_outputs(tmp_path, capsys):
   _write_release(tmp_path / 'CamVid', splits=('train',))
-  arguments = ['--camvid_dir', str(tmp_path / 'CamVid'), '--output_dir',
-               str(tmp_path / 'voc'), '--workers', '1']
+  arguments = [
+    '--camvid_dir',
+    str(tmp_path / 'CamVid'),
+    '--output_dir',
+    str(tmp_path / 'voc'),
+    '--workers',
+    '1',
+  ]
   assert camvid_to_voc.main(arguments) == 0
   assert sorted(os.listdir(tmp_path / 'voc')) == [
-      'VOC2012', 'classes.txt', 'train.txt']
+    'VOC2012',
+    'classes.txt',
+    'train.txt',
+  ]
   assert camvid_to_voc.main(arguments) == 0
   assert '2 images, 0 to convert' in capsys.readouterr().out
 
@@ -73,8 +101,17 @@ def test_names_malformed_line(tmp_path, capsys):
   _write_release(tmp_path / 'CamVid')
   with open(tmp_path / 'CamVid' / 'val.txt', 'a') as stream:
     stream.write('/SegNet/CamVid/val/only_one_field.png\n')
-  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path / 'CamVid'),
-                             '--output_dir', str(tmp_path / 'voc')]) == 1
+  assert (
+    camvid_to_voc.main(
+      [
+        '--camvid_dir',
+        str(tmp_path / 'CamVid'),
+        '--output_dir',
+        str(tmp_path / 'voc'),
+      ]
+    )
+    == 1
+  )
   error = capsys.readouterr().err
   assert 'val.txt, line 3' in error and 'IMAGE ANNOTATION' in error
   assert not (tmp_path / 'voc').exists()
@@ -83,8 +120,17 @@ def test_names_malformed_line(tmp_path, capsys):
 def test_names_missing_file(tmp_path, capsys):
   _write_release(tmp_path / 'CamVid')
   os.remove(tmp_path / 'CamVid' / 'testannot' / 'test_001.png')
-  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path / 'CamVid'),
-                             '--output_dir', str(tmp_path / 'voc')]) == 1
+  assert (
+    camvid_to_voc.main(
+      [
+        '--camvid_dir',
+        str(tmp_path / 'CamVid'),
+        '--output_dir',
+        str(tmp_path / 'voc'),
+      ]
+    )
+    == 1
+  )
   error = capsys.readouterr().err
   assert 'test.txt, line 2' in error and 'test_001.png' in error
 
@@ -93,33 +139,56 @@ def test_names_annotation_with_unexpected_ids(tmp_path):
   _write_release(tmp_path / 'CamVid', splits=('train',))
   path = tmp_path / 'CamVid' / 'trainannot' / 'train_000.png'
   Image.fromarray(np.full((6, 8), 12, np.uint8)).save(path)
-  with pytest.raises(errors.ImageFileError, match='train_000.png holds '
-                     r'label ids \[12\]; CamVid annotations hold 0-10'):
+  with pytest.raises(
+    errors.ImageFileError,
+    match='train_000.png holds '
+    r'label ids \[12\]; CamVid annotations hold 0-10',
+  ):
     camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
 
 
 def test_refuses_folder_without_lists(tmp_path, capsys):
-  assert camvid_to_voc.main(['--camvid_dir', str(tmp_path),
-                             '--output_dir', str(tmp_path / 'voc')]) == 1
+  assert (
+    camvid_to_voc.main(
+      ['--camvid_dir', str(tmp_path), '--output_dir', str(tmp_path / 'voc')]
+    )
+    == 1
+  )
   assert 'holds none of train.txt, val.txt, test.txt' in (
-      capsys.readouterr().err)
+    capsys.readouterr().err
+  )
 
 
 def test_runs_as_module_and_as_script():
-  for command in (['-m', 'tools.camvid_to_voc'],
-                  [os.path.join('tools', 'camvid_to_voc.py')]):
-    result = subprocess.run([sys.executable] + command + ['--help'],
-                            cwd=REPO_ROOT, capture_output=True, text=True,
-                            check=False)
+  for command in (
+    ['-m', 'tools.camvid_to_voc'],
+    [os.path.join('tools', 'camvid_to_voc.py')],
+  ):
+    result = subprocess.run(
+      [sys.executable] + command + ['--help'],
+      cwd=REPO_ROOT,
+      capture_output=True,
+      text=True,
+      check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert 'usage:' in result.stdout
 
 
-@pytest.mark.parametrize('flag, value', [('--jpeg_quality', '0'),
-                                         ('--jpeg_quality', '96'),
-                                         ('--workers', '0')])
+@pytest.mark.parametrize(
+  'flag, value',
+  [('--jpeg_quality', '0'), ('--jpeg_quality', '96'), ('--workers', '0')],
+)
 def test_refuses_out_of_range_flags(tmp_path, capsys, flag, value):
   with pytest.raises(SystemExit):
-    camvid_to_voc.main(['--camvid_dir', str(tmp_path), '--output_dir',
-                        str(tmp_path / 'voc'), flag, value])
+    camvid_to_voc.main(
+      [
+        '--camvid_dir',
+        str(tmp_path),
+        '--output_dir',
+        str(tmp_path / 'voc'),
+        flag,
+        value,
+      ]
+    )
   assert 'argument %s: must be an integer >=' % flag in capsys.readouterr().err

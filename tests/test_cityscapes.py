@@ -18,8 +18,11 @@ def _write_tree(root, size=(4, 6)):
   """Writes a tiny official-layout tree; returns {image id: labelIds}."""
   rng = np.random.default_rng(0)
   label_ids = {}
-  for split, cities in (('train', ('aachen', 'bochum')), ('val', ('lindau',)),
-                        ('test', ('berlin',))):
+  for split, cities in (
+    ('train', ('aachen', 'bochum')),
+    ('val', ('lindau',)),
+    ('test', ('berlin',)),
+  ):
     for city in cities:
       image_dir = root / 'leftImg8bit' / split / city
       label_dir = root / 'gtFine' / split / city
@@ -27,7 +30,8 @@ def _write_tree(root, size=(4, 6)):
       label_dir.mkdir(parents=True)
       prefix = '%s_000000_%06d' % (city, 19)
       Image.fromarray(rng.integers(0, 256, size + (3,), np.uint8)).save(
-          image_dir / (prefix + '_leftImg8bit.png'))
+        image_dir / (prefix + '_leftImg8bit.png')
+      )
       ids = rng.integers(0, 34, size).astype(np.uint8)
       # The official test annotations hold only void; they are not used.
       Image.fromarray(ids).save(label_dir / (prefix + '_gtFine_labelIds.png'))
@@ -49,41 +53,72 @@ def test_label_ids_map_to_the_official_train_ids():
 def test_converts_tree_into_train_ids_and_lists(tmp_path):
   label_ids = _write_tree(tmp_path / 'cs')
   out = tmp_path / 'out'
-  assert cityscapes_to_segcls.main([
-      '--cityscapes_dir', str(tmp_path / 'cs'), '--output_dir', str(out),
-      '--workers', '1']) == 0
+  assert (
+    cityscapes_to_segcls.main(
+      [
+        '--cityscapes_dir',
+        str(tmp_path / 'cs'),
+        '--output_dir',
+        str(out),
+        '--workers',
+        '1',
+      ]
+    )
+    == 0
+  )
   table = cityscapes_to_segcls.label_id_to_train_id()
   train = data.read_data_list(str(out), str(out / 'train.txt'))
   assert [entry.image_id for entry in train] == [
-      'aachen_000000_000019_leftImg8bit', 'bochum_000000_000019_leftImg8bit']
+    'aachen_000000_000019_leftImg8bit',
+    'bochum_000000_000019_leftImg8bit',
+  ]
   for entry in train + data.read_data_list(str(out), str(out / 'val.txt')):
-    np.testing.assert_array_equal(data.load_label(entry.label_path),
-                                  table[label_ids[entry.image_id]])
+    np.testing.assert_array_equal(
+      data.load_label(entry.label_path), table[label_ids[entry.image_id]]
+    )
     assert data.load_image(entry.image_path).shape == (4, 6, 3)
   assert (out / 'test.txt').read_text() == (
-      '../cs/leftImg8bit/test/berlin/berlin_000000_000019_leftImg8bit.png\n')
-  assert (out / 'classes.txt').read_text().split('\n')[:2] == ['road',
-                                                               'sidewalk']
+    '../cs/leftImg8bit/test/berlin/berlin_000000_000019_leftImg8bit.png\n'
+  )
+  assert (out / 'classes.txt').read_text().split('\n')[:2] == [
+    'road',
+    'sidewalk',
+  ]
   # Inference colours the predictions of this DATAROOT in Cityscapes' colours.
-  np.testing.assert_array_equal(inference.load_colormap(None, str(out)),
-                                colormap.CITYSCAPES_COLORS)
+  np.testing.assert_array_equal(
+    inference.load_colormap(None, str(out)), colormap.CITYSCAPES_COLORS
+  )
 
 
 def test_default_output_is_the_cityscapes_folder(tmp_path):
   _write_tree(tmp_path)
-  assert cityscapes_to_segcls.main(['--cityscapes_dir', str(tmp_path),
-                                    '--workers', '1']) == 0
+  assert (
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+    == 0
+  )
   assert (tmp_path / 'val.txt').read_text() == (
-      'leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png '
-      'segcls/lindau_000000_000019_leftImg8bit.png\n')
+    'leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png '
+    'segcls/lindau_000000_000019_leftImg8bit.png\n'
+  )
 
 
 def test_missing_annotation_is_named(tmp_path, capsys):
   _write_tree(tmp_path)
-  os.remove(tmp_path / 'gtFine' / 'val' / 'lindau' /
-            'lindau_000000_000019_gtFine_labelIds.png')
-  assert cityscapes_to_segcls.main(['--cityscapes_dir', str(tmp_path),
-                                    '--workers', '1']) == 1
+  os.remove(
+    tmp_path
+    / 'gtFine'
+    / 'val'
+    / 'lindau'
+    / 'lindau_000000_000019_gtFine_labelIds.png'
+  )
+  assert (
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+    == 1
+  )
   error = capsys.readouterr().err
   assert error.count('\n') == 1
   assert 'lindau_000000_000019_leftImg8bit.png has no annotation' in error
@@ -92,48 +127,80 @@ def test_missing_annotation_is_named(tmp_path, capsys):
 
 def test_annotation_without_image_is_named(tmp_path, capsys):
   _write_tree(tmp_path)
-  os.remove(tmp_path / 'leftImg8bit' / 'train' / 'bochum' /
-            'bochum_000000_000019_leftImg8bit.png')
-  assert cityscapes_to_segcls.main(['--cityscapes_dir', str(tmp_path),
-                                    '--workers', '1']) == 1
-  assert ('bochum_000000_000019_gtFine_labelIds.png has no image'
-          in capsys.readouterr().err)
+  os.remove(
+    tmp_path
+    / 'leftImg8bit'
+    / 'train'
+    / 'bochum'
+    / 'bochum_000000_000019_leftImg8bit.png'
+  )
+  assert (
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+    == 1
+  )
+  assert (
+    'bochum_000000_000019_gtFine_labelIds.png has no image'
+    in capsys.readouterr().err
+  )
 
 
 def test_unexpected_label_id_is_named(tmp_path):
   _write_tree(tmp_path)
-  path = (tmp_path / 'gtFine' / 'train' / 'aachen' /
-          'aachen_000000_000019_gtFine_labelIds.png')
+  path = (
+    tmp_path
+    / 'gtFine'
+    / 'train'
+    / 'aachen'
+    / 'aachen_000000_000019_gtFine_labelIds.png'
+  )
   Image.fromarray(np.full((4, 6), 34, np.uint8)).save(path)
-  with pytest.raises(SystemExit, match=r'aachen_000000_000019_gtFine_labelIds'
-                     r'\.png holds label ids \[34\]; Cityscapes labelIds are '
-                     r'0-33'):
-    cityscapes_to_segcls.main(['--cityscapes_dir', str(tmp_path),
-                               '--workers', '1'])
+  with pytest.raises(
+    SystemExit,
+    match=r'aachen_000000_000019_gtFine_labelIds'
+    r'\.png holds label ids \[34\]; Cityscapes labelIds are '
+    r'0-33',
+  ):
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
 
 
 def test_colormap_flag_names_and_data_set_default(tmp_path):
-  np.testing.assert_array_equal(inference.load_colormap('cityscapes')[:19],
-                                colormap.CITYSCAPES_COLORS)
-  np.testing.assert_array_equal(inference.load_colormap(None, str(tmp_path)),
-                                colormap.voc_colormap())
-  colormap.save_colormap(str(tmp_path / colormap.COLORMAP_FILE),
-                         [[1, 2, 3], [4, 5, 6]])
-  np.testing.assert_array_equal(inference.load_colormap(None, str(tmp_path)),
-                                [[1, 2, 3], [4, 5, 6]])
+  np.testing.assert_array_equal(
+    inference.load_colormap('cityscapes')[:19], colormap.CITYSCAPES_COLORS
+  )
+  np.testing.assert_array_equal(
+    inference.load_colormap(None, str(tmp_path)), colormap.voc_colormap()
+  )
+  colormap.save_colormap(
+    str(tmp_path / colormap.COLORMAP_FILE), [[1, 2, 3], [4, 5, 6]]
+  )
+  np.testing.assert_array_equal(
+    inference.load_colormap(None, str(tmp_path)), [[1, 2, 3], [4, 5, 6]]
+  )
   # An explicit --colormap wins over the data set's.
-  np.testing.assert_array_equal(inference.load_colormap('voc', str(tmp_path)),
-                                colormap.voc_colormap())
+  np.testing.assert_array_equal(
+    inference.load_colormap('voc', str(tmp_path)), colormap.voc_colormap()
+  )
 
 
 def test_too_short_colormap_names_its_sources(tmp_path):
-  colormap.save_colormap(str(tmp_path / colormap.COLORMAP_FILE),
-                         colormap.CITYSCAPES_COLORS)
+  colormap.save_colormap(
+    str(tmp_path / colormap.COLORMAP_FILE), colormap.CITYSCAPES_COLORS
+  )
   predictor = types.SimpleNamespace(num_classes=21)
-  with pytest.raises(errors.InferenceError,
-                     match=r'DATA_DIR/colormap\.txt\) has 19 colours for '
-                     r'--num_classes 21; pass --colormap voc'):
+  with pytest.raises(
+    errors.InferenceError,
+    match=r'DATA_DIR/colormap\.txt\) has 19 colours for '
+    r'--num_classes 21; pass --colormap voc',
+  ):
     inference.predict_list(
-        predictor, checkpoint_prefix='unused', data_dir=str(tmp_path),
-        data_list='unused', save_dir=str(tmp_path / 'out'),
-        colormap=inference.load_colormap(None, str(tmp_path)))
+      predictor,
+      checkpoint_prefix='unused',
+      data_dir=str(tmp_path),
+      data_list='unused',
+      save_dir=str(tmp_path / 'out'),
+      colormap=inference.load_colormap(None, str(tmp_path)),
+    )

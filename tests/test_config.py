@@ -15,11 +15,25 @@ from segsort import config as config_lib
 
 # The original release's train_segsort.py defaults that this port keeps.
 ORIGINAL_DEFAULTS = dict(
-    ignore_label=255, input_size=(336, 336), power=0.9, momentum=0.9,
-    weight_decay=5e-4, num_classes=21, learning_rate=1e-3, embedding_dim=32,
-    concentration=10.0, num_clusters=(5, 5), kmeans_iterations=10, num_banks=2,
-    is_training=False, use_global_status=False, random_mirror=False,
-    random_crop=False, random_scale=False, not_restore_classifier=False)
+  ignore_label=255,
+  input_size=(336, 336),
+  power=0.9,
+  momentum=0.9,
+  weight_decay=5e-4,
+  num_classes=21,
+  learning_rate=1e-3,
+  embedding_dim=32,
+  concentration=10.0,
+  num_clusters=(5, 5),
+  kmeans_iterations=10,
+  num_banks=2,
+  is_training=False,
+  use_global_status=False,
+  random_mirror=False,
+  random_crop=False,
+  random_scale=False,
+  not_restore_classifier=False,
+)
 
 # The deliberate exceptions, each explained in segsort/config.py's docstring:
 # the original's iter_size 10 ran 10 separate updates per step, where ours
@@ -34,39 +48,74 @@ def test_defaults_are_the_original_flags_but_the_listed_exceptions():
     assert getattr(config, name) == value, name
   for name, (original, ours) in DELIBERATE_EXCEPTIONS['segsort'].items():
     assert getattr(config, name) == ours != original, name
-  assert (config.backbone, config.head, config.output_stride,
-          config.num_gpu) == ('resnet_v1_101', 'pspnet', 8, 1)
+  assert (
+    config.backbone,
+    config.head,
+    config.output_stride,
+    config.num_gpu,
+  ) == ('resnet_v1_101', 'pspnet', 8, 1)
   # The dataclass's defaults are those of the default mode.
   assert config == config_lib.TrainConfig()
 
 
-@pytest.mark.parametrize('mode, learning_rate, num_banks', [
-    ('segsort', 1e-3, 2), ('softmax', 1e-3, 2), ('segsort_unsup', 2.5e-4, 0)])
+@pytest.mark.parametrize(
+  'mode, learning_rate, num_banks',
+  [('segsort', 1e-3, 2), ('softmax', 1e-3, 2), ('segsort_unsup', 2.5e-4, 0)],
+)
 def test_mode_specific_defaults(mode, learning_rate, num_banks):
   config = config_lib.TrainConfig.from_flags([], mode=mode)
-  assert (config.learning_rate, config.num_banks) == (learning_rate,
-                                                      num_banks)
-  assert config_lib.TrainConfig.from_flags(
-      ['--learning_rate', '0.5'], mode=mode).learning_rate == 0.5
+  assert (config.learning_rate, config.num_banks) == (learning_rate, num_banks)
+  assert (
+    config_lib.TrainConfig.from_flags(
+      ['--learning_rate', '0.5'], mode=mode
+    ).learning_rate
+    == 0.5
+  )
 
 
 def test_iter_size_help_explains_the_original_s_default():
   help_text = ' '.join(config_lib.build_argument_parser().format_help().split())
   assert 'accumulated' in help_text and "original's default 10" in help_text
-  assert "--iter_size accumulates gradients into one update per step; the "\
-      "original's "\
-      'default 10 ran 10 separate updates per step' in ' '.join(
-          config_lib.__doc__.split())
+  assert (
+    "--iter_size accumulates gradients into one update per step; the "
+    "original's "
+    'default 10 ran 10 separate updates per step'
+    in ' '.join(config_lib.__doc__.split())
+  )
 
 
 def test_flags_are_parsed_into_typed_fields():
-  config = config_lib.TrainConfig.from_flags([
-      '--batch_size', '16', '--input_size', '480,320', '--learning_rate',
-      '2e-3', '--is_training', '--use_global_status', '--random_mirror',
-      '--random_scale', '--random_crop', '--concentration', '10',
-      '--backbone', 'mini', '--head', 'deeplabv3plus', '--output_stride',
-      '16', '--num_gpu', '4', '--sync_batch_norm', '--mixed_precision',
-      '--jit_compile', '--snapshot_dir', 'snapshots/x'], mode='softmax')
+  config = config_lib.TrainConfig.from_flags(
+    [
+      '--batch_size',
+      '16',
+      '--input_size',
+      '480,320',
+      '--learning_rate',
+      '2e-3',
+      '--is_training',
+      '--use_global_status',
+      '--random_mirror',
+      '--random_scale',
+      '--random_crop',
+      '--concentration',
+      '10',
+      '--backbone',
+      'mini',
+      '--head',
+      'deeplabv3plus',
+      '--output_stride',
+      '16',
+      '--num_gpu',
+      '4',
+      '--sync_batch_norm',
+      '--mixed_precision',
+      '--jit_compile',
+      '--snapshot_dir',
+      'snapshots/x',
+    ],
+    mode='softmax',
+  )
   assert config.mode == 'softmax'
   assert config.batch_size == 16
   assert config.input_size == (480, 320)
@@ -75,7 +124,10 @@ def test_flags_are_parsed_into_typed_fields():
   assert config.random_mirror and config.random_scale and config.random_crop
   assert config.concentration == 10.0
   assert (config.backbone, config.head, config.output_stride) == (
-      'mini', 'deeplabv3plus', 16)
+    'mini',
+    'deeplabv3plus',
+    16,
+  )
   assert config.num_gpu == 4
   assert config.sync_batch_norm and config.mixed_precision
   assert config.jit_compile
@@ -83,20 +135,24 @@ def test_flags_are_parsed_into_typed_fields():
 
 
 def test_square_input_size_and_unsupervised_defaults():
-  config = config_lib.TrainConfig.from_flags(['--input_size', '321'],
-                                             mode='segsort_unsup')
+  config = config_lib.TrainConfig.from_flags(
+    ['--input_size', '321'], mode='segsort_unsup'
+  )
   assert config.input_size == (321, 321)
   assert config.num_banks == 0
   assert config.output_channels == config.embedding_dim
 
 
-@pytest.mark.parametrize('argv, message', [
+@pytest.mark.parametrize(
+  'argv, message',
+  [
     (['--backbone', 'resnet_v1_152'], 'invalid choice'),
     (['--head', 'unet'], 'invalid choice'),
     (['--input_size', '336,x'], 'height,width'),
     (['--batch_size', '0'], '--batch_size must be at least 1'),
     (['--iter_size', '0'], '--iter_size must be at least 1'),
-])
+  ],
+)
 def test_bad_flags_exit_with_a_message(capsys, argv, message):
   with pytest.raises(SystemExit):
     config_lib.TrainConfig.from_flags(argv, mode='segsort')
@@ -123,14 +179,20 @@ def test_names_match_the_network_builder():
 @pytest.mark.parametrize('mode', config_lib.MODES)
 def test_every_entry_point_has_help(mode):
   help_text = config_lib.build_argument_parser(mode).format_help()
-  for flag in ('--data_dir', '--restore_from', '--not_restore_classifier',
-               '--num_gpu', '--overwrite_config'):
+  for flag in (
+    '--data_dir',
+    '--restore_from',
+    '--not_restore_classifier',
+    '--num_gpu',
+    '--overwrite_config',
+  ):
     assert flag in help_text
 
 
 def test_config_round_trips_through_json(tmp_path):
-  config = config_lib.TrainConfig(mode='softmax', input_size=(100, 120),
-                                  backbone='mini', learning_rate=1e-3)
+  config = config_lib.TrainConfig(
+    mode='softmax', input_size=(100, 120), backbone='mini', learning_rate=1e-3
+  )
   path = config_lib.save_config(config, str(tmp_path))
   assert path == str(tmp_path / 'config.json')
   with open(path) as stream:
@@ -142,16 +204,19 @@ def test_config_round_trips_through_json(tmp_path):
 
 def test_num_clusters_is_a_grid_of_rows_and_columns(tmp_path):
   assert config_lib.TrainConfig.from_flags(
-      ['--num_clusters', '4,6']).num_clusters == (4, 6)
+    ['--num_clusters', '4,6']
+  ).num_clusters == (4, 6)
   assert config_lib.TrainConfig.from_flags(
-      ['--num_clusters', '7']).num_clusters == (7, 7)
+    ['--num_clusters', '7']
+  ).num_clusters == (7, 7)
   # config.json of earlier versions: clusters per axis, one integer.
   values = config_lib.TrainConfig().to_dict()
   values['num_clusters'] = 8
   (tmp_path / 'config.json').write_text(json.dumps(values))
   assert config_lib.load_config(str(tmp_path)).num_clusters == (8, 8)
   assert config_lib.TrainConfig(num_clusters=(8, 8)).to_dict()[
-      'num_clusters'] == [8, 8]
+    'num_clusters'
+  ] == [8, 8]
   with pytest.raises(ValueError, match='--num_clusters'):
     config_lib.TrainConfig(num_clusters=(0, 3))
 
@@ -166,10 +231,13 @@ def test_bad_config_files_are_reported(tmp_path):
 
 def test_config_differences_ignore_resumable_fields():
   saved = config_lib.TrainConfig(learning_rate=1e-3, num_gpu=1)
-  current = config_lib.TrainConfig(learning_rate=2e-3, num_gpu=2,
-                                   update_tb_every=5, embedding_dim=64)
+  current = config_lib.TrainConfig(
+    learning_rate=2e-3, num_gpu=2, update_tb_every=5, embedding_dim=64
+  )
   assert config_lib.config_differences(saved, current) == [
-      ('embedding_dim', 32, 64), ('learning_rate', 1e-3, 2e-3)]
+    ('embedding_dim', 32, 64),
+    ('learning_rate', 1e-3, 2e-3),
+  ]
 
 
 def _write_checkpoint(prefix):
@@ -178,8 +246,11 @@ def _write_checkpoint(prefix):
 
 def test_resolve_checkpoint_takes_directories_and_prefixes(tmp_path):
   manager = tf.train.CheckpointManager(
-      tf.train.Checkpoint(value=tf.Variable(1.0)), str(tmp_path),
-      max_to_keep=2, checkpoint_name='ckpt')
+    tf.train.Checkpoint(value=tf.Variable(1.0)),
+    str(tmp_path),
+    max_to_keep=2,
+    checkpoint_name='ckpt',
+  )
   manager.save(checkpoint_number=10)
   latest = manager.save(checkpoint_number=20)
   assert checkpoints.resolve_checkpoint(str(tmp_path)) == latest
@@ -205,19 +276,24 @@ def test_config_for_checkpoint_is_read_beside_it(tmp_path):
 
 @pytest.mark.parametrize('mode, channels', [('segsort', 16), ('softmax', 5)])
 def test_network_from_config_has_the_mode_s_outputs(mode, channels):
-  config = config_lib.TrainConfig(mode=mode, backbone='mini', head='deeplab',
-                                  embedding_dim=16, num_classes=5)
+  config = config_lib.TrainConfig(
+    mode=mode, backbone='mini', head='deeplab', embedding_dim=16, num_classes=5
+  )
   network = builder.build_network_from_config(config)
   assert network(tf.zeros([1, 33, 40, 3])).shape == (1, 5, 5, channels)
 
 
-@pytest.mark.parametrize('module_name, description', [
+@pytest.mark.parametrize(
+  'module_name, description',
+  [
     ('segsort.train_segsort', 'Trains SegSort (supervised)'),
     ('segsort.train_segsort_unsup', 'Trains unsupervised SegSort'),
     ('segsort.train_softmax', 'softmax baseline'),
-])
-def test_entry_points_parse_their_mode_s_flags(capsys, module_name,
-                                               description):
+  ],
+)
+def test_entry_points_parse_their_mode_s_flags(
+  capsys, module_name, description
+):
   module = importlib.import_module(module_name)
   with pytest.raises(SystemExit) as exited:
     module.main(['--help'])
@@ -225,18 +301,24 @@ def test_entry_points_parse_their_mode_s_flags(capsys, module_name,
   assert description in capsys.readouterr().out
 
 
-def test_paths_spelled_differently_are_the_same_configuration(tmp_path,
-                                                               monkeypatch):
+def test_paths_spelled_differently_are_the_same_configuration(
+  tmp_path, monkeypatch
+):
   monkeypatch.chdir(tmp_path)
   relative = config_lib.TrainConfig(
-      data_dir='data/', data_list='./lists/../lists/train.txt',
-      snapshot_dir='run', restore_from='snapshots/imagenet')
+    data_dir='data/',
+    data_list='./lists/../lists/train.txt',
+    snapshot_dir='run',
+    restore_from='snapshots/imagenet',
+  )
   absolute = config_lib.TrainConfig(
-      data_dir=str(tmp_path / 'data'),
-      data_list=str(tmp_path / 'lists' / 'train.txt'),
-      snapshot_dir=str(tmp_path / 'run') + '/',
-      restore_from=str(tmp_path / 'snapshots' / 'imagenet'))
+    data_dir=str(tmp_path / 'data'),
+    data_list=str(tmp_path / 'lists' / 'train.txt'),
+    snapshot_dir=str(tmp_path / 'run') + '/',
+    restore_from=str(tmp_path / 'snapshots' / 'imagenet'),
+  )
   assert not config_lib.config_differences(relative, absolute, ignored=())
   moved = dataclasses.replace(absolute, data_dir=str(tmp_path / 'other'))
   assert config_lib.config_differences(relative, moved, ignored=()) == [
-      ('data_dir', 'data/', str(tmp_path / 'other'))]
+    ('data_dir', 'data/', str(tmp_path / 'other'))
+  ]

@@ -24,8 +24,12 @@ LOG_LINE = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ')
 def _entry_points():
   """Every module or script of the repository with a __main__ block."""
   found = []
-  for pattern in ('segsort/*.py', 'tools/*.py', 'benchmarks/*.py',
-                  'bashscripts/*/*.py'):
+  for pattern in (
+    'segsort/*.py',
+    'tools/*.py',
+    'benchmarks/*.py',
+    'bashscripts/*/*.py',
+  ):
     for path in sorted(glob.glob(os.path.join(REPOSITORY, pattern))):
       with open(path) as stream:
         if "if __name__ == '__main__':" not in stream.read():
@@ -56,10 +60,15 @@ print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr)
 
 def test_entry_points_are_found():
   entry_points = _entry_points()
-  for expected in ('segsort.train_segsort', 'segsort.inference_segsort',
-                   'segsort.benchmark_by_mIoU', 'segsort.explain',
-                   'tools.check_list', 'benchmarks/benchmark_train_step.py',
-                   'bashscripts/common/summarize.py'):
+  for expected in (
+    'segsort.train_segsort',
+    'segsort.inference_segsort',
+    'segsort.benchmark_by_mIoU',
+    'segsort.explain',
+    'tools.check_list',
+    'benchmarks/benchmark_train_step.py',
+    'bashscripts/common/summarize.py',
+  ):
     assert expected in entry_points
   assert len(entry_points) >= 23
 
@@ -67,8 +76,13 @@ def test_entry_points_are_found():
 @pytest.mark.parametrize('entry_point', _entry_points())
 def test_help_does_not_import_tensorflow(entry_point):
   result = subprocess.run(
-      [sys.executable, '-c', _HELP_PROBE, entry_point], cwd=REPOSITORY,
-      capture_output=True, text=True, timeout=120, check=False)
+    [sys.executable, '-c', _HELP_PROBE, entry_point],
+    cwd=REPOSITORY,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr
   assert 'usage:' in result.stdout
   assert 'tensorflow imported: False' in result.stderr, result.stderr
@@ -87,21 +101,28 @@ for index in console.progress(range(30), desc='Counting', unit='item'):
 def test_progress_in_a_file_is_whole_log_lines(tmp_path):
   log_path = tmp_path / 'log.txt'
   with open(log_path, 'w') as log:
-    subprocess.run([sys.executable, '-c', _PROGRESS_SCRIPT], cwd=REPOSITORY,
-                   stdout=log, stderr=subprocess.STDOUT, check=True,
-                   timeout=60)
+    subprocess.run(
+      [sys.executable, '-c', _PROGRESS_SCRIPT],
+      cwd=REPOSITORY,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+      check=True,
+      timeout=60,
+    )
   text = log_path.read_text()
   assert '\r' not in text
   lines = text.splitlines()
   assert lines and all(LOG_LINE.match(line) for line in lines), text
   messages = [LOG_LINE.sub('', line) for line in lines]
   assert 'a message in the middle' in messages
-  progress = [message for message in messages
-              if message.startswith('Counting: ')]
+  progress = [
+    message for message in messages if message.startswith('Counting: ')
+  ]
   # A line at every tenth of the work (3 items), the last one at the end.
   assert len(progress) == 10, progress
-  assert re.match(r'Counting: 3/30 items \(10%\), [\d.e+]+ items/s, ETA ',
-                  progress[0]), progress[0]
+  assert re.match(
+    r'Counting: 3/30 items \(10%\), [\d.e+]+ items/s, ETA ', progress[0]
+  ), progress[0]
   assert progress[-1].startswith('Counting: 30/30 items (100%)')
   assert 'took' in progress[-1]
 
@@ -112,8 +133,11 @@ def test_log_lines_go_above_the_bar_on_a_terminal():
   fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 100, 0, 0))
   try:
     process = subprocess.Popen(
-        [sys.executable, '-c', _PROGRESS_SCRIPT], cwd=REPOSITORY,
-        stdout=terminal, stderr=terminal)
+      [sys.executable, '-c', _PROGRESS_SCRIPT],
+      cwd=REPOSITORY,
+      stdout=terminal,
+      stderr=terminal,
+    )
     os.close(terminal)
     output = b''
     while True:
@@ -129,8 +153,9 @@ def test_log_lines_go_above_the_bar_on_a_terminal():
     os.close(controller)
   text = output.decode()
   assert '\r' in text and 'item/s' in text and '30/30' in text
-  message_lines = [line for line in text.split('\n')
-                   if 'a message in the middle' in line]
+  message_lines = [
+    line for line in text.split('\n') if 'a message in the middle' in line
+  ]
   assert len(message_lines) == 1
   # What the terminal shows of that line: the text after its last carriage
   # return (the terminal writes '\n' as '\r\n'), which tqdm.write put there
@@ -141,8 +166,9 @@ def test_log_lines_go_above_the_bar_on_a_terminal():
 
 def test_line_progress_counts_rates_and_postfix(caplog):
   caplog.set_level(logging.INFO, logger='segsort.progress')
-  with console.LineProgress(total=100, initial=40, desc='Training',
-                            unit='step') as progress:
+  with console.LineProgress(
+    total=100, initial=40, desc='Training', unit='step'
+  ) as progress:
     progress.set_postfix(loss='0.5000')
     for _ in range(60):
       progress.update()
@@ -177,14 +203,25 @@ def test_quiet_tensorflow_sets_the_log_level_unless_verbose(monkeypatch):
 
 
 def test_tensorflow_starts_silently():
-  environment = {name: value for name, value in os.environ.items()
-                 if name not in ('TF_CPP_MIN_LOG_LEVEL',
-                                 console.VERBOSE_TF_VARIABLE)}
+  environment = {
+    name: value
+    for name, value in os.environ.items()
+    if name not in ('TF_CPP_MIN_LOG_LEVEL', console.VERBOSE_TF_VARIABLE)
+  }
   result = subprocess.run(
-      [sys.executable, '-c', 'from segsort import console; '
-       'console.quiet_tensorflow(); import tensorflow as tf; '
-       'print(int(tf.reduce_sum(tf.ones([3]))))'],
-      cwd=REPOSITORY, env=environment, capture_output=True, text=True,
-      check=True, timeout=300)
+    [
+      sys.executable,
+      '-c',
+      'from segsort import console; '
+      'console.quiet_tensorflow(); import tensorflow as tf; '
+      'print(int(tf.reduce_sum(tf.ones([3]))))',
+    ],
+    cwd=REPOSITORY,
+    env=environment,
+    capture_output=True,
+    text=True,
+    check=True,
+    timeout=300,
+  )
   assert result.stdout == '3\n'
   assert result.stderr == ''

@@ -15,9 +15,16 @@ import summarize  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SCRIPTS = ('bashscripts/camvid/run_cpu.sh', 'bashscripts/demo/run_demo.sh')
 # Flags that make "the same network, crop, steps and schedule".
-_SHARED_TRAINING_FLAGS = ('--backbone', '--batch_size', '--input_size',
-                          '--num_steps', '--learning_rate', '--weight_decay',
-                          '--random_seed', '--data_list')
+_SHARED_TRAINING_FLAGS = (
+  '--backbone',
+  '--batch_size',
+  '--input_size',
+  '--num_steps',
+  '--learning_rate',
+  '--weight_decay',
+  '--random_seed',
+  '--data_list',
+)
 
 
 class _Parsed(Exception):
@@ -31,13 +38,27 @@ def _dry_run(script, tmp_path, **environment):
   for name in ('train.txt', 'val.txt'):
     (dataroot / name).touch()
   completed = subprocess.run(
-      ['bash', script], cwd=REPO_ROOT, capture_output=True, text=True,
-      timeout=60, check=False,
-      env=dict(os.environ, DATAROOT=str(dataroot), NUM_CLASSES='11',
-               OUT=str(tmp_path / 'out'), SEGSORT_DRY_RUN='1', **environment))
+    ['bash', script],
+    cwd=REPO_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    check=False,
+    env=dict(
+      os.environ,
+      DATAROOT=str(dataroot),
+      NUM_CLASSES='11',
+      OUT=str(tmp_path / 'out'),
+      SEGSORT_DRY_RUN='1',
+      **environment,
+    ),
+  )
   assert completed.returncode == 0, completed.stderr
-  return [line.split() for line in completed.stdout.splitlines()
-          if not line.startswith('==')]
+  return [
+    line.split()
+    for line in completed.stdout.splitlines()
+    if not line.startswith('==')
+  ]
 
 
 def _flag(command, name):
@@ -45,8 +66,9 @@ def _flag(command, name):
 
 
 @pytest.mark.parametrize('script', _SCRIPTS)
-def test_every_command_parses_with_its_entry_point(script, tmp_path,
-                                                   monkeypatch):
+def test_every_command_parses_with_its_entry_point(
+  script, tmp_path, monkeypatch
+):
   real_parse_args = argparse.ArgumentParser.parse_args
 
   def parse_then_stop(parser, args=None, namespace=None):
@@ -70,42 +92,64 @@ def test_every_command_parses_with_its_entry_point(script, tmp_path,
 
 def test_methods_share_network_crop_steps_and_schedule(tmp_path):
   commands = _dry_run(_SCRIPTS[0], tmp_path)
-  training = [command for command in commands
-              if command[1].startswith('segsort.train_')]
+  training = [
+    command for command in commands if command[1].startswith('segsort.train_')
+  ]
   assert [command[1] for command in training] == [
-      'segsort.train_segsort', 'segsort.train_segsort_unsup',
-      'segsort.train_softmax']
+    'segsort.train_segsort',
+    'segsort.train_segsort_unsup',
+    'segsort.train_softmax',
+  ]
   for flag in _SHARED_TRAINING_FLAGS:
     assert len({_flag(command, flag) for command in training}) == 1, flag
 
 
 def test_unsupervised_segsort_may_train_on_its_own_list(tmp_path):
   commands = _dry_run(_SCRIPTS[1], tmp_path, UNSUP_TRAIN_LIST='all.txt')
-  lists = {command[1]: _flag(command, '--data_list') for command in commands
-           if command[1].startswith('segsort.train_')}
+  lists = {
+    command[1]: _flag(command, '--data_list')
+    for command in commands
+    if command[1].startswith('segsort.train_')
+  }
   assert lists['segsort.train_segsort_unsup'] == 'all.txt'
-  assert lists['segsort.train_segsort'] == lists['segsort.train_softmax'] == (
-      str(tmp_path / 'camvid' / 'train.txt'))
+  assert (
+    lists['segsort.train_segsort']
+    == lists['segsort.train_softmax']
+    == (str(tmp_path / 'camvid' / 'train.txt'))
+  )
 
 
 def test_seeds_train_into_one_folder_each(tmp_path):
   commands = _dry_run(_SCRIPTS[0], tmp_path, SEEDS='0 1 2', METHODS='softmax')
-  training = [command for command in commands
-              if command[1] == 'segsort.train_softmax']
+  training = [
+    command for command in commands if command[1] == 'segsort.train_softmax'
+  ]
   assert [_flag(command, '--random_seed') for command in training] == [
-      '0', '1', '2']
-  assert [os.path.basename(os.path.dirname(_flag(command, '--snapshot_dir')))
-          for command in training] == ['seed_0', 'seed_1', 'seed_2']
+    '0',
+    '1',
+    '2',
+  ]
+  assert [
+    os.path.basename(os.path.dirname(_flag(command, '--snapshot_dir')))
+    for command in training
+  ] == ['seed_0', 'seed_1', 'seed_2']
   assert commands[-1][-3:] == [
-      str(tmp_path / 'out' / ('seed_%d' % seed)) for seed in range(3)]
+    str(tmp_path / 'out' / ('seed_%d' % seed)) for seed in range(3)
+  ]
 
 
 def test_camvid_benchmark_refuses_missing_data(tmp_path):
   completed = subprocess.run(
-      ['bash', _SCRIPTS[0]], cwd=REPO_ROOT, capture_output=True, text=True,
-      timeout=60, check=False,
-      env=dict(os.environ, DATAROOT=str(tmp_path / 'none'),
-               OUT=str(tmp_path / 'out')))
+    ['bash', _SCRIPTS[0]],
+    cwd=REPO_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    check=False,
+    env=dict(
+      os.environ, DATAROOT=str(tmp_path / 'none'), OUT=str(tmp_path / 'out')
+    ),
+  )
   assert completed.returncode == 1
   assert 'none does not exist' in completed.stderr
   assert 'camvid_to_voc' in completed.stderr
@@ -114,17 +158,33 @@ def test_camvid_benchmark_refuses_missing_data(tmp_path):
 def _write_metrics(run_dir, method, miou, boundary_f, class_iou, seconds):
   results = run_dir / method / 'results'
   results.mkdir(parents=True)
-  (results / 'metrics.json').write_text(json.dumps({
-      'mean_iou': miou, 'boundary_f_score': boundary_f,
-      'class_names': ['sky', 'road'], 'class_iou': class_iou}))
+  (results / 'metrics.json').write_text(
+    json.dumps(
+      {
+        'mean_iou': miou,
+        'boundary_f_score': boundary_f,
+        'class_names': ['sky', 'road'],
+        'class_iou': class_iou,
+      }
+    )
+  )
   (results / 'seconds').write_text('%d\n' % seconds)
 
 
 def test_summary_means_spreads_and_per_class_iou(tmp_path, capsys):
   _write_metrics(tmp_path / 'seed_0', 'softmax', 0.4, 0.3, [0.6, 0.2], 100)
   _write_metrics(tmp_path / 'seed_1', 'softmax', 0.5, 0.2, [0.8, None], 120)
-  summarize.main(['--out', str(tmp_path), '--methods', 'softmax', '--runs',
-                  str(tmp_path / 'seed_0'), str(tmp_path / 'seed_1')])
+  summarize.main(
+    [
+      '--out',
+      str(tmp_path),
+      '--methods',
+      'softmax',
+      '--runs',
+      str(tmp_path / 'seed_0'),
+      str(tmp_path / 'seed_1'),
+    ]
+  )
   row = json.loads((tmp_path / 'summary.json').read_text())['softmax']
   assert row['miou'] == pytest.approx(0.45)
   assert row['miou_spread'] == pytest.approx(0.1)
@@ -135,7 +195,8 @@ def test_summary_means_spreads_and_per_class_iou(tmp_path, capsys):
   assert [run['miou'] for run in row['runs']] == [0.4, 0.5]
   table = capsys.readouterr().out
   assert 'softmax          45.00%    10.00      25.00%    10.00      110' in (
-      table)
+    table
+  )
   assert '(2 runs' in table
 
 

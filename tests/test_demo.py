@@ -10,9 +10,14 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_demo_writes_summary_predictions_and_explanation(tmp_path):
   out = tmp_path / 'demo'
   completed = subprocess.run(
-      ['bash', 'bashscripts/demo/run_demo.sh'], cwd=_ROOT,
-      capture_output=True, text=True, timeout=600, check=False,
-      env=dict(os.environ, OUT=str(out), NUM_STEPS='10'))
+    ['bash', 'bashscripts/demo/run_demo.sh'],
+    cwd=_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+    env=dict(os.environ, OUT=str(out), NUM_STEPS='10'),
+  )
   assert completed.returncode == 0, completed.stderr[-3000:]
   summary = json.loads((out / 'summary.json').read_text())
   assert sorted(summary) == ['segsort', 'segsort_unsup', 'softmax']

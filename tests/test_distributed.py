@@ -17,6 +17,7 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _max_relative_difference(expected, actual):
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   expected, actual = np.asarray(expected), np.asarray(actual)
   scale = max(float(np.max(np.abs(expected))), 1e-6)
   return float(np.max(np.abs(expected - actual))) / scale
@@ -25,9 +26,11 @@ def _max_relative_difference(expected, actual):
 def _run_child(workdir):
   """Compares one and two replicas; returns a dict of measured differences."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   cpu = tf.config.list_physical_devices('CPU')[0]
   tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+  )
   import numpy as np  # pylint: disable=g-import-not-at-top
   from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
   from segsort import data  # pylint: disable=g-import-not-at-top
@@ -36,30 +39,61 @@ def _run_child(workdir):
   from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
   lists = make_synthetic_voc.make_synthetic_voc(
-      os.path.join(workdir, 'voc'), num_train=4, num_val=1, size=(72, 88))
-  dataset = data.build_training_dataset(
-      os.path.join(workdir, 'voc'), lists['train'], (64, 64), 2,
-      random_scale=False, random_mirror=False, random_crop=False,
-      unsupervised=True, shuffle=False, seed=0).take(1).cache().repeat()
+    os.path.join(workdir, 'voc'), num_train=4, num_val=1, size=(72, 88)
+  )
+  dataset = (
+    data.build_training_dataset(
+      os.path.join(workdir, 'voc'),
+      lists['train'],
+      (64, 64),
+      2,
+      random_scale=False,
+      random_mirror=False,
+      random_crop=False,
+      unsupervised=True,
+      shuffle=False,
+      seed=0,
+    )
+    .take(1)
+    .cache()
+    .repeat()
+  )
   batch = next(iter(dataset))
   two_cpus = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
   results = {}
 
   def make_trainers(name, **overrides):
     # Frozen BatchNorm: batch statistics of half a batch differ by design.
-    values = dict(batch_size=2, input_size=(64, 64), backbone='mini',
-                  num_steps=2, learning_rate=1e-3, kmeans_iterations=3,
-                  use_global_status=True, is_training=True,
-                  update_tb_every=1, data_dir='unused', data_list='unused')
+    values = dict(
+      batch_size=2,
+      input_size=(64, 64),
+      backbone='mini',
+      num_steps=2,
+      learning_rate=1e-3,
+      kmeans_iterations=3,
+      use_global_status=True,
+      is_training=True,
+      update_tb_every=1,
+      data_dir='unused',
+      data_list='unused',
+    )
     values.update(overrides)
-    single = trainer_lib.Trainer(config_lib.TrainConfig(
-        snapshot_dir=os.path.join(workdir, name + '_1'), **values),
-                                 dataset=dataset)
-    double = trainer_lib.Trainer(config_lib.TrainConfig(
-        snapshot_dir=os.path.join(workdir, name + '_2'), **values),
-                                 strategy=two_cpus, dataset=dataset)
-    for source, target in zip(single.network.variables,
-                              double.network.variables):
+    single = trainer_lib.Trainer(
+      config_lib.TrainConfig(
+        snapshot_dir=os.path.join(workdir, name + '_1'), **values
+      ),
+      dataset=dataset,
+    )
+    double = trainer_lib.Trainer(
+      config_lib.TrainConfig(
+        snapshot_dir=os.path.join(workdir, name + '_2'), **values
+      ),
+      strategy=two_cpus,
+      dataset=dataset,
+    )
+    for source, target in zip(
+      single.network.variables, double.network.variables
+    ):
       target.assign(source)
     return single, double
 
@@ -67,17 +101,25 @@ def _run_child(workdir):
     single_losses, single_gradients = single.losses_and_gradients(batch)
     double_losses, double_gradients = double.losses_and_gradients(batch)
     results[name + '/loss'] = _max_relative_difference(
-        single_losses['total_loss'], double_losses['total_loss'])
+      single_losses['total_loss'], double_losses['total_loss']
+    )
     results[name + '/gradients'] = max(
-        _max_relative_difference(expected, actual)
-        for expected, actual in zip(single_gradients, double_gradients))
+      _max_relative_difference(expected, actual)
+      for expected, actual in zip(single_gradients, double_gradients)
+    )
 
   for mode in ('segsort_unsup', 'softmax'):
     compare(mode, *make_trainers(mode, mode=mode, num_banks=0))
   # Synchronised BatchNorm takes the statistics of the global batch.
-  compare('sync_batch_norm', *make_trainers(
-      'sync_batch_norm', mode='softmax', use_global_status=False,
-      sync_batch_norm=True))
+  compare(
+    'sync_batch_norm',
+    *make_trainers(
+      'sync_batch_norm',
+      mode='softmax',
+      use_global_status=False,
+      sync_batch_norm=True,
+    ),
+  )
 
   # SegSort with memory banks: empty, then filled alike with prototypes of
   # earlier steps; then a training step (with summaries) from equal banks.
@@ -98,25 +140,35 @@ def _run_child(workdir):
   # A step with more segments than a bank's slots keeps a random subset, so
   # only the number of prototypes pushed is comparable.
   results['banks/pushed'] = [
-      int(np.sum(single.objective.memory_bank.labels.numpy()[-1] >= 0)),
-      int(np.sum(double.objective.memory_bank.labels.numpy()[-1] >= 0))]
+    int(np.sum(single.objective.memory_bank.labels.numpy()[-1] >= 0)),
+    int(np.sum(double.objective.memory_bank.labels.numpy()[-1] >= 0)),
+  ]
   fill_banks()
   # One step: later steps may keep different random subsets of a step's
   # prototypes when they outnumber a bank's slots.
   single.train(until_step=1)
   double.train(until_step=1)
   results['trained_weights'] = max(
-      _max_relative_difference(expected.numpy(), actual.numpy())
-      for expected, actual in zip(single.network.variables,
-                                  double.network.variables))
+    _max_relative_difference(expected.numpy(), actual.numpy())
+    for expected, actual in zip(
+      single.network.variables, double.network.variables
+    )
+  )
   results['steps'] = [int(single.step.numpy()), int(double.step.numpy())]
   results['summary_files'] = os.listdir(
-      os.path.join(double.config.snapshot_dir, 'tensorboard'))
+    os.path.join(double.config.snapshot_dir, 'tensorboard')
+  )
 
   try:
-    trainer_lib.Trainer(config_lib.TrainConfig(
-        batch_size=3, backbone='mini', snapshot_dir=os.path.join(
-            workdir, 'uneven')), strategy=two_cpus, dataset=dataset)
+    trainer_lib.Trainer(
+      config_lib.TrainConfig(
+        batch_size=3,
+        backbone='mini',
+        snapshot_dir=os.path.join(workdir, 'uneven'),
+      ),
+      strategy=two_cpus,
+      dataset=dataset,
+    )
   except errors.TrainingError as error:
     results['uneven_batch_error'] = str(error)
   return results
@@ -127,17 +179,20 @@ def replica_results(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('distributed'))
   output = os.path.join(workdir, 'results.json')
   completed = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), workdir, output],
-      cwd=REPOSITORY, capture_output=True, text=True, timeout=600,
-      check=False)
+    [sys.executable, os.path.abspath(__file__), workdir, output],
+    cwd=REPOSITORY,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert completed.returncode == 0, completed.stdout + completed.stderr
   with open(output) as stream:
     return json.load(stream)
 
 
 @pytest.mark.parametrize('mode', ['segsort', 'segsort_unsup', 'softmax'])
-def test_two_replicas_give_the_loss_and_gradients_of_one(replica_results,
-                                                         mode):
+def test_two_replicas_give_the_loss_and_gradients_of_one(replica_results, mode):
   assert replica_results[mode + '/loss'] < 1e-5
   assert replica_results[mode + '/gradients'] < 1e-4
 
@@ -162,8 +217,10 @@ def test_two_replicas_share_memory_banks(replica_results):
 
 
 def test_uneven_batch_is_refused(replica_results):
-  assert 'cannot be split evenly over 2 replicas' in (
-      replica_results['uneven_batch_error'])
+  assert (
+    'cannot be split evenly over 2 replicas'
+    in (replica_results['uneven_batch_error'])
+  )
 
 
 if __name__ == '__main__':

@@ -21,17 +21,20 @@ def test_find_majority_label_index_breaks_ties_to_the_lowest_label():
 def test_extract_trained_prototypes_uses_majority_pixels_only():
   # One cluster (initial labels all 0, one k-means cluster): majority class 1
   # (3 pixels); the class-2 pixel and the ignored pixel do not count.
-  embedding = tf.constant([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0],
-                           [-1.0, 0.0]])
+  embedding = tf.constant(
+    [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, 0.0]]
+  )
   location = tf.zeros([5, 2])
   labels = tf.constant([1, 1, 1, 2, 255])
   features, semantic, instance = eval_utils.extract_trained_prototypes(
-      embedding, location, tf.zeros([5], tf.int32), 1, 3, labels, 1, 255)
+    embedding, location, tf.zeros([5], tf.int32), 1, 3, labels, 1, 255
+  )
   assert semantic.numpy().tolist() == [1]
   assert instance.numpy().tolist() == [0]
   # Normalised sum of (1, 0), (1, 0) and (0, 1).
-  np.testing.assert_allclose(features.numpy(),
-                             [[2 / np.sqrt(5), 1 / np.sqrt(5)]], atol=1e-6)
+  np.testing.assert_allclose(
+    features.numpy(), [[2 / np.sqrt(5), 1 / np.sqrt(5)]], atol=1e-6
+  )
 
 
 def test_extract_trained_prototypes_two_clusters():
@@ -40,17 +43,20 @@ def test_extract_trained_prototypes_two_clusters():
   labels = tf.constant([0, 0, 0, 4, 4, 255])
   initial = tf.constant([0, 0, 0, 1, 1, 1])
   features, semantic, _ = eval_utils.extract_trained_prototypes(
-      embedding, location, initial, 2, 2, labels, 1, 255)
+    embedding, location, initial, 2, 2, labels, 1, 255
+  )
   assert semantic.numpy().tolist() == [0, 4]
   np.testing.assert_allclose(features.numpy(), [[1, 0], [0, 1]], atol=1e-6)
 
 
 def test_nearest_prototypes_in_chunks_equals_one_chunk():
   rng = np.random.default_rng(1)
-  bank = tf.math.l2_normalize(tf.constant(rng.normal(size=(1000, 8)),
-                                          tf.float32), -1)
-  queries = tf.math.l2_normalize(tf.constant(rng.normal(size=(7, 8)),
-                                             tf.float32), -1)
+  bank = tf.math.l2_normalize(
+    tf.constant(rng.normal(size=(1000, 8)), tf.float32), -1
+  )
+  queries = tf.math.l2_normalize(
+    tf.constant(rng.normal(size=(7, 8)), tf.float32), -1
+  )
   whole = eval_utils.nearest_prototypes(queries, bank, 5, chunk_size=1000)
   chunked = eval_utils.nearest_prototypes(queries, bank, 5, chunk_size=64)
   np.testing.assert_array_equal(whole[1], chunked[1])
@@ -61,12 +67,14 @@ def test_nearest_prototypes_in_chunks_equals_one_chunk():
 def test_nearest_prototypes_small_bank_and_empty_bank():
   bank = tf.constant([[1.0, 0.0], [0.0, 1.0]])
   similarities, indices = eval_utils.nearest_prototypes(
-      tf.constant([[0.6, 0.8]]), bank, 15)
+    tf.constant([[0.6, 0.8]]), bank, 15
+  )
   assert indices.numpy().tolist() == [[1, 0]]
   np.testing.assert_allclose(similarities.numpy(), [[0.8, 0.6]])
   try:
-    eval_utils.nearest_prototypes(tf.constant([[1.0, 0.0]]),
-                                  tf.zeros([0, 2]), 3)
+    eval_utils.nearest_prototypes(
+      tf.constant([[1.0, 0.0]]), tf.zeros([0, 2]), 3
+    )
   except ValueError as error:
     assert 'empty' in str(error)
   else:
@@ -76,26 +84,37 @@ def test_nearest_prototypes_small_bank_and_empty_bank():
 def test_k_nearest_neighbors_majority_and_ties():
   labels = tf.constant([0, 1, 1, 2])
   predictions = eval_utils.k_nearest_neighbors(
-      tf.constant([[1, 2, 0], [3, 0, 1], [3, 3, 0]]), labels)
+    tf.constant([[1, 2, 0], [3, 0, 1], [3, 3, 0]]), labels
+  )
   assert predictions.numpy().tolist() == [1, 0, 2]
 
 
 def test_knn_label_votes():
   bank = tf.constant([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
-  votes = eval_utils.knn_label_votes(tf.constant([[1.0, 0.0]]), bank,
-                                     tf.constant([2, 0, 2]), 2, 3)
+  votes = eval_utils.knn_label_votes(
+    tf.constant([[1.0, 0.0]]), bank, tf.constant([2, 0, 2]), 2, 3
+  )
   assert votes.numpy().tolist() == [[1.0, 0.0, 1.0]]
 
 
 def test_predict_all_labels_on_two_halves():
   left = np.tile([1.0, 0.0], (4, 2, 1))
   right = np.tile([0.0, 1.0], (4, 2, 1))
-  embedding = tf.constant(np.concatenate([left, right], 1)[np.newaxis],
-                          tf.float32)
+  embedding = tf.constant(
+    np.concatenate([left, right], 1)[np.newaxis], tf.float32
+  )
   bank = tf.constant([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
   panoptic, semantic, instance, clusters = eval_utils.predict_all_labels(
-      embedding, [1, 2], 3, bank, tf.constant([5, 5, 7]),
-      tf.constant([0, 0, 1]), 1, 1000, [7])
+    embedding,
+    [1, 2],
+    3,
+    bank,
+    tf.constant([5, 5, 7]),
+    tf.constant([0, 0, 1]),
+    1,
+    1000,
+    [7],
+  )
   assert semantic.numpy()[0].tolist() == [[5, 5, 7, 7]] * 4
   assert instance.numpy()[0].tolist() == [[0, 0, 1, 1]] * 4
   assert panoptic.numpy()[0, 0].tolist() == [5000, 5000, 7001, 7001]
@@ -115,14 +134,16 @@ def test_pca_orders_components_by_variance_and_scales_to_unit_range():
   correlation = np.corrcoef(first, values[0, ..., 2].ravel())[0, 1]
   assert abs(correlation) > 0.999
   projections = vis_utils.calculate_principal_components(
-      tf.constant(values.reshape(-1, 3)), 2).numpy()
+    tf.constant(values.reshape(-1, 3)), 2
+  ).numpy()
   assert projections.shape == (100, 2)
   assert projections[:, 0].var() > 100 * projections[:, 1].var()
 
 
 def test_label_votes_count_the_labels_of_given_neighbours():
-  votes = eval_utils.label_votes(tf.constant([[0, 2], [1, 1]]),
-                                 tf.constant([2, 0, 2]), 3)
+  votes = eval_utils.label_votes(
+    tf.constant([[0, 2], [1, 1]]), tf.constant([2, 0, 2]), 3
+  )
   assert votes.numpy().tolist() == [[0.0, 0.0, 2.0], [2.0, 0.0, 0.0]]
 
 
@@ -137,19 +158,23 @@ def _two_region_grid():
 def test_segment_by_kmeans_on_grid_keeps_pixel_boundaries():
   grid = _two_region_grid()
   pixels = common_utils.normalize_embedding(
-      tf.image.resize(grid[np.newaxis], [16, 24], method='bilinear')[0])
+    tf.image.resize(grid[np.newaxis], [16, 24], method='bilinear')[0]
+  )
   segment_ids, prototypes = eval_utils.segment_by_kmeans_on_grid(
-      tf.constant(grid), pixels, [1, 2], 5, output_stride=4)
+    tf.constant(grid), pixels, [1, 2], 5, output_stride=4
+  )
   expected = np.zeros((16, 24), np.int32)
   # Cells 0-2 cover pixels 0-11; the bilinear blend crosses at pixel 12.
   expected[:, 12:] = 1
   np.testing.assert_array_equal(segment_ids.numpy(), expected)
   # Each prototype is the mean direction of its pixels' upsampled embedding.
-  expected_prototypes = np.stack([
+  expected_prototypes = np.stack(
+    [
       tf.math.l2_normalize(tf.reduce_sum(pixels[:, :12], [0, 1])),
-      tf.math.l2_normalize(tf.reduce_sum(pixels[:, 12:], [0, 1]))])
-  np.testing.assert_allclose(prototypes.numpy(), expected_prototypes,
-                             atol=1e-6)
+      tf.math.l2_normalize(tf.reduce_sum(pixels[:, 12:], [0, 1])),
+    ]
+  )
+  np.testing.assert_allclose(prototypes.numpy(), expected_prototypes, atol=1e-6)
 
 
 def test_segment_by_kmeans_on_grid_joins_only_surrounding_clusters():
@@ -161,8 +186,12 @@ def test_segment_by_kmeans_on_grid_joins_only_surrounding_clusters():
   grid[..., 0] = 1.0
   pixels = tf.ones([8, 24, 3]) / np.sqrt(3.0)
   segment_ids, _ = eval_utils.segment_by_kmeans_on_grid(
-      tf.constant(grid), common_utils.normalize_embedding(pixels), [1, 6], 0,
-      output_stride=4)
+    tf.constant(grid),
+    common_utils.normalize_embedding(pixels),
+    [1, 6],
+    0,
+    output_stride=4,
+  )
   segment_ids = segment_ids.numpy()
   assert set(np.unique(segment_ids[:, :4])) <= {0, 1}
   assert segment_ids.max() <= 5
@@ -173,7 +202,9 @@ def test_segment_by_kmeans_on_grid_joins_only_surrounding_clusters():
 
 def test_the_two_segmentations_keep_the_original_s_name():
   # Both modules' segment_by_kmeans, under names that say how they differ.
-  assert (eval_utils.segment_by_kmeans is
-          eval_utils.segment_by_kmeans_without_labels)
-  assert (train_utils.segment_by_kmeans is
-          train_utils.segment_by_kmeans_and_labels)
+  assert (
+    eval_utils.segment_by_kmeans is eval_utils.segment_by_kmeans_without_labels
+  )
+  assert (
+    train_utils.segment_by_kmeans is train_utils.segment_by_kmeans_and_labels
+  )

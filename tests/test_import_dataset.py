@@ -28,7 +28,8 @@ def _write_folders(root, num_masked=4, size=(12, 16)):
     image_id = 'a%d' % index
     extension = '.jpg' if index % 2 else '.png'
     Image.fromarray(rng.integers(0, 256, size + (3,), np.uint8)).save(
-        root / 'images' / (image_id + extension))
+      root / 'images' / (image_id + extension)
+    )
     if index == num_masked:
       continue
     ids = rng.choice(np.array([0, 1, 2, 255], np.uint8), size)
@@ -43,17 +44,29 @@ def _write_folders(root, num_masked=4, size=(12, 16)):
 
 def _error_line(capsys):
   """The one `error:` line of stderr (the progress bar shares it)."""
-  errors = [line for line in capsys.readouterr().err.split('\n')
-            if line.startswith('error: ')]
+  errors = [
+    line
+    for line in capsys.readouterr().err.split('\n')
+    if line.startswith('error: ')
+  ]
   assert len(errors) == 1, errors
   return errors[0]
 
 
 def _main(root, *flags):
-  return import_dataset.main(['--image_dir', str(root / 'images'),
-                              '--mask_dir', str(root / 'masks'),
-                              '--output_dir', str(root / 'out'),
-                              '--workers', '1'] + list(flags))
+  return import_dataset.main(
+    [
+      '--image_dir',
+      str(root / 'images'),
+      '--mask_dir',
+      str(root / 'masks'),
+      '--output_dir',
+      str(root / 'out'),
+      '--workers',
+      '1',
+    ]
+    + list(flags)
+  )
 
 
 def test_imports_masks_splits_and_reports(tmp_path, capsys):
@@ -65,17 +78,21 @@ def test_imports_masks_splits_and_reports(tmp_path, capsys):
   assert len(train) == 3 and len(val) == 1
   assert sorted(entry.image_id for entry in train + val) == sorted(masks)
   for entry in train + val:
-    np.testing.assert_array_equal(data.load_label(entry.label_path),
-                                  masks[entry.image_id])
+    np.testing.assert_array_equal(
+      data.load_label(entry.label_path), masks[entry.image_id]
+    )
     assert data.load_image(entry.image_path).shape == (12, 16, 3)
   assert (out / 'unlabeled.txt').read_text() == 'VOC2012/JPEGImages/a4.jpg\n'
-  unsupervised = data.read_data_list(str(out), str(out / 'train+unlabeled.txt'),
-                                     require_labels=False)
+  unsupervised = data.read_data_list(
+    str(out), str(out / 'train+unlabeled.txt'), require_labels=False
+  )
   assert [entry.image_id for entry in unsupervised] == sorted(
-      entry.image_id for entry in train) + ['a4']
+    entry.image_id for entry in train
+  ) + ['a4']
   # The masks' palette colours the predictions of this DATAROOT.
   np.testing.assert_array_equal(
-      inference.load_colormap(None, str(out))[:3], _PALETTE)
+    inference.load_colormap(None, str(out))[:3], _PALETTE
+  )
   report = capsys.readouterr().out
   all_ids = np.concatenate([ids.ravel() for ids in masks.values()])
   assert '%5d %14d' % (2, np.sum(all_ids == 2)) in report
@@ -90,15 +107,18 @@ def test_binary_masks_become_classes_zero_and_one(tmp_path, capsys):
   (tmp_path / 'images').mkdir()
   (tmp_path / 'masks').mkdir()
   Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(
-      tmp_path / 'images' / 'b.png')
+    tmp_path / 'images' / 'b.png'
+  )
   mask = np.array([[0, 255, 255, 0]] * 4, np.uint8)
   Image.fromarray(mask).save(tmp_path / 'masks' / 'b.png')
   assert _main(tmp_path, '--val_fraction', '0') == 0
   assert 'pass --binary_masks' in capsys.readouterr().out
-  assert _main(tmp_path, '--val_fraction', '0', '--binary_masks',
-               '--overwrite') == 0
-  label = data.load_label(str(tmp_path / 'out' / 'VOC2012' / 'segcls' /
-                              'b.png'))
+  assert (
+    _main(tmp_path, '--val_fraction', '0', '--binary_masks', '--overwrite') == 0
+  )
+  label = data.load_label(
+    str(tmp_path / 'out' / 'VOC2012' / 'segcls' / 'b.png')
+  )
   np.testing.assert_array_equal(label, mask // 255)
   assert not (tmp_path / 'out' / 'val.txt').exists()
   assert not (tmp_path / 'out' / colormap.COLORMAP_FILE).exists()
@@ -106,40 +126,59 @@ def test_binary_masks_become_classes_zero_and_one(tmp_path, capsys):
   Image.fromarray(mask).save(tmp_path / 'masks' / 'b.png')
   assert _main(tmp_path, '--binary_masks', '--overwrite') == 1
   error = _error_line(capsys)
-  assert 'b.png holds values [128]; --binary_masks takes masks of 0 and 255' \
-      in error
+  assert (
+    'b.png holds values [128]; --binary_masks takes masks of 0 and 255' in error
+  )
 
 
 def test_split_by_id_files(tmp_path):
   _write_folders(tmp_path)
   (tmp_path / 'train_ids.txt').write_text('a0\na1\n')
   (tmp_path / 'val_ids.txt').write_text('a3\n')
-  assert _main(tmp_path, '--train_ids', str(tmp_path / 'train_ids.txt'),
-               '--val_ids', str(tmp_path / 'val_ids.txt')) == 0
+  assert (
+    _main(
+      tmp_path,
+      '--train_ids',
+      str(tmp_path / 'train_ids.txt'),
+      '--val_ids',
+      str(tmp_path / 'val_ids.txt'),
+    )
+    == 0
+  )
   assert (tmp_path / 'out' / 'val.txt').read_text() == (
-      'VOC2012/JPEGImages/a3.jpg VOC2012/segcls/a3.png\n')
+    'VOC2012/JPEGImages/a3.jpg VOC2012/segcls/a3.png\n'
+  )
   assert len((tmp_path / 'out' / 'train.txt').read_text().split('\n')) == 3
 
 
-@pytest.mark.parametrize('problem, message', [
+@pytest.mark.parametrize(
+  'problem, message',
+  [
     ('unknown_id', 'val_ids.txt names a4, which has no image with a mask'),
     ('orphan_mask', 'mask .*z9.png has no image'),
     ('size', 'a0.png is 3x3 but its image .*a0.png is 12x16'),
-])
+  ],
+)
 def test_errors_name_the_file(tmp_path, capsys, problem, message):
   _write_folders(tmp_path)
   flags = []
   if problem == 'unknown_id':
     (tmp_path / 'train_ids.txt').write_text('a0\n')
     (tmp_path / 'val_ids.txt').write_text('a4\n')
-    flags = ['--train_ids', str(tmp_path / 'train_ids.txt'),
-             '--val_ids', str(tmp_path / 'val_ids.txt')]
+    flags = [
+      '--train_ids',
+      str(tmp_path / 'train_ids.txt'),
+      '--val_ids',
+      str(tmp_path / 'val_ids.txt'),
+    ]
   elif problem == 'orphan_mask':
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(
-        tmp_path / 'masks' / 'z9.png')
+      tmp_path / 'masks' / 'z9.png'
+    )
   else:
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(
-        tmp_path / 'masks' / 'a0.png')
+      tmp_path / 'masks' / 'a0.png'
+    )
   assert _main(tmp_path, *flags) == 1
   assert re.search(message, _error_line(capsys))
 
@@ -148,8 +187,11 @@ def test_oversegmentations_on_request(tmp_path):
   _write_folders(tmp_path, num_masked=1, size=(24, 24))
   assert _main(tmp_path, '--val_fraction', '0', '--oversegment') == 0
   out = tmp_path / 'out'
-  entries = data.read_data_list(str(out), str(out / 'train+unlabeled.txt'),
-                                require_labels=False,
-                                with_oversegmentation=True)
+  entries = data.read_data_list(
+    str(out),
+    str(out / 'train+unlabeled.txt'),
+    require_labels=False,
+    with_oversegmentation=True,
+  )
   assert [entry.image_id for entry in entries] == ['a0', 'a1']
   assert data.load_label(entries[1].oversegmentation_path).shape == (24, 24)

@@ -46,6 +46,7 @@ def _capture_inference_progress(caplog):
   """Captures the engine's progress messages (INFO), which runs log."""
   caplog.set_level(logging.INFO, logger='segsort.inference')
 
+
 def _read_png(path):
   with Image.open(path) as image:
     return np.asarray(image)
@@ -59,18 +60,22 @@ def _list_ids(data_list):
 # Geometry and per-image maths.
 
 
-@pytest.mark.parametrize('padded, window, stride, expected', [
+@pytest.mark.parametrize(
+  'padded, window, stride, expected',
+  [
     (64, 64, 48, [0]),
     (160, 64, 48, [0, 48, 96]),
     (160, 64, 50, [0, 48, 96]),  # 50 rounds down to 48, a multiple of 8.
     (504, 480, 320, [0, 24]),
-])
+  ],
+)
 def test_window_offsets(padded, window, stride, expected):
   assert inference.window_offsets(padded, window, stride, 8) == expected
 
 
 class _AveragePoolingNetwork:
   """A network stand-in whose output cell is its 4x4 input block's mean."""
+
   output_stride = 4
 
   def __call__(self, images, training=False):
@@ -80,8 +85,9 @@ class _AveragePoolingNetwork:
 
 def test_sliding_windows_line_up_with_the_image_grid():
   image = tf.random.stateless_normal([18, 27, 3], seed=[1, 2])
-  runner = inference.DenseOutputRunner(_AveragePoolingNetwork(), (12, 16),
-                                       (8, 8), normalize_windows=False)
+  runner = inference.DenseOutputRunner(
+    _AveragePoolingNetwork(), (12, 16), (8, 8), normalize_windows=False
+  )
   grid = runner.output_grid(image)
   # Windows are aligned to the 4-pixel cells, so every window's cell equals
   # the whole zero-padded image's cell, whatever the overlap.
@@ -93,21 +99,22 @@ def test_sliding_windows_line_up_with_the_image_grid():
 
 def test_strides_larger_than_the_window_are_rejected():
   with pytest.raises(errors.InferenceError, match='strides'):
-    inference.DenseOutputRunner(_AveragePoolingNetwork(), (8, 8), (12, 4),
-                                normalize_windows=False)
+    inference.DenseOutputRunner(
+      _AveragePoolingNetwork(), (8, 8), (12, 4), normalize_windows=False
+    )
 
 
 def test_labels_at_cell_centres():
   labels = np.arange(100).reshape(10, 10)
   # Cells of 4 pixels: centre rows/columns 2, 6 and (clipped) 9.
   np.testing.assert_array_equal(
-      inference.labels_at_cell_centres(labels, 4),
-      [[22, 26, 29], [62, 66, 69], [92, 96, 99]])
+    inference.labels_at_cell_centres(labels, 4),
+    [[22, 26, 29], [62, 66, 69], [92, 96, 99]],
+  )
 
 
 def test_prototype_boxes_in_image_pixels():
-  cell_prototypes = np.array([[0, 0, -1],
-                              [1, 0, -1]])
+  cell_prototypes = np.array([[0, 0, -1], [1, 0, -1]])
   boxes = inference.prototype_boxes(cell_prototypes, 2, 8, (12, 20))
   np.testing.assert_array_equal(boxes, [[0, 0, 12, 16], [8, 0, 12, 8]])
 
@@ -115,19 +122,29 @@ def test_prototype_boxes_in_image_pixels():
 def test_image_prototypes_match_eval_utils_and_their_members():
   height, width, dim = 6, 7, 5
   embedding = common_utils.normalize_embedding(
-      tf.random.stateless_normal([height, width, dim], seed=[3, 4]))
-  labels = tf.random.stateless_uniform([height, width], seed=[5, 6],
-                                       maxval=4, dtype=tf.int32)
+    tf.random.stateless_normal([height, width, dim], seed=[3, 4])
+  )
+  labels = tf.random.stateless_uniform(
+    [height, width], seed=[5, 6], maxval=4, dtype=tf.int32
+  )
   labels = tf.where(labels == 3, 255, labels)
   features, prototype_labels, cell_prototypes = (
-      inference.extract_image_prototypes(embedding, labels, 2, 5, 255))
+    inference.extract_image_prototypes(embedding, labels, 2, 5, 255)
+  )
   expected = eval_utils.extract_trained_prototypes(
-      tf.reshape(embedding, [-1, dim]),
-      tf.reshape(common_utils.generate_location_features(
-          [height, width], 'float'), [-1, 2]),
-      tf.reshape(common_utils.initialize_cluster_labels(
-          [2, 2], [height, width]), [-1]),
-      4, 5, tf.reshape(labels, [-1]), 1, 255)
+    tf.reshape(embedding, [-1, dim]),
+    tf.reshape(
+      common_utils.generate_location_features([height, width], 'float'), [-1, 2]
+    ),
+    tf.reshape(
+      common_utils.initialize_cluster_labels([2, 2], [height, width]), [-1]
+    ),
+    4,
+    5,
+    tf.reshape(labels, [-1]),
+    1,
+    255,
+  )
   np.testing.assert_allclose(features.numpy(), expected[0].numpy(), atol=1e-6)
   np.testing.assert_array_equal(prototype_labels.numpy(), expected[1].numpy())
   cell_prototypes = cell_prototypes.numpy()
@@ -136,8 +153,9 @@ def test_image_prototypes_match_eval_utils_and_their_members():
     members = cell_prototypes == index
     assert np.all(labels.numpy()[members] == prototype_labels[index])
     member_sum = embedding.numpy()[members].sum(axis=0)
-    np.testing.assert_allclose(feature, member_sum / np.linalg.norm(member_sum),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+      feature, member_sum / np.linalg.norm(member_sum), atol=1e-5
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -145,14 +163,15 @@ def test_image_prototypes_match_eval_utils_and_their_members():
 
 
 def test_prototype_files_are_consistent(prototype_run, synthetic_set):
-  bank = inference.load_prototype_bank(prototype_dir(prototype_run),
-                                       EMBEDDING_DIM, NUM_CLASSES,
-                                       with_sources=True)
+  bank = inference.load_prototype_bank(
+    prototype_dir(prototype_run), EMBEDDING_DIM, NUM_CLASSES, with_sources=True
+  )
   num_prototypes = len(bank.labels)
   assert bank.features.shape == (num_prototypes, EMBEDDING_DIM)
   assert bank.features.dtype == np.float32 and bank.labels.dtype == np.int32
-  np.testing.assert_allclose(np.linalg.norm(bank.features, axis=1), 1,
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    np.linalg.norm(bank.features, axis=1), 1, atol=1e-5
+  )
   train_ids = _list_ids(synthetic_set.train_list)
   assert [image['image_id'] for image in bank.sources['images']] == train_ids
   assert bank.sources['num_prototypes'] == num_prototypes
@@ -162,47 +181,73 @@ def test_prototype_files_are_consistent(prototype_run, synthetic_set):
   assert np.all((0 <= y0) & (y0 < y1) & (y1 <= IMAGE_SIZE[0]))
   assert np.all((0 <= x0) & (x0 < x1) & (x1 <= IMAGE_SIZE[1]))
   for label, image_index, (top, left, bottom, right) in zip(
-      bank.labels, bank.image_indices, bank.boxes):
+    bank.labels, bank.image_indices, bank.boxes
+  ):
     label_path = os.path.join(
-        synthetic_set.data_dir, 'VOC2012', 'segcls',
-        bank.sources['images'][image_index]['image_id'] + '.png')
+      synthetic_set.data_dir,
+      'VOC2012',
+      'segcls',
+      bank.sources['images'][image_index]['image_id'] + '.png',
+    )
     assert label in data.load_label(label_path)[top:bottom, left:right]
 
 
-def test_prototype_extraction_rerun_reuses_the_cache(prototype_run,
-                                                     synthetic_set,
-                                                     segsort_checkpoint_dir,
-                                                     caplog):
-  features_path = os.path.join(prototype_dir(prototype_run),
-                               inference.PROTOTYPE_FEATURES_FILE)
+def test_prototype_extraction_rerun_reuses_the_cache(
+  prototype_run, synthetic_set, segsort_checkpoint_dir, caplog
+):
+  features_path = os.path.join(
+    prototype_dir(prototype_run), inference.PROTOTYPE_FEATURES_FILE
+  )
   features = np.load(features_path)
   caplog.clear()
-  extract_prototypes.main([
-      '--data_dir', synthetic_set.data_dir,
-      '--data_list', synthetic_set.train_list,
-      '--restore_from', segsort_checkpoint_dir, '--save_dir', prototype_run,
-      '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+  extract_prototypes.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.train_list,
+      '--restore_from',
+      segsort_checkpoint_dir,
+      '--save_dir',
+      prototype_run,
+      '--num_classes',
+      str(NUM_CLASSES),
+    ]
+    + WINDOW_FLAGS
+  )
   assert '0 images in' in caplog.text
   np.testing.assert_array_equal(np.load(features_path), features)
 
 
-def test_prototype_cache_of_other_settings_is_cleared(prototype_run,
-                                                      synthetic_set,
-                                                      segsort_checkpoint_dir,
-                                                      tmp_path, caplog):
+def test_prototype_cache_of_other_settings_is_cleared(
+  prototype_run, synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
+):
   save_dir = str(tmp_path / 'copy')
   shutil.copytree(prototype_run, save_dir)
   caplog.clear()
-  extract_prototypes.main([
-      '--data_dir', synthetic_set.data_dir,
-      '--data_list', synthetic_set.train_list,
-      '--restore_from', segsort_checkpoint_dir, '--save_dir', save_dir,
-      '--num_classes', str(NUM_CLASSES), '--num_clusters', '2'] + WINDOW_FLAGS)
+  extract_prototypes.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.train_list,
+      '--restore_from',
+      segsort_checkpoint_dir,
+      '--save_dir',
+      save_dir,
+      '--num_classes',
+      str(NUM_CLASSES),
+      '--num_clusters',
+      '2',
+    ]
+    + WINDOW_FLAGS
+  )
   output = caplog.text
   assert 'clearing 4 files' in output and '4 images in' in output
   # 2 x 2 clusters give at most 4 prototypes per image.
-  labels = np.load(os.path.join(prototype_dir(save_dir),
-                                inference.PROTOTYPE_LABELS_FILE))
+  labels = np.load(
+    os.path.join(prototype_dir(save_dir), inference.PROTOTYPE_LABELS_FILE)
+  )
   assert len(labels) <= 4 * 4
 
 
@@ -211,12 +256,20 @@ def _copy_list_files(synthetic_set, image_ids, directory, label=None):
   lines = []
   for image_id in image_ids:
     image_path = os.path.join(directory, image_id + '.jpg')
-    shutil.copy(os.path.join(synthetic_set.data_dir, 'VOC2012', 'JPEGImages',
-                             image_id + '.jpg'), image_path)
+    shutil.copy(
+      os.path.join(
+        synthetic_set.data_dir, 'VOC2012', 'JPEGImages', image_id + '.jpg'
+      ),
+      image_path,
+    )
     label_path = os.path.join(directory, image_id + '.png')
     if label is None:
-      shutil.copy(os.path.join(synthetic_set.data_dir, 'VOC2012', 'segcls',
-                               image_id + '.png'), label_path)
+      shutil.copy(
+        os.path.join(
+          synthetic_set.data_dir, 'VOC2012', 'segcls', image_id + '.png'
+        ),
+        label_path,
+      )
     else:
       Image.fromarray(label).save(label_path)
     lines.append('%s %s\n' % (image_path, label_path))
@@ -227,39 +280,68 @@ def _copy_list_files(synthetic_set, image_ids, directory, label=None):
 
 
 def test_extraction_ignores_labels_of_unknown_classes(
-    synthetic_set, segsort_checkpoint_dir, tmp_path, caplog):
+  synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
+):
   train_id = _list_ids(synthetic_set.train_list)[0]
   label = np.full(IMAGE_SIZE, 9, np.uint8)
-  label[IMAGE_SIZE[0] // 2:] = 1
-  data_list = _copy_list_files(synthetic_set, [train_id], str(tmp_path),
-                               label=label)
-  extract_prototypes.main([
-      '--data_dir', synthetic_set.data_dir, '--data_list', data_list,
-      '--restore_from', segsort_checkpoint_dir,
-      '--save_dir', str(tmp_path / 'out'),
-      '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
+  label[IMAGE_SIZE[0] // 2 :] = 1
+  data_list = _copy_list_files(
+    synthetic_set, [train_id], str(tmp_path), label=label
+  )
+  extract_prototypes.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      data_list,
+      '--restore_from',
+      segsort_checkpoint_dir,
+      '--save_dir',
+      str(tmp_path / 'out'),
+      '--num_classes',
+      str(NUM_CLASSES),
+    ]
+    + WINDOW_FLAGS
+  )
   num_ignored = IMAGE_SIZE[0] // 2 * IMAGE_SIZE[1]
-  assert ('Ignored %d label pixels of 1 files of %s holding values outside '
-          '[0, 4).' % (num_ignored, data_list) in caplog.text)
-  assert re.search(r'%d label pixels of .*%s.png outside \[0, 4\) \(values '
-                   r'\[9\]\) are ignored' % (num_ignored, train_id),
-                   caplog.text)
-  labels = np.load(os.path.join(prototype_dir(str(tmp_path / 'out')),
-                                inference.PROTOTYPE_LABELS_FILE))
+  assert (
+    'Ignored %d label pixels of 1 files of %s holding values outside '
+    '[0, 4).' % (num_ignored, data_list) in caplog.text
+  )
+  assert re.search(
+    r'%d label pixels of .*%s.png outside \[0, 4\) \(values '
+    r'\[9\]\) are ignored' % (num_ignored, train_id),
+    caplog.text,
+  )
+  labels = np.load(
+    os.path.join(
+      prototype_dir(str(tmp_path / 'out')), inference.PROTOTYPE_LABELS_FILE
+    )
+  )
   assert set(labels.tolist()) == {1}
 
 
 def test_extraction_skips_cached_images_without_decoding_them(
-    synthetic_set, segsort_checkpoint_dir, tmp_path, caplog):
+  synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
+):
   image_ids = _list_ids(synthetic_set.train_list)[:2]
   data_list = _copy_list_files(synthetic_set, image_ids, str(tmp_path))
-  flags = ['--data_dir', synthetic_set.data_dir, '--data_list', data_list,
-           '--restore_from', segsort_checkpoint_dir,
-           '--save_dir', str(tmp_path / 'out'),
-           '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS
+  flags = [
+    '--data_dir',
+    synthetic_set.data_dir,
+    '--data_list',
+    data_list,
+    '--restore_from',
+    segsort_checkpoint_dir,
+    '--save_dir',
+    str(tmp_path / 'out'),
+    '--num_classes',
+    str(NUM_CLASSES),
+  ] + WINDOW_FLAGS
   extract_prototypes.main(flags)
-  bank_path = os.path.join(prototype_dir(str(tmp_path / 'out')),
-                           inference.PROTOTYPE_FEATURES_FILE)
+  bank_path = os.path.join(
+    prototype_dir(str(tmp_path / 'out')), inference.PROTOTYPE_FEATURES_FILE
+  )
   features = np.load(bank_path)
   (tmp_path / (image_ids[0] + '.jpg')).write_bytes(b'not an image')
   caplog.clear()
@@ -270,14 +352,25 @@ def test_extraction_skips_cached_images_without_decoding_them(
   np.testing.assert_array_equal(np.load(bank_path), features)
 
 
-def test_embedding_dim_flag_is_checked(synthetic_set, segsort_checkpoint_dir,
-                                       tmp_path):
+def test_embedding_dim_flag_is_checked(
+  synthetic_set, segsort_checkpoint_dir, tmp_path
+):
   with pytest.raises(SystemExit, match='--embedding_dim 16 differs from the 8'):
-    extract_prototypes.main([
-        '--data_dir', synthetic_set.data_dir,
-        '--data_list', synthetic_set.train_list,
-        '--restore_from', segsort_checkpoint_dir,
-        '--save_dir', str(tmp_path), '--embedding_dim', '16'] + WINDOW_FLAGS)
+    extract_prototypes.main(
+      [
+        '--data_dir',
+        synthetic_set.data_dir,
+        '--data_list',
+        synthetic_set.train_list,
+        '--restore_from',
+        segsort_checkpoint_dir,
+        '--save_dir',
+        str(tmp_path),
+        '--embedding_dim',
+        '16',
+      ]
+      + WINDOW_FLAGS
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -285,39 +378,54 @@ def test_embedding_dim_flag_is_checked(synthetic_set, segsort_checkpoint_dir,
 
 
 def _segsort_flags(synthetic_set, checkpoint_dir, prototype_run, save_dir):
-  return ['--data_dir', synthetic_set.data_dir,
-          '--data_list', synthetic_set.val_list,
-          '--restore_from', checkpoint_dir,
-          '--prototype_dir', prototype_dir(prototype_run),
-          '--save_dir', str(save_dir),
-          '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS
+  return [
+    '--data_dir',
+    synthetic_set.data_dir,
+    '--data_list',
+    synthetic_set.val_list,
+    '--restore_from',
+    checkpoint_dir,
+    '--prototype_dir',
+    prototype_dir(prototype_run),
+    '--save_dir',
+    str(save_dir),
+    '--num_classes',
+    str(NUM_CLASSES),
+  ] + WINDOW_FLAGS
 
 
 @pytest.fixture(scope='module')
-def single_scale_dir(synthetic_set, segsort_checkpoint_dir, prototype_run,
-                     tmp_path_factory):
+def single_scale_dir(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path_factory
+):
   save_dir = tmp_path_factory.mktemp('single_scale')
-  inference_segsort.main(_segsort_flags(synthetic_set, segsort_checkpoint_dir,
-                                        prototype_run, save_dir))
+  inference_segsort.main(
+    _segsort_flags(
+      synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+    )
+  )
   return save_dir
 
 
-def test_single_scale_predictions_have_the_image_size(single_scale_dir,
-                                                      synthetic_set):
+def test_single_scale_predictions_have_the_image_size(
+  single_scale_dir, synthetic_set
+):
   for image_id in _list_ids(synthetic_set.val_list):
     gray = _read_png(single_scale_dir / 'gray' / (image_id + '.png'))
     color = _read_png(single_scale_dir / 'color' / (image_id + '.png'))
     assert gray.shape == IMAGE_SIZE and gray.max() < NUM_CLASSES
     assert color.shape == IMAGE_SIZE + (3,)
   results = metrics.evaluate_prediction_dir(
-      str(single_scale_dir / 'gray'),
-      os.path.join(synthetic_set.data_dir, 'VOC2012', 'segcls'), NUM_CLASSES)
+    str(single_scale_dir / 'gray'),
+    os.path.join(synthetic_set.data_dir, 'VOC2012', 'segcls'),
+    NUM_CLASSES,
+  )
   assert results['num_images'] == 2 and results['mean_iou'] is not None
 
 
-def test_rerun_skips_finished_images(single_scale_dir, synthetic_set,
-                                     segsort_checkpoint_dir, prototype_run,
-                                     caplog):
+def test_rerun_skips_finished_images(
+  single_scale_dir, synthetic_set, segsort_checkpoint_dir, prototype_run, caplog
+):
   first_id, second_id = _list_ids(synthetic_set.val_list)
   kept = single_scale_dir / 'gray' / (first_id + '.png')
   kept_mtime = os.stat(kept).st_mtime_ns
@@ -325,8 +433,11 @@ def test_rerun_skips_finished_images(single_scale_dir, synthetic_set,
   removed_prediction = _read_png(removed)
   os.remove(removed)
   caplog.clear()
-  inference_segsort.main(_segsort_flags(synthetic_set, segsort_checkpoint_dir,
-                                        prototype_run, single_scale_dir))
+  inference_segsort.main(
+    _segsort_flags(
+      synthetic_set, segsort_checkpoint_dir, prototype_run, single_scale_dir
+    )
+  )
   output = caplog.text
   assert 'Predicted: 1 images in' in output and '1 skipped' in output
   assert os.stat(kept).st_mtime_ns == kept_mtime
@@ -334,12 +445,14 @@ def test_rerun_skips_finished_images(single_scale_dir, synthetic_set,
 
 
 def test_rerun_does_not_decode_finished_images(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog):
-  data_list = _copy_list_files(synthetic_set,
-                               _list_ids(synthetic_set.val_list),
-                               str(tmp_path))
-  flags = _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
-                         tmp_path / 'out')
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog
+):
+  data_list = _copy_list_files(
+    synthetic_set, _list_ids(synthetic_set.val_list), str(tmp_path)
+  )
+  flags = _segsort_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path / 'out'
+  )
   flags[flags.index('--data_list') + 1] = data_list
   inference_segsort.main(flags)
   for name in os.listdir(tmp_path):
@@ -357,13 +470,19 @@ def _settings(save_dir):
 
 
 def test_predictions_of_other_settings_are_recomputed(
-    single_scale_dir, synthetic_set, segsort_checkpoint_dir, prototype_run,
-    tmp_path, caplog):
+  single_scale_dir,
+  synthetic_set,
+  segsort_checkpoint_dir,
+  prototype_run,
+  tmp_path,
+  caplog,
+):
   save_dir = tmp_path / 'copy'
   shutil.copytree(single_scale_dir, save_dir)
   settings = _settings(save_dir)
   assert settings['checkpoint'] == os.path.abspath(
-      os.path.join(segsort_checkpoint_dir, 'ckpt-3'))
+    os.path.join(segsort_checkpoint_dir, 'ckpt-3')
+  )
   assert settings['k_in_nearest_neighbors'] == 15
   # Not given: the checkpoint's (the trainer's defaults), not overridden.
   assert settings['num_clusters'] == [5, 5]
@@ -371,11 +490,15 @@ def test_predictions_of_other_settings_are_recomputed(
   assert 'flags_overriding_checkpoint' not in settings
   assert settings['scales'] == [1.0] and settings['flip'] is False
   assert settings['prototype_bank']['prototype_dir'] == os.path.abspath(
-      prototype_dir(prototype_run))
+    prototype_dir(prototype_run)
+  )
   caplog.clear()
   inference_segsort.main(
-      _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
-                     save_dir) + ['--k_in_nearest_neighbors', '3'])
+    _segsort_flags(
+      synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+    )
+    + ['--k_in_nearest_neighbors', '3']
+  )
   output = caplog.text
   assert 'k_in_nearest_neighbors: 15 -> 3' in output
   assert 'clearing 4 files' in output
@@ -397,11 +520,13 @@ def _rewrite_bank_in_place(directory):
 
 
 def test_predictions_of_a_rewritten_bank_are_recomputed(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog):
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog
+):
   bank_run = tmp_path / 'bank'
   shutil.copytree(prototype_dir(prototype_run), prototype_dir(bank_run))
-  flags = _segsort_flags(synthetic_set, segsort_checkpoint_dir, str(bank_run),
-                         tmp_path / 'out')
+  flags = _segsort_flags(
+    synthetic_set, segsort_checkpoint_dir, str(bank_run), tmp_path / 'out'
+  )
   inference_segsort.main(flags)
   _rewrite_bank_in_place(prototype_dir(bank_run))
   caplog.clear()
@@ -412,8 +537,18 @@ def test_predictions_of_a_rewritten_bank_are_recomputed(
 
 
 def test_scale_aug_given_bare_selects_the_multi_scale_set():
-  required = ['--data_dir', 'd', '--data_list', 'l', '--restore_from', 'r',
-              '--save_dir', 's', '--prototype_dir', 'p']
+  required = [
+    '--data_dir',
+    'd',
+    '--data_list',
+    'l',
+    '--restore_from',
+    'r',
+    '--save_dir',
+    's',
+    '--prototype_dir',
+    'p',
+  ]
   for default_scales in [(1.0,), inference.MULTI_SCALES]:
     parser = inference_segsort.build_parser('', default_scales, (720, 720))
     args = parser.parse_args(required + ['--scale_aug', '--flip_aug'])
@@ -421,93 +556,156 @@ def test_scale_aug_given_bare_selects_the_multi_scale_set():
     assert args.flip_aug
     assert parser.parse_args(required).scale_aug == default_scales
     assert parser.parse_args(required + ['--scale_aug', '0.5,1']).scale_aug == (
-        0.5, 1.0)
-    args = parser.parse_args(required + ['--embedding_dim', '32',
-                                         '--input_size', '321'])
+      0.5,
+      1.0,
+    )
+    args = parser.parse_args(
+      required + ['--embedding_dim', '32', '--input_size', '321']
+    )
     assert args.embedding_dim == 32 and args.input_size == (321, 321)
 
 
 @pytest.mark.parametrize('tool', [inference_segsort, inference_segsort_msc])
 def test_inference_embedding_dim_flag_is_checked(
-    tool, synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  tool, synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
   with pytest.raises(SystemExit, match='--embedding_dim 16 differs from the 8'):
-    tool.main(_segsort_flags(synthetic_set, segsort_checkpoint_dir,
-                             prototype_run, tmp_path) +
-              ['--embedding_dim', '16'])
+    tool.main(
+      _segsort_flags(
+        synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+      )
+      + ['--embedding_dim', '16']
+    )
 
 
 def test_explain_embedding_dim_flag_is_checked(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
   with pytest.raises(SystemExit, match='--embedding_dim 16 differs from the 8'):
-    explain.main([
-        '--image_id', 'x', '--data_dir', synthetic_set.data_dir,
-        '--restore_from', segsort_checkpoint_dir,
-        '--prototype_dir', prototype_dir(prototype_run),
-        '--save_dir', str(tmp_path), '--embedding_dim', '16'])
+    explain.main(
+      [
+        '--image_id',
+        'x',
+        '--data_dir',
+        synthetic_set.data_dir,
+        '--restore_from',
+        segsort_checkpoint_dir,
+        '--prototype_dir',
+        prototype_dir(prototype_run),
+        '--save_dir',
+        str(tmp_path),
+        '--embedding_dim',
+        '16',
+      ]
+    )
 
 
 def test_msc_with_scale_one_and_no_flip_equals_single_scale(
-    single_scale_dir, synthetic_set, segsort_checkpoint_dir, prototype_run,
-    tmp_path):
+  single_scale_dir,
+  synthetic_set,
+  segsort_checkpoint_dir,
+  prototype_run,
+  tmp_path,
+):
   inference_segsort_msc.main(
-      _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
-                     tmp_path) + ['--scale_aug', '1'])
+    _segsort_flags(
+      synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+    )
+    + ['--scale_aug', '1']
+  )
   for image_id in _list_ids(synthetic_set.val_list):
     np.testing.assert_array_equal(
-        _read_png(tmp_path / 'gray' / (image_id + '.png')),
-        _read_png(single_scale_dir / 'gray' / (image_id + '.png')))
+      _read_png(tmp_path / 'gray' / (image_id + '.png')),
+      _read_png(single_scale_dir / 'gray' / (image_id + '.png')),
+    )
 
 
 def test_msc_with_scales_and_flips_predicts_full_size(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
   inference_segsort_msc.main(
-      _segsort_flags(synthetic_set, segsort_checkpoint_dir, prototype_run,
-                     tmp_path) + ['--flip_aug'])
+    _segsort_flags(
+      synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+    )
+    + ['--flip_aug']
+  )
   for image_id in _list_ids(synthetic_set.val_list):
     gray = _read_png(tmp_path / 'gray' / (image_id + '.png'))
     assert gray.shape == IMAGE_SIZE and gray.max() < NUM_CLASSES
 
 
 def test_unsupervised_checkpoints_are_evaluated_the_same_way(
-    synthetic_set, unsup_checkpoint_dir, tmp_path):
-  extract_prototypes.main([
-      '--data_dir', synthetic_set.data_dir,
-      '--data_list', synthetic_set.train_list,
-      '--restore_from', unsup_checkpoint_dir, '--save_dir', str(tmp_path),
-      '--num_classes', str(NUM_CLASSES)] + WINDOW_FLAGS)
-  inference_segsort.main(_segsort_flags(synthetic_set, unsup_checkpoint_dir,
-                                        str(tmp_path), tmp_path / 'val'))
+  synthetic_set, unsup_checkpoint_dir, tmp_path
+):
+  extract_prototypes.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.train_list,
+      '--restore_from',
+      unsup_checkpoint_dir,
+      '--save_dir',
+      str(tmp_path),
+      '--num_classes',
+      str(NUM_CLASSES),
+    ]
+    + WINDOW_FLAGS
+  )
+  inference_segsort.main(
+    _segsort_flags(
+      synthetic_set, unsup_checkpoint_dir, str(tmp_path), tmp_path / 'val'
+    )
+  )
   image_id = _list_ids(synthetic_set.val_list)[0]
-  assert _read_png(tmp_path / 'val' / 'gray' /
-                   (image_id + '.png')).shape == IMAGE_SIZE
+  assert (
+    _read_png(tmp_path / 'val' / 'gray' / (image_id + '.png')).shape
+    == IMAGE_SIZE
+  )
 
 
 # ----------------------------------------------------------------------------
 # Softmax baseline.
 
 
-def test_softmax_is_the_argmax_of_upsampled_logits(softmax_checkpoint_dir,
-                                                   synthetic_set):
-  network, _, _ = inference.restore_network(softmax_checkpoint_dir,
-                                            inference.SOFTMAX_MODES)
+def test_softmax_is_the_argmax_of_upsampled_logits(
+  softmax_checkpoint_dir, synthetic_set
+):
+  network, _, _ = inference.restore_network(
+    softmax_checkpoint_dir, inference.SOFTMAX_MODES
+  )
   predictor = inference.SoftmaxPredictor(
-      network, window_size=IMAGE_SIZE, strides=IMAGE_SIZE,
-      num_classes=NUM_CLASSES)
+    network, window_size=IMAGE_SIZE, strides=IMAGE_SIZE, num_classes=NUM_CLASSES
+  )
   image = tf.random.stateless_normal(IMAGE_SIZE + (3,), seed=[7, 8]) * 50
   logits = network(image[tf.newaxis], training=False)
   expected = tf.argmax(tf.image.resize(logits, IMAGE_SIZE), axis=-1)[0]
-  np.testing.assert_array_equal(inference.predict_labels(predictor, image),
-                                expected.numpy())
+  np.testing.assert_array_equal(
+    inference.predict_labels(predictor, image), expected.numpy()
+  )
 
 
-def test_softmax_multi_scale_predicts_full_size(softmax_checkpoint_dir,
-                                                synthetic_set, tmp_path):
-  inference_softmax.main([
-      '--data_dir', synthetic_set.data_dir,
-      '--data_list', synthetic_set.val_list,
-      '--restore_from', softmax_checkpoint_dir, '--save_dir', str(tmp_path),
-      '--num_classes', str(NUM_CLASSES), '--scale_aug', '0.5,1',
-      '--flip_aug'] + WINDOW_FLAGS)
+def test_softmax_multi_scale_predicts_full_size(
+  softmax_checkpoint_dir, synthetic_set, tmp_path
+):
+  inference_softmax.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.val_list,
+      '--restore_from',
+      softmax_checkpoint_dir,
+      '--save_dir',
+      str(tmp_path),
+      '--num_classes',
+      str(NUM_CLASSES),
+      '--scale_aug',
+      '0.5,1',
+      '--flip_aug',
+    ]
+    + WINDOW_FLAGS
+  )
   for image_id in _list_ids(synthetic_set.val_list):
     gray = _read_png(tmp_path / 'gray' / (image_id + '.png'))
     assert gray.shape == IMAGE_SIZE and gray.max() < NUM_CLASSES
@@ -519,38 +717,49 @@ def test_softmax_multi_scale_predicts_full_size(softmax_checkpoint_dir,
 
 def _write_bank(directory, features, labels):
   os.makedirs(directory, exist_ok=True)
-  np.save(os.path.join(directory, inference.PROTOTYPE_FEATURES_FILE),
-          np.asarray(features, np.float32))
-  np.save(os.path.join(directory, inference.PROTOTYPE_LABELS_FILE),
-          np.asarray(labels, np.int32))
+  np.save(
+    os.path.join(directory, inference.PROTOTYPE_FEATURES_FILE),
+    np.asarray(features, np.float32),
+  )
+  np.save(
+    os.path.join(directory, inference.PROTOTYPE_LABELS_FILE),
+    np.asarray(labels, np.int32),
+  )
 
 
 def test_missing_prototype_files_are_named(tmp_path):
-  with pytest.raises(errors.InferenceError,
-                     match=r'Missing prototype features file .*'
-                     r'prototype_features\.npy'):
+  with pytest.raises(
+    errors.InferenceError,
+    match=r'Missing prototype features file .*'
+    r'prototype_features\.npy',
+  ):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
 
 
 def test_prototypes_of_another_dimension_are_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((3, 5)), [0, 1, 2])
-  with pytest.raises(errors.InferenceError,
-                     match=r'prototype_features\.npy holds 5-dimensional '
-                     r'prototypes but the model embeds in 8'):
+  with pytest.raises(
+    errors.InferenceError,
+    match=r'prototype_features\.npy holds 5-dimensional '
+    r'prototypes but the model embeds in 8',
+  ):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
 
 
 def test_an_empty_bank_is_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((0, EMBEDDING_DIM)), [])
-  with pytest.raises(errors.InferenceError,
-                     match=r'prototype_features\.npy holds an empty'):
+  with pytest.raises(
+    errors.InferenceError, match=r'prototype_features\.npy holds an empty'
+  ):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
 
 
 def test_prototype_labels_out_of_range_are_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((2, EMBEDDING_DIM)), [0, 7])
-  with pytest.raises(errors.InferenceError,
-                     match=r'prototype_labels\.npy holds labels in \[0, 7\]'):
+  with pytest.raises(
+    errors.InferenceError,
+    match=r'prototype_labels\.npy holds labels in \[0, 7\]',
+  ):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
 
 
@@ -560,8 +769,9 @@ def _copied_bank(prototype_run, tmp_path):
   return directory
 
 
-def test_a_bank_with_another_prototype_count_is_rejected(prototype_run,
-                                                         tmp_path):
+def test_a_bank_with_another_prototype_count_is_rejected(
+  prototype_run, tmp_path
+):
   directory = _copied_bank(prototype_run, tmp_path)
   sources_path = os.path.join(directory, inference.PROTOTYPE_SOURCES_FILE)
   with open(sources_path) as stream:
@@ -569,40 +779,56 @@ def test_a_bank_with_another_prototype_count_is_rejected(prototype_run,
   sources['num_prototypes'] += 1
   with open(sources_path, 'w') as stream:
     json.dump(sources, stream)
-  with pytest.raises(errors.InferenceError,
-                     match=r'prototype_sources\.json describes \d+ prototypes '
-                     r'but .*prototype_features\.npy and '
-                     r'.*prototype_labels\.npy hold'):
+  with pytest.raises(
+    errors.InferenceError,
+    match=r'prototype_sources\.json describes \d+ prototypes '
+    r'but .*prototype_features\.npy and '
+    r'.*prototype_labels\.npy hold',
+  ):
     inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
 
 
-@pytest.mark.parametrize('name', [inference.PROTOTYPE_FEATURES_FILE,
-                                  inference.PROTOTYPE_LABELS_FILE,
-                                  inference.PROTOTYPE_BOXES_FILE])
+@pytest.mark.parametrize(
+  'name',
+  [
+    inference.PROTOTYPE_FEATURES_FILE,
+    inference.PROTOTYPE_LABELS_FILE,
+    inference.PROTOTYPE_BOXES_FILE,
+  ],
+)
 def test_a_half_rewritten_bank_is_rejected(prototype_run, tmp_path, name):
   directory = _copied_bank(prototype_run, tmp_path)
   # A rewrite interrupted before prototype_sources.json: same count, other
   # contents.
   path = os.path.join(directory, name)
   np.save(path, np.load(path)[::-1])
-  with pytest.raises(errors.InferenceError,
-                     match=re.escape(name) + r' has changed; .*'
-                     r'prototype_sources\.json records the file of another'):
+  with pytest.raises(
+    errors.InferenceError,
+    match=re.escape(name) + r' has changed; .*'
+    r'prototype_sources\.json records the file of another',
+  ):
     inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
 
 
-def test_a_bank_of_another_checkpoint_is_warned_about(prototype_run,
-                                                      segsort_checkpoint_dir,
-                                                      caplog):
+def test_a_bank_of_another_checkpoint_is_warned_about(
+  prototype_run, segsort_checkpoint_dir, caplog
+):
   directory = prototype_dir(prototype_run)
   inference.load_prototype_bank(
-      directory, EMBEDDING_DIM, NUM_CLASSES,
-      checkpoint_prefix=os.path.join(segsort_checkpoint_dir, 'ckpt-3'))
+    directory,
+    EMBEDDING_DIM,
+    NUM_CLASSES,
+    checkpoint_prefix=os.path.join(segsort_checkpoint_dir, 'ckpt-3'),
+  )
   assert 'extracted with checkpoint' not in caplog.text
-  inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES,
-                                checkpoint_prefix='/elsewhere/ckpt-7')
-  assert re.search(r'extracted with checkpoint .*ckpt-3, not with '
-                   r'/elsewhere/ckpt-7', caplog.text)
+  inference.load_prototype_bank(
+    directory, EMBEDDING_DIM, NUM_CLASSES, checkpoint_prefix='/elsewhere/ckpt-7'
+  )
+  assert re.search(
+    r'extracted with checkpoint .*ckpt-3, not with '
+    r'/elsewhere/ckpt-7',
+    caplog.text,
+  )
 
 
 def test_a_bank_without_sources_loads_for_inference(prototype_run, tmp_path):
@@ -610,36 +836,45 @@ def test_a_bank_without_sources_loads_for_inference(prototype_run, tmp_path):
   os.remove(os.path.join(directory, inference.PROTOTYPE_SOURCES_FILE))
   bank = inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES)
   assert bank.sources is None and len(bank.labels)
-  with pytest.raises(errors.InferenceError,
-                     match=r'Missing prototype sources file'):
-    inference.load_prototype_bank(directory, EMBEDDING_DIM, NUM_CLASSES,
-                                  with_sources=True)
+  with pytest.raises(
+    errors.InferenceError, match=r'Missing prototype sources file'
+  ):
+    inference.load_prototype_bank(
+      directory, EMBEDDING_DIM, NUM_CLASSES, with_sources=True
+    )
 
 
 def test_inference_exits_naming_missing_prototypes(
-    synthetic_set, segsort_checkpoint_dir, tmp_path):
+  synthetic_set, segsort_checkpoint_dir, tmp_path
+):
   with pytest.raises(SystemExit, match=r'prototype_features\.npy'):
-    inference_segsort.main(_segsort_flags(
-        synthetic_set, segsort_checkpoint_dir, str(tmp_path / 'none'),
-        tmp_path))
+    inference_segsort.main(
+      _segsort_flags(
+        synthetic_set, segsort_checkpoint_dir, str(tmp_path / 'none'), tmp_path
+      )
+    )
 
 
-def test_a_checkpoint_that_does_not_fit_is_named(segsort_checkpoint_dir,
-                                                 tmp_path):
+def test_a_checkpoint_that_does_not_fit_is_named(
+  segsort_checkpoint_dir, tmp_path
+):
   checkpoint_dir = tmp_path / 'edited'
   shutil.copytree(segsort_checkpoint_dir, checkpoint_dir)
   config_path = checkpoint_dir / 'config.json'
   config = json.loads(config_path.read_text())
   config['embedding_dim'] = 16
   config_path.write_text(json.dumps(config))
-  with pytest.raises(checkpoints.CheckpointMismatchError,
-                     match=r'edited/ckpt-3 does not fit(.|\n)*\[8\]'):
+  with pytest.raises(
+    checkpoints.CheckpointMismatchError,
+    match=r'edited/ckpt-3 does not fit(.|\n)*\[8\]',
+  ):
     inference.restore_network(str(checkpoint_dir), inference.SEGSORT_MODES)
 
 
 def test_a_checkpoint_of_another_mode_is_named(softmax_checkpoint_dir):
-  with pytest.raises(errors.InferenceError,
-                     match=r"ckpt-1 was trained in mode 'softmax'"):
+  with pytest.raises(
+    errors.InferenceError, match=r"ckpt-1 was trained in mode 'softmax'"
+  ):
     inference.restore_network(softmax_checkpoint_dir, inference.SEGSORT_MODES)
 
 
@@ -652,77 +887,111 @@ def _flag_values(**values):
 
 
 def test_flags_not_given_take_the_checkpoint_s_settings():
-  config = config_lib.TrainConfig(num_classes=6, ignore_label=250,
-                                  num_clusters=7, kmeans_iterations=3)
-  args = _flag_values(num_classes=None, ignore_label=None, num_clusters=None,
-                      kmeans_iterations=None)
+  config = config_lib.TrainConfig(
+    num_classes=6, ignore_label=250, num_clusters=7, kmeans_iterations=3
+  )
+  args = _flag_values(
+    num_classes=None,
+    ignore_label=None,
+    num_clusters=None,
+    kmeans_iterations=None,
+  )
   assert inference.settings_from_checkpoint(args, config, 'ckpt-1') == {}
-  assert (args.num_classes, args.ignore_label, args.num_clusters,
-          args.kmeans_iterations) == (6, 250, (7, 7), 3)
+  assert (
+    args.num_classes,
+    args.ignore_label,
+    args.num_clusters,
+    args.kmeans_iterations,
+  ) == (6, 250, (7, 7), 3)
 
 
 def test_a_flag_given_wins_and_is_reported(caplog):
   config = config_lib.TrainConfig(num_classes=6, num_clusters=7)
-  args = _flag_values(num_classes=6, num_clusters=(3, 4),
-                      kmeans_iterations=None)
+  args = _flag_values(
+    num_classes=6, num_clusters=(3, 4), kmeans_iterations=None
+  )
   overrides = inference.settings_from_checkpoint(args, config, 'ckpt-1')
   # --num_classes equals the checkpoint's: no override.
   assert overrides == {'num_clusters': {'flag': [3, 4], 'checkpoint': [7, 7]}}
   assert args.num_clusters == (3, 4) and args.kmeans_iterations == 10
-  assert ('--num_clusters 3,4 differs from the 7,7 checkpoint ckpt-1 was '
-          'trained with' in caplog.text)
+  assert (
+    '--num_clusters 3,4 differs from the 7,7 checkpoint ckpt-1 was '
+    'trained with' in caplog.text
+  )
 
 
 def test_prototype_extraction_defaults_to_the_run_s_prototype_grid():
-  config = config_lib.TrainConfig(num_clusters=8, prototype_num_clusters=(16,
-                                                                          16))
+  config = config_lib.TrainConfig(
+    num_clusters=8, prototype_num_clusters=(16, 16)
+  )
   for grid_for_prototypes, expected in ((True, (16, 16)), (False, (8, 8))):
-    args = _flag_values(num_clusters=None,
-                        grid_for_prototypes=grid_for_prototypes)
+    args = _flag_values(
+      num_clusters=None, grid_for_prototypes=grid_for_prototypes
+    )
     inference.settings_from_checkpoint(args, config, 'ckpt-1')
     assert args.num_clusters == expected
   args = _flag_values(num_clusters=None, grid_for_prototypes=True)
   inference.settings_from_checkpoint(
-      args, config_lib.TrainConfig(num_clusters=8), 'ckpt-1')
+    args, config_lib.TrainConfig(num_clusters=8), 'ckpt-1'
+  )
   assert args.num_clusters == (8, 8)
 
 
 def test_an_ignore_label_that_is_a_class_id_is_refused_after_filling():
   config = config_lib.TrainConfig(num_classes=21, ignore_label=255)
   args = _flag_values(num_classes=None, ignore_label=3)
-  with pytest.raises(errors.InferenceError,
-                     match=r'--ignore_label must not be a class id of \[0, '
-                     r'--num_classes 21\), got 3'):
+  with pytest.raises(
+    errors.InferenceError,
+    match=r'--ignore_label must not be a class id of \[0, '
+    r'--num_classes 21\), got 3',
+  ):
     inference.settings_from_checkpoint(args, config, 'ckpt-1')
 
 
 def test_extraction_records_the_checkpoint_s_settings_and_overrides(
-    synthetic_set, tmp_path):
+  synthetic_set, tmp_path
+):
   checkpoint_dir = str(tmp_path / 'run')
-  write_untrained_checkpoint(checkpoint_dir, num_clusters=3,
-                             prototype_num_clusters=(2, 3),
-                             kmeans_iterations=2, ignore_label=250)
-  data_list = _copy_list_files(synthetic_set,
-                               _list_ids(synthetic_set.train_list)[:1],
-                               str(tmp_path))
-  flags = ['--data_dir', synthetic_set.data_dir, '--data_list', data_list,
-           '--restore_from', checkpoint_dir,
-           '--save_dir', str(tmp_path / 'out')] + WINDOW_FLAGS
-  sources_path = os.path.join(prototype_dir(str(tmp_path / 'out')),
-                              inference.PROTOTYPE_SOURCES_FILE)
+  write_untrained_checkpoint(
+    checkpoint_dir,
+    num_clusters=3,
+    prototype_num_clusters=(2, 3),
+    kmeans_iterations=2,
+    ignore_label=250,
+  )
+  data_list = _copy_list_files(
+    synthetic_set, _list_ids(synthetic_set.train_list)[:1], str(tmp_path)
+  )
+  flags = [
+    '--data_dir',
+    synthetic_set.data_dir,
+    '--data_list',
+    data_list,
+    '--restore_from',
+    checkpoint_dir,
+    '--save_dir',
+    str(tmp_path / 'out'),
+  ] + WINDOW_FLAGS
+  sources_path = os.path.join(
+    prototype_dir(str(tmp_path / 'out')), inference.PROTOTYPE_SOURCES_FILE
+  )
   extract_prototypes.main(flags)
   with open(sources_path) as stream:
     sources = json.load(stream)
-  assert (sources['num_classes'], sources['ignore_label'],
-          sources['num_clusters'], sources['kmeans_iterations']) == (
-              NUM_CLASSES, 250, [2, 3], 2)
+  assert (
+    sources['num_classes'],
+    sources['ignore_label'],
+    sources['num_clusters'],
+    sources['kmeans_iterations'],
+  ) == (NUM_CLASSES, 250, [2, 3], 2)
   assert 'flags_overriding_checkpoint' not in sources
   extract_prototypes.main(flags + ['--num_clusters', '4'])
   with open(sources_path) as stream:
     sources = json.load(stream)
   assert sources['num_clusters'] == [4, 4]
   assert sources['flags_overriding_checkpoint'] == {
-      'num_clusters': {'flag': [4, 4], 'checkpoint': [2, 3]}}
+    'num_clusters': {'flag': [4, 4], 'checkpoint': [2, 3]}
+  }
 
 
 # ----------------------------------------------------------------------------
@@ -730,26 +999,48 @@ def test_extraction_records_the_checkpoint_s_settings_and_overrides(
 
 
 def test_explain_shows_the_retrieved_training_segments(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path):
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
   image_id = _list_ids(synthetic_set.val_list)[0]
-  explain.main([
-      '--image_id', image_id, '--data_list', synthetic_set.val_list,
-      '--data_dir', synthetic_set.data_dir,
-      '--restore_from', segsort_checkpoint_dir,
-      '--prototype_dir', prototype_dir(prototype_run),
-      '--save_dir', str(tmp_path), '--num_classes', str(NUM_CLASSES),
-      '--num_segments', '3', '--num_neighbours_shown', '4',
-      '--k_in_nearest_neighbors', '5', '--tile_size', '48'] + WINDOW_FLAGS)
+  explain.main(
+    [
+      '--image_id',
+      image_id,
+      '--data_list',
+      synthetic_set.val_list,
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--restore_from',
+      segsort_checkpoint_dir,
+      '--prototype_dir',
+      prototype_dir(prototype_run),
+      '--save_dir',
+      str(tmp_path),
+      '--num_classes',
+      str(NUM_CLASSES),
+      '--num_segments',
+      '3',
+      '--num_neighbours_shown',
+      '4',
+      '--k_in_nearest_neighbors',
+      '5',
+      '--tile_size',
+      '48',
+    ]
+    + WINDOW_FLAGS
+  )
   facts = json.loads((tmp_path / (image_id + '.json')).read_text())
   assert len(facts['segments']) == 3
   train_ids = set(_list_ids(synthetic_set.train_list))
   for segment in facts['segments']:
     assert len(segment['neighbours']) == 5 and sum(segment['votes']) == 5
-    similarities = [neighbour['similarity']
-                    for neighbour in segment['neighbours']]
+    similarities = [
+      neighbour['similarity'] for neighbour in segment['neighbours']
+    ]
     assert similarities == sorted(similarities, reverse=True)
     assert {neighbour['image_id'] for neighbour in segment['neighbours']} <= (
-        train_ids)
+      train_ids
+    )
   figure = _read_png(tmp_path / (image_id + '.png'))
   # A header row and 3 segment rows of 48-pixel tiles with 28-pixel captions,
   # each row the segment and 4 neighbours wide.
@@ -759,13 +1050,17 @@ def test_explain_shows_the_retrieved_training_segments(
 def test_colormaps_load_from_text_and_npy(tmp_path):
   text_path = tmp_path / 'colours.txt'
   text_path.write_text('0 0 0\n255 0 0\n0 255 0\n')
-  np.testing.assert_array_equal(inference.load_colormap(str(text_path)),
-                                [[0, 0, 0], [255, 0, 0], [0, 255, 0]])
+  np.testing.assert_array_equal(
+    inference.load_colormap(str(text_path)),
+    [[0, 0, 0], [255, 0, 0], [0, 255, 0]],
+  )
   npy_path = tmp_path / 'colours.npy'
   np.save(npy_path, np.array([[1, 2, 3]]))
-  np.testing.assert_array_equal(inference.load_colormap(str(npy_path)),
-                                [[1, 2, 3]])
+  np.testing.assert_array_equal(
+    inference.load_colormap(str(npy_path)), [[1, 2, 3]]
+  )
   np.save(npy_path, np.array([1, 2, 3]))
-  with pytest.raises(errors.InferenceError,
-                     match=r'colours\.npy has shape \(3,\)'):
+  with pytest.raises(
+    errors.InferenceError, match=r'colours\.npy has shape \(3,\)'
+  ):
     inference.load_colormap(str(npy_path))

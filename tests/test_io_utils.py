@@ -36,10 +36,12 @@ def test_outputs_get_the_umask_mode(tmp_path):
 
 def test_save_png_and_npy_round_trip(tmp_path):
   from PIL import Image
+
   labels = np.array([[0, 1], [15, 255]], np.uint8)
   io_utils.save_png(str(tmp_path / 'l.png'), labels)
-  np.testing.assert_array_equal(np.array(Image.open(tmp_path / 'l.png')),
-                                labels)
+  np.testing.assert_array_equal(
+    np.array(Image.open(tmp_path / 'l.png')), labels
+  )
   io_utils.save_npy(str(tmp_path / 'f.npy'), labels.astype(np.float32))
   np.testing.assert_array_equal(np.load(tmp_path / 'f.npy'), labels)
 
@@ -51,4 +53,5 @@ def test_voc_colormap_known_entries():
   assert colors[15].tolist() == [192, 128, 128]
   assert colors[255].tolist() == [224, 224, 192]
   assert colormap.colorize(np.array([[1, 2]])).tolist() == [
-      [[128, 0, 0], [0, 128, 0]]]
+    [[128, 0, 0], [0, 128, 0]]
+  ]

@@ -18,10 +18,8 @@ from segsort import metrics
 
 # Region example, 3 classes, one ignored pixel. Valid (gt, pred) pairs:
 # (0,0) (0,1) (1,1) (1,1) (0,0) (1,2) (2,2).
-REGION_GT = np.array([[0, 0, 1, 1],
-                      [0, 255, 1, 2]])
-REGION_PRED = np.array([[0, 1, 1, 1],
-                        [0, 0, 2, 2]])
+REGION_GT = np.array([[0, 0, 1, 1], [0, 255, 1, 2]])
+REGION_PRED = np.array([[0, 1, 1, 1], [0, 0, 2, 2]])
 # class 0: TP 2, FN 1, FP 0 -> 2/3; class 1: TP 2, FN 1, FP 1 -> 2/4;
 # class 2: TP 1, FN 0, FP 1 -> 1/2.
 REGION_IOUS = [2 / 3, 2 / 4, 1 / 2]
@@ -49,7 +47,8 @@ def test_ious_mean_and_pixel_accuracy():
   np.testing.assert_allclose(metrics.class_ious(confusion), REGION_IOUS)
   assert metrics.mean_iou(confusion) == pytest.approx(REGION_MEAN_IOU)
   assert metrics.pixel_accuracy(confusion) == pytest.approx(
-      REGION_PIXEL_ACCURACY)
+    REGION_PIXEL_ACCURACY
+  )
 
 
 def test_absent_class_has_no_iou_and_is_left_out_of_the_mean():
@@ -71,20 +70,27 @@ def test_label_boundaries_mark_both_sides_of_a_change():
   np.testing.assert_array_equal(metrics.label_boundaries(EDGE_GT), expected)
 
 
-@pytest.mark.parametrize('tolerance, expected', [
+@pytest.mark.parametrize(
+  'tolerance, expected',
+  [
     (0, metrics.BoundaryCounts(5, 10, 5, 10)),
     (1, metrics.BoundaryCounts(10, 10, 10, 10)),
-])
+  ],
+)
 def test_boundary_counts_of_a_shifted_edge(tolerance, expected):
-  assert metrics.boundary_match_counts(EDGE_PRED, EDGE_GT,
-                                       tolerance) == expected
+  assert (
+    metrics.boundary_match_counts(EDGE_PRED, EDGE_GT, tolerance) == expected
+  )
 
 
-@pytest.mark.parametrize('tolerance, expected, f_score', [
+@pytest.mark.parametrize(
+  'tolerance, expected, f_score',
+  [
     # Column 1 is 1 pixel from the nearest predicted boundary (column 2).
     (0, metrics.BoundaryCounts(4, 4, 4, 8), 2 * 1 * 0.5 / 1.5),
     (1, metrics.BoundaryCounts(4, 4, 8, 8), 1.0),
-])
+  ],
+)
 def test_boundary_counts_with_an_ignore_band(tolerance, expected, f_score):
   counts = metrics.boundary_match_counts(BAND_PRED, BAND_GT, tolerance)
   assert counts == expected
@@ -110,11 +116,13 @@ def test_no_predicted_boundary_gives_zero_f_score():
 
 def test_fractional_tolerance_is_relative_to_the_diagonal():
   assert metrics.tolerance_in_pixels(0.1, (4, 6)) == pytest.approx(
-      0.1 * math.sqrt(52))
+    0.1 * math.sqrt(52)
+  )
   assert metrics.tolerance_in_pixels(2, (4, 6)) == 2
   # 0.72 pixels: only exact matches, as with tolerance 0.
-  assert (metrics.boundary_match_counts(BAND_PRED, BAND_GT, 0.1) ==
-          metrics.BoundaryCounts(4, 4, 4, 8))
+  assert metrics.boundary_match_counts(
+    BAND_PRED, BAND_GT, 0.1
+  ) == metrics.BoundaryCounts(4, 4, 4, 8)
 
 
 def _write_png(path, array, palette=False):
@@ -139,12 +147,22 @@ def prediction_dirs(tmp_path):
   return pred_dir, gt_dir
 
 
-def test_benchmark_prints_and_writes_hand_computed_scores(prediction_dirs,
-                                                          capsys):
+def test_benchmark_prints_and_writes_hand_computed_scores(
+  prediction_dirs, capsys
+):
   pred_dir, gt_dir = prediction_dirs
-  benchmark_by_mIoU.main(['--pred_dir', str(pred_dir), '--gt_dir',
-                          str(gt_dir), '--num_classes', '3',
-                          '--boundary_tolerance', '1'])
+  benchmark_by_mIoU.main(
+    [
+      '--pred_dir',
+      str(pred_dir),
+      '--gt_dir',
+      str(gt_dir),
+      '--num_classes',
+      '3',
+      '--boundary_tolerance',
+      '1',
+    ]
+  )
   # Image b adds 8 (0, 0) and 12 (1, 1) pairs: class 0 TP 10, FN 1 -> 10/11;
   # class 1 TP 14, FN 1, FP 1 -> 14/16; class 2 as before, 1/2.
   mean_iou = (10 / 11 + 14 / 16 + 1 / 2) / 3
@@ -162,9 +180,18 @@ def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
   data_list.write_text('JPEGImages/a.jpg\nJPEGImages/c.jpg\n')
   _write_png(gt_dir / 'c.png', REGION_GT)
   with pytest.raises(SystemExit, match=r'No prediction .*c\.png'):
-    benchmark_by_mIoU.main(['--pred_dir', str(pred_dir), '--gt_dir',
-                            str(gt_dir), '--num_classes', '3',
-                            '--data_list', str(data_list)])
+    benchmark_by_mIoU.main(
+      [
+        '--pred_dir',
+        str(pred_dir),
+        '--gt_dir',
+        str(gt_dir),
+        '--num_classes',
+        '3',
+        '--data_list',
+        str(data_list),
+      ]
+    )
 
 
 def test_benchmark_names_a_file_of_another_size(prediction_dirs):
@@ -183,31 +210,48 @@ def test_benchmark_rejects_colour_predictions(prediction_dirs):
 
 def test_benchmark_json_to_stdout(prediction_dirs, capsys):
   pred_dir, gt_dir = prediction_dirs
-  benchmark_by_mIoU.main(['--pred_dir', str(pred_dir), '--gt_dir',
-                          str(gt_dir), '--num_classes', '3',
-                          '--output_json', '-'])
+  benchmark_by_mIoU.main(
+    [
+      '--pred_dir',
+      str(pred_dir),
+      '--gt_dir',
+      str(gt_dir),
+      '--num_classes',
+      '3',
+      '--output_json',
+      '-',
+    ]
+  )
   results = json.loads(capsys.readouterr().out)
   assert results['confusion_matrix'][2] == [0, 0, 1]
   assert not os.path.exists(pred_dir.parent / 'metrics.json')
 
 
 def test_metrics_import_no_tensorflow():
-  code = ('import sys; from segsort import metrics; '
-          'assert "tensorflow" not in sys.modules, "tensorflow imported"')
-  subprocess.run([sys.executable, '-c', code], check=True,
-                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(
-                     __file__))))
+  code = (
+    'import sys; from segsort import metrics; '
+    'assert "tensorflow" not in sys.modules, "tensorflow imported"'
+  )
+  subprocess.run(
+    [sys.executable, '-c', code],
+    check=True,
+    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  )
 
 
-@pytest.mark.parametrize('mode, values', [
+@pytest.mark.parametrize(
+  'mode, values',
+  [
     ('L', [[0, 1], [255, 7]]),
     ('P', [[0, 1], [255, 7]]),
     ('I;16', [[0, 1], [300, 7]]),
     ('I', [[0, 1], [70000, 7]]),
     ('1', [[0, 1], [1, 0]]),
-])
-def test_label_images_of_every_single_channel_mode_are_read(tmp_path, mode,
-                                                            values):
+  ],
+)
+def test_label_images_of_every_single_channel_mode_are_read(
+  tmp_path, mode, values
+):
   values = np.array(values)
   if mode == '1':
     image = Image.fromarray(values.astype(bool))
@@ -233,13 +277,16 @@ def test_label_images_of_every_single_channel_mode_are_read(tmp_path, mode,
 
 def test_colour_and_undecodable_label_images_are_named(tmp_path):
   Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / 'rgb.png')
-  with pytest.raises(errors.ImageFileError,
-                     match=r'rgb\.png is a RGB image; expected a single-'
-                     r'channel image of class ids'):
+  with pytest.raises(
+    errors.ImageFileError,
+    match=r'rgb\.png is a RGB image; expected a single-'
+    r'channel image of class ids',
+  ):
     io_utils.read_label_image(str(tmp_path / 'rgb.png'))
   (tmp_path / 'broken.png').write_bytes(b'not a png')
-  with pytest.raises(errors.ImageFileError,
-                     match=r'Cannot decode label image .*broken\.png'):
+  with pytest.raises(
+    errors.ImageFileError, match=r'Cannot decode label image .*broken\.png'
+  ):
     io_utils.read_label_image(str(tmp_path / 'broken.png'))
 
 
@@ -248,6 +295,7 @@ def test_rgb_images_are_read_and_bad_ones_named(tmp_path):
   rgb = io_utils.read_rgb_image(str(tmp_path / 'gray.png'))
   assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8 and np.all(rgb == 7)
   (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
-  with pytest.raises(errors.ImageFileError,
-                     match=r'Cannot decode image .*broken\.jpg'):
+  with pytest.raises(
+    errors.ImageFileError, match=r'Cannot decode image .*broken\.jpg'
+  ):
     io_utils.read_rgb_image(str(tmp_path / 'broken.jpg'))

@@ -15,7 +15,8 @@ def test_every_mode_has_one_objective():
   assert set(objectives.OBJECTIVES) == set(config_lib.MODES)
   for mode in config_lib.MODES:
     config = config_lib.TrainConfig(
-        mode=mode, num_banks=0 if mode == 'segsort_unsup' else 2)
+      mode=mode, num_banks=0 if mode == 'segsort_unsup' else 2
+    )
     assert objectives.for_config(config).mode == mode
 
 
@@ -25,21 +26,29 @@ def test_inference_kinds_pick_the_modes_inference_accepts():
 
 
 def test_supervised_segsort_banks_one_step_of_prototypes():
-  objective = objectives.for_config(config_lib.TrainConfig(
-      num_clusters=(2, 3), batch_size=4, num_banks=2, embedding_dim=8))
+  objective = objectives.for_config(
+    config_lib.TrainConfig(
+      num_clusters=(2, 3), batch_size=4, num_banks=2, embedding_dim=8
+    )
+  )
   state = objective.build_state()
   assert state == {'memory_bank': objective.memory_bank}
   # At most one prototype per cluster of every image of a global batch.
   assert objective.memory_bank.prototypes.shape == (2, 2 * 3 * 4, 8)
-  assert objectives.for_config(
-      config_lib.TrainConfig(num_banks=0)).build_state() == {}
+  assert (
+    objectives.for_config(config_lib.TrainConfig(num_banks=0)).build_state()
+    == {}
+  )
 
 
-@pytest.mark.parametrize('mode, inputs, oversegmentation, survey', [
+@pytest.mark.parametrize(
+  'mode, inputs, oversegmentation, survey',
+  [
     ('segsort', None, False, True),
     ('segsort_unsup', ('image', 'oversegmentation'), True, False),
     ('softmax', ('image', 'label'), False, True),
-])
+  ],
+)
 def test_what_each_objective_reads(mode, inputs, oversegmentation, survey):
   objective = objectives.OBJECTIVES[mode]
   assert objective.inputs == inputs
@@ -50,20 +59,29 @@ def test_what_each_objective_reads(mode, inputs, oversegmentation, survey):
 
 def test_pictures_show_predictions_or_the_embedding_s_segments():
   batch = {
-      'image': tf.zeros([2, 32, 32, 3]),
-      'label': tf.zeros([2, 32, 32, 1], tf.int32),
-      'loc_feature': tf.zeros([2, 32, 32, 2]),
+    'image': tf.zeros([2, 32, 32, 3]),
+    'label': tf.zeros([2, 32, 32, 1], tf.int32),
+    'loc_feature': tf.zeros([2, 32, 32, 2]),
   }
-  for mode, expected in (('softmax', 'prediction'),
-                         ('segsort', 'kmeans_segments')):
-    config = config_lib.TrainConfig(mode=mode, backbone='mini',
-                                    head='deeplab', embedding_dim=8,
-                                    num_classes=3, num_clusters=(2, 2))
+  for mode, expected in (
+    ('softmax', 'prediction'),
+    ('segsort', 'kmeans_segments'),
+  ):
+    config = config_lib.TrainConfig(
+      mode=mode,
+      backbone='mini',
+      head='deeplab',
+      embedding_dim=8,
+      num_classes=3,
+      num_clusters=(2, 2),
+    )
     network = builder.build_network_from_config(config)
     pictures = objectives.for_config(config).pictures(network, batch)
     assert expected in pictures and 'input' in pictures
-    assert all(np.asarray(picture).shape == (2, 32, 32, 3)
-               for picture in pictures.values())
+    assert all(
+      np.asarray(picture).shape == (2, 32, 32, 3)
+      for picture in pictures.values()
+    )
 
 
 def test_softmax_loss_is_the_mean_over_valid_pixels():
@@ -71,11 +89,19 @@ def test_softmax_loss_is_the_mean_over_valid_pixels():
   labels = tf.constant([[0, 1, 255, 4], [2, 255, 3, 0], [1, 1, 1, 1]] * 2)
   labels = tf.reshape(labels, [2, 3, 4, 1])
   valid = tf.reshape(labels, [-1]) != 255
-  expected = train_utils.mean_over_pixels(tf.boolean_mask(
+  expected = train_utils.mean_over_pixels(
+    tf.boolean_mask(
       tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=tf.where(valid, tf.reshape(labels, [-1]), 0),
-          logits=tf.reshape(logits, [-1, 5])), valid))
+        labels=tf.where(valid, tf.reshape(labels, [-1]), 0),
+        logits=tf.reshape(logits, [-1, 5]),
+      ),
+      valid,
+    )
+  )
   np.testing.assert_allclose(
-      objectives.softmax_loss(logits, labels, 255), expected, rtol=1e-6)
-  assert float(objectives.softmax_loss(
-      logits, tf.fill([2, 3, 4, 1], 255), 255)) == 0.0
+    objectives.softmax_loss(logits, labels, 255), expected, rtol=1e-6
+  )
+  assert (
+    float(objectives.softmax_loss(logits, tf.fill([2, 3, 4, 1], 255), 255))
+    == 0.0
+  )

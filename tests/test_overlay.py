@@ -57,35 +57,50 @@ def test_overlay_blends_colours_and_marks_boundaries_white():
 
 def test_overlay_refuses_shapes_that_differ():
   with pytest.raises(ValueError, match='Overlay needs'):
-    overlay.draw_overlay(np.zeros((4, 6, 3), np.uint8),
-                         np.zeros((4, 5), np.int32), colormap_lib.voc_colormap())
+    overlay.draw_overlay(
+      np.zeros((4, 6, 3), np.uint8),
+      np.zeros((4, 5), np.int32),
+      colormap_lib.voc_colormap(),
+    )
 
 
 def test_iou_chart_draws_bars_of_the_iou_s_length():
-  colormap = np.array([[200, 0, 0], [0, 0, 200], [0, 200, 0],
-                       [90, 90, 0]], np.uint8)
-  chart = overlay.draw_iou_chart(['a', 'b', 'c', 'd'], [1.0, 0.5, None, 0.0],
-                                 0.5, colormap)
-  width = (2 * overlay.CHART_MARGIN + overlay.CHART_NAME_WIDTH +
-           overlay.CHART_BAR_WIDTH + overlay.CHART_VALUE_WIDTH)
-  assert chart.shape == (overlay.chart_row_top(4) + overlay.CHART_MARGIN,
-                         width, 3)
+  colormap = np.array(
+    [[200, 0, 0], [0, 0, 200], [0, 200, 0], [90, 90, 0]], np.uint8
+  )
+  chart = overlay.draw_iou_chart(
+    ['a', 'b', 'c', 'd'], [1.0, 0.5, None, 0.0], 0.5, colormap
+  )
+  width = (
+    2 * overlay.CHART_MARGIN
+    + overlay.CHART_NAME_WIDTH
+    + overlay.CHART_BAR_WIDTH
+    + overlay.CHART_VALUE_WIDTH
+  )
+  assert chart.shape == (
+    overlay.chart_row_top(4) + overlay.CHART_MARGIN,
+    width,
+    3,
+  )
   left = overlay.CHART_MARGIN + overlay.CHART_NAME_WIDTH
 
   def middle_row(row):
     return chart[overlay.chart_row_top(row) + overlay.CHART_ROW_HEIGHT // 2]
 
   # Class 0: a full bar of its colour; class 1: half of it.
-  assert (middle_row(0)[left + 1:left + overlay.CHART_BAR_WIDTH - 1] ==
-          colormap[0]).all()
+  assert (
+    middle_row(0)[left + 1 : left + overlay.CHART_BAR_WIDTH - 1] == colormap[0]
+  ).all()
   half = overlay.bar_length(0.5)
   assert half == overlay.CHART_BAR_WIDTH // 2
-  assert (middle_row(1)[left + 1:left + half - 1] == colormap[1]).all()
-  assert (middle_row(1)[left + half + 1:left + overlay.CHART_BAR_WIDTH] ==
-          overlay.CHART_BACKGROUND).all()
+  assert (middle_row(1)[left + 1 : left + half - 1] == colormap[1]).all()
+  assert (
+    middle_row(1)[left + half + 1 : left + overlay.CHART_BAR_WIDTH]
+    == overlay.CHART_BACKGROUND
+  ).all()
   # No bar for a class without pixels, nor for IoU 0.
   for row in (2, 3):
-    bar_area = middle_row(row)[left:left + overlay.CHART_BAR_WIDTH]
+    bar_area = middle_row(row)[left : left + overlay.CHART_BAR_WIDTH]
     assert not (bar_area == colormap[row]).all(axis=-1).any()
 
 
@@ -98,9 +113,11 @@ def _check_overlays(save_dir, synthetic_set):
   colormap = colormap_lib.voc_colormap()
   ids = metrics.list_image_ids(synthetic_set.val_list)
   assert ids and sorted(os.listdir(save_dir / 'overlay')) == sorted(
-      image_id + '.png' for image_id in ids)
-  for entry in data.read_data_list(synthetic_set.data_dir,
-                                   synthetic_set.val_list):
+    image_id + '.png' for image_id in ids
+  )
+  for entry in data.read_data_list(
+    synthetic_set.data_dir, synthetic_set.val_list
+  ):
     image = data.load_image(entry.image_path)
     labels = _read_png(save_dir / 'gray' / (entry.image_id + '.png'))
     picture = _read_png(save_dir / 'overlay' / (entry.image_id + '.png'))
@@ -108,20 +125,30 @@ def _check_overlays(save_dir, synthetic_set):
     white = (picture == WHITE).all(axis=-1)
     # Every change of predicted class is a segment boundary.
     assert white[metrics.label_boundaries(labels)].all()
-    blended = np.rint(0.5 * image.astype(np.float32) +
-                      0.5 * colormap[labels].astype(np.float32))
+    blended = np.rint(
+      0.5 * image.astype(np.float32) + 0.5 * colormap[labels].astype(np.float32)
+    )
     assert (picture[~white] == blended[~white]).all()
   return ids
 
 
 def test_inference_writes_overlays_on_request(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog):
-  flags = ['--data_dir', synthetic_set.data_dir,
-           '--data_list', synthetic_set.val_list,
-           '--restore_from', segsort_checkpoint_dir,
-           '--prototype_dir', prototype_dir(prototype_run),
-           '--save_dir', str(tmp_path), '--num_classes', str(NUM_CLASSES)
-          ] + WINDOW_FLAGS
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog
+):
+  flags = [
+    '--data_dir',
+    synthetic_set.data_dir,
+    '--data_list',
+    synthetic_set.val_list,
+    '--restore_from',
+    segsort_checkpoint_dir,
+    '--prototype_dir',
+    prototype_dir(prototype_run),
+    '--save_dir',
+    str(tmp_path),
+    '--num_classes',
+    str(NUM_CLASSES),
+  ] + WINDOW_FLAGS
   inference_segsort.main(flags)
   assert not os.path.exists(tmp_path / 'overlay')
   caplog.set_level(logging.INFO, logger='segsort.inference')
@@ -133,22 +160,36 @@ def test_inference_writes_overlays_on_request(
   # The k-means segments are drawn, not only the class regions.
   picture = _read_png(tmp_path / 'overlay' / (ids[0] + '.png'))
   labels = _read_png(tmp_path / 'gray' / (ids[0] + '.png'))
-  assert ((picture == WHITE).all(axis=-1).sum() >
-          metrics.label_boundaries(labels).sum())
+  assert (picture == WHITE).all(axis=-1).sum() > metrics.label_boundaries(
+    labels
+  ).sum()
 
 
 def test_softmax_overlays_mark_the_predicted_regions(
-    synthetic_set, softmax_checkpoint_dir, tmp_path):
-  inference_softmax.main([
-      '--data_dir', synthetic_set.data_dir,
-      '--data_list', synthetic_set.val_list,
-      '--restore_from', softmax_checkpoint_dir, '--save_dir', str(tmp_path),
-      '--num_classes', str(NUM_CLASSES), '--save_overlay'] + WINDOW_FLAGS)
+  synthetic_set, softmax_checkpoint_dir, tmp_path
+):
+  inference_softmax.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.val_list,
+      '--restore_from',
+      softmax_checkpoint_dir,
+      '--save_dir',
+      str(tmp_path),
+      '--num_classes',
+      str(NUM_CLASSES),
+      '--save_overlay',
+    ]
+    + WINDOW_FLAGS
+  )
   for image_id in _check_overlays(tmp_path, synthetic_set):
     picture = _read_png(tmp_path / 'overlay' / (image_id + '.png'))
     labels = _read_png(tmp_path / 'gray' / (image_id + '.png'))
-    assert ((picture == WHITE).all(axis=-1) ==
-            metrics.label_boundaries(labels)).all()
+    assert (
+      (picture == WHITE).all(axis=-1) == metrics.label_boundaries(labels)
+    ).all()
 
 
 def test_benchmark_writes_a_per_class_iou_chart(tmp_path, capsys):
@@ -159,8 +200,16 @@ def test_benchmark_writes_a_per_class_iou_chart(tmp_path, capsys):
   for folder, labels in (('pred', prediction), ('gt', truth)):
     os.makedirs(tmp_path / folder)
     Image.fromarray(labels).save(tmp_path / folder / 'a.png')
-  benchmark_by_mIoU.main(['--pred_dir', str(tmp_path / 'pred'), '--gt_dir',
-                          str(tmp_path / 'gt'), '--num_classes', '3'])
+  benchmark_by_mIoU.main(
+    [
+      '--pred_dir',
+      str(tmp_path / 'pred'),
+      '--gt_dir',
+      str(tmp_path / 'gt'),
+      '--num_classes',
+      '3',
+    ]
+  )
   chart_path = tmp_path / 'metrics_iou.png'
   assert str(chart_path) in capsys.readouterr().out
   with open(tmp_path / 'metrics.json') as stream:
@@ -168,13 +217,19 @@ def test_benchmark_writes_a_per_class_iou_chart(tmp_path, capsys):
   # Class 0: 32 of 48 pixels; class 1: 16 of 32; class 2: no pixels.
   assert results['class_iou'][:2] == pytest.approx([32 / 48, 0.5])
   chart = _read_png(chart_path)
-  assert chart.shape == overlay.draw_iou_chart(
-      results['class_names'], results['class_iou'],
-      results['mean_iou']).shape
+  assert (
+    chart.shape
+    == overlay.draw_iou_chart(
+      results['class_names'], results['class_iou'], results['mean_iou']
+    ).shape
+  )
   left = overlay.CHART_MARGIN + overlay.CHART_NAME_WIDTH
   row = chart[overlay.chart_row_top(1) + overlay.CHART_ROW_HEIGHT // 2]
   half = overlay.bar_length(0.5)
-  assert (row[left + 1:left + half - 1] ==
-          colormap_lib.voc_colormap()[1]).all()
-  assert (row[left + half + 1:left + overlay.CHART_BAR_WIDTH] ==
-          overlay.CHART_BACKGROUND).all()
+  assert (
+    row[left + 1 : left + half - 1] == colormap_lib.voc_colormap()[1]
+  ).all()
+  assert (
+    row[left + half + 1 : left + overlay.CHART_BAR_WIDTH]
+    == overlay.CHART_BACKGROUND
+  ).all()

@@ -6,16 +6,25 @@ import subprocess
 import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_RECIPES = ('train_segsort.sh', 'train_segsort_mgpu.sh',
-            'train_segsort_unsup.sh', 'train_softmax.sh')
+_RECIPES = (
+  'train_segsort.sh',
+  'train_segsort_mgpu.sh',
+  'train_segsort_unsup.sh',
+  'train_softmax.sh',
+)
 _CITYSCAPES_RECIPES = ('train_segsort_mgpu.sh', 'train_softmax.sh')
 
 
 def _run(command, dataroot):
-  return subprocess.run(['bash', '-c', command], cwd=_ROOT,
-                        capture_output=True, text=True, timeout=60,
-                        env=dict(os.environ, DATAROOT=str(dataroot)),
-                        check=False)
+  return subprocess.run(
+    ['bash', '-c', command],
+    cwd=_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    env=dict(os.environ, DATAROOT=str(dataroot)),
+    check=False,
+  )
 
 
 @pytest.mark.parametrize('recipe', _RECIPES)
@@ -36,8 +45,10 @@ def test_recipe_refuses_missing_imagenet_weights(recipe, tmp_path):
 
 
 def test_sourced_recipe_returns_without_closing_the_shell(tmp_path):
-  completed = _run('source bashscripts/voc12/train_segsort.sh; '
-                   'echo "status $?"; echo alive', tmp_path / 'none')
+  completed = _run(
+    'source bashscripts/voc12/train_segsort.sh; echo "status $?"; echo alive',
+    tmp_path / 'none',
+  )
   assert completed.stdout.split() == ['status', '1', 'alive']
 
 
@@ -60,21 +71,36 @@ def _recipe_commands(recipe, tmp_path):
   _write_cityscapes_layout(tmp_path)
   (tmp_path / 'weights.ckpt.index').touch()
   completed = subprocess.run(
-      ['bash', 'bashscripts/' + recipe], cwd=_ROOT, capture_output=True,
-      text=True, timeout=60, check=False,
-      env=dict(os.environ, DATAROOT=str(tmp_path), SEGSORT_DRY_RUN='1',
-               IMAGENET=str(tmp_path / 'weights.ckpt')))
+    ['bash', 'bashscripts/' + recipe],
+    cwd=_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    check=False,
+    env=dict(
+      os.environ,
+      DATAROOT=str(tmp_path),
+      SEGSORT_DRY_RUN='1',
+      IMAGENET=str(tmp_path / 'weights.ckpt'),
+    ),
+  )
   assert completed.returncode == 0, completed.stderr
   return [line.split() for line in completed.stdout.splitlines()]
 
 
-@pytest.mark.parametrize('recipe', (
-    ['voc12/' + recipe for recipe in _RECIPES] +
-    ['cityscapes/' + recipe for recipe in _CITYSCAPES_RECIPES]))
-def test_recipe_commands_parse_with_the_entry_points(recipe, tmp_path,
-                                                     monkeypatch):
+@pytest.mark.parametrize(
+  'recipe',
+  (
+    ['voc12/' + recipe for recipe in _RECIPES]
+    + ['cityscapes/' + recipe for recipe in _CITYSCAPES_RECIPES]
+  ),
+)
+def test_recipe_commands_parse_with_the_entry_points(
+  recipe, tmp_path, monkeypatch
+):
   import argparse
   import importlib
+
   real_parse_args = argparse.ArgumentParser.parse_args
 
   def parse_then_stop(parser, args=None, namespace=None):
@@ -95,8 +121,9 @@ def test_recipe_commands_parse_with_the_entry_points(recipe, tmp_path,
 
 def test_single_gpu_stage_two_restores_the_backbone_only(tmp_path):
   commands = _recipe_commands('voc12/train_segsort.sh', tmp_path)
-  training = [command for command in commands
-              if command[1] == 'segsort.train_segsort']
+  training = [
+    command for command in commands if command[1] == 'segsort.train_segsort'
+  ]
   assert len(training) == 2
   assert '--not_restore_classifier' not in training[0]
   assert '--not_restore_classifier' in training[1]
@@ -131,16 +158,26 @@ def _flag(command, name):
 def test_cityscapes_segsort_recipe_has_the_authors_settings(tmp_path):
   commands = _recipe_commands('cityscapes/train_segsort_mgpu.sh', tmp_path)
   train, prototypes, infer, benchmark = commands
-  for flag, value in (('--batch_size', '8'), ('--input_size', '720,720'),
-                      ('--num_steps', '150000'), ('--learning_rate', '3e-3'),
-                      ('--weight_decay', '5e-4'), ('--num_gpu', '4'),
-                      ('--num_classes', '19'), ('--num_clusters', '8'),
-                      ('--kmeans_iterations', '15')):
+  for flag, value in (
+    ('--batch_size', '8'),
+    ('--input_size', '720,720'),
+    ('--num_steps', '150000'),
+    ('--learning_rate', '3e-3'),
+    ('--weight_decay', '5e-4'),
+    ('--num_gpu', '4'),
+    ('--num_classes', '19'),
+    ('--num_clusters', '8'),
+    ('--kmeans_iterations', '15'),
+  ):
     assert _flag(train, flag) == value, flag
   assert _flag(prototypes, '--num_clusters') == '16'
   assert _flag(prototypes, '--data_list') == str(tmp_path / 'train.txt')
-  for flag, value in (('--num_clusters', '8'), ('--kmeans_iterations', '15'),
-                      ('--input_size', '720,720'), ('--strides', '480,480'),
-                      ('--data_list', str(tmp_path / 'val.txt'))):
+  for flag, value in (
+    ('--num_clusters', '8'),
+    ('--kmeans_iterations', '15'),
+    ('--input_size', '720,720'),
+    ('--strides', '480,480'),
+    ('--data_list', str(tmp_path / 'val.txt')),
+  ):
     assert _flag(infer, flag) == value, flag
   assert _flag(benchmark, '--gt_dir') == str(tmp_path / 'segcls')

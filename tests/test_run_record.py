@@ -25,19 +25,27 @@ LOG_LINE = re.compile(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ')
 
 def _git_head():
   try:
-    return subprocess.run(['git', '-C', REPOSITORY, 'rev-parse', 'HEAD'],
-                          capture_output=True, text=True, check=True
-                         ).stdout.strip()
+    return subprocess.run(
+      ['git', '-C', REPOSITORY, 'rev-parse', 'HEAD'],
+      capture_output=True,
+      text=True,
+      check=True,
+    ).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     return None
 
 
 def test_config_json_records_versions_commit_and_absolute_paths(
-    tmp_path, monkeypatch):
+  tmp_path, monkeypatch
+):
   monkeypatch.chdir(tmp_path)
   config = config_lib.TrainConfig(
-      backbone='mini', data_dir='data/', data_list='data/../lists/train.txt',
-      snapshot_dir='runs/a', restore_from='')
+    backbone='mini',
+    data_dir='data/',
+    data_list='data/../lists/train.txt',
+    snapshot_dir='runs/a',
+    restore_from='',
+  )
   path = config_lib.save_config(config, str(tmp_path))
   with open(path) as stream:
     saved = json.load(stream)
@@ -58,9 +66,13 @@ def test_config_json_records_versions_commit_and_absolute_paths(
     assert isinstance(environment['git']['dirty'], bool)
   # Read back: the same run, the environment left out.
   assert config_lib.load_config(path) == config_lib.TrainConfig(
-      **dict(config.to_dict(), data_dir=saved['data_dir'],
-             data_list=saved['data_list'],
-             snapshot_dir=saved['snapshot_dir']))
+    **dict(
+      config.to_dict(),
+      data_dir=saved['data_dir'],
+      data_list=saved['data_list'],
+      snapshot_dir=saved['snapshot_dir'],
+    )
+  )
 
 
 def test_git_commit_outside_a_checkout_is_none(tmp_path):
@@ -69,33 +81,51 @@ def test_git_commit_outside_a_checkout_is_none(tmp_path):
 
 def _saved_run(tmp_path, **fields):
   config = config_lib.TrainConfig(
-      mode=fields.pop('mode', 'segsort'), backbone='mini', batch_size=4,
-      input_size=(64, 80), num_steps=7, data_dir=str(tmp_path / 'data'),
-      random_mirror=True, snapshot_dir=str(tmp_path / 'run'), **fields)
+    mode=fields.pop('mode', 'segsort'),
+    backbone='mini',
+    batch_size=4,
+    input_size=(64, 80),
+    num_steps=7,
+    data_dir=str(tmp_path / 'data'),
+    random_mirror=True,
+    snapshot_dir=str(tmp_path / 'run'),
+    **fields,
+  )
   return config_lib.save_config(config, str(tmp_path)), config
 
 
 def test_a_run_starts_from_a_saved_config_with_flags_overriding(tmp_path):
   path, saved = _saved_run(tmp_path, learning_rate=0.25)
   config = config_lib.TrainConfig.from_flags(
-      ['--config', path, '--batch_size', '2', '--snapshot_dir',
-       str(tmp_path / 'replay')])
-  assert config == config_lib.TrainConfig(**dict(
-      saved.to_dict(), batch_size=2, snapshot_dir=str(tmp_path / 'replay')))
+    [
+      '--config',
+      path,
+      '--batch_size',
+      '2',
+      '--snapshot_dir',
+      str(tmp_path / 'replay'),
+    ]
+  )
+  assert config == config_lib.TrainConfig(
+    **dict(saved.to_dict(), batch_size=2, snapshot_dir=str(tmp_path / 'replay'))
+  )
   assert config.learning_rate == 0.25 and config.random_mirror
   # The run's directory names its config.json too.
-  assert config_lib.TrainConfig.from_flags(
-      ['--config', str(tmp_path)]) == saved
+  assert config_lib.TrainConfig.from_flags(['--config', str(tmp_path)]) == saved
 
 
-@pytest.mark.parametrize('content, expected', [
+@pytest.mark.parametrize(
+  'content, expected',
+  [
     (None, 'No training config at'),
     ('{"mode": "segsort", "batch_size": ', 'Invalid training config'),
     ('[1, 2]', 'expected a JSON object'),
     ('{"mode": "segsort", "colour": 1}', 'colour'),
-])
-def test_a_bad_config_file_is_one_line_naming_it(tmp_path, capsys, content,
-                                                 expected):
+  ],
+)
+def test_a_bad_config_file_is_one_line_naming_it(
+  tmp_path, capsys, content, expected
+):
   path = tmp_path / 'config.json'
   if content is not None:
     path.write_text(content)
@@ -119,20 +149,24 @@ def test_a_config_of_another_mode_is_refused(tmp_path, capsys):
 def test_flags_are_read_from_a_file(tmp_path):
   flags_path = tmp_path / 'flags.txt'
   flags_path.write_text(
-      '# stage 1\n'
-      '--data_dir "%s" --num_steps 30   # trailing comment\n'
-      '\n'
-      '--random_mirror\n' % (tmp_path / 'my data'))
+    '# stage 1\n'
+    '--data_dir "%s" --num_steps 30   # trailing comment\n'
+    '\n'
+    '--random_mirror\n' % (tmp_path / 'my data')
+  )
   config = config_lib.TrainConfig.from_flags(
-      ['@' + str(flags_path), '--num_steps', '40'])
+    ['@' + str(flags_path), '--num_steps', '40']
+  )
   assert config.data_dir == str(tmp_path / 'my data')
   assert config.num_steps == 40 and config.random_mirror
   parser = inference_segsort.build_parser('', (1.0,), (720, 720))
   (tmp_path / 'inference.txt').write_text(
-      '--data_dir d --data_list l --restore_from r --save_dir s\n'
-      '--prototype_dir p --k_in_nearest_neighbors 5\n')
+    '--data_dir d --data_list l --restore_from r --save_dir s\n'
+    '--prototype_dir p --k_in_nearest_neighbors 5\n'
+  )
   args = inference_flags.parse_flags(
-      parser, ['@' + str(tmp_path / 'inference.txt')])
+    parser, ['@' + str(tmp_path / 'inference.txt')]
+  )
   assert (args.data_dir, args.k_in_nearest_neighbors) == ('d', 5)
 
 
@@ -147,9 +181,14 @@ def test_a_missing_flags_file_is_one_line_naming_it(tmp_path, capsys):
 
 def _train(arguments, log_path):
   with open(log_path, 'w') as log:
-    subprocess.run([sys.executable, '-m', 'segsort.train_segsort'] + arguments,
-                   cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT,
-                   check=True, timeout=600)
+    subprocess.run(
+      [sys.executable, '-m', 'segsort.train_segsort'] + arguments,
+      cwd=REPOSITORY,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+      check=True,
+      timeout=600,
+    )
   with open(log_path) as stream:
     return stream.read()
 
@@ -157,14 +196,16 @@ def _train(arguments, log_path):
 def test_training_from_a_flags_file_and_its_replay_log_whole_lines(tmp_path):
   root = str(tmp_path / 'voc')
   lists = make_synthetic_voc.make_synthetic_voc(
-      root, num_train=4, num_val=0, size=(64, 72), seed=0)
+    root, num_train=4, num_val=0, size=(64, 72), seed=0
+  )
   flags_path = tmp_path / 'flags.txt'
   flags_path.write_text(
-      '--data_dir %s --data_list %s\n'
-      '--backbone mini --input_size 48,48 --batch_size 2 --num_classes 8\n'
-      '--num_steps 4 --update_tb_every 2 --save_pred_every 4\n'
-      '--kmeans_iterations 2 --snapshot_dir %s\n'
-      % (root, lists['train'], tmp_path / 'run'))
+    '--data_dir %s --data_list %s\n'
+    '--backbone mini --input_size 48,48 --batch_size 2 --num_classes 8\n'
+    '--num_steps 4 --update_tb_every 2 --save_pred_every 4\n'
+    '--kmeans_iterations 2 --snapshot_dir %s\n'
+    % (root, lists['train'], tmp_path / 'run')
+  )
   log = _train(['@' + str(flags_path)], tmp_path / 'log.txt')
   assert '\r' not in log
   lines = log.splitlines()
@@ -176,9 +217,18 @@ def test_training_from_a_flags_file_and_its_replay_log_whole_lines(tmp_path):
 
   saved = config_lib.load_config(str(tmp_path / 'run'))
   replay_log = _train(
-      ['--config', str(tmp_path / 'run' / 'config.json'), '--snapshot_dir',
-       str(tmp_path / 'replay'), '--num_steps', '2'], tmp_path / 'replay.txt')
+    [
+      '--config',
+      str(tmp_path / 'run' / 'config.json'),
+      '--snapshot_dir',
+      str(tmp_path / 'replay'),
+      '--num_steps',
+      '2',
+    ],
+    tmp_path / 'replay.txt',
+  )
   assert 'INFO Training: 2/2 steps' in replay_log
   replayed = config_lib.load_config(str(tmp_path / 'replay'))
-  assert replayed == config_lib.TrainConfig(**dict(
-      saved.to_dict(), snapshot_dir=str(tmp_path / 'replay'), num_steps=2))
+  assert replayed == config_lib.TrainConfig(
+    **dict(saved.to_dict(), snapshot_dir=str(tmp_path / 'replay'), num_steps=2)
+  )

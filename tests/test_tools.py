@@ -21,15 +21,28 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOC12_LISTS = os.path.join(REPO_ROOT, 'dataset', 'voc12')
 
 
-@pytest.mark.parametrize('tool', [
-    'sbd_to_clsimg', 'voc_to_segcls', 'make_lists', 'make_oversegmentation',
-    'make_synthetic_voc'])
+@pytest.mark.parametrize(
+  'tool',
+  [
+    'sbd_to_clsimg',
+    'voc_to_segcls',
+    'make_lists',
+    'make_oversegmentation',
+    'make_synthetic_voc',
+  ],
+)
 def test_tools_run_as_module_and_as_script(tool):
-  for command in (['-m', 'tools.' + tool],
-                  [os.path.join('tools', tool + '.py')]):
-    result = subprocess.run([sys.executable] + command + ['--help'],
-                            cwd=REPO_ROOT, capture_output=True, text=True,
-                            check=False)
+  for command in (
+    ['-m', 'tools.' + tool],
+    [os.path.join('tools', tool + '.py')],
+  ):
+    result = subprocess.run(
+      [sys.executable] + command + ['--help'],
+      cwd=REPO_ROOT,
+      capture_output=True,
+      text=True,
+      check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert 'usage:' in result.stdout
 
@@ -40,15 +53,22 @@ def test_tools_run_as_module_and_as_script(tool):
 def test_sbd_to_clsimg_converts_mat_files(tmp_path):
   cls_dir = tmp_path / 'sbd' / 'dataset' / 'cls'
   cls_dir.mkdir(parents=True)
-  segmentation = np.random.default_rng(0).integers(0, 21, (7, 9)).astype(
-      np.uint8)
-  scipy.io.savemat(cls_dir / '2008_000002.mat', {'GTcls': {
-      'Segmentation': segmentation,
-      'Boundaries': np.zeros((21, 1), object),
-      'CategoriesPresent': np.unique(segmentation)[1:],
-  }})
-  assert sbd_to_clsimg.main(
-      ['--data_dir', str(tmp_path), '--workers', '1']) == 0
+  segmentation = (
+    np.random.default_rng(0).integers(0, 21, (7, 9)).astype(np.uint8)
+  )
+  scipy.io.savemat(
+    cls_dir / '2008_000002.mat',
+    {
+      'GTcls': {
+        'Segmentation': segmentation,
+        'Boundaries': np.zeros((21, 1), object),
+        'CategoriesPresent': np.unique(segmentation)[1:],
+      }
+    },
+  )
+  assert (
+    sbd_to_clsimg.main(['--data_dir', str(tmp_path), '--workers', '1']) == 0
+  )
   output = tmp_path / 'sbd' / 'dataset' / 'clsimg' / '2008_000002.png'
   with Image.open(output) as png:
     assert png.mode == 'L'
@@ -71,8 +91,9 @@ def test_voc_to_segcls_writes_palette_indices(tmp_path):
   label = Image.fromarray(indices, mode='P')
   label.putpalette(np.random.default_rng(0).integers(0, 256, 768).tolist())
   label.save(input_dir / '2007_000032.png')
-  assert voc_to_segcls.main(
-      ['--data_dir', str(tmp_path), '--workers', '1']) == 0
+  assert (
+    voc_to_segcls.main(['--data_dir', str(tmp_path), '--workers', '1']) == 0
+  )
   output = tmp_path / 'VOC2012' / 'segcls' / '2007_000032.png'
   with Image.open(output) as png:
     assert png.mode == 'L'
@@ -87,13 +108,15 @@ def test_voc_to_segcls_rejects_colour_pngs(tmp_path):
 
 def test_voc_to_segcls_reads_16_bit_ids_that_fit_8_bits(tmp_path):
   Image.fromarray(np.array([[0, 20], [255, 1]], np.uint16)).save(
-      tmp_path / 'ids.png')
+    tmp_path / 'ids.png'
+  )
   ids = voc_to_segcls.read_class_ids(str(tmp_path / 'ids.png'))
   assert ids.dtype == np.uint8
   np.testing.assert_array_equal(ids, [[0, 20], [255, 1]])
   Image.fromarray(np.array([[0, 300]], np.uint16)).save(tmp_path / 'big.png')
-  with pytest.raises(ValueError,
-                     match=r'big\.png holds ids in \[0, 300\]; 8-bit'):
+  with pytest.raises(
+    ValueError, match=r'big\.png holds ids in \[0, 300\]; 8-bit'
+  ):
     voc_to_segcls.read_class_ids(str(tmp_path / 'big.png'))
 
 
@@ -102,8 +125,9 @@ def test_voc_to_segcls_reads_16_bit_ids_that_fit_8_bits(tmp_path):
 
 def _list_ids(name):
   with open(os.path.join(VOC12_LISTS, name)) as stream:
-    return [os.path.splitext(os.path.basename(line.split()[0]))[0]
-            for line in stream]
+    return [
+      os.path.splitext(os.path.basename(line.split()[0]))[0] for line in stream
+    ]
 
 
 def _write_split(path, image_ids):
@@ -115,26 +139,36 @@ def test_make_lists_reproduces_the_release_lists(tmp_path):
   voc_train, voc_val = _list_ids('train.txt'), _list_ids('val.txt')
   # train+ is VOC train, then the SBD images outside VOC train and val: a
   # sorted run from SBD train and one from SBD val.
-  sbd_part = _list_ids('train+.txt')[len(voc_train):]
-  split = next(index for index in range(1, len(sbd_part))
-               if sbd_part[index] < sbd_part[index - 1])
+  sbd_part = _list_ids('train+.txt')[len(voc_train) :]
+  split = next(
+    index
+    for index in range(1, len(sbd_part))
+    if sbd_part[index] < sbd_part[index - 1]
+  )
   # SBD's splits also hold VOC train and val images, which train+ skips.
   sbd_train = sorted(sbd_part[:split] + voc_train[-400::3] + voc_val[::4])
   sbd_val = sorted(sbd_part[split:] + voc_train[-300::5] + voc_val[1::4])
   splits = tmp_path / 'VOC2012' / 'ImageSets' / 'Segmentation'
   _write_split(splits / 'train.txt', voc_train)
   _write_split(splits / 'val.txt', voc_val)
-  _write_split(tmp_path / 'VOC2012-test' / 'ImageSets' / 'Segmentation' /
-               'test.txt', _list_ids('test.txt'))
+  _write_split(
+    tmp_path / 'VOC2012-test' / 'ImageSets' / 'Segmentation' / 'test.txt',
+    _list_ids('test.txt'),
+  )
   _write_split(tmp_path / 'sbd' / 'dataset' / 'train.txt', sbd_train)
   _write_split(tmp_path / 'sbd' / 'dataset' / 'val.txt', sbd_val)
   output_dir = tmp_path / 'lists'
-  assert make_lists.main(['--data_dir', str(tmp_path),
-                          '--output_dir', str(output_dir)]) == 0
+  assert (
+    make_lists.main(
+      ['--data_dir', str(tmp_path), '--output_dir', str(output_dir)]
+    )
+    == 0
+  )
   for name in ('train+', 'train', 'val', 'trainval', 'test'):
     with open(os.path.join(VOC12_LISTS, name + '.txt'), 'rb') as expected:
       assert (output_dir / (name + '.txt')).read_bytes() == expected.read(), (
-          name)
+        name
+      )
 
 
 def test_make_lists_skips_optional_splits(tmp_path):
@@ -176,7 +210,8 @@ def test_oversegment_separates_objects_and_numbers_row_major():
 
 def test_oversegment_num_segments_and_threshold():
   image = make_synthetic_voc.render_example(
-      (64, 64), 4, np.random.default_rng(1))[0]
+    (64, 64), 4, np.random.default_rng(1)
+  )[0]
   fine = make_oversegmentation.oversegment(image, threshold=0.02, min_size=0)
   coarse = make_oversegmentation.oversegment(image, threshold=0.3, min_size=0)
   assert fine.max() > coarse.max()
@@ -186,9 +221,11 @@ def test_oversegment_num_segments_and_threshold():
 
 def test_oversegment_min_size():
   image = make_synthetic_voc.render_example(
-      (64, 64), 4, np.random.default_rng(2))[0]
-  segments = make_oversegmentation.oversegment(image, threshold=0.01,
-                                               min_size=50)
+    (64, 64), 4, np.random.default_rng(2)
+  )[0]
+  segments = make_oversegmentation.oversegment(
+    image, threshold=0.01, min_size=50
+  )
   assert np.bincount(segments.ravel()).min() >= 50
 
 
@@ -199,18 +236,19 @@ def test_save_segments_uses_16_bits_from_256_segments(tmp_path):
   make_oversegmentation.save_segments(str(tmp_path / 'many.png'), many)
   with Image.open(tmp_path / 'few.png') as png:
     assert png.mode == 'L'
-  np.testing.assert_array_equal(data.load_label(str(tmp_path / 'few.png')),
-                                few)
-  np.testing.assert_array_equal(data.load_label(str(tmp_path / 'many.png')),
-                                many)
+  np.testing.assert_array_equal(data.load_label(str(tmp_path / 'few.png')), few)
+  np.testing.assert_array_equal(
+    data.load_label(str(tmp_path / 'many.png')), many
+  )
 
 
 def test_structured_edges_need_opencv_contrib():
   if hasattr(cv2, 'ximgproc'):
     pytest.skip('OpenCV contrib is installed')
   with pytest.raises(RuntimeError, match='opencv-contrib'):
-    make_oversegmentation.oversegment(_two_region_image(),
-                                      sed_model='model.yml.gz')
+    make_oversegmentation.oversegment(
+      _two_region_image(), sed_model='model.yml.gz'
+    )
 
 
 def test_make_oversegmentation_tool_skips_existing(tmp_path):
@@ -218,11 +256,16 @@ def test_make_oversegmentation_tool_skips_existing(tmp_path):
   image_dir.mkdir(parents=True)
   for image_id in ('a', 'b', 'c'):
     Image.fromarray(_two_region_image()).save(image_dir / (image_id + '.jpg'))
-  (tmp_path / 'list.txt').write_text('VOC2012/JPEGImages/a.jpg\n'
-                                     'VOC2012/JPEGImages/b.jpg\n')
+  (tmp_path / 'list.txt').write_text(
+    'VOC2012/JPEGImages/a.jpg\nVOC2012/JPEGImages/b.jpg\n'
+  )
   arguments = ['--data_dir', str(tmp_path), '--workers', '1']
-  assert make_oversegmentation.main(
-      arguments + ['--data_list', str(tmp_path / 'list.txt')]) == 0
+  assert (
+    make_oversegmentation.main(
+      arguments + ['--data_list', str(tmp_path / 'list.txt')]
+    )
+    == 0
+  )
   hed_dir = tmp_path / 'VOC2012' / 'hed'
   assert sorted(os.listdir(hed_dir)) == ['a.png', 'b.png']
   (hed_dir / 'a.png').write_bytes(b'stale')
@@ -237,7 +280,8 @@ def test_make_oversegmentation_names_an_undecodable_image(tmp_path):
   (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
   with pytest.raises(ValueError, match=r'Cannot decode image .*broken\.jpg'):
     make_oversegmentation._oversegment_file(  # pylint: disable=protected-access
-        (str(tmp_path / 'broken.jpg'), str(tmp_path / 'out.png')), {})
+      (str(tmp_path / 'broken.jpg'), str(tmp_path / 'out.png')), {}
+    )
   assert not (tmp_path / 'out.png').exists()
 
 
@@ -247,8 +291,16 @@ def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):
   Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
   (tmp_path / 'empty.txt').write_text('\n')
   with pytest.raises(SystemExit, match=r'error: .*empty\.txt lists no image'):
-    make_oversegmentation.main(['--data_dir', str(tmp_path), '--workers', '1',
-                                '--data_list', str(tmp_path / 'empty.txt')])
+    make_oversegmentation.main(
+      [
+        '--data_dir',
+        str(tmp_path),
+        '--workers',
+        '1',
+        '--data_list',
+        str(tmp_path / 'empty.txt'),
+      ]
+    )
 
 
 # --- make_synthetic_voc -------------------------------------------------------
@@ -256,14 +308,17 @@ def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):
 
 def test_synthetic_voc_layout_labels_and_lists(tmp_path):
   lists = make_synthetic_voc.make_synthetic_voc(
-      str(tmp_path), num_train=4, num_val=2, size=(48, 64), num_classes=5,
-      seed=1)
-  assert lists == {name: str(tmp_path / (name + '.txt'))
-                   for name in ('train', 'val', 'train+')}
+    str(tmp_path), num_train=4, num_val=2, size=(48, 64), num_classes=5, seed=1
+  )
+  assert lists == {
+    name: str(tmp_path / (name + '.txt')) for name in ('train', 'val', 'train+')
+  }
   assert (tmp_path / 'train+.txt').read_text() == (
-      tmp_path / 'train.txt').read_text()
-  entries = data.read_data_list(str(tmp_path), lists['val'],
-                                with_oversegmentation=True)
+    tmp_path / 'train.txt'
+  ).read_text()
+  entries = data.read_data_list(
+    str(tmp_path), lists['val'], with_oversegmentation=True
+  )
   assert [entry.image_id for entry in entries] == ['val_000000', 'val_000001']
   all_labels = []
   for entry in data.read_data_list(str(tmp_path), lists['train']):
@@ -279,19 +334,27 @@ def test_synthetic_voc_layout_labels_and_lists(tmp_path):
 def test_synthetic_voc_is_deterministic(tmp_path):
   for name in ('first', 'second'):
     make_synthetic_voc.make_synthetic_voc(
-        str(tmp_path / name), num_train=2, num_val=1, size=32, seed=4)
+      str(tmp_path / name), num_train=2, num_val=1, size=32, seed=4
+    )
   for folder in ('JPEGImages', 'segcls', 'hed'):
     first_dir = tmp_path / 'first' / 'VOC2012' / folder
     for file_name in os.listdir(first_dir):
       assert (first_dir / file_name).read_bytes() == (
-          tmp_path / 'second' / 'VOC2012' / folder / file_name).read_bytes()
+        tmp_path / 'second' / 'VOC2012' / folder / file_name
+      ).read_bytes()
 
 
 def test_synthetic_class_names():
   assert make_synthetic_voc.class_names(4) == [
-      'background', 'ellipse', 'rectangle', 'triangle']
-  assert len(make_synthetic_voc.class_names(
-      make_synthetic_voc.MAX_NUM_CLASSES)) == make_synthetic_voc.MAX_NUM_CLASSES
+    'background',
+    'ellipse',
+    'rectangle',
+    'triangle',
+  ]
+  assert (
+    len(make_synthetic_voc.class_names(make_synthetic_voc.MAX_NUM_CLASSES))
+    == make_synthetic_voc.MAX_NUM_CLASSES
+  )
 
 
 def test_synthetic_classes_differ_in_colour():
@@ -303,7 +366,8 @@ def test_synthetic_classes_differ_in_colour():
     for class_id in range(1, 4):
       if (label == class_id).sum() > 50:
         hues.setdefault(class_id, []).append(
-            np.median(hsv[..., 0][label == class_id]))
+          np.median(hsv[..., 0][label == class_id])
+        )
   assert len(hues) == 3
   # OpenCV's full-range hue: 256 steps around the circle; classes sit 120
   # degrees (85 steps) apart.
@@ -312,12 +376,27 @@ def test_synthetic_classes_differ_in_colour():
 
 
 def test_synthetic_voc_cli_and_bad_class_count(tmp_path):
-  assert make_synthetic_voc.main([
-      '--root', str(tmp_path), '--num_train', '1', '--num_val', '1',
-      '--size', '24x40', '--workers', '1', '--no_oversegmentation']) == 0
+  assert (
+    make_synthetic_voc.main(
+      [
+        '--root',
+        str(tmp_path),
+        '--num_train',
+        '1',
+        '--num_val',
+        '1',
+        '--size',
+        '24x40',
+        '--workers',
+        '1',
+        '--no_oversegmentation',
+      ]
+    )
+    == 0
+  )
   assert data.load_image(
-      str(tmp_path / 'VOC2012' / 'JPEGImages' / 'val_000000.jpg')).shape == (
-          24, 40, 3)
+    str(tmp_path / 'VOC2012' / 'JPEGImages' / 'val_000000.jpg')
+  ).shape == (24, 40, 3)
   assert not (tmp_path / 'VOC2012' / 'hed').exists()
   with pytest.raises(ValueError, match='num_classes'):
     make_synthetic_voc.make_synthetic_voc(str(tmp_path), num_classes=9)

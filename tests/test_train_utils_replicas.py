@@ -97,9 +97,15 @@ _SCRIPT = textwrap.dedent('''
 def replica_results():
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  completed = subprocess.run([sys.executable, '-c', _SCRIPT], cwd=root,
-                             env=environment, capture_output=True, text=True,
-                             timeout=300, check=False)
+  completed = subprocess.run(
+    [sys.executable, '-c', _SCRIPT],
+    cwd=root,
+    env=environment,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   assert completed.returncode == 0, completed.stderr[-3000:]
   return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -107,7 +113,8 @@ def replica_results():
 def test_replica_losses_sum_to_the_single_replica_loss(replica_results):
   for name in ('supervised', 'unsupervised'):
     assert sum(replica_results['replica_' + name]) == pytest.approx(
-        replica_results['single_' + name], rel=1e-5)
+      replica_results['single_' + name], rel=1e-5
+    )
 
 
 def test_replica_gradients_equal_single_replica_gradients(replica_results):
@@ -119,5 +126,7 @@ def test_replica_gradients_equal_single_replica_gradients(replica_results):
 
 
 def test_replicas_push_the_prototypes_of_the_global_batch(replica_results):
-  assert (replica_results['mirrored_bank_labels'] ==
-          replica_results['single_bank_labels'])
+  assert (
+    replica_results['mirrored_bank_labels']
+    == replica_results['single_bank_labels']
+  )

@@ -34,7 +34,8 @@ def voc(tmp_path_factory):
   """A generated VOC-layout set of 8 training images, with its train list."""
   root = str(tmp_path_factory.mktemp('voc'))
   lists = make_synthetic_voc.make_synthetic_voc(
-      root, num_train=8, num_val=1, size=(72, 88), seed=0)
+    root, num_train=8, num_val=1, size=(72, 88), seed=0
+  )
   return root, lists['train']
 
 
@@ -42,10 +43,21 @@ def make_config(voc, snapshot_dir, **overrides):
   """A small, quick config of the mini backbone on the generated set."""
   root, train_list = voc
   values = dict(
-      mode='segsort', batch_size=2, data_dir=root, data_list=train_list,
-      input_size=INPUT_SIZE, backbone='mini', num_steps=4,
-      learning_rate=0.01, num_banks=0, num_classes=8, kmeans_iterations=3,
-      save_pred_every=100, update_tb_every=100, snapshot_dir=str(snapshot_dir))
+    mode='segsort',
+    batch_size=2,
+    data_dir=root,
+    data_list=train_list,
+    input_size=INPUT_SIZE,
+    backbone='mini',
+    num_steps=4,
+    learning_rate=0.01,
+    num_banks=0,
+    num_classes=8,
+    kmeans_iterations=3,
+    save_pred_every=100,
+    update_tb_every=100,
+    snapshot_dir=str(snapshot_dir),
+  )
   values.update(overrides)
   return config_lib.TrainConfig(**values)
 
@@ -53,12 +65,24 @@ def make_config(voc, snapshot_dir, **overrides):
 def fixed_batches(voc, config):
   """The first two images, without augmentation, as every batch."""
   root, train_list = voc
-  return data.build_training_dataset(
-      root, train_list, config.input_size, config.batch_size,
-      random_scale=False, random_mirror=False, random_crop=False,
+  return (
+    data.build_training_dataset(
+      root,
+      train_list,
+      config.input_size,
+      config.batch_size,
+      random_scale=False,
+      random_mirror=False,
+      random_crop=False,
       num_classes=config.num_classes,
-      unsupervised=config.mode == 'segsort_unsup', shuffle=False,
-      seed=0).take(1).cache().repeat()
+      unsupervised=config.mode == 'segsort_unsup',
+      shuffle=False,
+      seed=0,
+    )
+    .take(1)
+    .cache()
+    .repeat()
+  )
 
 
 def assert_same_values(expected_variables, actual_variables, exact=True):
@@ -66,19 +90,22 @@ def assert_same_values(expected_variables, actual_variables, exact=True):
   for expected, actual in zip(expected_variables, actual_variables):
     name = getattr(expected, 'path', expected.name)
     if exact:
-      np.testing.assert_array_equal(actual.numpy(), expected.numpy(),
-                                    err_msg=name)
+      np.testing.assert_array_equal(
+        actual.numpy(), expected.numpy(), err_msg=name
+      )
     else:
-      np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5,
-                                 atol=1e-6, err_msg=name)
+      np.testing.assert_allclose(
+        actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6, err_msg=name
+      )
 
 
 @pytest.fixture(scope='module')
 def trained_run(voc, tmp_path_factory):
   """A 2-step SegSort run with memory banks, read by several tests."""
   snapshot_dir = tmp_path_factory.mktemp('trained_run')
-  trainer = trainer_lib.Trainer(make_config(voc, snapshot_dir, num_steps=2,
-                                            num_banks=2, is_training=True))
+  trainer = trainer_lib.Trainer(
+    make_config(voc, snapshot_dir, num_steps=2, num_banks=2, is_training=True)
+  )
   trainer.train()
   return trainer
 
@@ -94,15 +121,25 @@ def restore_for_inference(prefix):
 
 @pytest.mark.parametrize('mode', ['segsort', 'segsort_unsup', 'softmax'])
 def test_training_lowers_the_loss_and_inference_restores_it(
-    voc, tmp_path, mode):
-  config = make_config(voc, tmp_path, mode=mode, num_steps=8,
-                       learning_rate=0.05, weight_decay=0.0, is_training=True)
+  voc, tmp_path, mode
+):
+  config = make_config(
+    voc,
+    tmp_path,
+    mode=mode,
+    num_steps=8,
+    learning_rate=0.05,
+    weight_decay=0.0,
+    is_training=True,
+  )
   trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
   first = trainer.train(until_step=1).losses['task_loss']
   result = trainer.train()
   assert result.step == 8
   assert np.isfinite(first) and result.losses['task_loss'] < 0.9 * first, (
-      first, result.losses)
+    first,
+    result.losses,
+  )
 
   prefix = checkpoints.resolve_checkpoint(str(tmp_path))
   assert prefix == result.checkpoint == str(tmp_path / 'ckpt-8')
@@ -110,7 +147,11 @@ def test_training_lowers_the_loss_and_inference_restores_it(
   assert restored_config == config
   assert_same_values(trainer.network.variables, network.variables)
   assert network(tf.zeros([1, 40, 48, 3])).shape == (
-      1, 5, 6, config.output_channels)
+    1,
+    5,
+    6,
+    config.output_channels,
+  )
 
 
 def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
@@ -119,10 +160,14 @@ def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
   dataset = fixed_batches(voc, plain)
   single = trainer_lib.Trainer(plain, dataset=dataset)
   accumulated = trainer_lib.Trainer(
-      make_config(voc, tmp_path / 'accumulated', num_steps=1, momentum=0.0,
-                  iter_size=2), dataset=dataset)
-  for source, target in zip(single.network.variables,
-                            accumulated.network.variables):
+    make_config(
+      voc, tmp_path / 'accumulated', num_steps=1, momentum=0.0, iter_size=2
+    ),
+    dataset=dataset,
+  )
+  for source, target in zip(
+    single.network.variables, accumulated.network.variables
+  ):
     target.assign(source)
   losses, gradients = single.losses_and_gradients(next(iter(dataset)))
   assert losses['weight_decay'] > 0
@@ -133,39 +178,76 @@ def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
 
   head = {id(variable) for variable in single.network.head_variables}
   assert head and len(head) < len(before)
-  for variable, gradient, old in zip(single.network.trainable_variables,
-                                     gradients, before):
+  for variable, gradient, old in zip(
+    single.network.trainable_variables, gradients, before
+  ):
     rate = plain.learning_rate * (10.0 if id(variable) in head else 1.0)
-    np.testing.assert_allclose(variable.numpy(), old - rate * gradient.numpy(),
-                               rtol=1e-4, atol=1e-7, err_msg=variable.path)
-  assert_same_values(single.network.variables, accumulated.network.variables,
-                     exact=False)
+    np.testing.assert_allclose(
+      variable.numpy(),
+      old - rate * gradient.numpy(),
+      rtol=1e-4,
+      atol=1e-7,
+      err_msg=variable.path,
+    )
+  assert_same_values(
+    single.network.variables, accumulated.network.variables, exact=False
+  )
 
 
 def _event_tags(directory):
   tags = set()
   for name in os.listdir(directory):
     for event in tf.compat.v1.train.summary_iterator(
-        os.path.join(directory, name)):
+      os.path.join(directory, name)
+    ):
       tags.update(value.tag for value in event.summary.value)
   return tags
 
 
 def test_run_killed_with_sigkill_resumes_like_an_uninterrupted_run(
-    voc, tmp_path):
+  voc, tmp_path
+):
   """The CLI, killed with -9, resumes to the weights of a run never killed."""
   root, train_list = voc
   snapshot_dir = tmp_path / 'killed'
   command = [
-      sys.executable, '-m', 'segsort.train_segsort', '--data_dir', root,
-      '--data_list', train_list, '--backbone', 'mini', '--input_size',
-      '64,64', '--batch_size', '2', '--num_steps', '1000000',
-      '--learning_rate', '0.01', '--save_pred_every', '3',
-      '--update_tb_every', '2', '--num_classes', '8', '--kmeans_iterations',
-      '3', '--num_banks', '2', '--snapshot_dir', str(snapshot_dir),
-      '--random_mirror', '--random_crop', '--random_scale', '--is_training']
-  process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+    sys.executable,
+    '-m',
+    'segsort.train_segsort',
+    '--data_dir',
+    root,
+    '--data_list',
+    train_list,
+    '--backbone',
+    'mini',
+    '--input_size',
+    '64,64',
+    '--batch_size',
+    '2',
+    '--num_steps',
+    '1000000',
+    '--learning_rate',
+    '0.01',
+    '--save_pred_every',
+    '3',
+    '--update_tb_every',
+    '2',
+    '--num_classes',
+    '8',
+    '--kmeans_iterations',
+    '3',
+    '--num_banks',
+    '2',
+    '--snapshot_dir',
+    str(snapshot_dir),
+    '--random_mirror',
+    '--random_crop',
+    '--random_scale',
+    '--is_training',
+  ]
+  process = subprocess.Popen(
+    command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+  )
   try:
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
@@ -182,10 +264,17 @@ def test_run_killed_with_sigkill_resumes_like_an_uninterrupted_run(
     process.stdout.close()
 
   tags = _event_tags(str(snapshot_dir / 'tensorboard'))
-  assert {'loss/segsort_loss', 'loss/weight_decay', 'loss/total_loss',
-          'learning_rate', 'images_per_second', 'images/input',
-          'images/ground_truth', 'images/embedding_pca',
-          'images/kmeans_segments'} <= tags
+  assert {
+    'loss/segsort_loss',
+    'loss/weight_decay',
+    'loss/total_loss',
+    'learning_rate',
+    'images_per_second',
+    'images/input',
+    'images/ground_truth',
+    'images/embedding_pca',
+    'images/kmeans_segments',
+  } <= tags
   config = config_lib.load_config(str(snapshot_dir))
   latest = tf.train.latest_checkpoint(str(snapshot_dir))
   latest_step = int(latest.rsplit('-', 1)[1])
@@ -195,13 +284,16 @@ def test_run_killed_with_sigkill_resumes_like_an_uninterrupted_run(
   end_step = latest_step + 2
   assert resumed.train(until_step=end_step).step == end_step
 
-  uninterrupted = trainer_lib.Trainer(dataclass_replace(
-      config, snapshot_dir=str(tmp_path / 'uninterrupted')))
+  uninterrupted = trainer_lib.Trainer(
+    dataclass_replace(config, snapshot_dir=str(tmp_path / 'uninterrupted'))
+  )
   uninterrupted.train(until_step=end_step)
-  assert_same_values(uninterrupted.network.variables,
-                     resumed.network.variables, exact=False)
-  assert_same_values(uninterrupted.optimizer.variables,
-                     resumed.optimizer.variables, exact=False)
+  assert_same_values(
+    uninterrupted.network.variables, resumed.network.variables, exact=False
+  )
+  assert_same_values(
+    uninterrupted.optimizer.variables, resumed.optimizer.variables, exact=False
+  )
 
 
 def dataclass_replace(config, **changes):
@@ -212,93 +304,136 @@ def dataclass_replace(config, **changes):
 
 def test_restores_backbone_from_a_slim_checkpoint(voc, tmp_path):
   source = builder.build_network_from_config(
-      make_config(voc, tmp_path / 'unused'))
+    make_config(voc, tmp_path / 'unused')
+  )
   slim_prefix = str(tmp_path / 'imagenet' / 'resnet_v1_mini.ckpt')
   checkpoints.save_slim_resnet(source.backbone, slim_prefix)
 
   trainer = trainer_lib.Trainer(
-      make_config(voc, tmp_path / 'run', restore_from=slim_prefix))
+    make_config(voc, tmp_path / 'run', restore_from=slim_prefix)
+  )
   assert trainer.restored_from == 'slim:' + slim_prefix
-  assert_same_values(source.backbone.variables,
-                     trainer.network.backbone.variables)
-  assert not np.array_equal(source.head_variables[0].numpy(),
-                            trainer.network.head_variables[0].numpy())
+  assert_same_values(
+    source.backbone.variables, trainer.network.backbone.variables
+  )
+  assert not np.array_equal(
+    source.head_variables[0].numpy(), trainer.network.head_variables[0].numpy()
+  )
 
 
 def test_incomplete_slim_checkpoint_is_refused_by_name(voc, tmp_path):
   prefix = str(tmp_path / 'partial.ckpt')
-  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=['resnet_v1_mini/conv1/weights'],
-                    shape_and_slices=[''], tensors=[tf.zeros([7, 7, 3, 32])])
-  with pytest.raises(checkpoints.CheckpointMismatchError,
-                     match='conv1/BatchNorm/gamma'):
-    trainer_lib.Trainer(make_config(voc, tmp_path / 'run',
-                                    restore_from=prefix))
+  tf.raw_ops.SaveV2(
+    prefix=prefix,
+    tensor_names=['resnet_v1_mini/conv1/weights'],
+    shape_and_slices=[''],
+    tensors=[tf.zeros([7, 7, 3, 32])],
+  )
+  with pytest.raises(
+    checkpoints.CheckpointMismatchError, match='conv1/BatchNorm/gamma'
+  ):
+    trainer_lib.Trainer(make_config(voc, tmp_path / 'run', restore_from=prefix))
 
 
 def test_stage_two_restores_model_and_bank_but_not_optimizer(
-    voc, tmp_path, trained_run):
+  voc, tmp_path, trained_run
+):
   stage1_dir = trained_run.config.snapshot_dir
-  stage2 = trainer_lib.Trainer(make_config(
-      voc, tmp_path, num_steps=2, num_banks=2, learning_rate=1e-3,
-      use_global_status=True, restore_from=stage1_dir))
+  stage2 = trainer_lib.Trainer(
+    make_config(
+      voc,
+      tmp_path,
+      num_steps=2,
+      num_banks=2,
+      learning_rate=1e-3,
+      use_global_status=True,
+      restore_from=stage1_dir,
+    )
+  )
 
-  assert stage2.restored_from == 'checkpoint:' + os.path.join(stage1_dir,
-                                                              'ckpt-2')
+  assert stage2.restored_from == 'checkpoint:' + os.path.join(
+    stage1_dir, 'ckpt-2'
+  )
   assert int(stage2.step.numpy()) == 0
   assert_same_values(trained_run.network.variables, stage2.network.variables)
   assert np.any(trained_run.objective.memory_bank.labels.numpy() >= 0)
-  assert_same_values(trained_run.objective.memory_bank.variables,
-                     stage2.objective.memory_bank.variables)
-  momentum = [variable for variable in stage2.optimizer.variables
-              if 'momentum' in variable.path]
-  assert momentum and not any(np.any(variable.numpy())
-                              for variable in momentum)
+  assert_same_values(
+    trained_run.objective.memory_bank.variables,
+    stage2.objective.memory_bank.variables,
+  )
+  momentum = [
+    variable
+    for variable in stage2.optimizer.variables
+    if 'momentum' in variable.path
+  ]
+  assert momentum and not any(np.any(variable.numpy()) for variable in momentum)
 
 
 def test_checkpoint_of_another_network_is_refused_by_name(
-    voc, tmp_path, trained_run):
+  voc, tmp_path, trained_run
+):
   stage1_dir = trained_run.config.snapshot_dir
-  with pytest.raises(checkpoints.CheckpointMismatchError,
-                     match=r'output/kernel: checkpoint \[1, 1, \d+, 32\] vs '
-                     r'model \[1, 1, \d+, 8\]'):
-    trainer_lib.Trainer(make_config(voc, tmp_path / 'softmax', mode='softmax',
-                                    restore_from=stage1_dir))
+  with pytest.raises(
+    checkpoints.CheckpointMismatchError,
+    match=r'output/kernel: checkpoint \[1, 1, \d+, 32\] vs '
+    r'model \[1, 1, \d+, 8\]',
+  ):
+    trainer_lib.Trainer(
+      make_config(
+        voc, tmp_path / 'softmax', mode='softmax', restore_from=stage1_dir
+      )
+    )
 
-  backbone_only = trainer_lib.Trainer(make_config(
-      voc, tmp_path / 'softmax_backbone', mode='softmax',
-      not_restore_classifier=True, restore_from=stage1_dir))
-  assert_same_values(trained_run.network.backbone.variables,
-                     backbone_only.network.backbone.variables)
+  backbone_only = trainer_lib.Trainer(
+    make_config(
+      voc,
+      tmp_path / 'softmax_backbone',
+      mode='softmax',
+      not_restore_classifier=True,
+      restore_from=stage1_dir,
+    )
+  )
+  assert_same_values(
+    trained_run.network.backbone.variables,
+    backbone_only.network.backbone.variables,
+  )
 
 
 def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   snapshot_dir = tmp_path / 'run'
   shutil.copytree(trained_run.config.snapshot_dir, snapshot_dir)
-  changed = dict(num_steps=2, num_banks=2, is_training=True,
-                 learning_rate=0.5)
+  changed = dict(num_steps=2, num_banks=2, is_training=True, learning_rate=0.5)
   with pytest.raises(errors.ConfigMismatchError) as raised:
-    trainer_lib.Trainer(make_config(voc, snapshot_dir, embedding_dim=16,
-                                    **changed))
+    trainer_lib.Trainer(
+      make_config(voc, snapshot_dir, embedding_dim=16, **changed)
+    )
   message = str(raised.value)
   assert 'learning_rate: 0.01 -> 0.5' in message
   assert 'embedding_dim: 32 -> 16' in message
   assert '--overwrite_config' in message
 
-  resumed = trainer_lib.Trainer(make_config(voc, snapshot_dir,
-                                            overwrite_config=True, **changed))
+  resumed = trainer_lib.Trainer(
+    make_config(voc, snapshot_dir, overwrite_config=True, **changed)
+  )
   assert int(resumed.step.numpy()) == 2
   assert config_lib.load_config(str(snapshot_dir)).learning_rate == 0.5
 
 
 def test_non_finite_loss_stops_without_saving(voc, tmp_path):
-  trainer = trainer_lib.Trainer(make_config(
-      voc, tmp_path, num_steps=20, learning_rate=1e30, save_pred_every=1))
+  trainer = trainer_lib.Trainer(
+    make_config(
+      voc, tmp_path, num_steps=20, learning_rate=1e30, save_pred_every=1
+    )
+  )
   with pytest.raises(errors.NonFiniteLossError) as raised:
     trainer.train()
   failed_step = raised.value.step
   assert 'step %d' % failed_step in str(raised.value)
-  saved_steps = [int(name.split('-')[1].split('.')[0])
-                 for name in os.listdir(tmp_path) if name.endswith('.index')]
+  saved_steps = [
+    int(name.split('-')[1].split('.')[0])
+    for name in os.listdir(tmp_path)
+    if name.endswith('.index')
+  ]
   assert max(saved_steps, default=0) < failed_step
   # Every checkpoint on disk, listed or no longer listed, is finite.
   for saved_step in saved_steps:
@@ -310,10 +445,25 @@ def test_non_finite_loss_stops_without_saving(voc, tmp_path):
 
 def _softmax_argv(voc, snapshot_dir, learning_rate, **flags):
   root, train_list = voc
-  argv = ['--data_dir', root, '--data_list', train_list, '--backbone', 'mini',
-          '--batch_size', '2', '--input_size', '64,64', '--num_classes', '4',
-          '--is_training', '--snapshot_dir', str(snapshot_dir),
-          '--learning_rate', str(learning_rate)]
+  argv = [
+    '--data_dir',
+    root,
+    '--data_list',
+    train_list,
+    '--backbone',
+    'mini',
+    '--batch_size',
+    '2',
+    '--input_size',
+    '64,64',
+    '--num_classes',
+    '4',
+    '--is_training',
+    '--snapshot_dir',
+    str(snapshot_dir),
+    '--learning_rate',
+    str(learning_rate),
+  ]
   for name, value in flags.items():
     argv += ['--' + name, str(value)]
   return argv
@@ -321,8 +471,9 @@ def _softmax_argv(voc, snapshot_dir, learning_rate, **flags):
 
 def test_divergence_advice_works_when_followed_literally(voc, tmp_path):
   """Softmax at --learning_rate 30 diverges; its advice, followed, trains."""
-  argv = _softmax_argv(voc, tmp_path, 30, num_steps=4, save_pred_every=1,
-                       update_tb_every=100)
+  argv = _softmax_argv(
+    voc, tmp_path, 30, num_steps=4, save_pred_every=1, update_tb_every=100
+  )
   with pytest.raises(SystemExit) as raised:
     train_softmax.main(argv)
   message = str(raised.value)
@@ -332,8 +483,15 @@ def test_divergence_advice_works_when_followed_literally(voc, tmp_path):
   # no longer the latest.
   assert 'ckpt-1' in message and os.path.exists(tmp_path / 'ckpt-1.index')
   assert tf.train.latest_checkpoint(str(tmp_path)) is None
-  advice = re.search(r'run the same command with (--learning_rate \S+ '
-                     r'--overwrite_config)', message).group(1).split()
+  advice = (
+    re.search(
+      r'run the same command with (--learning_rate \S+ '
+      r'--overwrite_config)',
+      message,
+    )
+    .group(1)
+    .split()
+  )
   assert advice == ['--learning_rate', '0.001', '--overwrite_config']
   train_softmax.main(argv + advice)
   latest = tf.train.latest_checkpoint(str(tmp_path))
@@ -343,9 +501,12 @@ def test_divergence_advice_works_when_followed_literally(voc, tmp_path):
 
 def test_a_run_whose_loss_explodes_does_not_end_quietly(voc, tmp_path):
   """At --learning_rate 3 the loss reaches 1e4 within 6 steps."""
-  config = config_lib.TrainConfig.from_flags(_softmax_argv(
-      voc, tmp_path, 3, num_steps=6, save_pred_every=100,
-      update_tb_every=100), mode='softmax')
+  config = config_lib.TrainConfig.from_flags(
+    _softmax_argv(
+      voc, tmp_path, 3, num_steps=6, save_pred_every=100, update_tb_every=100
+    ),
+    mode='softmax',
+  )
   with pytest.raises(errors.DivergenceError) as raised:
     trainer_lib.Trainer(config).train()
   assert raised.value.step == 6
@@ -354,13 +515,17 @@ def test_a_run_whose_loss_explodes_does_not_end_quietly(voc, tmp_path):
 
 
 def test_resume_after_divergence_starts_from_the_last_healthy_checkpoint(
-    voc, tmp_path):
-  trainer = trainer_lib.Trainer(make_config(voc, tmp_path, num_steps=6,
-                                            save_pred_every=1))
+  voc, tmp_path
+):
+  trainer = trainer_lib.Trainer(
+    make_config(voc, tmp_path, num_steps=6, save_pred_every=1)
+  )
   losses = iter([3.0, 2.0, 25.0, 4.0, 900.0])
   trainer._check_divergence = (  # pylint: disable=protected-access
-      lambda step, _, check=trainer._check_divergence:  # pylint: disable=protected-access
-      check(step, {'total_loss': next(losses)}))
+    lambda step, _, check=trainer._check_divergence: (  # pylint: disable=protected-access
+      check(step, {'total_loss': next(losses)})
+    )
+  )
   with pytest.raises(errors.DivergenceError) as raised:
     trainer.train()
   # Step 3's loss, 25, is over 10x the level 2: it vouches for no
@@ -368,7 +533,8 @@ def test_resume_after_divergence_starts_from_the_last_healthy_checkpoint(
   assert raised.value.step == 5
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-3')
   assert 'resumes from %s' % os.path.join(str(tmp_path), 'ckpt-3') in str(
-      raised.value)
+    raised.value
+  )
   assert os.path.exists(tmp_path / 'ckpt-4.index')
 
 
@@ -381,22 +547,25 @@ def test_missing_snapshot_dir_and_missing_gpus_are_refused(voc, tmp_path):
 
 def test_a_run_that_cannot_start_leaves_the_directory_free(voc, tmp_path):
   with pytest.raises(errors.DataError, match='missing.txt'):
-    trainer_lib.Trainer(make_config(voc, tmp_path,
-                                    data_list=str(tmp_path / 'missing.txt')))
+    trainer_lib.Trainer(
+      make_config(voc, tmp_path, data_list=str(tmp_path / 'missing.txt'))
+    )
   assert not os.path.exists(tmp_path / 'config.json')
 
 
 def test_mixed_precision_trains_a_float32_checkpoint(voc, tmp_path):
-  config = make_config(voc, tmp_path, num_steps=2, mixed_precision=True,
-                       num_banks=2)
+  config = make_config(
+    voc, tmp_path, num_steps=2, mixed_precision=True, num_banks=2
+  )
   trainer = trainer_lib.Trainer(config)
   assert {layer.compute_dtype for layer in trainer.network.head.layers} == {
-      'float16', 'float32'}
+    'float16',
+    'float32',
+  }
   result = trainer.train()
   assert np.isfinite(result.losses['total_loss'])
   _, network = restore_for_inference(result.checkpoint)
-  assert {layer.compute_dtype for layer in network.head.layers} == {
-      'float32'}
+  assert {layer.compute_dtype for layer in network.head.layers} == {'float32'}
   assert_same_values(trainer.network.variables, network.variables)
 
 
@@ -409,39 +578,74 @@ def test_a_truncated_jpeg_stops_the_cli_with_one_line(voc, tmp_path):
   with open(os.path.join(root, image), 'rb') as stream:
     contents = stream.read()
   cut = tmp_path / 'cut.jpg'
-  cut.write_bytes(contents[:len(contents) // 2])
+  cut.write_bytes(contents[: len(contents) // 2])
   lines[4] = '%s %s' % (cut, label)
   list_path = tmp_path / 'list.txt'
   list_path.write_text('\n'.join(lines) + '\n')
   snapshot_dir = tmp_path / 'run'
   completed = subprocess.run(
-      [sys.executable, '-m', 'segsort.train_segsort', '--data_dir', root,
-       '--data_list', str(list_path), '--backbone', 'mini', '--input_size',
-       '64,64', '--batch_size', '2', '--num_steps', '20',
-       '--save_pred_every', '1', '--num_classes', '8', '--kmeans_iterations',
-       '3', '--snapshot_dir', str(snapshot_dir)],
-      cwd=REPOSITORY, capture_output=True, text=True, timeout=300,
-      check=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+    [
+      sys.executable,
+      '-m',
+      'segsort.train_segsort',
+      '--data_dir',
+      root,
+      '--data_list',
+      str(list_path),
+      '--backbone',
+      'mini',
+      '--input_size',
+      '64,64',
+      '--batch_size',
+      '2',
+      '--num_steps',
+      '20',
+      '--save_pred_every',
+      '1',
+      '--num_classes',
+      '8',
+      '--kmeans_iterations',
+      '3',
+      '--snapshot_dir',
+      str(snapshot_dir),
+    ],
+    cwd=REPOSITORY,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
+  )
   assert completed.returncode != 0
   stderr = completed.stderr
   assert 'Traceback' not in stderr, stderr[-3000:]
-  error_lines = [line for line in stderr.split('\n')
-                 if line.startswith('error: ')]
+  error_lines = [
+    line for line in stderr.split('\n') if line.startswith('error: ')
+  ]
   assert len(error_lines) == 1, stderr[-3000:]
-  assert '%s, line 5: Cannot decode image %s' % (list_path, cut) in (
-      error_lines[0])
+  assert (
+    '%s, line 5: Cannot decode image %s' % (list_path, cut) in (error_lines[0])
+  )
   # Whatever was saved before is whole.
   if os.path.isdir(snapshot_dir):
     for name in os.listdir(snapshot_dir):
       if name.endswith('.index'):
-        tf.train.load_checkpoint(str(snapshot_dir / name[:-len('.index')]))
+        tf.train.load_checkpoint(str(snapshot_dir / name[: -len('.index')]))
 
 
 def test_resume_rebuilds_the_stream_without_checkpointing_it(voc, tmp_path):
   """With iter_size 2, a resumed run trains like an uninterrupted one."""
-  config = make_config(voc, tmp_path / 'resumed', num_steps=4, iter_size=2,
-                       random_scale=True, random_mirror=True,
-                       random_crop=True, is_training=True, num_banks=2)
+  config = make_config(
+    voc,
+    tmp_path / 'resumed',
+    num_steps=4,
+    iter_size=2,
+    random_scale=True,
+    random_mirror=True,
+    random_crop=True,
+    is_training=True,
+    num_banks=2,
+  )
   first = trainer_lib.Trainer(config)
   prefix = first.train(until_step=2).checkpoint
   # The checkpoint holds no input pipeline, only the run's variables.
@@ -451,15 +655,21 @@ def test_resume_rebuilds_the_stream_without_checkpointing_it(voc, tmp_path):
   assert resumed.restored_from == 'resumed:' + prefix
   resumed.train()
 
-  uninterrupted = trainer_lib.Trainer(dataclass_replace(
-      config, snapshot_dir=str(tmp_path / 'uninterrupted')))
+  uninterrupted = trainer_lib.Trainer(
+    dataclass_replace(config, snapshot_dir=str(tmp_path / 'uninterrupted'))
+  )
   uninterrupted.train()
-  assert_same_values(uninterrupted.network.variables,
-                     resumed.network.variables, exact=False)
-  assert_same_values(uninterrupted.optimizer.variables,
-                     resumed.optimizer.variables, exact=False)
-  assert_same_values(uninterrupted.objective.memory_bank.variables,
-                     resumed.objective.memory_bank.variables, exact=False)
+  assert_same_values(
+    uninterrupted.network.variables, resumed.network.variables, exact=False
+  )
+  assert_same_values(
+    uninterrupted.optimizer.variables, resumed.optimizer.variables, exact=False
+  )
+  assert_same_values(
+    uninterrupted.objective.memory_bank.variables,
+    resumed.objective.memory_bank.variables,
+    exact=False,
+  )
 
 
 class _CountingValue:
@@ -473,8 +683,7 @@ class _CountingValue:
     return float(self._value)
 
 
-def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(
-    voc, tmp_path):
+def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(voc, tmp_path):
   config = make_config(voc, tmp_path, num_steps=5, update_tb_every=100)
   trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
   train_step = trainer._train_step  # pylint: disable=protected-access
@@ -482,8 +691,10 @@ def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(
 
   def counting_train_step(iterator):
     losses, non_finite = train_step(iterator)
-    return ({name: _CountingValue(value, fetches)
-             for name, value in losses.items()}, non_finite)
+    return (
+      {name: _CountingValue(value, fetches) for name, value in losses.items()},
+      non_finite,
+    )
 
   trainer._train_step = counting_train_step  # pylint: disable=protected-access
   result = trainer.train()
@@ -493,8 +704,7 @@ def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(
   assert len(fetches) == 6
 
 
-def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc,
-                                                                tmp_path):
+def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc, tmp_path):
   config = make_config(voc, tmp_path, num_steps=3, mixed_precision=True)
   trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
   weights = [variable.numpy() for variable in trainer.network.variables]
@@ -519,24 +729,37 @@ def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc,
 
 @pytest.mark.parametrize('mode', ['segsort', 'segsort_unsup', 'softmax'])
 def test_jit_compile_compiles_the_whole_step_with_the_same_result(
-    voc, tmp_path, mode):
+  voc, tmp_path, mode
+):
   results = []
   for jit_compile in (False, True):
-    config = make_config(voc, tmp_path / str(jit_compile), mode=mode,
-                         num_steps=2, jit_compile=jit_compile,
-                         num_banks=2 if mode == 'segsort' else 0,
-                         learning_rate=1e-6)
+    config = make_config(
+      voc,
+      tmp_path / str(jit_compile),
+      mode=mode,
+      num_steps=2,
+      jit_compile=jit_compile,
+      num_banks=2 if mode == 'segsort' else 0,
+      learning_rate=1e-6,
+    )
     trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
     result = trainer.train()
-    results.append((result.losses['total_loss'],
-                    [variable.numpy() for variable in
-                     trainer.network.trainable_variables]))
+    results.append(
+      (
+        result.losses['total_loss'],
+        [variable.numpy() for variable in trainer.network.trainable_variables],
+      )
+    )
   # The update (of the step counter too) is inside the compiled function.
   graph = trainer._train_step.get_concrete_function(
-      trainer._iterator).graph.as_graph_def()
-  compiled_ops = {node.op for function in graph.library.function
-                  if function.attr['_XlaMustCompile'].b
-                  for node in function.node_def}
+    trainer._iterator
+  ).graph.as_graph_def()
+  compiled_ops = {
+    node.op
+    for function in graph.library.function
+    if function.attr['_XlaMustCompile'].b
+    for node in function.node_def
+  }
   assert 'AssignAddVariableOp' in compiled_ops
   assert results[1][0] == pytest.approx(results[0][0], rel=1e-4)
   for eager, xla in zip(results[0][1], results[1][1]):

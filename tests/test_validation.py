@@ -27,21 +27,41 @@ def voc(tmp_path_factory):
   """A generated set: 6 training and 3 validation images of 48x64."""
   root = str(tmp_path_factory.mktemp('voc'))
   lists = make_synthetic_voc.make_synthetic_voc(
-      root, num_train=6, num_val=3, size=(48, 64), num_classes=NUM_CLASSES,
-      seed=0, with_oversegmentation=False)
+    root,
+    num_train=6,
+    num_val=3,
+    size=(48, 64),
+    num_classes=NUM_CLASSES,
+    seed=0,
+    with_oversegmentation=False,
+  )
   return root, lists
 
 
 def make_config(voc, snapshot_dir, **overrides):
   root, lists = voc
   values = dict(
-      mode='segsort', batch_size=2, data_dir=root, data_list=lists['train'],
-      input_size=(48, 48), backbone='mini', num_steps=4, learning_rate=1e-3,
-      num_banks=0, num_classes=NUM_CLASSES, embedding_dim=8,
-      kmeans_iterations=3, save_pred_every=100, update_tb_every=100,
-      is_training=True, snapshot_dir=str(snapshot_dir), eval_every=2,
-      eval_list=lists['val'],
-      eval_images=2, eval_prototype_images=4)
+    mode='segsort',
+    batch_size=2,
+    data_dir=root,
+    data_list=lists['train'],
+    input_size=(48, 48),
+    backbone='mini',
+    num_steps=4,
+    learning_rate=1e-3,
+    num_banks=0,
+    num_classes=NUM_CLASSES,
+    embedding_dim=8,
+    kmeans_iterations=3,
+    save_pred_every=100,
+    update_tb_every=100,
+    is_training=True,
+    snapshot_dir=str(snapshot_dir),
+    eval_every=2,
+    eval_list=lists['val'],
+    eval_images=2,
+    eval_prototype_images=4,
+  )
   values.update(overrides)
   return config_lib.TrainConfig(**values)
 
@@ -53,32 +73,39 @@ def scalar_events(snapshot_dir):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
         scalars.setdefault(value.tag, {})[event.step] = float(
-            tf.make_ndarray(value.tensor))
+          tf.make_ndarray(value.tensor)
+        )
   return scalars
 
 
 @pytest.mark.parametrize('mode', ['segsort', 'softmax'])
 def test_validation_runs_every_n_steps_and_keeps_the_best(
-    voc, tmp_path, caplog, mode):
+  voc, tmp_path, caplog, mode
+):
   config = make_config(voc, tmp_path, mode=mode)
   caplog.set_level(logging.INFO)
   trainer = trainer_lib.Trainer(config)
   trainer.train()
-  lines = [record.getMessage() for record in caplog.records
-           if record.getMessage().startswith('validation at step')]
+  lines = [
+    record.getMessage()
+    for record in caplog.records
+    if record.getMessage().startswith('validation at step')
+  ]
   assert [int(line.split()[3].rstrip(':')) for line in lines] == [2, 4]
-  logged = [float(re.search(r'mIoU ([\d.]+)%', line).group(1)) / 100
-            for line in lines]
+  logged = [
+    float(re.search(r'mIoU ([\d.]+)%', line).group(1)) / 100 for line in lines
+  ]
   assert all('class IoU: class 0 ' in line for line in lines)
-  seconds = [float(re.search(r'; ([\d.]+) s \(', line).group(1))
-             for line in lines]
+  seconds = [
+    float(re.search(r'; ([\d.]+) s \(', line).group(1)) for line in lines
+  ]
   assert all(second > 0 for second in seconds)
 
   scalars = scalar_events(str(tmp_path))
   assert sorted(scalars['validation/miou']) == [2, 4]
   np.testing.assert_allclose(
-      [scalars['validation/miou'][step] for step in (2, 4)], logged,
-      atol=5e-5)
+    [scalars['validation/miou'][step] for step in (2, 4)], logged, atol=5e-5
+  )
   assert sorted(scalars['validation/seconds']) == [2, 4]
   assert any(tag.startswith('validation/class_iou/class_') for tag in scalars)
 
@@ -94,56 +121,67 @@ def test_validation_runs_every_n_steps_and_keeps_the_best(
   assert prefix.endswith('ckpt-%d' % best_step)
   assert tf.train.latest_checkpoint(str(tmp_path)).endswith('ckpt-4')
   network, _, _ = inference.restore_network(
-      best_dir, inference.SEGSORT_MODES + inference.SOFTMAX_MODES)
+    best_dir, inference.SEGSORT_MODES + inference.SOFTMAX_MODES
+  )
   assert network.output_stride == trainer.network.output_stride
 
   # A resumed run compares against the recorded best.
-  resumed = validation.Validator(config, trainer.network, trainer.checkpoint,
-                                 trainer.strategy)
-  assert (resumed.best_step, resumed.best_miou) == (best_step,
-                                                    record['miou'])
+  resumed = validation.Validator(
+    config, trainer.network, trainer.checkpoint, trainer.strategy
+  )
+  assert (resumed.best_step, resumed.best_miou) == (best_step, record['miou'])
 
 
 @pytest.fixture(scope='module')
 def short_run(voc, tmp_path_factory):
   """A SegSort run of 2 steps, validated at step 2: its Trainer."""
-  trainer = trainer_lib.Trainer(make_config(
-      voc, tmp_path_factory.mktemp('short_run'), num_steps=2))
+  trainer = trainer_lib.Trainer(
+    make_config(voc, tmp_path_factory.mktemp('short_run'), num_steps=2)
+  )
   trainer.train()
   return trainer
 
 
-def test_a_changed_evaluation_subset_forgets_the_recorded_best(voc,
-                                                               short_run):
+def test_a_changed_evaluation_subset_forgets_the_recorded_best(voc, short_run):
   config = short_run.config
-  assert validation.Validator(config, short_run.network, short_run.checkpoint,
-                              short_run.strategy).best_step == 2
+  assert (
+    validation.Validator(
+      config, short_run.network, short_run.checkpoint, short_run.strategy
+    ).best_step
+    == 2
+  )
   other = make_config(voc, config.snapshot_dir, num_steps=2, eval_images=1)
-  resumed = validation.Validator(other, short_run.network,
-                                 short_run.checkpoint, short_run.strategy)
+  resumed = validation.Validator(
+    other, short_run.network, short_run.checkpoint, short_run.strategy
+  )
   assert (resumed.best_step, resumed.best_miou) == (None, -np.inf)
 
 
 def test_validation_labels_as_the_inference_engine(voc, short_run):
   config = short_run.config
-  validator = validation.Validator(config, short_run.network,
-                                   short_run.checkpoint, short_run.strategy)
+  validator = validation.Validator(
+    config, short_run.network, short_run.checkpoint, short_run.strategy
+  )
   bank = validator.extract_bank()
   assert bank.features.shape[1] == config.embedding_dim
   assert len(bank.labels) == len(bank.features) > 0
   predictor = inference.SegSortPredictor(
-      short_run.network, bank, window_size=config.input_size,
-      strides=config.input_size,
-      k_in_nearest_neighbors=validation.K_IN_NEAREST_NEIGHBORS,
-      num_classes=config.num_classes, num_clusters=config.num_clusters,
-      kmeans_iterations=config.kmeans_iterations)
+    short_run.network,
+    bank,
+    window_size=config.input_size,
+    strides=config.input_size,
+    k_in_nearest_neighbors=validation.K_IN_NEAREST_NEIGHBORS,
+    num_classes=config.num_classes,
+    num_clusters=config.num_clusters,
+    kmeans_iterations=config.kmeans_iterations,
+  )
   label = validator.segsort_labeller(bank)
   root, lists = voc
-  for example in data.entries_dataset(
-      data.read_data_list(root, lists['val'])):
+  for example in data.entries_dataset(data.read_data_list(root, lists['val'])):
     np.testing.assert_array_equal(
-        label(example['image']),
-        inference.predict_labels(predictor, example['image']))
+      label(example['image']),
+      inference.predict_labels(predictor, example['image']),
+    )
 
 
 def test_subsets_are_spread_over_the_list():
@@ -152,13 +190,18 @@ def test_subsets_are_spread_over_the_list():
   assert validation.spread_subset(list('abc'), 5) == ['a', 'b', 'c']
 
 
-@pytest.mark.parametrize('argv, message', [
+@pytest.mark.parametrize(
+  'argv, message',
+  [
     (['--eval_every', '5'], '--eval_every needs --eval_list'),
-    (['--eval_every', '-1', '--eval_list', 'v.txt'],
-     '--eval_every must be a number >= 0'),
+    (
+      ['--eval_every', '-1', '--eval_list', 'v.txt'],
+      '--eval_every must be a number >= 0',
+    ),
     (['--eval_images', '-2'], '--eval_images must be a number >= 0'),
     (['--eval_prototype_images', 'x'], 'argument --eval_prototype_images'),
-])
+  ],
+)
 def test_bad_validation_flags_exit_with_one_line(capsys, argv, message):
   with pytest.raises(SystemExit):
     config_lib.TrainConfig.from_flags(argv, mode='segsort')
@@ -171,20 +214,37 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
   with open(lists['val']) as stream:
     unlabelled.write_text(stream.readline().split()[0] + '\n')
   missing_image = tmp_path / 'missing_image.txt'
-  missing_image.write_text('VOC2012/JPEGImages/none.jpg '
-                           'VOC2012/segcls/none.png\n')
+  missing_image.write_text(
+    'VOC2012/JPEGImages/none.jpg VOC2012/segcls/none.png\n'
+  )
   cases = [
-      (str(tmp_path / 'absent.txt'),
-       'Cannot read data list %s' % (tmp_path / 'absent.txt')),
-      (str(unlabelled), '%s, line 1: expected 2 or 3 fields' % unlabelled),
-      (str(missing_image), '%s, line 1: missing file' % missing_image),
+    (
+      str(tmp_path / 'absent.txt'),
+      'Cannot read data list %s' % (tmp_path / 'absent.txt'),
+    ),
+    (str(unlabelled), '%s, line 1: expected 2 or 3 fields' % unlabelled),
+    (str(missing_image), '%s, line 1: missing file' % missing_image),
   ]
   for eval_list, message in cases:
     snapshot_dir = tmp_path / os.path.basename(eval_list)
-    argv = ['--backbone', 'mini', '--data_dir', root, '--data_list',
-            lists['train'], '--num_classes', str(NUM_CLASSES), '--input_size',
-            '48,48', '--snapshot_dir', str(snapshot_dir), '--eval_every', '2',
-            '--eval_list', eval_list]
+    argv = [
+      '--backbone',
+      'mini',
+      '--data_dir',
+      root,
+      '--data_list',
+      lists['train'],
+      '--num_classes',
+      str(NUM_CLASSES),
+      '--input_size',
+      '48,48',
+      '--snapshot_dir',
+      str(snapshot_dir),
+      '--eval_every',
+      '2',
+      '--eval_list',
+      eval_list,
+    ]
     with pytest.raises(SystemExit) as raised:
       train_segsort.main(argv)
     assert str(raised.value).startswith('error: --eval_list: ')

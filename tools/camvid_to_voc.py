@@ -29,7 +29,8 @@ import numpy as np
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
@@ -38,8 +39,19 @@ from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 
-CLASS_NAMES = ('sky', 'building', 'pole', 'road', 'pavement', 'tree',
-               'sign/symbol', 'fence', 'car', 'pedestrian', 'bicyclist')
+CLASS_NAMES = (
+  'sky',
+  'building',
+  'pole',
+  'road',
+  'pavement',
+  'tree',
+  'sign/symbol',
+  'fence',
+  'car',
+  'pedestrian',
+  'bicyclist',
+)
 # The release's void class id, written as the ignore label.
 CAMVID_VOID = 11
 IGNORE_LABEL = 255
@@ -76,13 +88,15 @@ def read_split_list(camvid_dir, split):
         continue
       where = '%s, line %d' % (list_path, line_number)
       if len(fields) != 2:
-        raise CamVidError('%s: expected "IMAGE ANNOTATION", got %r'
-                          % (where, line.rstrip('\n')))
+        raise CamVidError(
+          '%s: expected "IMAGE ANNOTATION", got %r' % (where, line.rstrip('\n'))
+        )
       # Only the last two path components are kept: the release's lists
       # hold absolute paths of the authors' machine.
       image, annotation = (
-          os.path.join(camvid_dir, *field.replace('\\', '/').split('/')[-2:])
-          for field in fields)
+        os.path.join(camvid_dir, *field.replace('\\', '/').split('/')[-2:])
+        for field in fields
+      )
       for path in (image, annotation):
         if not os.path.isfile(path):
           raise CamVidError('%s: missing file %r' % (where, path))
@@ -106,8 +120,11 @@ def read_camvid_annotation(path):
   table = np.arange(CAMVID_VOID + 1, dtype=np.uint8)
   table[CAMVID_VOID] = IGNORE_LABEL
   return io_utils.read_label_through_table(
-      path, table, 'CamVid annotations hold 0-%d and %d (void)'
-      % (CAMVID_VOID - 1, CAMVID_VOID))
+    path,
+    table,
+    'CamVid annotations hold 0-%d and %d (void)'
+    % (CAMVID_VOID - 1, CAMVID_VOID),
+  )
 
 
 def _convert(job):
@@ -115,14 +132,17 @@ def _convert(job):
   image = io_utils.read_rgb_image(image_path)
   label = read_camvid_annotation(annotation_path)
   if label.shape != image.shape[:2]:
-    raise CamVidError('%s is %dx%d but its image %s is %dx%d' % (
-        annotation_path, *label.shape, image_path, *image.shape[:2]))
+    raise CamVidError(
+      '%s is %dx%d but its image %s is %dx%d'
+      % (annotation_path, *label.shape, image_path, *image.shape[:2])
+    )
   io_utils.save_png(label_path, label)
   io_utils.save_jpeg(jpeg_path, image, jpeg_quality)
 
 
-def convert(camvid_dir, output_dir, *, jpeg_quality=92, workers=1,
-            overwrite=False):
+def convert(
+  camvid_dir, output_dir, *, jpeg_quality=92, workers=1, overwrite=False
+):
   """Writes the VOC layout of a CamVid release (see the module docstring).
 
   Every list line is checked before anything is written.
@@ -135,11 +155,14 @@ def convert(camvid_dir, output_dir, *, jpeg_quality=92, workers=1,
       a missing file, duplicate ids; a bad annotation stops its job).
   """
   splits = {split: read_split_list(camvid_dir, split) for split in SPLITS}
-  splits = {split: pairs for split, pairs in splits.items()
-            if pairs is not None}
+  splits = {
+    split: pairs for split, pairs in splits.items() if pairs is not None
+  }
   if not splits:
-    raise CamVidError('%s holds none of %s' % (
-        camvid_dir, ', '.join(split + '.txt' for split in SPLITS)))
+    raise CamVidError(
+      '%s holds none of %s'
+      % (camvid_dir, ', '.join(split + '.txt' for split in SPLITS))
+    )
   voc_dir = os.path.join(output_dir, 'VOC2012')
   jobs, lists, sources = [], {}, {}
   for split, pairs in splits.items():
@@ -147,17 +170,28 @@ def convert(camvid_dir, output_dir, *, jpeg_quality=92, workers=1,
     for image, annotation in pairs:
       image_id = os.path.splitext(os.path.basename(image))[0]
       if sources.setdefault(image_id, image) != image:
-        raise CamVidError('image id %s is named twice: %s and %s'
-                          % (image_id, sources[image_id], image))
+        raise CamVidError(
+          'image id %s is named twice: %s and %s'
+          % (image_id, sources[image_id], image)
+        )
       jpeg = 'VOC2012/JPEGImages/%s.jpg' % image_id
       label = 'VOC2012/segcls/%s.png' % image_id
       lines.append('%s %s\n' % (jpeg, label))
-      jobs.append((image, annotation, os.path.join(output_dir, jpeg),
-                   os.path.join(output_dir, label), jpeg_quality))
+      jobs.append(
+        (
+          image,
+          annotation,
+          os.path.join(output_dir, jpeg),
+          os.path.join(output_dir, label),
+          jpeg_quality,
+        )
+      )
     lists[split] = lines
-  todo = [job for job in jobs
-          if overwrite or not (os.path.exists(job[2]) and
-                               os.path.exists(job[3]))]
+  todo = [
+    job
+    for job in jobs
+    if overwrite or not (os.path.exists(job[2]) and os.path.exists(job[3]))
+  ]
   print('%d images, %d to convert into %s' % (len(jobs), len(todo), voc_dir))
   folder_jobs.run_jobs(_convert, todo, workers)
   make_lists.write_lists(lists, output_dir)
@@ -169,26 +203,41 @@ def convert(camvid_dir, output_dir, *, jpeg_quality=92, workers=1,
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--camvid_dir', required=True,
-                      help="SegNet's CamVid folder (train/, trainannot/, "
-                      '..., train.txt, val.txt, test.txt).')
-  parser.add_argument('--output_dir', required=True,
-                      help='DATAROOT of the VOC layout to write.')
-  parser.add_argument('--jpeg_quality', type=flags.integer(1, 95),
-                      default=92, help='JPEG quality of the frames, 1-95.')
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--camvid_dir',
+    required=True,
+    help="SegNet's CamVid folder (train/, trainannot/, "
+    '..., train.txt, val.txt, test.txt).',
+  )
+  parser.add_argument(
+    '--output_dir', required=True, help='DATAROOT of the VOC layout to write.'
+  )
+  parser.add_argument(
+    '--jpeg_quality',
+    type=flags.integer(1, 95),
+    default=92,
+    help='JPEG quality of the frames, 1-95.',
+  )
   folder_jobs.add_job_flags(parser, items='images')
   args = parser.parse_args(argv)
   console.setup_logging()
   try:
-    counts = convert(args.camvid_dir, args.output_dir,
-                     jpeg_quality=args.jpeg_quality, workers=args.workers,
-                     overwrite=args.overwrite)
+    counts = convert(
+      args.camvid_dir,
+      args.output_dir,
+      jpeg_quality=args.jpeg_quality,
+      workers=args.workers,
+      overwrite=args.overwrite,
+    )
   except (CamVidError, errors.ImageFileError) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
-  print('Written %s' % ', '.join('%s.txt (%d images)' % item
-                                 for item in counts.items()))
+  print(
+    'Written %s'
+    % ', '.join('%s.txt (%d images)' % item for item in counts.items())
+  )
   return 0
 
 

@@ -22,7 +22,8 @@ import sys
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
@@ -31,50 +32,79 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 def main(argv=None):
   console.quiet_tensorflow()
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--data_dir', required=True,
-                      help='Directory list paths are relative to.')
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--data_dir', required=True, help='Directory list paths are relative to.'
+  )
   parser.add_argument('--data_list', required=True, help='List file.')
-  parser.add_argument('--num_classes', type=flags.integer(1),
-                      help='Check that labels are below this (or ignore), '
-                      'and warn of classes that no label holds.')
+  parser.add_argument(
+    '--num_classes',
+    type=flags.integer(1),
+    help='Check that labels are below this (or ignore), '
+    'and warn of classes that no label holds.',
+  )
   parser.add_argument('--ignore_label', type=flags.integer(0), default=255)
-  parser.add_argument('--with_oversegmentation', action='store_true',
-                      help='Also check oversegmentations (third column or '
-                      'VOC2012/hed/<id>.png).')
-  parser.add_argument('--allow_unlabeled', action='store_true',
-                      help='Allow one-column lines (test lists).')
-  parser.add_argument('--apply_exif_orientation', action='store_true',
-                      help='Images are read turned as their EXIF orientation '
-                      'asks, as training with this flag reads them; '
-                      'without it, an image with an orientation is a '
-                      'problem.')
-  parser.add_argument('--workers', type=flags.integer(1),
-                      default=os.cpu_count(), help='Decoding threads.')
+  parser.add_argument(
+    '--with_oversegmentation',
+    action='store_true',
+    help='Also check oversegmentations (third column or VOC2012/hed/<id>.png).',
+  )
+  parser.add_argument(
+    '--allow_unlabeled',
+    action='store_true',
+    help='Allow one-column lines (test lists).',
+  )
+  parser.add_argument(
+    '--apply_exif_orientation',
+    action='store_true',
+    help='Images are read turned as their EXIF orientation '
+    'asks, as training with this flag reads them; '
+    'without it, an image with an orientation is a '
+    'problem.',
+  )
+  parser.add_argument(
+    '--workers',
+    type=flags.integer(1),
+    default=os.cpu_count(),
+    help='Decoding threads.',
+  )
   args = parser.parse_args(argv)
-  if (args.num_classes is not None and
-      0 <= args.ignore_label < args.num_classes):
-    parser.error('argument --ignore_label: must not be a class id of [0, '
-                 '--num_classes %d), got %d' % (args.num_classes,
-                                                args.ignore_label))
+  if args.num_classes is not None and 0 <= args.ignore_label < args.num_classes:
+    parser.error(
+      'argument --ignore_label: must not be a class id of [0, '
+      '--num_classes %d), got %d' % (args.num_classes, args.ignore_label)
+    )
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import data  # pylint: disable=g-import-not-at-top
+
   report = data.check_data_list(
-      args.data_dir, args.data_list, num_classes=args.num_classes,
-      ignore_label=args.ignore_label,
-      with_oversegmentation=args.with_oversegmentation,
-      require_labels=not args.allow_unlabeled,
-      apply_exif_orientation=args.apply_exif_orientation,
-      num_workers=args.workers, progress=console.progress)
+    args.data_dir,
+    args.data_list,
+    num_classes=args.num_classes,
+    ignore_label=args.ignore_label,
+    with_oversegmentation=args.with_oversegmentation,
+    require_labels=not args.allow_unlabeled,
+    apply_exif_orientation=args.apply_exif_orientation,
+    num_workers=args.workers,
+    progress=console.progress,
+  )
   for problem in report.problems:
     print(problem)
   for warning in report.warnings:
     print('warning: %s' % warning)
-  print('%s: %d lines, %d problem(s)%s' % (
-      args.data_list, report.num_entries, len(report.problems),
+  print(
+    '%s: %d lines, %d problem(s)%s'
+    % (
+      args.data_list,
+      report.num_entries,
+      len(report.problems),
       ', %d out-of-range label pixels' % report.out_of_range_pixels
-      if report.out_of_range_pixels else ''))
+      if report.out_of_range_pixels
+      else '',
+    )
+  )
   return 0 if report.ok else 1
 
 

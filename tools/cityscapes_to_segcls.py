@@ -40,7 +40,8 @@ import numpy as np
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
@@ -49,13 +50,49 @@ from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 
-CLASS_NAMES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
-               'traffic light', 'traffic sign', 'vegetation', 'terrain',
-               'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
-               'motorcycle', 'bicycle')
+CLASS_NAMES = (
+  'road',
+  'sidewalk',
+  'building',
+  'wall',
+  'fence',
+  'pole',
+  'traffic light',
+  'traffic sign',
+  'vegetation',
+  'terrain',
+  'sky',
+  'person',
+  'rider',
+  'car',
+  'truck',
+  'bus',
+  'train',
+  'motorcycle',
+  'bicycle',
+)
 # The label ids of the 19 training ids, in training-id order.
-TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27,
-                   28, 31, 32, 33)
+TRAIN_LABEL_IDS = (
+  7,
+  8,
+  11,
+  12,
+  13,
+  17,
+  19,
+  20,
+  21,
+  22,
+  23,
+  24,
+  25,
+  26,
+  27,
+  28,
+  31,
+  32,
+  33,
+)
 # labelIds PNGs hold ids 0 ("unlabeled") to 33 ("bicycle"); license plates
 # (id -1) are drawn with their vehicle's id.
 MAX_LABEL_ID = 33
@@ -90,7 +127,7 @@ def _files_by_prefix(folder, suffix):
       continue
     for name in sorted(os.listdir(city_dir)):
       if name.endswith(suffix):
-        files[city + '/' + name[:-len(suffix)]] = os.path.join(city_dir, name)
+        files[city + '/' + name[: -len(suffix)]] = os.path.join(city_dir, name)
   return files
 
 
@@ -116,16 +153,23 @@ def find_pairs(cityscapes_dir, split):
   if split not in LABELED_SPLITS:
     return [(images[key], None) for key in sorted(images)]
   label_dir = os.path.join(cityscapes_dir, 'gtFine', split)
-  labels = (_files_by_prefix(label_dir, LABEL_SUFFIX)
-            if os.path.isdir(label_dir) else {})
+  labels = (
+    _files_by_prefix(label_dir, LABEL_SUFFIX)
+    if os.path.isdir(label_dir)
+    else {}
+  )
   for key in sorted(images):
     if key not in labels:
-      raise CityscapesError('%s has no annotation %s' % (
-          images[key], os.path.join(label_dir, key + LABEL_SUFFIX)))
+      raise CityscapesError(
+        '%s has no annotation %s'
+        % (images[key], os.path.join(label_dir, key + LABEL_SUFFIX))
+      )
   for key in sorted(labels):
     if key not in images:
-      raise CityscapesError('%s has no image %s' % (
-          labels[key], os.path.join(image_dir, key + IMAGE_SUFFIX)))
+      raise CityscapesError(
+        '%s has no image %s'
+        % (labels[key], os.path.join(image_dir, key + IMAGE_SUFFIX))
+      )
   return [(images[key], labels[key]) for key in sorted(images)]
 
 
@@ -143,8 +187,8 @@ def read_train_ids(path):
       cannot be decoded or has colours.
   """
   return io_utils.read_label_through_table(
-      path, label_id_to_train_id(),
-      'Cityscapes labelIds are 0-%d' % MAX_LABEL_ID)
+    path, label_id_to_train_id(), 'Cityscapes labelIds are 0-%d' % MAX_LABEL_ID
+  )
 
 
 def _convert(job):
@@ -174,21 +218,27 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
   splits = {split: find_pairs(cityscapes_dir, split) for split in SPLITS}
   for split, pairs in splits.items():
     if pairs is None:
-      print('note: %s is missing; no %s.txt' % (
-          os.path.join(cityscapes_dir, 'leftImg8bit', split), split))
-  splits = {split: pairs for split, pairs in splits.items()
-            if pairs is not None}
+      print(
+        'note: %s is missing; no %s.txt'
+        % (os.path.join(cityscapes_dir, 'leftImg8bit', split), split)
+      )
+  splits = {
+    split: pairs for split, pairs in splits.items() if pairs is not None
+  }
   if not splits:
-    raise CityscapesError('%s holds none of leftImg8bit/{%s}' % (
-        cityscapes_dir, ','.join(SPLITS)))
+    raise CityscapesError(
+      '%s holds none of leftImg8bit/{%s}' % (cityscapes_dir, ','.join(SPLITS))
+    )
   jobs, lists, sources = [], {}, {}
   for split, pairs in splits.items():
     lines = []
     for image, label in pairs:
       image_id = os.path.splitext(os.path.basename(image))[0]
       if sources.setdefault(image_id, image) != image:
-        raise CityscapesError('image id %s is named twice: %s and %s'
-                              % (image_id, sources[image_id], image))
+        raise CityscapesError(
+          'image id %s is named twice: %s and %s'
+          % (image_id, sources[image_id], image)
+        )
       # Forward slashes, so that the lists work on every system.
       image_field = os.path.relpath(image, output_dir).replace(os.sep, '/')
       if label is None:
@@ -198,38 +248,58 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
       lines.append('%s %s\n' % (image_field, segcls))
       jobs.append((label, os.path.join(output_dir, segcls)))
     lists[split] = lines
-  folder_jobs.run_file_jobs(_convert, jobs, overwrite, workers,
-                            os.path.join(output_dir, 'segcls'),
-                            '%d annotations, %d to convert into %s')
+  folder_jobs.run_file_jobs(
+    _convert,
+    jobs,
+    overwrite,
+    workers,
+    os.path.join(output_dir, 'segcls'),
+    '%d annotations, %d to convert into %s',
+  )
   make_lists.write_lists(lists, output_dir)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:
     with open(path, 'w') as stream:
       stream.writelines(name + '\n' for name in CLASS_NAMES)
-  colormap.save_colormap(os.path.join(output_dir, colormap.COLORMAP_FILE),
-                         colormap.CITYSCAPES_COLORS)
+  colormap.save_colormap(
+    os.path.join(output_dir, colormap.COLORMAP_FILE), colormap.CITYSCAPES_COLORS
+  )
   return {split: len(lines) for split, lines in lists.items()}
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--cityscapes_dir', required=True,
-                      help='The folder holding leftImg8bit/ and gtFine/.')
-  parser.add_argument('--output_dir', default=None,
-                      help='DATAROOT to write segcls/ and the lists into '
-                      '(default: --cityscapes_dir).')
-  folder_jobs.add_job_flags(parser, items='annotations',
-                            workers_help='Parallel processes.')
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--cityscapes_dir',
+    required=True,
+    help='The folder holding leftImg8bit/ and gtFine/.',
+  )
+  parser.add_argument(
+    '--output_dir',
+    default=None,
+    help='DATAROOT to write segcls/ and the lists into '
+    '(default: --cityscapes_dir).',
+  )
+  folder_jobs.add_job_flags(
+    parser, items='annotations', workers_help='Parallel processes.'
+  )
   args = parser.parse_args(argv)
   console.setup_logging()
   try:
-    counts = convert(args.cityscapes_dir, args.output_dir,
-                     workers=args.workers, overwrite=args.overwrite)
+    counts = convert(
+      args.cityscapes_dir,
+      args.output_dir,
+      workers=args.workers,
+      overwrite=args.overwrite,
+    )
   except (CityscapesError, errors.ImageFileError, OSError) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
-  print('Written %s' % ', '.join('%s.txt (%d images)' % item
-                                 for item in counts.items()))
+  print(
+    'Written %s'
+    % ', '.join('%s.txt (%d images)' % item for item in counts.items())
+  )
   return 0
 
 

@@ -23,10 +23,17 @@ def add_job_flags(parser, items='files', workers_help=None):
     items: What the inputs are called in --overwrite's help, e.g. 'images'.
     workers_help: The help text of --workers, if any.
   """
-  parser.add_argument('--workers', type=flags.integer(1),
-                      default=os.cpu_count(), help=workers_help)
-  parser.add_argument('--overwrite', action='store_true',
-                      help='Redo %s whose output exists.' % items)
+  parser.add_argument(
+    '--workers',
+    type=flags.integer(1),
+    default=os.cpu_count(),
+    help=workers_help,
+  )
+  parser.add_argument(
+    '--overwrite',
+    action='store_true',
+    help='Redo %s whose output exists.' % items,
+  )
 
 
 def run_jobs(work, jobs, workers, progress=True):
@@ -47,8 +54,9 @@ def run_jobs(work, jobs, workers, progress=True):
   # starts a line of its own.
   if workers > 1 and len(jobs) > 1:
     with multiprocessing.Pool(workers) as pool:
-      with console.progress(pool.imap(work, jobs), total=len(jobs),
-                            disable=not progress) as results:
+      with console.progress(
+        pool.imap(work, jobs), total=len(jobs), disable=not progress
+      ) as results:
         return list(results)
   with console.progress(jobs, disable=not progress) as bar:
     return [work(job) for job in bar]
@@ -77,6 +85,7 @@ def run_file_jobs(convert, jobs, overwrite, workers, output_dir, summary):
   try:
     run_jobs(convert, todo, workers)
   except ValueError as error:
-    raise SystemExit('error: %s (the outputs written are complete; fix or '
-                     'remove the file, then run again to continue)'
-                     % error) from error
+    raise SystemExit(
+      'error: %s (the outputs written are complete; fix or '
+      'remove the file, then run again to continue)' % error
+    ) from error

@@ -38,7 +38,8 @@ from PIL import Image
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
@@ -49,8 +50,16 @@ from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 from tools import make_oversegmentation  # pylint: disable=g-import-not-at-top
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff',
-                    '.webp')
+IMAGE_EXTENSIONS = (
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.bmp',
+  '.ppm',
+  '.tif',
+  '.tiff',
+  '.webp',
+)
 # Lossless formats only: JPEG compression changes ids at class boundaries.
 MASK_EXTENSIONS = ('.png', '.bmp', '.gif', '.pgm', '.tif', '.tiff')
 IGNORE_LABEL = 255
@@ -81,12 +90,16 @@ def files_by_stem(folder, extensions, flag):
   for name in sorted(os.listdir(folder)):
     stem, extension = os.path.splitext(name)
     path = os.path.join(folder, name)
-    if (name.startswith('.') or extension.lower() not in extensions or
-        not os.path.isfile(path)):
+    if (
+      name.startswith('.')
+      or extension.lower() not in extensions
+      or not os.path.isfile(path)
+    ):
       continue
     if stem in files:
-      raise DatasetError('%s and %s share the id %s; rename one'
-                         % (files[stem], path, stem))
+      raise DatasetError(
+        '%s and %s share the id %s; rename one' % (files[stem], path, stem)
+      )
     files[stem] = path
   return files
 
@@ -110,13 +123,17 @@ def read_mask(path, binary=False):
   if binary:
     unexpected = np.unique(ids[(ids != 0) & (ids != 255)])
     if unexpected.size:
-      raise DatasetError('%s holds values %s; --binary_masks takes masks of '
-                         '0 and 255 only' % (path, unexpected.tolist()[:10]))
+      raise DatasetError(
+        '%s holds values %s; --binary_masks takes masks of '
+        '0 and 255 only' % (path, unexpected.tolist()[:10])
+      )
     return (ids == 255).astype(np.uint8)
   unexpected = np.unique(ids[(ids < 0) | (ids > IGNORE_LABEL)])
   if unexpected.size:
-    raise DatasetError('%s holds ids %s; class ids are 0-254 and %d (ignore)'
-                       % (path, unexpected.tolist()[:10], IGNORE_LABEL))
+    raise DatasetError(
+      '%s holds ids %s; class ids are 0-254 and %d (ignore)'
+      % (path, unexpected.tolist()[:10], IGNORE_LABEL)
+    )
   return ids.astype(np.uint8)
 
 
@@ -127,7 +144,7 @@ def read_palette(path):
       return None
     palette = np.zeros((256, 3), dtype=np.uint8)
     colors = np.asarray(mask.getpalette(), dtype=np.uint8).reshape(-1, 3)
-    palette[:len(colors)] = colors[:256]
+    palette[: len(colors)] = colors[:256]
   return palette
 
 
@@ -144,15 +161,18 @@ def _import_image(job, binary, jpeg_quality, overwrite):
     image = io_utils.read_rgb_image(image_path)
     if ids is not None:
       if ids.shape != image.shape[:2]:
-        raise DatasetError('%s is %dx%d but its image %s is %dx%d' % (
-            mask_path, *ids.shape, image_path, *image.shape[:2]))
+        raise DatasetError(
+          '%s is %dx%d but its image %s is %dx%d'
+          % (mask_path, *ids.shape, image_path, *image.shape[:2])
+        )
       io_utils.save_png(label_path, ids)
     io_utils.save_jpeg(jpeg_path, image, jpeg_quality)
   return None if ids is None else np.bincount(ids.ravel(), minlength=256)
 
 
-def split_ids(labeled_ids, val_fraction=0.1, seed=0, train_ids_file=None,
-              val_ids_file=None):
+def split_ids(
+  labeled_ids, val_fraction=0.1, seed=0, train_ids_file=None, val_ids_file=None
+):
   """Splits the ids of the images with masks into train and val.
 
   Args:
@@ -173,8 +193,10 @@ def split_ids(labeled_ids, val_fraction=0.1, seed=0, train_ids_file=None,
   if train_ids_file is None:
     shuffled = np.random.default_rng(seed).permutation(sorted(labeled_ids))
     num_val = int(round(len(shuffled) * val_fraction))
-    return (sorted(shuffled[num_val:].tolist()),
-            sorted(shuffled[:num_val].tolist()))
+    return (
+      sorted(shuffled[num_val:].tolist()),
+      sorted(shuffled[:num_val].tolist()),
+    )
   splits = []
   for path in (train_ids_file, val_ids_file):
     try:
@@ -183,13 +205,16 @@ def split_ids(labeled_ids, val_fraction=0.1, seed=0, train_ids_file=None,
       raise DatasetError(str(error)) from error
     for image_id in ids:
       if image_id not in labeled_ids:
-        raise DatasetError('%s names %s, which has no image with a mask'
-                           % (path, image_id))
+        raise DatasetError(
+          '%s names %s, which has no image with a mask' % (path, image_id)
+        )
     splits.append(sorted(set(ids)))
   both = sorted(set(splits[0]) & set(splits[1]))
   if both:
-    raise DatasetError('%s and %s both name %s' % (
-        train_ids_file, val_ids_file, ', '.join(both[:5])))
+    raise DatasetError(
+      '%s and %s both name %s'
+      % (train_ids_file, val_ids_file, ', '.join(both[:5]))
+    )
   return splits[0], splits[1]
 
 
@@ -203,34 +228,64 @@ def format_class_report(pixel_counts, image_counts):
   Returns:
     The report's lines, joined, ending in a newline.
   """
-  classes = [index for index in np.flatnonzero(pixel_counts)
-             if index != IGNORE_LABEL]
+  classes = [
+    index for index in np.flatnonzero(pixel_counts) if index != IGNORE_LABEL
+  ]
   labeled = max(int(pixel_counts[classes].sum()), 1)
   lines = ['%5s %14s %9s %7s' % ('class', 'pixels', 'share', 'masks')]
   for index in classes:
-    lines.append('%5d %14d %8.2f%% %7d' % (
-        index, pixel_counts[index], 100.0 * pixel_counts[index] / labeled,
-        image_counts[index]))
-  lines.append('%5s %14d %9s %7d' % ('255', pixel_counts[IGNORE_LABEL],
-                                     '(ignore)', image_counts[IGNORE_LABEL]))
+    lines.append(
+      '%5d %14d %8.2f%% %7d'
+      % (
+        index,
+        pixel_counts[index],
+        100.0 * pixel_counts[index] / labeled,
+        image_counts[index],
+      )
+    )
+  lines.append(
+    '%5s %14d %9s %7d'
+    % (
+      '255',
+      pixel_counts[IGNORE_LABEL],
+      '(ignore)',
+      image_counts[IGNORE_LABEL],
+    )
+  )
   if classes:
     num_classes = int(classes[-1]) + 1
-    lines.append('Train with --num_classes %d (class ids 0-%d).'
-                 % (num_classes, num_classes - 1))
+    lines.append(
+      'Train with --num_classes %d (class ids 0-%d).'
+      % (num_classes, num_classes - 1)
+    )
     missing = sorted(set(range(num_classes)) - set(classes))
     if missing:
-      lines.append('note: ids %s have no pixels; renumber the classes or '
-                   'expect them never to be predicted.' % missing[:20])
+      lines.append(
+        'note: ids %s have no pixels; renumber the classes or '
+        'expect them never to be predicted.' % missing[:20]
+      )
   if classes == [0] and pixel_counts[IGNORE_LABEL]:
-    lines.append('note: the masks hold only 0 and 255 (ignore); pass '
-                 '--binary_masks if 255 marks the objects.')
+    lines.append(
+      'note: the masks hold only 0 and 255 (ignore); pass '
+      '--binary_masks if 255 marks the objects.'
+    )
   return '\n'.join(lines) + '\n'
 
 
-def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
-                   val_fraction=0.1, seed=0, train_ids_file=None,
-                   val_ids_file=None, jpeg_quality=92, workers=1,
-                   overwrite=False):
+def import_dataset(
+  image_dir,
+  mask_dir,
+  output_dir,
+  *,
+  binary_masks=False,
+  val_fraction=0.1,
+  seed=0,
+  train_ids_file=None,
+  val_ids_file=None,
+  jpeg_quality=92,
+  workers=1,
+  overwrite=False,
+):
   """Writes the VOC layout of images and masks (see the module docstring).
 
   Args:
@@ -262,13 +317,18 @@ def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
   masks = files_by_stem(mask_dir, MASK_EXTENSIONS, '--mask_dir')
   for stem in sorted(masks):
     if stem not in images:
-      raise DatasetError('mask %s has no image %s.* in --image_dir'
-                         % (masks[stem], os.path.join(image_dir, stem)))
+      raise DatasetError(
+        'mask %s has no image %s.* in --image_dir'
+        % (masks[stem], os.path.join(image_dir, stem))
+      )
   if not images:
-    raise DatasetError('--image_dir %s holds no images (%s)'
-                       % (image_dir, ' '.join(IMAGE_EXTENSIONS)))
-  train_ids, val_ids = split_ids(set(masks), val_fraction, seed,
-                                 train_ids_file, val_ids_file)
+    raise DatasetError(
+      '--image_dir %s holds no images (%s)'
+      % (image_dir, ' '.join(IMAGE_EXTENSIONS))
+    )
+  train_ids, val_ids = split_ids(
+    set(masks), val_fraction, seed, train_ids_file, val_ids_file
+  )
   unlabeled_ids = sorted(set(images) - set(masks))
 
   def jpeg(image_id):
@@ -277,23 +337,47 @@ def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
   def segcls(image_id):
     return 'VOC2012/segcls/%s.png' % image_id
 
-  jobs = [(images[stem], masks.get(stem),
-           os.path.join(output_dir, jpeg(stem)),
-           os.path.join(output_dir, segcls(stem)))
-          for stem in sorted(images)]
-  print('%d images, %d with masks (%d train, %d val), %d without, into %s'
-        % (len(images), len(masks), len(train_ids), len(val_ids),
-           len(unlabeled_ids), output_dir))
+  jobs = [
+    (
+      images[stem],
+      masks.get(stem),
+      os.path.join(output_dir, jpeg(stem)),
+      os.path.join(output_dir, segcls(stem)),
+    )
+    for stem in sorted(images)
+  ]
+  print(
+    '%d images, %d with masks (%d train, %d val), %d without, into %s'
+    % (
+      len(images),
+      len(masks),
+      len(train_ids),
+      len(val_ids),
+      len(unlabeled_ids),
+      output_dir,
+    )
+  )
   counts = folder_jobs.run_jobs(
-      functools.partial(_import_image, binary=binary_masks,
-                        jpeg_quality=jpeg_quality, overwrite=overwrite),
-      jobs, workers)
+    functools.partial(
+      _import_image,
+      binary=binary_masks,
+      jpeg_quality=jpeg_quality,
+      overwrite=overwrite,
+    ),
+    jobs,
+    workers,
+  )
   masked_counts = [count for count in counts if count is not None]
-  pixel_counts = np.sum(masked_counts, axis=0) if masked_counts else (
-      np.zeros(256, np.int64))
-  image_counts = np.sum([count > 0 for count in masked_counts], axis=0,
-                        dtype=np.int64) if masked_counts else (
-                            np.zeros(256, np.int64))
+  pixel_counts = (
+    np.sum(masked_counts, axis=0)
+    if masked_counts
+    else (np.zeros(256, np.int64))
+  )
+  image_counts = (
+    np.sum([count > 0 for count in masked_counts], axis=0, dtype=np.int64)
+    if masked_counts
+    else (np.zeros(256, np.int64))
+  )
 
   lists = {}
   for name, ids in (('train', train_ids), ('val', val_ids)):
@@ -301,8 +385,9 @@ def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
       lists[name] = ['%s %s\n' % (jpeg(stem), segcls(stem)) for stem in ids]
   if unlabeled_ids:
     lists['unlabeled'] = [jpeg(stem) + '\n' for stem in unlabeled_ids]
-    lists['train+unlabeled'] = [jpeg(stem) + '\n'
-                                for stem in train_ids + unlabeled_ids]
+    lists['train+unlabeled'] = [
+      jpeg(stem) + '\n' for stem in train_ids + unlabeled_ids
+    ]
   make_lists.write_lists(lists, output_dir)
   # All 256 colours of the first mask's palette, so that any --num_classes
   # finds its colours (binary masks' indices are not their classes).
@@ -310,71 +395,112 @@ def import_dataset(image_dir, mask_dir, output_dir, *, binary_masks=False,
   if masks and not binary_masks:
     palette = read_palette(masks[min(masks)])
   if palette is not None:
-    colormap.save_colormap(os.path.join(output_dir, colormap.COLORMAP_FILE),
-                           palette)
-  return dict(lists, pixel_counts=pixel_counts, image_counts=image_counts,
-              palette=palette)
+    colormap.save_colormap(
+      os.path.join(output_dir, colormap.COLORMAP_FILE), palette
+    )
+  return dict(
+    lists, pixel_counts=pixel_counts, image_counts=image_counts, palette=palette
+  )
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--image_dir', required=True,
-                      help='Folder of images (%s).'
-                      % ' '.join(IMAGE_EXTENSIONS))
-  parser.add_argument('--mask_dir', required=True,
-                      help='Folder of masks named as their images (%s); '
-                      'images without one go to unlabeled.txt.'
-                      % ' '.join(MASK_EXTENSIONS))
-  parser.add_argument('--output_dir', required=True,
-                      help='DATAROOT of the VOC layout to write.')
-  parser.add_argument('--binary_masks', action='store_true',
-                      help='Masks hold 0 (background) and 255 (object), '
-                      'imported as classes 0 and 1.')
-  parser.add_argument('--val_fraction', type=flags.real(0, 1), default=0.1,
-                      help='Fraction of the images with masks drawn at '
-                      'random for val.txt.')
-  parser.add_argument('--seed', type=flags.integer(0), default=0,
-                      help='Seed of the random split.')
-  parser.add_argument('--train_ids', default=None,
-                      help='File of train image ids, one per line; with '
-                      '--val_ids it replaces the random split.')
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--image_dir',
+    required=True,
+    help='Folder of images (%s).' % ' '.join(IMAGE_EXTENSIONS),
+  )
+  parser.add_argument(
+    '--mask_dir',
+    required=True,
+    help='Folder of masks named as their images (%s); '
+    'images without one go to unlabeled.txt.' % ' '.join(MASK_EXTENSIONS),
+  )
+  parser.add_argument(
+    '--output_dir', required=True, help='DATAROOT of the VOC layout to write.'
+  )
+  parser.add_argument(
+    '--binary_masks',
+    action='store_true',
+    help='Masks hold 0 (background) and 255 (object), '
+    'imported as classes 0 and 1.',
+  )
+  parser.add_argument(
+    '--val_fraction',
+    type=flags.real(0, 1),
+    default=0.1,
+    help='Fraction of the images with masks drawn at random for val.txt.',
+  )
+  parser.add_argument(
+    '--seed', type=flags.integer(0), default=0, help='Seed of the random split.'
+  )
+  parser.add_argument(
+    '--train_ids',
+    default=None,
+    help='File of train image ids, one per line; with '
+    '--val_ids it replaces the random split.',
+  )
   parser.add_argument('--val_ids', default=None, help='File of val image ids.')
-  parser.add_argument('--oversegment', action='store_true',
-                      help='Also write VOC2012/hed/ oversegmentations '
-                      '(tools/make_oversegmentation.py) for unsupervised '
-                      'SegSort.')
-  parser.add_argument('--jpeg_quality', type=flags.integer(1, 95),
-                      default=92, help='JPEG quality of the images, 1-95.')
-  folder_jobs.add_job_flags(parser, items='images',
-                            workers_help='Parallel processes.')
+  parser.add_argument(
+    '--oversegment',
+    action='store_true',
+    help='Also write VOC2012/hed/ oversegmentations '
+    '(tools/make_oversegmentation.py) for unsupervised '
+    'SegSort.',
+  )
+  parser.add_argument(
+    '--jpeg_quality',
+    type=flags.integer(1, 95),
+    default=92,
+    help='JPEG quality of the images, 1-95.',
+  )
+  folder_jobs.add_job_flags(
+    parser, items='images', workers_help='Parallel processes.'
+  )
   args = parser.parse_args(argv)
   console.setup_logging()
   if (args.train_ids is None) != (args.val_ids is None):
     parser.error('argument --train_ids: --train_ids and --val_ids go together')
   try:
     result = import_dataset(
-        args.image_dir, args.mask_dir, args.output_dir,
-        binary_masks=args.binary_masks, val_fraction=args.val_fraction,
-        seed=args.seed, train_ids_file=args.train_ids,
-        val_ids_file=args.val_ids, jpeg_quality=args.jpeg_quality,
-        workers=args.workers, overwrite=args.overwrite)
+      args.image_dir,
+      args.mask_dir,
+      args.output_dir,
+      binary_masks=args.binary_masks,
+      val_fraction=args.val_fraction,
+      seed=args.seed,
+      train_ids_file=args.train_ids,
+      val_ids_file=args.val_ids,
+      jpeg_quality=args.jpeg_quality,
+      workers=args.workers,
+      overwrite=args.overwrite,
+    )
   except (DatasetError, errors.ImageFileError, OSError) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
-  print(format_class_report(result['pixel_counts'], result['image_counts']),
-        end='')
-  print('Written %s' % ', '.join(
+  print(
+    format_class_report(result['pixel_counts'], result['image_counts']), end=''
+  )
+  print(
+    'Written %s'
+    % ', '.join(
       '%s.txt (%d images)' % (name, len(result[name]))
       for name in ('train', 'val', 'unlabeled', 'train+unlabeled')
-      if name in result))
+      if name in result
+    )
+  )
   if result['palette'] is not None:
-    print('The masks\' palette is %s; inference colours with it.'
-          % os.path.join(args.output_dir, colormap.COLORMAP_FILE))
+    print(
+      'The masks\' palette is %s; inference colours with it.'
+      % os.path.join(args.output_dir, colormap.COLORMAP_FILE)
+    )
   if args.oversegment:
     return make_oversegmentation.main(
-        ['--data_dir', args.output_dir, '--workers', str(args.workers)] +
-        (['--overwrite'] if args.overwrite else []))
+      ['--data_dir', args.output_dir, '--workers', str(args.workers)]
+      + (['--overwrite'] if args.overwrite else [])
+    )
   return 0
 
 

@@ -29,36 +29,45 @@ import sys
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 
 VOC_SPLIT_DIR = os.path.join('VOC2012', 'ImageSets', 'Segmentation')
-VOC_TEST_SPLIT = os.path.join('VOC2012-test', 'ImageSets', 'Segmentation',
-                              'test.txt')
+VOC_TEST_SPLIT = os.path.join(
+  'VOC2012-test', 'ImageSets', 'Segmentation', 'test.txt'
+)
 SBD_SPLIT_DIR = os.path.join('sbd', 'dataset')
 
 
 def read_split(path):
   """Reads image ids, one per line (blank lines and extra columns ignored)."""
-  return [fields[0] for fields in map(io_utils.split_fields,
-                                      io_utils.read_list_lines(path))
-          if fields]
+  return [
+    fields[0]
+    for fields in map(io_utils.split_fields, io_utils.read_list_lines(path))
+    if fields
+  ]
 
 
 def _voc_line(image_id):
-  return 'VOC2012/JPEGImages/%s.jpg VOC2012/segcls/%s.png\n' % (image_id,
-                                                                image_id)
+  return 'VOC2012/JPEGImages/%s.jpg VOC2012/segcls/%s.png\n' % (
+    image_id,
+    image_id,
+  )
 
 
 def _sbd_line(image_id):
-  return 'VOC2012/JPEGImages/%s.jpg sbd/dataset/clsimg/%s.png\n' % (image_id,
-                                                                    image_id)
+  return 'VOC2012/JPEGImages/%s.jpg sbd/dataset/clsimg/%s.png\n' % (
+    image_id,
+    image_id,
+  )
 
 
-def build_lists(voc_train, voc_val, voc_test=None, sbd_train=None,
-                sbd_val=None):
+def build_lists(
+  voc_train, voc_val, voc_test=None, sbd_train=None, sbd_val=None
+):
   """Builds the list files' lines from split ids.
 
   Args:
@@ -72,13 +81,14 @@ def build_lists(voc_train, voc_val, voc_test=None, sbd_train=None,
     A dict from list name to its lines (each ending in a newline).
   """
   lists = {
-      'train': [_voc_line(image_id) for image_id in voc_train],
-      'val': [_voc_line(image_id) for image_id in voc_val],
+    'train': [_voc_line(image_id) for image_id in voc_train],
+    'val': [_voc_line(image_id) for image_id in voc_val],
   }
   lists['trainval'] = lists['train'] + lists['val']
   if voc_test is not None:
-    lists['test'] = ['VOC2012-test/JPEGImages/%s.jpg\n' % image_id
-                     for image_id in voc_test]
+    lists['test'] = [
+      'VOC2012-test/JPEGImages/%s.jpg\n' % image_id for image_id in voc_test
+    ]
   if sbd_train is not None or sbd_val is not None:
     taken = set(voc_train) | set(voc_val)
     train_plus = list(lists['train'])
@@ -128,20 +138,23 @@ def make_lists(data_dir, output_dir):
     return read_split(path) if os.path.exists(path) else None
 
   lists = build_lists(
-      read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'train.txt')),
-      read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'val.txt')),
-      optional_split(VOC_TEST_SPLIT),
-      optional_split(os.path.join(SBD_SPLIT_DIR, 'train.txt')),
-      optional_split(os.path.join(SBD_SPLIT_DIR, 'val.txt')))
+    read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'train.txt')),
+    read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'val.txt')),
+    optional_split(VOC_TEST_SPLIT),
+    optional_split(os.path.join(SBD_SPLIT_DIR, 'train.txt')),
+    optional_split(os.path.join(SBD_SPLIT_DIR, 'val.txt')),
+  )
   return write_lists(lists, output_dir)
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument('--data_dir', required=True, help='DATAROOT.')
-  parser.add_argument('--output_dir', required=True,
-                      help='Folder to write the list files into.')
+  parser.add_argument(
+    '--output_dir', required=True, help='Folder to write the list files into.'
+  )
   args = parser.parse_args(argv)
   try:
     paths = make_lists(args.data_dir, args.output_dir)

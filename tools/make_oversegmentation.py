@@ -38,7 +38,8 @@ from scipy.sparse import csgraph
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
@@ -84,9 +85,10 @@ def gradient_contours(image, scales=DEFAULT_SCALES):
 def _structured_edge_detector(model_path):
   if not hasattr(cv2, 'ximgproc'):
     raise RuntimeError(
-        'A structured edge model (--sed_model) needs cv2.ximgproc, which is '
-        'in opencv-contrib-python(-headless), not in the installed OpenCV %s.'
-        % cv2.__version__)
+      'A structured edge model (--sed_model) needs cv2.ximgproc, which is '
+      'in opencv-contrib-python(-headless), not in the installed OpenCV %s.'
+      % cv2.__version__
+    )
   return cv2.ximgproc.createStructuredEdgeDetection(model_path)
 
 
@@ -125,8 +127,10 @@ def regional_minima(elevation):
   height, width = elevation.shape
   neighbourhood = np.ones((3, 3), bool)
   # Pixels without a lower neighbour; 8-connected ones have equal values.
-  flat = ndimage.grey_erosion(elevation, footprint=neighbourhood,
-                              mode='nearest') == elevation
+  flat = (
+    ndimage.grey_erosion(elevation, footprint=neighbourhood, mode='nearest')
+    == elevation
+  )
   plateaus, num_plateaus = ndimage.label(flat, structure=neighbourhood)
   # A plateau drains, and is no minimum, where an equal neighbour outside
   # it has a lower neighbour.
@@ -136,10 +140,13 @@ def regional_minima(elevation):
   for offset_y, offset_x in zip(*np.nonzero(neighbourhood)):
     if offset_y == 1 and offset_x == 1:
       continue
-    window = (slice(offset_y, offset_y + height),
-              slice(offset_x, offset_x + width))
-    equal_outside = (~padded_flat[window] &
-                     (padded_elevation[window] == elevation))
+    window = (
+      slice(offset_y, offset_y + height),
+      slice(offset_x, offset_x + width),
+    )
+    equal_outside = ~padded_flat[window] & (
+      padded_elevation[window] == elevation
+    )
     draining[plateaus[flat & equal_outside]] = True
   draining[0] = True
   kept = np.flatnonzero(~draining)
@@ -170,7 +177,8 @@ def watershed_regions(contours):
   # orders edges, so that flat stretches split along their middle rather
   # than by the order of tied edges.
   minima, num_regions = regional_minima(
-      np.round(contours * 255).astype(np.uint8))
+    np.round(contours * 255).astype(np.uint8)
+  )
   height, width = contours.shape
   num_pixels = height * width
   pixel = np.arange(num_pixels).reshape(height, width)
@@ -178,22 +186,34 @@ def watershed_regions(contours):
   seeds = np.flatnonzero(minima)
   # Sparse graphs drop zero weights: pixel edges weigh level + 1, the root's
   # edges to the minima less than any of them.
-  heads = np.concatenate([pixel[:, :-1].ravel(), pixel[:-1, :].ravel(),
-                          np.full(len(seeds), num_pixels)])
+  heads = np.concatenate(
+    [
+      pixel[:, :-1].ravel(),
+      pixel[:-1, :].ravel(),
+      np.full(len(seeds), num_pixels),
+    ]
+  )
   tails = np.concatenate([pixel[:, 1:].ravel(), pixel[1:, :].ravel(), seeds])
-  weights = np.concatenate([
+  weights = np.concatenate(
+    [
       np.maximum(level[:, :-1], level[:, 1:]).ravel() + 1,
       np.maximum(level[:-1, :], level[1:, :]).ravel() + 1,
-      np.full(len(seeds), 0.5)])
-  graph = sparse.csr_matrix((weights, (heads, tails)),
-                            shape=(num_pixels + 1, num_pixels + 1))
+      np.full(len(seeds), 0.5),
+    ]
+  )
+  graph = sparse.csr_matrix(
+    (weights, (heads, tails)), shape=(num_pixels + 1, num_pixels + 1)
+  )
   tree = csgraph.minimum_spanning_tree(graph).tocoo()
   # Without the root, the tree falls apart into one tree per minimum pixel.
   pixel_edges = (tree.row < num_pixels) & (tree.col < num_pixels)
   forest = sparse.csr_matrix(
-      (np.ones(pixel_edges.sum()), (tree.row[pixel_edges],
-                                    tree.col[pixel_edges])),
-      shape=(num_pixels, num_pixels))
+    (
+      np.ones(pixel_edges.sum()),
+      (tree.row[pixel_edges], tree.col[pixel_edges]),
+    ),
+    shape=(num_pixels, num_pixels),
+  )
   _, trees = csgraph.connected_components(forest, directed=False)
   minimum_of_tree = np.zeros(trees.max() + 1, np.int32)
   minimum_of_tree[trees[seeds]] = minima.ravel()[seeds]
@@ -224,9 +244,12 @@ def region_boundaries(regions, contours):
     crossing = head != tail
     firsts.append(head[crossing])
     seconds.append(tail[crossing])
-    strengths.append(np.maximum(
+    strengths.append(
+      np.maximum(
         np.take(contours, np.arange(size - 1), axis=axis)[crossing],
-        np.take(contours, np.arange(1, size), axis=axis)[crossing]))
+        np.take(contours, np.arange(1, size), axis=axis)[crossing],
+      )
+    )
   first = np.concatenate(firsts).astype(np.int64)
   second = np.concatenate(seconds).astype(np.int64)
   strength = np.concatenate(strengths).astype(np.float64)
@@ -234,8 +257,9 @@ def region_boundaries(regions, contours):
   keys = np.minimum(first, second) * num_regions + np.maximum(first, second)
   unique_keys, pair_index = np.unique(keys, return_inverse=True)
   pairs = np.stack([unique_keys // num_regions, unique_keys % num_regions], 1)
-  strength_sums = np.bincount(pair_index, weights=strength,
-                              minlength=len(unique_keys))
+  strength_sums = np.bincount(
+    pair_index, weights=strength, minlength=len(unique_keys)
+  )
   lengths = np.bincount(pair_index, minlength=len(unique_keys))
   return pairs, strength_sums, lengths
 
@@ -249,7 +273,8 @@ class _RegionGraph:
     self.neighbours = {region: {} for region in range(num_regions)}
     self.heap = []
     for (first, second), strength_sum, length in zip(
-        pairs.tolist(), strength_sums.tolist(), lengths.tolist()):
+      pairs.tolist(), strength_sums.tolist(), lengths.tolist()
+    ):
       self.neighbours[first][second] = [strength_sum, length]
       self.neighbours[second][first] = self.neighbours[first][second]
       heapq.heappush(self.heap, (strength_sum / length, first, second))
@@ -264,8 +289,10 @@ class _RegionGraph:
       strength, first, second = heapq.heappop(self.heap)
       # Entries of merged-away regions or of boundaries that grew since are
       # stale.
-      if (second in self.neighbours.get(first, ()) and
-          self.boundary(first, second) == strength):
+      if (
+        second in self.neighbours.get(first, ())
+        and self.boundary(first, second) == strength
+      ):
         return strength, first, second
     return None
 
@@ -285,8 +312,14 @@ class _RegionGraph:
       else:
         kept[neighbour] = boundary
         self.neighbours[neighbour][first] = boundary
-      heapq.heappush(self.heap, (self.boundary(first, neighbour),
-                                 min(first, neighbour), max(first, neighbour)))
+      heapq.heappush(
+        self.heap,
+        (
+          self.boundary(first, neighbour),
+          min(first, neighbour),
+          max(first, neighbour),
+        ),
+      )
     self.sizes[first] += self.sizes.pop(second)
     self.parent[second] = first
     return first
@@ -301,8 +334,14 @@ class _RegionGraph:
       roots = next_roots
 
 
-def merge_hierarchy(regions, num_regions, contours, threshold=DEFAULT_THRESHOLD,
-                    num_segments=None, min_size=DEFAULT_MIN_SIZE):
+def merge_hierarchy(
+  regions,
+  num_regions,
+  contours,
+  threshold=DEFAULT_THRESHOLD,
+  num_segments=None,
+  min_size=DEFAULT_MIN_SIZE,
+):
   """Merges regions by boundary strength and cuts the hierarchy.
 
   Args:
@@ -321,8 +360,9 @@ def merge_hierarchy(regions, num_regions, contours, threshold=DEFAULT_THRESHOLD,
     of (height, first, second) merges in order, heights non-decreasing.
   """
   sizes = np.bincount(regions.ravel(), minlength=num_regions)
-  graph = _RegionGraph(num_regions, sizes,
-                       *region_boundaries(regions, contours))
+  graph = _RegionGraph(
+    num_regions, sizes, *region_boundaries(regions, contours)
+  )
   merges, height, remaining = [], 0.0, num_regions
   while num_segments is None or remaining > num_segments:
     weakest = graph.pop_weakest()
@@ -335,15 +375,17 @@ def merge_hierarchy(regions, num_regions, contours, threshold=DEFAULT_THRESHOLD,
     merges.append((height, first, second))
     graph.merge(first, second)
     remaining -= 1
-  small = [(size, region) for region, size in graph.sizes.items()
-           if size < min_size]
+  small = [
+    (size, region) for region, size in graph.sizes.items() if size < min_size
+  ]
   heapq.heapify(small)
   while small:
     size, region = heapq.heappop(small)
     if graph.sizes.get(region) != size or not graph.neighbours[region]:
       continue
-    neighbour = min(graph.neighbours[region],
-                    key=lambda other: graph.boundary(region, other))
+    neighbour = min(
+      graph.neighbours[region], key=lambda other: graph.boundary(region, other)
+    )
     height = max(height, graph.boundary(region, neighbour))
     merges.append((height, region, neighbour))
     kept = graph.merge(region, neighbour)
@@ -362,15 +404,21 @@ def number_by_first_appearance(segments):
     An int32 array `[H, W]`.
   """
   _, first_index, inverse = np.unique(
-      segments.ravel(), return_index=True, return_inverse=True)
+    segments.ravel(), return_index=True, return_inverse=True
+  )
   rank = np.empty(len(first_index), np.int32)
   rank[np.argsort(first_index)] = np.arange(len(first_index), dtype=np.int32)
   return rank[inverse].reshape(segments.shape)
 
 
-def oversegment(image, threshold=DEFAULT_THRESHOLD, num_segments=None,
-                min_size=DEFAULT_MIN_SIZE, scales=DEFAULT_SCALES,
-                sed_model=None):
+def oversegment(
+  image,
+  threshold=DEFAULT_THRESHOLD,
+  num_segments=None,
+  min_size=DEFAULT_MIN_SIZE,
+  scales=DEFAULT_SCALES,
+  sed_model=None,
+):
   """Oversegments an image by a contour-based region hierarchy.
 
   Args:
@@ -395,9 +443,14 @@ def oversegment(image, threshold=DEFAULT_THRESHOLD, num_segments=None,
   else:
     contours = gradient_contours(image, scales)
   regions, num_regions = watershed_regions(contours)
-  segments, _ = merge_hierarchy(regions, num_regions, contours,
-                                threshold=threshold, num_segments=num_segments,
-                                min_size=min_size)
+  segments, _ = merge_hierarchy(
+    regions,
+    num_regions,
+    contours,
+    threshold=threshold,
+    num_segments=num_segments,
+    min_size=min_size,
+  )
   return number_by_first_appearance(segments)
 
 
@@ -410,63 +463,105 @@ def save_segments(path, segments):
 
 def _oversegment_file(paths, options, apply_exif_orientation=False):
   image_path, output_path = paths
-  save_segments(output_path, oversegment(
-      io_utils.read_rgb_image(image_path, apply_exif_orientation), **options))
+  save_segments(
+    output_path,
+    oversegment(
+      io_utils.read_rgb_image(image_path, apply_exif_orientation), **options
+    ),
+  )
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--data_dir', default='.',
-                      help='DATAROOT; image and output folders default to '
-                      'DATAROOT/VOC2012/JPEGImages and DATAROOT/VOC2012/hed.')
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--data_dir',
+    default='.',
+    help='DATAROOT; image and output folders default to '
+    'DATAROOT/VOC2012/JPEGImages and DATAROOT/VOC2012/hed.',
+  )
   parser.add_argument('--image_dir', help='Folder of input images.')
   parser.add_argument('--output_dir', help='Folder of output PNGs.')
-  parser.add_argument('--data_list',
-                      help='Only oversegment the images of this list file.')
-  parser.add_argument('--threshold', type=flags.real(0, 1),
-                      default=DEFAULT_THRESHOLD,
-                      help='Merge boundaries weaker than this (0..1).')
-  parser.add_argument('--num_segments', type=flags.integer(1),
-                      help='Merge until this many segments remain instead.')
-  parser.add_argument('--min_size', type=flags.integer(1),
-                      default=DEFAULT_MIN_SIZE,
-                      help='Smallest segment in pixels.')
-  parser.add_argument('--apply_exif_orientation', action='store_true',
-                      help='Turn images as their EXIF orientation asks (as '
-                      'training with this flag reads them).')
-  parser.add_argument('--sed_model',
-                      help='OpenCV structured edge model (model.yml.gz); '
-                      'needs opencv-contrib-python.')
-  folder_jobs.add_job_flags(parser, items='images',
-                            workers_help='Parallel processes.')
+  parser.add_argument(
+    '--data_list', help='Only oversegment the images of this list file.'
+  )
+  parser.add_argument(
+    '--threshold',
+    type=flags.real(0, 1),
+    default=DEFAULT_THRESHOLD,
+    help='Merge boundaries weaker than this (0..1).',
+  )
+  parser.add_argument(
+    '--num_segments',
+    type=flags.integer(1),
+    help='Merge until this many segments remain instead.',
+  )
+  parser.add_argument(
+    '--min_size',
+    type=flags.integer(1),
+    default=DEFAULT_MIN_SIZE,
+    help='Smallest segment in pixels.',
+  )
+  parser.add_argument(
+    '--apply_exif_orientation',
+    action='store_true',
+    help='Turn images as their EXIF orientation asks (as '
+    'training with this flag reads them).',
+  )
+  parser.add_argument(
+    '--sed_model',
+    help='OpenCV structured edge model (model.yml.gz); '
+    'needs opencv-contrib-python.',
+  )
+  folder_jobs.add_job_flags(
+    parser, items='images', workers_help='Parallel processes.'
+  )
   args = parser.parse_args(argv)
   console.setup_logging()
 
-  image_dir = args.image_dir or os.path.join(args.data_dir, 'VOC2012',
-                                             'JPEGImages')
+  image_dir = args.image_dir or os.path.join(
+    args.data_dir, 'VOC2012', 'JPEGImages'
+  )
   output_dir = args.output_dir or os.path.join(args.data_dir, 'VOC2012', 'hed')
   if args.sed_model:
     _structured_edge_detector(args.sed_model)  # Fails early without contrib.
-  names = sorted(name for name in os.listdir(image_dir)
-                 if name.lower().endswith(IMAGE_EXTENSIONS))
+  names = sorted(
+    name
+    for name in os.listdir(image_dir)
+    if name.lower().endswith(IMAGE_EXTENSIONS)
+  )
   if args.data_list:
     try:
       wanted = set(metrics.list_image_ids(args.data_list))
     except ValueError as error:
       raise SystemExit('error: %s' % error) from error
     names = [name for name in names if os.path.splitext(name)[0] in wanted]
-  jobs = [(os.path.join(image_dir, name),
-           os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))
-          for name in names]
-  options = dict(threshold=args.threshold, num_segments=args.num_segments,
-                 min_size=args.min_size, sed_model=args.sed_model)
+  jobs = [
+    (
+      os.path.join(image_dir, name),
+      os.path.join(output_dir, os.path.splitext(name)[0] + '.png'),
+    )
+    for name in names
+  ]
+  options = dict(
+    threshold=args.threshold,
+    num_segments=args.num_segments,
+    min_size=args.min_size,
+    sed_model=args.sed_model,
+  )
   folder_jobs.run_file_jobs(
-      functools.partial(_oversegment_file, options=options,
-                        apply_exif_orientation=args.apply_exif_orientation),
-      jobs,
-      args.overwrite, args.workers, output_dir,
-      '%d images, %d to oversegment into %s')
+    functools.partial(
+      _oversegment_file,
+      options=options,
+      apply_exif_orientation=args.apply_exif_orientation,
+    ),
+    jobs,
+    args.overwrite,
+    args.workers,
+    output_dir,
+    '%d images, %d to oversegment into %s',
+  )
   return 0
 
 

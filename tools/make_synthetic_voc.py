@@ -39,7 +39,8 @@ import numpy as np
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
@@ -48,10 +49,24 @@ from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 from tools import make_oversegmentation  # pylint: disable=g-import-not-at-top
 
-SHAPES = ('ellipse', 'rectangle', 'triangle', 'diamond', 'ring', 'cross',
-          'star')
-TEXTURES = ('stripes', 'dots', 'noise', 'checkerboard', 'waves', 'stripes',
-            'dots')
+SHAPES = (
+  'ellipse',
+  'rectangle',
+  'triangle',
+  'diamond',
+  'ring',
+  'cross',
+  'star',
+)
+TEXTURES = (
+  'stripes',
+  'dots',
+  'noise',
+  'checkerboard',
+  'waves',
+  'stripes',
+  'dots',
+)
 MAX_NUM_CLASSES = len(SHAPES) + 1
 IGNORE_LABEL = 255
 DEFAULT_SIZE = (120, 160)
@@ -61,14 +76,15 @@ _HUE_JITTER_DEGREES = 12.0
 
 def class_names(num_classes):
   """Returns the class names: 'background', then the shapes."""
-  return ['background'] + list(SHAPES[:num_classes - 1])
+  return ['background'] + list(SHAPES[: num_classes - 1])
 
 
 def _hsv_to_rgb(hue_degrees, saturation, value):
   """Converts float HSV images or colours (degrees, [0, 1], [0, 1]) to RGB."""
   hsv = np.stack(np.broadcast_arrays(hue_degrees, saturation, value), axis=-1)
-  return cv2.cvtColor(hsv.astype(np.float32).reshape(-1, 1, 3),
-                      cv2.COLOR_HSV2RGB).reshape(hsv.shape)
+  return cv2.cvtColor(
+    hsv.astype(np.float32).reshape(-1, 1, 3), cv2.COLOR_HSV2RGB
+  ).reshape(hsv.shape)
 
 
 def _texture(name, shape, rng):
@@ -102,14 +118,26 @@ def _polygon(shape_name, centre, radius, aspect, angle, rng):
   elif shape_name == 'diamond':
     corners = [(0, -1), (1, 0), (0, 1), (-1, 0)]
   elif shape_name == 'triangle':
-    turns = np.pi / 2 + np.array([0, 2, 4]) * np.pi / 3 + rng.uniform(
-        -0.3, 0.3, 3)
+    turns = (
+      np.pi / 2 + np.array([0, 2, 4]) * np.pi / 3 + rng.uniform(-0.3, 0.3, 3)
+    )
     corners = np.stack([np.cos(turns), -np.sin(turns)], 1)
   elif shape_name == 'cross':
     arm = 0.35
-    corners = [(-arm, -1), (arm, -1), (arm, -arm), (1, -arm), (1, arm),
-               (arm, arm), (arm, 1), (-arm, 1), (-arm, arm), (-1, arm),
-               (-1, -arm), (-arm, -arm)]
+    corners = [
+      (-arm, -1),
+      (arm, -1),
+      (arm, -arm),
+      (1, -arm),
+      (1, arm),
+      (arm, arm),
+      (arm, 1),
+      (-arm, 1),
+      (-arm, arm),
+      (-1, arm),
+      (-1, -arm),
+      (-arm, -arm),
+    ]
   elif shape_name == 'star':
     turns = np.pi / 2 + np.arange(10) * np.pi / 5
     radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
@@ -117,8 +145,9 @@ def _polygon(shape_name, centre, radius, aspect, angle, rng):
   else:
     raise ValueError('Unknown polygon %r' % shape_name)
   corners = np.asarray(corners, np.float64) * [radius * aspect, radius]
-  rotation = np.array([[np.cos(angle), -np.sin(angle)],
-                       [np.sin(angle), np.cos(angle)]])
+  rotation = np.array(
+    [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+  )
   return np.round(corners @ rotation.T + centre).astype(np.int32)
 
 
@@ -138,8 +167,9 @@ def _shape_mask(shape_name, size, rng):
       hole = tuple(max(1, int(round(axis * 0.5))) for axis in axes)
       cv2.ellipse(mask, centre_int, hole, np.degrees(angle), 0, 360, 0, -1)
   else:
-    cv2.fillPoly(mask, [_polygon(shape_name, centre, radius, aspect, angle,
-                                 rng)], 1)
+    cv2.fillPoly(
+      mask, [_polygon(shape_name, centre, radius, aspect, angle, rng)], 1
+    )
   return mask.astype(bool)
 
 
@@ -153,8 +183,9 @@ def _background(size, rng):
   """Paints clutter: a dull base colour, shading and low-contrast blobs."""
   hue = rng.uniform(0, 360)
   saturation = rng.uniform(0.0, 0.25)
-  value = np.clip(rng.uniform(0.35, 0.75) + 0.12 * _smooth_field(size, rng),
-                  0, 1)
+  value = np.clip(
+    rng.uniform(0.35, 0.75) + 0.12 * _smooth_field(size, rng), 0, 1
+  )
   hue_map = np.full(size, hue, np.float32)
   saturation_map = np.full(size, saturation, np.float32)
   for _ in range(rng.integers(3, 8)):
@@ -191,10 +222,16 @@ def render_example(size, num_classes, rng):
   for _ in range(rng.integers(1, 4)):
     class_id = int(rng.integers(1, num_classes))
     mask = _shape_mask(SHAPES[class_id - 1], size, rng)
-    hue = ((class_id - 1) * 360.0 / (num_classes - 1) +
-           rng.uniform(-_HUE_JITTER_DEGREES, _HUE_JITTER_DEGREES)) % 360
-    value = np.clip(rng.uniform(0.55, 0.9) + rng.uniform(0.12, 0.2) *
-                    _texture(TEXTURES[class_id - 1], size, rng), 0, 1)
+    hue = (
+      (class_id - 1) * 360.0 / (num_classes - 1)
+      + rng.uniform(-_HUE_JITTER_DEGREES, _HUE_JITTER_DEGREES)
+    ) % 360
+    value = np.clip(
+      rng.uniform(0.55, 0.9)
+      + rng.uniform(0.12, 0.2) * _texture(TEXTURES[class_id - 1], size, rng),
+      0,
+      1,
+    )
     colour = _hsv_to_rgb(hue, rng.uniform(0.55, 0.95), value)
     image[mask] = colour[mask]
     label[mask] = class_id
@@ -210,21 +247,26 @@ def _write_example(job, root, size, num_classes, seed, with_oversegmentation):
   image, label = render_example(size, num_classes, rng)
   voc = os.path.join(root, 'VOC2012')
   encoded, jpeg = cv2.imencode(
-      '.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-      [cv2.IMWRITE_JPEG_QUALITY, 92])
+    '.jpg',
+    cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+    [cv2.IMWRITE_JPEG_QUALITY, 92],
+  )
   if not encoded:
     raise RuntimeError('Cannot encode %s as JPEG' % image_id)
   with io_utils.atomic_path(
-      os.path.join(voc, 'JPEGImages', image_id + '.jpg')) as temporary:
+    os.path.join(voc, 'JPEGImages', image_id + '.jpg')
+  ) as temporary:
     jpeg.tofile(temporary)
   io_utils.save_png(os.path.join(voc, 'segcls', image_id + '.png'), label)
   if with_oversegmentation:
     # Oversegment the decoded JPEG, as the tool would from the files.
-    decoded = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR),
-                           cv2.COLOR_BGR2RGB)
+    decoded = cv2.cvtColor(
+      cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+    )
     make_oversegmentation.save_segments(
-        os.path.join(voc, 'hed', image_id + '.png'),
-        make_oversegmentation.oversegment(decoded))
+      os.path.join(voc, 'hed', image_id + '.png'),
+      make_oversegmentation.oversegment(decoded),
+    )
 
 
 def parse_size(text):
@@ -233,13 +275,23 @@ def parse_size(text):
     return flags.size_pair(text.lower().replace('x', ','))
   except argparse.ArgumentTypeError as error:
     raise argparse.ArgumentTypeError(
-        "expected 'H' or 'HxW' of positive integers, got %r" % (text,)
+      "expected 'H' or 'HxW' of positive integers, got %r" % (text,)
     ) from error
 
 
-def make_synthetic_voc(root, num_train=16, num_val=8, size=DEFAULT_SIZE,
-                       num_classes=4, seed=0, *, with_oversegmentation=True,
-                       lists_dir=None, workers=1, progress=False):
+def make_synthetic_voc(
+  root,
+  num_train=16,
+  num_val=8,
+  size=DEFAULT_SIZE,
+  num_classes=4,
+  seed=0,
+  *,
+  with_oversegmentation=True,
+  lists_dir=None,
+  workers=1,
+  progress=False,
+):
   """Writes a synthetic VOC-layout data set and its list files.
 
   The same arguments always give the same files.
@@ -264,53 +316,79 @@ def make_synthetic_voc(root, num_train=16, num_val=8, size=DEFAULT_SIZE,
     ValueError: If num_classes is out of range.
   """
   if not 2 <= num_classes <= MAX_NUM_CLASSES:
-    raise ValueError('num_classes must be in [2, %d], got %d' %
-                     (MAX_NUM_CLASSES, num_classes))
+    raise ValueError(
+      'num_classes must be in [2, %d], got %d' % (MAX_NUM_CLASSES, num_classes)
+    )
   if isinstance(size, int):
     size = (size, size)
   size = (int(size[0]), int(size[1]))
   lists_dir = root if lists_dir is None else lists_dir
-  jobs = [(split, index, '%s_%06d' % (split, index))
-          for split, count in (('train', num_train), ('val', num_val))
-          for index in range(count)]
+  jobs = [
+    (split, index, '%s_%06d' % (split, index))
+    for split, count in (('train', num_train), ('val', num_val))
+    for index in range(count)
+  ]
   write = functools.partial(
-      _write_example, root=root, size=size, num_classes=num_classes,
-      seed=seed, with_oversegmentation=with_oversegmentation)
+    _write_example,
+    root=root,
+    size=size,
+    num_classes=num_classes,
+    seed=seed,
+    with_oversegmentation=with_oversegmentation,
+  )
   folder_jobs.run_jobs(write, jobs, workers, progress)
   list_lines = {'train': [], 'val': []}
   for split, _, image_id in jobs:
-    list_lines[split].append('VOC2012/JPEGImages/%s.jpg VOC2012/segcls/%s.png\n'
-                             % (image_id, image_id))
+    list_lines[split].append(
+      'VOC2012/JPEGImages/%s.jpg VOC2012/segcls/%s.png\n' % (image_id, image_id)
+    )
   list_lines['train+'] = list_lines['train']
   return make_lists.write_lists(list_lines, lists_dir)
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument('--root', required=True, help='DATAROOT to write.')
   parser.add_argument('--num_train', type=flags.integer(1), default=16)
   parser.add_argument('--num_val', type=flags.integer(1), default=8)
-  parser.add_argument('--size', type=parse_size,
-                      default='%dx%d' % DEFAULT_SIZE,
-                      help="Image size, 'H' or 'HxW'.")
-  parser.add_argument('--num_classes', type=flags.integer(2, MAX_NUM_CLASSES),
-                      default=4,
-                      help='Classes including background (2 to %d).'
-                      % MAX_NUM_CLASSES)
+  parser.add_argument(
+    '--size',
+    type=parse_size,
+    default='%dx%d' % DEFAULT_SIZE,
+    help="Image size, 'H' or 'HxW'.",
+  )
+  parser.add_argument(
+    '--num_classes',
+    type=flags.integer(2, MAX_NUM_CLASSES),
+    default=4,
+    help='Classes including background (2 to %d).' % MAX_NUM_CLASSES,
+  )
   parser.add_argument('--seed', type=flags.integer(0), default=0)
-  parser.add_argument('--lists_dir', help='Where to write list files '
-                      '(default: ROOT).')
-  parser.add_argument('--no_oversegmentation', action='store_true',
-                      help='Skip VOC2012/hed/.')
-  parser.add_argument('--workers', type=flags.integer(1),
-                      default=os.cpu_count())
+  parser.add_argument(
+    '--lists_dir', help='Where to write list files (default: ROOT).'
+  )
+  parser.add_argument(
+    '--no_oversegmentation', action='store_true', help='Skip VOC2012/hed/.'
+  )
+  parser.add_argument(
+    '--workers', type=flags.integer(1), default=os.cpu_count()
+  )
   args = parser.parse_args(argv)
   console.setup_logging()
   list_paths = make_synthetic_voc(
-      args.root, args.num_train, args.num_val, args.size, args.num_classes,
-      args.seed, with_oversegmentation=not args.no_oversegmentation,
-      lists_dir=args.lists_dir, workers=args.workers, progress=True)
+    args.root,
+    args.num_train,
+    args.num_val,
+    args.size,
+    args.num_classes,
+    args.seed,
+    with_oversegmentation=not args.no_oversegmentation,
+    lists_dir=args.lists_dir,
+    workers=args.workers,
+    progress=True,
+  )
   for name, path in sorted(list_paths.items()):
     print('%s list: %s' % (name, path))
   return 0

@@ -20,7 +20,8 @@ import scipy.io
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
@@ -40,18 +41,21 @@ def read_sbd_segmentation(mat_path):
     ValueError: If the file has no GTcls.Segmentation or its values do not
       fit in 8 bits.
   """
-  contents = scipy.io.loadmat(mat_path, struct_as_record=False,
-                              squeeze_me=True)
+  contents = scipy.io.loadmat(mat_path, struct_as_record=False, squeeze_me=True)
   try:
     segmentation = np.asarray(contents['GTcls'].Segmentation)
   except (KeyError, AttributeError) as error:
     raise ValueError('%s has no GTcls.Segmentation' % mat_path) from error
-  if segmentation.ndim != 2 or segmentation.min() < 0 or (
-      segmentation.max() > 255):
-    raise ValueError('%s: GTcls.Segmentation must be a 2-D array of values in '
-                     '[0, 255], got shape %s, range [%s, %s]' % (
-                         mat_path, segmentation.shape, segmentation.min(),
-                         segmentation.max()))
+  if (
+    segmentation.ndim != 2
+    or segmentation.min() < 0
+    or (segmentation.max() > 255)
+  ):
+    raise ValueError(
+      '%s: GTcls.Segmentation must be a 2-D array of values in '
+      '[0, 255], got shape %s, range [%s, %s]'
+      % (mat_path, segmentation.shape, segmentation.min(), segmentation.max())
+    )
   return segmentation.astype(np.uint8)
 
 
@@ -62,10 +66,13 @@ def _convert(paths):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--data_dir', default='.',
-                      help='DATAROOT; folders default to '
-                      'DATAROOT/sbd/dataset/{cls,clsimg}.')
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--data_dir',
+    default='.',
+    help='DATAROOT; folders default to DATAROOT/sbd/dataset/{cls,clsimg}.',
+  )
   parser.add_argument('--cls_dir', help='Folder of SBD cls/*.mat files.')
   parser.add_argument('--output_dir', help='Folder of output PNGs.')
   folder_jobs.add_job_flags(parser)
@@ -75,11 +82,22 @@ def main(argv=None):
   sbd_dir = os.path.join(args.data_dir, 'sbd', 'dataset')
   cls_dir = args.cls_dir or os.path.join(sbd_dir, 'cls')
   output_dir = args.output_dir or os.path.join(sbd_dir, 'clsimg')
-  jobs = [(os.path.join(cls_dir, name),
-           os.path.join(output_dir, os.path.splitext(name)[0] + '.png'))
-          for name in sorted(os.listdir(cls_dir)) if name.endswith('.mat')]
-  folder_jobs.run_file_jobs(_convert, jobs, args.overwrite, args.workers,
-                            output_dir, '%d .mat files, %d to convert into %s')
+  jobs = [
+    (
+      os.path.join(cls_dir, name),
+      os.path.join(output_dir, os.path.splitext(name)[0] + '.png'),
+    )
+    for name in sorted(os.listdir(cls_dir))
+    if name.endswith('.mat')
+  ]
+  folder_jobs.run_file_jobs(
+    _convert,
+    jobs,
+    args.overwrite,
+    args.workers,
+    output_dir,
+    '%d .mat files, %d to convert into %s',
+  )
   return 0
 
 

@@ -19,7 +19,8 @@ import numpy as np
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
   sys.path.insert(
-      0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
@@ -44,8 +45,9 @@ def read_class_ids(png_path):
   ids = io_utils.read_label_image(png_path, np.int64)
   if ids.size and (ids.min() < 0 or ids.max() > 255):
     raise errors.ImageFileError(
-        '%s holds ids in [%d, %d]; 8-bit outputs hold [0, 255].'
-        % (png_path, ids.min(), ids.max()))
+      '%s holds ids in [%d, %d]; 8-bit outputs hold [0, 255].'
+      % (png_path, ids.min(), ids.max())
+    )
   return ids.astype(np.uint8)
 
 
@@ -56,10 +58,14 @@ def _convert(paths):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(
-      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--data_dir', default='.',
-                      help='DATAROOT; folders default to DATAROOT/VOC2012/'
-                      'SegmentationClass and DATAROOT/VOC2012/segcls.')
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--data_dir',
+    default='.',
+    help='DATAROOT; folders default to DATAROOT/VOC2012/'
+    'SegmentationClass and DATAROOT/VOC2012/segcls.',
+  )
   parser.add_argument('--input_dir', help='Folder of palette PNGs.')
   parser.add_argument('--output_dir', help='Folder of output PNGs.')
   folder_jobs.add_job_flags(parser)
@@ -69,11 +75,19 @@ def main(argv=None):
   voc_dir = os.path.join(args.data_dir, 'VOC2012')
   input_dir = args.input_dir or os.path.join(voc_dir, 'SegmentationClass')
   output_dir = args.output_dir or os.path.join(voc_dir, 'segcls')
-  jobs = [(os.path.join(input_dir, name), os.path.join(output_dir, name))
-          for name in sorted(os.listdir(input_dir))
-          if name.lower().endswith('.png')]
-  folder_jobs.run_file_jobs(_convert, jobs, args.overwrite, args.workers,
-                            output_dir, '%d PNGs, %d to convert into %s')
+  jobs = [
+    (os.path.join(input_dir, name), os.path.join(output_dir, name))
+    for name in sorted(os.listdir(input_dir))
+    if name.lower().endswith('.png')
+  ]
+  folder_jobs.run_file_jobs(
+    _convert,
+    jobs,
+    args.overwrite,
+    args.workers,
+    output_dir,
+    '%d PNGs, %d to convert into %s',
+  )
   return 0
 
 

@@ -22,8 +22,10 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+sys.path.insert(
+  0,
+  os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+)
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 
@@ -40,10 +42,13 @@ def read_run(run_dir, method):
   if os.path.exists(seconds_path):
     with open(seconds_path) as stream:
       seconds = int(stream.read().strip())
-  return {'run': run_dir, 'miou': metrics['mean_iou'],
-          'boundary_f': metrics['boundary_f_score'], 'seconds': seconds,
-          'per_class_iou': dict(zip(metrics['class_names'],
-                                    metrics['class_iou']))}
+  return {
+    'run': run_dir,
+    'miou': metrics['mean_iou'],
+    'boundary_f': metrics['boundary_f_score'],
+    'seconds': seconds,
+    'per_class_iou': dict(zip(metrics['class_names'], metrics['class_iou'])),
+  }
 
 
 def _mean(values):
@@ -55,42 +60,69 @@ def summarize_method(runs):
   """Means and spreads of one method's runs (see the module docstring)."""
   classes = runs[0]['per_class_iou']
   return {
-      'miou': _mean(run['miou'] for run in runs),
-      'boundary_f': _mean(run['boundary_f'] for run in runs),
-      'seconds': _mean(run['seconds'] for run in runs),
-      'per_class_iou': {name: _mean(run['per_class_iou'][name]
-                                    for run in runs) for name in classes},
-      'miou_spread': (max(run['miou'] for run in runs) -
-                      min(run['miou'] for run in runs)),
-      'boundary_f_spread': (max(run['boundary_f'] for run in runs) -
-                            min(run['boundary_f'] for run in runs)),
-      'runs': runs,
+    'miou': _mean(run['miou'] for run in runs),
+    'boundary_f': _mean(run['boundary_f'] for run in runs),
+    'seconds': _mean(run['seconds'] for run in runs),
+    'per_class_iou': {
+      name: _mean(run['per_class_iou'][name] for run in runs)
+      for name in classes
+    },
+    'miou_spread': (
+      max(run['miou'] for run in runs) - min(run['miou'] for run in runs)
+    ),
+    'boundary_f_spread': (
+      max(run['boundary_f'] for run in runs)
+      - min(run['boundary_f'] for run in runs)
+    ),
+    'runs': runs,
   }
 
 
 def format_table(summary):
   """The table printed at the end of a pipeline run (figures in percent)."""
   num_runs = len(next(iter(summary.values()))['runs'])
-  lines = ['%-14s %8s %8s %11s %8s %8s' % (
-      'method', 'mIoU', 'spread', 'boundary F', 'spread', 'seconds')]
+  lines = [
+    '%-14s %8s %8s %11s %8s %8s'
+    % ('method', 'mIoU', 'spread', 'boundary F', 'spread', 'seconds')
+  ]
   for method, row in summary.items():
     seconds = '-' if row['seconds'] is None else '%.0f' % row['seconds']
-    lines.append('%-14s %7.2f%% %8.2f %10.2f%% %8.2f %8s' % (
-        method, 100 * row['miou'], 100 * row['miou_spread'],
-        100 * row['boundary_f'], 100 * row['boundary_f_spread'], seconds))
-  lines.append('(%d run%s; figures are means, spread = max - min)' % (
-      num_runs, '' if num_runs == 1 else 's'))
+    lines.append(
+      '%-14s %7.2f%% %8.2f %10.2f%% %8.2f %8s'
+      % (
+        method,
+        100 * row['miou'],
+        100 * row['miou_spread'],
+        100 * row['boundary_f'],
+        100 * row['boundary_f_spread'],
+        seconds,
+      )
+    )
+  lines.append(
+    '(%d run%s; figures are means, spread = max - min)'
+    % (num_runs, '' if num_runs == 1 else 's')
+  )
   return '\n'.join(lines)
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--out', required=True,
-                      help='Where summary.json is written.')
-  parser.add_argument('--methods', nargs='+', choices=METHODS,
-                      default=list(METHODS), help='Methods to collect.')
-  parser.add_argument('--runs', nargs='+', default=None,
-                      help='Run folders, one per seed (default: OUT).')
+  parser.add_argument(
+    '--out', required=True, help='Where summary.json is written.'
+  )
+  parser.add_argument(
+    '--methods',
+    nargs='+',
+    choices=METHODS,
+    default=list(METHODS),
+    help='Methods to collect.',
+  )
+  parser.add_argument(
+    '--runs',
+    nargs='+',
+    default=None,
+    help='Run folders, one per seed (default: OUT).',
+  )
   args = parser.parse_args(argv)
   run_dirs = args.runs or [args.out]
   summary = {}
@@ -98,8 +130,11 @@ def main(argv=None):
     try:
       runs = [read_run(run_dir, method) for run_dir in run_dirs]
     except FileNotFoundError as error:
-      parser.exit(1, 'error: %s is missing: did the %s run finish?\n'
-                  % (error.filename, method))
+      parser.exit(
+        1,
+        'error: %s is missing: did the %s run finish?\n'
+        % (error.filename, method),
+      )
     summary[method] = summarize_method(runs)
   io_utils.save_json(os.path.join(args.out, 'summary.json'), summary)
   print('\n' + format_table(summary))

@@ -77,16 +77,16 @@ def find_nearest_prototypes(embedding, prototypes, prototype_mask=None):
   if prototype_mask is not None:
     # Cosines lie in [-1, 1], so -2 is below every real candidate.
     similarities = tf.where(
-        tf.expand_dims(prototype_mask, -2), similarities,
-        tf.constant(-2.0, similarities.dtype))
+      tf.expand_dims(prototype_mask, -2),
+      similarities,
+      tf.constant(-2.0, similarities.dtype),
+    )
   return tf.argmax(similarities, axis=-1, output_type=tf.int32)
 
 
-def kmeans_with_initial_labels(embedding,
-                               initial_labels,
-                               max_label=None,
-                               iterations=10,
-                               valid_mask=None):
+def kmeans_with_initial_labels(
+  embedding, initial_labels, max_label=None, iterations=10, valid_mask=None
+):
   """Runs von Mises-Fisher (spherical) k-means from given cluster labels.
 
   Each iteration takes prototypes as normalised sums of member embeddings
@@ -125,19 +125,20 @@ def kmeans_with_initial_labels(embedding,
   embedding_dim = tf.shape(embedding)[2]
   # A column of ones makes the segment sums count the members too.
   embedding_with_ones = tf.concat(
-      [embedding, tf.ones_like(embedding[..., :1])], axis=2)
+    [embedding, tf.ones_like(embedding[..., :1])], axis=2
+  )
   image_offsets = tf.range(batch_size)[:, tf.newaxis] * max_label
   for _ in range(iterations):
     # Segment sums (not a [pixels x clusters] one-hot product): the cost is
     # linear in the pixels. Negative ids (invalid pixels) are dropped.
     sums = tf.math.unsorted_segment_sum(
-        embedding_with_ones,
-        tf.where(valid_mask, labels + image_offsets, -1),
-        batch_size * max_label)
+      embedding_with_ones,
+      tf.where(valid_mask, labels + image_offsets, -1),
+      batch_size * max_label,
+    )
     sums = tf.reshape(sums, [batch_size, max_label, embedding_dim + 1])
     prototypes = normalize_embedding(sums[..., :-1])
-    nearest = find_nearest_prototypes(embedding, prototypes,
-                                      sums[..., -1] > 0)
+    nearest = find_nearest_prototypes(embedding, prototypes, sums[..., -1] > 0)
     labels = tf.where(valid_mask, nearest, labels)
   return labels if batched else labels[0]
 
@@ -159,11 +160,16 @@ def cluster_grid(num_clusters):
   Raises:
     ValueError: If `num_clusters` is not one or two integers >= 1.
   """
-  grid = ((num_clusters, num_clusters) if isinstance(num_clusters, int)
-          else tuple(int(count) for count in num_clusters))
+  grid = (
+    (num_clusters, num_clusters)
+    if isinstance(num_clusters, int)
+    else tuple(int(count) for count in num_clusters)
+  )
   if len(grid) != 2 or min(grid) < 1:
-    raise ValueError('A k-means grid is n or (rows, columns) of integers >= '
-                     '1, got %r' % (num_clusters,))
+    raise ValueError(
+      'A k-means grid is n or (rows, columns) of integers >= '
+      '1, got %r' % (num_clusters,)
+    )
   return grid
 
 
@@ -191,10 +197,11 @@ def kmeans(embedding, num_clusters, iterations=10):
   grid_labels = initialize_cluster_labels(num_clusters, [height, width])
   initial_labels = tf.tile(tf.reshape(grid_labels, [1, -1]), [batch_size, 1])
   labels = kmeans_with_initial_labels(
-      tf.reshape(embedding, [batch_size, height * width, -1]),
-      initial_labels,
-      total_clusters(num_clusters),
-      iterations)
+    tf.reshape(embedding, [batch_size, height * width, -1]),
+    initial_labels,
+    total_clusters(num_clusters),
+    iterations,
+  )
   return tf.reshape(labels, [batch_size, height, width])
 
 
@@ -244,13 +251,14 @@ def generate_location_features(img_dimensions, feature_type='int'):
     y_features = tf.range(height)
     x_features = tf.range(width)
   elif feature_type == 'float':
-    y_features = (tf.range(height, dtype=tf.float32) /
-                  tf.cast(height, tf.float32))
-    x_features = (tf.range(width, dtype=tf.float32) /
-                  tf.cast(width, tf.float32))
+    y_features = tf.range(height, dtype=tf.float32) / tf.cast(
+      height, tf.float32
+    )
+    x_features = tf.range(width, dtype=tf.float32) / tf.cast(width, tf.float32)
   else:
     raise ValueError(
-        "feature_type must be 'int' or 'float', got %r." % (feature_type,))
+      "feature_type must be 'int' or 'float', got %r." % (feature_type,)
+    )
   y_grid, x_grid = tf.meshgrid(y_features, x_features, indexing='ij')
   return tf.stack([y_grid, x_grid], axis=2)
 
@@ -270,8 +278,9 @@ def prepare_prototype_labels(semantic_labels, instance_labels, offset=256):
     prototype_labels: An int32 tensor `[num_prototypes]`, the semantic label of
       every pair.
   """
-  keys = (tf.cast(instance_labels, tf.int64) * offset +
-          tf.cast(semantic_labels, tf.int64))
+  keys = tf.cast(instance_labels, tf.int64) * offset + tf.cast(
+    semantic_labels, tf.int64
+  )
   unique_keys, unique_instance_labels = tf.unique(tf.reshape(keys, [-1]))
   prototype_labels = tf.cast(unique_keys % offset, tf.int32)
   return tf.cast(unique_instance_labels, tf.int32), prototype_labels

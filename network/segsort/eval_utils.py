@@ -21,25 +21,30 @@ def find_majority_label_index(labels, cluster_labels):
   labels = tf.cast(labels, tf.int32)
   cluster_labels = tf.cast(cluster_labels, tf.int32)
   label_counts = tf.math.unsorted_segment_sum(
-      tf.one_hot(labels, tf.reduce_max(labels) + 1),
-      cluster_labels, tf.reduce_max(cluster_labels) + 1)
+    tf.one_hot(labels, tf.reduce_max(labels) + 1),
+    cluster_labels,
+    tf.reduce_max(cluster_labels) + 1,
+  )
   # argmax returns the first maximum, i.e. the lowest label of a tie.
   majority_labels = tf.argmax(label_counts, axis=1, output_type=tf.int32)
   select_pixels = tf.where(
-      tf.equal(tf.gather(majority_labels, cluster_labels), labels))
+    tf.equal(tf.gather(majority_labels, cluster_labels), labels)
+  )
   return select_pixels, majority_labels
 
 
-def extract_trained_prototypes(embedding,
-                               location_features,
-                               cluster_labels,
-                               num_clusters,
-                               kmeans_iterations,
-                               panoptic_labels,
-                               panoptic_label_divisor,
-                               ignore_label,
-                               evaluate_semantic_or_panoptic='semantic',
-                               return_pixel_prototypes=False):
+def extract_trained_prototypes(
+  embedding,
+  location_features,
+  cluster_labels,
+  num_clusters,
+  kmeans_iterations,
+  panoptic_labels,
+  panoptic_label_divisor,
+  ignore_label,
+  evaluate_semantic_or_panoptic='semantic',
+  return_pixel_prototypes=False,
+):
   """Extracts the prototypes of one annotated image.
 
   Valid pixels are clustered by vMF k-means on the embedding with location;
@@ -75,56 +80,76 @@ def extract_trained_prototypes(embedding,
   panoptic_labels = tf.cast(panoptic_labels, tf.int32)
   num_pixels = tf.shape(panoptic_labels)[0]
   valid_indices = tf.where(
-      tf.not_equal(panoptic_labels // panoptic_label_divisor, ignore_label))
+    tf.not_equal(panoptic_labels // panoptic_label_divisor, ignore_label)
+  )
   panoptic_labels = tf.gather_nd(panoptic_labels, valid_indices)
-  cluster_labels = tf.gather_nd(tf.cast(cluster_labels, tf.int32),
-                                valid_indices)
+  cluster_labels = tf.gather_nd(
+    tf.cast(cluster_labels, tf.int32), valid_indices
+  )
   embedding = common_utils.normalize_embedding(
-      tf.gather_nd(tf.cast(embedding, tf.float32), valid_indices))
-  location_features = tf.gather_nd(tf.cast(location_features, tf.float32),
-                                   valid_indices)
+    tf.gather_nd(tf.cast(embedding, tf.float32), valid_indices)
+  )
+  location_features = tf.gather_nd(
+    tf.cast(location_features, tf.float32), valid_indices
+  )
 
   embedding_with_location = common_utils.normalize_embedding(
-      tf.concat([embedding, location_features], 1))
+    tf.concat([embedding, location_features], 1)
+  )
   cluster_labels = common_utils.kmeans_with_initial_labels(
-      embedding_with_location, cluster_labels, num_clusters,
-      kmeans_iterations)
+    embedding_with_location, cluster_labels, num_clusters, kmeans_iterations
+  )
   _, cluster_labels = tf.unique(cluster_labels)
 
   if evaluate_semantic_or_panoptic == 'panoptic':
     panoptic_values, unique_panoptic_labels = tf.unique(panoptic_labels)
     select_pixels, majority_labels = find_majority_label_index(
-        unique_panoptic_labels, cluster_labels)
-    prototype_semantic_labels = (tf.gather(panoptic_values, majority_labels) //
-                                 panoptic_label_divisor)
+      unique_panoptic_labels, cluster_labels
+    )
+    prototype_semantic_labels = (
+      tf.gather(panoptic_values, majority_labels) // panoptic_label_divisor
+    )
     prototype_instance_labels = majority_labels
   elif evaluate_semantic_or_panoptic == 'semantic':
     select_pixels, majority_labels = find_majority_label_index(
-        panoptic_labels // panoptic_label_divisor, cluster_labels)
+      panoptic_labels // panoptic_label_divisor, cluster_labels
+    )
     prototype_semantic_labels = majority_labels
     prototype_instance_labels = tf.zeros_like(majority_labels)
   else:
-    raise ValueError("evaluate_semantic_or_panoptic must be 'semantic' or "
-                     "'panoptic', got %r." % (evaluate_semantic_or_panoptic,))
+    raise ValueError(
+      "evaluate_semantic_or_panoptic must be 'semantic' or "
+      "'panoptic', got %r." % (evaluate_semantic_or_panoptic,)
+    )
 
   prototype_features = common_utils.calculate_prototypes_from_labels(
-      tf.gather_nd(embedding, select_pixels),
-      tf.gather_nd(cluster_labels, select_pixels),
-      tf.size(majority_labels))
-  outputs = (prototype_features, prototype_semantic_labels,
-             prototype_instance_labels)
+    tf.gather_nd(embedding, select_pixels),
+    tf.gather_nd(cluster_labels, select_pixels),
+    tf.size(majority_labels),
+  )
+  outputs = (
+    prototype_features,
+    prototype_semantic_labels,
+    prototype_instance_labels,
+  )
   if return_pixel_prototypes:
     member_indices = tf.gather_nd(valid_indices, select_pixels)
     # scatter_nd fills unlisted pixels with 0, hence the shift by one.
-    pixel_prototypes = tf.scatter_nd(
-        member_indices, tf.gather_nd(cluster_labels, select_pixels) + 1,
-        [num_pixels]) - 1
+    pixel_prototypes = (
+      tf.scatter_nd(
+        member_indices,
+        tf.gather_nd(cluster_labels, select_pixels) + 1,
+        [num_pixels],
+      )
+      - 1
+    )
     outputs += (pixel_prototypes,)
   return outputs
 
 
-def nearest_prototypes(queries, prototype_features, k, chunk_size=65536,
-                       block_size=64):
+def nearest_prototypes(
+  queries, prototype_features, k, chunk_size=65536, block_size=64
+):
   """Finds the k most similar prototypes of every query, exactly and fast.
 
   The bank is scanned a chunk at a time, so that only one `[chunk_size,
@@ -167,27 +192,34 @@ def nearest_prototypes(queries, prototype_features, k, chunk_size=65536,
 
   block_maxima = []
   for start in range(0, num_prototypes, chunk_size):
-    chunk = prototype_features[start:start + chunk_size]
+    chunk = prototype_features[start : start + chunk_size]
     # [chunk, queries] is the faster product layout on CPUs.
     similarities = tf.matmul(chunk, queries, transpose_b=True)
     chunk_blocks = -(-chunk.shape[0] // block_size)
     similarities = tf.pad(
-        similarities, [[0, chunk_blocks * block_size - chunk.shape[0]],
-                       [0, 0]], constant_values=negative_infinity)
-    block_maxima.append(tf.reduce_max(
-        tf.reshape(similarities, [chunk_blocks, block_size, -1]), axis=1))
+      similarities,
+      [[0, chunk_blocks * block_size - chunk.shape[0]], [0, 0]],
+      constant_values=negative_infinity,
+    )
+    block_maxima.append(
+      tf.reduce_max(
+        tf.reshape(similarities, [chunk_blocks, block_size, -1]), axis=1
+      )
+    )
   block_maxima = tf.transpose(tf.concat(block_maxima, 0))
   num_blocks = -(-num_prototypes // block_size)
   _, best_blocks = tf.math.top_k(block_maxima, k=min(k, num_blocks))
   # Ascending candidates make top_k prefer the lower index among ties.
   best_blocks = tf.sort(best_blocks, axis=1)
   candidates = tf.reshape(
-      best_blocks[:, :, tf.newaxis] * block_size + tf.range(block_size),
-      [num_queries, -1])
+    best_blocks[:, :, tf.newaxis] * block_size + tf.range(block_size),
+    [num_queries, -1],
+  )
   in_bank = candidates < num_prototypes
   candidates = tf.minimum(candidates, num_prototypes - 1)
-  similarities = tf.einsum('qd,qcd->qc', queries,
-                           tf.gather(prototype_features, candidates))
+  similarities = tf.einsum(
+    'qd,qcd->qc', queries, tf.gather(prototype_features, candidates)
+  )
   similarities = tf.where(in_bank, similarities, negative_infinity)
   best_similarities, order = tf.math.top_k(similarities, k=k)
   return best_similarities, tf.gather(candidates, order, batch_dims=1)
@@ -204,16 +236,23 @@ def k_nearest_neighbors(k_predictions, prototype_labels):
   Returns:
     An int32 tensor `[num_queries]`; ties go to the lowest label.
   """
-  neighbour_labels = tf.gather(tf.cast(prototype_labels, tf.int32),
-                               k_predictions)
+  neighbour_labels = tf.gather(
+    tf.cast(prototype_labels, tf.int32), k_predictions
+  )
   votes = tf.reduce_sum(
-      tf.one_hot(neighbour_labels, tf.reduce_max(neighbour_labels) + 1),
-      axis=1)
+    tf.one_hot(neighbour_labels, tf.reduce_max(neighbour_labels) + 1), axis=1
+  )
   return tf.argmax(votes, axis=1, output_type=tf.int32)
 
 
-def knn_label_votes(test_prototypes, prototype_features, prototype_labels, k,
-                    num_classes, chunk_size=65536):
+def knn_label_votes(
+  test_prototypes,
+  prototype_features,
+  prototype_labels,
+  k,
+  num_classes,
+  chunk_size=65536,
+):
   """Counts the labels of every test prototype's k nearest prototypes.
 
   Args:
@@ -229,8 +268,9 @@ def knn_label_votes(test_prototypes, prototype_features, prototype_labels, k,
     A float32 tensor `[num_queries, num_classes]` of votes summing to
     `min(k, num_prototypes)` per row.
   """
-  _, indices = nearest_prototypes(test_prototypes, prototype_features, k,
-                                  chunk_size)
+  _, indices = nearest_prototypes(
+    test_prototypes, prototype_features, k, chunk_size
+  )
   return label_votes(indices, prototype_labels, num_classes)
 
 
@@ -248,17 +288,20 @@ def label_votes(neighbour_indices, prototype_labels, num_classes):
     A float32 tensor `[num_queries, num_classes]` of votes summing to `k` per
     row.
   """
-  neighbour_labels = tf.gather(tf.cast(prototype_labels, tf.int32),
-                               neighbour_indices)
+  neighbour_labels = tf.gather(
+    tf.cast(prototype_labels, tf.int32), neighbour_indices
+  )
   return tf.reduce_sum(tf.one_hot(neighbour_labels, num_classes), axis=1)
 
 
-def predict_semantic_instance_labels(cluster_labels,
-                                     test_prototypes,
-                                     prototype_features,
-                                     prototype_semantic_labels,
-                                     prototype_instance_labels,
-                                     k=1):
+def predict_semantic_instance_labels(
+  cluster_labels,
+  test_prototypes,
+  prototype_features,
+  prototype_semantic_labels,
+  prototype_instance_labels,
+  k=1,
+):
   """Labels every pixel by k-NN of its segment's prototype.
 
   Args:
@@ -277,17 +320,20 @@ def predict_semantic_instance_labels(cluster_labels,
   """
   _, k_predictions = nearest_prototypes(test_prototypes, prototype_features, k)
   semantic_predictions = tf.gather(
-      k_nearest_neighbors(k_predictions, prototype_semantic_labels),
-      cluster_labels)
+    k_nearest_neighbors(k_predictions, prototype_semantic_labels),
+    cluster_labels,
+  )
   if prototype_instance_labels is None:
     return semantic_predictions, None
   _, segment_instances = tf.unique(
-      k_nearest_neighbors(k_predictions, prototype_instance_labels))
+    k_nearest_neighbors(k_predictions, prototype_instance_labels)
+  )
   return semantic_predictions, tf.gather(segment_instances, cluster_labels)
 
 
-def segment_by_kmeans_without_labels(embedding, num_clusters,
-                                     kmeans_iterations):
+def segment_by_kmeans_without_labels(
+  embedding, num_clusters, kmeans_iterations
+):
   """Cuts every image into segments by vMF k-means with location features.
 
   Segments are clusters alone, as at test time; training's segments are
@@ -308,34 +354,42 @@ def segment_by_kmeans_without_labels(embedding, num_clusters,
   shape = tf.shape(embedding)
   batch_size, height, width = shape[0], shape[1], shape[2]
   location_features = common_utils.generate_location_features(
-      [height, width], 'float')
-  location_features = tf.tile(location_features[tf.newaxis],
-                              [batch_size, 1, 1, 1])
+    [height, width], 'float'
+  )
+  location_features = tf.tile(
+    location_features[tf.newaxis], [batch_size, 1, 1, 1]
+  )
   embedding_with_location = common_utils.normalize_embedding(
-      tf.concat([embedding, location_features], 3))
-  cluster_labels = common_utils.kmeans(embedding_with_location, num_clusters,
-                                       kmeans_iterations)
-  cluster_labels += (tf.range(batch_size)[:, tf.newaxis, tf.newaxis] *
-                     common_utils.total_clusters(num_clusters))
+    tf.concat([embedding, location_features], 3)
+  )
+  cluster_labels = common_utils.kmeans(
+    embedding_with_location, num_clusters, kmeans_iterations
+  )
+  cluster_labels += tf.range(batch_size)[
+    :, tf.newaxis, tf.newaxis
+  ] * common_utils.total_clusters(num_clusters)
   _, flat_cluster_labels = tf.unique(tf.reshape(cluster_labels, [-1]))
   cluster_labels = tf.reshape(flat_cluster_labels, shape[:3])
   return cluster_labels, common_utils.calculate_prototypes_from_labels(
-      embedding, cluster_labels)
+    embedding, cluster_labels
+  )
 
 
 # The original release's name.
 segment_by_kmeans = segment_by_kmeans_without_labels
 
 
-def predict_all_labels(embedding,
-                       num_clusters,
-                       kmeans_iterations,
-                       prototype_features,
-                       prototype_semantic_labels,
-                       prototype_instance_labels,
-                       k_in_nearest_neighbors,
-                       panoptic_label_divisor,
-                       class_has_instances_list):
+def predict_all_labels(
+  embedding,
+  num_clusters,
+  kmeans_iterations,
+  prototype_features,
+  prototype_semantic_labels,
+  prototype_instance_labels,
+  k_in_nearest_neighbors,
+  panoptic_label_divisor,
+  class_has_instances_list,
+):
   """Segments images by k-means and labels every segment by k-NN.
 
   Args:
@@ -360,23 +414,36 @@ def predict_all_labels(embedding,
   """
   embedding = common_utils.normalize_embedding(tf.cast(embedding, tf.float32))
   cluster_labels, test_prototypes = segment_by_kmeans_without_labels(
-      embedding, num_clusters, kmeans_iterations)
+    embedding, num_clusters, kmeans_iterations
+  )
 
-  semantic_predictions, instance_predictions = (
-      predict_semantic_instance_labels(
-          cluster_labels, test_prototypes, prototype_features,
-          prototype_semantic_labels, prototype_instance_labels,
-          k_in_nearest_neighbors))
+  semantic_predictions, instance_predictions = predict_semantic_instance_labels(
+    cluster_labels,
+    test_prototypes,
+    prototype_features,
+    prototype_semantic_labels,
+    prototype_instance_labels,
+    k_in_nearest_neighbors,
+  )
   has_instances = tf.reduce_any(
-      tf.equal(semantic_predictions[..., tf.newaxis],
-               tf.reshape(tf.cast(class_has_instances_list, tf.int32),
-                          [1, 1, 1, -1])), axis=3)
-  instance_predictions = tf.where(has_instances, instance_predictions,
-                                  tf.zeros_like(instance_predictions))
-  panoptic_predictions = (semantic_predictions * panoptic_label_divisor +
-                          instance_predictions)
-  return (panoptic_predictions, semantic_predictions, instance_predictions,
-          cluster_labels)
+    tf.equal(
+      semantic_predictions[..., tf.newaxis],
+      tf.reshape(tf.cast(class_has_instances_list, tf.int32), [1, 1, 1, -1]),
+    ),
+    axis=3,
+  )
+  instance_predictions = tf.where(
+    has_instances, instance_predictions, tf.zeros_like(instance_predictions)
+  )
+  panoptic_predictions = (
+    semantic_predictions * panoptic_label_divisor + instance_predictions
+  )
+  return (
+    panoptic_predictions,
+    semantic_predictions,
+    instance_predictions,
+    cluster_labels,
+  )
 
 
 def _surrounding_cells(num_pixels, num_cells, output_stride):
@@ -392,15 +459,19 @@ def _surrounding_cells(num_pixels, num_cells, output_stride):
     the nearest cell centre at or before the pixel, and the one after
     (equal at the borders), the support of bilinear upsampling.
   """
-  centres = ((tf.range(num_pixels, dtype=tf.float32) + 0.5) / output_stride
-             - 0.5)
+  centres = (tf.range(num_pixels, dtype=tf.float32) + 0.5) / output_stride - 0.5
   before = tf.cast(tf.floor(centres), tf.int32)
   cells = tf.stack([before, before + 1], axis=1)
   return tf.clip_by_value(cells, 0, num_cells - 1)
 
 
-def segment_by_kmeans_on_grid(grid_embedding, pixel_embedding, num_clusters,
-                              kmeans_iterations, output_stride):
+def segment_by_kmeans_on_grid(
+  grid_embedding,
+  pixel_embedding,
+  num_clusters,
+  kmeans_iterations,
+  output_stride,
+):
   """Segments one image by vMF k-means on the output grid, then per pixel.
 
   k-means with location features runs on the network's output cells; every
@@ -434,34 +505,47 @@ def segment_by_kmeans_on_grid(grid_embedding, pixel_embedding, num_clusters,
   pixel_shape = tf.shape(pixel_embedding)
   # Both grids measure location in the same unit: cells of the grid.
   grid_location = common_utils.generate_location_features(
-      [grid_shape[0], grid_shape[1]], 'float')
-  pixel_location = tf.stack(tf.meshgrid(
-      tf.range(pixel_shape[0], dtype=tf.float32) /
-      tf.cast(grid_shape[0] * output_stride, tf.float32),
-      tf.range(pixel_shape[1], dtype=tf.float32) /
-      tf.cast(grid_shape[1] * output_stride, tf.float32),
-      indexing='ij'), axis=2)
+    [grid_shape[0], grid_shape[1]], 'float'
+  )
+  pixel_location = tf.stack(
+    tf.meshgrid(
+      tf.range(pixel_shape[0], dtype=tf.float32)
+      / tf.cast(grid_shape[0] * output_stride, tf.float32),
+      tf.range(pixel_shape[1], dtype=tf.float32)
+      / tf.cast(grid_shape[1] * output_stride, tf.float32),
+      indexing='ij',
+    ),
+    axis=2,
+  )
   grid_features = common_utils.normalize_embedding(
-      tf.concat([grid_embedding, grid_location], 2))
+    tf.concat([grid_embedding, grid_location], 2)
+  )
   pixel_features = common_utils.normalize_embedding(
-      tf.concat([pixel_embedding, pixel_location], 2))
-  cell_clusters = common_utils.kmeans(grid_features[tf.newaxis], num_clusters,
-                                      kmeans_iterations)[0]
+    tf.concat([pixel_embedding, pixel_location], 2)
+  )
+  cell_clusters = common_utils.kmeans(
+    grid_features[tf.newaxis], num_clusters, kmeans_iterations
+  )[0]
   cluster_features = common_utils.calculate_prototypes_from_labels(
-      grid_features, cell_clusters, common_utils.total_clusters(num_clusters))
+    grid_features, cell_clusters, common_utils.total_clusters(num_clusters)
+  )
 
   rows = _surrounding_cells(pixel_shape[0], grid_shape[0], output_stride)
   columns = _surrounding_cells(pixel_shape[1], grid_shape[1], output_stride)
   # [H, W, 4]: the clusters of the 2 x 2 cells around every pixel.
   candidates = tf.gather(tf.gather(cell_clusters, rows), columns, axis=2)
-  candidates = tf.reshape(tf.transpose(candidates, [0, 2, 1, 3]),
-                          [pixel_shape[0], pixel_shape[1], 4])
-  similarities = tf.einsum('hwd,hwcd->hwc', pixel_features,
-                           tf.gather(cluster_features, candidates))
+  candidates = tf.reshape(
+    tf.transpose(candidates, [0, 2, 1, 3]), [pixel_shape[0], pixel_shape[1], 4]
+  )
+  similarities = tf.einsum(
+    'hwd,hwcd->hwc', pixel_features, tf.gather(cluster_features, candidates)
+  )
   best = tf.argmax(similarities, axis=2, output_type=tf.int32)
-  pixel_clusters = tf.gather(candidates, best[..., tf.newaxis],
-                             batch_dims=2)[..., 0]
+  pixel_clusters = tf.gather(candidates, best[..., tf.newaxis], batch_dims=2)[
+    ..., 0
+  ]
   _, segment_ids = tf.unique(tf.reshape(pixel_clusters, [-1]))
   segment_ids = tf.reshape(segment_ids, pixel_shape[:2])
   return segment_ids, common_utils.calculate_prototypes_from_labels(
-      pixel_embedding, segment_ids)
+    pixel_embedding, segment_ids
+  )

@@ -64,15 +64,26 @@ class MemoryBank(tf.Module):
     self.embedding_dim = embedding_dim
     aggregation = tf.VariableAggregation.ONLY_FIRST_REPLICA
     self.prototypes = tf.Variable(
-        tf.zeros([num_banks, capacity, embedding_dim]), trainable=False,
-        name='memory', aggregation=aggregation)
+      tf.zeros([num_banks, capacity, embedding_dim]),
+      trainable=False,
+      name='memory',
+      aggregation=aggregation,
+    )
     self.labels = tf.Variable(
-        tf.fill([num_banks, capacity], -1), trainable=False,
-        name='memory_labels', aggregation=aggregation)
+      tf.fill([num_banks, capacity], -1),
+      trainable=False,
+      name='memory_labels',
+      aggregation=aggregation,
+    )
     # Seeds the order of pushed prototypes, so that a resumed run keeps the
     # same prototypes as an uninterrupted one.
-    self.num_pushes = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                  name='num_pushes', aggregation=aggregation)
+    self.num_pushes = tf.Variable(
+      0,
+      dtype=tf.int64,
+      trainable=False,
+      name='num_pushes',
+      aggregation=aggregation,
+    )
 
   def shuffle_seed(self):
     """Returns the stateless seed `[2]` for ordering the next push."""
@@ -85,8 +96,10 @@ class MemoryBank(tf.Module):
       prototypes: A float32 tensor `[num_banks * capacity, embedding_dim]`.
       labels: An int32 tensor `[num_banks * capacity]`, negative when empty.
     """
-    return (tf.reshape(self.prototypes, [-1, self.embedding_dim]),
-            tf.reshape(self.labels, [-1]))
+    return (
+      tf.reshape(self.prototypes, [-1, self.embedding_dim]),
+      tf.reshape(self.labels, [-1]),
+    )
 
   def push(self, prototypes, labels):
     """Drops the oldest bank and appends a new one.
@@ -101,17 +114,23 @@ class MemoryBank(tf.Module):
     """
     # Appending a full bank of empty slots and keeping the first `capacity`
     # rows gives a static shape however many prototypes arrived.
-    new_prototypes = tf.concat([
+    new_prototypes = tf.concat(
+      [
         tf.stop_gradient(tf.cast(prototypes, tf.float32)),
-        tf.zeros([self.capacity, self.embedding_dim])], 0)[:self.capacity]
-    new_labels = tf.concat([
-        tf.cast(labels, tf.int32),
-        tf.fill([self.capacity], -1)], 0)[:self.capacity]
+        tf.zeros([self.capacity, self.embedding_dim]),
+      ],
+      0,
+    )[: self.capacity]
+    new_labels = tf.concat(
+      [tf.cast(labels, tf.int32), tf.fill([self.capacity], -1)], 0
+    )[: self.capacity]
     self.prototypes.assign(
-        tf.concat([self.prototypes[1:], new_prototypes[tf.newaxis]], 0))
+      tf.concat([self.prototypes[1:], new_prototypes[tf.newaxis]], 0)
+    )
     self.num_pushes.assign_add(1)
     return self.labels.assign(
-        tf.concat([self.labels[1:], new_labels[tf.newaxis]], 0))
+      tf.concat([self.labels[1:], new_labels[tf.newaxis]], 0)
+    )
 
 
 def _replica_context():
@@ -140,11 +159,12 @@ def _gather_prototypes(prototypes, prototype_labels):
   context = _replica_context()
   if context is None:
     return prototypes, prototype_labels, 0
-  own_offset = (context.replica_id_in_sync_group *
-                tf.shape(prototype_labels)[0])
-  return (context.all_gather(prototypes, axis=0),
-          context.all_gather(prototype_labels, axis=0),
-          own_offset)
+  own_offset = context.replica_id_in_sync_group * tf.shape(prototype_labels)[0]
+  return (
+    context.all_gather(prototypes, axis=0),
+    context.all_gather(prototype_labels, axis=0),
+    own_offset,
+  )
 
 
 def mean_over_pixels(pixel_losses, valid=None):
@@ -166,8 +186,7 @@ def mean_over_pixels(pixel_losses, valid=None):
   if valid is None:
     count = tf.cast(tf.size(pixel_losses), pixel_losses.dtype)
   else:
-    pixel_losses = tf.where(valid, pixel_losses,
-                            tf.zeros_like(pixel_losses))
+    pixel_losses = tf.where(valid, pixel_losses, tf.zeros_like(pixel_losses))
     count = tf.reduce_sum(tf.cast(valid, pixel_losses.dtype))
   loss_sum = tf.reduce_sum(pixel_losses)
   context = _replica_context()
@@ -195,13 +214,17 @@ def _number_segments(keys, valid):
   order = tf.argsort(keys, stable=True)
   sorted_keys = tf.gather(keys, order)
   sorted_valid = tf.gather(valid, order)
-  is_first = tf.logical_and(sorted_valid, tf.concat(
-      [[True], tf.not_equal(sorted_keys[1:], sorted_keys[:-1])], 0))
+  is_first = tf.logical_and(
+    sorted_valid,
+    tf.concat([[True], tf.not_equal(sorted_keys[1:], sorted_keys[:-1])], 0),
+  )
   sorted_segments = tf.where(
-      sorted_valid, tf.cumsum(tf.cast(is_first, tf.int32)) - 1, -1)
+    sorted_valid, tf.cumsum(tf.cast(is_first, tf.int32)) - 1, -1
+  )
   # `order` is a permutation: every pixel is written exactly once.
-  return tf.scatter_nd(order[:, tf.newaxis], sorted_segments,
-                       tf.shape(keys, out_type=tf.int32))
+  return tf.scatter_nd(
+    order[:, tf.newaxis], sorted_segments, tf.shape(keys, out_type=tf.int32)
+  )
 
 
 def _calculate_prototypes(embedding, segment_ids, num_slots):
@@ -217,7 +240,8 @@ def _calculate_prototypes(embedding, segment_ids, num_slots):
     A float tensor `[num_slots, D]` of unit vectors (zero for empty slots).
   """
   return common_utils.normalize_embedding(
-      tf.math.unsorted_segment_sum(embedding, segment_ids, num_slots))
+    tf.math.unsorted_segment_sum(embedding, segment_ids, num_slots)
+  )
 
 
 def _compact_prototypes(prototypes, prototype_labels):
@@ -242,10 +266,16 @@ def _compact_prototypes(prototypes, prototype_labels):
   positions = tf.where(filled, tf.cumsum(tf.cast(filled, tf.int32)) - 1, -1)
   # Segment sums of unique positions are copies, with a gather as gradient.
   compacted = tf.math.unsorted_segment_sum(prototypes, positions, num_padded)
-  labels = tf.math.unsorted_segment_sum(prototype_labels + 1, positions,
-                                        num_padded) - 1
-  return (compacted, labels, positions,
-          tf.reduce_sum(tf.cast(filled, tf.int32)))
+  labels = (
+    tf.math.unsorted_segment_sum(prototype_labels + 1, positions, num_padded)
+    - 1
+  )
+  return (
+    compacted,
+    labels,
+    positions,
+    tf.reduce_sum(tf.cast(filled, tf.int32)),
+  )
 
 
 def _chunk_masks(start, pixel_classes, self_indices, chunk_classes):
@@ -267,17 +297,19 @@ def _chunk_masks(start, pixel_classes, self_indices, chunk_classes):
       prototype.
   """
   filled = chunk_classes[tf.newaxis] >= 0
-  is_self = tf.equal(self_indices[:, tf.newaxis],
-                     start + tf.range(tf.shape(chunk_classes)[0])[tf.newaxis])
+  is_self = tf.equal(
+    self_indices[:, tf.newaxis],
+    start + tf.range(tf.shape(chunk_classes)[0])[tf.newaxis],
+  )
   same_class = tf.equal(pixel_classes[:, tf.newaxis], chunk_classes[tf.newaxis])
-  same = tf.logical_and(tf.logical_and(filled, same_class),
-                        tf.logical_not(is_self))
+  same = tf.logical_and(
+    tf.logical_and(filled, same_class), tf.logical_not(is_self)
+  )
   other = tf.logical_and(filled, tf.logical_not(same_class))
   return same, other, is_self
 
 
-def _accumulate_logsumexp(logits, mask, running_max, running_sum,
-                          fixed_shift):
+def _accumulate_logsumexp(logits, mask, running_max, running_sum, fixed_shift):
   """Adds the masked logits of a chunk to a running log-sum-exp per row.
 
   The sum is kept relative to a shift, log-sum-exp = running_max +
@@ -298,23 +330,37 @@ def _accumulate_logsumexp(logits, mask, running_max, running_sum,
   """
   if fixed_shift:
     return running_max, running_sum + tf.reduce_sum(
-        tf.where(mask, tf.exp(logits - running_max[:, tf.newaxis]),
-                 tf.zeros_like(logits)), axis=1)
+      tf.where(
+        mask, tf.exp(logits - running_max[:, tf.newaxis]), tf.zeros_like(logits)
+      ),
+      axis=1,
+    )
   negative_infinity = tf.constant(-float('inf'), logits.dtype)
-  new_max = tf.maximum(running_max, tf.reduce_max(
-      tf.where(mask, logits, negative_infinity), axis=1))
-  shift = tf.where(tf.math.is_finite(new_max), new_max,
-                   tf.zeros_like(new_max))
+  new_max = tf.maximum(
+    running_max,
+    tf.reduce_max(tf.where(mask, logits, negative_infinity), axis=1),
+  )
+  shift = tf.where(tf.math.is_finite(new_max), new_max, tf.zeros_like(new_max))
   new_sum = running_sum * tf.exp(running_max - shift) + tf.reduce_sum(
-      tf.where(mask, tf.exp(logits - shift[:, tf.newaxis]),
-               tf.zeros_like(logits)), axis=1)
+    tf.where(
+      mask, tf.exp(logits - shift[:, tf.newaxis]), tf.zeros_like(logits)
+    ),
+    axis=1,
+  )
   return new_max, new_sum
 
 
 @tf.function(jit_compile=True)
-def _vmf_log_terms_forward(embedding, prototypes, pixel_classes, self_indices,
-                           prototype_classes, num_prototypes, concentration,
-                           fixed_shift):
+def _vmf_log_terms_forward(
+  embedding,
+  prototypes,
+  pixel_classes,
+  self_indices,
+  prototype_classes,
+  num_prototypes,
+  concentration,
+  fixed_shift,
+):
   """Computes the log-domain numerator and other-class sum of every pixel.
 
   See `_vmf_log_terms`. Compiled with XLA in every mode (eager, tf.function),
@@ -324,51 +370,83 @@ def _vmf_log_terms_forward(embedding, prototypes, pixel_classes, self_indices,
   num_pixels = tf.shape(embedding)[0]
   scaled_embedding = concentration * embedding
   zeros = tf.zeros([num_pixels], embedding.dtype)
-  negative_infinity = tf.fill([num_pixels],
-                              tf.constant(-float('inf'), embedding.dtype))
-  initial_max = (tf.fill([num_pixels], concentration) if fixed_shift
-                 else negative_infinity)
+  negative_infinity = tf.fill(
+    [num_pixels], tf.constant(-float('inf'), embedding.dtype)
+  )
+  initial_max = (
+    tf.fill([num_pixels], concentration) if fixed_shift else negative_infinity
+  )
 
-  def body(chunk_index, self_logits, same_max, same_sum, other_max,
-           other_sum):
+  def body(chunk_index, self_logits, same_max, same_sum, other_max, other_sum):
     start = chunk_index * _PROTOTYPE_CHUNK
-    logits = tf.matmul(scaled_embedding, tf.slice(
-        prototypes, [start, 0], [_PROTOTYPE_CHUNK, -1]), transpose_b=True)
+    logits = tf.matmul(
+      scaled_embedding,
+      tf.slice(prototypes, [start, 0], [_PROTOTYPE_CHUNK, -1]),
+      transpose_b=True,
+    )
     same, other, is_self = _chunk_masks(
-        start, pixel_classes, self_indices,
-        tf.slice(prototype_classes, [start], [_PROTOTYPE_CHUNK]))
+      start,
+      pixel_classes,
+      self_indices,
+      tf.slice(prototype_classes, [start], [_PROTOTYPE_CHUNK]),
+    )
     self_logits += tf.reduce_sum(
-        tf.where(is_self, logits, tf.zeros_like(logits)), axis=1)
-    same_max, same_sum = _accumulate_logsumexp(logits, same, same_max,
-                                               same_sum, fixed_shift)
-    other_max, other_sum = _accumulate_logsumexp(logits, other, other_max,
-                                                 other_sum, fixed_shift)
-    return (chunk_index + 1, self_logits, same_max, same_sum, other_max,
-            other_sum)
+      tf.where(is_self, logits, tf.zeros_like(logits)), axis=1
+    )
+    same_max, same_sum = _accumulate_logsumexp(
+      logits, same, same_max, same_sum, fixed_shift
+    )
+    other_max, other_sum = _accumulate_logsumexp(
+      logits, other, other_max, other_sum, fixed_shift
+    )
+    return (
+      chunk_index + 1,
+      self_logits,
+      same_max,
+      same_sum,
+      other_max,
+      other_sum,
+    )
 
   num_chunks = -(-num_prototypes // _PROTOTYPE_CHUNK)
   _, self_logits, same_max, same_sum, other_max, other_sum = tf.while_loop(
-      lambda chunk_index, *_: chunk_index < num_chunks, body,
-      [tf.constant(0), zeros, initial_max, zeros, initial_max, zeros])
+    lambda chunk_index, *_: chunk_index < num_chunks,
+    body,
+    [tf.constant(0), zeros, initial_max, zeros, initial_max, zeros],
+  )
   # A sum is positive once it has an entry: at least exp(0) = 1 relative to
   # the running maximum, or exp(-2 * concentration) > 0 below the fixed one.
   has_same = same_sum > 0
   log_numerator = tf.where(
-      has_same, same_max + tf.math.log(tf.where(has_same, same_sum, 1.0)),
-      self_logits)
+    has_same,
+    same_max + tf.math.log(tf.where(has_same, same_sum, 1.0)),
+    self_logits,
+  )
   has_other = other_sum > 0
   log_others = tf.where(
-      has_other, other_max + tf.math.log(tf.where(has_other, other_sum, 1.0)),
-      negative_infinity)
+    has_other,
+    other_max + tf.math.log(tf.where(has_other, other_sum, 1.0)),
+    negative_infinity,
+  )
   return log_numerator, log_others, has_same
 
 
 @tf.function(jit_compile=True)
-def _vmf_log_terms_backward(embedding, prototypes, pixel_classes,
-                            self_indices, prototype_classes, num_prototypes,
-                            num_differentiable, concentration, log_numerator,
-                            log_others, has_same, numerator_gradient,
-                            others_gradient):
+def _vmf_log_terms_backward(
+  embedding,
+  prototypes,
+  pixel_classes,
+  self_indices,
+  prototype_classes,
+  num_prototypes,
+  num_differentiable,
+  concentration,
+  log_numerator,
+  log_others,
+  has_same,
+  numerator_gradient,
+  others_gradient,
+):
   """Back-propagates into the embedding and prototypes of `_vmf_log_terms`.
 
   The logits of every chunk are computed again rather than kept: keeping
@@ -377,8 +455,9 @@ def _vmf_log_terms_backward(embedding, prototypes, pixel_classes,
   """
   scaled_embedding = concentration * embedding
   has_others = tf.math.is_finite(log_others)
-  safe_log_others = tf.where(has_others, log_others,
-                             tf.zeros_like(log_others))[:, tf.newaxis]
+  safe_log_others = tf.where(has_others, log_others, tf.zeros_like(log_others))[
+    :, tf.newaxis
+  ]
   has_others = has_others[:, tf.newaxis]
   has_same = has_same[:, tf.newaxis]
   log_numerator = log_numerator[:, tf.newaxis]
@@ -387,43 +466,60 @@ def _vmf_log_terms_backward(embedding, prototypes, pixel_classes,
 
   def body(chunk_index, embedding_gradient, prototype_gradient):
     start = chunk_index * _PROTOTYPE_CHUNK
-    chunk_prototypes = tf.slice(prototypes, [start, 0],
-                                [_PROTOTYPE_CHUNK, -1])
+    chunk_prototypes = tf.slice(prototypes, [start, 0], [_PROTOTYPE_CHUNK, -1])
     logits = tf.matmul(scaled_embedding, chunk_prototypes, transpose_b=True)
     same, other, is_self = _chunk_masks(
-        start, pixel_classes, self_indices,
-        tf.slice(prototype_classes, [start], [_PROTOTYPE_CHUNK]))
+      start,
+      pixel_classes,
+      self_indices,
+      tf.slice(prototype_classes, [start], [_PROTOTYPE_CHUNK]),
+    )
     # The numerator's terms: the same-class prototypes, or the own one.
     in_numerator = tf.where(has_same, same, is_self)
     zeros = tf.zeros_like(logits)
-    logit_gradient = (
-        tf.where(tf.logical_and(other, has_others),
-                 others_gradient * tf.exp(logits - safe_log_others), zeros) +
-        tf.where(in_numerator,
-                 numerator_gradient * tf.exp(logits - log_numerator), zeros))
+    logit_gradient = tf.where(
+      tf.logical_and(other, has_others),
+      others_gradient * tf.exp(logits - safe_log_others),
+      zeros,
+    ) + tf.where(
+      in_numerator, numerator_gradient * tf.exp(logits - log_numerator), zeros
+    )
     embedding_gradient += tf.matmul(logit_gradient, chunk_prototypes)
     # Prototypes after the differentiable ones (memory) take no gradient.
     prototype_gradient = tf.cond(
-        start < num_differentiable,
-        lambda: tf.tensor_scatter_nd_update(
-            prototype_gradient,
-            (start + tf.range(_PROTOTYPE_CHUNK))[:, tf.newaxis],
-            tf.matmul(logit_gradient, embedding, transpose_a=True)),
-        lambda: prototype_gradient)
+      start < num_differentiable,
+      lambda: tf.tensor_scatter_nd_update(
+        prototype_gradient,
+        (start + tf.range(_PROTOTYPE_CHUNK))[:, tf.newaxis],
+        tf.matmul(logit_gradient, embedding, transpose_a=True),
+      ),
+      lambda: prototype_gradient,
+    )
     return chunk_index + 1, embedding_gradient, prototype_gradient
 
   num_chunks = -(-num_prototypes // _PROTOTYPE_CHUNK)
   _, embedding_gradient, prototype_gradient = tf.while_loop(
-      lambda chunk_index, *_: chunk_index < num_chunks, body,
-      [tf.constant(0), tf.zeros_like(embedding), tf.zeros_like(prototypes)])
+    lambda chunk_index, *_: chunk_index < num_chunks,
+    body,
+    [tf.constant(0), tf.zeros_like(embedding), tf.zeros_like(prototypes)],
+  )
   # d(concentration * e . p) / de = concentration * p, and likewise for p.
-  return (concentration * embedding_gradient,
-          concentration * prototype_gradient)
+  return (
+    concentration * embedding_gradient,
+    concentration * prototype_gradient,
+  )
 
 
-def _vmf_log_terms(embedding, prototypes, pixel_classes, self_indices,
-                   prototype_classes, num_prototypes, num_differentiable,
-                   concentration):
+def _vmf_log_terms(
+  embedding,
+  prototypes,
+  pixel_classes,
+  self_indices,
+  prototype_classes,
+  num_prototypes,
+  num_differentiable,
+  concentration,
+):
   """Scores every pixel against every prototype, one chunk at a time.
 
   With logits concentration * cosine between pixel p and prototype j: the
@@ -457,8 +553,10 @@ def _vmf_log_terms(embedding, prototypes, pixel_classes, self_indices,
   # concentration) >= exp(-2 * concentration) stays a normal float32 (above
   # exp(-87)) up to this concentration: a fixed shift is then exact, and
   # saves the running maximum's extra pass.
-  fixed_shift = (isinstance(concentration, numbers.Real) and
-                 2.0 * concentration <= _MAX_FIXED_SHIFT_RANGE)
+  fixed_shift = (
+    isinstance(concentration, numbers.Real)
+    and 2.0 * concentration <= _MAX_FIXED_SHIFT_RANGE
+  )
   concentration = tf.cast(concentration, tf.float32)
 
   @tf.custom_gradient
@@ -467,13 +565,22 @@ def _vmf_log_terms(embedding, prototypes, pixel_classes, self_indices,
     embedding = tf.stop_gradient(embedding)
     prototypes = tf.stop_gradient(prototypes)
     log_numerator, log_others, has_same = _vmf_log_terms_forward(
-        embedding, prototypes, *inputs, concentration, fixed_shift)
+      embedding, prototypes, *inputs, concentration, fixed_shift
+    )
 
     def gradient(numerator_gradient, others_gradient):
       return _vmf_log_terms_backward(
-          embedding, prototypes, *inputs, num_differentiable, concentration,
-          log_numerator, log_others, has_same, numerator_gradient,
-          others_gradient)
+        embedding,
+        prototypes,
+        *inputs,
+        num_differentiable,
+        concentration,
+        log_numerator,
+        log_others,
+        has_same,
+        numerator_gradient,
+        others_gradient,
+      )
 
     return (log_numerator, log_others), gradient
 
@@ -495,25 +602,28 @@ def _shuffle_keys(size, seed):
     An int64 tensor `[size]`.
   """
   offset = (seed[0] % 2**31) * 0x9E3779B9 % 2**32
-  hashed = tf.cast((tf.range(size, dtype=tf.int64) + offset) % 2**32,
-                   tf.uint32)
+  hashed = tf.cast((tf.range(size, dtype=tf.int64) + offset) % 2**32, tf.uint32)
   for shift, multiplier in ((16, 0x85EBCA6B), (13, 0xC2B2AE35)):
     hashed = tf.bitwise.bitwise_xor(
-        hashed, tf.bitwise.right_shift(hashed, tf.constant(shift, tf.uint32)))
+      hashed, tf.bitwise.right_shift(hashed, tf.constant(shift, tf.uint32))
+    )
     hashed *= tf.constant(multiplier, tf.uint32)
   hashed = tf.bitwise.bitwise_xor(
-      hashed, tf.bitwise.right_shift(hashed, tf.constant(16, tf.uint32)))
+    hashed, tf.bitwise.right_shift(hashed, tf.constant(16, tf.uint32))
+  )
   return tf.cast(hashed, tf.int64)
 
 
-def calculate_vmf_loss(embedding,
-                       semantic_labels,
-                       unique_instance_labels,
-                       prototype_labels,
-                       concentration,
-                       memory=None,
-                       memory_labels=None,
-                       shuffle_seed=None):
+def calculate_vmf_loss(
+  embedding,
+  semantic_labels,
+  unique_instance_labels,
+  prototype_labels,
+  concentration,
+  memory=None,
+  memory_labels=None,
+  shuffle_seed=None,
+):
   """Calculates the supervised SegSort (von Mises-Fisher) loss.
 
   With s = exp(concentration * cosine) between a pixel of class c in segment g
@@ -554,10 +664,12 @@ def calculate_vmf_loss(embedding,
   prototype_labels = tf.cast(prototype_labels, tf.int32)
   valid = unique_instance_labels >= 0
 
-  prototypes = _calculate_prototypes(embedding, unique_instance_labels,
-                                     tf.shape(prototype_labels)[0])
+  prototypes = _calculate_prototypes(
+    embedding, unique_instance_labels, tf.shape(prototype_labels)[0]
+  )
   prototypes, prototype_labels, own_offset = _gather_prototypes(
-      prototypes, prototype_labels)
+    prototypes, prototype_labels
+  )
   num_batch_slots = tf.shape(prototype_labels)[0]
 
   if memory is not None:
@@ -566,39 +678,58 @@ def calculate_vmf_loss(embedding,
     # Empty slots (keys >= 2**32) go last, so that they never displace a
     # prototype when the bank keeps only its capacity's worth.
     shuffled = tf.argsort(
-        _shuffle_keys(num_batch_slots, shuffle_seed) +
-        2**32 * tf.cast(prototype_labels < 0, tf.int64))
+      _shuffle_keys(num_batch_slots, shuffle_seed)
+      + 2**32 * tf.cast(prototype_labels < 0, tf.int64)
+    )
     new_memory = tf.stop_gradient(tf.gather(prototypes, shuffled))
     new_memory_labels = tf.gather(prototype_labels, shuffled)
     memory = common_utils.normalize_embedding(
-        tf.stop_gradient(tf.cast(memory, tf.float32)))
+      tf.stop_gradient(tf.cast(memory, tf.float32))
+    )
     all_prototypes = tf.concat([prototypes, memory], 0)
-    all_labels = tf.concat([prototype_labels,
-                            tf.cast(memory_labels, tf.int32)], 0)
+    all_labels = tf.concat(
+      [prototype_labels, tf.cast(memory_labels, tf.int32)], 0
+    )
   else:
     new_memory = new_memory_labels = None
     all_prototypes, all_labels = prototypes, prototype_labels
 
   compacted, compacted_labels, positions, count = _compact_prototypes(
-      all_prototypes, all_labels)
+    all_prototypes, all_labels
+  )
   # The batch's filled slots come first, then the memory's.
   num_differentiable = tf.reduce_sum(
-      tf.cast(all_labels[:num_batch_slots] >= 0, tf.int32))
-  self_indices = tf.where(valid, tf.gather(
-      positions, tf.maximum(unique_instance_labels, 0) + own_offset), -1)
+    tf.cast(all_labels[:num_batch_slots] >= 0, tf.int32)
+  )
+  self_indices = tf.where(
+    valid,
+    tf.gather(positions, tf.maximum(unique_instance_labels, 0) + own_offset),
+    -1,
+  )
   log_numerator, log_others = _vmf_log_terms(
-      embedding, compacted, tf.where(valid, semantic_labels, -1),
-      self_indices, compacted_labels, count, num_differentiable,
-      concentration)
+    embedding,
+    compacted,
+    tf.where(valid, semantic_labels, -1),
+    self_indices,
+    compacted_labels,
+    count,
+    num_differentiable,
+    concentration,
+  )
   # -log(n / (n + o)) = softplus(log o - log n), exact and stable.
   pixel_losses = tf.nn.softplus(log_others - log_numerator)
-  return (mean_over_pixels(pixel_losses, valid), new_memory,
-          new_memory_labels)
+  return (mean_over_pixels(pixel_losses, valid), new_memory, new_memory_labels)
 
 
-def segment_by_kmeans_and_labels(embedding, labels, ignore_label,
-                                 cluster_labels, num_clusters,
-                                 kmeans_iterations, loc_features):
+def segment_by_kmeans_and_labels(
+  embedding,
+  labels,
+  ignore_label,
+  cluster_labels,
+  num_clusters,
+  kmeans_iterations,
+  loc_features,
+):
   """Cuts every image of a batch into segments by k-means and label.
 
   k-means clusters each image's valid pixels on the embedding concatenated
@@ -633,12 +764,22 @@ def segment_by_kmeans_and_labels(embedding, labels, ignore_label,
   """
   embedding_dim = tf.shape(embedding)[3]
   semantic_labels, unique_instance_labels, prototype_labels = (
-      _cluster_and_number(tf.stop_gradient(embedding), labels, cluster_labels,
-                          loc_features, ignore_label,
-                          common_utils.cluster_grid(num_clusters),
-                          kmeans_iterations))
-  return (tf.reshape(embedding, [-1, embedding_dim]), semantic_labels,
-          unique_instance_labels, prototype_labels)
+    _cluster_and_number(
+      tf.stop_gradient(embedding),
+      labels,
+      cluster_labels,
+      loc_features,
+      ignore_label,
+      common_utils.cluster_grid(num_clusters),
+      kmeans_iterations,
+    )
+  )
+  return (
+    tf.reshape(embedding, [-1, embedding_dim]),
+    semantic_labels,
+    unique_instance_labels,
+    prototype_labels,
+  )
 
 
 # The original release's name.
@@ -646,8 +787,15 @@ segment_by_kmeans = segment_by_kmeans_and_labels
 
 
 @tf.function(jit_compile=True)
-def _cluster_and_number(embedding, labels, cluster_labels, loc_features,
-                        ignore_label, num_clusters, kmeans_iterations):
+def _cluster_and_number(
+  embedding,
+  labels,
+  cluster_labels,
+  loc_features,
+  ignore_label,
+  num_clusters,
+  kmeans_iterations,
+):
   """The labels of `segment_by_kmeans_and_labels`, compiled with XLA.
 
   k-means and the numbering of segments take no gradient; compiling them
@@ -659,45 +807,58 @@ def _cluster_and_number(embedding, labels, cluster_labels, loc_features,
   num_total_clusters = common_utils.total_clusters(num_clusters)
   embedding = tf.reshape(embedding, [batch_size, -1, embedding_dim])
   labels = tf.reshape(tf.cast(labels, tf.int32), [batch_size, -1])
-  cluster_labels = tf.reshape(tf.cast(cluster_labels, tf.int32),
-                              [batch_size, -1])
-  loc_features = tf.reshape(tf.cast(loc_features, embedding.dtype),
-                            [batch_size, -1, 2])
+  cluster_labels = tf.reshape(
+    tf.cast(cluster_labels, tf.int32), [batch_size, -1]
+  )
+  loc_features = tf.reshape(
+    tf.cast(loc_features, embedding.dtype), [batch_size, -1, 2]
+  )
   valid_mask = tf.logical_and(tf.not_equal(labels, ignore_label), labels >= 0)
 
   embedding_with_loc = common_utils.normalize_embedding(
-      tf.concat([embedding, loc_features], axis=2))
+    tf.concat([embedding, loc_features], axis=2)
+  )
   cluster_labels = common_utils.kmeans_with_initial_labels(
-      embedding_with_loc, cluster_labels, num_total_clusters,
-      kmeans_iterations, valid_mask)
+    embedding_with_loc,
+    cluster_labels,
+    num_total_clusters,
+    kmeans_iterations,
+    valid_mask,
+  )
   # Offsetting by image keeps the clusters of different images apart; the
   # label takes the low 32 bits of the key.
   instance_labels = cluster_labels + (
-      tf.range(batch_size)[:, tf.newaxis] * num_total_clusters)
-  keys = (tf.bitwise.left_shift(tf.cast(instance_labels, tf.int64), 32) +
-          tf.cast(labels, tf.int64))
+    tf.range(batch_size)[:, tf.newaxis] * num_total_clusters
+  )
+  keys = tf.bitwise.left_shift(
+    tf.cast(instance_labels, tf.int64), 32
+  ) + tf.cast(labels, tf.int64)
   valid_mask = tf.reshape(valid_mask, [-1])
-  unique_instance_labels = _number_segments(tf.reshape(keys, [-1]),
-                                            valid_mask)
+  unique_instance_labels = _number_segments(tf.reshape(keys, [-1]), valid_mask)
   semantic_labels = tf.where(valid_mask, tf.reshape(labels, [-1]), -1)
   # Empty slots get the reduction's lowest value, raised to -1.
-  prototype_labels = tf.maximum(tf.math.unsorted_segment_max(
-      semantic_labels, unique_instance_labels, tf.shape(semantic_labels)[0]),
-                                -1)
+  prototype_labels = tf.maximum(
+    tf.math.unsorted_segment_max(
+      semantic_labels, unique_instance_labels, tf.shape(semantic_labels)[0]
+    ),
+    -1,
+  )
   return semantic_labels, unique_instance_labels, prototype_labels
 
 
-def add_segsort_loss(embedding,
-                     labels,
-                     embedding_dim,
-                     ignore_label,
-                     concentration,
-                     cluster_labels,
-                     num_clusters,
-                     kmeans_iterations,
-                     num_banks,
-                     loc_features,
-                     memory_bank=None):
+def add_segsort_loss(
+  embedding,
+  labels,
+  embedding_dim,
+  ignore_label,
+  concentration,
+  cluster_labels,
+  num_clusters,
+  kmeans_iterations,
+  num_banks,
+  loc_features,
+  memory_bank=None,
+):
   """Computes the supervised SegSort loss of a batch.
 
   Unlike the original release, the batch is clustered with one set of ops (no
@@ -728,29 +889,44 @@ def add_segsort_loss(embedding,
     A float32 scalar loss (under several replicas, this replica's share).
   """
   embedding = common_utils.normalize_embedding(
-      tf.ensure_shape(tf.cast(embedding, tf.float32),
-                      [None, None, None, embedding_dim]))
+    tf.ensure_shape(
+      tf.cast(embedding, tf.float32), [None, None, None, embedding_dim]
+    )
+  )
   pixel_embedding, semantic_labels, unique_instance_labels, prototype_labels = (
-      segment_by_kmeans_and_labels(embedding, labels, ignore_label,
-                                   cluster_labels, num_clusters,
-                                   kmeans_iterations, loc_features))
+    segment_by_kmeans_and_labels(
+      embedding,
+      labels,
+      ignore_label,
+      cluster_labels,
+      num_clusters,
+      kmeans_iterations,
+      loc_features,
+    )
+  )
   use_memory = memory_bank is not None and num_banks > 0
   memory, memory_labels = memory_bank.read() if use_memory else (None, None)
   loss, new_memory, new_memory_labels = calculate_vmf_loss(
-      pixel_embedding, semantic_labels, unique_instance_labels,
-      prototype_labels, concentration, memory, memory_labels,
-      memory_bank.shuffle_seed() if use_memory else None)
+    pixel_embedding,
+    semantic_labels,
+    unique_instance_labels,
+    prototype_labels,
+    concentration,
+    memory,
+    memory_labels,
+    memory_bank.shuffle_seed() if use_memory else None,
+  )
   if use_memory:
-    with tf.control_dependencies([memory_bank.push(new_memory,
-                                                   new_memory_labels)]):
+    with tf.control_dependencies(
+      [memory_bank.push(new_memory, new_memory_labels)]
+    ):
       loss = tf.identity(loss)
   return loss
 
 
-def add_unsupervised_segsort_loss(embedding,
-                                  concentration,
-                                  cluster_labels,
-                                  num_banks=0):
+def add_unsupervised_segsort_loss(
+  embedding, concentration, cluster_labels, num_banks=0
+):
   """Computes the unsupervised SegSort loss from given segments.
 
   Every segment of every image (e.g. of a contour-based oversegmentation) has
@@ -772,8 +948,10 @@ def add_unsupervised_segsort_loss(embedding,
     ValueError: If `num_banks` is not 0.
   """
   if num_banks:
-    raise ValueError('The unsupervised SegSort loss uses no memory bank; '
-                     'got num_banks=%s, expected 0.' % (num_banks,))
+    raise ValueError(
+      'The unsupervised SegSort loss uses no memory bank; '
+      'got num_banks=%s, expected 0.' % (num_banks,)
+    )
   embedding = common_utils.normalize_embedding(tf.cast(embedding, tf.float32))
   shape = tf.shape(embedding)
   batch_size, embedding_dim = shape[0], shape[3]
@@ -781,25 +959,40 @@ def add_unsupervised_segsort_loss(embedding,
   valid = tf.reshape(segment_ids >= 0, [-1])
   # Offsetting by image keeps equal ids of different images apart.
   image_offsets = tf.bitwise.left_shift(
-      tf.range(tf.cast(batch_size, tf.int64))[:, tf.newaxis], 32)
+    tf.range(tf.cast(batch_size, tf.int64))[:, tf.newaxis], 32
+  )
   unique_segment_labels = _number_segments(
-      tf.reshape(segment_ids + image_offsets, [-1]), valid)
+    tf.reshape(segment_ids + image_offsets, [-1]), valid
+  )
   embedding = tf.reshape(embedding, [-1, embedding_dim])
   num_pixels = tf.shape(unique_segment_labels)[0]
-  prototypes = _calculate_prototypes(embedding, unique_segment_labels,
-                                     num_pixels)
+  prototypes = _calculate_prototypes(
+    embedding, unique_segment_labels, num_pixels
+  )
   num_segments = tf.reduce_max(unique_segment_labels) + 1
   filled = tf.where(tf.range(num_pixels) < num_segments, 0, -1)
   prototypes, filled, own_offset = _gather_prototypes(prototypes, filled)
   compacted, compacted_filled, positions, count = _compact_prototypes(
-      prototypes, filled)
-  self_indices = tf.where(valid, tf.gather(
-      positions, tf.maximum(unique_segment_labels, 0) + own_offset), -1)
+    prototypes, filled
+  )
+  self_indices = tf.where(
+    valid,
+    tf.gather(positions, tf.maximum(unique_segment_labels, 0) + own_offset),
+    -1,
+  )
   # Every prototype is a class of its own: the numerator is the pixel's own
   # prototype and every other prototype is in the denominator.
-  prototype_classes = tf.where(compacted_filled >= 0,
-                               tf.range(tf.shape(compacted_filled)[0]), -1)
+  prototype_classes = tf.where(
+    compacted_filled >= 0, tf.range(tf.shape(compacted_filled)[0]), -1
+  )
   log_numerator, log_others = _vmf_log_terms(
-      embedding, compacted, self_indices, self_indices, prototype_classes,
-      count, count, concentration)
+    embedding,
+    compacted,
+    self_indices,
+    self_indices,
+    prototype_classes,
+    count,
+    count,
+    concentration,
+  )
   return mean_over_pixels(tf.nn.softplus(log_others - log_numerator), valid)

@@ -39,12 +39,15 @@ def pca(embedding, num_components=3):
 
   def project_image(image_embedding):
     projections = calculate_principal_components(
-        tf.reshape(image_embedding, [-1, shape[3]]), num_components)
+      tf.reshape(image_embedding, [-1, shape[3]]), num_components
+    )
     minimum = tf.reduce_min(projections, axis=0, keepdims=True)
     maximum = tf.reduce_max(projections, axis=0, keepdims=True)
     scaled = (projections - minimum) / tf.maximum(maximum - minimum, 1e-12)
     return tf.reshape(scaled, [shape[1], shape[2], num_components])
 
-  return tf.map_fn(project_image, embedding,
-                   fn_output_signature=tf.TensorSpec(
-                       [None, None, num_components], tf.float32))
+  return tf.map_fn(
+    project_image,
+    embedding,
+    fn_output_signature=tf.TensorSpec([None, None, num_components], tf.float32),
+  )

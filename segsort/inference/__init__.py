@@ -62,7 +62,6 @@ last, recording the prototype count and the digest of every other bank
 file, so that `load_prototype_bank` detects a bank rewritten only in part.
 """
 
-
 # The k-means grid and the errors of inference, importable from here as
 # before the package.
 from network.segsort.common_utils import cluster_grid

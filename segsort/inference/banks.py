@@ -25,8 +25,12 @@ PROTOTYPE_SOURCES_FILE = 'prototype_sources.json'
 
 # The files of a bank; prototype_sources.json, written last, records the
 # digest of each so that a bank rewritten only in part is detected.
-PROTOTYPE_ARRAY_FILES = (PROTOTYPE_FEATURES_FILE, PROTOTYPE_LABELS_FILE,
-                         PROTOTYPE_IMAGE_INDICES_FILE, PROTOTYPE_BOXES_FILE)
+PROTOTYPE_ARRAY_FILES = (
+  PROTOTYPE_FEATURES_FILE,
+  PROTOTYPE_LABELS_FILE,
+  PROTOTYPE_IMAGE_INDICES_FILE,
+  PROTOTYPE_BOXES_FILE,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class PrototypeBank:
     identity: What identifies the bank's contents (its directory and the
       SHA-256 of its files), recorded with the predictions made from it.
   """
+
   features: np.ndarray
   labels: np.ndarray
   image_indices: np.ndarray | None = None
@@ -57,14 +62,15 @@ class PrototypeBank:
 
 def _load_npy(path, what):
   if not os.path.exists(path):
-    raise errors.InferenceError('Missing %s file %s; run '
-                                'segsort.extract_prototypes first.'
-                                % (what, path))
+    raise errors.InferenceError(
+      'Missing %s file %s; run segsort.extract_prototypes first.' % (what, path)
+    )
   try:
     return np.load(path)
   except (OSError, ValueError) as error:
-    raise errors.InferenceError('Cannot read %s file %s: %s'
-                                % (what, path, error)) from error
+    raise errors.InferenceError(
+      'Cannot read %s file %s: %s' % (what, path, error)
+    ) from error
 
 
 def file_sha256(path):
@@ -81,16 +87,23 @@ def _load_sources(sources_path):
     with open(sources_path) as stream:
       sources = json.load(stream)
   except (OSError, ValueError) as error:
-    raise errors.InferenceError('Cannot read prototype sources file %s: %s'
-                                % (sources_path, error)) from error
+    raise errors.InferenceError(
+      'Cannot read prototype sources file %s: %s' % (sources_path, error)
+    ) from error
   if not isinstance(sources, dict):
-    raise errors.InferenceError('Prototype sources file %s holds no JSON '
-                                'object.' % sources_path)
+    raise errors.InferenceError(
+      'Prototype sources file %s holds no JSON object.' % sources_path
+    )
   return sources
 
 
-def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
-                        with_sources=False, checkpoint_prefix=None):
+def load_prototype_bank(
+  prototype_dir,
+  embedding_dim,
+  num_classes,
+  with_sources=False,
+  checkpoint_prefix=None,
+):
   """Loads and checks a bank written by `extract_prototypes`.
 
   prototype_sources.json, when present (banks of the original release have
@@ -119,59 +132,83 @@ def load_prototype_bank(prototype_dir, embedding_dim, num_classes,
   features = _load_npy(features_path, 'prototype features')
   labels = _load_npy(labels_path, 'prototype labels')
   if features.ndim != 2:
-    raise errors.InferenceError('%s has shape %s; expected [prototypes, '
-                                'dimensions].'
-                                % (features_path, features.shape))
+    raise errors.InferenceError(
+      '%s has shape %s; expected [prototypes, '
+      'dimensions].' % (features_path, features.shape)
+    )
   if features.shape[0] == 0:
-    raise errors.InferenceError('%s holds an empty prototype bank; extract '
-                                'prototypes from a list with labels.'
-                                % features_path)
+    raise errors.InferenceError(
+      '%s holds an empty prototype bank; extract '
+      'prototypes from a list with labels.' % features_path
+    )
   if features.shape[1] != embedding_dim:
     raise errors.InferenceError(
-        '%s holds %d-dimensional prototypes but the model embeds in %d '
-        'dimensions; extract prototypes with this model.'
-        % (features_path, features.shape[1], embedding_dim))
+      '%s holds %d-dimensional prototypes but the model embeds in %d '
+      'dimensions; extract prototypes with this model.'
+      % (features_path, features.shape[1], embedding_dim)
+    )
   if labels.shape != features.shape[:1]:
-    raise errors.InferenceError('%s has shape %s; %s has %d prototypes.'
-                                % (labels_path, labels.shape, features_path,
-                                   features.shape[0]))
+    raise errors.InferenceError(
+      '%s has shape %s; %s has %d prototypes.'
+      % (labels_path, labels.shape, features_path, features.shape[0])
+    )
   if labels.min() < 0 or labels.max() >= num_classes:
-    raise errors.InferenceError('%s holds labels in [%d, %d]; expected [0, '
-                                '%d).' % (labels_path, labels.min(),
-                                          labels.max(), num_classes))
+    raise errors.InferenceError(
+      '%s holds labels in [%d, %d]; expected [0, '
+      '%d).' % (labels_path, labels.min(), labels.max(), num_classes)
+    )
   bank = PrototypeBank(features.astype(np.float32), labels.astype(np.int32))
-  warn_of_missing_classes(bank.labels, num_classes,
-                          'The prototype bank %s' % prototype_dir)
+  warn_of_missing_classes(
+    bank.labels, num_classes, 'The prototype bank %s' % prototype_dir
+  )
   bank.identity = {
-      'prototype_dir': os.path.abspath(prototype_dir),
-      'sha256': {name: file_sha256(os.path.join(prototype_dir, name))
-                 for name in (PROTOTYPE_FEATURES_FILE, PROTOTYPE_LABELS_FILE)},
+    'prototype_dir': os.path.abspath(prototype_dir),
+    'sha256': {
+      name: file_sha256(os.path.join(prototype_dir, name))
+      for name in (PROTOTYPE_FEATURES_FILE, PROTOTYPE_LABELS_FILE)
+    },
   }
   if os.path.exists(sources_path):
     bank.sources = _load_sources(sources_path)
     _check_sources(bank, prototype_dir, sources_path)
-    if (checkpoint_prefix is not None and
-        bank.sources.get('checkpoint') != os.path.abspath(checkpoint_prefix)):
+    if checkpoint_prefix is not None and bank.sources.get(
+      'checkpoint'
+    ) != os.path.abspath(checkpoint_prefix):
       _LOGGER.warning(
-          'The prototypes of %s were extracted with checkpoint %s, not with '
-          '%s which will query them; extract them with this checkpoint '
-          'unless that is intended.', prototype_dir,
-          bank.sources.get('checkpoint'), os.path.abspath(checkpoint_prefix))
+        'The prototypes of %s were extracted with checkpoint %s, not with '
+        '%s which will query them; extract them with this checkpoint '
+        'unless that is intended.',
+        prototype_dir,
+        bank.sources.get('checkpoint'),
+        os.path.abspath(checkpoint_prefix),
+      )
   if not with_sources:
     return bank
   if bank.sources is None:
-    raise errors.InferenceError('Missing prototype sources file %s; rerun '
-                                'segsort.extract_prototypes.' % sources_path)
+    raise errors.InferenceError(
+      'Missing prototype sources file %s; rerun '
+      'segsort.extract_prototypes.' % sources_path
+    )
   indices_path = os.path.join(prototype_dir, PROTOTYPE_IMAGE_INDICES_FILE)
   boxes_path = os.path.join(prototype_dir, PROTOTYPE_BOXES_FILE)
   bank.image_indices = _load_npy(indices_path, 'prototype image indices')
   bank.boxes = _load_npy(boxes_path, 'prototype boxes')
-  if (bank.image_indices.shape != labels.shape or
-      bank.boxes.shape != (labels.shape[0], 4)):
+  if bank.image_indices.shape != labels.shape or bank.boxes.shape != (
+    labels.shape[0],
+    4,
+  ):
     raise errors.InferenceError(
-        '%s (shape %s) or %s (shape %s) does not match the %d prototypes of '
-        '%s.' % (indices_path, bank.image_indices.shape, boxes_path,
-                 bank.boxes.shape, labels.shape[0], features_path))
+      '%s (shape %s) or %s (shape %s) does not match the %d prototypes of '
+      '%s.'
+      % (
+        indices_path,
+        bank.image_indices.shape,
+        boxes_path,
+        bank.boxes.shape,
+        labels.shape[0],
+        features_path,
+      )
+    )
   return bank
 
 
@@ -186,9 +223,13 @@ def warn_of_missing_classes(labels, num_classes, bank_name):
   missing = np.setdiff1d(np.arange(num_classes), labels)
   if missing.size:
     _LOGGER.warning(
-        '%s holds no prototype of class %s (of [0, %d)): k-NN inference '
-        'never predicts %s.', bank_name, ', '.join(map(str, missing)),
-        num_classes, 'it' if missing.size == 1 else 'them')
+      '%s holds no prototype of class %s (of [0, %d)): k-NN inference '
+      'never predicts %s.',
+      bank_name,
+      ', '.join(map(str, missing)),
+      num_classes,
+      'it' if missing.size == 1 else 'them',
+    )
 
 
 def _check_sources(bank, prototype_dir, sources_path):
@@ -196,21 +237,31 @@ def _check_sources(bank, prototype_dir, sources_path):
   num_prototypes = len(bank.labels)
   if bank.sources.get('num_prototypes') != num_prototypes:
     raise errors.InferenceError(
-        '%s describes %s prototypes but %s and %s hold %d: the bank is '
-        'inconsistent (an interrupted extraction?); rerun '
-        'segsort.extract_prototypes.'
-        % (sources_path, bank.sources.get('num_prototypes'),
-           os.path.join(prototype_dir, PROTOTYPE_FEATURES_FILE),
-           os.path.join(prototype_dir, PROTOTYPE_LABELS_FILE), num_prototypes))
+      '%s describes %s prototypes but %s and %s hold %d: the bank is '
+      'inconsistent (an interrupted extraction?); rerun '
+      'segsort.extract_prototypes.'
+      % (
+        sources_path,
+        bank.sources.get('num_prototypes'),
+        os.path.join(prototype_dir, PROTOTYPE_FEATURES_FILE),
+        os.path.join(prototype_dir, PROTOTYPE_LABELS_FILE),
+        num_prototypes,
+      )
+    )
   recorded = bank.sources.get('sha256', {})
   for name, digest in recorded.items():
     path = os.path.join(prototype_dir, name)
-    actual = (bank.identity['sha256'].get(name) or
-              (file_sha256(path) if os.path.exists(path) else None))
+    actual = bank.identity['sha256'].get(name) or (
+      file_sha256(path) if os.path.exists(path) else None
+    )
     if actual != digest:
       raise errors.InferenceError(
-          '%s %s; %s records the file of another extraction: the bank is '
-          'inconsistent (an interrupted extraction?); rerun '
-          'segsort.extract_prototypes.'
-          % (path, 'is missing' if actual is None else 'has changed',
-             sources_path))
+        '%s %s; %s records the file of another extraction: the bank is '
+        'inconsistent (an interrupted extraction?); rerun '
+        'segsort.extract_prototypes.'
+        % (
+          path,
+          'is missing' if actual is None else 'has changed',
+          sources_path,
+        )
+      )

@@ -60,15 +60,25 @@ def settings_from_checkpoint(args, config, checkpoint_prefix):
     if value is None:
       setattr(args, name, checkpoint_value)
     elif value != checkpoint_value:
-      _LOGGER.warning('--%s %s differs from the %s checkpoint %s was trained '
-                      'with; using --%s %s.', name, _format_flag(value),
-                      _format_flag(checkpoint_value), checkpoint_prefix, name,
-                      _format_flag(value))
-      overrides[name] = {'flag': _json_value(value),
-                         'checkpoint': _json_value(checkpoint_value)}
-  message = (inference_flags.ignore_label_problem(args)
-             if hasattr(args, 'ignore_label') and hasattr(args, 'num_classes')
-             else None)
+      _LOGGER.warning(
+        '--%s %s differs from the %s checkpoint %s was trained '
+        'with; using --%s %s.',
+        name,
+        _format_flag(value),
+        _format_flag(checkpoint_value),
+        checkpoint_prefix,
+        name,
+        _format_flag(value),
+      )
+      overrides[name] = {
+        'flag': _json_value(value),
+        'checkpoint': _json_value(checkpoint_value),
+      }
+  message = (
+    inference_flags.ignore_label_problem(args)
+    if hasattr(args, 'ignore_label') and hasattr(args, 'num_classes')
+    else None
+  )
   if message:
     raise errors.InferenceError('--ignore_label ' + message)
   return overrides
@@ -82,8 +92,9 @@ def _json_value(value):
   return list(value) if isinstance(value, tuple) else value
 
 
-def predict_list_from_flags(predictor, args, checkpoint_prefix,
-                            checkpoint_overrides=None):
+def predict_list_from_flags(
+  predictor, args, checkpoint_prefix, checkpoint_overrides=None
+):
   """Runs `predict_list` as the inference flags ask.
 
   Args:
@@ -98,14 +109,19 @@ def predict_list_from_flags(predictor, args, checkpoint_prefix,
     The number of images predicted (not skipped).
   """
   return run_over_list.predict_list(
-      predictor, checkpoint_prefix=checkpoint_prefix, data_dir=args.data_dir,
-      data_list=args.data_list, save_dir=args.save_dir, scales=args.scale_aug,
-      flip=args.flip_aug,
-      colormap=run_over_list.load_colormap(args.colormap, args.data_dir),
-      ignore_label=args.ignore_label,
-      apply_exif_orientation=args.apply_exif_orientation,
-      checkpoint_overrides=checkpoint_overrides,
-      save_overlay=args.save_overlay)
+    predictor,
+    checkpoint_prefix=checkpoint_prefix,
+    data_dir=args.data_dir,
+    data_list=args.data_list,
+    save_dir=args.save_dir,
+    scales=args.scale_aug,
+    flip=args.flip_aug,
+    colormap=run_over_list.load_colormap(args.colormap, args.data_dir),
+    ignore_label=args.ignore_label,
+    apply_exif_orientation=args.apply_exif_orientation,
+    checkpoint_overrides=checkpoint_overrides,
+    save_overlay=args.save_overlay,
+  )
 
 
 def segsort_predictor_from_flags(args, with_sources=False):
@@ -130,15 +146,26 @@ def segsort_predictor_from_flags(args, with_sources=False):
       `settings_from_checkpoint` and `load_prototype_bank` raise them.
   """
   network, config, checkpoint_prefix = restore.restore_network(
-      args.restore_from, restore.SEGSORT_MODES, args.embedding_dim)
-  checkpoint_overrides = settings_from_checkpoint(args, config,
-                                                  checkpoint_prefix)
+    args.restore_from, restore.SEGSORT_MODES, args.embedding_dim
+  )
+  checkpoint_overrides = settings_from_checkpoint(
+    args, config, checkpoint_prefix
+  )
   bank = banks.load_prototype_bank(
-      args.prototype_dir, config.embedding_dim, args.num_classes,
-      with_sources=with_sources, checkpoint_prefix=checkpoint_prefix)
+    args.prototype_dir,
+    config.embedding_dim,
+    args.num_classes,
+    with_sources=with_sources,
+    checkpoint_prefix=checkpoint_prefix,
+  )
   predictor = predictors.SegSortPredictor(
-      network, bank, window_size=args.input_size, strides=args.strides,
-      k_in_nearest_neighbors=args.k_in_nearest_neighbors,
-      num_classes=args.num_classes, num_clusters=args.num_clusters,
-      kmeans_iterations=args.kmeans_iterations)
+    network,
+    bank,
+    window_size=args.input_size,
+    strides=args.strides,
+    k_in_nearest_neighbors=args.k_in_nearest_neighbors,
+    num_classes=args.num_classes,
+    num_clusters=args.num_clusters,
+    kmeans_iterations=args.kmeans_iterations,
+  )
   return predictor, bank, checkpoint_prefix, checkpoint_overrides

@@ -30,8 +30,9 @@ from segsort.inference import windows
 _LOGGER = logging.getLogger(__name__)
 
 
-def extract_image_prototypes(embedding, labels, num_clusters,
-                             kmeans_iterations, ignore_label):
+def extract_image_prototypes(
+  embedding, labels, num_clusters, kmeans_iterations, ignore_label
+):
   """Extracts the prototypes of one annotated image and their members.
 
   `eval_utils.extract_trained_prototypes` (k-means over valid cells with
@@ -55,23 +56,32 @@ def extract_image_prototypes(embedding, labels, num_clusters,
   num_clusters = common_utils.cluster_grid(num_clusters)
   shape = tf.shape(labels)
   location_features = common_utils.generate_location_features(
-      [shape[0], shape[1]], 'float')
+    [shape[0], shape[1]], 'float'
+  )
   initial_labels = common_utils.initialize_cluster_labels(
-      num_clusters, [shape[0], shape[1]])
+    num_clusters, [shape[0], shape[1]]
+  )
   prototype_features, prototype_labels, _, cell_prototypes = (
-      eval_utils.extract_trained_prototypes(
-          tf.reshape(embedding, [shape[0] * shape[1], -1]),
-          tf.reshape(location_features, [-1, 2]),
-          tf.reshape(initial_labels, [-1]),
-          common_utils.total_clusters(num_clusters), kmeans_iterations,
-          tf.reshape(labels, [-1]), 1, ignore_label,
-          return_pixel_prototypes=True))
-  return (prototype_features, prototype_labels,
-          tf.reshape(cell_prototypes, shape))
+    eval_utils.extract_trained_prototypes(
+      tf.reshape(embedding, [shape[0] * shape[1], -1]),
+      tf.reshape(location_features, [-1, 2]),
+      tf.reshape(initial_labels, [-1]),
+      common_utils.total_clusters(num_clusters),
+      kmeans_iterations,
+      tf.reshape(labels, [-1]),
+      1,
+      ignore_label,
+      return_pixel_prototypes=True,
+    )
+  )
+  return (
+    prototype_features,
+    prototype_labels,
+    tf.reshape(cell_prototypes, shape),
+  )
 
 
-def prototype_boxes(cell_prototypes, num_prototypes, output_stride,
-                    image_size):
+def prototype_boxes(cell_prototypes, num_prototypes, output_stride, image_size):
   """Bounding boxes of prototypes in image pixels.
 
   Args:
@@ -111,18 +121,31 @@ def labels_at_cell_centres(labels, output_stride):
     An int32 array `[ceil(H / s), ceil(W / s)]`.
   """
   height, width = labels.shape
-  rows = np.minimum(np.arange(0, height, output_stride) + output_stride // 2,
-                    height - 1)
-  columns = np.minimum(np.arange(0, width, output_stride) + output_stride // 2,
-                       width - 1)
+  rows = np.minimum(
+    np.arange(0, height, output_stride) + output_stride // 2, height - 1
+  )
+  columns = np.minimum(
+    np.arange(0, width, output_stride) + output_stride // 2, width - 1
+  )
   return labels[np.ix_(rows, columns)].astype(np.int32)
 
 
-def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
-                       save_dir, window_size, strides, num_classes,
-                       ignore_label, num_clusters, kmeans_iterations,
-                       apply_exif_orientation=False,
-                       checkpoint_overrides=None):
+def extract_prototypes(
+  network,
+  checkpoint_prefix,
+  *,
+  data_dir,
+  data_list,
+  save_dir,
+  window_size,
+  strides,
+  num_classes,
+  ignore_label,
+  num_clusters,
+  kmeans_iterations,
+  apply_exif_orientation=False,
+  checkpoint_overrides=None,
+):
   """Extracts the prototypes of every annotated image of a list.
 
   Writes to `save_dir/prototypes/`: prototype_features.npy float32 `[P, D]`,
@@ -165,107 +188,151 @@ def extract_prototypes(network, checkpoint_prefix, *, data_dir, data_list,
   Raises:
     InferenceError: If no image yields a prototype.
   """
-  runner = windows.DenseOutputRunner(network, window_size, strides,
-                             normalize_windows=True)
+  runner = windows.DenseOutputRunner(
+    network, window_size, strides, normalize_windows=True
+  )
   prototype_dir = os.path.join(save_dir, 'prototypes')
   cache_dir = os.path.join(prototype_dir, 'cache')
   settings = {
-      'checkpoint': os.path.abspath(checkpoint_prefix),
-      'data_dir': os.path.abspath(data_dir),
-      'window_size': list(runner.window_size),
-      'strides': list(runner.strides),
-      'num_classes': num_classes,
-      'ignore_label': ignore_label,
-      'num_clusters': list(common_utils.cluster_grid(num_clusters)),
-      'kmeans_iterations': kmeans_iterations,
-      'apply_exif_orientation': bool(apply_exif_orientation),
+    'checkpoint': os.path.abspath(checkpoint_prefix),
+    'data_dir': os.path.abspath(data_dir),
+    'window_size': list(runner.window_size),
+    'strides': list(runner.strides),
+    'num_classes': num_classes,
+    'ignore_label': ignore_label,
+    'num_clusters': list(common_utils.cluster_grid(num_clusters)),
+    'kmeans_iterations': kmeans_iterations,
+    'apply_exif_orientation': bool(apply_exif_orientation),
   }
   if checkpoint_overrides:
     settings['flags_overriding_checkpoint'] = checkpoint_overrides
   output_dirs.prepare_output_dir(
-      os.path.join(cache_dir, output_dirs.SETTINGS_FILE), settings,
-                     [os.path.join(cache_dir, '*.npz')], 'Prototypes cached in')
+    os.path.join(cache_dir, output_dirs.SETTINGS_FILE),
+    settings,
+    [os.path.join(cache_dir, '*.npz')],
+    'Prototypes cached in',
+  )
   image_prototypes = tf.function(
-      lambda embedding, labels: extract_image_prototypes(
-          embedding, labels, num_clusters, kmeans_iterations, ignore_label),
-      reduce_retracing=True)
+    lambda embedding, labels: extract_image_prototypes(
+      embedding, labels, num_clusters, kmeans_iterations, ignore_label
+    ),
+    reduce_retracing=True,
+  )
   entries = data.read_data_list(data_dir, data_list, require_labels=True)
   output_dirs.check_unique_ids(entries)
 
   def cache_path(entry):
     return os.path.join(cache_dir, entry.image_id + '.npz')
 
-  to_extract = [entry for entry in entries
-                if not os.path.exists(cache_path(entry))]
-  examples = iter(data.entries_dataset(
-      to_extract, ignore_label=ignore_label,
-      apply_exif_orientation=apply_exif_orientation))
+  to_extract = [
+    entry for entry in entries if not os.path.exists(cache_path(entry))
+  ]
+  examples = iter(
+    data.entries_dataset(
+      to_extract,
+      ignore_label=ignore_label,
+      apply_exif_orientation=apply_exif_orientation,
+    )
+  )
   survey = data.LabelSurvey(data_list, num_classes, ignore_label)
   features, labels, image_indices, boxes = [], [], [], []
   num_done = 0
   num_skipped = len(entries) - len(to_extract)
   start = time.time()
-  with console.progress(total=len(to_extract), desc='Extracting prototypes',
-                        unit='image') as progress:
+  with console.progress(
+    total=len(to_extract), desc='Extracting prototypes', unit='image'
+  ) as progress:
     for image_index, entry in enumerate(entries):
       if os.path.exists(cache_path(entry)):
         with np.load(cache_path(entry)) as cached:
           image_features, image_labels, image_boxes = (
-              cached['features'], cached['labels'], cached['boxes'])
+            cached['features'],
+            cached['labels'],
+            cached['boxes'],
+          )
       else:
         image_features, image_labels, image_boxes = _extract_one(
-            runner, image_prototypes, entry, next(examples), survey,
-            num_classes, ignore_label)
+          runner,
+          image_prototypes,
+          entry,
+          next(examples),
+          survey,
+          num_classes,
+          ignore_label,
+        )
         with io_utils.atomic_path(cache_path(entry)) as temporary:
-          np.savez(temporary, features=image_features, labels=image_labels,
-                   boxes=image_boxes)
+          np.savez(
+            temporary,
+            features=image_features,
+            labels=image_labels,
+            boxes=image_boxes,
+          )
         num_done += 1
         progress.update()
       features.append(image_features)
       labels.append(image_labels)
       boxes.append(image_boxes)
       image_indices.append(np.full(len(image_labels), image_index, np.int32))
-  output_dirs.log_run_summary('Extracted prototypes', num_done, num_skipped,
-                 time.time() - start)
+  output_dirs.log_run_summary(
+    'Extracted prototypes', num_done, num_skipped, time.time() - start
+  )
   survey.log_out_of_range_total()
   features = np.concatenate(features).astype(np.float32)
   num_prototypes = len(features)
   if num_prototypes == 0:
-    raise errors.InferenceError('No labelled pixel in the images of %s: no '
-                                'prototype to write.' % data_list)
+    raise errors.InferenceError(
+      'No labelled pixel in the images of %s: no '
+      'prototype to write.' % data_list
+    )
   labels = np.concatenate(labels).astype(np.int32)
   banks.warn_of_missing_classes(
-      labels, num_classes,
-      'The prototype bank of %s (%s)' % (data_list, prototype_dir))
+    labels,
+    num_classes,
+    'The prototype bank of %s (%s)' % (data_list, prototype_dir),
+  )
   arrays = {
-      banks.PROTOTYPE_FEATURES_FILE: features,
-      banks.PROTOTYPE_LABELS_FILE: labels,
-      banks.PROTOTYPE_IMAGE_INDICES_FILE: np.concatenate(image_indices),
-      banks.PROTOTYPE_BOXES_FILE: np.concatenate(boxes).astype(np.int32),
+    banks.PROTOTYPE_FEATURES_FILE: features,
+    banks.PROTOTYPE_LABELS_FILE: labels,
+    banks.PROTOTYPE_IMAGE_INDICES_FILE: np.concatenate(image_indices),
+    banks.PROTOTYPE_BOXES_FILE: np.concatenate(boxes).astype(np.int32),
   }
   for name, array in arrays.items():
     io_utils.save_npy(os.path.join(prototype_dir, name), array)
   # Written last: it records the count and digests of the files above, so
   # that a bank whose rewrite was interrupted fails load_prototype_bank.
   io_utils.save_json(
-      os.path.join(prototype_dir, banks.PROTOTYPE_SOURCES_FILE),
-      dict(settings,
-           data_list=os.path.abspath(data_list),
-           num_prototypes=num_prototypes,
-           embedding_dim=int(features.shape[1]),
-           sha256={name: banks.file_sha256(os.path.join(prototype_dir, name))
-                   for name in arrays},
-           box_format='y0 x0 y1 x1, image pixels, end exclusive',
-           images=[{'image_id': entry.image_id,
-                    'image_path': os.path.relpath(entry.image_path, data_dir)}
-                   for entry in entries]))
-  _LOGGER.info('Wrote %d prototypes of %d images to %s', num_prototypes,
-               len(entries), prototype_dir)
+    os.path.join(prototype_dir, banks.PROTOTYPE_SOURCES_FILE),
+    dict(
+      settings,
+      data_list=os.path.abspath(data_list),
+      num_prototypes=num_prototypes,
+      embedding_dim=int(features.shape[1]),
+      sha256={
+        name: banks.file_sha256(os.path.join(prototype_dir, name))
+        for name in arrays
+      },
+      box_format='y0 x0 y1 x1, image pixels, end exclusive',
+      images=[
+        {
+          'image_id': entry.image_id,
+          'image_path': os.path.relpath(entry.image_path, data_dir),
+        }
+        for entry in entries
+      ],
+    ),
+  )
+  _LOGGER.info(
+    'Wrote %d prototypes of %d images to %s',
+    num_prototypes,
+    len(entries),
+    prototype_dir,
+  )
   return num_prototypes
 
 
-def _extract_one(runner, image_prototypes, entry, example, survey,
-                 num_classes, ignore_label):
+def _extract_one(
+  runner, image_prototypes, entry, example, survey, num_classes, ignore_label
+):
   """Prototypes of one image: (features [P, D], labels [P], boxes [P, 4])."""
   image = example['image']
   label = example['label'][..., 0].numpy()
@@ -274,10 +341,18 @@ def _extract_one(runner, image_prototypes, entry, example, survey,
   embedding = runner.output_grid(image)
   cell_labels = labels_at_cell_centres(label, runner.output_stride)
   if not np.any(cell_labels != ignore_label):
-    return (np.zeros((0, embedding.shape[-1]), np.float32),
-            np.zeros((0,), np.int32), np.zeros((0, 4), np.int32))
+    return (
+      np.zeros((0, embedding.shape[-1]), np.float32),
+      np.zeros((0,), np.int32),
+      np.zeros((0, 4), np.int32),
+    )
   features, labels, cell_prototypes = image_prototypes(
-      common_utils.normalize_embedding(embedding), tf.constant(cell_labels))
-  boxes = prototype_boxes(cell_prototypes.numpy(), int(labels.shape[0]),
-                          runner.output_stride, label.shape)
+    common_utils.normalize_embedding(embedding), tf.constant(cell_labels)
+  )
+  boxes = prototype_boxes(
+    cell_prototypes.numpy(),
+    int(labels.shape[0]),
+    runner.output_stride,
+    label.shape,
+  )
   return features.numpy(), labels.numpy(), boxes

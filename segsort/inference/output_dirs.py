@@ -24,8 +24,14 @@ _LOGGER = logging.getLogger(__name__)
 def log_run_summary(what, num_done, num_skipped, seconds):
   """Logs how many images a run did, how fast, and how many it skipped."""
   rate = num_done / seconds if seconds > 0 else 0.0
-  _LOGGER.info('%s: %d images in %.1f s (%.2f images/s), %d skipped as '
-               'already done.', what, num_done, seconds, rate, num_skipped)
+  _LOGGER.info(
+    '%s: %d images in %.1f s (%.2f images/s), %d skipped as already done.',
+    what,
+    num_done,
+    seconds,
+    rate,
+    num_skipped,
+  )
 
 
 def check_unique_ids(entries):
@@ -42,18 +48,20 @@ def check_unique_ids(entries):
     previous = first_entry_of_id.setdefault(entry.image_id, entry)
     if previous is not entry:
       raise errors.DataError(
-          '%s and %s both name image id %s; outputs are named by image id.'
-          % (previous.location(), entry.location(), entry.image_id))
+        '%s and %s both name image id %s; outputs are named by image id.'
+        % (previous.location(), entry.location(), entry.image_id)
+      )
 
 
 def _describe_changes(old, new):
   """Names the settings that differ between two settings dicts."""
   if old is None:
     return 'no settings recorded'
-  return '; '.join('%s: %s -> %s' % (key, json.dumps(old_value)[:200],
-                                     json.dumps(new_value)[:200])
-                   for key, old_value, new_value in
-                   config_lib.setting_differences(old, new))
+  return '; '.join(
+    '%s: %s -> %s'
+    % (key, json.dumps(old_value)[:200], json.dumps(new_value)[:200])
+    for key, old_value, new_value in config_lib.setting_differences(old, new)
+  )
 
 
 def prepare_output_dir(settings_path, settings, output_patterns, what):
@@ -80,13 +88,17 @@ def prepare_output_dir(settings_path, settings, output_patterns, what):
       recorded = None
   if recorded == settings:
     return
-  stale_files = sorted(path for pattern in output_patterns
-                       for path in glob.glob(pattern))
+  stale_files = sorted(
+    path for pattern in output_patterns for path in glob.glob(pattern)
+  )
   if stale_files:
-    _LOGGER.warning('%s %s were made with other settings (%s); clearing %d '
-                    'files.', what,
-                    os.path.dirname(os.path.abspath(settings_path)),
-                    _describe_changes(recorded, settings), len(stale_files))
+    _LOGGER.warning(
+      '%s %s were made with other settings (%s); clearing %d files.',
+      what,
+      os.path.dirname(os.path.abspath(settings_path)),
+      _describe_changes(recorded, settings),
+      len(stale_files),
+    )
     for path in stale_files:
       os.remove(path)
   io_utils.save_json(settings_path, settings)

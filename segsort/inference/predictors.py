@@ -20,8 +20,13 @@ from network.segsort import eval_utils
 from segsort.inference import windows
 
 
-def segment_embedding(grid_embedding, pixel_embedding, num_clusters,
-                      kmeans_iterations, output_stride):
+def segment_embedding(
+  grid_embedding,
+  pixel_embedding,
+  num_clusters,
+  kmeans_iterations,
+  output_stride,
+):
   """Cuts one image into segments by vMF k-means with location.
 
   `eval_utils.segment_by_kmeans_on_grid`: k-means on the output grid, then
@@ -41,8 +46,12 @@ def segment_embedding(grid_embedding, pixel_embedding, num_clusters,
     segment_prototypes: A float32 tensor `[num_segments, D]`.
   """
   return eval_utils.segment_by_kmeans_on_grid(
-      grid_embedding, pixel_embedding, common_utils.cluster_grid(num_clusters),
-      kmeans_iterations, output_stride)
+    grid_embedding,
+    pixel_embedding,
+    common_utils.cluster_grid(num_clusters),
+    kmeans_iterations,
+    output_stride,
+  )
 
 
 @dataclasses.dataclass
@@ -55,6 +64,7 @@ class SegmentNeighbours:
     similarities: float32 `[num_segments, k]` cosines, most similar first.
     prototype_indices: int32 `[num_segments, k]` rows of the bank.
   """
+
   segment_ids: np.ndarray
   votes: np.ndarray
   similarities: np.ndarray
@@ -64,9 +74,18 @@ class SegmentNeighbours:
 class SegSortPredictor:
   """Per-pixel k-NN class votes of one image view."""
 
-  def __init__(self, network, bank, *, window_size, strides,
-               k_in_nearest_neighbors, num_classes, num_clusters,
-               kmeans_iterations):
+  def __init__(
+    self,
+    network,
+    bank,
+    *,
+    window_size,
+    strides,
+    k_in_nearest_neighbors,
+    num_classes,
+    num_clusters,
+    kmeans_iterations,
+  ):
     """Binds a network to a prototype bank.
 
     Args:
@@ -80,31 +99,34 @@ class SegSortPredictor:
       kmeans_iterations: The number of k-means iterations.
     """
     self.num_classes = num_classes
-    self._runner = windows.DenseOutputRunner(network, window_size, strides,
-                                     normalize_windows=True)
+    self._runner = windows.DenseOutputRunner(
+      network, window_size, strides, normalize_windows=True
+    )
     self._bank_features = tf.constant(bank.features)
     self._bank_labels = tf.constant(bank.labels)
     self._k = k_in_nearest_neighbors
     self._num_clusters = common_utils.cluster_grid(num_clusters)
     self._kmeans_iterations = kmeans_iterations
     self._bank_identity = bank.identity
-    self._pixel_votes = tf.function(self._compute_pixel_votes,
-                                    reduce_retracing=True)
-    self._neighbours = tf.function(self._compute_neighbours,
-                                   reduce_retracing=True)
+    self._pixel_votes = tf.function(
+      self._compute_pixel_votes, reduce_retracing=True
+    )
+    self._neighbours = tf.function(
+      self._compute_neighbours, reduce_retracing=True
+    )
 
   def settings(self):
     """What determines this predictor's outputs, as a JSON-ready dict."""
     return {
-        'method': 'segsort',
-        'segmentation': 'kmeans_on_grid',
-        'window_size': list(self._runner.window_size),
-        'strides': list(self._runner.strides),
-        'num_classes': self.num_classes,
-        'k_in_nearest_neighbors': self._k,
-        'num_clusters': list(self._num_clusters),
-        'kmeans_iterations': self._kmeans_iterations,
-        'prototype_bank': self._bank_identity,
+      'method': 'segsort',
+      'segmentation': 'kmeans_on_grid',
+      'window_size': list(self._runner.window_size),
+      'strides': list(self._runner.strides),
+      'num_classes': self.num_classes,
+      'k_in_nearest_neighbors': self._k,
+      'num_clusters': list(self._num_clusters),
+      'kmeans_iterations': self._kmeans_iterations,
+      'prototype_bank': self._bank_identity,
     }
 
   def embeddings(self, image):
@@ -116,28 +138,39 @@ class SegSortPredictor:
     """
     grid = common_utils.normalize_embedding(self._runner.output_grid(image))
     return grid, common_utils.normalize_embedding(
-        self._runner.upsample_to_image(grid, image.shape[:2]))
+      self._runner.upsample_to_image(grid, image.shape[:2])
+    )
 
   def _segment(self, grid_embedding, pixel_embedding):
-    return segment_embedding(grid_embedding, pixel_embedding,
-                             self._num_clusters, self._kmeans_iterations,
-                             self._runner.output_stride)
+    return segment_embedding(
+      grid_embedding,
+      pixel_embedding,
+      self._num_clusters,
+      self._kmeans_iterations,
+      self._runner.output_stride,
+    )
 
   def _compute_pixel_votes(self, grid_embedding, pixel_embedding):
-    segment_ids, segment_prototypes = self._segment(grid_embedding,
-                                                    pixel_embedding)
+    segment_ids, segment_prototypes = self._segment(
+      grid_embedding, pixel_embedding
+    )
     votes = eval_utils.knn_label_votes(
-        segment_prototypes, self._bank_features, self._bank_labels, self._k,
-        self.num_classes)
+      segment_prototypes,
+      self._bank_features,
+      self._bank_labels,
+      self._k,
+      self.num_classes,
+    )
     return tf.gather(votes, segment_ids)
 
   def _compute_neighbours(self, grid_embedding, pixel_embedding):
-    segment_ids, segment_prototypes = self._segment(grid_embedding,
-                                                    pixel_embedding)
+    segment_ids, segment_prototypes = self._segment(
+      grid_embedding, pixel_embedding
+    )
     similarities, indices = eval_utils.nearest_prototypes(
-        segment_prototypes, self._bank_features, self._k)
-    votes = eval_utils.label_votes(indices, self._bank_labels,
-                                   self.num_classes)
+      segment_prototypes, self._bank_features, self._k
+    )
+    votes = eval_utils.label_votes(indices, self._bank_labels, self.num_classes)
     return segment_ids, votes, similarities, indices
 
   def class_scores(self, image):
@@ -178,22 +211,24 @@ class SoftmaxPredictor:
       num_classes: The number of classes.
     """
     self.num_classes = num_classes
-    self._runner = windows.DenseOutputRunner(network, window_size, strides,
-                                     normalize_windows=False)
+    self._runner = windows.DenseOutputRunner(
+      network, window_size, strides, normalize_windows=False
+    )
 
   def settings(self):
     """What determines this predictor's outputs, as a JSON-ready dict."""
     return {
-        'method': 'softmax',
-        'window_size': list(self._runner.window_size),
-        'strides': list(self._runner.strides),
-        'num_classes': self.num_classes,
+      'method': 'softmax',
+      'window_size': list(self._runner.window_size),
+      'strides': list(self._runner.strides),
+      'num_classes': self.num_classes,
     }
 
   def class_scores(self, image):
     """Softmax of the logits upsampled to the image, `[H, W, num_classes]`."""
-    logits = self._runner.upsample_to_image(self._runner.output_grid(image),
-                                            image.shape[:2])
+    logits = self._runner.upsample_to_image(
+      self._runner.output_grid(image), image.shape[:2]
+    )
     return tf.nn.softmax(logits, axis=-1)
 
 
@@ -215,17 +250,23 @@ def predict_labels(predictor, image, scales=(1.0,), flip=False):
     if scale == 1:
       scaled_image = image
     else:
-      scaled_size = [max(1, round(height * scale)), max(1, round(width * scale))]
-      scaled_image = tf.image.resize(image[tf.newaxis], scaled_size,
-                                     method='bilinear')[0]
-    for flipped in ((False, True) if flip else (False,)):
+      scaled_size = [
+        max(1, round(height * scale)),
+        max(1, round(width * scale)),
+      ]
+      scaled_image = tf.image.resize(
+        image[tf.newaxis], scaled_size, method='bilinear'
+      )[0]
+    for flipped in (False, True) if flip else (False,):
       view = tf.reverse(scaled_image, axis=[1]) if flipped else scaled_image
       scores = predictor.class_scores(view)
       if flipped:
         scores = tf.reverse(scores, axis=[1])
       if scale != 1:
-        scores = tf.image.resize(scores[tf.newaxis], [height, width],
-                                 method='bilinear')[0]
+        scores = tf.image.resize(
+          scores[tf.newaxis], [height, width], method='bilinear'
+        )[0]
       score_sum += scores
-  return tf.argmax(score_sum, axis=-1, output_type=tf.int32).numpy().astype(
-      np.uint8)
+  return (
+    tf.argmax(score_sum, axis=-1, output_type=tf.int32).numpy().astype(np.uint8)
+  )

@@ -43,18 +43,21 @@ def restore_network(restore_from, allowed_modes, embedding_dim=None):
   config = config_lib.load_config_for_checkpoint(checkpoint_prefix)
   if config.mode not in allowed_modes:
     raise errors.InferenceError(
-        'Checkpoint %s was trained in mode %r; this tool needs one of %s.'
-        % (checkpoint_prefix, config.mode, list(allowed_modes)))
+      'Checkpoint %s was trained in mode %r; this tool needs one of %s.'
+      % (checkpoint_prefix, config.mode, list(allowed_modes))
+    )
   check_embedding_dim(embedding_dim, config, checkpoint_prefix)
   network = builder.build_network_from_config(config)
   # Every variable must exist before the check and restore, else restoring
   # would be deferred and unchecked.
-  network(tf.zeros([1, _DUMMY_IMAGE_SIZE, _DUMMY_IMAGE_SIZE, 3]),
-          training=False)
+  network(
+    tf.zeros([1, _DUMMY_IMAGE_SIZE, _DUMMY_IMAGE_SIZE, 3]), training=False
+  )
   checkpoints.check_checkpoint_fits({'model': network}, checkpoint_prefix)
   # The optimizer, step and memory bank of training checkpoints are unused.
   tf.train.Checkpoint(model=network).restore(
-      checkpoint_prefix).expect_partial().assert_existing_objects_matched()
+    checkpoint_prefix
+  ).expect_partial().assert_existing_objects_matched()
   return network, config, checkpoint_prefix
 
 
@@ -71,5 +74,6 @@ def check_embedding_dim(embedding_dim, config, checkpoint_prefix):
   """
   if embedding_dim not in (None, config.embedding_dim):
     raise errors.InferenceError(
-        '--embedding_dim %d differs from the %d of checkpoint %s.'
-        % (embedding_dim, config.embedding_dim, checkpoint_prefix))
+      '--embedding_dim %d differs from the %d of checkpoint %s.'
+      % (embedding_dim, config.embedding_dim, checkpoint_prefix)
+    )

@@ -40,21 +40,35 @@ def load_colormap(spec, data_dir=None):
   if spec in colormap_lib.NAMED_COLORMAPS:
     return colormap_lib.NAMED_COLORMAPS[spec]()
   try:
-    colormap = np.load(spec) if spec.endswith('.npy') else np.loadtxt(
-        spec, ndmin=2)
+    colormap = (
+      np.load(spec) if spec.endswith('.npy') else np.loadtxt(spec, ndmin=2)
+    )
   except (OSError, ValueError) as error:
-    raise errors.InferenceError('Cannot read colour map %s: %s'
-                                % (spec, error)) from error
+    raise errors.InferenceError(
+      'Cannot read colour map %s: %s' % (spec, error)
+    ) from error
   if colormap.ndim != 2 or colormap.shape[1] != 3:
-    raise errors.InferenceError('Colour map %s has shape %s; expected [N, '
-                                '3].' % (spec, colormap.shape))
+    raise errors.InferenceError(
+      'Colour map %s has shape %s; expected [N, 3].' % (spec, colormap.shape)
+    )
   return np.clip(colormap, 0, 255).astype(np.uint8)
 
 
-def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
-                 save_dir, scales=(1.0,), flip=False, colormap=None,
-                 ignore_label=255, apply_exif_orientation=False,
-                 checkpoint_overrides=None, save_overlay=False):
+def predict_list(
+  predictor,
+  *,
+  checkpoint_prefix,
+  data_dir,
+  data_list,
+  save_dir,
+  scales=(1.0,),
+  flip=False,
+  colormap=None,
+  ignore_label=255,
+  apply_exif_orientation=False,
+  checkpoint_overrides=None,
+  save_overlay=False,
+):
   """Predicts every image of a list and writes gray/ID.png and color/ID.png.
 
   The run's settings (checkpoint, prototype bank, predictor settings, scales,
@@ -95,60 +109,97 @@ def predict_list(predictor, *, checkpoint_prefix, data_dir, data_list,
     colormap = colormap_lib.voc_colormap()
   if len(colormap) < predictor.num_classes:
     raise errors.InferenceError(
-        'The colour map (--colormap, else DATA_DIR/%s) has %d colours for '
-        '--num_classes %d; pass --colormap voc or a map of at least %d '
-        'colours.' % (colormap_lib.COLORMAP_FILE, len(colormap),
-                      predictor.num_classes, predictor.num_classes))
+      'The colour map (--colormap, else DATA_DIR/%s) has %d colours for '
+      '--num_classes %d; pass --colormap voc or a map of at least %d '
+      'colours.'
+      % (
+        colormap_lib.COLORMAP_FILE,
+        len(colormap),
+        predictor.num_classes,
+        predictor.num_classes,
+      )
+    )
   entries = data.read_data_list(data_dir, data_list, require_labels=False)
   output_dirs.check_unique_ids(entries)
   gray_dir = os.path.join(save_dir, 'gray')
   color_dir = os.path.join(save_dir, 'color')
   overlay_dir = os.path.join(save_dir, 'overlay')
   settings = dict(
-      predictor.settings(),
-      checkpoint=os.path.abspath(checkpoint_prefix),
-      data_dir=os.path.abspath(data_dir),
-      scales=[float(scale) for scale in scales], flip=bool(flip),
-      colormap=np.asarray(colormap[:predictor.num_classes]).tolist(),
-      apply_exif_orientation=bool(apply_exif_orientation))
+    predictor.settings(),
+    checkpoint=os.path.abspath(checkpoint_prefix),
+    data_dir=os.path.abspath(data_dir),
+    scales=[float(scale) for scale in scales],
+    flip=bool(flip),
+    colormap=np.asarray(colormap[: predictor.num_classes]).tolist(),
+    apply_exif_orientation=bool(apply_exif_orientation),
+  )
   if checkpoint_overrides:
     settings['flags_overriding_checkpoint'] = checkpoint_overrides
   output_dirs.prepare_output_dir(
-      os.path.join(save_dir, output_dirs.SETTINGS_FILE), settings,
-                     [os.path.join(gray_dir, '*.png'),
-                      os.path.join(color_dir, '*.png'),
-                      os.path.join(overlay_dir, '*.png')],
-                     'Predictions in')
+    os.path.join(save_dir, output_dirs.SETTINGS_FILE),
+    settings,
+    [
+      os.path.join(gray_dir, '*.png'),
+      os.path.join(color_dir, '*.png'),
+      os.path.join(overlay_dir, '*.png'),
+    ],
+    'Predictions in',
+  )
 
   def output_paths(entry):
-    return (os.path.join(gray_dir, entry.image_id + '.png'),
-            os.path.join(color_dir, entry.image_id + '.png')) + (
-                (os.path.join(overlay_dir, entry.image_id + '.png'),)
-                if save_overlay else ())
+    return (
+      os.path.join(gray_dir, entry.image_id + '.png'),
+      os.path.join(color_dir, entry.image_id + '.png'),
+    ) + (
+      (os.path.join(overlay_dir, entry.image_id + '.png'),)
+      if save_overlay
+      else ()
+    )
 
-  to_predict = [entry for entry in entries
-                if not all(os.path.exists(path)
-                           for path in output_paths(entry))]
+  to_predict = [
+    entry
+    for entry in entries
+    if not all(os.path.exists(path) for path in output_paths(entry))
+  ]
   num_skipped = len(entries) - len(to_predict)
   num_done = 0
   start = time.time()
   for entry, example in console.progress(
-      zip(to_predict, data.entries_dataset(
-          to_predict, ignore_label=ignore_label,
-          apply_exif_orientation=apply_exif_orientation)),
-      total=len(to_predict), desc='Predicting', unit='image'):
+    zip(
+      to_predict,
+      data.entries_dataset(
+        to_predict,
+        ignore_label=ignore_label,
+        apply_exif_orientation=apply_exif_orientation,
+      ),
+    ),
+    total=len(to_predict),
+    desc='Predicting',
+    unit='image',
+  ):
     gray_path, color_path, *overlay_path = output_paths(entry)
-    labels = predictors.predict_labels(predictor, example['image'], scales,
-                                       flip)
+    labels = predictors.predict_labels(
+      predictor, example['image'], scales, flip
+    )
     io_utils.save_png(gray_path, labels)
     io_utils.save_png(color_path, colormap_lib.colorize(labels, colormap))
     if save_overlay:
-      image = np.clip(np.rint(example['image'].numpy() + data.IMG_MEAN), 0,
-                      255).astype(np.uint8)
-      io_utils.save_png(overlay_path[0], overlay.draw_overlay(
-          image, labels, colormap, overlay.overlay_segments(
-              predictor, example['image'], labels, scales, flip)))
+      image = np.clip(
+        np.rint(example['image'].numpy() + data.IMG_MEAN), 0, 255
+      ).astype(np.uint8)
+      io_utils.save_png(
+        overlay_path[0],
+        overlay.draw_overlay(
+          image,
+          labels,
+          colormap,
+          overlay.overlay_segments(
+            predictor, example['image'], labels, scales, flip
+          ),
+        ),
+      )
     num_done += 1
-  output_dirs.log_run_summary('Predicted', num_done, num_skipped,
-                              time.time() - start)
+  output_dirs.log_run_summary(
+    'Predicted', num_done, num_skipped, time.time() - start
+  )
   return num_done

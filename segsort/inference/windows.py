@@ -33,8 +33,10 @@ def window_offsets(padded_length, window_length, stride, output_stride):
     last one `padded_length - window_length`.
   """
   last = padded_length - window_length
-  offsets = {min(position // output_stride * output_stride, last)
-             for position in range(0, last, stride)}
+  offsets = {
+    min(position // output_stride * output_stride, last)
+    for position in range(0, last, stride)
+  }
   offsets.add(last)
   return sorted(offsets)
 
@@ -64,18 +66,21 @@ class DenseOutputRunner:
       InferenceError: If a stride is not in [1, window size].
     """
     self.output_stride = int(network.output_stride)
-    self.window_size = tuple(_round_up(int(length), self.output_stride)
-                             for length in window_size)
+    self.window_size = tuple(
+      _round_up(int(length), self.output_stride) for length in window_size
+    )
     self.strides = tuple(int(stride) for stride in strides)
     for stride, length in zip(self.strides, self.window_size):
       if not 1 <= stride <= length:
         raise errors.InferenceError(
-            'Window strides %s must lie in [1, window size %s] so that '
-            'windows cover the image.' % (self.strides, self.window_size))
+          'Window strides %s must lie in [1, window size %s] so that '
+          'windows cover the image.' % (self.strides, self.window_size)
+        )
     self._normalize_windows = normalize_windows
     self._network = network
-    self._predict_windows = tf.function(self._call_network,
-                                        reduce_retracing=True)
+    self._predict_windows = tf.function(
+      self._call_network, reduce_retracing=True
+    )
 
   def _call_network(self, windows):
     return self._network(windows, training=False)
@@ -95,22 +100,37 @@ class DenseOutputRunner:
     grid_height, grid_width = -(-height // stride), -(-width // stride)
     padded_height = max(window_height, grid_height * stride)
     padded_width = max(window_width, grid_width * stride)
-    padded = tf.pad(image, [[0, padded_height - height],
-                            [0, padded_width - width], [0, 0]])
-    corners = [(y, x)
-               for y in window_offsets(padded_height, window_height,
-                                       self.strides[0], stride)
-               for x in window_offsets(padded_width, window_width,
-                                       self.strides[1], stride)]
-    windows = tf.stack([padded[y:y + window_height, x:x + window_width]
-                        for y, x in corners])
+    padded = tf.pad(
+      image, [[0, padded_height - height], [0, padded_width - width], [0, 0]]
+    )
+    corners = [
+      (y, x)
+      for y in window_offsets(
+        padded_height, window_height, self.strides[0], stride
+      )
+      for x in window_offsets(
+        padded_width, window_width, self.strides[1], stride
+      )
+    ]
+    windows = tf.stack(
+      [padded[y : y + window_height, x : x + window_width] for y, x in corners]
+    )
     outputs = self._predict_windows(windows)
     cells = (window_height // stride, window_width // stride)
     if tuple(outputs.shape[1:3]) != cells:
       raise errors.InferenceError(
-          'The network maps %dx%d windows to %dx%d outputs; output stride %d '
-          'implies %dx%d.' % (window_height, window_width, outputs.shape[1],
-                              outputs.shape[2], stride, cells[0], cells[1]))
+        'The network maps %dx%d windows to %dx%d outputs; output stride %d '
+        'implies %dx%d.'
+        % (
+          window_height,
+          window_width,
+          outputs.shape[1],
+          outputs.shape[2],
+          stride,
+          cells[0],
+          cells[1],
+        )
+      )
     if self._normalize_windows:
       outputs = common_utils.normalize_embedding(outputs)
     padded_cells = (padded_height // stride, padded_width // stride)
@@ -118,10 +138,17 @@ class DenseOutputRunner:
     placed_outputs = []
     for output, (y, x) in zip(tf.unstack(outputs), corners):
       top, left = y // stride, x // stride
-      window_counts[top:top + cells[0], left:left + cells[1]] += 1
-      placed_outputs.append(tf.pad(output, [
-          [top, padded_cells[0] - top - cells[0]],
-          [left, padded_cells[1] - left - cells[1]], [0, 0]]))
+      window_counts[top : top + cells[0], left : left + cells[1]] += 1
+      placed_outputs.append(
+        tf.pad(
+          output,
+          [
+            [top, padded_cells[0] - top - cells[0]],
+            [left, padded_cells[1] - left - cells[1]],
+            [0, 0],
+          ],
+        )
+      )
     output_sum = tf.add_n(placed_outputs)[:grid_height, :grid_width]
     return output_sum / window_counts[:grid_height, :grid_width, np.newaxis]
 
@@ -139,7 +166,8 @@ class DenseOutputRunner:
     # Cell j covers pixels [j * s, (j + 1) * s): resize to the whole cells'
     # extent, then crop the part beyond the image.
     upsampled = tf.image.resize(
-        grid[tf.newaxis],
-        [grid_height * self.output_stride, grid_width * self.output_stride],
-        method='bilinear')[0]
-    return upsampled[:image_size[0], :image_size[1]]
+      grid[tf.newaxis],
+      [grid_height * self.output_stride, grid_width * self.output_stride],
+      method='bilinear',
+    )[0]
+    return upsampled[: image_size[0], : image_size[1]]
