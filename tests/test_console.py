@@ -55,6 +55,7 @@ try:
 except SystemExit as exit:
   assert exit.code in (0, None), exit.code
 print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr)
+print('scipy imported:', 'scipy' in sys.modules, file=sys.stderr)
 """
 
 
@@ -74,7 +75,8 @@ def test_entry_points_are_found():
 
 
 @pytest.mark.parametrize('entry_point', _entry_points())
-def test_help_does_not_import_tensorflow(entry_point):
+def test_help_does_not_import_tensorflow_or_scipy(entry_point):
+  # Each takes longer to load than a whole quick --help.
   result = subprocess.run(
     [sys.executable, '-c', _HELP_PROBE, entry_point],
     cwd=REPOSITORY,
@@ -86,6 +88,7 @@ def test_help_does_not_import_tensorflow(entry_point):
   assert result.returncode == 0, result.stderr
   assert 'usage:' in result.stdout
   assert 'tensorflow imported: False' in result.stderr, result.stderr
+  assert 'scipy imported: False' in result.stderr, result.stderr
 
 
 _PROGRESS_SCRIPT = """

@@ -31,9 +31,6 @@ import sys
 import cv2
 import numpy as np
 from PIL import Image
-from scipy import ndimage
-from scipy import sparse
-from scipy.sparse import csgraph
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -124,6 +121,10 @@ def regional_minima(elevation):
     An int32 array `[H, W]`, 1, 2, ... on the minima and 0 elsewhere, and the
     number of minima.
   """
+  # SciPy is imported where it is used: loading it takes longer than the
+  # whole --help of this tool and of those that import it.
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+
   height, width = elevation.shape
   neighbourhood = np.ones((3, 3), bool)
   # Pixels without a lower neighbour; 8-connected ones have equal values.
@@ -173,6 +174,9 @@ def watershed_regions(contours):
     An int32 array `[H, W]` of region ids in `[0, num_regions)`, and
     num_regions.
   """
+  from scipy import sparse  # pylint: disable=g-import-not-at-top
+  from scipy.sparse import csgraph  # pylint: disable=g-import-not-at-top
+
   # Minima of the 8-bit map ignore noise-level dips; the full-precision map
   # orders edges, so that flat stretches split along their middle rather
   # than by the order of tied edges.

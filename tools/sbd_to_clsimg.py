@@ -15,7 +15,6 @@ import os
 import sys
 
 import numpy as np
-import scipy.io
 
 if __package__ in (None, ''):
   # Run as a script: make the repository's packages importable.
@@ -41,6 +40,9 @@ def read_sbd_segmentation(mat_path):
     ValueError: If the file has no GTcls.Segmentation or its values do not
       fit in 8 bits.
   """
+  # Imported where it is used, so that --help is quick.
+  import scipy.io  # pylint: disable=g-import-not-at-top
+
   contents = scipy.io.loadmat(mat_path, struct_as_record=False, squeeze_me=True)
   try:
     segmentation = np.asarray(contents['GTcls'].Segmentation)
