@@ -214,7 +214,7 @@ def main(argv=None):
       config,
       batch,
       output_size,
-      trainer.memory_bank,
+      trainer.objective.memory_bank,
       args.warmup_steps,
       args.steps,
     )
