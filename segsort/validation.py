@@ -216,6 +216,24 @@ class Validator:
       return -math.inf, None
     return record['miou'], record['step']
 
+  def _labelled_images(self, entries):
+    """Reads entries as the run's training reads them, in order.
+
+    Yields:
+      image: float32 `[H, W, 3]`, RGB minus the mean (a tensor).
+      label: int32 `[H, W]` (a NumPy array); values outside
+        `[0, num_classes)` are the ignore label, as in training.
+    """
+    config = self._config
+    examples = data.entries_dataset(
+      entries,
+      ignore_label=config.ignore_label,
+      num_classes=config.num_classes,
+      apply_exif_orientation=config.apply_exif_orientation,
+    )
+    for example in examples:
+      yield example['image'], example['label'][..., 0].numpy()
+
   def extract_bank(self):
     """Extracts the prototypes of the prototype subset (SegSort runs).
 
@@ -232,24 +250,13 @@ class Validator:
     """
     config = self._config
     features, labels = [], []
-    examples = data.entries_dataset(
-      self._prototype_entries,
-      ignore_label=config.ignore_label,
-      apply_exif_orientation=config.apply_exif_orientation,
-    )
-    for example in examples:
-      label = example['label'][..., 0].numpy()
-      label = np.where(
-        data.out_of_range_mask(label, config.num_classes, config.ignore_label),
-        config.ignore_label,
-        label,
-      )
+    for image, label in self._labelled_images(self._prototype_entries):
       cell_labels = inference.labels_at_cell_centres(
         label, self._runner.output_stride
       )
       if not np.any(cell_labels != config.ignore_label):
         continue
-      embedding = self._runner.output_grid(example['image'])
+      embedding = self._runner.output_grid(image)
       image_features, image_labels, _ = self._image_prototypes(
         common_utils.normalize_embedding(embedding), tf.constant(cell_labels)
       )
@@ -343,22 +350,9 @@ class Validator:
     training_seconds = start - self._clock
     label, num_prototypes = self._make_labeller()
     confusion = np.zeros((config.num_classes, config.num_classes), np.int64)
-    examples = data.entries_dataset(
-      self._evaluation_entries,
-      ignore_label=config.ignore_label,
-      apply_exif_orientation=config.apply_exif_orientation,
-    )
-    for example in examples:
-      ground_truth = example['label'][..., 0].numpy()
-      ground_truth = np.where(
-        data.out_of_range_mask(
-          ground_truth, config.num_classes, config.ignore_label
-        ),
-        config.ignore_label,
-        ground_truth,
-      )
+    for image, ground_truth in self._labelled_images(self._evaluation_entries):
       confusion += metrics.confusion_matrix(
-        label(example['image']),
+        label(image),
         ground_truth,
         config.num_classes,
         config.ignore_label,

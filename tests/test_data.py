@@ -1,4 +1,4 @@
-"""Tests of the data lists and tf.data input pipelines (segsort/data.py)."""
+"""Tests of the data lists and tf.data input pipelines (segsort/data/)."""
 
 import logging
 import os

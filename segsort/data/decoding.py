@@ -1,0 +1,105 @@
+"""Decoding the files of a list entry into arrays, checked per file.
+
+Images and labels are decoded by Pillow (segsort.io_utils), so that a file
+that cannot be decoded, a palette PNG, or a label whose size differs from its
+image is handled per file and reported with the list file, line number and
+path.
+"""
+
+import numpy as np
+
+from segsort import errors
+from segsort import io_utils
+from segsort.data import labels
+
+
+def load_image(path, apply_exif_orientation=False):
+  """Decodes an image file into RGB (`io_utils.read_rgb_image`).
+
+  Args:
+    path: An image file (JPEG, PNG, ...).
+    apply_exif_orientation: Whether to turn the image as its EXIF
+      orientation asks.
+
+  Returns:
+    A uint8 array `[height, width, 3]`.
+
+  Raises:
+    DataError: If the file cannot be read or decoded (also when truncated).
+  """
+  try:
+    return io_utils.read_rgb_image(path, apply_exif_orientation)
+  except errors.ImageFileError as error:
+    raise errors.DataError(str(error)) from error
+
+
+def load_label(path, apply_exif_orientation=False):
+  """Decodes a label or oversegmentation PNG (`io_utils.read_label_image`).
+
+  Args:
+    path: A single-channel image file.
+    apply_exif_orientation: Whether to turn the ids as the file's EXIF
+      orientation asks.
+
+  Returns:
+    An int32 array `[height, width]`.
+
+  Raises:
+    DataError: If the file cannot be decoded or has colour channels.
+  """
+  try:
+    return io_utils.read_label_image(
+      path, apply_exif_orientation=apply_exif_orientation
+    )
+  except errors.ImageFileError as error:
+    raise errors.DataError(str(error)) from error
+
+
+def decode_entry(
+  entry,
+  *,
+  num_classes,
+  ignore_label,
+  with_oversegmentation,
+  apply_exif_orientation=False,
+):
+  """Decodes and validates one entry's files.
+
+  Returns:
+    image: uint8 `[H, W, 3]`.
+    label: int32 `[H, W]`, all `ignore_label` when the entry has no label;
+      with `num_classes`, values outside [0, num_classes) are set to
+      `ignore_label`.
+    oversegmentation: int32 `[H, W]` when asked for, else None.
+
+  Raises:
+    DataError: Naming the list file, line number and path, if a file cannot
+      be decoded or its size differs from the image's.
+  """
+  try:
+    image = load_image(entry.image_path, apply_exif_orientation)
+    height, width = image.shape[:2]
+    if entry.label_path is None:
+      label = np.full((height, width), ignore_label, np.int32)
+    else:
+      label = load_label(entry.label_path, apply_exif_orientation)
+      _check_size(entry.label_path, label, image)
+      if num_classes is not None:
+        label = labels.ignore_out_of_range(label, num_classes, ignore_label)
+    oversegmentation = None
+    if with_oversegmentation:
+      oversegmentation = load_label(
+        entry.oversegmentation_path, apply_exif_orientation
+      )
+      _check_size(entry.oversegmentation_path, oversegmentation, image)
+  except errors.DataError as error:
+    raise errors.DataError('%s: %s' % (entry.location(), error)) from error
+  return image, label, oversegmentation
+
+
+def _check_size(path, array, image):
+  if array.shape != image.shape[:2]:
+    raise errors.DataError(
+      '%s is %dx%d but its image is %dx%d'
+      % (path, array.shape[0], array.shape[1], image.shape[0], image.shape[1])
+    )

@@ -1,0 +1,213 @@
+"""Reading every file of a list up front: the label survey, the list check.
+
+Training reads each file once per epoch and stops at the first bad one;
+these read the whole list once, before any step, and report every problem.
+"""
+
+import dataclasses
+import logging
+import multiprocessing.pool
+import os
+
+import numpy as np
+
+from segsort import errors
+from segsort import io_utils
+from segsort.data import decoding
+from segsort.data import labels
+from segsort.data import lists
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def survey_labels(
+  data_dir,
+  data_list,
+  num_classes,
+  ignore_label,
+  apply_exif_orientation=False,
+  num_workers=None,
+):
+  """Reads every label of a list once and logs what LabelSurvey finds.
+
+  Training reads every label once per epoch; surveying them up front warns
+  of each file once, before any step, and of classes missing from the whole
+  list.
+
+  Args:
+    data_dir: The directory list paths are relative to.
+    data_list: The list file; lines without label are skipped.
+    num_classes: The number of classes.
+    ignore_label: The label value to ignore.
+    apply_exif_orientation: Passed to `decoding.load_label`.
+    num_workers: Decoding threads; the number of CPUs when None.
+
+  Returns:
+    The LabelSurvey.
+
+  Raises:
+    DataError: If the list is malformed or names missing files, or naming
+      the list file, line number and path of a label that cannot be decoded.
+  """
+  entries = lists.read_data_list(data_dir, data_list, require_labels=False)
+  survey = labels.LabelSurvey(data_list, num_classes, ignore_label)
+
+  def add(entry):
+    try:
+      label = decoding.load_label(entry.label_path, apply_exif_orientation)
+    except errors.DataError as error:
+      raise errors.DataError('%s: %s' % (entry.location(), error)) from error
+    survey.add(entry, label)
+
+  labelled = [entry for entry in entries if entry.label_path is not None]
+  with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
+    for _ in pool.imap_unordered(add, labelled):
+      pass
+  survey.log_out_of_range_total()
+  for warning in survey.warnings():
+    _LOGGER.warning(warning)
+  return survey
+
+
+@dataclasses.dataclass
+class DataListReport:
+  """The result of check_data_list.
+
+  Attributes:
+    data_list: The list file checked.
+    num_entries: The number of non-blank lines.
+    problems: Descriptions of every problem found, in line order, each naming
+      the list file, line number and path.
+    out_of_range_pixels: The number of label pixels outside
+      `[0, num_classes)` other than the ignore label, over all lines (each
+      such line is also a problem).
+    warnings: Descriptions of suspicious labels of the whole list
+      (`labels.LabelSurvey.warnings`), which are not problems.
+  """
+
+  data_list: str
+  num_entries: int
+  problems: list
+  out_of_range_pixels: int = 0
+  warnings: list = dataclasses.field(default_factory=list)
+
+  @property
+  def ok(self):
+    """Whether no problem was found."""
+    return not self.problems
+
+
+def _check_entry(
+  entry, survey, ignore_label, with_oversegmentation, apply_exif_orientation
+):
+  """Decodes one entry; returns its problems, each a description."""
+  try:
+    _, label, _ = decoding.decode_entry(
+      entry,
+      num_classes=None,
+      ignore_label=ignore_label,
+      with_oversegmentation=with_oversegmentation,
+      apply_exif_orientation=apply_exif_orientation,
+    )
+    orientation = io_utils.read_exif_orientation(entry.image_path)
+  except (errors.DataError, errors.ImageFileError) as error:
+    return [str(error)]
+  problems = []
+  if orientation != 1 and not apply_exif_orientation:
+    problems.append(
+      '%s: %s'
+      % (
+        entry.location(),
+        io_utils.describe_orientation(entry.image_path, orientation),
+      )
+    )
+  if survey is not None and entry.label_path is not None:
+    out_of_range = survey.add(entry, label)
+    if out_of_range.size:
+      problems.append(
+        '%s: %d pixels of %s outside [0, %d) and not %d (values %s)'
+        % (
+          entry.location(),
+          out_of_range.size,
+          entry.label_path,
+          len(survey.class_pixels),
+          ignore_label,
+          np.unique(out_of_range)[:10].tolist(),
+        )
+      )
+  return problems
+
+
+def check_data_list(
+  data_dir,
+  data_list,
+  num_classes=None,
+  ignore_label=255,
+  with_oversegmentation=False,
+  *,
+  require_labels=True,
+  apply_exif_orientation=False,
+  num_workers=None,
+  progress=None,
+):
+  """Validates every line of a data list up front.
+
+  Checks that lines are well formed, that files exist and decode (as every
+  reader decodes them), that labels (and oversegmentations) are
+  single-channel and of their image's size, that images need no EXIF
+  orientation unless it is applied, and, with `num_classes`, that label
+  values lie in `[0, num_classes)` or equal `ignore_label`, and which
+  classes the list's labels hold (see `labels.LabelSurvey.warnings`).
+
+  Args:
+    data_dir: The directory list paths are relative to.
+    data_list: The list file.
+    num_classes: The number of classes, or None to skip the value checks.
+    ignore_label: The label value to ignore.
+    with_oversegmentation: Whether to check oversegmentations too.
+    require_labels: Whether every line must name a label.
+    apply_exif_orientation: Whether images are read turned as their EXIF
+      orientation asks (`--apply_exif_orientation`).
+    num_workers: Decoding threads; the number of CPUs when None.
+    progress: An optional callable wrapping an iterable with a length (e.g.
+      tqdm.tqdm) to show progress.
+
+  Returns:
+    A DataListReport.
+
+  Raises:
+    DataError: If the list file itself cannot be read.
+  """
+  entries, problems, num_lines = lists.parse_data_list(
+    data_dir, data_list, require_labels, with_oversegmentation
+  )
+  survey = (
+    labels.LabelSurvey(data_list, num_classes, ignore_label, log_files=False)
+    if num_classes is not None
+    else None
+  )
+  with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
+    results = pool.imap(
+      lambda entry: _check_entry(
+        entry,
+        survey,
+        ignore_label,
+        with_oversegmentation,
+        apply_exif_orientation,
+      ),
+      entries,
+    )
+    if progress is not None:
+      results = progress(results, total=len(entries))
+    for entry, entry_problems in zip(entries, results):
+      problems.extend(
+        (entry.line_number, problem) for problem in entry_problems
+      )
+  problems.sort(key=lambda problem: problem[0])
+  return DataListReport(
+    data_list,
+    num_lines,
+    [description for _, description in problems],
+    survey.out_of_range_pixels if survey is not None else 0,
+    survey.warnings() if survey is not None else [],
+  )
