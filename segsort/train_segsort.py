@@ -2,22 +2,14 @@
 
     python -m segsort.train_segsort --help
 
-Flags are those of segsort.config.build_argument_parser (`--config
-RUN/config.json` replays a saved run, `@FILE` reads flags from a file); the
-work is done by segsort.trainer.
+Its flags, and what it does with them: segsort.train_flags.
 """
 
-from segsort import config as config_lib
-from segsort import console
+from segsort import train_flags
 
 
 def main(argv=None):
-  console.quiet_tensorflow()
-  config = config_lib.TrainConfig.from_flags(argv, mode='segsort')
-  # Imported once the flags are parsed, so that --help is quick.
-  from segsort import trainer  # pylint: disable=g-import-not-at-top
-
-  trainer.main(config)
+  train_flags.main('segsort', argv)
 
 
 if __name__ == '__main__':
