@@ -305,20 +305,6 @@ def resnet_v1(
   return keras.Model(images, net, name=name)
 
 
-_RESNET_V1_50_BLOCKS = (
-  BlockSpec('block1', 64, 3, 2),
-  BlockSpec('block2', 128, 4, 2),
-  BlockSpec('block3', 256, 6, 2),
-  BlockSpec('block4', 512, 3, 1),
-)
-
-_RESNET_V1_101_BLOCKS = (
-  BlockSpec('block1', 64, 3, 2),
-  BlockSpec('block2', 128, 4, 2),
-  BlockSpec('block3', 256, 23, 2),
-  BlockSpec('block4', 512, 3, 1),
-)
-
 # About 0.33M parameters, 256 output channels: for CPU demos and tests.
 _RESNET_V1_MINI_BLOCKS = (
   BlockSpec('block1', 16, 2, 2),
@@ -329,29 +315,52 @@ _RESNET_V1_MINI_BLOCKS = (
 _RESNET_V1_MINI_ROOT_DEPTH = 32
 
 
+def _slim_imagenet_resnet_v1(
+  block3_units, output_stride, multi_grid, use_global_status, name
+):
+  """A ResNet v1 of TF-Slim's ImageNet layout, 50 and 101 layers alike.
+
+  The two differ only in the number of units of block3.
+
+  Returns:
+    keras.Model: [B, H, W, 3] -> [B, ceil(H / os), ceil(W / os), 2048].
+  """
+  blocks = (
+    BlockSpec('block1', 64, 3, 2),
+    BlockSpec('block2', 128, 4, 2),
+    BlockSpec('block3', 256, block3_units, 2),
+    BlockSpec('block4', 512, 3, 1),
+  )
+  return resnet_v1(
+    blocks, output_stride, multi_grid, use_global_status, name=name
+  )
+
+
 def resnet_v1_50(
   output_stride=8, multi_grid=None, use_global_status=True, name='resnet_v1_50'
 ):
-  """ResNet-50 v1: [B, H, W, 3] -> [B, ceil(H / os), ceil(W / os), 2048]. See resnet_v1."""
-  return resnet_v1(
-    _RESNET_V1_50_BLOCKS,
-    output_stride,
-    multi_grid,
-    use_global_status,
-    name=name,
+  """ResNet-50 v1 (6 units in block3); arguments and output as resnet_v1_101."""
+  return _slim_imagenet_resnet_v1(
+    6, output_stride, multi_grid, use_global_status, name
   )
 
 
 def resnet_v1_101(
   output_stride=8, multi_grid=None, use_global_status=True, name='resnet_v1_101'
 ):
-  """ResNet-101 v1: [B, H, W, 3] -> [B, ceil(H / os), ceil(W / os), 2048]. See resnet_v1."""
-  return resnet_v1(
-    _RESNET_V1_101_BLOCKS,
-    output_stride,
-    multi_grid,
-    use_global_status,
-    name=name,
+  """ResNet-101 v1, the original release's backbone (23 units in block3).
+
+  Args:
+    output_stride: As resnet_v1's.
+    multi_grid: As resnet_v1's.
+    use_global_status: As resnet_v1's.
+    name: The model's name, also the TF-Slim root scope of its weights.
+
+  Returns:
+    keras.Model: [B, H, W, 3] -> [B, ceil(H / os), ceil(W / os), 2048].
+  """
+  return _slim_imagenet_resnet_v1(
+    23, output_stride, multi_grid, use_global_status, name
   )
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 
 from segsort import flags
+from segsort import inference_flags
 from segsort import io_utils
 from segsort import metrics
 from segsort import overlay
@@ -59,11 +60,9 @@ def parse_args(argv=None):
     'IoU chart goes beside it (OUTPUT_iou.png).',
   )
   args = parser.parse_args(argv)
-  if 0 <= args.ignore_label < args.num_classes:
-    parser.error(
-      'argument --ignore_label: must not be a class id of [0, '
-      '--num_classes %d), got %d' % (args.num_classes, args.ignore_label)
-    )
+  message = inference_flags.ignore_label_problem(args)
+  if message:
+    parser.error('argument --ignore_label: ' + message)
   return args
 
 

@@ -32,54 +32,13 @@ def main(argv=None):
     description=__doc__.split('\n')[0],
     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
-  parser.add_argument(
-    '--restore_from',
-    required=True,
-    help='Checkpoint prefix, or a run directory for its '
-    'latest; its config.json gives the network and the '
-    'k-means settings.',
-  )
-  parser.add_argument(
-    '--prototype_dir',
-    default=None,
-    help='Prototypes of a SegSort run (SAVE_DIR/prototypes '
-    'of segsort.extract_prototypes); none for softmax.',
-  )
+  inference_flags.add_checkpoint_flag(parser)
+  inference_flags.add_knn_flags(parser, prototype_dir_required=False)
   parser.add_argument(
     '--output_dir', required=True, help='The SavedModel directory to create.'
   )
-  parser.add_argument(
-    '--input_size',
-    type=flags.size_pair,
-    default=inference_flags.DEFAULT_WINDOW_SIZE,
-    help='Sliding window "height,width".',
-  )
-  parser.add_argument(
-    '--strides',
-    type=flags.size_pair,
-    default=inference_flags.DEFAULT_STRIDES,
-    help='Distances "vertical,horizontal" between windows, '
-    'at most --input_size.',
-  )
-  parser.add_argument(
-    '--k_in_nearest_neighbors',
-    type=flags.integer(1),
-    default=inference_flags.DEFAULT_K_IN_NEAREST_NEIGHBORS,
-    help='Number of nearest prototypes that vote.',
-  )
-  parser.add_argument(
-    '--num_clusters',
-    type=flags.cluster_grid,
-    default=None,
-    help='k-means grid "N" or "ROWS,COLUMNS"; default: the '
-    "run's --num_clusters, N x N.",
-  )
-  parser.add_argument(
-    '--kmeans_iterations',
-    type=flags.integer(0),
-    default=None,
-    help="k-means iterations; default: the run's.",
-  )
+  inference_flags.add_window_flags(parser, inference_flags.DEFAULT_WINDOW_SIZE)
+  inference_flags.add_segment_flags(parser)
   args = parser.parse_args(argv)
   flags.check_at_most(parser, args, 'strides', 'input_size')
   if os.path.exists(args.output_dir):

@@ -41,11 +41,8 @@ def main(argv=None):
   from segsort import inference  # pylint: disable=g-import-not-at-top
 
   with inference.exit_on_known_errors():
-    network, config, checkpoint_prefix = inference.restore_network(
-      args.restore_from, inference.SEGSORT_MODES, args.embedding_dim
-    )
-    checkpoint_overrides = inference.settings_from_checkpoint(
-      args, config, checkpoint_prefix
+    network, _, checkpoint_prefix, checkpoint_overrides = (
+      inference.restore_segsort_network_from_flags(args)
     )
     inference.extract_prototypes(
       network,

@@ -58,6 +58,32 @@ def add_model_and_data_flags(
     default=None,
     help='List file of the images (IMAGE [LABEL] a line).',
   )
+  add_window_flags(parser, default_input_size)
+  add_checkpoint_flag(parser)
+  parser.add_argument('--save_dir', required=True, help='Output directory.')
+  _add_flag_from_checkpoint(
+    parser,
+    'num_classes',
+    flags.integer(1),
+    'Number of classes, background included',
+  )
+  _add_flag_from_checkpoint(
+    parser,
+    'ignore_label',
+    flags.integer(0),
+    'Label value of pixels to leave out (not a class id)',
+  )
+  parser.add_argument(
+    '--apply_exif_orientation',
+    action='store_true',
+    help='Turn images (and labels) as their EXIF '
+    'orientation asks, as viewers show them; by default '
+    'files are read as stored.',
+  )
+
+
+def add_window_flags(parser, default_input_size):
+  """Adds --input_size and --strides, the sliding windows over an image."""
   parser.add_argument(
     '--input_size',
     type=flags.size_pair,
@@ -73,32 +99,41 @@ def add_model_and_data_flags(
     help='Distances "vertical,horizontal" between windows, '
     'at most --input_size.',
   )
+
+
+def add_checkpoint_flag(parser):
+  """Adds --restore_from."""
   parser.add_argument(
     '--restore_from',
     required=True,
-    help='Checkpoint prefix, or a directory for its latest; '
-    'its config.json gives the network.',
+    help='Checkpoint prefix, or a run directory for its latest; '
+    'its config.json gives the network and the defaults of '
+    'the flags that repeat a training setting.',
   )
-  parser.add_argument('--save_dir', required=True, help='Output directory.')
+
+
+def _add_flag_from_checkpoint(
+  parser, name, flag_type, help_text, checkpoint_flags=None
+):
+  """Adds a flag of FLAGS_FROM_CHECKPOINT.
+
+  It stays None unless given, and then takes the checkpoint's value
+  (`segsort.inference.settings_from_checkpoint`).
+
+  Args:
+    parser: An argparse.ArgumentParser.
+    name: The flag's name, without dashes.
+    flag_type: Its argparse type.
+    help_text: What it is, completed by where its default comes from.
+    checkpoint_flags: The training flags that give the default, when not
+      --NAME.
+  """
   parser.add_argument(
-    '--num_classes',
-    type=flags.integer(1),
+    '--' + name,
+    type=flag_type,
     default=None,
-    help='Number of classes, background included; default: the checkpoint\'s.',
-  )
-  parser.add_argument(
-    '--ignore_label',
-    type=flags.integer(0),
-    default=None,
-    help='Label value of pixels to leave out (not a class '
-    "id); default: the checkpoint's.",
-  )
-  parser.add_argument(
-    '--apply_exif_orientation',
-    action='store_true',
-    help='Turn images (and labels) as their EXIF '
-    'orientation asks, as viewers show them; by default '
-    'files are read as stored.',
+    help="%s; default: the checkpoint's %s."
+    % (help_text, checkpoint_flags or '--' + name),
   )
 
 
@@ -122,35 +157,40 @@ def add_segment_flags(parser, for_prototypes=False):
       defaults to the checkpoint's --prototype_num_clusters (when its run set
       one) rather than its --num_clusters.
   """
-  parser.add_argument(
-    '--num_clusters',
-    type=flags.cluster_grid,
-    default=None,
-    help='k-means grid of an image: "N" (N x N) or '
-    '"ROWS,COLUMNS"; default: the checkpoint\'s %s.'
-    % (
-      '--prototype_num_clusters, else its --num_clusters'
-      if for_prototypes
-      else '--num_clusters'
-    ),
+  _add_flag_from_checkpoint(
+    parser,
+    'num_clusters',
+    flags.cluster_grid,
+    'k-means grid of an image: "N" (N x N) or "ROWS,COLUMNS"',
+    '--prototype_num_clusters, else its --num_clusters'
+    if for_prototypes
+    else None,
   )
-  parser.add_argument(
-    '--kmeans_iterations',
-    type=flags.integer(0),
-    default=None,
-    help="Iterations of vMF k-means; default: the checkpoint's.",
+  _add_flag_from_checkpoint(
+    parser,
+    'kmeans_iterations',
+    flags.integer(0),
+    'Iterations of vMF k-means',
   )
   parser.set_defaults(grid_for_prototypes=for_prototypes)
 
 
-def add_knn_flags(parser):
-  """Adds the prototype bank flags."""
+def add_knn_flags(parser, prototype_dir_required=True):
+  """Adds the prototype bank flags.
+
+  Args:
+    parser: An argparse.ArgumentParser.
+    prototype_dir_required: Whether --prototype_dir must be given (a tool
+      that also serves softmax runs, which have no bank, leaves it out).
+  """
   parser.add_argument(
     '--prototype_dir',
-    required=True,
+    required=prototype_dir_required,
+    default=None,
     help='Directory of prototype_features.npy and '
     'prototype_labels.npy (SAVE_DIR/prototypes of '
-    'segsort.extract_prototypes).',
+    'segsort.extract_prototypes)%s.'
+    % ('' if prototype_dir_required else '; none for softmax runs'),
   )
   parser.add_argument(
     '--k_in_nearest_neighbors',

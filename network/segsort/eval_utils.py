@@ -1,8 +1,30 @@
-"""SegSort inference: prototypes of annotated images and k-NN labelling."""
+"""SegSort inference: prototypes of annotated images and k-NN labelling.
+
+The test-time segments are `kmeans_segmentation`'s; its functions stay
+importable from here under the original release's names (`__all__`).
+"""
 
 import tensorflow as tf
 
 from network.segsort import common_utils
+from network.segsort.kmeans_segmentation import segment_by_kmeans_on_grid
+from network.segsort.kmeans_segmentation import (
+  segment_by_kmeans_without_labels,
+)
+
+__all__ = [
+  'extract_trained_prototypes',
+  'find_majority_label_index',
+  'k_nearest_neighbors',
+  'knn_label_votes',
+  'label_votes',
+  'nearest_prototypes',
+  'predict_all_labels',
+  'predict_semantic_instance_labels',
+  'segment_by_kmeans',
+  'segment_by_kmeans_on_grid',
+  'segment_by_kmeans_without_labels',
+]
 
 
 def find_majority_label_index(labels, cluster_labels):
@@ -331,50 +353,6 @@ def predict_semantic_instance_labels(
   return semantic_predictions, tf.gather(segment_instances, cluster_labels)
 
 
-def segment_by_kmeans_without_labels(
-  embedding, num_clusters, kmeans_iterations
-):
-  """Cuts every image into segments by vMF k-means with location features.
-
-  Segments are clusters alone, as at test time; training's segments are
-  also cut by the semantic labels (`train_utils.segment_by_kmeans_and_labels`).
-
-  Args:
-    embedding: A float tensor `[batch, height, width, D]` of unit vectors.
-    num_clusters: A list of 2 integers, the initial grid's clusters along y
-      and x.
-    kmeans_iterations: The number of k-means iterations.
-
-  Returns:
-    cluster_labels: An int32 tensor `[batch, height, width]`, segments
-      numbered across the batch in order of first appearance (none empty).
-    segment_prototypes: A float tensor `[num_segments, D]` of unit vectors,
-      mean directions of the embedding (without location).
-  """
-  shape = tf.shape(embedding)
-  batch_size, height, width = shape[0], shape[1], shape[2]
-  location_features = common_utils.generate_location_features(
-    [height, width], 'float'
-  )
-  location_features = tf.tile(
-    location_features[tf.newaxis], [batch_size, 1, 1, 1]
-  )
-  embedding_with_location = common_utils.normalize_embedding(
-    tf.concat([embedding, location_features], 3)
-  )
-  cluster_labels = common_utils.kmeans(
-    embedding_with_location, num_clusters, kmeans_iterations
-  )
-  cluster_labels += tf.range(batch_size)[
-    :, tf.newaxis, tf.newaxis
-  ] * common_utils.total_clusters(num_clusters)
-  _, flat_cluster_labels = tf.unique(tf.reshape(cluster_labels, [-1]))
-  cluster_labels = tf.reshape(flat_cluster_labels, shape[:3])
-  return cluster_labels, common_utils.calculate_prototypes_from_labels(
-    embedding, cluster_labels
-  )
-
-
 # The original release's name.
 segment_by_kmeans = segment_by_kmeans_without_labels
 
@@ -443,109 +421,4 @@ def predict_all_labels(
     semantic_predictions,
     instance_predictions,
     cluster_labels,
-  )
-
-
-def _surrounding_cells(num_pixels, num_cells, output_stride):
-  """The two grid cells whose centres bracket every pixel along one axis.
-
-  Args:
-    num_pixels: The image's length in pixels along the axis.
-    num_cells: The grid's length in cells, `ceil(num_pixels / stride)`.
-    output_stride: Pixels per cell.
-
-  Returns:
-    An int32 tensor `[num_pixels, 2]` of cell indices in `[0, num_cells)`:
-    the nearest cell centre at or before the pixel, and the one after
-    (equal at the borders), the support of bilinear upsampling.
-  """
-  centres = (tf.range(num_pixels, dtype=tf.float32) + 0.5) / output_stride - 0.5
-  before = tf.cast(tf.floor(centres), tf.int32)
-  cells = tf.stack([before, before + 1], axis=1)
-  return tf.clip_by_value(cells, 0, num_cells - 1)
-
-
-def segment_by_kmeans_on_grid(
-  grid_embedding,
-  pixel_embedding,
-  num_clusters,
-  kmeans_iterations,
-  output_stride,
-):
-  """Segments one image by vMF k-means on the output grid, then per pixel.
-
-  k-means with location features runs on the network's output cells; every
-  pixel of the (bilinearly upsampled) embedding then joins the most similar
-  of the clusters of its 2 x 2 surrounding cells, again with location. The
-  segments keep pixel-accurate boundaries at a cost that does not grow with
-  the number of clusters per pixel: the original release
-  (`segment_by_kmeans_without_labels` on the upsampled embedding) ran
-  every iteration on all pixels, output_stride**2 times the work, which
-  made the fine grids of street scenes (e.g. 16 x 21 clusters on 360 x 480
-  images) cost seconds per image on a CPU.
-
-  Args:
-    grid_embedding: A float32 tensor `[h, w, D]` of unit vectors, the
-      network's output for the image.
-    pixel_embedding: A float32 tensor `[H, W, D]` of unit vectors, the
-      embedding upsampled to the image, with `h = ceil(H / output_stride)`
-      and `w = ceil(W / output_stride)`.
-    num_clusters: A list of 2 integers, the initial grid's clusters along y
-      and x.
-    kmeans_iterations: The number of k-means iterations.
-    output_stride: Pixels per cell along each axis.
-
-  Returns:
-    segment_ids: An int32 tensor `[H, W]` in `[0, num_segments)`, numbered
-      in order of first appearance (none empty).
-    segment_prototypes: A float32 tensor `[num_segments, D]` of unit
-      vectors, mean directions of the pixels' embedding (without location).
-  """
-  grid_shape = tf.shape(grid_embedding)
-  pixel_shape = tf.shape(pixel_embedding)
-  # Both grids measure location in the same unit: cells of the grid.
-  grid_location = common_utils.generate_location_features(
-    [grid_shape[0], grid_shape[1]], 'float'
-  )
-  pixel_location = tf.stack(
-    tf.meshgrid(
-      tf.range(pixel_shape[0], dtype=tf.float32)
-      / tf.cast(grid_shape[0] * output_stride, tf.float32),
-      tf.range(pixel_shape[1], dtype=tf.float32)
-      / tf.cast(grid_shape[1] * output_stride, tf.float32),
-      indexing='ij',
-    ),
-    axis=2,
-  )
-  grid_features = common_utils.normalize_embedding(
-    tf.concat([grid_embedding, grid_location], 2)
-  )
-  pixel_features = common_utils.normalize_embedding(
-    tf.concat([pixel_embedding, pixel_location], 2)
-  )
-  cell_clusters = common_utils.kmeans(
-    grid_features[tf.newaxis], num_clusters, kmeans_iterations
-  )[0]
-  cluster_features = common_utils.calculate_prototypes_from_labels(
-    grid_features, cell_clusters, common_utils.total_clusters(num_clusters)
-  )
-
-  rows = _surrounding_cells(pixel_shape[0], grid_shape[0], output_stride)
-  columns = _surrounding_cells(pixel_shape[1], grid_shape[1], output_stride)
-  # [H, W, 4]: the clusters of the 2 x 2 cells around every pixel.
-  candidates = tf.gather(tf.gather(cell_clusters, rows), columns, axis=2)
-  candidates = tf.reshape(
-    tf.transpose(candidates, [0, 2, 1, 3]), [pixel_shape[0], pixel_shape[1], 4]
-  )
-  similarities = tf.einsum(
-    'hwd,hwcd->hwc', pixel_features, tf.gather(cluster_features, candidates)
-  )
-  best = tf.argmax(similarities, axis=2, output_type=tf.int32)
-  pixel_clusters = tf.gather(candidates, best[..., tf.newaxis], batch_dims=2)[
-    ..., 0
-  ]
-  _, segment_ids = tf.unique(tf.reshape(pixel_clusters, [-1]))
-  segment_ids = tf.reshape(segment_ids, pixel_shape[:2])
-  return segment_ids, common_utils.calculate_prototypes_from_labels(
-    pixel_embedding, segment_ids
   )

@@ -87,6 +87,7 @@ from segsort.inference_flags import add_output_flags
 from segsort.inference_flags import add_segment_flags
 from segsort.inference_flags import parse_flags
 from segsort.inference.command_line import predict_list_from_flags
+from segsort.inference.command_line import restore_segsort_network_from_flags
 from segsort.inference.command_line import segsort_predictor_from_flags
 from segsort.inference.command_line import settings_from_checkpoint
 from segsort.inference.extraction import extract_image_prototypes

@@ -124,6 +124,36 @@ def predict_list_from_flags(
   )
 
 
+def restore_segsort_network_from_flags(args):
+  """Restores a SegSort checkpoint and completes the flags from its settings.
+
+  Args:
+    args: Parsed flags of `add_model_and_data_flags` and
+      `add_embedding_dim_flag` (and others); the flags not given take the
+      checkpoint's values (`settings_from_checkpoint`).
+
+  Returns:
+    network: The restored network.SegmentationNetwork.
+    config: The checkpoint's segsort.config.TrainConfig.
+    checkpoint_prefix: The resolved checkpoint.
+    checkpoint_overrides: What `settings_from_checkpoint` returned.
+
+  Raises:
+    FileNotFoundError, InferenceError,
+    network.checkpoints.CheckpointMismatchError: As `restore_network` and
+      `settings_from_checkpoint` raise them.
+  """
+  network, config, checkpoint_prefix = restore.restore_network(
+    args.restore_from, restore.SEGSORT_MODES, args.embedding_dim
+  )
+  return (
+    network,
+    config,
+    checkpoint_prefix,
+    settings_from_checkpoint(args, config, checkpoint_prefix),
+  )
+
+
 def segsort_predictor_from_flags(args, with_sources=False):
   """Restores a SegSort checkpoint and binds it to a bank, as flags ask.
 
@@ -142,14 +172,12 @@ def segsort_predictor_from_flags(args, with_sources=False):
 
   Raises:
     FileNotFoundError, InferenceError,
-    network.checkpoints.CheckpointMismatchError: As `restore_network`,
-      `settings_from_checkpoint` and `load_prototype_bank` raise them.
+    network.checkpoints.CheckpointMismatchError: As
+      `restore_segsort_network_from_flags` and `load_prototype_bank` raise
+      them.
   """
-  network, config, checkpoint_prefix = restore.restore_network(
-    args.restore_from, restore.SEGSORT_MODES, args.embedding_dim
-  )
-  checkpoint_overrides = settings_from_checkpoint(
-    args, config, checkpoint_prefix
+  network, config, checkpoint_prefix, checkpoint_overrides = (
+    restore_segsort_network_from_flags(args)
   )
   bank = banks.load_prototype_bank(
     args.prototype_dir,
