@@ -11,6 +11,9 @@ from network.segsort import vis_utils
 from segsort import colormap
 from segsort import data
 
+# Images per TensorBoard picture summary.
+NUM_PICTURES = 4
+
 
 def _colorize(label_ids):
   """Paints integer ids `[B, h, w, 1]` (or `[B, h, w]`) in VOC's colours."""
@@ -23,7 +26,7 @@ def _colorize(label_ids):
 def resize_nearest(tensor, size):
   """Resizes a per-pixel tensor `[B, H, W, C]` to `size` by nearest neighbour.
 
-  Used for pictures here and for labels in segsort.trainer's losses.
+  Used for pictures here and for labels in segsort.objectives' losses.
   """
   return tf.image.resize(tensor, size, method='nearest')
 
@@ -135,3 +138,28 @@ def write_pictures(pictures, step, max_outputs=4):
     tf.summary.image(
       'images/' + name, picture, step=step, max_outputs=max_outputs
     )
+
+
+def write_training_summaries(
+  step, losses, loss_name, learning_rate, images_per_second, pictures
+):
+  """Writes the scalars and pictures of a summary step of training.
+
+  Args:
+    step: The training step.
+    losses: A dict of floats: 'task_loss', 'weight_decay' and 'total_loss'.
+    loss_name: The TensorBoard name of the task loss (the objective's).
+    learning_rate: The base learning rate the step used.
+    images_per_second: The training speed since the last summary step.
+    pictures: A dict from name to a uint8 tensor `[B, H, W, 3]`.
+  """
+  names = {
+    'task_loss': loss_name,
+    'weight_decay': 'weight_decay',
+    'total_loss': 'total_loss',
+  }
+  for name, value in losses.items():
+    write_scalar('loss/' + names[name], value, step)
+  write_scalar('learning_rate', learning_rate, step)
+  write_scalar('images_per_second', images_per_second, step)
+  write_pictures(pictures, step, max_outputs=NUM_PICTURES)

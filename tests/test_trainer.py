@@ -521,10 +521,9 @@ def test_resume_after_divergence_starts_from_the_last_healthy_checkpoint(
     make_config(voc, tmp_path, num_steps=6, save_pred_every=1)
   )
   losses = iter([3.0, 2.0, 25.0, 4.0, 900.0])
-  trainer._check_divergence = (  # pylint: disable=protected-access
-    lambda step, _, check=trainer._check_divergence: (  # pylint: disable=protected-access
-      check(step, {'total_loss': next(losses)})
-    )
+  watch = trainer._health  # pylint: disable=protected-access
+  watch.check = lambda step, _, check=watch.check: check(
+    step, {'total_loss': next(losses)}
   )
   with pytest.raises(errors.DivergenceError) as raised:
     trainer.train()

@@ -1,0 +1,212 @@
+"""The snapshot directory of a run: its checkpoints, resume and restore.
+
+Checkpoints (tf.train.CheckpointManager in --snapshot_dir) hold the model,
+the optimizer's slots, the step and the objective's state (the memory
+bank); config.json beside them records the run. Running again with the
+same --snapshot_dir resumes from the latest checkpoint. The input pipeline
+is not checkpointed: an example is decided by its position in the seeded
+stream alone, so a resumed run (every worker of a multi-worker run alike)
+rebuilds its stream at the batch it had reached, step * iter_size.
+"""
+
+import logging
+import os
+
+import tensorflow as tf
+
+from network import checkpoints
+from segsort import config as config_lib
+from segsort import errors
+
+MAX_CHECKPOINTS_TO_KEEP = 5
+CHECKPOINT_NAME = 'ckpt'
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def require_snapshot_dir(config):
+  """Raises TrainingError if the config has no --snapshot_dir."""
+  if not config.snapshot_dir:
+    raise errors.TrainingError(
+      '--snapshot_dir is required: checkpoints, '
+      'config.json and TensorBoard logs go there'
+    )
+
+
+def check_snapshot_config(config):
+  """Refuses a snapshot directory with checkpoints of another config.
+
+  Raises:
+    ConfigMismatchError: If --snapshot_dir holds checkpoints of a config
+      that differs, without --overwrite_config.
+  """
+  path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
+  if (
+    os.path.exists(path)
+    and tf.train.latest_checkpoint(config.snapshot_dir) is not None
+  ):
+    saved = config_lib.load_config(path)
+    differences = config_lib.config_differences(saved, config)
+    if differences and not config.overwrite_config:
+      raise errors.ConfigMismatchError(
+        '%s holds a run with another configuration; differing fields '
+        '(saved -> now):\n  %s\nUse a new --snapshot_dir, or pass '
+        '--overwrite_config to replace its config.json and resume its '
+        'latest checkpoint with these settings.'
+        % (
+          config.snapshot_dir,
+          '\n  '.join(
+            '%s: %r -> %r' % difference for difference in differences
+          ),
+        )
+      )
+
+
+class RunCheckpoints:
+  """The checkpoints of a run in its snapshot directory.
+
+  Attributes:
+    checkpoint: The tf.train.Checkpoint of the run's state.
+    manager: The tf.train.CheckpointManager in --snapshot_dir (a worker's
+      own directory below it on workers other than the chief).
+  """
+
+  def __init__(self, config, state, placement):
+    """Tracks a run's state.
+
+    Args:
+      config: The TrainConfig.
+      state: The segsort.training.state.TrainingState of the run.
+      placement: This process's segsort.training.distribution.Placement.
+    """
+    self._config = config
+    self._state = state
+    self._is_chief = placement.is_chief
+    # No input pipeline: a resumed run rebuilds it from the step.
+    self.checkpoint = tf.train.Checkpoint(
+      **state.objective_state,
+      model=state.network,
+      optimizer=state.optimizer,
+      step=state.step,
+    )
+    directory = config.snapshot_dir
+    if not placement.is_chief:
+      # Every worker takes part in saving; only the chief's files are kept.
+      directory = os.path.join(directory, '.worker_%d' % placement.worker_index)
+    self.manager = tf.train.CheckpointManager(
+      self.checkpoint,
+      directory,
+      max_to_keep=MAX_CHECKPOINTS_TO_KEEP,
+      checkpoint_name=CHECKPOINT_NAME,
+    )
+
+  def restore(self):
+    """Resumes the run, or initialises weights from --restore_from.
+
+    Returns:
+      How the weights were initialised: 'resumed:<prefix>', 'slim:<prefix>',
+      'checkpoint:<prefix>' or 'scratch'.
+
+    Raises:
+      CheckpointMismatchError: If a checkpoint does not fit the model.
+    """
+    config = self._config
+    network = self._state.network
+    latest = tf.train.latest_checkpoint(config.snapshot_dir)
+    if latest is not None:
+      if config.restore_from:
+        _LOGGER.info(
+          'Resuming %s; --restore_from %s is ignored',
+          latest,
+          config.restore_from,
+        )
+      fitted = dict(self._state.objective_state, model=network)
+      checkpoints.check_checkpoint_fits(fitted, latest)
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      _LOGGER.info(
+        'Resumed %s at step %d', latest, int(self._state.step.numpy())
+      )
+      return 'resumed:' + latest
+    if not config.restore_from:
+      _LOGGER.warning('No --restore_from: training from random weights')
+      return 'scratch'
+    prefix = checkpoints.resolve_checkpoint(config.restore_from)
+    if checkpoints.is_slim_checkpoint(prefix):
+      try:
+        names = checkpoints.load_slim_resnet(network.backbone, prefix)
+      except ValueError as error:
+        raise checkpoints.CheckpointMismatchError(str(error)) from error
+      _LOGGER.info(
+        'Restored %d backbone weights from TF-Slim checkpoint %s',
+        len(names),
+        prefix,
+      )
+      return 'slim:' + prefix
+    self._restore_weights(prefix)
+    return 'checkpoint:' + prefix
+
+  def _restore_weights(self, prefix):
+    """Restores the model (and objective's state) of one of our checkpoints.
+
+    The optimizer and step are not restored: a new stage starts at step 0
+    with its own learning rate.
+    """
+    if self._config.not_restore_classifier:
+      model = tf.Module()
+      model.backbone = self._state.network.backbone
+    else:
+      model = self._state.network
+    objects = {'model': model}
+    checkpoints.check_checkpoint_fits(objects, prefix)
+    for name, state in self._state.objective_state.items():
+      try:
+        checkpoints.check_checkpoint_fits({name: state}, prefix)
+        objects[name] = state
+      except checkpoints.CheckpointMismatchError:
+        _LOGGER.warning(
+          'Checkpoint %s has no %s of this run\'s size; it starts empty',
+          prefix,
+          name,
+        )
+    tf.train.Checkpoint(**objects).restore(prefix).expect_partial()
+    _LOGGER.info('Restored %s from %s', '/'.join(sorted(objects)), prefix)
+
+  def save(self, step):
+    """Saves a checkpoint of the state after `step` steps.
+
+    Returns:
+      The prefix of the run's latest checkpoint.
+    """
+    path = self.manager.save(checkpoint_number=step)
+    if not self._is_chief:
+      tf.io.gfile.rmtree(self.manager.directory)
+      return tf.train.latest_checkpoint(self._config.snapshot_dir)
+    _LOGGER.info('Saved %s', path)
+    return path
+
+  def unlist_from(self, step):
+    """Drops the checkpoints of `step` and later from the latest ones.
+
+    They stay on disk but leave the directory's checkpoint list, so that
+    resuming starts from the last earlier one, or from scratch if there is
+    none.
+
+    Returns:
+      kept: The prefixes of the checkpoints before `step`, oldest first.
+      dropped: Those of `step` and later.
+    """
+    snapshot_dir = self._config.snapshot_dir
+    kept = [
+      prefix
+      for prefix in self.manager.checkpoints
+      if int(prefix.rsplit('-', 1)[1]) < step
+    ]
+    dropped = self.manager.checkpoints[len(kept) :]
+    if dropped and self._is_chief:
+      if kept:
+        tf.compat.v1.train.update_checkpoint_state(
+          snapshot_dir, kept[-1], all_model_checkpoint_paths=kept
+        )
+      else:
+        os.remove(os.path.join(snapshot_dir, 'checkpoint'))
+    return kept, dropped

@@ -1,0 +1,102 @@
+"""What a run trains: the network, the step, the optimizer and its rate.
+
+The optimizer is momentum SGD at the poly learning rate of the step
+variable; the head's gradients are scaled by HEAD_LEARNING_RATE_MULTIPLIER.
+With --mixed_precision the network computes in float16 and the optimizer
+scales the loss (keras.optimizers.LossScaleOptimizer).
+
+Keras' SGD folds the learning rate into the momentum (v = m*v - lr*g) where
+TF1's MomentumOptimizer applied it afterwards (a = m*a + g, w -= lr*a); with
+the slowly decaying poly rate the two differ negligibly.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+from network import builder
+from segsort.training import distribution
+
+# The head (the original's "block5") learns at this multiple of the base rate.
+HEAD_LEARNING_RATE_MULTIPLIER = 10.0
+
+
+def poly_learning_rate(base_learning_rate, step, num_steps, power):
+  """The poly policy: base * (1 - step / num_steps) ** power, never below 0."""
+  progress = tf.minimum(tf.cast(step, tf.float32) / float(num_steps), 1.0)
+  return base_learning_rate * tf.pow(1.0 - progress, power)
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+  """Sets Keras' global dtype policy for the layers built inside."""
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(name)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+class TrainingState:
+  """The variables a run trains and checkpoints, built under a strategy.
+
+  Attributes:
+    network: The SegmentationNetwork.
+    step: The int64 variable counting applied steps.
+    objective_state: The objective's state besides the network, a dict of
+      trackables by checkpoint name (see segsort.objectives).
+    optimizer: The Keras SGD optimizer (in a LossScaleOptimizer with
+      --mixed_precision).
+    trainable_variables: The network's trainable variables.
+    gradient_multipliers: A float per trainable variable: the head's
+      HEAD_LEARNING_RATE_MULTIPLIER, 1 elsewhere.
+    conv_kernels: The trainable convolution kernels, weight-decayed.
+  """
+
+  def __init__(self, config, strategy, objective):
+    """Builds the state of a run of `config` in the scope of `strategy`."""
+    self._config = config
+    with strategy.scope():
+      with _dtype_policy(
+        'mixed_float16' if config.mixed_precision else 'float32'
+      ):
+        self.network = builder.build_network_from_config(
+          config, use_global_status=config.use_global_status
+        )
+      if config.sync_batch_norm:
+        distribution.synchronize_batch_norm(self.network)
+      self.step = tf.Variable(
+        0,
+        dtype=tf.int64,
+        trainable=False,
+        name='step',
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+      )
+      self.objective_state = objective.build_state()
+      self.optimizer = keras.optimizers.SGD(
+        learning_rate=self.learning_rate, momentum=config.momentum
+      )
+      if config.mixed_precision:
+        self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+      self.trainable_variables = self.network.trainable_variables
+      self.optimizer.build(self.trainable_variables)
+    head = {id(variable) for variable in self.network.head_variables}
+    self.gradient_multipliers = [
+      HEAD_LEARNING_RATE_MULTIPLIER if id(variable) in head else 1.0
+      for variable in self.trainable_variables
+    ]
+    # The original regularised the weights of every convolution.
+    self.conv_kernels = [
+      variable
+      for variable in self.trainable_variables
+      if variable.path.endswith('kernel')
+    ]
+
+  def learning_rate(self):
+    """The base learning rate of the current step (poly policy)."""
+    config = self._config
+    return poly_learning_rate(
+      config.learning_rate, self.step, config.num_steps, config.power
+    )
