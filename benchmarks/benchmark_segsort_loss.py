@@ -4,8 +4,9 @@ Recipe: batch 8, 336x336 crops -> 42x42 embeddings of dimension 32, VOC-like
 labels (background plus one or two objects of 21 classes), 5x5 initial
 clusters, 10 k-means iterations, 2 memory banks (full, as after the first
 steps). Prints, for a tf.function and for the same function under XLA, the
-median ms/step over --repeats rounds of --steps steps, and the peak memory
-of a step beyond what was allocated before it (TensorFlow's allocator
+median ms/step over --repeats rounds of --steps steps (the two alternate
+round by round, and their ratio is printed round by round), and the peak
+memory of a step beyond what was allocated before it (TensorFlow's allocator
 statistics; on a CPU they need its BFC allocator, which this script turns
 on).
 
@@ -114,49 +115,71 @@ def _measure_peak_memory(run_step):
   return (peak - before) / 2**20
 
 
-def _time_rounds(step, steps, repeats):
-  """Returns the median milliseconds per step over `repeats` rounds."""
-  rounds = []
+def _time_rounds(steps_by_name, steps, repeats):
+  """Times the steps in alternating rounds.
+
+  Rounds alternate between the steps, so that a load which comes and goes
+  on a shared machine weighs on each alike and their ratio stays fair.
+
+  Returns:
+    {name: [milliseconds per step of each round]}.
+  """
+  rounds = {name: [] for name in steps_by_name}
   for _ in range(repeats):
-    start = time.perf_counter()
-    for _ in range(steps):
-      loss = step()
-    float(loss)
-    rounds.append((time.perf_counter() - start) / steps * 1000)
-  return float(np.median(rounds)), min(rounds), max(rounds)
+    for name, step in steps_by_name.items():
+      start = time.perf_counter()
+      for _ in range(steps):
+        loss = step()
+      float(loss)
+      rounds[name].append((time.perf_counter() - start) / steps * 1000)
+  return rounds
+
+
+def _build_step(args, inputs, jit_compile):
+  """The loss forward + backward as a tf.function, compiled, banks filled."""
+  embedding, labels, cluster_labels, loc = inputs
+  capacity = args.num_clusters**2 * args.batch_size
+  bank = train_utils.MemoryBank(args.num_banks, capacity, args.embedding_dim)
+
+  @tf.function(jit_compile=jit_compile)
+  def step():
+    with tf.GradientTape() as tape:
+      loss = train_utils.add_segsort_loss(
+        embedding,
+        labels,
+        args.embedding_dim,
+        255,
+        10.0,
+        cluster_labels,
+        args.num_clusters,
+        args.kmeans_iterations,
+        args.num_banks,
+        loc,
+        bank,
+      )
+    gradient = tape.gradient(loss, embedding)
+    return loss + 0 * tf.reduce_sum(gradient)
+
+  # Compiles, and fills the banks as a running training would have.
+  for _ in range(max(args.num_banks, 1)):
+    float(step())
+  return step
 
 
 def main():
   args = _parse_args()
-  embedding, labels, cluster_labels, loc = _inputs(args)
-  capacity = args.num_clusters**2 * args.batch_size
-  for jit_compile in (False,) if args.no_xla else (False, True):
-    bank = train_utils.MemoryBank(args.num_banks, capacity, args.embedding_dim)
-
-    @tf.function(jit_compile=jit_compile)
-    def step(bank=bank):
-      with tf.GradientTape() as tape:
-        loss = train_utils.add_segsort_loss(
-          embedding,
-          labels,
-          args.embedding_dim,
-          255,
-          10.0,
-          cluster_labels,
-          args.num_clusters,
-          args.kmeans_iterations,
-          args.num_banks,
-          loc,
-          bank,
-        )
-      gradient = tape.gradient(loss, embedding)
-      return loss + 0 * tf.reduce_sum(gradient)
-
-    # Compiles, and fills the banks as a running training would have.
-    for _ in range(max(args.num_banks, 1)):
-      float(step())
-    peak_mib = _measure_peak_memory(lambda: float(step()))
-    median, fastest, slowest = _time_rounds(step, args.steps, args.repeats)
+  inputs = _inputs(args)
+  names = ['tf.function'] + ([] if args.no_xla else ['XLA (jit_compile=True)'])
+  steps_by_name = {
+    name: _build_step(args, inputs, jit_compile=name != 'tf.function')
+    for name in names
+  }
+  peak_mib = {
+    name: _measure_peak_memory(lambda step=step: float(step()))
+    for name, step in steps_by_name.items()
+  }
+  rounds = _time_rounds(steps_by_name, args.steps, args.repeats)
+  for name in names:
     print(
       'add_segsort_loss forward+backward, batch %d, %dx%d, dim %d, '
       '%dx%d clusters, %d iterations, %d banks, %s: %.1f ms/step '
@@ -171,15 +194,21 @@ def main():
         args.num_clusters,
         args.kmeans_iterations,
         args.num_banks,
-        'XLA (jit_compile=True)' if jit_compile else 'tf.function',
-        median,
+        name,
+        np.median(rounds[name]),
         args.repeats,
         args.steps,
-        fastest,
-        slowest,
-        peak_mib,
+        min(rounds[name]),
+        max(rounds[name]),
+        peak_mib[name],
       ),
       flush=True,
+    )
+  if len(names) == 2:
+    ratios = np.divide(rounds[names[1]], rounds[names[0]])
+    print(
+      'XLA / tf.function, round by round (rounds alternate): median %.2f '
+      '(%.2f-%.2f)' % (np.median(ratios), ratios.min(), ratios.max())
     )
 
 

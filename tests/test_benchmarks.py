@@ -45,3 +45,4 @@ def test_loss_benchmark_prints_both_compilations():
   )  # fmt: skip
   assert 'tf.function: ' in output and 'XLA (jit_compile=True): ' in output
   assert output.count('peak memory') == 2, output
+  assert re.search(r'XLA / tf\.function, .*: median [0-9.]+ \(', output), output

@@ -252,10 +252,10 @@ def add_segsort_loss(
       embedding,
       labels,
       ignore_label,
-      cluster_labels,
-      num_clusters,
-      kmeans_iterations,
-      loc_features,
+      cluster_labels=cluster_labels,
+      num_clusters=num_clusters,
+      kmeans_iterations=kmeans_iterations,
+      loc_features=loc_features,
     )
   )
   use_memory = memory_bank is not None and num_banks > 0
