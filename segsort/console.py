@@ -235,21 +235,14 @@ def progress(
     iterate over `iterable`, count with `update(n)`, take
     `set_postfix(**values)`, and `close()` (or end a `with` block).
   """
+  # LineProgress takes tqdm's keywords, so that callers need not know which.
+  options = {
+    'total': total,
+    'desc': desc,
+    'unit': unit,
+    'initial': initial,
+    'disable': disable,
+  }
   if on_terminal():
-    return tqdm.tqdm(
-      iterable,
-      total=total,
-      desc=desc,
-      unit=unit,
-      initial=initial,
-      dynamic_ncols=True,
-      disable=disable,
-    )
-  return LineProgress(
-    iterable,
-    total=total,
-    desc=desc,
-    unit=unit,
-    initial=initial,
-    disable=disable,
-  )
+    return tqdm.tqdm(iterable, dynamic_ncols=True, **options)
+  return LineProgress(iterable, **options)

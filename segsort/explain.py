@@ -116,7 +116,6 @@ def explain_image(
   image_id,
   *,
   data_dir,
-  num_classes,
   num_segments=6,
   num_neighbours_shown=5,
   tile_size=112,
@@ -125,12 +124,12 @@ def explain_image(
   """Builds the explanation figure and its facts for one image.
 
   Args:
-    predictor: A SegSortPredictor over `bank`.
+    predictor: A SegSortPredictor over `bank`; its num_classes names the
+      classes.
     bank: A PrototypeBank loaded with sources.
     image_rgb: A uint8 RGB array `[H, W, 3]`.
     image_id: The image's name, for captions.
     data_dir: The directory the bank's image paths are relative to.
-    num_classes: The number of classes.
     num_segments: How many of the largest segments to explain.
     num_neighbours_shown: How many nearest training segments to show each.
     tile_size: The side of every picture tile in pixels.
@@ -147,7 +146,7 @@ def explain_image(
   # pylint: enable=g-import-not-at-top
   if colormap is None:
     colormap = colormap_lib.voc_colormap()
-  names = metrics.class_names(num_classes)
+  names = metrics.class_names(predictor.num_classes)
   image = tf.constant(image_rgb, tf.float32) - tf.constant(data.IMG_MEAN)
   neighbours = predictor.neighbours(image)
   segment_labels = np.argmax(neighbours.votes, axis=1)
@@ -317,7 +316,6 @@ def main(argv=None):
       data.load_image(image_path, args.apply_exif_orientation),
       image_id,
       data_dir=args.data_dir,
-      num_classes=args.num_classes,
       num_segments=args.num_segments,
       num_neighbours_shown=args.num_neighbours_shown,
       tile_size=args.tile_size,

@@ -50,14 +50,10 @@ def main(argv=None):
       data_dir=args.data_dir,
       data_list=args.data_list,
       save_dir=args.save_dir,
-      window_size=args.input_size,
-      strides=args.strides,
-      num_classes=args.num_classes,
       ignore_label=args.ignore_label,
-      num_clusters=args.num_clusters,
-      kmeans_iterations=args.kmeans_iterations,
       apply_exif_orientation=args.apply_exif_orientation,
       checkpoint_overrides=checkpoint_overrides,
+      **inference.window_and_segment_settings(args),
     )
 
 

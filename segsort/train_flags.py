@@ -306,3 +306,21 @@ def main(mode, argv=None):
   from segsort import trainer  # pylint: disable=g-import-not-at-top
 
   trainer.main(config)
+
+
+def entry_point(mode):
+  """The `main(argv=None)` of the training entry point of `mode`.
+
+  Args:
+    mode: One of segsort.config.MODES.
+
+  Returns:
+    A function of `argv` (sys.argv[1:] when None) running `main(mode, argv)`,
+    for `python -m` and the console scripts.
+  """
+
+  def main_of_mode(argv=None):
+    main(mode, argv)
+
+  main_of_mode.__doc__ = 'Trains a %s model from command-line flags.' % mode
+  return main_of_mode

@@ -1,16 +1,11 @@
-"""Trains unsupervised SegSort from contour-based oversegmentations.
+"""Trains unsupervised SegSort from contour oversegmentations.
 
-    python -m segsort.train_segsort_unsup --help
-
-Its flags, and what it does with them: segsort.train_flags.
+Flags: --help, segsort.train_flags.
 """
 
 from segsort import train_flags
 
-
-def main(argv=None):
-  train_flags.main('segsort_unsup', argv)
-
+main = train_flags.entry_point('segsort_unsup')
 
 if __name__ == '__main__':
   main()

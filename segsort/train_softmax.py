@@ -1,16 +1,8 @@
-"""Trains the pixel-wise softmax baseline.
-
-    python -m segsort.train_softmax --help
-
-Its flags, and what it does with them: segsort.train_flags.
-"""
+"""Trains the pixel-wise softmax baseline; flags: --help, segsort.train_flags."""
 
 from segsort import train_flags
 
-
-def main(argv=None):
-  train_flags.main('softmax', argv)
-
+main = train_flags.entry_point('softmax')
 
 if __name__ == '__main__':
   main()

@@ -5,6 +5,7 @@ reproducible; only the pixels inside the crop are computed.
 """
 
 import collections
+import dataclasses
 
 import tensorflow as tf
 
@@ -223,3 +224,29 @@ def augment_example(
       _gather_nearest(oversegmentation, rows, columns), -1
     )
   return example
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentSettings:
+  """How every example of a training stream is augmented: the keywords of
+  `augment_example` that do not change from example to example, bound.
+  """
+
+  crop_size: tuple
+  num_clusters: tuple
+  kmeans_grid: str
+  random_scale: bool
+  random_mirror: bool
+  random_crop: bool
+  ignore_label: int
+  outputs: tuple | None
+
+  def augment(self, image, label, seed, oversegmentation=None):
+    """`augment_example` with these settings; same arguments and returns."""
+    return augment_example(
+      image,
+      label,
+      seed=seed,
+      oversegmentation=oversegmentation,
+      **dataclasses.asdict(self),
+    )

@@ -17,19 +17,12 @@ from segsort.data import decoding
 from segsort.data import lists
 
 
-def _decode_op(
-  entries,
-  *,
-  num_classes,
-  ignore_label,
-  with_oversegmentation,
-  apply_exif_orientation=False,
-  with_labels=True,
-):
-  """Wraps decoding.decode_entry as a TF op taking the entry's index.
+def _decode_op(entries, settings, with_labels=True):
+  """Wraps decoding with `settings` (a DecodeSettings) as a TF op taking the
+  entry's index.
 
   Without `with_labels`, label files are not read: every label is
-  `ignore_label`.
+  `settings.ignore_label`.
 
   Returns:
     A function mapping a scalar index tensor to (image uint8 [H, W, 3], label
@@ -41,19 +34,13 @@ def _decode_op(
     entry = entries[int(index)]
     if not with_labels:
       entry = dataclasses.replace(entry, label_path=None)
-    image, label, oversegmentation = decoding.decode_entry(
-      entry,
-      num_classes=num_classes,
-      ignore_label=ignore_label,
-      with_oversegmentation=with_oversegmentation,
-      apply_exif_orientation=apply_exif_orientation,
-    )
-    if with_oversegmentation:
+    image, label, oversegmentation = settings.decode(entry)
+    if settings.with_oversegmentation:
       return image, label, oversegmentation
     return image, label
 
   output_types = [tf.uint8, tf.int32] + (
-    [tf.int32] if with_oversegmentation else []
+    [tf.int32] if settings.with_oversegmentation else []
   )
 
   def decode_op(index):
@@ -159,18 +146,25 @@ def build_training_dataset(
   )
   if not entries:
     raise errors.DataError('Data list %s is empty' % data_list)
-  num_clusters = common_utils.cluster_grid(num_clusters)
-  crop_size = (int(input_size[0]), int(input_size[1]))
+  augment_settings = augmentation.AugmentSettings(
+    (int(input_size[0]), int(input_size[1])),
+    common_utils.cluster_grid(num_clusters),
+    kmeans_grid,
+    random_scale,
+    random_mirror,
+    random_crop,
+    ignore_label,
+    outputs,
+  )
   base_seed = _random_base_seed() if seed is None else int(seed)
   shuffle_key = tf.constant([base_seed, 0], tf.int64)
   augment_key = tf.constant([base_seed, 1], tf.int64)
   num_entries = len(entries)
   decode = _decode_op(
     entries,
-    num_classes=num_classes,
-    ignore_label=ignore_label,
-    with_oversegmentation=unsupervised,
-    apply_exif_orientation=apply_exif_orientation,
+    decoding.DecodeSettings(
+      num_classes, ignore_label, unsupervised, apply_exif_orientation
+    ),
     with_labels=outputs is None or 'label' in outputs,
   )
 
@@ -184,19 +178,11 @@ def build_training_dataset(
 
   def load_example(position, index):
     image, label, *oversegmentation = decode(index)
-    return augmentation.augment_example(
+    return augment_settings.augment(
       image,
       label,
-      crop_size,
       tf.random.experimental.stateless_fold_in(augment_key, position),
-      oversegmentation=oversegmentation[0] if unsupervised else None,
-      num_clusters=num_clusters,
-      kmeans_grid=kmeans_grid,
-      random_scale=random_scale,
-      random_mirror=random_mirror,
-      random_crop=random_crop,
-      ignore_label=ignore_label,
-      outputs=outputs,
+      oversegmentation[0] if unsupervised else None,
     )
 
   first_position = start_batch * batch_size
@@ -247,10 +233,9 @@ def entries_dataset(
   """
   decode = _decode_op(
     entries,
-    num_classes=num_classes,
-    ignore_label=ignore_label,
-    with_oversegmentation=with_oversegmentation,
-    apply_exif_orientation=apply_exif_orientation,
+    decoding.DecodeSettings(
+      num_classes, ignore_label, with_oversegmentation, apply_exif_orientation
+    ),
   )
 
   def load_example(index):

@@ -6,6 +6,8 @@ image is handled per file and reported with the list file, line number and
 path.
 """
 
+import dataclasses
+
 import numpy as np
 
 from segsort import errors
@@ -103,3 +105,22 @@ def _check_size(path, array, image):
       '%s is %dx%d but its image is %dx%d'
       % (path, array.shape[0], array.shape[1], image.shape[0], image.shape[1])
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSettings:
+  """How every entry of a list is decoded: `decode_entry`'s keywords, bound.
+
+  The training and inference pipelines and the up-front list checks decode
+  with the same settings object, so that a check passes exactly what a
+  reader accepts.
+  """
+
+  num_classes: int | None
+  ignore_label: int
+  with_oversegmentation: bool
+  apply_exif_orientation: bool = False
+
+  def decode(self, entry):
+    """`decode_entry(entry)` with these settings; same returns and errors."""
+    return decode_entry(entry, **dataclasses.asdict(self))

@@ -97,23 +97,17 @@ class DataListReport:
     return not self.problems
 
 
-def _check_entry(
-  entry, survey, ignore_label, with_oversegmentation, apply_exif_orientation
-):
-  """Decodes one entry; returns its problems, each a description."""
+def _check_entry(entry, survey, settings):
+  """Decodes one entry with `settings` (a decoding.DecodeSettings without
+  num_classes, so that the survey sees out-of-range values); returns its
+  problems, each a description."""
   try:
-    _, label, _ = decoding.decode_entry(
-      entry,
-      num_classes=None,
-      ignore_label=ignore_label,
-      with_oversegmentation=with_oversegmentation,
-      apply_exif_orientation=apply_exif_orientation,
-    )
+    _, label, _ = settings.decode(entry)
     orientation = io_utils.read_exif_orientation(entry.image_path)
   except (errors.DataError, errors.ImageFileError) as error:
     return [str(error)]
   problems = []
-  if orientation != 1 and not apply_exif_orientation:
+  if orientation != 1 and not settings.apply_exif_orientation:
     problems.append(
       '%s: %s'
       % (
@@ -131,7 +125,7 @@ def _check_entry(
           out_of_range.size,
           entry.label_path,
           len(survey.class_pixels),
-          ignore_label,
+          settings.ignore_label,
           np.unique(out_of_range)[:10].tolist(),
         )
       )
@@ -186,16 +180,12 @@ def check_data_list(
     if num_classes is not None
     else None
   )
+  settings = decoding.DecodeSettings(
+    None, ignore_label, with_oversegmentation, apply_exif_orientation
+  )
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
     results = pool.imap(
-      lambda entry: _check_entry(
-        entry,
-        survey,
-        ignore_label,
-        with_oversegmentation,
-        apply_exif_orientation,
-      ),
-      entries,
+      lambda entry: _check_entry(entry, survey, settings), entries
     )
     if progress is not None:
       results = progress(results, total=len(entries))

@@ -90,6 +90,7 @@ from segsort.inference.command_line import predict_list_from_flags
 from segsort.inference.command_line import restore_segsort_network_from_flags
 from segsort.inference.command_line import segsort_predictor_from_flags
 from segsort.inference.command_line import settings_from_checkpoint
+from segsort.inference.command_line import window_and_segment_settings
 from segsort.inference.extraction import extract_image_prototypes
 from segsort.inference.extraction import extract_prototypes
 from segsort.inference.extraction import labels_at_cell_centres

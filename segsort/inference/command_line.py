@@ -124,6 +124,27 @@ def predict_list_from_flags(
   )
 
 
+def window_and_segment_settings(args):
+  """The sliding-window and k-means keywords that flags ask for.
+
+  Args:
+    args: Parsed flags of `add_model_and_data_flags` and `add_segment_flags`,
+      completed by `settings_from_checkpoint`.
+
+  Returns:
+    A dict of window_size, strides, num_classes, num_clusters and
+    kmeans_iterations, as predictors.SegSortPredictor and
+    extraction.extract_prototypes take them.
+  """
+  return {
+    'window_size': args.input_size,
+    'strides': args.strides,
+    'num_classes': args.num_classes,
+    'num_clusters': args.num_clusters,
+    'kmeans_iterations': args.kmeans_iterations,
+  }
+
+
 def restore_segsort_network_from_flags(args):
   """Restores a SegSort checkpoint and completes the flags from its settings.
 
@@ -189,11 +210,7 @@ def segsort_predictor_from_flags(args, with_sources=False):
   predictor = predictors.SegSortPredictor(
     network,
     bank,
-    window_size=args.input_size,
-    strides=args.strides,
     k_in_nearest_neighbors=args.k_in_nearest_neighbors,
-    num_classes=args.num_classes,
-    num_clusters=args.num_clusters,
-    kmeans_iterations=args.kmeans_iterations,
+    **window_and_segment_settings(args),
   )
   return predictor, bank, checkpoint_prefix, checkpoint_overrides
