@@ -2,8 +2,8 @@
 image of any size in, class ids out.
 
 `export(segmenter, output_dir)` writes it; `segsort.export` is its command.
-The serving signature computes what `inference.DenseOutputRunner` and the
-predictors compute, traced for images of any size.
+The serving signature runs the code of `inference.DenseOutputRunner` and the
+predictors, traced for images of any size.
 """
 
 import json
@@ -22,23 +22,14 @@ SIGNATURE_KEY = 'serving_default'
 SETTINGS_FILE = os.path.join('assets.extra', 'segsort_export.json')
 
 
-def _window_offsets(padded_length, window_length, stride, output_stride):
-  """`inference.window_offsets` on scalar tensors: an int32 tensor `[n]`."""
-  last = padded_length - window_length
-  positions = tf.range(0, last, stride)
-  offsets = tf.minimum(positions // output_stride * output_stride, last)
-  # Non-decreasing, so unique keeps them sorted.
-  return tf.unique(tf.concat([offsets, [last]], axis=0))[0]
-
-
 class SegmenterModule(tf.Module):
   """The tf.Module saved by `export`: a network, a bank, one serving function.
 
-  `labels` computes what `inference.DenseOutputRunner` and the predictors
-  compute on an image of known size, with every shape a tensor, so that one
-  graph serves images of any size: the same padding, window offsets and
-  averaging of overlapping windows, the same upsampling, k-means and k-NN
-  votes, and the argmax with ties to the lowest class.
+  `labels` runs the predictors' code (`inference.dense_output_grid`,
+  `inference.upsample_to_image`, `inference.segment_embedding` and the k-NN
+  votes, or the softmax), traced with every size a tensor so that one graph
+  serves images of any size, and takes the argmax with ties to the lowest
+  class.
   """
 
   def __init__(self, segmenter):
@@ -62,64 +53,6 @@ class SegmenterModule(tf.Module):
       self._num_clusters = tuple(settings['num_clusters'])
       self._kmeans_iterations = settings['kmeans_iterations']
 
-  def _output_grid(self, image):
-    """`DenseOutputRunner.output_grid` of a float32 `[H, W, 3]` image."""
-    stride = self._output_stride
-    window_height, window_width = self._window_size
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    grid_height = (height + stride - 1) // stride
-    grid_width = (width + stride - 1) // stride
-    padded_height = tf.maximum(window_height, grid_height * stride)
-    padded_width = tf.maximum(window_width, grid_width * stride)
-    padded = tf.pad(
-      image, [[0, padded_height - height], [0, padded_width - width], [0, 0]]
-    )
-    tops, lefts = tf.meshgrid(
-      _window_offsets(padded_height, window_height, self._strides[0], stride),
-      _window_offsets(padded_width, window_width, self._strides[1], stride),
-      indexing='ij',
-    )
-    tops, lefts = tf.reshape(tops, [-1]), tf.reshape(lefts, [-1])
-    # [windows, window_height, window_width, 3], in the runner's order.
-    rows = tops[:, tf.newaxis] + tf.range(window_height)
-    columns = lefts[:, tf.newaxis] + tf.range(window_width)
-    windows = tf.gather(tf.gather(padded, rows), columns, axis=2, batch_dims=1)
-    outputs = self.network(windows, training=False)
-    if self._segsort:
-      outputs = common_utils.normalize_embedding(outputs)
-    cells = (window_height // stride, window_width // stride)
-    cell_rows = tops[:, tf.newaxis] // stride + tf.range(cells[0])
-    cell_columns = lefts[:, tf.newaxis] // stride + tf.range(cells[1])
-    # [windows, cells[0], cells[1], 2]: every output cell's place.
-    places = tf.stack(
-      [
-        tf.tile(cell_rows[:, :, tf.newaxis], [1, 1, cells[1]]),
-        tf.tile(cell_columns[:, tf.newaxis, :], [1, cells[0], 1]),
-      ],
-      axis=-1,
-    )
-    padded_cells = tf.stack([padded_height // stride, padded_width // stride])
-    # Summed in window order from zero, as the runner's add_n sums them.
-    output_sum = tf.scatter_nd(
-      places, outputs, tf.concat([padded_cells, tf.shape(outputs)[-1:]], axis=0)
-    )
-    window_counts = tf.scatter_nd(
-      places, tf.ones(tf.shape(places)[:-1]), padded_cells
-    )
-    return (
-      output_sum[:grid_height, :grid_width]
-      / window_counts[:grid_height, :grid_width, tf.newaxis]
-    )
-
-  def _upsample_to_image(self, grid, height, width):
-    """`DenseOutputRunner.upsample_to_image` with tensor sizes."""
-    upsampled = tf.image.resize(
-      grid[tf.newaxis],
-      tf.shape(grid)[:2] * self._output_stride,
-      method='bilinear',
-    )[0]
-    return upsampled[:height, :width]
-
   @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
   def labels(self, image):
     """Labels one RGB image.
@@ -134,11 +67,18 @@ class SegmenterModule(tf.Module):
     """
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     image = tf.cast(image, tf.float32) - tf.constant(data.IMG_MEAN)
-    grid = self._output_grid(image)
+    grid = inference.dense_output_grid(
+      lambda windows: self.network(windows, training=False),
+      image,
+      self._window_size,
+      self._strides,
+      self._output_stride,
+      normalize_windows=self._segsort,
+    )
     if self._segsort:
       grid = common_utils.normalize_embedding(grid)
       pixel_embedding = common_utils.normalize_embedding(
-        self._upsample_to_image(grid, height, width)
+        inference.upsample_to_image(grid, height, width, self._output_stride)
       )
       segment_ids, segment_prototypes = inference.segment_embedding(
         grid,
@@ -157,7 +97,8 @@ class SegmenterModule(tf.Module):
       scores = tf.gather(votes, segment_ids)
     else:
       scores = tf.nn.softmax(
-        self._upsample_to_image(grid, height, width), axis=-1
+        inference.upsample_to_image(grid, height, width, self._output_stride),
+        axis=-1,
       )
     labels = tf.argmax(scores, axis=-1, output_type=tf.int32)
     return {'labels': tf.cast(labels, tf.uint8)}

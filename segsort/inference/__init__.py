@@ -109,4 +109,6 @@ from segsort.inference.restore import restore_network
 from segsort.inference.run_over_list import load_colormap
 from segsort.inference.run_over_list import predict_list
 from segsort.inference.windows import DenseOutputRunner
+from segsort.inference.windows import dense_output_grid
+from segsort.inference.windows import upsample_to_image
 from segsort.inference.windows import window_offsets
