@@ -6,8 +6,9 @@
 Prints the scores like the original ("mean IOU: 71.2345%") and writes them
 all, with the confusion matrix, as JSON to --output_json (default
 `pred_dir/../metrics.json`; `-` for stdout), and beside it a bar chart of
-the per-class IoU in VOC's class colours (`metrics_iou.png` for
-`metrics.json`; see segsort.overlay.draw_iou_chart). See segsort/metrics.py for the definitions.
+the per-class IoU in VOC's class colours, named by --class_names
+(`metrics_iou.png` for `metrics.json`; see segsort.overlay.draw_iou_chart).
+See segsort/metrics.py for the definitions.
 """
 
 import json
@@ -53,6 +54,14 @@ def parse_args(argv=None):
     '(0, 1) is a fraction of the image diagonal.',
   )
   parser.add_argument(
+    '--class_names',
+    default=None,
+    metavar='FILE',
+    help='Class names for the report, the JSON and the chart: one per line '
+    'in class-id order (e.g. the classes.txt of tools/camvid_to_voc.py); '
+    "default: VOC's names for 21 classes, else 'class N'.",
+  )
+  parser.add_argument(
     '--output_json',
     default=None,
     help="Where to write every score; '-' for stdout "
@@ -63,6 +72,12 @@ def parse_args(argv=None):
   message = inference_flags.ignore_label_problem(args)
   if message:
     parser.error('argument --ignore_label: ' + message)
+  args.names = None
+  if args.class_names is not None:
+    try:
+      args.names = metrics.read_class_names(args.class_names, args.num_classes)
+    except ValueError as error:
+      parser.error('argument --class_names: %s' % error)
   return args
 
 
@@ -79,6 +94,7 @@ def main(argv=None):
       args.ignore_label,
       image_ids,
       args.boundary_tolerance,
+      args.names,
     )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error

@@ -90,7 +90,7 @@ _UTF8_BOM = b'\xef\xbb\xbf'
 _ASCII_WHITESPACE_TO_SPACE = str.maketrans('\t\n\r\f\v', '     ')
 
 
-def read_list_lines(path):
+def read_list_lines(path, kind='data list'):
   """Reads the lines of a UTF-8 list file, without a byte-order mark.
 
   Windows tools start UTF-8 files with a byte-order mark, which would
@@ -98,6 +98,7 @@ def read_list_lines(path):
 
   Args:
     path: A text file.
+    kind: What the file is, for the error message ('data list').
 
   Returns:
     The list of its lines, line ends kept.
@@ -111,7 +112,7 @@ def read_list_lines(path):
       contents = stream.read()
   except OSError as error:
     raise errors.ListFileError(
-      'Cannot read data list %s: %s' % (path, error)
+      'Cannot read %s %s: %s' % (kind, path, error)
     ) from error
   if contents.startswith(_UTF8_BOM):
     contents = contents[len(_UTF8_BOM) :]

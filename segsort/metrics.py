@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from segsort import errors
 from segsort import io_utils
 
 VOC_CLASS_NAMES = (
@@ -60,6 +61,43 @@ def class_names(num_classes):
   if num_classes == len(VOC_CLASS_NAMES):
     return list(VOC_CLASS_NAMES)
   return ['class %d' % class_id for class_id in range(num_classes)]
+
+
+def read_class_names(path, num_classes):
+  """Reads a class-names file: one name per line, in class-id order.
+
+  The `classes.txt` that tools/camvid_to_voc.py writes has this format.
+  Blank lines at the end are allowed; names keep inner spaces.
+
+  Args:
+    path: A UTF-8 text file.
+    num_classes: The number of names it must hold, >= 1.
+
+  Returns:
+    A list of `num_classes` non-empty strings.
+
+  Raises:
+    errors.ListFileError (a ValueError): Naming the file, and the line of an
+      empty name, when it cannot be read, is not UTF-8 text, has an empty
+      line between names, or does not hold `num_classes` names.
+  """
+  names = [
+    line.strip() for line in io_utils.read_list_lines(path, 'class names')
+  ]
+  while names and not names[-1]:
+    names.pop()
+  for line_number, name in enumerate(names, start=1):
+    if not name:
+      raise errors.ListFileError(
+        '%s, line %d: empty class name (one name per line, in class-id '
+        'order)' % (path, line_number)
+      )
+  if len(names) != num_classes:
+    raise errors.ListFileError(
+      '%s holds %d class names but there are %d classes (--num_classes)'
+      % (path, len(names), num_classes)
+    )
+  return names
 
 
 def confusion_matrix(prediction, ground_truth, num_classes, ignore_label=255):
@@ -298,13 +336,17 @@ class SegmentationEvaluator:
     )
     self.num_images += 1
 
-  def results(self):
-    """Returns every score as a JSON-ready dict (NaN written as None)."""
+  def results(self, names=None):
+    """Returns every score as a JSON-ready dict (NaN written as None).
+
+    Args:
+      names: The class names in class-id order; None for `class_names`'.
+    """
     precision, recall, f_score = self.boundary_counts.scores()
     return {
       'num_images': self.num_images,
       'num_classes': self.num_classes,
-      'class_names': class_names(self.num_classes),
+      'class_names': list(names or class_names(self.num_classes)),
       'class_iou': [_json_number(iou) for iou in class_ious(self.confusion)],
       'mean_iou': _json_number(mean_iou(self.confusion)),
       'pixel_accuracy': _json_number(pixel_accuracy(self.confusion)),
@@ -374,6 +416,7 @@ def evaluate_prediction_dir(
   ignore_label=255,
   image_ids=None,
   boundary_tolerance=2.0,
+  names=None,
 ):
   """Scores the predicted PNGs of a directory against ground-truth PNGs.
 
@@ -384,6 +427,8 @@ def evaluate_prediction_dir(
     ignore_label: The ground-truth id of pixels to leave out.
     image_ids: The ids to score; every PNG of `pred_dir` when None.
     boundary_tolerance: See `tolerance_in_pixels`.
+    names: The class names in class-id order (`read_class_names`); None
+      for `class_names`'.
 
   Returns:
     `SegmentationEvaluator.results()`.
@@ -434,4 +479,4 @@ def evaluate_prediction_dir(
       evaluator.add(prediction, ground_truth)
     except ValueError as error:
       raise ValueError('%s vs %s: %s' % (pred_path, gt_path, error)) from error
-  return evaluator.results()
+  return evaluator.results(names)

@@ -204,3 +204,22 @@ def test_summary_names_an_unfinished_run(tmp_path, capsys):
   with pytest.raises(SystemExit):
     summarize.main(['--out', str(tmp_path), '--methods', 'segsort'])
   assert 'did the segsort run finish?' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('with_names', [False, True])
+def test_scores_name_the_classes_of_classes_txt(tmp_path, with_names):
+  names_file = tmp_path / 'camvid' / 'classes.txt'
+  if with_names:
+    names_file.parent.mkdir()
+    names_file.write_text('sky\nroad\n')
+  scoring = [
+    command
+    for command in _dry_run(_SCRIPTS[0], tmp_path)
+    if command[1] == 'segsort.benchmark_by_mIoU'
+  ]
+  assert len(scoring) == 3
+  for command in scoring:
+    if with_names:
+      assert _flag(command, '--class_names') == str(names_file)
+    else:
+      assert '--class_names' not in command

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -206,6 +207,68 @@ def test_benchmark_rejects_colour_predictions(prediction_dirs):
   _write_png(pred_dir / 'a.png', np.zeros((2, 4, 3)))
   with pytest.raises(ValueError, match=r'a\.png is a RGB image'):
     metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
+
+
+def test_benchmark_names_classes_from_a_file(prediction_dirs, tmp_path, capsys):
+  pred_dir, gt_dir = prediction_dirs
+  names_file = tmp_path / 'classes.txt'
+  # A byte-order mark, spaces around names and blank lines at the end are
+  # what editors leave; none of them is part of a name.
+  names_file.write_bytes(b'\xef\xbb\xbfsky\n  road \r\nsign symbol\n\n')
+  output_json = tmp_path / 'scores.json'
+  benchmark_by_mIoU.main(
+    [
+      '--pred_dir',
+      str(pred_dir),
+      '--gt_dir',
+      str(gt_dir),
+      '--num_classes',
+      '3',
+      '--class_names',
+      str(names_file),
+      '--output_json',
+      str(output_json),
+    ]
+  )
+  assert 'class  2 sign symbol  IOU:' in capsys.readouterr().out
+  results = json.loads(output_json.read_text())
+  assert results['class_names'] == ['sky', 'road', 'sign symbol']
+  assert os.path.exists(tmp_path / 'scores_iou.png')
+
+
+@pytest.mark.parametrize(
+  'contents, message',
+  [
+    (b'sky\nroad\n', r'classes\.txt holds 2 class names but there are 3'),
+    (b'a\nb\nc\nd\n', r'classes\.txt holds 4 class names but there are 3'),
+    (b'sky\n\nroad\ncar\n', r'classes\.txt, line 2: empty class name'),
+    (b'sky\nr\xf6ad\ncar\n', r'classes\.txt, line 2 is not UTF-8 text'),
+    (None, r'Cannot read class names .*classes\.txt'),
+  ],
+)
+def test_benchmark_rejects_a_bad_class_names_file_before_scoring(
+  tmp_path, capsys, contents, message
+):
+  names_file = tmp_path / 'classes.txt'
+  if contents is not None:
+    names_file.write_bytes(contents)
+  # The prediction directory does not exist: the file is checked first.
+  with pytest.raises(SystemExit):
+    benchmark_by_mIoU.main(
+      [
+        '--pred_dir',
+        str(tmp_path / 'missing'),
+        '--gt_dir',
+        str(tmp_path / 'missing'),
+        '--num_classes',
+        '3',
+        '--class_names',
+        str(names_file),
+      ]
+    )
+  error = capsys.readouterr().err
+  assert re.search('argument --class_names: .*' + message, error), error
+  assert not os.path.exists(tmp_path / 'metrics.json')
 
 
 def test_benchmark_json_to_stdout(prediction_dirs, capsys):

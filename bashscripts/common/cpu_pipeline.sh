@@ -108,9 +108,8 @@ cpu_pipeline_predict() {
 
 # Usage: cpu_pipeline_benchmark RUN_DIR
 cpu_pipeline_benchmark() {
-  segsort_python -m segsort.benchmark_by_mIoU --pred_dir "$1/results/val/gray" \
-    --gt_dir "${DATAROOT}/VOC2012/segcls" --data_list "${VAL_LIST}" \
-    --num_classes "${NUM_CLASSES}" --output_json "$1/results/metrics.json"
+  GT_DIR="${DATAROOT}/VOC2012/segcls" segsort_score "$1/results/val/gray" \
+    "${VAL_LIST}" "$1/results/metrics.json"
 }
 
 # Trains, predicts and benchmarks every method of METHODS with one seed,

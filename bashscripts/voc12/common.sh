@@ -122,14 +122,27 @@ segsort_inference() {
     "$@"
 }
 
-# mIoU, pixel accuracy and boundary F-score. Usage: segsort_benchmark PRED_DIR
-segsort_benchmark() {
+# mIoU, per-class IoU (named by DATAROOT/classes.txt when there is one),
+# pixel accuracy and boundary F-score of the class-id PNGs of a directory.
+# Usage: segsort_score GRAY_DIR DATA_LIST OUTPUT_JSON
+segsort_score() {
+  local names=()
+  if [ -e "${DATAROOT}/classes.txt" ]; then
+    names=(--class_names "${DATAROOT}/classes.txt")
+  fi
   segsort_python -m segsort.benchmark_by_mIoU \
-    --pred_dir "$1/gray" \
+    --pred_dir "$1" \
     --gt_dir "${GT_DIR:-${DATAROOT}/VOC2012/segcls}" \
-    --data_list "${LIST_DIR:-dataset/voc12}/${INFERENCE_SPLIT}.txt" \
+    --data_list "$2" \
     --num_classes "${NUM_CLASSES}" \
-    --output_json "$1/metrics.json"
+    --output_json "$3" \
+    "${names[@]}"
+}
+
+# The scores of a recipe's predictions. Usage: segsort_benchmark PRED_DIR
+segsort_benchmark() {
+  segsort_score "$1/gray" "${LIST_DIR:-dataset/voc12}/${INFERENCE_SPLIT}.txt" \
+    "$1/metrics.json"
 }
 
 # One stage: train, extract prototypes, infer (single-scale and/or MSC) and
