@@ -204,3 +204,129 @@ def draw_iou_chart(class_names, class_iou, mean_iou, colormap=None):
     CHART_AXIS_COLOR
   )
   return picture
+
+
+# One colour per method of a comparison chart (matplotlib's first
+# "tab10" colours), in the order the methods are given, cycling.
+METHOD_COLORS = (
+  (31, 119, 180),
+  (255, 127, 14),
+  (44, 160, 44),
+  (214, 39, 40),
+  (148, 103, 189),
+)
+# The height of one method's bar in a comparison chart, and the gap between
+# rows, in pixels.
+COMPARISON_BAR_HEIGHT = 10
+COMPARISON_ROW_GAP = 8
+
+
+def comparison_row_top(row, num_methods):
+  """The top pixel row of a comparison chart's row (below title and legend).
+
+  Method m's bar of that row spans rows `top + m * COMPARISON_BAR_HEIGHT` to
+  `top + (m + 1) * COMPARISON_BAR_HEIGHT - 2`.
+  """
+  legend_height = CHART_ROW_HEIGHT * num_methods
+  row_height = COMPARISON_BAR_HEIGHT * num_methods + COMPARISON_ROW_GAP
+  return CHART_TITLE_HEIGHT + legend_height + row * row_height
+
+
+def _check_fractions(values, what):
+  flat = [value for value in values if value is not None]
+  if any(math.isnan(value) or not 0 <= value <= 1 for value in flat):
+    raise ValueError('%s must lie in [0, 1], got %s' % (what, values))
+
+
+def draw_comparison_chart(title, row_names, method_names, means, ranges=None):
+  """Draws several methods' scores side by side, one group of bars per row.
+
+  Each row (a score such as mIoU, or a class's IoU) holds one horizontal
+  bar per method, in METHOD_COLORS[m], `bar_length(value)` pixels long from
+  x = CHART_MARGIN + CHART_NAME_WIDTH, with the value written after the bar
+  area; a range (e.g. the smallest and largest value over training seeds)
+  is a black line across the middle of the bar from `bar_length(low)` to
+  `bar_length(high)`. A legend of the methods' colours sits below the title.
+
+  Args:
+    title: The chart's title.
+    row_names: The R names of the rows, top to bottom.
+    method_names: The M names of the methods.
+    means: M lists of R values in [0, 1], or None where a method has no
+      value (no bar, 'n/a').
+    ranges: None, or M lists of R (low, high) pairs in [0, 1] or None.
+
+  Returns:
+    A uint8 RGB array `[comparison_row_top(R, M) + CHART_MARGIN,
+    2 * CHART_MARGIN + CHART_NAME_WIDTH + CHART_BAR_WIDTH +
+    CHART_VALUE_WIDTH, 3]` on a white background.
+
+  Raises:
+    ValueError: If the lists do not have M x R entries, or a value lies
+      outside [0, 1].
+  """
+  num_rows, num_methods = len(row_names), len(method_names)
+  if ranges is None:
+    ranges = [[None] * num_rows for _ in method_names]
+  if (
+    len(means) != num_methods
+    or len(ranges) != num_methods
+    or any(len(values) != num_rows for values in list(means) + list(ranges))
+  ):
+    raise ValueError(
+      'means and ranges need %d methods x %d rows' % (num_methods, num_rows)
+    )
+  for values, pairs in zip(means, ranges):
+    _check_fractions(values, 'Scores')
+    _check_fractions([v for pair in pairs if pair for v in pair], 'Ranges')
+  width = (
+    2 * CHART_MARGIN + CHART_NAME_WIDTH + CHART_BAR_WIDTH + CHART_VALUE_WIDTH
+  )
+  height = comparison_row_top(num_rows, num_methods) + CHART_MARGIN
+  picture = np.empty((height, width, 3), np.uint8)
+  picture[:] = CHART_BACKGROUND
+  _put_text(picture, title, CHART_MARGIN, CHART_TITLE_HEIGHT - 12)
+  bar_left = CHART_MARGIN + CHART_NAME_WIDTH
+  for method, name in enumerate(method_names):
+    top = CHART_TITLE_HEIGHT + method * CHART_ROW_HEIGHT
+    color = METHOD_COLORS[method % len(METHOD_COLORS)]
+    picture[top + 4 : top + CHART_ROW_HEIGHT - 4, bar_left : bar_left + 30] = (
+      color
+    )
+    _put_text(picture, str(name), bar_left + 36, top + CHART_ROW_HEIGHT - 6)
+  for row, row_name in enumerate(row_names):
+    row_top = comparison_row_top(row, num_methods)
+    _put_text(
+      picture,
+      str(row_name)[:22],
+      CHART_MARGIN,
+      row_top + COMPARISON_BAR_HEIGHT * num_methods // 2 + 4,
+    )
+    for method in range(num_methods):
+      top = row_top + method * COMPARISON_BAR_HEIGHT
+      bottom = top + COMPARISON_BAR_HEIGHT - 1
+      value = means[method][row]
+      baseline = bottom - 1
+      if value is None:
+        _put_text(picture, 'n/a', bar_left + 4, baseline, CHART_AXIS_COLOR)
+        continue
+      length = bar_length(value)
+      picture[top:bottom, bar_left : bar_left + length] = METHOD_COLORS[
+        method % len(METHOD_COLORS)
+      ]
+      pair = ranges[method][row]
+      if pair is not None:
+        middle = (top + bottom) // 2
+        low, high = bar_length(min(pair)), bar_length(max(pair))
+        picture[middle, bar_left + low : bar_left + high + 1] = CHART_TEXT_COLOR
+      _put_text(
+        picture,
+        '%.1f%%' % (100 * value),
+        bar_left + CHART_BAR_WIDTH + 6,
+        baseline,
+      )
+  # The axis at 0.
+  picture[
+    comparison_row_top(0, num_methods) : height - CHART_MARGIN, bar_left - 1
+  ] = CHART_AXIS_COLOR
+  return picture

@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from segsort import overlay
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO_ROOT, 'bashscripts', 'common'))
@@ -198,6 +202,11 @@ def test_summary_means_spreads_and_per_class_iou(tmp_path, capsys):
     table
   )
   assert '(2 runs' in table
+  chart = np.asarray(Image.open(tmp_path / 'summary.png'))
+  # Rows: mIoU, boundary F and the two classes, one method.
+  assert chart.shape[0] == overlay.comparison_row_top(4, 1) + (
+    overlay.CHART_MARGIN
+  )
 
 
 def test_summary_names_an_unfinished_run(tmp_path, capsys):

@@ -109,6 +109,59 @@ def test_iou_chart_refuses_values_outside_0_1():
     overlay.draw_iou_chart(['a'], [1.5], 1.5)
 
 
+def test_comparison_chart_draws_each_method_s_bar_and_range():
+  chart = overlay.draw_comparison_chart(
+    'title',
+    ['mIoU', 'sky'],
+    ['segsort', 'softmax'],
+    [[0.5, 1.0], [0.25, None]],
+    [[(0.4, 0.6), None], [None, None]],
+  )
+  assert chart.shape == (
+    overlay.comparison_row_top(2, 2) + overlay.CHART_MARGIN,
+    2 * overlay.CHART_MARGIN
+    + overlay.CHART_NAME_WIDTH
+    + overlay.CHART_BAR_WIDTH
+    + overlay.CHART_VALUE_WIDTH,
+    3,
+  )
+  left = overlay.CHART_MARGIN + overlay.CHART_NAME_WIDTH
+
+  def bar_row(row, method, offset=2):
+    top = overlay.comparison_row_top(row, 2)
+    return chart[top + method * overlay.COMPARISON_BAR_HEIGHT + offset]
+
+  first, second = overlay.METHOD_COLORS[:2]
+  half, quarter = overlay.bar_length(0.5), overlay.bar_length(0.25)
+  assert (bar_row(0, 0)[left : left + half] == first).all()
+  assert (bar_row(0, 0)[left + half] == overlay.CHART_BACKGROUND).all()
+  assert (bar_row(0, 1)[left : left + quarter] == second).all()
+  assert (bar_row(0, 1)[left + quarter] == overlay.CHART_BACKGROUND).all()
+  # The range is a black line across the middle of the bar and beyond it.
+  middle = bar_row(0, 0, (overlay.COMPARISON_BAR_HEIGHT - 1) // 2)
+  low, high = overlay.bar_length(0.4), overlay.bar_length(0.6)
+  assert (middle[left + low : left + high + 1] == 0).all()
+  assert (middle[left + low - 1] == first).all()
+  assert (middle[left + high + 1] == overlay.CHART_BACKGROUND).all()
+  # A full bar for 1.0 and none for a missing value.
+  assert (bar_row(1, 0)[left : left + overlay.CHART_BAR_WIDTH] == first).all()
+  bar_area = bar_row(1, 1)[left : left + overlay.CHART_BAR_WIDTH]
+  assert not (bar_area == second).all(axis=-1).any()
+
+
+@pytest.mark.parametrize(
+  'means, ranges, message',
+  [
+    ([[0.5]], None, r'2 methods x 1 rows'),
+    ([[1.5], [0.5]], None, r'Scores must lie in \[0, 1\]'),
+    ([[0.5], [0.5]], [[(0.1, 2.0)], [None]], r'Ranges must lie in \[0, 1\]'),
+  ],
+)
+def test_comparison_chart_refuses_bad_values(means, ranges, message):
+  with pytest.raises(ValueError, match=message):
+    overlay.draw_comparison_chart('t', ['mIoU'], ['a', 'b'], means, ranges)
+
+
 def _check_overlays(save_dir, synthetic_set):
   colormap = colormap_lib.voc_colormap()
   ids = metrics.list_image_ids(synthetic_set.val_list)

@@ -17,7 +17,8 @@
 #   NUM_STEPS  training steps per method (default below)
 #   and any setting of bashscripts/common/cpu_pipeline.sh (BACKBONE, CROP,
 #   LEARNING_RATE, NUM_CLUSTERS, PROTOTYPE_CLUSTERS, INFERENCE_CLUSTERS, ...)
-# Outputs: OUT/summary.json (bashscripts/common/summarize.py's schema) and,
+# Outputs: OUT/summary.json (bashscripts/common/summarize.py's schema), its
+# chart OUT/summary.png and,
 # per seed and method, checkpoints, config.json, TensorBoard logs,
 # prototypes, predictions and metrics.json.
 set -euo pipefail

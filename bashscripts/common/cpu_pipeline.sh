@@ -3,7 +3,7 @@
 # SEEDS it trains the methods of METHODS with the same network, crop, steps
 # and schedule, extracts prototypes from TRAIN_LIST, predicts VAL_LIST,
 # benchmarks, and records each method's seconds; `cpu_pipeline_summarize`
-# then prints one table and writes OUT/summary.json.
+# then prints one table and writes OUT/summary.json and OUT/summary.png.
 #
 # Sourced by the scripts above; not run on its own. With SEGSORT_DRY_RUN
 # set, every command is printed instead of run. The variables below come from
@@ -139,7 +139,8 @@ cpu_pipeline_run() {
   cpu_pipeline_summarize
 }
 
-# Prints the table and writes OUT/summary.json over every seed's runs.
+# Prints the table and writes OUT/summary.json and summary.png over every
+# seed's runs.
 cpu_pipeline_summarize() {
   local seed run_dirs=()
   for seed in ${SEEDS}; do

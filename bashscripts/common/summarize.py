@@ -4,8 +4,10 @@
         --methods segsort segsort_unsup softmax --runs OUT/seed_0 OUT/seed_1
 
 Reads RUN/<method>/results/metrics.json (and results/seconds, when present)
-of every run (one per training seed), prints one table and writes
-OUT/summary.json:
+of every run (one per training seed), prints one table, draws the methods
+side by side in OUT/summary.png (mIoU, boundary F and every class's IoU:
+each method's mean as a bar, the range over the runs as a line across it)
+and writes OUT/summary.json:
 
     {method: {"miou", "boundary_f", "seconds", "per_class_iou": {name: iou},
               "miou_spread", "boundary_f_spread", "runs": [...]}}
@@ -28,6 +30,7 @@ sys.path.insert(
 )
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from segsort import overlay  # pylint: disable=g-import-not-at-top
 
 METHODS = ('segsort', 'segsort_unsup', 'softmax')
 
@@ -105,6 +108,47 @@ def format_table(summary):
   return '\n'.join(lines)
 
 
+def _value_range(values):
+  values = [value for value in values if value is not None]
+  return (min(values), max(values)) if len(values) > 1 else None
+
+
+def draw_summary(summary):
+  """The methods' mIoU, boundary F and per-class IoU side by side.
+
+  Returns:
+    overlay.draw_comparison_chart's picture, with ranges over the runs.
+  """
+  methods = list(summary)
+  classes = list(summary[methods[0]]['per_class_iou'])
+  means, ranges = [], []
+  for method in methods:
+    row, runs = summary[method], summary[method]['runs']
+    means.append(
+      [row['miou'], row['boundary_f']]
+      + [row['per_class_iou'][name] for name in classes]
+    )
+    ranges.append(
+      [
+        _value_range(run['miou'] for run in runs),
+        _value_range(run['boundary_f'] for run in runs),
+      ]
+      + [
+        _value_range(run['per_class_iou'][name] for run in runs)
+        for name in classes
+      ]
+    )
+  num_runs = len(summary[methods[0]]['runs'])
+  return overlay.draw_comparison_chart(
+    'means over %d run%s; lines: smallest to largest'
+    % (num_runs, '' if num_runs == 1 else 's'),
+    ['mIoU', 'boundary F'] + ['IoU ' + name for name in classes],
+    methods,
+    means,
+    ranges,
+  )
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
@@ -137,8 +181,14 @@ def main(argv=None):
       )
     summary[method] = summarize_method(runs)
   io_utils.save_json(os.path.join(args.out, 'summary.json'), summary)
+  io_utils.save_png(
+    os.path.join(args.out, 'summary.png'), draw_summary(summary)
+  )
   print('\n' + format_table(summary))
-  print('\nWritten %s' % os.path.join(args.out, 'summary.json'))
+  print(
+    '\nWritten %s and its chart summary.png'
+    % os.path.join(args.out, 'summary.json')
+  )
 
 
 if __name__ == '__main__':
