@@ -148,22 +148,19 @@ def prediction_dirs(tmp_path):
   return pred_dir, gt_dir
 
 
+def _run_benchmark(pred_dir, gt_dir, *flags):
+  """benchmark_by_mIoU.main on 3 classes with more flags."""
+  benchmark_by_mIoU.main(
+    ['--pred_dir', str(pred_dir), '--gt_dir', str(gt_dir), '--num_classes', '3']
+    + list(flags)
+  )
+
+
 def test_benchmark_prints_and_writes_hand_computed_scores(
   prediction_dirs, capsys
 ):
   pred_dir, gt_dir = prediction_dirs
-  benchmark_by_mIoU.main(
-    [
-      '--pred_dir',
-      str(pred_dir),
-      '--gt_dir',
-      str(gt_dir),
-      '--num_classes',
-      '3',
-      '--boundary_tolerance',
-      '1',
-    ]
-  )
+  _run_benchmark(str(pred_dir), str(gt_dir), '--boundary_tolerance', '1')
   # Image b adds 8 (0, 0) and 12 (1, 1) pairs: class 0 TP 10, FN 1 -> 10/11;
   # class 1 TP 14, FN 1, FP 1 -> 14/16; class 2 as before, 1/2.
   mean_iou = (10 / 11 + 14 / 16 + 1 / 2) / 3
@@ -181,18 +178,7 @@ def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
   data_list.write_text('JPEGImages/a.jpg\nJPEGImages/c.jpg\n')
   _write_png(gt_dir / 'c.png', REGION_GT)
   with pytest.raises(SystemExit, match=r'No prediction .*c\.png'):
-    benchmark_by_mIoU.main(
-      [
-        '--pred_dir',
-        str(pred_dir),
-        '--gt_dir',
-        str(gt_dir),
-        '--num_classes',
-        '3',
-        '--data_list',
-        str(data_list),
-      ]
-    )
+    _run_benchmark(str(pred_dir), str(gt_dir), '--data_list', str(data_list))
 
 
 def test_benchmark_names_a_file_of_another_size(prediction_dirs):
@@ -216,19 +202,13 @@ def test_benchmark_names_classes_from_a_file(prediction_dirs, tmp_path, capsys):
   # what editors leave; none of them is part of a name.
   names_file.write_bytes(b'\xef\xbb\xbfsky\n  road \r\nsign symbol\n\n')
   output_json = tmp_path / 'scores.json'
-  benchmark_by_mIoU.main(
-    [
-      '--pred_dir',
-      str(pred_dir),
-      '--gt_dir',
-      str(gt_dir),
-      '--num_classes',
-      '3',
-      '--class_names',
-      str(names_file),
-      '--output_json',
-      str(output_json),
-    ]
+  _run_benchmark(
+    str(pred_dir),
+    str(gt_dir),
+    '--class_names',
+    str(names_file),
+    '--output_json',
+    str(output_json),
   )
   assert 'class  2 sign symbol  IOU:' in capsys.readouterr().out
   results = json.loads(output_json.read_text())
@@ -254,17 +234,11 @@ def test_benchmark_rejects_a_bad_class_names_file_before_scoring(
     names_file.write_bytes(contents)
   # The prediction directory does not exist: the file is checked first.
   with pytest.raises(SystemExit):
-    benchmark_by_mIoU.main(
-      [
-        '--pred_dir',
-        str(tmp_path / 'missing'),
-        '--gt_dir',
-        str(tmp_path / 'missing'),
-        '--num_classes',
-        '3',
-        '--class_names',
-        str(names_file),
-      ]
+    _run_benchmark(
+      str(tmp_path / 'missing'),
+      str(tmp_path / 'missing'),
+      '--class_names',
+      str(names_file),
     )
   error = capsys.readouterr().err
   assert re.search('argument --class_names: .*' + message, error), error
@@ -273,18 +247,7 @@ def test_benchmark_rejects_a_bad_class_names_file_before_scoring(
 
 def test_benchmark_json_to_stdout(prediction_dirs, capsys):
   pred_dir, gt_dir = prediction_dirs
-  benchmark_by_mIoU.main(
-    [
-      '--pred_dir',
-      str(pred_dir),
-      '--gt_dir',
-      str(gt_dir),
-      '--num_classes',
-      '3',
-      '--output_json',
-      '-',
-    ]
-  )
+  _run_benchmark(str(pred_dir), str(gt_dir), '--output_json', '-')
   results = json.loads(capsys.readouterr().out)
   assert results['confusion_matrix'][2] == [0, 0, 1]
   assert not os.path.exists(pred_dir.parent / 'metrics.json')
