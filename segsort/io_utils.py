@@ -75,11 +75,19 @@ def save_npy(path, array):
     np.save(temporary, array)
 
 
-def save_json(path, obj):
-  """Writes an object as indented JSON, atomically."""
+def save_json(path, obj, sort_keys=True):
+  """Writes an object as indented JSON, atomically.
+
+  Args:
+    path: The file to write; its folders are made.
+    obj: A JSON-ready object.
+    sort_keys: Whether objects' keys are written sorted (stable diffs of
+      settings files) or in their insertion order (tables whose order means
+      something, e.g. classes by id).
+  """
   with atomic_path(path) as temporary:
     with open(temporary, 'w') as stream:
-      json.dump(obj, stream, indent=2, sort_keys=True)
+      json.dump(obj, stream, indent=2, sort_keys=sort_keys)
       stream.write('\n')
 
 

@@ -196,6 +196,8 @@ def test_summary_means_spreads_and_per_class_iou(tmp_path, capsys):
   assert row['boundary_f_spread'] == pytest.approx(0.1)
   assert row['seconds'] == pytest.approx(110)
   assert row['per_class_iou'] == pytest.approx({'sky': 0.7, 'road': 0.2})
+  # Class-id order, not alphabetical.
+  assert list(row['per_class_iou']) == ['sky', 'road']
   assert [run['miou'] for run in row['runs']] == [0.4, 0.5]
   table = capsys.readouterr().out
   assert 'softmax          45.00%    10.00      25.00%    10.00      110' in (
