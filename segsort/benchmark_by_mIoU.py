@@ -53,14 +53,7 @@ def parse_args(argv=None):
     help='Boundary match distance in pixels; a value in '
     '(0, 1) is a fraction of the image diagonal.',
   )
-  parser.add_argument(
-    '--class_names',
-    default=None,
-    metavar='FILE',
-    help='Class names for the report, the JSON and the chart: one per line '
-    'in class-id order (e.g. the classes.txt of tools/camvid_to_voc.py); '
-    "default: VOC's names for 21 classes, else 'class N'.",
-  )
+  inference_flags.add_class_names_flag(parser)
   parser.add_argument(
     '--output_json',
     default=None,

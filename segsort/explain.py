@@ -120,6 +120,7 @@ def explain_image(
   num_neighbours_shown=5,
   tile_size=112,
   colormap=None,
+  class_names=None,
 ):
   """Builds the explanation figure and its facts for one image.
 
@@ -134,6 +135,8 @@ def explain_image(
     num_neighbours_shown: How many nearest training segments to show each.
     tile_size: The side of every picture tile in pixels.
     colormap: A uint8 colour map `[num_colors, 3]`; VOC's when None.
+    class_names: The `predictor.num_classes` names of the captions and
+      facts; `metrics.class_names`' when None.
 
   Returns:
     figure: A uint8 RGB array.
@@ -146,7 +149,7 @@ def explain_image(
   # pylint: enable=g-import-not-at-top
   if colormap is None:
     colormap = colormap_lib.voc_colormap()
-  names = metrics.class_names(predictor.num_classes)
+  names = class_names or metrics.class_names(predictor.num_classes)
   image = tf.constant(image_rgb, tf.float32) - tf.constant(data.IMG_MEAN)
   neighbours = predictor.neighbours(image)
   segment_labels = np.argmax(neighbours.votes, axis=1)
@@ -283,6 +286,7 @@ def main(argv=None):
   inference_flags.add_segment_flags(parser)
   inference_flags.add_knn_flags(parser)
   inference_flags.add_colormap_flag(parser)
+  inference_flags.add_class_names_flag(parser, data_dir_default=True)
   parser.add_argument(
     '--num_segments',
     type=flags.integer(1),
@@ -309,6 +313,9 @@ def main(argv=None):
     predictor, bank, _, _ = inference.segsort_predictor_from_flags(
       args, with_sources=True
     )
+    class_names = metrics.data_set_class_names(
+      predictor.num_classes, args.class_names, args.data_dir
+    )
     image_path, image_id = _find_image(args)
     figure, facts = explain_image(
       predictor,
@@ -320,6 +327,7 @@ def main(argv=None):
       num_neighbours_shown=args.num_neighbours_shown,
       tile_size=args.tile_size,
       colormap=inference.load_colormap(args.colormap, args.data_dir),
+      class_names=class_names,
     )
   facts['image_path'] = image_path
   figure_path = os.path.join(args.save_dir, image_id + '.png')

@@ -215,6 +215,28 @@ def add_colormap_flag(parser):
   )
 
 
+def add_class_names_flag(parser, data_dir_default=False):
+  """Adds --class_names FILE (read with metrics.data_set_class_names).
+
+  Args:
+    parser: An argparse.ArgumentParser.
+    data_dir_default: Whether the tool has --data_dir, whose classes.txt is
+      then the default when it exists.
+  """
+  parser.add_argument(
+    '--class_names',
+    default=None,
+    metavar='FILE',
+    help='Class names of the report and pictures: one per line in class-id '
+    'order (the classes.txt of tools/camvid_to_voc.py and '
+    "tools/cityscapes_to_segcls.py); default: %sVOC's names for 21 "
+    "classes, else 'class N'."
+    % (
+      'DATA_DIR/classes.txt when it exists, else ' if data_dir_default else ''
+    ),
+  )
+
+
 def add_output_flags(parser, default_scales):
   """Adds the colour map, multi-scale and overlay flags.
 

@@ -63,6 +63,37 @@ def class_names(num_classes):
   return ['class %d' % class_id for class_id in range(num_classes)]
 
 
+# The class-names file a data set may hold in its DATAROOT, as
+# tools/camvid_to_voc.py and tools/cityscapes_to_segcls.py write it.
+CLASS_NAMES_FILE = 'classes.txt'
+
+
+def data_set_class_names(num_classes, path=None, data_dir=None):
+  """The names that label the classes of a report or picture.
+
+  Args:
+    num_classes: The number of classes, >= 1.
+    path: A class-names file (a --class_names flag), or None.
+    data_dir: The data set's DATAROOT, or None; its CLASS_NAMES_FILE is read
+      when `path` is None and the file exists (as --colormap defaults to the
+      data set's colormap.txt).
+
+  Returns:
+    A list of `num_classes` names: the file's (`read_class_names`), else
+    `class_names(num_classes)`.
+
+  Raises:
+    errors.ListFileError: As `read_class_names`, naming the file.
+  """
+  if path is None and data_dir is not None:
+    candidate = os.path.join(data_dir, CLASS_NAMES_FILE)
+    if os.path.exists(candidate):
+      path = candidate
+  if path is None:
+    return class_names(num_classes)
+  return read_class_names(path, num_classes)
+
+
 def read_class_names(path, num_classes):
   """Reads a class-names file: one name per line, in class-id order.
 

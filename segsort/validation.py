@@ -110,6 +110,8 @@ class Validator:
       errors.TrainingError: Under several machines, naming --eval_every.
       segsort.errors.DataError: Naming --eval_list (or --data_list) and the
         bad line or file: unreadable, without labels, or missing files.
+      segsort.errors.ListFileError: Naming DATA_DIR/classes.txt when it
+        exists but does not name --num_classes classes, one per line.
     """
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       raise errors.TrainingError(
@@ -120,6 +122,9 @@ class Validator:
     self._config = config
     self._network = network
     self._segsort = config.mode in inference.SEGSORT_MODES
+    self._class_names = metrics.data_set_class_names(
+      config.num_classes, data_dir=config.data_dir
+    )
     try:
       evaluation_entries = data.read_data_list(
         config.data_dir, config.eval_list, require_labels=True
@@ -381,7 +386,7 @@ class Validator:
         'step': step,
         'miou': miou,
         'class_iou': [None if math.isnan(iou) else iou for iou in class_iou],
-        'class_names': metrics.class_names(self._config.num_classes),
+        'class_names': self._class_names,
         'checkpoint': os.path.basename(prefix),
         'subsets': self._subsets(),
       },
@@ -389,7 +394,7 @@ class Validator:
     self.best_miou, self.best_step = miou, step
 
   def _report(self, result):
-    names = metrics.class_names(self._config.num_classes)
+    names = self._class_names
     _LOGGER.info(
       'validation at step %d: mIoU %.2f%% (%s), class IoU: %s; %.1f s '
       '(%d prototypes of %d images, %d evaluation images), %.1f s of '

@@ -998,37 +998,42 @@ def test_extraction_records_the_checkpoint_s_settings_and_overrides(
 # Explanations.
 
 
+def _explain_flags(synthetic_set, checkpoint_dir, prototype_run, save_dir):
+  """explain.main's flags for the first val image, and that image's id."""
+  image_id = _list_ids(synthetic_set.val_list)[0]
+  return [
+    '--image_id',
+    image_id,
+    '--data_list',
+    synthetic_set.val_list,
+    '--data_dir',
+    synthetic_set.data_dir,
+    '--restore_from',
+    checkpoint_dir,
+    '--prototype_dir',
+    prototype_dir(prototype_run),
+    '--save_dir',
+    str(save_dir),
+    '--num_classes',
+    str(NUM_CLASSES),
+    '--num_segments',
+    '3',
+    '--num_neighbours_shown',
+    '4',
+    '--k_in_nearest_neighbors',
+    '5',
+    '--tile_size',
+    '48',
+  ] + WINDOW_FLAGS, image_id
+
+
 def test_explain_shows_the_retrieved_training_segments(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
 ):
-  image_id = _list_ids(synthetic_set.val_list)[0]
-  explain.main(
-    [
-      '--image_id',
-      image_id,
-      '--data_list',
-      synthetic_set.val_list,
-      '--data_dir',
-      synthetic_set.data_dir,
-      '--restore_from',
-      segsort_checkpoint_dir,
-      '--prototype_dir',
-      prototype_dir(prototype_run),
-      '--save_dir',
-      str(tmp_path),
-      '--num_classes',
-      str(NUM_CLASSES),
-      '--num_segments',
-      '3',
-      '--num_neighbours_shown',
-      '4',
-      '--k_in_nearest_neighbors',
-      '5',
-      '--tile_size',
-      '48',
-    ]
-    + WINDOW_FLAGS
+  argv, image_id = _explain_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
   )
+  explain.main(argv)
   facts = json.loads((tmp_path / (image_id + '.json')).read_text())
   assert len(facts['segments']) == 3
   train_ids = set(_list_ids(synthetic_set.train_list))
@@ -1045,6 +1050,34 @@ def test_explain_shows_the_retrieved_training_segments(
   # A header row and 3 segment rows of 48-pixel tiles with 28-pixel captions,
   # each row the segment and 4 neighbours wide.
   assert figure.shape == (4 * (48 + 28), 5 * 48, 3)
+
+
+def test_explain_names_classes_from_a_file(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
+  names = ['ground', 'disc', 'square', 'triangle', 'star'][:NUM_CLASSES]
+  names_file = tmp_path / 'names.txt'
+  names_file.write_text('\n'.join(names) + '\n')
+  argv, image_id = _explain_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path / 'out'
+  )
+  explain.main(argv + ['--class_names', str(names_file)])
+  facts = json.loads((tmp_path / 'out' / (image_id + '.json')).read_text())
+  for segment in facts['segments']:
+    assert segment['predicted_name'] == names[segment['predicted_label']]
+    assert {neighbour['name'] for neighbour in segment['neighbours']} <= set(
+      names
+    )
+
+  names_file.write_text('ground\n')
+  with pytest.raises(SystemExit) as exit_info:
+    explain.main(argv + ['--class_names', str(names_file)])
+  message = str(exit_info.value)
+  assert re.fullmatch(
+    r'error: .*names\.txt holds 1 class names but there are %d classes '
+    r'\(--num_classes\)' % NUM_CLASSES,
+    message,
+  ), message
 
 
 def test_colormaps_load_from_text_and_npy(tmp_path):

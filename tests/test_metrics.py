@@ -325,3 +325,25 @@ def test_rgb_images_are_read_and_bad_ones_named(tmp_path):
     errors.ImageFileError, match=r'Cannot decode image .*broken\.jpg'
   ):
     io_utils.read_rgb_image(str(tmp_path / 'broken.jpg'))
+
+
+def test_class_names_come_from_the_flag_then_the_data_set(tmp_path):
+  assert metrics.data_set_class_names(3) == ['class 0', 'class 1', 'class 2']
+  assert metrics.data_set_class_names(3, data_dir=str(tmp_path)) == [
+    'class 0',
+    'class 1',
+    'class 2',
+  ]
+  (tmp_path / metrics.CLASS_NAMES_FILE).write_text('sky\nroad\ncar\n')
+  assert metrics.data_set_class_names(3, data_dir=str(tmp_path)) == [
+    'sky',
+    'road',
+    'car',
+  ]
+  flag_file = tmp_path / 'other.txt'
+  flag_file.write_text('a\nb\nc\n')
+  assert metrics.data_set_class_names(
+    3, str(flag_file), data_dir=str(tmp_path)
+  ) == ['a', 'b', 'c']
+  with pytest.raises(errors.ListFileError, match='classes.txt holds 3'):
+    metrics.data_set_class_names(4, data_dir=str(tmp_path))

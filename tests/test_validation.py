@@ -13,6 +13,7 @@ import tensorflow as tf
 from network import checkpoints
 from segsort import config as config_lib
 from segsort import data
+from segsort import errors
 from segsort import inference
 from segsort import train_segsort
 from segsort import trainer as trainer_lib
@@ -251,3 +252,56 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
     assert '\n' not in str(raised.value)
     assert message in str(raised.value)
     assert not os.path.exists(snapshot_dir / 'config.json')
+
+
+def _data_dir_with_class_names(voc, tmp_path, names_text):
+  """A DATAROOT holding voc's images and the given classes.txt."""
+  root, _ = voc
+  data_dir = tmp_path / 'data'
+  data_dir.mkdir()
+  os.symlink(os.path.join(root, 'VOC2012'), data_dir / 'VOC2012')
+  (data_dir / 'classes.txt').write_text(names_text)
+  return str(data_dir)
+
+
+def test_validation_names_the_data_set_s_classes(
+  voc, short_run, tmp_path, caplog
+):
+  data_dir = _data_dir_with_class_names(
+    voc, tmp_path, 'sky\nroad\ncar\nsign symbol\n'
+  )
+  config = make_config(
+    voc, str(tmp_path / 'run'), num_steps=2, data_dir=data_dir
+  )
+  validator = validation.Validator(
+    config, short_run.network, short_run.checkpoint, short_run.strategy
+  )
+  caplog.set_level(logging.INFO)
+  validator.evaluate(2)
+  line = next(
+    record.getMessage()
+    for record in caplog.records
+    if record.getMessage().startswith('validation at step')
+  )
+  assert 'class IoU: sky ' in line and ', sign symbol ' in line
+  with open(
+    os.path.join(validator.best_dir, validation.BEST_RECORD_FILE)
+  ) as stream:
+    record = json.load(stream)
+  assert record['class_names'] == ['sky', 'road', 'car', 'sign symbol']
+
+
+def test_a_class_names_file_of_another_data_set_stops_validation(
+  voc, short_run, tmp_path
+):
+  data_dir = _data_dir_with_class_names(voc, tmp_path, 'sky\nroad\n')
+  config = make_config(
+    voc, str(tmp_path / 'run'), num_steps=2, data_dir=data_dir
+  )
+  with pytest.raises(
+    errors.ListFileError,
+    match=r'data/classes.txt holds 2 class names but there are 4 classes',
+  ):
+    validation.Validator(
+      config, short_run.network, short_run.checkpoint, short_run.strategy
+    )
