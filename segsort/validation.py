@@ -130,11 +130,8 @@ class Validator:
         config.data_dir, config.eval_list, require_labels=True
       )
     except errors.DataError as error:
-      # One line that names the flag, as the other flag errors do.
-      raise errors.DataError(
-        '--eval_list: %s'
-        % str(error).replace(':\n  ', ': ').replace('\n  ', '; ')
-      ) from error
+      # Named by the flag, as the other flag errors are.
+      raise errors.DataError('--eval_list: %s' % error) from error
     self._evaluation_entries = spread_subset(
       evaluation_entries, config.eval_images
     )

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -694,3 +695,49 @@ def test_check_list_tool_passes_a_good_list(voc_root, capsys):
     == 0
   )
   assert '2 lines, 0 problem(s)' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+  'contents, message',
+  [
+    (None, r'^error: Cannot read data list .*list\.txt'),
+    (b'\xff\xfeV\x00', r'^error: .*list\.txt, line 1 is not UTF-8 text'),
+  ],
+)
+def test_check_list_tool_names_an_unreadable_list_in_one_line(
+  voc_root, tmp_path, capsys, contents, message
+):
+  list_path = tmp_path / 'list.txt'
+  if contents is not None:
+    list_path.write_bytes(contents)
+  with pytest.raises(SystemExit) as exit_info:
+    check_list.main(['--data_dir', voc_root, '--data_list', str(list_path)])
+  assert exit_info.value.code == 1
+  error = capsys.readouterr().err
+  assert len(error.splitlines()) == 1 and re.match(message, error), error
+
+
+def test_an_empty_list_is_a_problem_everywhere(voc_root, tmp_path, capsys):
+  empty = tmp_path / 'empty.txt'
+  empty.write_text('\n \n')
+  with pytest.raises(errors.DataError, match=r'empty\.txt is empty'):
+    data.read_data_list(voc_root, str(empty))
+  assert check_list.main(['--data_dir', voc_root, '--data_list', str(empty)])
+  assert 'empty.txt is empty' in capsys.readouterr().out
+
+
+def test_list_problems_are_reported_in_one_line(voc_root, tmp_path):
+  bad_list = _write_list(
+    tmp_path / 'list.txt',
+    [
+      'VOC2012/JPEGImages/missing_a.jpg VOC2012/segcls/train_000000.png',
+      'only one two three four',
+      'VOC2012/JPEGImages/missing_b.jpg VOC2012/segcls/train_000000.png',
+    ],
+  )
+  with pytest.raises(errors.DataError) as error_info:
+    data.read_data_list(voc_root, bad_list)
+  message = str(error_info.value)
+  assert '\n' not in message
+  assert message.startswith('3 problem(s) in data list %s: ' % bad_list)
+  assert message.count('; ') == 2 and 'missing_b.jpg' in message

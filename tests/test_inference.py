@@ -1097,3 +1097,82 @@ def test_colormaps_load_from_text_and_npy(tmp_path):
     errors.InferenceError, match=r'colours\.npy has shape \(3,\)'
   ):
     inference.load_colormap(str(npy_path))
+
+
+# ----------------------------------------------------------------------------
+# Bad files stop inference and extraction before any output.
+
+
+def _list_with_a_bad_line_2(synthetic_set, directory, bad):
+  """A list of two val images whose second file is spoilt by `bad`."""
+  os.makedirs(directory)
+  data_list = _copy_list_files(
+    synthetic_set, _list_ids(synthetic_set.val_list)[:2], str(directory)
+  )
+  with open(data_list) as stream:
+    second_image, second_label = stream.read().splitlines()[1].split()
+  if bad == 'truncated image':
+    with open(second_image, 'rb') as stream:
+      head = stream.read(200)
+    with open(second_image, 'wb') as stream:
+      stream.write(head)
+    return data_list, second_image
+  Image.fromarray(np.zeros((3, 5), np.uint8)).save(second_label)
+  return data_list, second_label
+
+
+@pytest.mark.parametrize('bad', ['truncated image', 'label of another size'])
+@pytest.mark.parametrize('command', ['inference', 'extraction'])
+def test_a_bad_file_stops_before_any_output(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, bad, command
+):
+  data_list, bad_path = _list_with_a_bad_line_2(
+    synthetic_set, tmp_path / 'data', bad
+  )
+  save_dir = tmp_path / 'out'
+  argv = _segsort_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+  ) + ['--data_list', data_list]
+  main = inference_segsort.main
+  if command == 'extraction':
+    index = argv.index('--prototype_dir')
+    del argv[index : index + 2]
+    main = extract_prototypes.main
+  with pytest.raises(SystemExit) as exit_info:
+    main(argv)
+  message = str(exit_info.value)
+  assert '\n' not in message
+  assert re.match(
+    r'error: 1 problem\(s\) in data list .*list\.txt: .*list\.txt, line 2: ',
+    message,
+  ), message
+  assert bad_path in message
+  written = [
+    os.path.relpath(os.path.join(folder, name), save_dir)
+    for folder, _, names in os.walk(save_dir)
+    for name in names
+  ]
+  assert written == []
+
+
+@pytest.mark.parametrize('command', ['inference', 'extraction'])
+def test_an_empty_list_is_refused_before_any_output(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, command
+):
+  empty_list = tmp_path / 'empty.txt'
+  empty_list.write_text('\n\n')
+  save_dir = tmp_path / 'out'
+  argv = _segsort_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+  ) + ['--data_list', str(empty_list)]
+  main = inference_segsort.main
+  if command == 'extraction':
+    index = argv.index('--prototype_dir')
+    del argv[index : index + 2]
+    main = extract_prototypes.main
+  with pytest.raises(
+    SystemExit,
+    match=r'^error: .*empty\.txt is empty \(no line names an image\)$',
+  ):
+    main(argv)
+  assert not save_dir.exists()

@@ -26,6 +26,7 @@ if __package__ in (None, ''):
   )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 
 
@@ -79,17 +80,21 @@ def main(argv=None):
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import data  # pylint: disable=g-import-not-at-top
 
-  report = data.check_data_list(
-    args.data_dir,
-    args.data_list,
-    num_classes=args.num_classes,
-    ignore_label=args.ignore_label,
-    with_oversegmentation=args.with_oversegmentation,
-    require_labels=not args.allow_unlabeled,
-    apply_exif_orientation=args.apply_exif_orientation,
-    num_workers=args.workers,
-    progress=console.progress,
-  )
+  try:
+    report = data.check_data_list(
+      args.data_dir,
+      args.data_list,
+      num_classes=args.num_classes,
+      ignore_label=args.ignore_label,
+      with_oversegmentation=args.with_oversegmentation,
+      require_labels=not args.allow_unlabeled,
+      apply_exif_orientation=args.apply_exif_orientation,
+      num_workers=args.workers,
+      progress=console.progress,
+    )
+  except errors.DataError as error:
+    # The list file itself cannot be read: nothing to report line by line.
+    parser.exit(1, 'error: %s\n' % error)
   for problem in report.problems:
     print(problem)
   for warning in report.warnings:

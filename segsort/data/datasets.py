@@ -11,7 +11,6 @@ import random
 import tensorflow as tf
 
 from network.segsort import common_utils
-from segsort import errors
 from segsort.data import augmentation
 from segsort.data import decoding
 from segsort.data import lists
@@ -144,8 +143,6 @@ def build_training_dataset(
     require_labels=not unsupervised,
     with_oversegmentation=unsupervised,
   )
-  if not entries:
-    raise errors.DataError('Data list %s is empty' % data_list)
   augment_settings = augmentation.AugmentSettings(
     (int(input_size[0]), int(input_size[1])),
     common_utils.cluster_grid(num_clusters),

@@ -49,7 +49,8 @@ def parse_data_list(data_dir, data_list, require_labels, with_oversegmentation):
   Returns:
     entries: A list of ListEntry for the well-formed lines whose files exist.
     problems: A list of (line number, description) pairs, each description
-      naming the list file, line number and, for a missing file, its path.
+      naming the list file, line number and, for a missing file, its path;
+      an empty list (no non-blank line) is the problem of line 0.
     num_lines: The number of non-blank lines.
 
   Raises:
@@ -118,22 +119,35 @@ def parse_data_list(data_dir, data_list, require_labels, with_oversegmentation):
       )
     if not missing:
       entries.append(entry)
+  if not num_lines:
+    # Every reader would have nothing to do; saying so beats an empty run.
+    problems.append((0, '%s is empty (no line names an image)' % data_list))
   return entries, problems, num_lines
 
 
-def _raise_for_problems(data_list, problems):
+def raise_for_problems(data_list, problems):
+  """Raises one DataError listing the first problems of a list, if any.
+
+  Args:
+    data_list: The list file, for the message.
+    problems: (line number, description) pairs, as parse_data_list's.
+
+  Raises:
+    DataError: One line: the count, the first problems, how many more.
+  """
   if not problems:
     return
   shown = [
     description for _, description in problems[:_MAX_PROBLEMS_IN_MESSAGE]
   ]
-  message = '%d problem(s) in data list %s:\n  %s' % (
+  # One line, as every error an entry point prints.
+  message = '%d problem(s) in data list %s: %s' % (
     len(problems),
     data_list,
-    '\n  '.join(shown),
+    '; '.join(shown),
   )
   if len(problems) > len(shown):
-    message += '\n  ... and %d more' % (len(problems) - len(shown))
+    message += '; and %d more' % (len(problems) - len(shown))
   raise errors.DataError(message)
 
 
@@ -161,11 +175,12 @@ def read_data_list(
     A list of ListEntry in list order, blank lines skipped.
 
   Raises:
-    DataError: If a line has the wrong number of fields or names a missing
-      file; the message names the list file, line numbers and paths.
+    DataError: If the list is empty, or a line has the wrong number of
+      fields or names a missing file; the one-line message names the list
+      file, line numbers and paths.
   """
   entries, problems, _ = parse_data_list(
     data_dir, data_list, require_labels, with_oversegmentation
   )
-  _raise_for_problems(data_list, problems)
+  raise_for_problems(data_list, problems)
   return entries

@@ -186,6 +186,9 @@ def extract_prototypes(
     The number of prototypes P.
 
   Raises:
+    DataError: Before anything is written, naming the list file, line and
+      path of an empty or malformed list, a missing file or one that does
+      not decode (`data.check_entries_decode`).
     InferenceError: If no image yields a prototype.
   """
   runner = windows.DenseOutputRunner(
@@ -206,6 +209,16 @@ def extract_prototypes(
   }
   if checkpoint_overrides:
     settings['flags_overriding_checkpoint'] = checkpoint_overrides
+  # Read and decoded before the cache is made: a bad list leaves nothing.
+  entries = data.read_data_list(data_dir, data_list, require_labels=True)
+  output_dirs.check_unique_ids(entries)
+  data.check_entries_decode(
+    entries,
+    data_list,
+    ignore_label=ignore_label,
+    apply_exif_orientation=apply_exif_orientation,
+    progress=console.progress,
+  )
   output_dirs.prepare_output_dir(
     os.path.join(cache_dir, output_dirs.SETTINGS_FILE),
     settings,
@@ -218,8 +231,6 @@ def extract_prototypes(
     ),
     reduce_retracing=True,
   )
-  entries = data.read_data_list(data_dir, data_list, require_labels=True)
-  output_dirs.check_unique_ids(entries)
 
   def cache_path(entry):
     return os.path.join(cache_dir, entry.image_id + '.npz')

@@ -75,7 +75,7 @@ def predict_list(
   flip, colour map, data_dir) are written to SAVE_DIR/settings.json. When
   they equal the recorded ones, images whose two PNGs exist already are
   skipped (their files were written atomically, so they are complete) and
-  not even decoded; otherwise every prediction of save_dir is deleted and
+  not decoded again; otherwise every prediction of save_dir is deleted and
   recomputed.
 
   Args:
@@ -103,6 +103,9 @@ def predict_list(
     The number of images predicted (not skipped).
 
   Raises:
+    DataError: Before any output, naming the list file, line and path of an
+      empty or malformed list, a missing file or one to predict that does
+      not decode (`data.check_entries_decode`).
     InferenceError: If the colour map has fewer colours than classes.
   """
   if colormap is None:
@@ -124,6 +127,29 @@ def predict_list(
   gray_dir = os.path.join(save_dir, 'gray')
   color_dir = os.path.join(save_dir, 'color')
   overlay_dir = os.path.join(save_dir, 'overlay')
+
+  def output_paths(entry):
+    return (
+      os.path.join(gray_dir, entry.image_id + '.png'),
+      os.path.join(color_dir, entry.image_id + '.png'),
+    ) + (
+      (os.path.join(overlay_dir, entry.image_id + '.png'),)
+      if save_overlay
+      else ()
+    )
+
+  def predicted(entry):
+    return all(os.path.exists(path) for path in output_paths(entry))
+
+  # Images already predicted decoded then; the rest are decoded once now,
+  # so that a bad file stops the run before any output.
+  data.check_entries_decode(
+    [entry for entry in entries if not predicted(entry)],
+    data_list,
+    ignore_label=ignore_label,
+    apply_exif_orientation=apply_exif_orientation,
+    progress=console.progress,
+  )
   settings = dict(
     predictor.settings(),
     checkpoint=os.path.abspath(checkpoint_prefix),
@@ -146,21 +172,7 @@ def predict_list(
     'Predictions in',
   )
 
-  def output_paths(entry):
-    return (
-      os.path.join(gray_dir, entry.image_id + '.png'),
-      os.path.join(color_dir, entry.image_id + '.png'),
-    ) + (
-      (os.path.join(overlay_dir, entry.image_id + '.png'),)
-      if save_overlay
-      else ()
-    )
-
-  to_predict = [
-    entry
-    for entry in entries
-    if not all(os.path.exists(path) for path in output_paths(entry))
-  ]
+  to_predict = [entry for entry in entries if not predicted(entry)]
   num_skipped = len(entries) - len(to_predict)
   num_done = 0
   start = time.time()
