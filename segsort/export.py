@@ -23,12 +23,15 @@ directory is refused.
 import argparse
 import os
 
+from segsort import console
 from segsort import flags
 from segsort import inference_flags
+from segsort import run_record
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  console.quiet_tensorflow()
+  parser = run_record.ArgumentParser(
     description=__doc__.split('\n')[0],
     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
@@ -46,6 +49,7 @@ def main(argv=None):
       'argument --output_dir: %s exists; remove it or choose '
       'another' % args.output_dir
     )
+  console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import api  # pylint: disable=g-import-not-at-top
   from segsort import inference  # pylint: disable=g-import-not-at-top

@@ -499,11 +499,11 @@ def evaluate_prediction_dir(
         '%dx%d.'
         % (
           pred_path,
-          prediction.shape[1],
           prediction.shape[0],
+          prediction.shape[1],
           gt_path,
-          ground_truth.shape[1],
           ground_truth.shape[0],
+          ground_truth.shape[1],
         )
       )
     try:

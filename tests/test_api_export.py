@@ -211,6 +211,38 @@ def test_a_missing_or_superfluous_bank_is_named(
     api.load(segsort_checkpoint_dir, str(tmp_path))
 
 
+@pytest.mark.parametrize(
+  'settings, message',
+  [
+    ({'k_in_nearest_neighbors': 0}, r'k_in_nearest_neighbors must be >= 1'),
+    ({'k_in_nearest_neighbors': -5}, r'k_in_nearest_neighbors must be >= 1'),
+    ({'kmeans_iterations': -1}, r'kmeans_iterations must be >= 1, got -1'),
+    ({'window_size': (0, 0)}, r'window size \(0, 0\) must be at least 1x1'),
+  ],
+)
+def test_nonsense_settings_are_refused_by_name(
+  segsort_checkpoint_dir, prototype_run, settings, message
+):
+  with pytest.raises(inference.InferenceError, match=message):
+    api.load(segsort_checkpoint_dir, prototype_dir(prototype_run), **settings)
+
+
+def test_a_k_above_the_bank_s_size_is_lowered_and_recorded(
+  segsort_checkpoint_dir, prototype_run, caplog
+):
+  segmenter = api.load(
+    segsort_checkpoint_dir,
+    prototype_dir(prototype_run),
+    k_in_nearest_neighbors=100000,
+  )
+  num_prototypes = len(segmenter.bank.features)
+  assert segmenter.settings['k_in_nearest_neighbors'] == num_prototypes
+  assert (
+    'k_in_nearest_neighbors 100000 is more than the %d prototypes'
+    % num_prototypes
+  ) in caplog.text
+
+
 def test_export_refuses_an_existing_directory_and_bad_flags(
   segsort_checkpoint_dir, prototype_run, tmp_path, capsys
 ):

@@ -228,3 +228,48 @@ def test_tensorflow_starts_silently():
   )
   assert result.stdout == '3\n'
   assert result.stderr == ''
+
+
+@pytest.mark.parametrize(
+  'entry_point, flags',
+  [
+    ('segsort.export', ['--output_dir', 'OUT/saved_model']),
+    (
+      'segsort.inference_softmax',
+      [
+        '--data_dir',
+        'OUT',
+        '--data_list',
+        'OUT/list.txt',
+        '--save_dir',
+        'OUT/predictions',
+      ],
+    ),
+  ],
+)
+def test_a_failing_command_prints_one_line_and_no_tensorflow_banner(
+  tmp_path, entry_point, flags
+):
+  # The checkpoint is missing: TensorFlow is loaded by then, so its C++
+  # start-up lines would show if the command did not silence them.
+  (tmp_path / 'list.txt').write_text('a.jpg\n')
+  result = subprocess.run(
+    [sys.executable, '-m', entry_point, '--restore_from', str(tmp_path / 'run')]
+    + [flag.replace('OUT', str(tmp_path)) for flag in flags],
+    cwd=tmp_path,
+    env={
+      **{
+        name: value
+        for name, value in os.environ.items()
+        if name != 'TF_CPP_MIN_LOG_LEVEL'  # set by conftest.py
+      },
+      'PYTHONPATH': REPOSITORY,
+    },
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
+  assert result.returncode != 0
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr

@@ -183,8 +183,9 @@ def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
 
 def test_benchmark_names_a_file_of_another_size(prediction_dirs):
   pred_dir, gt_dir = prediction_dirs
-  _write_png(gt_dir / 'b.png', np.zeros((3, 3)))
-  with pytest.raises(ValueError, match=r'b\.png is 6x4 .* is 3x3'):
+  _write_png(gt_dir / 'b.png', np.zeros((3, 5)))
+  # Height x width, as every other message gives sizes.
+  with pytest.raises(ValueError, match=r'b\.png is 4x6 .* is 3x5'):
     metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
 
 

@@ -11,13 +11,17 @@ views.
 """
 
 import dataclasses
+import logging
 
 import numpy as np
 import tensorflow as tf
 
 from network.segsort import common_utils
 from network.segsort import eval_utils
+from segsort import errors
 from segsort.inference import windows
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def segment_embedding(
@@ -93,11 +97,34 @@ class SegSortPredictor:
       bank: A PrototypeBank.
       window_size: (height, width) of the sliding windows.
       strides: (vertical, horizontal) window strides.
-      k_in_nearest_neighbors: The number of neighbours that vote.
+      k_in_nearest_neighbors: The number of neighbours that vote, >= 1; a
+        k above the bank's size is lowered to it (with a warning), and
+        `settings` records the k used.
       num_classes: The number of classes.
       num_clusters: The k-means grid: n (n x n) or (along y, along x).
-      kmeans_iterations: The number of k-means iterations.
+      kmeans_iterations: The number of k-means iterations, >= 1.
+
+    Raises:
+      InferenceError: If k or the k-means iterations are below 1, or the
+        window does not fit (windows.DenseOutputRunner).
     """
+    # The flags refuse these already; the Python API comes here directly.
+    for name, value in (
+      ('k_in_nearest_neighbors', k_in_nearest_neighbors),
+      ('kmeans_iterations', kmeans_iterations),
+    ):
+      if not int(value) >= 1:
+        raise errors.InferenceError('%s must be >= 1, got %s' % (name, value))
+    num_prototypes = len(bank.features)
+    if k_in_nearest_neighbors > num_prototypes:
+      _LOGGER.warning(
+        'k_in_nearest_neighbors %d is more than the %d prototypes of the '
+        'bank; every segment is voted on by all %d.',
+        k_in_nearest_neighbors,
+        num_prototypes,
+        num_prototypes,
+      )
+      k_in_nearest_neighbors = num_prototypes
     self.num_classes = num_classes
     self._runner = windows.DenseOutputRunner(
       network, window_size, strides, normalize_windows=True

@@ -183,8 +183,14 @@ class DenseOutputRunner:
         averaging (embeddings).
 
     Raises:
-      InferenceError: If a stride is not in [1, window size].
+      InferenceError: If a window side is < 1 or a stride is not in
+        [1, window size].
     """
+    if min(window_size) < 1:
+      raise errors.InferenceError(
+        'The window size %s must be at least 1x1 pixels.'
+        % (tuple(window_size),)
+      )
     self.output_stride = int(network.output_stride)
     self.window_size = tuple(
       _round_up(int(length), self.output_stride) for length in window_size
