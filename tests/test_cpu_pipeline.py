@@ -234,3 +234,19 @@ def test_scores_name_the_classes_of_classes_txt(tmp_path, with_names):
       assert _flag(command, '--class_names') == str(names_file)
     else:
       assert '--class_names' not in command
+
+
+def test_camvid_trains_160_crops_in_segments_of_the_demo_s_size(tmp_path):
+  camvid = _dry_run(_SCRIPTS[0], tmp_path / 'camvid_run')
+  demo = _dry_run(_SCRIPTS[1], tmp_path / 'demo_run')
+
+  def training_flag(commands, module, flag):
+    (command,) = [command for command in commands if command[1] == module]
+    return _flag(command, flag)
+
+  for module in ('segsort.train_segsort', 'segsort.train_softmax'):
+    assert training_flag(camvid, module, '--input_size') == '160,160'
+    assert training_flag(demo, module, '--input_size') == '112,112'
+  # About 23 pixels a segment in both: 160 / 7 and 112 / 5.
+  assert training_flag(camvid, 'segsort.train_segsort', '--num_clusters') == '7'
+  assert training_flag(demo, 'segsort.train_segsort', '--num_clusters') == '5'
