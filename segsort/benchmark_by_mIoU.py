@@ -31,15 +31,27 @@ def parse_args(argv=None):
   parser.add_argument(
     '--pred_dir',
     required=True,
+    type=flags.existing_folder,
     help='Directory of predicted ID.png class-id maps.',
   )
   parser.add_argument(
     '--gt_dir',
     required=True,
+    type=flags.existing_folder,
     help='Directory of ground-truth ID.png class-id maps.',
   )
-  parser.add_argument('--num_classes', type=flags.integer(1), default=21)
-  parser.add_argument('--ignore_label', type=flags.integer(0), default=255)
+  parser.add_argument(
+    '--num_classes',
+    type=flags.integer(1),
+    default=21,
+    help="Number of classes including background (VOC's 21 by default).",
+  )
+  parser.add_argument(
+    '--ignore_label',
+    type=flags.integer(0),
+    default=255,
+    help='Ground-truth value of pixels left out of the scores.',
+  )
   parser.add_argument(
     '--data_list',
     default=None,
@@ -57,6 +69,7 @@ def parse_args(argv=None):
   parser.add_argument(
     '--output_json',
     default=None,
+    type=flags.output_file,
     help="Where to write every score; '-' for stdout "
     '(default: PRED_DIR/../metrics.json). The per-class '
     'IoU chart goes beside it (OUTPUT_iou.png).',

@@ -38,7 +38,10 @@ def main(argv=None):
   inference_flags.add_checkpoint_flag(parser)
   inference_flags.add_knn_flags(parser, prototype_dir_required=False)
   parser.add_argument(
-    '--output_dir', required=True, help='The SavedModel directory to create.'
+    '--output_dir',
+    required=True,
+    type=flags.output_folder,
+    help='The SavedModel directory to create.',
   )
   inference_flags.add_window_flags(parser, inference_flags.DEFAULT_WINDOW_SIZE)
   inference_flags.add_segment_flags(parser)

@@ -1,8 +1,10 @@
-"""argparse types that check numeric flags when they are parsed.
+"""argparse types that check flags when they are parsed.
 
 Every entry point and tool declares its numeric flags with these types, so
 that a value no run could use stops it before any work with argparse's
-one-line message naming the flag and the allowed range:
+one-line message naming the flag and the allowed range; output paths are
+declared with `output_folder` and `output_file`, so that a path blocked by
+a file or folder is named before any work too:
 
     parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1))
     # --k_in_nearest_neighbors 0 -> "error: argument --k_in_nearest_neighbors:
@@ -11,6 +13,7 @@ one-line message naming the flag and the allowed range:
 
 import argparse
 import math
+import os
 
 
 def _describe_range(kind, minimum, maximum, above):
@@ -110,3 +113,67 @@ def check_at_most(parser, args, name, limit_name):
 
 def _format(value):
   return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _file_in_the_way(path):
+  """The nearest existing path at or above `path` if it is not a folder."""
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    parent = os.path.dirname(path)
+    if parent == path:
+      return None
+    path = parent
+  return None if os.path.isdir(path) else path
+
+
+def output_folder(text):
+  """An argparse type: a folder to write into, made when missing.
+
+  Refuses a path that is a file, or lies below one, which would otherwise
+  fail after work with an OS error.
+  """
+  blocking = _file_in_the_way(text)
+  if blocking is not None:
+    raise argparse.ArgumentTypeError(
+      '%s is a file, not a folder to write into' % blocking
+    )
+  return text
+
+
+def existing_folder(text):
+  """An argparse type: a folder to read, which must exist."""
+  if not os.path.isdir(text):
+    raise argparse.ArgumentTypeError(
+      '%s is not a folder' % text
+      if os.path.exists(text)
+      else 'no folder %s' % text
+    )
+  return text
+
+
+def existing_file(text):
+  """An argparse type: a file to read, which must exist."""
+  if not os.path.isfile(text):
+    raise argparse.ArgumentTypeError(
+      '%s is not a file' % text if os.path.exists(text) else 'no file %s' % text
+    )
+  return text
+
+
+def output_file(text):
+  """An argparse type: a file to write, '-' (stdout) passed through.
+
+  Refuses a path that is a folder, or whose folder is blocked by a file.
+  """
+  if text == '-':
+    return text
+  if os.path.isdir(text):
+    raise argparse.ArgumentTypeError(
+      '%s is a folder, not a file to write' % text
+    )
+  blocking = _file_in_the_way(os.path.dirname(text) or '.')
+  if blocking is not None:
+    raise argparse.ArgumentTypeError(
+      '%s is a file, not a folder to write into' % blocking
+    )
+  return text

@@ -60,7 +60,12 @@ def add_model_and_data_flags(
   )
   add_window_flags(parser, default_input_size)
   add_checkpoint_flag(parser)
-  parser.add_argument('--save_dir', required=True, help='Output directory.')
+  parser.add_argument(
+    '--save_dir',
+    required=True,
+    type=flags.output_folder,
+    help='Output directory.',
+  )
   _add_flag_from_checkpoint(
     parser,
     'num_classes',

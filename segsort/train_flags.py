@@ -193,6 +193,7 @@ def build_argument_parser(mode='segsort'):
     'snapshot_dir',
     'Directory of checkpoints, config.json and '
     'TensorBoard logs; a run found there is resumed.',
+    type=flags.output_folder,
   )
   add(
     misc,

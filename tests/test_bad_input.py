@@ -20,6 +20,7 @@ from segsort import config as config_lib
 from segsort import data
 from segsort import errors
 from segsort import explain
+from segsort import export
 from segsort import extract_prototypes
 from segsort import inference
 from segsort import inference_segsort
@@ -27,6 +28,8 @@ from segsort import inference_segsort_msc
 from segsort import inference_softmax
 from segsort import io_utils
 from segsort import metrics
+from segsort import train_segsort
+from tools import camvid_to_voc
 from tools import check_list
 from tools import make_lists
 from tools import make_oversegmentation
@@ -355,12 +358,12 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     ),
     (
       benchmark_by_mIoU.main,
-      ['--pred_dir', 'p', '--gt_dir', 'g', '--num_classes', '0'],
+      ['--pred_dir', '.', '--gt_dir', '.', '--num_classes', '0'],
       "argument --num_classes: must be an integer >= 1, got '0'",
     ),
     (
       benchmark_by_mIoU.main,
-      ['--pred_dir', 'p', '--gt_dir', 'g', '--boundary_tolerance', '-1'],
+      ['--pred_dir', '.', '--gt_dir', '.', '--boundary_tolerance', '-1'],
       "argument --boundary_tolerance: must be a number >= 0, got '-1'",
     ),
     (
@@ -453,6 +456,126 @@ def test_training_flags_are_checked(capsys, argv, message):
   assert (
     error.strip().splitlines()[-1].endswith(error.strip().split('error: ')[-1])
   )
+
+
+# (entry point, flags with FILE for an existing file, the flag named).
+_OUTPUT_FOLDER_FLAGS = [
+  (inference_segsort.main, _KNN_FLAGS + ['--save_dir', 'FILE'], '--save_dir'),
+  (
+    extract_prototypes.main,
+    _INFERENCE_FLAGS + ['--save_dir', 'FILE/sub'],
+    '--save_dir',
+  ),
+  (
+    explain.main,
+    _KNN_FLAGS + ['--image_id', 'a', '--save_dir', 'FILE'],
+    '--save_dir',
+  ),
+  (
+    export.main,
+    ['--restore_from', 'r', '--output_dir', 'FILE/model'],
+    '--output_dir',
+  ),
+  (train_segsort.main, ['--snapshot_dir', 'FILE'], '--snapshot_dir'),
+  (make_oversegmentation.main, ['--output_dir', 'FILE'], '--output_dir'),
+  (voc_to_segcls.main, ['--output_dir', 'FILE/a'], '--output_dir'),
+  (sbd_to_clsimg.main, ['--output_dir', 'FILE'], '--output_dir'),
+  (
+    camvid_to_voc.main,
+    ['--camvid_dir', 'c', '--output_dir', 'FILE'],
+    '--output_dir',
+  ),
+]
+
+
+@pytest.mark.parametrize('main, argv, flag', _OUTPUT_FOLDER_FLAGS)
+def test_an_output_folder_blocked_by_a_file_is_named_before_any_work(
+  capsys, tmp_path, main, argv, flag
+):
+  blocking_file = tmp_path / 'file.txt'
+  blocking_file.write_text('keep me\n')
+  with pytest.raises(SystemExit) as raised:
+    main([value.replace('FILE', str(blocking_file)) for value in argv])
+  assert raised.value.code == 2
+  error = capsys.readouterr().err.strip().splitlines()[-1]
+  assert error.endswith(
+    'argument %s: %s is a file, not a folder to write into'
+    % (flag, blocking_file)
+  ), error
+  assert blocking_file.read_text() == 'keep me\n'
+
+
+@pytest.mark.parametrize(
+  'main, argv, message',
+  [
+    (
+      benchmark_by_mIoU.main,
+      ['--pred_dir', 'MISSING', '--gt_dir', 'DIR'],
+      'argument --pred_dir: no folder MISSING',
+    ),
+    (
+      benchmark_by_mIoU.main,
+      ['--pred_dir', 'DIR', '--gt_dir', 'FILE'],
+      'argument --gt_dir: FILE is not a folder',
+    ),
+    (
+      benchmark_by_mIoU.main,
+      ['--pred_dir', 'DIR', '--gt_dir', 'DIR', '--output_json', 'DIR'],
+      'argument --output_json: DIR is a folder, not a file to write',
+    ),
+    (
+      benchmark_by_mIoU.main,
+      ['--pred_dir', 'DIR', '--gt_dir', 'DIR', '--output_json', 'FILE/x.json'],
+      'argument --output_json: FILE is a file, not a folder to write into',
+    ),
+    (
+      make_oversegmentation.main,
+      ['--image_dir', 'MISSING'],
+      'argument --image_dir: no folder MISSING',
+    ),
+    (
+      make_oversegmentation.main,
+      ['--data_dir', 'DIR'],
+      'argument --data_dir: no image folder DIR/VOC2012/JPEGImages (or give '
+      '--image_dir)',
+    ),
+    (
+      make_oversegmentation.main,
+      ['--image_dir', 'DIR', '--sed_model', 'MISSING'],
+      'argument --sed_model: no file MISSING',
+    ),
+  ],
+)
+def test_input_paths_are_named_before_any_work(
+  capsys, tmp_path, main, argv, message
+):
+  (tmp_path / 'file.txt').write_text('not a model\n')
+
+  def fill(text):
+    return (
+      text.replace('MISSING', str(tmp_path / 'missing'))
+      .replace('FILE', str(tmp_path / 'file.txt'))
+      .replace('DIR', str(tmp_path))
+    )
+
+  with pytest.raises(SystemExit) as raised:
+    main([fill(value) for value in argv])
+  assert raised.value.code == 2
+  error = capsys.readouterr().err.strip().splitlines()[-1]
+  assert error.endswith(fill(message)), error
+
+
+def test_a_sed_model_that_opencv_cannot_read_is_named(capsys, tmp_path):
+  model = tmp_path / 'model.yml.gz'
+  model.write_text('not a model\n')
+  with pytest.raises(SystemExit) as raised:
+    make_oversegmentation.main(
+      ['--image_dir', str(tmp_path), '--sed_model', str(model)]
+    )
+  assert raised.value.code == 2
+  error = capsys.readouterr().err.strip().splitlines()[-1]
+  # OpenCV's reason, or that cv2.ximgproc is missing, on the same line.
+  assert 'error: argument --sed_model: ' in error, error
 
 
 # --- 4. EXIF orientation ------------------------------------------------------

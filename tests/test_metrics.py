@@ -233,17 +233,19 @@ def test_benchmark_rejects_a_bad_class_names_file_before_scoring(
   names_file = tmp_path / 'classes.txt'
   if contents is not None:
     names_file.write_bytes(contents)
-  # The prediction directory does not exist: the file is checked first.
+  # The prediction folder is empty: the file is checked before it.
+  pred_dir = tmp_path / 'run' / 'gray'
+  pred_dir.mkdir(parents=True)
   with pytest.raises(SystemExit):
     _run_benchmark(
-      str(tmp_path / 'missing'),
-      str(tmp_path / 'missing'),
+      str(pred_dir),
+      str(tmp_path),
       '--class_names',
       str(names_file),
     )
   error = capsys.readouterr().err
   assert re.search('argument --class_names: .*' + message, error), error
-  assert not os.path.exists(tmp_path / 'metrics.json')
+  assert not os.path.exists(tmp_path / 'run' / 'metrics.json')
 
 
 def test_benchmark_json_to_stdout(prediction_dirs, capsys):

@@ -212,7 +212,10 @@ def main(argv=None):
     '..., train.txt, val.txt, test.txt).',
   )
   parser.add_argument(
-    '--output_dir', required=True, help='DATAROOT of the VOC layout to write.'
+    '--output_dir',
+    required=True,
+    type=flags.output_folder,
+    help='DATAROOT of the VOC layout to write.',
   )
   parser.add_argument(
     '--jpeg_quality',

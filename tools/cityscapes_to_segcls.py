@@ -44,6 +44,7 @@ if __package__ in (None, ''):
   )
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
@@ -278,6 +279,7 @@ def main(argv=None):
   parser.add_argument(
     '--output_dir',
     default=None,
+    type=flags.output_folder,
     help='DATAROOT to write segcls/ and the lists into '
     '(default: --cityscapes_dir).',
   )

@@ -419,7 +419,10 @@ def main(argv=None):
     'images without one go to unlabeled.txt.' % ' '.join(MASK_EXTENSIONS),
   )
   parser.add_argument(
-    '--output_dir', required=True, help='DATAROOT of the VOC layout to write.'
+    '--output_dir',
+    required=True,
+    type=flags.output_folder,
+    help='DATAROOT of the VOC layout to write.',
   )
   parser.add_argument(
     '--binary_masks',

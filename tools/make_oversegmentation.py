@@ -485,8 +485,12 @@ def main(argv=None):
     help='DATAROOT; image and output folders default to '
     'DATAROOT/VOC2012/JPEGImages and DATAROOT/VOC2012/hed.',
   )
-  parser.add_argument('--image_dir', help='Folder of input images.')
-  parser.add_argument('--output_dir', help='Folder of output PNGs.')
+  parser.add_argument(
+    '--image_dir', type=flags.existing_folder, help='Folder of input images.'
+  )
+  parser.add_argument(
+    '--output_dir', type=flags.output_folder, help='Folder of output PNGs.'
+  )
   parser.add_argument(
     '--data_list', help='Only oversegment the images of this list file.'
   )
@@ -515,6 +519,7 @@ def main(argv=None):
   )
   parser.add_argument(
     '--sed_model',
+    type=flags.existing_file,
     help='OpenCV structured edge model (model.yml.gz); '
     'needs opencv-contrib-python.',
   )
@@ -528,8 +533,16 @@ def main(argv=None):
     args.data_dir, 'VOC2012', 'JPEGImages'
   )
   output_dir = args.output_dir or os.path.join(args.data_dir, 'VOC2012', 'hed')
+  if not os.path.isdir(image_dir):
+    parser.error(
+      'argument --data_dir: no image folder %s (or give --image_dir)'
+      % image_dir
+    )
   if args.sed_model:
-    _structured_edge_detector(args.sed_model)  # Fails early without contrib.
+    try:  # Fails early, before any image, without contrib or on a bad model.
+      _structured_edge_detector(args.sed_model)
+    except (RuntimeError, cv2.error) as error:
+      parser.error('argument --sed_model: %s' % ' '.join(str(error).split()))
   names = sorted(
     name
     for name in os.listdir(image_dir)

@@ -24,6 +24,7 @@ if __package__ in (None, ''):
 
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
@@ -67,7 +68,9 @@ def main(argv=None):
     'SegmentationClass and DATAROOT/VOC2012/segcls.',
   )
   parser.add_argument('--input_dir', help='Folder of palette PNGs.')
-  parser.add_argument('--output_dir', help='Folder of output PNGs.')
+  parser.add_argument(
+    '--output_dir', type=flags.output_folder, help='Folder of output PNGs.'
+  )
   folder_jobs.add_job_flags(parser)
   args = parser.parse_args(argv)
   console.setup_logging()
