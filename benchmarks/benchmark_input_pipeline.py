@@ -84,12 +84,27 @@ def main(argv=None):
   parser.add_argument(
     '--image_size', default='375x500', help="Generated images' size, 'HxW'."
   )
-  parser.add_argument('--crop_size', type=flags.integer(1), default=336)
-  parser.add_argument('--batch_size', type=flags.integer(1), default=8)
+  parser.add_argument(
+    '--crop_size',
+    type=flags.integer(1),
+    default=336,
+    help='Side of the square training crops, pixels.',
+  )
+  parser.add_argument(
+    '--batch_size',
+    type=flags.integer(1),
+    default=8,
+    help='Images in one batch.',
+  )
   parser.add_argument(
     '--batches', type=flags.integer(1), default=100, help='Batches to time.'
   )
-  parser.add_argument('--warmup_batches', type=flags.integer(0), default=5)
+  parser.add_argument(
+    '--warmup_batches',
+    type=flags.integer(0),
+    default=5,
+    help='Untimed batches first.',
+  )
   parser.add_argument(
     '--unsupervised', action='store_true', help='Also read oversegmentations.'
   )

@@ -26,19 +26,48 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 
 def _parse_args():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--num_prototypes', type=flags.integer(1), default=265000)
-  parser.add_argument('--embedding_dim', type=flags.integer(1), default=32)
+  parser.add_argument(
+    '--num_prototypes',
+    type=flags.integer(1),
+    default=265000,
+    help='Prototypes in the bank.',
+  )
+  parser.add_argument(
+    '--embedding_dim',
+    type=flags.integer(1),
+    default=32,
+    help='Embedding channels.',
+  )
   parser.add_argument(
     '--num_segments',
     type=flags.integer(1),
     default=25,
     help='Test segments (queries) per image.',
   )
-  parser.add_argument('--k', type=flags.integer(1), default=15)
-  parser.add_argument('--num_classes', type=flags.integer(1), default=21)
-  parser.add_argument('--chunk_size', type=flags.integer(1), default=65536)
-  parser.add_argument('--images', type=flags.integer(1), default=200)
-  parser.add_argument('--warmup', type=flags.integer(0), default=5)
+  parser.add_argument(
+    '--k',
+    type=flags.integer(1),
+    default=15,
+    help='Nearest prototypes that vote.',
+  )
+  parser.add_argument(
+    '--num_classes',
+    type=flags.integer(1),
+    default=21,
+    help='Classes of the prototype labels.',
+  )
+  parser.add_argument(
+    '--chunk_size',
+    type=flags.integer(1),
+    default=65536,
+    help='Prototypes scored at a time.',
+  )
+  parser.add_argument(
+    '--images', type=flags.integer(1), default=200, help='Timed images.'
+  )
+  parser.add_argument(
+    '--warmup', type=flags.integer(0), default=5, help='Untimed images first.'
+  )
   return parser.parse_args()
 
 

@@ -30,18 +30,45 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 
 def _parse_args():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--batch_size', type=flags.integer(1), default=8)
+  parser.add_argument(
+    '--batch_size', type=flags.integer(1), default=8, help='Images in one step.'
+  )
   parser.add_argument(
     '--size',
     type=flags.integer(1),
     default=42,
     help='Embedding height and width.',
   )
-  parser.add_argument('--embedding_dim', type=flags.integer(1), default=32)
-  parser.add_argument('--num_clusters', type=flags.integer(1), default=5)
-  parser.add_argument('--kmeans_iterations', type=flags.integer(0), default=10)
-  parser.add_argument('--num_banks', type=flags.integer(0), default=2)
-  parser.add_argument('--num_classes', type=flags.integer(1), default=21)
+  parser.add_argument(
+    '--embedding_dim',
+    type=flags.integer(1),
+    default=32,
+    help='Embedding channels.',
+  )
+  parser.add_argument(
+    '--num_clusters',
+    type=flags.integer(1),
+    default=5,
+    help='k-means grid n (n x n) of each image.',
+  )
+  parser.add_argument(
+    '--kmeans_iterations',
+    type=flags.integer(0),
+    default=10,
+    help='k-means iterations.',
+  )
+  parser.add_argument(
+    '--num_banks',
+    type=flags.integer(0),
+    default=2,
+    help='Memory banks of past batches.',
+  )
+  parser.add_argument(
+    '--num_classes',
+    type=flags.integer(1),
+    default=21,
+    help='Classes drawn in the synthetic labels.',
+  )
   parser.add_argument(
     '--steps', type=flags.integer(1), default=10, help='Steps per timed round.'
   )

@@ -37,16 +37,27 @@ def _parse_args(argv):
     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
   parser.add_argument(
-    '--backbone', default='resnet_v1_101', choices=config_lib.BACKBONES
+    '--backbone',
+    default='resnet_v1_101',
+    choices=config_lib.BACKBONES,
+    help='Backbone network.',
   )
-  parser.add_argument('--head', default='pspnet', choices=config_lib.HEADS)
+  parser.add_argument(
+    '--head',
+    default='pspnet',
+    choices=config_lib.HEADS,
+    help='Segmentation head.',
+  )
   parser.add_argument(
     '--output_stride',
     type=flags.integer(1),
     default=8,
     choices=config_lib.OUTPUT_STRIDES,
+    help='Output stride of the backbone.',
   )
-  parser.add_argument('--batch_size', type=flags.integer(1), default=8)
+  parser.add_argument(
+    '--batch_size', type=flags.integer(1), default=8, help='Images in one step.'
+  )
   parser.add_argument(
     '--input_size',
     type=flags.size_pair,
@@ -59,7 +70,12 @@ def _parse_args(argv):
     default=21,
     help='Classes drawn in the synthetic labels.',
   )
-  parser.add_argument('--num_banks', type=flags.integer(0), default=2)
+  parser.add_argument(
+    '--num_banks',
+    type=flags.integer(0),
+    default=2,
+    help='Memory banks of past batches in the SegSort loss.',
+  )
   parser.add_argument(
     '--steps',
     type=flags.integer(1),
@@ -77,8 +93,16 @@ def _parse_args(argv):
     action='store_true',
     help='BatchNorm in training mode (stage 1).',
   )
-  parser.add_argument('--mixed_precision', action='store_true')
-  parser.add_argument('--jit_compile', action='store_true')
+  parser.add_argument(
+    '--mixed_precision',
+    action='store_true',
+    help='Compute in float16 with float32 weights.',
+  )
+  parser.add_argument(
+    '--jit_compile',
+    action='store_true',
+    help='Compile the whole step with XLA.',
+  )
   return parser.parse_args(argv)
 
 

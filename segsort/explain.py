@@ -294,7 +294,11 @@ def main(argv=None):
     help='Explain this many of the largest segments.',
   )
   parser.add_argument(
-    '--num_neighbours_shown', type=flags.integer(0), default=5
+    '--num_neighbours_shown',
+    type=flags.integer(0),
+    default=5,
+    help="How many of each segment's nearest training segments to show "
+    '(at most --k_in_nearest_neighbors; 0 shows the segments alone).',
   )
   parser.add_argument(
     '--tile_size',

@@ -32,7 +32,11 @@ def main(argv=None):
     description=__doc__.split('\n')[0],
     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
-  inference_flags.add_model_and_data_flags(parser)
+  inference_flags.add_model_and_data_flags(
+    parser,
+    data_list_help='List file of the annotated images the prototypes come '
+    'from (IMAGE LABEL a line).',
+  )
   inference_flags.add_segment_flags(parser, for_prototypes=True)
   inference_flags.add_embedding_dim_flag(parser)
   args = inference_flags.parse_flags(parser, argv)

@@ -37,7 +37,10 @@ FLAGS_FROM_CHECKPOINT = (
 
 
 def add_model_and_data_flags(
-  parser, default_input_size=(480, 480), data_list_required=True
+  parser,
+  default_input_size=(480, 480),
+  data_list_required=True,
+  data_list_help='List file of the images (IMAGE [LABEL] a line).',
 ):
   """Adds the data, window and checkpoint flags of every inference tool.
 
@@ -46,6 +49,7 @@ def add_model_and_data_flags(
     default_input_size: The default window: the recipe uses 480x480 crops,
       720x720 (a whole VOC image in one window) for single-scale inference.
     data_list_required: Whether --data_list must be given.
+    data_list_help: The help of --data_list (what its lines must hold).
   """
   parser.add_argument(
     '--data_dir',
@@ -56,7 +60,7 @@ def add_model_and_data_flags(
     '--data_list',
     required=data_list_required,
     default=None,
-    help='List file of the images (IMAGE [LABEL] a line).',
+    help=data_list_help,
   )
   add_window_flags(parser, default_input_size)
   add_checkpoint_flag(parser)

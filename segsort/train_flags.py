@@ -68,7 +68,12 @@ def build_argument_parser(mode='segsort'):
   add(
     data, 'data_dir', 'Path to the dataset root; list paths are relative to it.'
   )
-  add(data, 'data_list', 'Path to the data list file (IMAGE LABEL per line).')
+  add(
+    data,
+    'data_list',
+    'Path to the data list file: IMAGE LABEL a line (unsupervised SegSort: '
+    'IMAGE [LABEL [OVERSEGMENTATION]], labels unused).',
+  )
   add(data, 'ignore_label', 'The label value of pixels to ignore.')
   add(
     data,

@@ -45,7 +45,12 @@ def main(argv=None):
     help='Check that labels are below this (or ignore), '
     'and warn of classes that no label holds.',
   )
-  parser.add_argument('--ignore_label', type=flags.integer(0), default=255)
+  parser.add_argument(
+    '--ignore_label',
+    type=flags.integer(0),
+    default=255,
+    help='Label value of pixels to ignore (allowed besides class ids).',
+  )
   parser.add_argument(
     '--with_oversegmentation',
     action='store_true',

@@ -15,13 +15,15 @@ from segsort import console
 from segsort import flags
 
 
-def add_job_flags(parser, items='files', workers_help=None):
+def add_job_flags(
+  parser, items='files', workers_help='Parallel worker processes.'
+):
   """Adds the --workers and --overwrite flags.
 
   Args:
     parser: An argparse.ArgumentParser.
     items: What the inputs are called in --overwrite's help, e.g. 'images'.
-    workers_help: The help text of --workers, if any.
+    workers_help: The help text of --workers.
   """
   parser.add_argument(
     '--workers',

@@ -351,8 +351,18 @@ def main(argv=None):
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument('--root', required=True, help='DATAROOT to write.')
-  parser.add_argument('--num_train', type=flags.integer(1), default=16)
-  parser.add_argument('--num_val', type=flags.integer(1), default=8)
+  parser.add_argument(
+    '--num_train',
+    type=flags.integer(1),
+    default=16,
+    help='Number of training images.',
+  )
+  parser.add_argument(
+    '--num_val',
+    type=flags.integer(1),
+    default=8,
+    help='Number of validation images.',
+  )
   parser.add_argument(
     '--size',
     type=parse_size,
@@ -365,7 +375,12 @@ def main(argv=None):
     default=4,
     help='Classes including background (2 to %d).' % MAX_NUM_CLASSES,
   )
-  parser.add_argument('--seed', type=flags.integer(0), default=0)
+  parser.add_argument(
+    '--seed',
+    type=flags.integer(0),
+    default=0,
+    help='Random seed: the same seed writes the same set.',
+  )
   parser.add_argument(
     '--lists_dir', help='Where to write list files (default: ROOT).'
   )
@@ -373,7 +388,10 @@ def main(argv=None):
     '--no_oversegmentation', action='store_true', help='Skip VOC2012/hed/.'
   )
   parser.add_argument(
-    '--workers', type=flags.integer(1), default=os.cpu_count()
+    '--workers',
+    type=flags.integer(1),
+    default=os.cpu_count(),
+    help='Parallel worker processes that render the images.',
   )
   args = parser.parse_args(argv)
   console.setup_logging()
