@@ -232,6 +232,7 @@ class TrainConfig:
       problems.append(
         '--eval_every needs --eval_list, an annotated list (IMAGE LABEL a line)'
       )
+    problems.extend(self._crop_grid_problems())
     if self.mode == 'segsort_unsup' and self.num_banks:
       problems.append(
         '--num_banks must be 0 for unsupervised SegSort (its '
@@ -239,6 +240,38 @@ class TrainConfig:
       )
     if problems:
       raise ValueError('Invalid training configuration: ' + '; '.join(problems))
+
+  def _crop_grid_problems(self):
+    """A k-means grid laid on each crop with more cells per axis than the
+    crop's embedding has: most clusters would start empty and stay so."""
+    if (
+      self.mode == 'softmax'
+      or self.kmeans_grid != 'crop'
+      or len(self.input_size) != 2
+      or len(self.num_clusters) != 2
+      or self.output_stride not in OUTPUT_STRIDES
+    ):
+      return []
+    embedding_size = [
+      math.ceil(side / self.output_stride) for side in self.input_size
+    ]
+    if all(
+      clusters <= cells
+      for clusters, cells in zip(self.num_clusters, embedding_size)
+    ):
+      return []
+    return [
+      '--num_clusters %s is more clusters per axis than the %dx%d embedding '
+      'of an --input_size %dx%d crop at --output_stride %d'
+      % (
+        ','.join(map(str, self.num_clusters)),
+        embedding_size[0],
+        embedding_size[1],
+        self.input_size[0],
+        self.input_size[1],
+        self.output_stride,
+      )
+    ]
 
   def to_dict(self):
     """Returns the config as a JSON-serialisable dict."""

@@ -446,6 +446,11 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
       ['--ignore_label', '3'],
       '--ignore_label 3 is a class id of [0, --num_classes 21)',
     ),
+    (
+      ['--kmeans_grid', 'crop', '--input_size', '32,48', '--num_clusters', '5'],
+      '--num_clusters 5,5 is more clusters per axis than the 4x6 embedding '
+      'of an --input_size 32x48 crop at --output_stride 8',
+    ),
   ],
 )
 def test_training_flags_are_checked(capsys, argv, message):
