@@ -736,6 +736,25 @@ def test_missing_prototype_files_are_named(tmp_path):
     inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
 
 
+@pytest.mark.parametrize(
+  'contents', [b'just some text\n', b'', b'\x93NUMPY\x01\x00broken']
+)
+def test_a_corrupt_bank_file_is_named_without_numpy_s_advice(
+  tmp_path, contents
+):
+  _write_bank(tmp_path, np.ones((2, EMBEDDING_DIM)), [0, 1])
+  features = tmp_path / inference.PROTOTYPE_FEATURES_FILE
+  features.write_bytes(contents)
+  with pytest.raises(errors.InferenceError) as raised:
+    inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
+  message = str(raised.value)
+  assert message.startswith(
+    'Cannot read prototype features file %s: ' % features
+  )
+  assert message.endswith('run segsort.extract_prototypes again')
+  assert 'allow_pickle' not in message and '\n' not in message
+
+
 def test_prototypes_of_another_dimension_are_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((3, 5)), [0, 1, 2])
   with pytest.raises(
@@ -1097,6 +1116,27 @@ def test_colormaps_load_from_text_and_npy(tmp_path):
     errors.InferenceError, match=r'colours\.npy has shape \(3,\)'
   ):
     inference.load_colormap(str(npy_path))
+
+
+@pytest.mark.parametrize(
+  'name, contents, message',
+  [
+    ('ragged.txt', b'0 0 0\n1 1\n', r'rows must be "R G B", three numbers'),
+    ('bright.txt', b'0 0 0\n300 0 0\n', r'values outside \[0, 255\]'),
+    ('negative.txt', b'0 0 -1\n', r'values outside \[0, 255\]'),
+    ('text.npy', b'R G B\n', r'not a NumPy array file'),
+    ('empty.npy', b'', r'not a NumPy array file'),
+  ],
+)
+def test_a_bad_colour_map_is_named_in_one_line(
+  tmp_path, name, contents, message
+):
+  path = tmp_path / name
+  path.write_bytes(contents)
+  with pytest.raises(errors.InferenceError) as raised:
+    inference.load_colormap(str(path))
+  assert re.search(message, str(raised.value)), raised.value
+  assert str(path) in str(raised.value) and '\n' not in str(raised.value)
 
 
 # ----------------------------------------------------------------------------

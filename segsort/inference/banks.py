@@ -66,10 +66,18 @@ def _load_npy(path, what):
       'Missing %s file %s; run segsort.extract_prototypes first.' % (what, path)
     )
   try:
-    return np.load(path)
-  except (OSError, ValueError) as error:
+    # Pickles are refused: a bank holds plain arrays, and NumPy's advice to
+    # load a file that is not one "unsafely" would be the wrong fix.
+    return np.load(path, allow_pickle=False)
+  except (OSError, ValueError, EOFError) as error:
+    reason = (
+      'not a NumPy array file (corrupt, or written by something else)'
+      if 'pickle' in str(error)
+      else str(error)
+    )
     raise errors.InferenceError(
-      'Cannot read %s file %s: %s' % (what, path, error)
+      'Cannot read %s file %s: %s; run segsort.extract_prototypes again'
+      % (what, path, reason)
     ) from error
 
 

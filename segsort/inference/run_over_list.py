@@ -41,17 +41,34 @@ def load_colormap(spec, data_dir=None):
     return colormap_lib.NAMED_COLORMAPS[spec]()
   try:
     colormap = (
-      np.load(spec) if spec.endswith('.npy') else np.loadtxt(spec, ndmin=2)
+      np.load(spec, allow_pickle=False)
+      if spec.endswith('.npy')
+      else np.loadtxt(spec, ndmin=2)
     )
-  except (OSError, ValueError) as error:
+  except (OSError, ValueError, EOFError) as error:
+    # NumPy's own advice (usecols, allow_pickle) fits no colour map.
+    if isinstance(error, OSError):
+      reason = str(error)
+    elif spec.endswith('.npy'):
+      reason = 'not a NumPy array file'
+    else:
+      reason = 'rows must be "R G B", three numbers in [0, 255]'
     raise errors.InferenceError(
-      'Cannot read colour map %s: %s' % (spec, error)
+      'Cannot read colour map %s: %s' % (spec, reason)
     ) from error
   if colormap.ndim != 2 or colormap.shape[1] != 3:
     raise errors.InferenceError(
       'Colour map %s has shape %s; expected [N, 3].' % (spec, colormap.shape)
     )
-  return np.clip(colormap, 0, 255).astype(np.uint8)
+  if colormap.size and not (
+    np.all(np.isfinite(colormap))
+    and 0 <= colormap.min() <= colormap.max() <= 255
+  ):
+    raise errors.InferenceError(
+      'Colour map %s holds values outside [0, 255] (from %s to %s).'
+      % (spec, colormap.min(), colormap.max())
+    )
+  return np.rint(colormap).astype(np.uint8)
 
 
 def predict_list(
