@@ -1020,21 +1020,11 @@ def test_extraction_records_the_checkpoint_s_settings_and_overrides(
 def _explain_flags(synthetic_set, checkpoint_dir, prototype_run, save_dir):
   """explain.main's flags for the first val image, and that image's id."""
   image_id = _list_ids(synthetic_set.val_list)[0]
-  return [
+  return _segsort_flags(
+    synthetic_set, checkpoint_dir, prototype_run, save_dir
+  ) + [
     '--image_id',
     image_id,
-    '--data_list',
-    synthetic_set.val_list,
-    '--data_dir',
-    synthetic_set.data_dir,
-    '--restore_from',
-    checkpoint_dir,
-    '--prototype_dir',
-    prototype_dir(prototype_run),
-    '--save_dir',
-    str(save_dir),
-    '--num_classes',
-    str(NUM_CLASSES),
     '--num_segments',
     '3',
     '--num_neighbours_shown',
@@ -1043,7 +1033,7 @@ def _explain_flags(synthetic_set, checkpoint_dir, prototype_run, save_dir):
     '5',
     '--tile_size',
     '48',
-  ] + WINDOW_FLAGS, image_id
+  ], image_id
 
 
 def test_explain_shows_the_retrieved_training_segments(
