@@ -44,7 +44,7 @@ def parse_args(argv=None):
     '--num_classes',
     type=flags.integer(1),
     default=21,
-    help="Number of classes including background (VOC's 21 by default).",
+    help='Number of classes including background (VOC: 21).',
   )
   parser.add_argument(
     '--ignore_label',

@@ -12,7 +12,6 @@ evidence of the k-NN vote (the paper's interpretability claim). Writes
 SAVE_DIR/ID.png and SAVE_DIR/ID.json (the same facts as numbers).
 """
 
-import argparse
 import os
 
 import cv2
@@ -264,10 +263,7 @@ def _find_image(args):
 
 def main(argv=None):
   console.quiet_tensorflow()
-  parser = run_record.ArgumentParser(
-    description=__doc__.split('\n')[0],
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-  )
+  parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])
   which = parser.add_mutually_exclusive_group(required=True)
   which.add_argument('--image', help='Path of the image to explain.')
   which.add_argument(

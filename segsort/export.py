@@ -20,7 +20,6 @@ output directory and moved there when complete; an existing output
 directory is refused.
 """
 
-import argparse
 import os
 
 from segsort import console
@@ -31,10 +30,7 @@ from segsort import run_record
 
 def main(argv=None):
   console.quiet_tensorflow()
-  parser = run_record.ArgumentParser(
-    description=__doc__.split('\n')[0],
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-  )
+  parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])
   inference_flags.add_checkpoint_flag(parser)
   inference_flags.add_knn_flags(parser, prototype_dir_required=False)
   parser.add_argument(

@@ -19,8 +19,6 @@ else to its --num_clusters; --num_classes, --ignore_label and
 segsort/inference/ for details.
 """
 
-import argparse
-
 from segsort import console
 from segsort import inference_flags
 from segsort import run_record
@@ -28,10 +26,7 @@ from segsort import run_record
 
 def main(argv=None):
   console.quiet_tensorflow()
-  parser = run_record.ArgumentParser(
-    description=__doc__.split('\n')[0],
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-  )
+  parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])
   inference_flags.add_model_and_data_flags(
     parser,
     data_list_help='List file of the annotated images the prototypes come '

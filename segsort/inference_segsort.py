@@ -12,18 +12,13 @@ single-scale runs. The network, and the defaults of --num_classes,
 checkpoint's config.json. See segsort/inference/ for the method.
 """
 
-import argparse
-
 from segsort import console
 from segsort import inference_flags
 from segsort import run_record
 
 
 def build_parser(description, default_scales, default_input_size):
-  parser = run_record.ArgumentParser(
-    description=description,
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-  )
+  parser = run_record.ArgumentParser(description=description)
   inference_flags.add_model_and_data_flags(parser, default_input_size)
   inference_flags.add_embedding_dim_flag(parser)
   inference_flags.add_segment_flags(parser)

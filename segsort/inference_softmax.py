@@ -12,8 +12,6 @@ images already done are skipped. Windows default to
 720x720, a whole VOC image, as for single-scale SegSort.
 """
 
-import argparse
-
 from segsort import console
 from segsort import errors
 from segsort import inference_flags
@@ -22,10 +20,7 @@ from segsort import run_record
 
 def main(argv=None):
   console.quiet_tensorflow()
-  parser = run_record.ArgumentParser(
-    description=__doc__.split('\n')[0],
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-  )
+  parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])
   inference_flags.add_model_and_data_flags(
     parser, default_input_size=inference_flags.DEFAULT_WINDOW_SIZE
   )

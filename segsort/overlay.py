@@ -14,6 +14,7 @@ import math
 
 import cv2
 import numpy as np
+import PIL.ImageColor
 
 from segsort import colormap as colormap_lib
 from segsort import metrics
@@ -206,14 +207,12 @@ def draw_iou_chart(class_names, class_iou, mean_iou, colormap=None):
   return picture
 
 
-# One colour per method of a comparison chart (matplotlib's first
-# "tab10" colours), in the order the methods are given, cycling.
-METHOD_COLORS = (
-  (31, 119, 180),
-  (255, 127, 14),
-  (44, 160, 44),
-  (214, 39, 40),
-  (148, 103, 189),
+# One colour per method of a comparison chart, in the order the methods are
+# given, cycling: matplotlib's first "tab10" colours, spelled as it defines
+# them.
+METHOD_COLORS = tuple(
+  PIL.ImageColor.getrgb(hex_color)
+  for hex_color in ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd')
 )
 # The height of one method's bar in a comparison chart, and the gap between
 # rows, in pixels.

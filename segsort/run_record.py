@@ -31,7 +31,8 @@ _GIT_TIMEOUT_SECONDS = 10
 
 
 class ArgumentParser(argparse.ArgumentParser):
-  """An argparse parser that reads `@FILE` arguments as shell-quoted lines.
+  """An argparse parser that reads `@FILE` arguments as shell-quoted lines
+  and shows every flag's default in --help (the entry points' parser).
 
   A missing or unreadable FILE stops the program with argparse's usage
   error naming it ("error: [Errno 2] No such file or directory: 'f.txt'");
@@ -40,6 +41,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
   def __init__(self, *args, **kwargs):
     kwargs.setdefault('fromfile_prefix_chars', '@')
+    kwargs.setdefault('formatter_class', argparse.ArgumentDefaultsHelpFormatter)
     super().__init__(*args, **kwargs)
 
   def convert_arg_line_to_args(self, arg_line):

@@ -7,8 +7,6 @@ file. `main` is what every training entry point does with them: the work is
 done by segsort.trainer.
 """
 
-import argparse
-
 from segsort import console
 from segsort import flags
 from segsort import run_record
@@ -42,10 +40,7 @@ def build_argument_parser(mode='segsort'):
   if mode not in config_lib.MODES:
     raise ValueError('mode %r is not one of %s' % (mode, config_lib.MODES))
   defaults = config_lib.TrainConfig()
-  parser = run_record.ArgumentParser(
-    description=_DESCRIPTIONS[mode],
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-  )
+  parser = run_record.ArgumentParser(description=_DESCRIPTIONS[mode])
   run_record.add_config_flag(parser, 'training run')
 
   def add(group, name, help_text, **kwargs):
