@@ -31,13 +31,11 @@ def parse_args(argv=None):
   parser.add_argument(
     '--pred_dir',
     required=True,
-    type=flags.existing_folder,
     help='Directory of predicted ID.png class-id maps.',
   )
   parser.add_argument(
     '--gt_dir',
     required=True,
-    type=flags.existing_folder,
     help='Directory of ground-truth ID.png class-id maps.',
   )
   parser.add_argument(
@@ -75,6 +73,7 @@ def parse_args(argv=None):
     'IoU chart goes beside it (OUTPUT_iou.png).',
   )
   args = parser.parse_args(argv)
+  flags.check_folders_exist(parser, args, 'pred_dir', 'gt_dir')
   message = inference_flags.ignore_label_problem(args)
   if message:
     parser.error('argument --ignore_label: ' + message)

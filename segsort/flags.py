@@ -4,7 +4,8 @@ Every entry point and tool declares its numeric flags with these types, so
 that a value no run could use stops it before any work with argparse's
 one-line message naming the flag and the allowed range; output paths are
 declared with `output_folder` and `output_file`, so that a path blocked by
-a file or folder is named before any work too:
+a file or folder is named before any work too (input folders are checked
+once parsed, `check_folders_exist`):
 
     parser.add_argument('--k_in_nearest_neighbors', type=flags.integer(1))
     # --k_in_nearest_neighbors 0 -> "error: argument --k_in_nearest_neighbors:
@@ -140,15 +141,24 @@ def output_folder(text):
   return text
 
 
-def existing_folder(text):
-  """An argparse type: a folder to read, which must exist."""
-  if not os.path.isdir(text):
-    raise argparse.ArgumentTypeError(
-      '%s is not a folder' % text
-      if os.path.exists(text)
-      else 'no folder %s' % text
-    )
-  return text
+def check_folders_exist(parser, args, *names):
+  """Stops with a usage error naming the first flag whose folder is missing.
+
+  Checked after parsing, not as an argparse type, so that a recipe's
+  commands still parse (in its dry-run test) before its folders exist.
+  """
+  for name in names:
+    path = getattr(args, name)
+    if not os.path.isdir(path):
+      parser.error(
+        'argument --%s: %s'
+        % (
+          name,
+          '%s is not a folder' % path
+          if os.path.exists(path)
+          else 'no folder %s' % path,
+        )
+      )
 
 
 def existing_file(text):

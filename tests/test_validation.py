@@ -227,7 +227,7 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
     (str(missing_image), '%s, line 1: missing file' % missing_image),
   ]
   for eval_list, message in cases:
-    snapshot_dir = tmp_path / os.path.basename(eval_list)
+    snapshot_dir = tmp_path / ('run_' + os.path.basename(eval_list))
     argv = [
       '--backbone',
       'mini',

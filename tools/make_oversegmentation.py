@@ -485,9 +485,7 @@ def main(argv=None):
     help='DATAROOT; image and output folders default to '
     'DATAROOT/VOC2012/JPEGImages and DATAROOT/VOC2012/hed.',
   )
-  parser.add_argument(
-    '--image_dir', type=flags.existing_folder, help='Folder of input images.'
-  )
+  parser.add_argument('--image_dir', help='Folder of input images.')
   parser.add_argument(
     '--output_dir', type=flags.output_folder, help='Folder of output PNGs.'
   )
@@ -533,6 +531,8 @@ def main(argv=None):
     args.data_dir, 'VOC2012', 'JPEGImages'
   )
   output_dir = args.output_dir or os.path.join(args.data_dir, 'VOC2012', 'hed')
+  if args.image_dir:
+    flags.check_folders_exist(parser, args, 'image_dir')
   if not os.path.isdir(image_dir):
     parser.error(
       'argument --data_dir: no image folder %s (or give --image_dir)'

@@ -209,11 +209,16 @@ def extract_prototypes(
   }
   if checkpoint_overrides:
     settings['flags_overriding_checkpoint'] = checkpoint_overrides
-  # Read and decoded before the cache is made: a bad list leaves nothing.
+
+  def cache_path(entry):
+    return os.path.join(cache_dir, entry.image_id + '.npz')
+
+  # Read, and the images not cached decoded once, before the cache is made:
+  # a bad list or file leaves nothing.
   entries = data.read_data_list(data_dir, data_list, require_labels=True)
   output_dirs.check_unique_ids(entries)
   data.check_entries_decode(
-    entries,
+    [entry for entry in entries if not os.path.exists(cache_path(entry))],
     data_list,
     ignore_label=ignore_label,
     apply_exif_orientation=apply_exif_orientation,
@@ -231,10 +236,6 @@ def extract_prototypes(
     ),
     reduce_retracing=True,
   )
-
-  def cache_path(entry):
-    return os.path.join(cache_dir, entry.image_id + '.npz')
-
   to_extract = [
     entry for entry in entries if not os.path.exists(cache_path(entry))
   ]
