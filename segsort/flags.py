@@ -141,6 +141,13 @@ def output_folder(text):
   return text
 
 
+def _not_found(path, kind):
+  """Why `path` is not the `kind` ('file' or 'folder') a flag needs."""
+  if os.path.exists(path):
+    return '%s is not a %s' % (path, kind)
+  return 'no %s %s' % (kind, path)
+
+
 def check_folders_exist(parser, args, *names):
   """Stops with a usage error naming the first flag whose folder is missing.
 
@@ -150,23 +157,13 @@ def check_folders_exist(parser, args, *names):
   for name in names:
     path = getattr(args, name)
     if not os.path.isdir(path):
-      parser.error(
-        'argument --%s: %s'
-        % (
-          name,
-          '%s is not a folder' % path
-          if os.path.exists(path)
-          else 'no folder %s' % path,
-        )
-      )
+      parser.error('argument --%s: %s' % (name, _not_found(path, 'folder')))
 
 
 def existing_file(text):
   """An argparse type: a file to read, which must exist."""
   if not os.path.isfile(text):
-    raise argparse.ArgumentTypeError(
-      '%s is not a file' % text if os.path.exists(text) else 'no file %s' % text
-    )
+    raise argparse.ArgumentTypeError(_not_found(text, 'file'))
   return text
 
 
