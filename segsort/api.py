@@ -45,6 +45,45 @@ class Prediction:
   neighbours: inference.SegmentNeighbours
 
 
+@dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+  """The single-scale inference settings a Segmenter predicts with.
+
+  The defaults are those of `segsort.inference_segsort`; the k-means ones
+  (None) take the run's config.json values.
+
+  Attributes:
+    window_size: (height, width) of the sliding windows, pixels >= 1.
+    strides: (vertical, horizontal) window strides, in [1, window size].
+    k_in_nearest_neighbors: The number of prototypes that vote, >= 1; more
+      than the bank holds is lowered to its size, with a warning.
+    num_clusters: The k-means grid of an image: n (n x n) or (rows,
+      columns); None for config.num_clusters.
+    kmeans_iterations: The k-means iterations, >= 1; None for the config's.
+  """
+
+  window_size: tuple = DEFAULT_WINDOW_SIZE
+  strides: tuple = DEFAULT_STRIDES
+  k_in_nearest_neighbors: int = DEFAULT_K_IN_NEAREST_NEIGHBORS
+  num_clusters: object = None
+  kmeans_iterations: object = None
+
+
+def _check_bank_fits_mode(config, has_bank, checkpoint_prefix):
+  """Raises InferenceError unless SegSort runs come with a bank, softmax not."""
+  segsort_mode = config.mode in inference.SEGSORT_MODES
+  if segsort_mode and not has_bank:
+    raise inference.InferenceError(
+      'Checkpoint %s is a SegSort model: give the prototype_dir of its '
+      'prototypes (segsort.extract_prototypes).' % checkpoint_prefix
+    )
+  if not segsort_mode and has_bank:
+    raise inference.InferenceError(
+      'Checkpoint %s is a softmax model, which uses no prototypes; give '
+      'no prototype_dir.' % checkpoint_prefix
+    )
+
+
 class Segmenter:
   """A restored network (and prototype bank) that labels RGB images.
 
@@ -59,17 +98,7 @@ class Segmenter:
   """
 
   def __init__(
-    self,
-    network,
-    config,
-    checkpoint_prefix,
-    bank=None,
-    *,
-    window_size=DEFAULT_WINDOW_SIZE,
-    strides=DEFAULT_STRIDES,
-    k_in_nearest_neighbors=DEFAULT_K_IN_NEAREST_NEIGHBORS,
-    num_clusters=None,
-    kmeans_iterations=None,
+    self, network, config, checkpoint_prefix, bank=None, options=None
   ):
     """Binds a restored network to its bank; `load` is the usual way in.
 
@@ -78,55 +107,43 @@ class Segmenter:
       config: Its TrainConfig.
       checkpoint_prefix: Its checkpoint.
       bank: An inference.PrototypeBank for SegSort modes; None for softmax.
-      window_size: (height, width) of the sliding windows, pixels >= 1.
-      strides: (vertical, horizontal) window strides, in [1, window size].
-      k_in_nearest_neighbors: The number of prototypes that vote, >= 1.
-      num_clusters: The k-means grid of an image: n (n x n) or (rows,
-        columns); None for config.num_clusters.
-      kmeans_iterations: The k-means iterations; None for the config's.
+      options: The InferenceOptions; None for the defaults.
 
     Raises:
       inference.InferenceError: If a SegSort config comes without a bank, a
-        softmax config with one, or the strides do not fit the window.
+        softmax config with one, or an option is out of its range.
     """
-    segsort_mode = config.mode in inference.SEGSORT_MODES
-    if segsort_mode and bank is None:
-      raise inference.InferenceError(
-        'Checkpoint %s is a SegSort model: give the prototype_dir of its '
-        'prototypes (segsort.extract_prototypes).' % checkpoint_prefix
-      )
-    if not segsort_mode and bank is not None:
-      raise inference.InferenceError(
-        'Checkpoint %s is a softmax model, which uses no prototypes; give '
-        'no prototype_dir.' % checkpoint_prefix
-      )
+    _check_bank_fits_mode(config, bank is not None, checkpoint_prefix)
+    options = options or InferenceOptions()
     self.config = config
     self.checkpoint_prefix = checkpoint_prefix
     self.network = network
     self.bank = bank
-    if segsort_mode:
+    window_and_classes = {
+      'window_size': options.window_size,
+      'strides': options.strides,
+      'num_classes': config.num_classes,
+    }
+    if bank is None:
+      self._predictor = inference.SoftmaxPredictor(
+        network, **window_and_classes
+      )
+    else:
       self._predictor = inference.SegSortPredictor(
         network,
         bank,
-        window_size=window_size,
-        strides=strides,
-        k_in_nearest_neighbors=k_in_nearest_neighbors,
-        num_classes=config.num_classes,
+        k_in_nearest_neighbors=options.k_in_nearest_neighbors,
         num_clusters=(
-          config.num_clusters if num_clusters is None else num_clusters
+          config.num_clusters
+          if options.num_clusters is None
+          else options.num_clusters
         ),
         kmeans_iterations=(
           config.kmeans_iterations
-          if kmeans_iterations is None
-          else kmeans_iterations
+          if options.kmeans_iterations is None
+          else options.kmeans_iterations
         ),
-      )
-    else:
-      self._predictor = inference.SoftmaxPredictor(
-        network,
-        window_size=window_size,
-        strides=strides,
-        num_classes=config.num_classes,
+        **window_and_classes,
       )
     self.settings = self._predictor.settings()
 
@@ -191,9 +208,9 @@ def load(run, prototype_dir=None, **settings):
       prefix, with the run's config.json beside it.
     prototype_dir: The prototypes of a SegSort run (SAVE_DIR/prototypes of
       segsort.extract_prototypes); None for a softmax run.
-    **settings: Keyword arguments of `Segmenter` (window_size, strides,
+    **settings: Fields of InferenceOptions (window_size, strides,
       k_in_nearest_neighbors, num_clusters, kmeans_iterations) that replace
-      the defaults.
+      its defaults.
 
   Returns:
     A Segmenter.
@@ -205,20 +222,18 @@ def load(run, prototype_dir=None, **settings):
     network.checkpoints.CheckpointMismatchError: If the checkpoint does not fit its
       config.json's network.
   """
+  options = InferenceOptions(**settings)
   network, config, checkpoint_prefix = inference.restore_network(
     run, inference.SEGSORT_MODES + inference.SOFTMAX_MODES
   )
+  # Checked before the bank is read, which may take a while.
+  _check_bank_fits_mode(config, prototype_dir is not None, checkpoint_prefix)
   bank = None
   if prototype_dir is not None:
-    if config.mode not in inference.SEGSORT_MODES:
-      raise inference.InferenceError(
-        'Checkpoint %s is a softmax model, which uses no prototypes; give '
-        'no prototype_dir.' % checkpoint_prefix
-      )
     bank = inference.load_prototype_bank(
       prototype_dir,
       config.embedding_dim,
       config.num_classes,
       checkpoint_prefix=checkpoint_prefix,
     )
-  return Segmenter(network, config, checkpoint_prefix, bank, **settings)
+  return Segmenter(network, config, checkpoint_prefix, bank, options)

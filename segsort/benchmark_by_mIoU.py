@@ -38,21 +38,11 @@ def parse_args(argv=None):
     required=True,
     help='Directory of ground-truth ID.png class-id maps.',
   )
-  parser.add_argument(
-    '--num_classes',
-    type=flags.integer(1),
-    default=21,
-    help='Number of classes including background (VOC: 21).',
-  )
-  parser.add_argument(
-    '--ignore_label',
-    type=flags.integer(0),
-    default=255,
-    help='Ground-truth value of pixels left out of the scores.',
+  flags.add_label_flags(
+    parser, 21, 'Number of classes including background (VOC: 21).'
   )
   parser.add_argument(
     '--data_list',
-    default=None,
     help='Score only the images of this list (first column); '
     'default: every PNG of --pred_dir.',
   )
@@ -66,7 +56,6 @@ def parse_args(argv=None):
   inference_flags.add_class_names_flag(parser)
   parser.add_argument(
     '--output_json',
-    default=None,
     type=flags.output_file,
     help="Where to write every score; '-' for stdout "
     '(default: PRED_DIR/../metrics.json). The per-class '
@@ -74,9 +63,7 @@ def parse_args(argv=None):
   )
   args = parser.parse_args(argv)
   flags.check_folders_exist(parser, args, 'pred_dir', 'gt_dir')
-  message = inference_flags.ignore_label_problem(args)
-  if message:
-    parser.error('argument --ignore_label: ' + message)
+  flags.check_ignore_label(parser, args)
   args.names = None
   if args.class_names is not None:
     try:

@@ -237,6 +237,20 @@ def explain_image(
   return np.concatenate(rows, axis=0), facts
 
 
+# The figure's integer flags: name, smallest value, default, help.
+_FIGURE_FLAGS = (
+  ('num_segments', 1, 6, 'Explain this many of the largest segments.'),
+  (
+    'num_neighbours_shown',
+    0,
+    5,
+    "How many of each segment's nearest training segments to show "
+    '(at most --k_in_nearest_neighbors; 0 shows the segments alone).',
+  ),
+  ('tile_size', 16, 112, 'Side of every picture tile in pixels.'),
+)
+
+
 def _find_image(args):
   # pylint: disable=g-import-not-at-top
   from segsort import data
@@ -283,25 +297,13 @@ def main(argv=None):
   inference_flags.add_knn_flags(parser)
   inference_flags.add_colormap_flag(parser)
   inference_flags.add_class_names_flag(parser, data_dir_default=True)
-  parser.add_argument(
-    '--num_segments',
-    type=flags.integer(1),
-    default=6,
-    help='Explain this many of the largest segments.',
-  )
-  parser.add_argument(
-    '--num_neighbours_shown',
-    type=flags.integer(0),
-    default=5,
-    help="How many of each segment's nearest training segments to show "
-    '(at most --k_in_nearest_neighbors; 0 shows the segments alone).',
-  )
-  parser.add_argument(
-    '--tile_size',
-    type=flags.integer(16),
-    default=112,
-    help='Side of every picture tile in pixels.',
-  )
+  for name, minimum, default, help_text in _FIGURE_FLAGS:
+    parser.add_argument(
+      '--' + name,
+      type=flags.integer(minimum),
+      default=default,
+      help=help_text,
+    )
   args = inference_flags.parse_flags(parser, argv)
   console.setup_logging()
   # pylint: disable=g-import-not-at-top

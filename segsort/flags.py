@@ -112,6 +112,60 @@ def check_at_most(parser, args, name, limit_name):
     )
 
 
+def add_label_flags(parser, num_classes_default, num_classes_help):
+  """Adds --num_classes and --ignore_label (255) of a ground-truth reader.
+
+  `check_ignore_label` checks them against each other once parsed.
+
+  Args:
+    parser: An argparse.ArgumentParser.
+    num_classes_default: The default of --num_classes (None: not checked).
+    num_classes_help: What --num_classes is for in this command.
+  """
+  parser.add_argument(
+    '--num_classes',
+    type=integer(1),
+    default=num_classes_default,
+    help=num_classes_help,
+  )
+  parser.add_argument(
+    '--ignore_label',
+    type=integer(0),
+    default=255,
+    help='Label value of pixels left out (not a class id).',
+  )
+
+
+def ignore_label_problem(args):
+  """Why args.ignore_label does not fit args.num_classes, or None if it does.
+
+  Args:
+    args: A namespace with integers ignore_label and num_classes.
+
+  Returns:
+    The reason, worded to follow '--ignore_label ', or None.
+  """
+  if 0 <= args.ignore_label < args.num_classes:
+    return 'must not be a class id of [0, --num_classes %d), got %d' % (
+      args.num_classes,
+      args.ignore_label,
+    )
+  return None
+
+
+def check_ignore_label(parser, args):
+  """Stops with a usage error if --ignore_label is a class id.
+
+  Nothing is checked while either flag is None (not given, or still to be
+  filled from a checkpoint).
+  """
+  if None in (args.ignore_label, args.num_classes):
+    return
+  message = ignore_label_problem(args)
+  if message:
+    parser.error('argument --ignore_label: ' + message)
+
+
 def _format(value):
   return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
 

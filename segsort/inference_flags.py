@@ -297,18 +297,5 @@ def parse_flags(parser, argv=None):
   args = parser.parse_args(argv)
   flags.check_at_most(parser, args, 'strides', 'input_size')
   # Given both, they are checked now; else once the checkpoint fills them.
-  if None not in (args.ignore_label, args.num_classes):
-    message = ignore_label_problem(args)
-    if message:
-      parser.error('argument --ignore_label: ' + message)
+  flags.check_ignore_label(parser, args)
   return args
-
-
-def ignore_label_problem(args):
-  """Why --ignore_label does not fit --num_classes, or None when it does."""
-  if 0 <= args.ignore_label < args.num_classes:
-    return 'must not be a class id of [0, --num_classes %d), got %d' % (
-      args.num_classes,
-      args.ignore_label,
-    )
-  return None

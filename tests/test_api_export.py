@@ -227,6 +227,34 @@ def test_nonsense_settings_are_refused_by_name(
     api.load(segsort_checkpoint_dir, prototype_dir(prototype_run), **settings)
 
 
+def test_an_unknown_setting_is_refused_before_the_run_is_read(tmp_path):
+  with pytest.raises(TypeError, match='k_nearest'):
+    api.load(str(tmp_path / 'no_run'), k_nearest=3)
+
+
+def test_options_given_to_the_segmenter_are_its_settings(
+  segsort_checkpoint_dir, prototype_run
+):
+  loaded = api.load(segsort_checkpoint_dir, prototype_dir(prototype_run))
+  options = api.InferenceOptions(
+    window_size=(64, 96), strides=(32, 48), num_clusters=(3, 4)
+  )
+  segmenter = api.Segmenter(
+    loaded.network,
+    loaded.config,
+    loaded.checkpoint_prefix,
+    loaded.bank,
+    options,
+  )
+  assert segmenter.settings['window_size'] == [64, 96]
+  assert segmenter.settings['strides'] == [32, 48]
+  assert segmenter.settings['num_clusters'] == [3, 4]
+  # Unset k-means iterations come from config.json.
+  assert (
+    segmenter.settings['kmeans_iterations'] == loaded.config.kmeans_iterations
+  )
+
+
 def test_a_k_above_the_bank_s_size_is_lowered_and_recorded(
   segsort_checkpoint_dir, prototype_run, caplog
 ):

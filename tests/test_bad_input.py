@@ -363,6 +363,22 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     ),
     (
       benchmark_by_mIoU.main,
+      ['--pred_dir', '.', '--gt_dir', '.', '--ignore_label', '20'],
+      'argument --ignore_label: must not be a class id of [0, --num_classes '
+      '21), got 20',
+    ),
+    (
+      explain.main,
+      _KNN_FLAGS + ['--image_id', 'a', '--num_segments', '0'],
+      "argument --num_segments: must be an integer >= 1, got '0'",
+    ),
+    (
+      explain.main,
+      _KNN_FLAGS + ['--image_id', 'a', '--num_neighbours_shown', '-1'],
+      "argument --num_neighbours_shown: must be an integer >= 0, got '-1'",
+    ),
+    (
+      benchmark_by_mIoU.main,
       ['--pred_dir', '.', '--gt_dir', '.', '--boundary_tolerance', '-1'],
       "argument --boundary_tolerance: must be a number >= 0, got '-1'",
     ),

@@ -39,17 +39,11 @@ def main(argv=None):
     '--data_dir', required=True, help='Directory list paths are relative to.'
   )
   parser.add_argument('--data_list', required=True, help='List file.')
-  parser.add_argument(
-    '--num_classes',
-    type=flags.integer(1),
-    help='Check that labels are below this (or ignore), '
+  flags.add_label_flags(
+    parser,
+    None,
+    'Check that labels are below this (or ignore), '
     'and warn of classes that no label holds.',
-  )
-  parser.add_argument(
-    '--ignore_label',
-    type=flags.integer(0),
-    default=255,
-    help='Label value of pixels to ignore (allowed besides class ids).',
   )
   parser.add_argument(
     '--with_oversegmentation',
@@ -76,11 +70,7 @@ def main(argv=None):
     help='Decoding threads.',
   )
   args = parser.parse_args(argv)
-  if args.num_classes is not None and 0 <= args.ignore_label < args.num_classes:
-    parser.error(
-      'argument --ignore_label: must not be a class id of [0, '
-      '--num_classes %d), got %d' % (args.num_classes, args.ignore_label)
-    )
+  flags.check_ignore_label(parser, args)
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import data  # pylint: disable=g-import-not-at-top

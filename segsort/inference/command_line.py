@@ -11,6 +11,7 @@ otherwise; a flag that does is logged and recorded with the outputs.
 import logging
 
 from segsort import errors
+from segsort import flags
 from segsort import inference_flags
 from segsort.inference import banks
 from segsort.inference import predictors
@@ -75,7 +76,7 @@ def settings_from_checkpoint(args, config, checkpoint_prefix):
         'checkpoint': _json_value(checkpoint_value),
       }
   message = (
-    inference_flags.ignore_label_problem(args)
+    flags.ignore_label_problem(args)
     if hasattr(args, 'ignore_label') and hasattr(args, 'num_classes')
     else None
   )
