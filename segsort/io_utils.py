@@ -75,6 +75,37 @@ def save_npy(path, array):
     np.save(temporary, array)
 
 
+NOT_AN_ARRAY_FILE = (
+  'not a NumPy array file (corrupt, truncated, or written by something else)'
+)
+
+
+def load_npy(path):
+  """Reads the array of a .npy file; pickled objects are refused.
+
+  Args:
+    path: The .npy file.
+
+  Returns:
+    The stored np.ndarray.
+
+  Raises:
+    OSError: If the file cannot be opened (missing, a folder, not allowed).
+    ValueError: NOT_AN_ARRAY_FILE, when it opens but holds no readable
+      array: NumPy's own message would advise loading it as a pickle
+      ("allow_pickle"), the wrong fix for a damaged array.
+  """
+  try:
+    array = np.load(path, allow_pickle=False)
+  except (ValueError, EOFError) as error:
+    raise ValueError(NOT_AN_ARRAY_FILE) from error
+  if not isinstance(array, np.ndarray):
+    # An .npz archive under a .npy name.
+    array.close()
+    raise ValueError(NOT_AN_ARRAY_FILE)
+  return array
+
+
 def save_json(path, obj, sort_keys=True):
   """Writes an object as indented JSON, atomically.
 

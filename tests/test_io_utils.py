@@ -1,4 +1,4 @@
-"""Atomic writes: complete files with the usual mode, nothing on failure."""
+"""io_utils: atomic writes (complete files, usual mode) and reading arrays."""
 
 import json
 import os
@@ -55,3 +55,37 @@ def test_voc_colormap_known_entries():
   assert colormap.colorize(np.array([[1, 2]])).tolist() == [
     [[128, 0, 0], [0, 128, 0]]
   ]
+
+
+@pytest.mark.parametrize(
+  'contents',
+  [b'', b'just some text\n', b'\x93NUMPY\x01\x00broken'],
+  ids=['empty', 'text', 'broken header'],
+)
+def test_load_npy_names_a_file_that_holds_no_array(tmp_path, contents):
+  path = tmp_path / 'array.npy'
+  path.write_bytes(contents)
+  with pytest.raises(ValueError) as raised:
+    io_utils.load_npy(str(path))
+  assert str(raised.value) == io_utils.NOT_AN_ARRAY_FILE
+
+
+def test_load_npy_refuses_pickles_and_archives(tmp_path):
+  pickled = tmp_path / 'pickled.npy'
+  np.save(pickled, np.array([{'a': 1}], dtype=object))
+  archive = tmp_path / 'archive.npy'
+  with open(archive, 'wb') as stream:
+    np.savez(stream, a=np.zeros(2))
+  for path in (pickled, archive):
+    with pytest.raises(ValueError, match='not a NumPy array file'):
+      io_utils.load_npy(str(path))
+
+
+def test_load_npy_reads_an_array_and_passes_os_errors(tmp_path):
+  path = tmp_path / 'array.npy'
+  np.save(path, np.arange(6).reshape(2, 3))
+  np.testing.assert_array_equal(
+    io_utils.load_npy(str(path)), np.arange(6).reshape(2, 3)
+  )
+  with pytest.raises(FileNotFoundError):
+    io_utils.load_npy(str(tmp_path / 'missing.npy'))

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from segsort import errors
+from segsort import io_utils
 
 PROTOTYPE_FEATURES_FILE = 'prototype_features.npy'
 PROTOTYPE_LABELS_FILE = 'prototype_labels.npy'
@@ -66,18 +67,11 @@ def _load_npy(path, what):
       'Missing %s file %s; run segsort.extract_prototypes first.' % (what, path)
     )
   try:
-    # Pickles are refused: a bank holds plain arrays, and NumPy's advice to
-    # load a file that is not one "unsafely" would be the wrong fix.
-    return np.load(path, allow_pickle=False)
-  except (OSError, ValueError, EOFError) as error:
-    reason = (
-      'not a NumPy array file (corrupt, or written by something else)'
-      if 'pickle' in str(error)
-      else str(error)
-    )
+    return io_utils.load_npy(path)
+  except (OSError, ValueError) as error:
     raise errors.InferenceError(
       'Cannot read %s file %s: %s; run segsort.extract_prototypes again'
-      % (what, path, reason)
+      % (what, path, error)
     ) from error
 
 

@@ -41,18 +41,17 @@ def load_colormap(spec, data_dir=None):
     return colormap_lib.NAMED_COLORMAPS[spec]()
   try:
     colormap = (
-      np.load(spec, allow_pickle=False)
+      io_utils.load_npy(spec)
       if spec.endswith('.npy')
       else np.loadtxt(spec, ndmin=2)
     )
-  except (OSError, ValueError, EOFError) as error:
-    # NumPy's own advice (usecols, allow_pickle) fits no colour map.
-    if isinstance(error, OSError):
-      reason = str(error)
-    elif spec.endswith('.npy'):
-      reason = 'not a NumPy array file'
-    else:
-      reason = 'rows must be "R G B", three numbers in [0, 255]'
+  except (OSError, ValueError) as error:
+    # NumPy's own advice on text (usecols) fits no colour map.
+    reason = (
+      error
+      if isinstance(error, OSError) or spec.endswith('.npy')
+      else 'rows must be "R G B", three numbers in [0, 255]'
+    )
     raise errors.InferenceError(
       'Cannot read colour map %s: %s' % (spec, reason)
     ) from error
