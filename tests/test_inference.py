@@ -1151,8 +1151,14 @@ def _list_with_a_bad_line_2(synthetic_set, directory, bad):
   return data_list, second_label
 
 
-@pytest.mark.parametrize('bad', ['truncated image', 'label of another size'])
-@pytest.mark.parametrize('command', ['inference', 'extraction'])
+@pytest.mark.parametrize(
+  'command, bad',
+  [
+    ('inference', 'truncated image'),
+    ('extraction', 'truncated image'),
+    ('extraction', 'label of another size'),
+  ],
+)
 def test_a_bad_file_stops_before_any_output(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, bad, command
 ):
@@ -1183,6 +1189,27 @@ def test_a_bad_file_stops_before_any_output(
     for name in names
   ]
   assert written == []
+
+
+def test_inference_reads_no_label(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
+  data_list, mismatched_label = _list_with_a_bad_line_2(
+    synthetic_set, tmp_path / 'data', 'label of another size'
+  )
+  # The first line's label goes missing, the second's has another size.
+  first_label = open(data_list).read().splitlines()[0].split()[1]
+  os.remove(first_label)
+  save_dir = tmp_path / 'out'
+  inference_segsort.main(
+    _segsort_flags(
+      synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+    )
+    + ['--data_list', data_list]
+  )
+  predictions = sorted(os.listdir(save_dir / 'gray'))
+  assert len(predictions) == 2
+  assert os.path.basename(mismatched_label) in predictions
 
 
 @pytest.mark.parametrize('command', ['inference', 'extraction'])

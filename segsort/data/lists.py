@@ -43,8 +43,12 @@ class ListEntry:
     return '%s, line %d' % (self.list_path, self.line_number)
 
 
-def parse_data_list(data_dir, data_list, require_labels, with_oversegmentation):
+def parse_data_list(
+  data_dir, data_list, require_labels, with_oversegmentation, use_labels=True
+):
   """Parses a data list, collecting problems instead of stopping at one.
+
+  Arguments as `read_data_list`'s.
 
   Returns:
     entries: A list of ListEntry for the well-formed lines whose files exist.
@@ -61,7 +65,7 @@ def parse_data_list(data_dir, data_list, require_labels, with_oversegmentation):
   except errors.ListFileError as error:
     raise errors.DataError(str(error)) from error
   entries, problems, num_lines = [], [], 0
-  min_fields = 2 if require_labels else 1
+  min_fields = 2 if require_labels and use_labels else 1
   for line_number, line in enumerate(lines, start=1):
     fields = io_utils.split_fields(line)
     if not fields:
@@ -87,7 +91,11 @@ def parse_data_list(data_dir, data_list, require_labels, with_oversegmentation):
       continue
     image_path = os.path.join(data_dir, fields[0])
     image_id = os.path.splitext(os.path.basename(fields[0]))[0]
-    label_path = os.path.join(data_dir, fields[1]) if len(fields) > 1 else None
+    label_path = (
+      os.path.join(data_dir, fields[1])
+      if use_labels and len(fields) > 1
+      else None
+    )
     oversegmentation_path = None
     if with_oversegmentation:
       if len(fields) == 3:
@@ -152,7 +160,11 @@ def raise_for_problems(data_list, problems):
 
 
 def read_data_list(
-  data_dir, data_list, require_labels=True, with_oversegmentation=False
+  data_dir,
+  data_list,
+  require_labels=True,
+  with_oversegmentation=False,
+  use_labels=True,
 ):
   """Reads a data list and checks that every file it names exists.
 
@@ -170,6 +182,8 @@ def read_data_list(
     require_labels: Whether every line must name a label; when False,
       one-column lines (image only) are allowed.
     with_oversegmentation: Whether to find each image's oversegmentation.
+    use_labels: When False, a line's label column is allowed but neither
+      checked nor kept (label_path None), for readers that only predict.
 
   Returns:
     A list of ListEntry in list order, blank lines skipped.
@@ -180,7 +194,7 @@ def read_data_list(
       file, line numbers and paths.
   """
   entries, problems, _ = parse_data_list(
-    data_dir, data_list, require_labels, with_oversegmentation
+    data_dir, data_list, require_labels, with_oversegmentation, use_labels
   )
   raise_for_problems(data_list, problems)
   return entries

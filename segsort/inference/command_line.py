@@ -118,7 +118,6 @@ def predict_list_from_flags(
     scales=args.scale_aug,
     flip=args.flip_aug,
     colormap=run_over_list.load_colormap(args.colormap, args.data_dir),
-    ignore_label=args.ignore_label,
     apply_exif_orientation=args.apply_exif_orientation,
     checkpoint_overrides=checkpoint_overrides,
     save_overlay=args.save_overlay,

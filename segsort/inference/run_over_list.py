@@ -80,7 +80,6 @@ def predict_list(
   scales=(1.0,),
   flip=False,
   colormap=None,
-  ignore_label=255,
   apply_exif_orientation=False,
   checkpoint_overrides=None,
   save_overlay=False,
@@ -98,13 +97,12 @@ def predict_list(
     predictor: A SegSortPredictor or SoftmaxPredictor.
     checkpoint_prefix: The resolved checkpoint of the predictor's network.
     data_dir: The directory list paths are relative to.
-    data_list: A list of images (labels optional and unused).
+    data_list: A list of images (a label column is allowed and not read).
     save_dir: The output directory.
     scales: Image scale factors.
     flip: Whether to add left-right flips.
     colormap: A uint8 array `[num_colors, 3]` covering the classes; VOC's
       when None.
-    ignore_label: Passed to the input pipeline (labels are not used).
     apply_exif_orientation: Whether to turn images as their EXIF orientation
       asks (predictions then have the turned size).
     checkpoint_overrides: A JSON-ready dict of the flags given with values
@@ -138,7 +136,11 @@ def predict_list(
         predictor.num_classes,
       )
     )
-  entries = data.read_data_list(data_dir, data_list, require_labels=False)
+  # Predictions need no label: a missing or mismatched one must not stop
+  # them (a test list may carry labels of another resolution).
+  entries = data.read_data_list(
+    data_dir, data_list, require_labels=False, use_labels=False
+  )
   output_dirs.check_unique_ids(entries)
   gray_dir = os.path.join(save_dir, 'gray')
   color_dir = os.path.join(save_dir, 'color')
@@ -162,7 +164,6 @@ def predict_list(
   data.check_entries_decode(
     [entry for entry in entries if not predicted(entry)],
     data_list,
-    ignore_label=ignore_label,
     apply_exif_orientation=apply_exif_orientation,
     progress=console.progress,
   )
@@ -197,7 +198,6 @@ def predict_list(
       to_predict,
       data.entries_dataset(
         to_predict,
-        ignore_label=ignore_label,
         apply_exif_orientation=apply_exif_orientation,
       ),
     ),
