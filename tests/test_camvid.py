@@ -9,8 +9,8 @@ from PIL import Image
 import pytest
 
 from segsort import data
-from segsort import errors
 from tools import camvid_to_voc
+from tools import folder_jobs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,16 +135,24 @@ def test_names_missing_file(tmp_path, capsys):
   assert 'test.txt, line 2' in error and 'test_001.png' in error
 
 
-def test_names_annotation_with_unexpected_ids(tmp_path):
-  _write_release(tmp_path / 'CamVid', splits=('train',))
-  path = tmp_path / 'CamVid' / 'trainannot' / 'train_000.png'
-  Image.fromarray(np.full((6, 8), 12, np.uint8)).save(path)
-  with pytest.raises(
-    errors.ImageFileError,
-    match='train_000.png holds '
-    r'label ids \[12\]; CamVid annotations hold 0-10',
-  ):
+def test_names_bad_annotations_and_images_before_any_output(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('train', 'val'))
+  annotation = tmp_path / 'CamVid' / 'trainannot' / 'train_000.png'
+  Image.fromarray(np.full((6, 8), 12, np.uint8)).save(annotation)
+  (tmp_path / 'CamVid' / 'val' / 'val_001.png').write_bytes(b'not a png')
+  other_size = tmp_path / 'CamVid' / 'valannot' / 'val_000.png'
+  Image.fromarray(np.zeros((5, 8), np.uint8)).save(other_size)
+  with pytest.raises(folder_jobs.BadInputsError) as raised:
     camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  message = str(raised.value)
+  assert message.startswith('3 bad input(s), nothing written: ')
+  assert (
+    'train_000.png holds label ids [12]; CamVid annotations hold 0-10'
+    in message
+  )
+  assert 'val_001.png' in message
+  assert '%s is 5x8 but its image' % other_size in message
+  assert not (tmp_path / 'voc').exists()
 
 
 def test_refuses_folder_without_lists(tmp_path, capsys):

@@ -285,6 +285,23 @@ def test_make_oversegmentation_names_an_undecodable_image(tmp_path):
   assert not (tmp_path / 'out.png').exists()
 
 
+def test_make_oversegmentation_names_bad_images_before_any_output(
+  tmp_path, capsys
+):
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
+  (image_dir / 'b.jpg').write_bytes(b'not a jpeg')
+  (image_dir / 'c.jpg').write_bytes(b'')
+  with pytest.raises(SystemExit) as raised:
+    make_oversegmentation.main(['--data_dir', str(tmp_path), '--workers', '2'])
+  message = str(raised.value)
+  assert message.startswith('error: 2 bad input(s), nothing written: ')
+  assert 'b.jpg' in message and 'c.jpg' in message and '\n' not in message
+  assert not (tmp_path / 'VOC2012' / 'hed').exists()
+  capsys.readouterr()
+
+
 def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):
   image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
   image_dir.mkdir(parents=True)

@@ -127,8 +127,9 @@ def read_camvid_annotation(path):
   )
 
 
-def _convert(job):
-  image_path, annotation_path, jpeg_path, label_path, jpeg_quality = job
+def _read_pair(job):
+  """The image and class ids of a job; CamVidError or ImageFileError."""
+  image_path, annotation_path = job[:2]
   image = io_utils.read_rgb_image(image_path)
   label = read_camvid_annotation(annotation_path)
   if label.shape != image.shape[:2]:
@@ -136,6 +137,12 @@ def _convert(job):
       '%s is %dx%d but its image %s is %dx%d'
       % (annotation_path, *label.shape, image_path, *image.shape[:2])
     )
+  return image, label
+
+
+def _convert(job):
+  jpeg_path, label_path, jpeg_quality = job[2:]
+  image, label = _read_pair(job)
   io_utils.save_png(label_path, label)
   io_utils.save_jpeg(jpeg_path, image, jpeg_quality)
 
@@ -152,7 +159,9 @@ def convert(
 
   Raises:
     CamVidError: For a malformed release (no split list at all, a bad line,
-      a missing file, duplicate ids; a bad annotation stops its job).
+      a missing file, duplicate ids).
+    folder_jobs.BadInputsError: Naming every image or annotation that does
+      not decode, or whose sizes differ, before anything is written.
   """
   splits = {split: read_split_list(camvid_dir, split) for split in SPLITS}
   splits = {
@@ -193,6 +202,8 @@ def convert(
     if overwrite or not (os.path.exists(job[2]) and os.path.exists(job[3]))
   ]
   print('%d images, %d to convert into %s' % (len(jobs), len(todo), voc_dir))
+  # Read twice (CamVid is small), so that a bad file stops before any output.
+  folder_jobs.check_inputs(_read_pair, todo, workers)
   folder_jobs.run_jobs(_convert, todo, workers)
   make_lists.write_lists(lists, output_dir)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:
@@ -234,7 +245,11 @@ def main(argv=None):
       workers=args.workers,
       overwrite=args.overwrite,
     )
-  except (CamVidError, errors.ImageFileError) as error:
+  except (
+    CamVidError,
+    errors.ImageFileError,
+    folder_jobs.BadInputsError,
+  ) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
   print(

@@ -5,9 +5,13 @@ make_oversegmentation, cityscapes_to_segcls) turn every input file into one
 output file. They share the --workers and --overwrite flags and
 `run_file_jobs`: outputs that exist are skipped unless overwriting, the rest
 are made in a process pool. make_synthetic_voc, camvid_to_voc and
-import_dataset run their own jobs with `run_jobs`.
+import_dataset run their own jobs with `run_jobs`. Where the work costs much
+more than reading its input (make_oversegmentation, camvid_to_voc),
+`check_inputs` reads every input first, so that a bad file stops the tool
+before it writes anything.
 """
 
+import functools
 import multiprocessing
 import os
 
@@ -38,7 +42,7 @@ def add_job_flags(
   )
 
 
-def run_jobs(work, jobs, workers, progress=True):
+def run_jobs(work, jobs, workers, progress=True, desc=''):
   """Calls `work` on every job, in a process pool when that helps.
 
   Args:
@@ -48,6 +52,7 @@ def run_jobs(work, jobs, workers, progress=True):
       job, the jobs run in this process.
     progress: Whether to show progress (a bar on a terminal, else log
       lines; see segsort.console.progress).
+    desc: What the progress counts, e.g. 'Checking'.
 
   Returns:
     The list of `work`'s results, in the order of `jobs`.
@@ -57,14 +62,65 @@ def run_jobs(work, jobs, workers, progress=True):
   if workers > 1 and len(jobs) > 1:
     with multiprocessing.Pool(workers) as pool:
       with console.progress(
-        pool.imap(work, jobs), total=len(jobs), disable=not progress
+        pool.imap(work, jobs),
+        total=len(jobs),
+        desc=desc,
+        disable=not progress,
       ) as results:
         return list(results)
-  with console.progress(jobs, disable=not progress) as bar:
+  with console.progress(jobs, desc=desc, disable=not progress) as bar:
     return [work(job) for job in bar]
 
 
-def run_file_jobs(convert, jobs, overwrite, workers, output_dir, summary):
+def _refusal(check, job):
+  """The message of the ValueError `check(job)` raises, or None."""
+  try:
+    check(job)
+  except ValueError as error:
+    return str(error)
+  return None
+
+
+# The refusals named in full on the error line; the rest are counted.
+MAX_REFUSALS_SHOWN = 10
+
+
+class BadInputsError(ValueError):
+  """Inputs that `check_inputs` refused, named on one line."""
+
+
+def check_inputs(check, jobs, workers):
+  """Runs `check` on every job first, so that bad inputs stop the tool early.
+
+  Args:
+    check: A picklable function of one job that reads its inputs and raises
+      a ValueError naming the file when one is bad.
+    jobs: The jobs about to run.
+    workers: The number of processes (see `run_jobs`).
+
+  Raises:
+    BadInputsError: Naming every refused input on one line (the first
+      MAX_REFUSALS_SHOWN, then a count).
+  """
+  refusals = [
+    refusal
+    for refusal in run_jobs(
+      functools.partial(_refusal, check), jobs, workers, desc='Checking'
+    )
+    if refusal is not None
+  ]
+  if refusals:
+    shown = '; '.join(refusals[:MAX_REFUSALS_SHOWN])
+    more = len(refusals) - MAX_REFUSALS_SHOWN
+    raise BadInputsError(
+      '%d bad input(s), nothing written: %s%s'
+      % (len(refusals), shown, '; and %d more' % more if more > 0 else '')
+    )
+
+
+def run_file_jobs(
+  convert, jobs, overwrite, workers, output_dir, summary, check=None
+):
   """Makes the missing (or, overwriting, all) outputs of file jobs.
 
   Args:
@@ -76,13 +132,22 @@ def run_file_jobs(convert, jobs, overwrite, workers, output_dir, summary):
     output_dir: The folder of the outputs; created if missing.
     summary: A format string printed first, given the number of jobs, the
       number to run and output_dir, e.g. '%d PNGs, %d to convert into %s'.
+    check: When given, a picklable function of an input path run on every
+      input to convert before anything is written (`check_inputs`).
 
   Raises:
-    SystemExit: With the one-line message of an input that `convert` refuses
-      (a ValueError naming the file); the outputs made so far are complete.
+    SystemExit: With the one-line message of the inputs that `check`
+      refuses, before anything is written; or of an input that `convert`
+      refuses (a ValueError naming the file), the outputs made so far
+      complete.
   """
   todo = [job for job in jobs if overwrite or not os.path.exists(job[1])]
   print(summary % (len(jobs), len(todo), output_dir))
+  if check is not None:
+    try:
+      check_inputs(check, [job[0] for job in todo], workers)
+    except BadInputsError as error:
+      raise SystemExit('error: %s' % error) from error
   os.makedirs(output_dir, exist_ok=True)
   try:
     run_jobs(convert, todo, workers)

@@ -578,6 +578,11 @@ def main(argv=None):
     args.workers,
     output_dir,
     '%d images, %d to oversegment into %s',
+    # Reading an image costs little beside oversegmenting it.
+    check=functools.partial(
+      io_utils.read_rgb_image,
+      apply_exif_orientation=args.apply_exif_orientation,
+    ),
   )
   return 0
 
