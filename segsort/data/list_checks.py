@@ -143,7 +143,9 @@ def check_entries_decode(
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
     results = pool.imap(lambda entry: _decode_problem(entry, settings), entries)
     if progress is not None:
-      results = progress(results, total=len(entries), desc='Checking files')
+      results = progress(
+        results, total=len(entries), desc='Checking files', unit='line'
+      )
     problems = [
       (entry.line_number, problem)
       for entry, (_, problem) in zip(entries, results)
@@ -245,7 +247,9 @@ def check_data_list(
       lambda entry: _check_entry(entry, survey, settings), entries
     )
     if progress is not None:
-      results = progress(results, total=len(entries))
+      results = progress(
+        results, total=len(entries), desc='Checking', unit='line'
+      )
     for entry, entry_problems in zip(entries, results):
       problems.extend(
         (entry.line_number, problem) for problem in entry_problems
