@@ -68,6 +68,37 @@ class InferenceOptions:
   num_clusters: object = None
   kmeans_iterations: object = None
 
+  def __post_init__(self):
+    """Refuses nonsense by name, before any run is read.
+
+    Raises:
+      inference.InferenceError: Naming the first option that is not of
+        its kind and range.
+    """
+    for name in ('window_size', 'strides'):
+      _check_pair(name, getattr(self, name))
+    inference.check_integer_setting(
+      'k_in_nearest_neighbors', self.k_in_nearest_neighbors, 1
+    )
+    if isinstance(self.num_clusters, (tuple, list)):
+      _check_pair('num_clusters', self.num_clusters)
+    elif self.num_clusters is not None:
+      inference.check_integer_setting('num_clusters', self.num_clusters, 1)
+    if self.kmeans_iterations is not None:
+      inference.check_integer_setting(
+        'kmeans_iterations', self.kmeans_iterations, 0
+      )
+
+
+def _check_pair(name, value):
+  """Raises InferenceError unless `value` is two integers >= 1."""
+  if not isinstance(value, (tuple, list)) or len(value) != 2:
+    raise inference.InferenceError(
+      '%s must be two integers (rows, columns), got %r' % (name, value)
+    )
+  for item in value:
+    inference.check_integer_setting(name, item, 1)
+
 
 def _check_bank_fits_mode(config, has_bank, checkpoint_prefix):
   """Raises InferenceError unless SegSort runs come with a bank, softmax not."""

@@ -292,7 +292,14 @@ def _open_image(path, what):
   """Opens an image file with Pillow, naming it in any error."""
   try:
     return Image.open(path)
-  except (OSError, SyntaxError, ValueError) as error:
+  except (
+    OSError,
+    SyntaxError,
+    ValueError,
+    Image.DecompressionBombError,
+  ) as error:
+    # DecompressionBombError: a header that claims too many pixels to decode
+    # safely (Pillow's limit).
     raise errors.ImageFileError(
       'Cannot decode %s %s: %s' % (what, path, error)
     ) from error
@@ -321,9 +328,9 @@ def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
     mode = label.mode
     if mode not in LABEL_IMAGE_MODES:
       raise errors.ImageFileError(
-        '%s is a %s image; expected a single-channel image of class ids '
-        '(grayscale or palette), not Pillow mode %s (bands %s).'
-        % (path, mode, mode, ','.join(label.getbands()))
+        '%s is a mode %s image (bands %s); expected a single-channel image '
+        'of class ids (grayscale or palette)'
+        % (path, mode, ','.join(label.getbands()))
       )
     try:
       ids = np.asarray(_oriented(label, path, apply_exif_orientation))
@@ -409,7 +416,7 @@ def read_rgb_image(path, apply_exif_orientation=False):
     )
     raise errors.ImageFileError(
       '%s is a mode %s image%s, which has no defined conversion to 8-bit '
-      'RGB; save it as an 8- or 16-bit image.' % (path, mode, value_range)
+      'RGB; save it as an 8- or 16-bit image' % (path, mode, value_range)
     )
   gray = np.round(pixels.astype(np.float32) * (255.0 / 65535.0))
   return np.repeat(gray.astype(np.uint8)[..., np.newaxis], 3, axis=2)

@@ -214,10 +214,29 @@ def test_a_missing_or_superfluous_bank_is_named(
 @pytest.mark.parametrize(
   'settings, message',
   [
-    ({'k_in_nearest_neighbors': 0}, r'k_in_nearest_neighbors must be >= 1'),
-    ({'k_in_nearest_neighbors': -5}, r'k_in_nearest_neighbors must be >= 1'),
-    ({'kmeans_iterations': -1}, r'kmeans_iterations must be >= 1, got -1'),
-    ({'window_size': (0, 0)}, r'window size \(0, 0\) must be at least 1x1'),
+    (
+      {'k_in_nearest_neighbors': 0},
+      r'k_in_nearest_neighbors must be an integer >= 1, got 0',
+    ),
+    (
+      {'k_in_nearest_neighbors': -5},
+      r'k_in_nearest_neighbors must be an integer >= 1',
+    ),
+    (
+      {'k_in_nearest_neighbors': 1.5},
+      r'k_in_nearest_neighbors must be an integer >= 1, got 1\.5',
+    ),
+    (
+      {'k_in_nearest_neighbors': True},
+      r'k_in_nearest_neighbors must be an integer >= 1, got True',
+    ),
+    ({'kmeans_iterations': -1}, r'kmeans_iterations must be an integer >= 0'),
+    ({'kmeans_iterations': 2.5}, r'kmeans_iterations must be an integer >= 0'),
+    ({'window_size': (0, 0)}, r'window_size must be an integer >= 1, got 0'),
+    ({'window_size': (64,)}, r'window_size must be two integers'),
+    ({'strides': 32}, r'strides must be two integers \(rows, columns\)'),
+    ({'num_clusters': 2.5}, r'num_clusters must be an integer >= 1'),
+    ({'num_clusters': (0, 3)}, r'num_clusters must be an integer >= 1, got 0'),
   ],
 )
 def test_nonsense_settings_are_refused_by_name(
@@ -230,6 +249,8 @@ def test_nonsense_settings_are_refused_by_name(
 def test_an_unknown_setting_is_refused_before_the_run_is_read(tmp_path):
   with pytest.raises(TypeError, match='k_nearest'):
     api.load(str(tmp_path / 'no_run'), k_nearest=3)
+  with pytest.raises(inference.InferenceError, match='window_size'):
+    api.load(str(tmp_path / 'no_run'), window_size=(64,))
 
 
 def test_options_given_to_the_segmenter_are_its_settings(

@@ -182,7 +182,7 @@ def test_labels_in_other_modes_are_refused_naming_file_and_mode(
   Image.new(mode, (3, 2), value).save(path)
   with pytest.raises(errors.ImageFileError) as raised:
     io_utils.read_label_image(path)
-  assert '%s is a %s image; expected a single-channel image' % (
+  assert '%s is a mode %s image (bands' % (
     path,
     mode,
   ) in str(raised.value)
@@ -228,7 +228,7 @@ def test_refused_mode_is_a_problem_of_the_list_check(voc_root, tmp_path):
   report = data.check_data_list(voc_root, list_path, NUM_CLASSES)
   assert report.problems == [
     '%s, line 1: %s is a mode F image with values in [0.0, 0.0], which has '
-    'no defined conversion to 8-bit RGB; save it as an 8- or 16-bit image.'
+    'no defined conversion to 8-bit RGB; save it as an 8- or 16-bit image'
     % (list_path, image_path)
   ]
 
@@ -249,7 +249,9 @@ def test_voc_to_segcls_refuses_a_colour_label_in_one_line(tmp_path, capsys):
       ]
     )
   message = str(raised.value)
-  assert message.startswith('error: %s is a RGB image' % (input_dir / 'a.png'))
+  assert message.startswith(
+    'error: %s is a mode RGB image' % (input_dir / 'a.png')
+  )
   assert '\n' not in message
   assert not os.listdir(tmp_path / 'out')
 

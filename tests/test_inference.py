@@ -1191,6 +1191,48 @@ def test_a_bad_file_stops_before_any_output(
   assert written == []
 
 
+@pytest.mark.parametrize('command', ['inference', 'extraction'])
+def test_a_bad_file_stops_a_rerun_with_other_settings_before_clearing(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, command
+):
+  # The same two images, good in one folder and the second spoilt in the
+  # other: every output of the first run is "done" for the second.
+  os.makedirs(tmp_path / 'good')
+  good_list = _copy_list_files(
+    synthetic_set, _list_ids(synthetic_set.val_list)[:2], str(tmp_path / 'good')
+  )
+  bad_list, bad_path = _list_with_a_bad_line_2(
+    synthetic_set, tmp_path / 'bad', 'truncated image'
+  )
+  save_dir = tmp_path / 'out'
+  argv = _segsort_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+  )
+  main, other_setting = (
+    inference_segsort.main,
+    ['--k_in_nearest_neighbors', '3'],
+  )
+  if command == 'extraction':
+    index = argv.index('--prototype_dir')
+    del argv[index : index + 2]
+    main, other_setting = extract_prototypes.main, ['--kmeans_iterations', '2']
+  main(argv + ['--data_list', good_list])
+
+  def written():
+    return {
+      os.path.join(folder, name): os.path.getmtime(os.path.join(folder, name))
+      for folder, _, names in os.walk(save_dir)
+      for name in names
+    }
+
+  before = written()
+  with pytest.raises(SystemExit) as exit_info:
+    main(argv + ['--data_list', bad_list] + other_setting)
+  assert bad_path in str(exit_info.value)
+  assert '\n' not in str(exit_info.value)
+  assert written() == before
+
+
 def test_inference_reads_no_label(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
 ):

@@ -192,7 +192,7 @@ def test_benchmark_names_a_file_of_another_size(prediction_dirs):
 def test_benchmark_rejects_colour_predictions(prediction_dirs):
   pred_dir, gt_dir = prediction_dirs
   _write_png(pred_dir / 'a.png', np.zeros((2, 4, 3)))
-  with pytest.raises(ValueError, match=r'a\.png is a RGB image'):
+  with pytest.raises(ValueError, match=r'a\.png is a mode RGB image'):
     metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
 
 
@@ -308,7 +308,7 @@ def test_colour_and_undecodable_label_images_are_named(tmp_path):
   Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / 'rgb.png')
   with pytest.raises(
     errors.ImageFileError,
-    match=r'rgb\.png is a RGB image; expected a single-'
+    match=r'rgb\.png is a mode RGB image \(bands R,G,B\); expected a single-'
     r'channel image of class ids',
   ):
     io_utils.read_label_image(str(tmp_path / 'rgb.png'))

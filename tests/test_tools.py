@@ -302,6 +302,87 @@ def test_make_oversegmentation_names_bad_images_before_any_output(
   capsys.readouterr()
 
 
+def test_make_oversegmentation_names_listed_images_it_cannot_find(tmp_path):
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
+  (tmp_path / 'list.txt').write_text(
+    'VOC2012/JPEGImages/a.jpg\nVOC2012/JPEGImages/gone.jpg\n'
+  )
+  with pytest.raises(SystemExit) as raised:
+    make_oversegmentation.main(
+      [
+        '--data_dir',
+        str(tmp_path),
+        '--data_list',
+        str(tmp_path / 'list.txt'),
+        '--workers',
+        '1',
+      ]
+    )
+  assert str(raised.value) == (
+    'error: 1 image(s) of %s are not in %s: gone'
+    % (tmp_path / 'list.txt', image_dir)
+  )
+  assert not (tmp_path / 'VOC2012' / 'hed').exists()
+
+
+def test_make_oversegmentation_refuses_a_file_where_hed_goes(tmp_path, capsys):
+  (tmp_path / 'VOC2012' / 'JPEGImages').mkdir(parents=True)
+  (tmp_path / 'VOC2012' / 'hed').write_text('')
+  with pytest.raises(SystemExit):
+    make_oversegmentation.main(['--data_dir', str(tmp_path)])
+  assert (
+    'argument --data_dir: %s is a file, not a folder'
+    % (tmp_path / 'VOC2012' / 'hed')
+    in capsys.readouterr().err
+  )
+
+
+def test_oracle_oversegmentation_is_the_regions_of_equal_label(tmp_path):
+  label = np.array(
+    [
+      [1, 1, 0, 2],
+      [0, 0, 0, 2],
+      [1, 255, 0, 2],
+    ],
+    np.uint8,
+  )
+  np.testing.assert_array_equal(
+    make_oversegmentation.label_components(label),
+    [[0, 0, 1, 2], [1, 1, 1, 2], [3, 4, 1, 2]],
+  )
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  label_dir = tmp_path / 'VOC2012' / 'segcls'
+  image_dir.mkdir(parents=True)
+  label_dir.mkdir()
+  for image_id in ('a', 'b'):
+    Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(
+      image_dir / (image_id + '.jpg')
+    )
+  Image.fromarray(label).save(label_dir / 'a.png')
+  arguments = [
+    '--data_dir',
+    str(tmp_path),
+    '--oracle_label_dir',
+    str(label_dir),
+    '--workers',
+    '1',
+  ]
+  # b has no label: named before anything is written.
+  with pytest.raises(
+    SystemExit, match=r'1 bad input\(s\), nothing written: .*b\.png'
+  ):
+    make_oversegmentation.main(arguments)
+  assert not (tmp_path / 'VOC2012' / 'hed').exists()
+  Image.fromarray(label).save(label_dir / 'b.png')
+  assert make_oversegmentation.main(arguments) == 0
+  np.testing.assert_array_equal(
+    data.load_label(str(tmp_path / 'VOC2012' / 'hed' / 'a.png')),
+    make_oversegmentation.label_components(label),
+  )
+
+
 def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):
   image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
   image_dir.mkdir(parents=True)

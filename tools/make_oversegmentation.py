@@ -18,6 +18,13 @@ gPb-owt-ucm). This tool builds a comparable hierarchy with OpenCV and SciPy:
 Segment ids are numbered 0, 1, ... in order of first appearance in row-major
 order and saved as an 8-bit PNG (16-bit when there are 256 or more segments).
 
+For diagnosis, `--oracle_label_dir` replaces the contours by the ground
+truth: every image's segments are the 4-connected regions of equal value of
+its label PNG (void regions included), the best oversegmentation contours
+could give. Unsupervised SegSort trained on it measures how much of its gap
+to supervised SegSort comes from the contours (README: "Unsupervised
+SegSort").
+
 Example:
   python -m tools.make_oversegmentation --data_dir DATAROOT --workers 2
 """
@@ -475,6 +482,37 @@ def _oversegment_file(paths, options, apply_exif_orientation=False):
   )
 
 
+def label_components(label):
+  """The oracle oversegmentation of a label map: its regions of equal value.
+
+  Args:
+    label: An int array `[H, W]` of label values (void included).
+
+  Returns:
+    An int32 array `[H, W]` of segment ids, one per 4-connected region of
+    equal value, numbered by first appearance (row-major).
+  """
+  # pylint: disable=g-import-not-at-top
+  from scipy import ndimage
+
+  # pylint: enable=g-import-not-at-top
+  segments = np.zeros(label.shape, np.int64)
+  num_segments = 0
+  for value in np.unique(label):
+    regions, num_regions = ndimage.label(label == value)
+    inside = regions > 0
+    segments[inside] = regions[inside] + num_segments
+    num_segments += num_regions
+  return number_by_first_appearance(segments)
+
+
+def _label_components_file(paths):
+  label_path, output_path = paths
+  save_segments(
+    output_path, label_components(io_utils.read_label_image(label_path))
+  )
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -521,6 +559,12 @@ def main(argv=None):
     help='OpenCV structured edge model (model.yml.gz); '
     'needs opencv-contrib-python.',
   )
+  parser.add_argument(
+    '--oracle_label_dir',
+    help='For diagnosis: segment every image into the regions of equal '
+    'value of LABEL_DIR/<id>.png (e.g. DATAROOT/VOC2012/segcls) instead '
+    'of by contours.',
+  )
   folder_jobs.add_job_flags(
     parser, items='images', workers_help='Parallel processes.'
   )
@@ -531,8 +575,14 @@ def main(argv=None):
     args.data_dir, 'VOC2012', 'JPEGImages'
   )
   output_dir = args.output_dir or os.path.join(args.data_dir, 'VOC2012', 'hed')
+  try:  # --output_dir is checked when parsed; its default only now.
+    flags.output_folder(output_dir)
+  except argparse.ArgumentTypeError as error:
+    parser.error('argument --data_dir: %s' % error)
   if args.image_dir:
     flags.check_folders_exist(parser, args, 'image_dir')
+  if args.oracle_label_dir:
+    flags.check_folders_exist(parser, args, 'oracle_label_dir')
   if not os.path.isdir(image_dir):
     parser.error(
       'argument --data_dir: no image folder %s (or give --image_dir)'
@@ -550,17 +600,44 @@ def main(argv=None):
   )
   if args.data_list:
     try:
-      wanted = set(metrics.list_image_ids(args.data_list))
+      wanted = metrics.list_image_ids(args.data_list)
     except ValueError as error:
       raise SystemExit('error: %s' % error) from error
+    found = {os.path.splitext(name)[0] for name in names}
+    absent = [image_id for image_id in wanted if image_id not in found]
+    if absent:
+      raise SystemExit(
+        'error: %d image(s) of %s are not in %s: %s%s'
+        % (
+          len(absent),
+          args.data_list,
+          image_dir,
+          ', '.join(absent[: folder_jobs.MAX_REFUSALS_SHOWN]),
+          ' and %d more' % (len(absent) - folder_jobs.MAX_REFUSALS_SHOWN)
+          if len(absent) > folder_jobs.MAX_REFUSALS_SHOWN
+          else '',
+        )
+      )
+    wanted = set(wanted)
     names = [name for name in names if os.path.splitext(name)[0] in wanted]
-  jobs = [
-    (
-      os.path.join(image_dir, name),
-      os.path.join(output_dir, os.path.splitext(name)[0] + '.png'),
+  image_ids = [os.path.splitext(name)[0] for name in names]
+  if args.oracle_label_dir:
+    folder_jobs.run_file_jobs(
+      _label_components_file,
+      [
+        (
+          os.path.join(args.oracle_label_dir, image_id + '.png'),
+          os.path.join(output_dir, image_id + '.png'),
+        )
+        for image_id in image_ids
+      ],
+      args.overwrite,
+      args.workers,
+      output_dir,
+      '%d images, %d to segment by their labels into %s',
+      check=io_utils.read_label_image,
     )
-    for name in names
-  ]
+    return 0
   options = dict(
     threshold=args.threshold,
     num_segments=args.num_segments,
@@ -573,7 +650,13 @@ def main(argv=None):
       options=options,
       apply_exif_orientation=args.apply_exif_orientation,
     ),
-    jobs,
+    [
+      (
+        os.path.join(image_dir, name),
+        os.path.join(output_dir, image_id + '.png'),
+      )
+      for name, image_id in zip(names, image_ids)
+    ],
     args.overwrite,
     args.workers,
     output_dir,

@@ -213,12 +213,20 @@ def extract_prototypes(
   def cache_path(entry):
     return os.path.join(cache_dir, entry.image_id + '.npz')
 
-  # Read, and the images not cached decoded once, before the cache is made:
-  # a bad list or file leaves nothing.
+  # Read, and the images not cached decoded once, before the cache is made
+  # (or cleared, when made with other settings): a bad list or file leaves
+  # nothing changed.
   entries = data.read_data_list(data_dir, data_list, require_labels=True)
   output_dirs.check_unique_ids(entries)
+  cache_is_current = output_dirs.outputs_are_current(
+    os.path.join(cache_dir, output_dirs.SETTINGS_FILE), settings
+  )
   data.check_entries_decode(
-    [entry for entry in entries if not os.path.exists(cache_path(entry))],
+    [
+      entry
+      for entry in entries
+      if not (cache_is_current and os.path.exists(cache_path(entry)))
+    ],
     data_list,
     ignore_label=ignore_label,
     apply_exif_orientation=apply_exif_orientation,

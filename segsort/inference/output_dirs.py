@@ -64,6 +64,29 @@ def _describe_changes(old, new):
   )
 
 
+def _recorded_settings(settings_path):
+  """The settings a settings file holds; None if missing or unreadable."""
+  try:
+    with open(settings_path) as stream:
+      return json.load(stream)
+  except (OSError, ValueError):
+    return None
+
+
+def outputs_are_current(settings_path, settings):
+  """Whether outputs recorded at `settings_path` were made with `settings`.
+
+  When False, `prepare_output_dir` will delete them: callers that check
+  their inputs first must then check every input, not only those without
+  an output.
+
+  Args:
+    settings_path: The JSON settings file of the outputs.
+    settings: A JSON-ready dict of everything the outputs depend on.
+  """
+  return _recorded_settings(settings_path) == json.loads(json.dumps(settings))
+
+
 def prepare_output_dir(settings_path, settings, output_patterns, what):
   """Deletes outputs made with other settings, then records the settings.
 
@@ -79,13 +102,7 @@ def prepare_output_dir(settings_path, settings, output_patterns, what):
     what: Names the outputs in the message, e.g. 'Prototype cache'.
   """
   settings = json.loads(json.dumps(settings))
-  recorded = None
-  if os.path.exists(settings_path):
-    try:
-      with open(settings_path) as stream:
-        recorded = json.load(stream)
-    except (OSError, ValueError):
-      recorded = None
+  recorded = _recorded_settings(settings_path)
   if recorded == settings:
     return
   stale_files = sorted(

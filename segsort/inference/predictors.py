@@ -12,6 +12,7 @@ views.
 
 import dataclasses
 import logging
+import numbers
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,22 @@ from segsort import errors
 from segsort.inference import windows
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def check_integer_setting(name, value, minimum):
+  """Raises InferenceError unless `value` is an integer >= `minimum`.
+
+  For settings that reach the predictors from Python rather than flags
+  (segsort.api); bool is no integer here (True is no count).
+  """
+  if (
+    not isinstance(value, numbers.Integral)
+    or isinstance(value, bool)
+    or value < minimum
+  ):
+    raise errors.InferenceError(
+      '%s must be an integer >= %d, got %r' % (name, minimum, value)
+    )
 
 
 def segment_embedding(
@@ -102,19 +119,18 @@ class SegSortPredictor:
         `settings` records the k used.
       num_classes: The number of classes.
       num_clusters: The k-means grid: n (n x n) or (along y, along x).
-      kmeans_iterations: The number of k-means iterations, >= 1.
+      kmeans_iterations: The number of k-means iterations, >= 0 (0 keeps
+        the initial grid).
 
     Raises:
-      InferenceError: If k or the k-means iterations are below 1, or the
+      InferenceError: If k is not an integer >= 1, the k-means iterations
+        not one >= 0, or the
         window does not fit (windows.DenseOutputRunner).
     """
     # The flags refuse these already; the Python API comes here directly.
-    for name, value in (
-      ('k_in_nearest_neighbors', k_in_nearest_neighbors),
-      ('kmeans_iterations', kmeans_iterations),
-    ):
-      if not int(value) >= 1:
-        raise errors.InferenceError('%s must be >= 1, got %s' % (name, value))
+    # Zero iterations keep the initial grid, as in training.
+    check_integer_setting('k_in_nearest_neighbors', k_in_nearest_neighbors, 1)
+    check_integer_setting('kmeans_iterations', kmeans_iterations, 0)
     num_prototypes = len(bank.features)
     if k_in_nearest_neighbors > num_prototypes:
       _LOGGER.warning(

@@ -159,14 +159,6 @@ def predict_list(
   def predicted(entry):
     return all(os.path.exists(path) for path in output_paths(entry))
 
-  # Images already predicted decoded then; the rest are decoded once now,
-  # so that a bad file stops the run before any output.
-  data.check_entries_decode(
-    [entry for entry in entries if not predicted(entry)],
-    data_list,
-    apply_exif_orientation=apply_exif_orientation,
-    progress=console.progress,
-  )
   settings = dict(
     predictor.settings(),
     checkpoint=os.path.abspath(checkpoint_prefix),
@@ -178,6 +170,22 @@ def predict_list(
   )
   if checkpoint_overrides:
     settings['flags_overriding_checkpoint'] = checkpoint_overrides
+  # Images already predicted (with these settings) were decoded then; the
+  # rest are decoded once now, so that a bad file stops the run before any
+  # output is written or cleared.
+  outputs_are_current = output_dirs.outputs_are_current(
+    os.path.join(save_dir, output_dirs.SETTINGS_FILE), settings
+  )
+  data.check_entries_decode(
+    [
+      entry
+      for entry in entries
+      if not (outputs_are_current and predicted(entry))
+    ],
+    data_list,
+    apply_exif_orientation=apply_exif_orientation,
+    progress=console.progress,
+  )
   output_dirs.prepare_output_dir(
     os.path.join(save_dir, output_dirs.SETTINGS_FILE),
     settings,
