@@ -135,6 +135,43 @@ def test_names_missing_file(tmp_path, capsys):
   assert 'test.txt, line 2' in error and 'test_001.png' in error
 
 
+def test_names_every_missing_file_of_a_list(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  for name in ('train/train_000.png', 'trainannot/train_001.png'):
+    os.remove(tmp_path / 'CamVid' / name)
+  with pytest.raises(camvid_to_voc.CamVidError) as raised:
+    camvid_to_voc.read_split_list(str(tmp_path / 'CamVid'), 'train')
+  message = str(raised.value)
+  assert 'train.txt, line 1: missing file' in message
+  assert 'train.txt, line 2: missing file' in message
+  assert '\n' not in message
+
+
+@pytest.mark.parametrize(
+  'contents, message',
+  [
+    (b'', 'train.txt names no image'),
+    (b'\n  \n', 'train.txt names no image'),
+    (b'\xff\xfe/a/train/x.png /a/trainannot/x.png\n', 'not UTF-8'),
+  ],
+  ids=['empty', 'blank lines', 'not utf-8'],
+)
+def test_names_an_unreadable_or_empty_split_list(tmp_path, contents, message):
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  (tmp_path / 'CamVid' / 'train.txt').write_bytes(contents)
+  with pytest.raises(camvid_to_voc.CamVidError, match=message) as raised:
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  assert '\n' not in str(raised.value)
+  assert not (tmp_path / 'voc').exists()
+
+
+def test_names_a_split_list_that_is_a_folder(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('val',))
+  (tmp_path / 'CamVid' / 'train.txt').mkdir()
+  with pytest.raises(camvid_to_voc.CamVidError, match='train.txt'):
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+
+
 def test_names_bad_annotations_and_images_before_any_output(tmp_path):
   _write_release(tmp_path / 'CamVid', splits=('train', 'val'))
   annotation = tmp_path / 'CamVid' / 'trainannot' / 'train_000.png'

@@ -74,33 +74,46 @@ def read_split_list(camvid_dir, split):
     None when `camvid_dir/<split>.txt` does not exist.
 
   Raises:
-    CamVidError: Naming the list and line of a malformed line or a missing
-      file.
+    CamVidError: Naming the list and line of every malformed line or
+      missing file (the first ten, then a count) on one line, a list that
+      cannot be read or names no image.
   """
   list_path = os.path.join(camvid_dir, split + '.txt')
   if not os.path.exists(list_path):
     return None
-  pairs = []
-  with open(list_path, encoding='utf-8-sig') as stream:
-    for line_number, line in enumerate(stream, 1):
-      fields = line.split()
-      if not fields:
-        continue
-      where = '%s, line %d' % (list_path, line_number)
-      if len(fields) != 2:
-        raise CamVidError(
-          '%s: expected "IMAGE ANNOTATION", got %r' % (where, line.rstrip('\n'))
-        )
-      # Only the last two path components are kept: the release's lists
-      # hold absolute paths of the authors' machine.
-      image, annotation = (
-        os.path.join(camvid_dir, *field.replace('\\', '/').split('/')[-2:])
-        for field in fields
+  try:
+    lines = io_utils.read_list_lines(list_path, kind='CamVid split list')
+  except errors.ListFileError as error:
+    raise CamVidError(str(error)) from error
+  pairs, problems = [], []
+  for line_number, line in enumerate(lines, 1):
+    fields = line.split()
+    if not fields:
+      continue
+    where = '%s, line %d' % (list_path, line_number)
+    if len(fields) != 2:
+      problems.append(
+        '%s: expected "IMAGE ANNOTATION", got %r' % (where, line.rstrip('\n'))
       )
-      for path in (image, annotation):
-        if not os.path.isfile(path):
-          raise CamVidError('%s: missing file %r' % (where, path))
-      pairs.append((image, annotation))
+      continue
+    # Only the last two path components are kept: the release's lists
+    # hold absolute paths of the authors' machine.
+    image, annotation = (
+      os.path.join(camvid_dir, *field.replace('\\', '/').split('/')[-2:])
+      for field in fields
+    )
+    for path in (image, annotation):
+      if not os.path.isfile(path):
+        problems.append('%s: missing file %r' % (where, path))
+    pairs.append((image, annotation))
+  if not pairs and not problems:
+    problems.append('%s names no image' % list_path)
+  if problems:
+    shown = problems[: folder_jobs.MAX_REFUSALS_SHOWN]
+    more = len(problems) - len(shown)
+    raise CamVidError(
+      '; '.join(shown) + ('; and %d more' % more if more > 0 else '')
+    )
   return pairs
 
 
