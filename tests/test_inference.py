@@ -755,6 +755,41 @@ def test_a_corrupt_bank_file_is_named_without_numpy_s_advice(
   assert 'allow_pickle' not in message and '\n' not in message
 
 
+@pytest.mark.parametrize(
+  'features, labels, message',
+  [
+    (
+      np.full((2, EMBEDDING_DIM), np.nan, np.float32),
+      np.array([0, 1], np.int32),
+      'NaN or infinite features',
+    ),
+    (
+      np.ones((2, EMBEDDING_DIM), np.complex64),
+      np.array([0, 1], np.int32),
+      'holds complex64 values; expected floating-point features',
+    ),
+    (
+      np.ones((2, EMBEDDING_DIM), np.float32),
+      np.array([0.5, 1.0]),
+      'holds float64 values; expected integer class ids',
+    ),
+    (
+      np.ones((2, EMBEDDING_DIM), np.float32),
+      np.array(['a', 'b']),
+      'holds <U1 values; expected integer class ids',
+    ),
+  ],
+  ids=['nan features', 'complex features', 'float labels', 'string labels'],
+)
+def test_bank_values_of_the_wrong_kind_are_named(
+  tmp_path, features, labels, message
+):
+  np.save(tmp_path / inference.PROTOTYPE_FEATURES_FILE, features)
+  np.save(tmp_path / inference.PROTOTYPE_LABELS_FILE, labels)
+  with pytest.raises(errors.InferenceError, match=re.escape(message)):
+    inference.load_prototype_bank(str(tmp_path), EMBEDDING_DIM, NUM_CLASSES)
+
+
 def test_prototypes_of_another_dimension_are_rejected(tmp_path):
   _write_bank(tmp_path, np.ones((3, 5)), [0, 1, 2])
   with pytest.raises(
@@ -1116,6 +1151,8 @@ def test_colormaps_load_from_text_and_npy(tmp_path):
     ('negative.txt', b'0 0 -1\n', r'values outside \[0, 255\]'),
     ('text.npy', b'R G B\n', r'not a NumPy array file'),
     ('empty.npy', b'', r'not a NumPy array file'),
+    ('empty.txt', b'', r'holds no colour'),
+    ('hex.txt', b'#ff0000\n', r'holds no colour'),
   ],
 )
 def test_a_bad_colour_map_is_named_in_one_line(
@@ -1127,6 +1164,24 @@ def test_a_bad_colour_map_is_named_in_one_line(
     inference.load_colormap(str(path))
   assert re.search(message, str(raised.value)), raised.value
   assert str(path) in str(raised.value) and '\n' not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+  'array', [np.array([['a', 'b', 'c']]), np.ones((1, 3), bool)]
+)
+def test_a_colour_map_of_other_values_than_numbers_is_named(tmp_path, array):
+  path = tmp_path / 'colours.npy'
+  np.save(path, array)
+  with pytest.raises(errors.InferenceError, match='expected numbers'):
+    inference.load_colormap(str(path))
+
+
+def test_a_text_colour_map_may_start_with_a_byte_order_mark(tmp_path):
+  path = tmp_path / 'colours.txt'
+  path.write_bytes(b'\xef\xbb\xbf0 0 0\n255 0 0\n')
+  np.testing.assert_array_equal(
+    inference.load_colormap(str(path)), [[0, 0, 0], [255, 0, 0]]
+  )
 
 
 # ----------------------------------------------------------------------------

@@ -154,6 +154,23 @@ def load_prototype_bank(
       '%s has shape %s; %s has %d prototypes.'
       % (labels_path, labels.shape, features_path, features.shape[0])
     )
+  # NumPy would cast other kinds silently (NaN labels to a huge negative
+  # id, 0.5 to 0) or fail deep in the k-NN search.
+  if not np.issubdtype(features.dtype, np.floating):
+    raise errors.InferenceError(
+      '%s holds %s values; expected floating-point features.'
+      % (features_path, features.dtype)
+    )
+  if not np.all(np.isfinite(features)):
+    raise errors.InferenceError(
+      '%s holds NaN or infinite features; run segsort.extract_prototypes '
+      'again.' % features_path
+    )
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise errors.InferenceError(
+      '%s holds %s values; expected integer class ids.'
+      % (labels_path, labels.dtype)
+    )
   if labels.min() < 0 or labels.max() >= num_classes:
     raise errors.InferenceError(
       '%s holds labels in [%d, %d]; expected [0, '

@@ -2,6 +2,7 @@
 
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -40,11 +41,14 @@ def load_colormap(spec, data_dir=None):
   if spec in colormap_lib.NAMED_COLORMAPS:
     return colormap_lib.NAMED_COLORMAPS[spec]()
   try:
-    colormap = (
-      io_utils.load_npy(spec)
-      if spec.endswith('.npy')
-      else np.loadtxt(spec, ndmin=2)
-    )
+    with warnings.catch_warnings():
+      # An empty text file is refused below, without NumPy's warning.
+      warnings.simplefilter('ignore', UserWarning)
+      colormap = (
+        io_utils.load_npy(spec)
+        if spec.endswith('.npy')
+        else np.loadtxt(spec, ndmin=2, encoding='utf-8-sig')
+      )
   except (OSError, ValueError) as error:
     # NumPy's own advice on text (usecols) fits no colour map.
     reason = (
@@ -55,6 +59,16 @@ def load_colormap(spec, data_dir=None):
     raise errors.InferenceError(
       'Cannot read colour map %s: %s' % (spec, reason)
     ) from error
+  if colormap.size == 0:
+    raise errors.InferenceError('Colour map %s holds no colour.' % spec)
+  if colormap.dtype == bool or not (
+    np.issubdtype(colormap.dtype, np.integer)
+    or np.issubdtype(colormap.dtype, np.floating)
+  ):
+    raise errors.InferenceError(
+      'Colour map %s holds %s values; expected numbers in [0, 255].'
+      % (spec, colormap.dtype)
+    )
   if colormap.ndim != 2 or colormap.shape[1] != 3:
     raise errors.InferenceError(
       'Colour map %s has shape %s; expected [N, 3].' % (spec, colormap.shape)
