@@ -1288,6 +1288,31 @@ def test_a_bad_file_stops_a_rerun_with_other_settings_before_clearing(
   assert written() == before
 
 
+@pytest.mark.parametrize('command', ['inference', 'extraction'])
+def test_missing_and_undecodable_files_are_named_together(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, command
+):
+  data_list, truncated = _list_with_a_bad_line_2(
+    synthetic_set, tmp_path / 'data', 'truncated image'
+  )
+  first_image = open(data_list).read().splitlines()[0].split()[0]
+  os.remove(first_image)
+  argv = _segsort_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path / 'out'
+  ) + ['--data_list', data_list]
+  main = inference_segsort.main
+  if command == 'extraction':
+    index = argv.index('--prototype_dir')
+    del argv[index : index + 2]
+    main = extract_prototypes.main
+  with pytest.raises(SystemExit) as exit_info:
+    main(argv)
+  message = str(exit_info.value)
+  assert message.startswith('error: 2 problem(s) in data list'), message
+  assert message.index(first_image) < message.index(truncated)
+  assert not (tmp_path / 'out').exists() or not os.listdir(tmp_path / 'out')
+
+
 def test_inference_reads_no_label(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
 ):

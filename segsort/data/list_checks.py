@@ -114,6 +114,7 @@ def check_entries_decode(
   apply_exif_orientation=False,
   num_workers=None,
   progress=None,
+  list_problems=(),
 ):
   """Decodes every entry once, as the inference pipelines will.
 
@@ -131,11 +132,15 @@ def check_entries_decode(
     num_workers: Decoding threads; the number of CPUs when None.
     progress: An optional callable wrapping an iterable with a length (e.g.
       tqdm.tqdm) to show progress.
+    list_problems: The (line number, description) problems that
+      `lists.parse_data_list` found in the list, given with those found
+      here so that one message names them all.
 
   Raises:
     DataError: One line naming the list file, line numbers and paths of the
-      entries that do not decode (undecodable or truncated files, labels of
-      another size than their image, colour labels).
+      list's problems and of the entries that do not decode (undecodable or
+      truncated files, labels of another size than their image, colour
+      labels), in line order.
   """
   settings = decoding.DecodeSettings(
     None, ignore_label, False, apply_exif_orientation
@@ -146,12 +151,14 @@ def check_entries_decode(
       results = progress(
         results, total=len(entries), desc='Checking files', unit='line'
       )
-    problems = [
+    problems = list(list_problems) + [
       (entry.line_number, problem)
       for entry, (_, problem) in zip(entries, results)
       if problem is not None
     ]
-  lists.raise_for_problems(data_list, problems)
+  lists.raise_for_problems(
+    data_list, sorted(problems, key=lambda problem: problem[0])
+  )
 
 
 def _check_entry(entry, survey, settings):

@@ -216,7 +216,9 @@ def extract_prototypes(
   # Read, and the images not cached decoded once, before the cache is made
   # (or cleared, when made with other settings): a bad list or file leaves
   # nothing changed.
-  entries = data.read_data_list(data_dir, data_list, require_labels=True)
+  entries, list_problems, _ = data.parse_data_list(
+    data_dir, data_list, require_labels=True, with_oversegmentation=False
+  )
   output_dirs.check_unique_ids(entries)
   cache_is_current = output_dirs.outputs_are_current(
     os.path.join(cache_dir, output_dirs.SETTINGS_FILE), settings
@@ -231,6 +233,7 @@ def extract_prototypes(
     ignore_label=ignore_label,
     apply_exif_orientation=apply_exif_orientation,
     progress=console.progress,
+    list_problems=list_problems,
   )
   output_dirs.prepare_output_dir(
     os.path.join(cache_dir, output_dirs.SETTINGS_FILE),

@@ -152,8 +152,12 @@ def predict_list(
     )
   # Predictions need no label: a missing or mismatched one must not stop
   # them (a test list may carry labels of another resolution).
-  entries = data.read_data_list(
-    data_dir, data_list, require_labels=False, use_labels=False
+  entries, list_problems, _ = data.parse_data_list(
+    data_dir,
+    data_list,
+    require_labels=False,
+    with_oversegmentation=False,
+    use_labels=False,
   )
   output_dirs.check_unique_ids(entries)
   gray_dir = os.path.join(save_dir, 'gray')
@@ -199,6 +203,7 @@ def predict_list(
     data_list,
     apply_exif_orientation=apply_exif_orientation,
     progress=console.progress,
+    list_problems=list_problems,
   )
   output_dirs.prepare_output_dir(
     os.path.join(save_dir, output_dirs.SETTINGS_FILE),
