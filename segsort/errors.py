@@ -12,6 +12,22 @@ inspection in the TensorFlow-only `network` package.
 import contextlib
 
 
+def join_problems(descriptions, limit):
+  """One line of the first `limit` problem descriptions, then a count.
+
+  Args:
+    descriptions: Strings, each naming one problem and its file or line.
+    limit: How many to give in full.
+
+  Returns:
+    'a; b; ...; and N more' (without the count when all are given).
+  """
+  more = len(descriptions) - limit
+  return '; '.join(descriptions[:limit]) + (
+    '; and %d more' % more if more > 0 else ''
+  )
+
+
 class ListFileError(ValueError):
   """A list file that cannot be read or decoded as text."""
 

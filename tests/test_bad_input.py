@@ -887,3 +887,8 @@ def test_benchmark_flags_are_checked(script, argv, message):
   )
   assert completed.returncode == 2
   assert message in completed.stderr
+
+
+def test_join_problems_gives_the_first_ones_then_a_count():
+  assert errors.join_problems(['a', 'b'], 2) == 'a; b'
+  assert errors.join_problems(['a', 'b', 'c', 'd'], 2) == 'a; b; and 2 more'

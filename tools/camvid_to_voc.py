@@ -109,10 +109,8 @@ def read_split_list(camvid_dir, split):
   if not pairs and not problems:
     problems.append('%s names no image' % list_path)
   if problems:
-    shown = problems[: folder_jobs.MAX_REFUSALS_SHOWN]
-    more = len(problems) - len(shown)
     raise CamVidError(
-      '; '.join(shown) + ('; and %d more' % more if more > 0 else '')
+      errors.join_problems(problems, folder_jobs.MAX_REFUSALS_SHOWN)
     )
   return pairs
 

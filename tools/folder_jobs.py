@@ -16,6 +16,7 @@ import multiprocessing
 import os
 
 from segsort import console
+from segsort import errors
 from segsort import flags
 
 
@@ -110,11 +111,9 @@ def check_inputs(check, jobs, workers):
     if refusal is not None
   ]
   if refusals:
-    shown = '; '.join(refusals[:MAX_REFUSALS_SHOWN])
-    more = len(refusals) - MAX_REFUSALS_SHOWN
     raise BadInputsError(
-      '%d bad input(s), nothing written: %s%s'
-      % (len(refusals), shown, '; and %d more' % more if more > 0 else '')
+      '%d bad input(s), nothing written: %s'
+      % (len(refusals), errors.join_problems(refusals, MAX_REFUSALS_SHOWN))
     )
 
 

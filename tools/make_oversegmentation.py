@@ -46,6 +46,7 @@ if __package__ in (None, ''):
   )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from segsort import metrics  # pylint: disable=g-import-not-at-top
@@ -607,15 +608,12 @@ def main(argv=None):
     absent = [image_id for image_id in wanted if image_id not in found]
     if absent:
       raise SystemExit(
-        'error: %d image(s) of %s are not in %s: %s%s'
+        'error: %d image(s) of %s are not in %s: %s'
         % (
           len(absent),
           args.data_list,
           image_dir,
-          ', '.join(absent[: folder_jobs.MAX_REFUSALS_SHOWN]),
-          ' and %d more' % (len(absent) - folder_jobs.MAX_REFUSALS_SHOWN)
-          if len(absent) > folder_jobs.MAX_REFUSALS_SHOWN
-          else '',
+          errors.join_problems(absent, folder_jobs.MAX_REFUSALS_SHOWN),
         )
       )
     wanted = set(wanted)

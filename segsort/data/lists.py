@@ -145,18 +145,18 @@ def raise_for_problems(data_list, problems):
   """
   if not problems:
     return
-  shown = [
-    description for _, description in problems[:_MAX_PROBLEMS_IN_MESSAGE]
-  ]
   # One line, as every error an entry point prints.
-  message = '%d problem(s) in data list %s: %s' % (
-    len(problems),
-    data_list,
-    '; '.join(shown),
+  raise errors.DataError(
+    '%d problem(s) in data list %s: %s'
+    % (
+      len(problems),
+      data_list,
+      errors.join_problems(
+        [description for _, description in problems],
+        _MAX_PROBLEMS_IN_MESSAGE,
+      ),
+    )
   )
-  if len(problems) > len(shown):
-    message += '; and %d more' % (len(problems) - len(shown))
-  raise errors.DataError(message)
 
 
 def read_data_list(
