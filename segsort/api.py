@@ -59,7 +59,8 @@ class InferenceOptions:
       than the bank holds is lowered to its size, with a warning.
     num_clusters: The k-means grid of an image: n (n x n) or (rows,
       columns); None for config.num_clusters.
-    kmeans_iterations: The k-means iterations, >= 1; None for the config's.
+    kmeans_iterations: The k-means iterations, >= 0 (0 keeps the initial
+      grid); None for the config's.
   """
 
   window_size: tuple = DEFAULT_WINDOW_SIZE

@@ -48,7 +48,9 @@ def parse_data_list(
 ):
   """Parses a data list, collecting problems instead of stopping at one.
 
-  Arguments as `read_data_list`'s.
+  Arguments as `read_data_list`'s, and `use_labels`: when False, a line's
+  label column is allowed but neither checked nor kept (label_path None),
+  for readers that only predict.
 
   Returns:
     entries: A list of ListEntry for the well-formed lines whose files exist.
@@ -160,11 +162,7 @@ def raise_for_problems(data_list, problems):
 
 
 def read_data_list(
-  data_dir,
-  data_list,
-  require_labels=True,
-  with_oversegmentation=False,
-  use_labels=True,
+  data_dir, data_list, require_labels=True, with_oversegmentation=False
 ):
   """Reads a data list and checks that every file it names exists.
 
@@ -182,8 +180,6 @@ def read_data_list(
     require_labels: Whether every line must name a label; when False,
       one-column lines (image only) are allowed.
     with_oversegmentation: Whether to find each image's oversegmentation.
-    use_labels: When False, a line's label column is allowed but neither
-      checked nor kept (label_path None), for readers that only predict.
 
   Returns:
     A list of ListEntry in list order, blank lines skipped.
@@ -194,7 +190,7 @@ def read_data_list(
       file, line numbers and paths.
   """
   entries, problems, _ = parse_data_list(
-    data_dir, data_list, require_labels, with_oversegmentation, use_labels
+    data_dir, data_list, require_labels, with_oversegmentation
   )
   raise_for_problems(data_list, problems)
   return entries

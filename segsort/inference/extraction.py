@@ -223,12 +223,15 @@ def extract_prototypes(
   cache_is_current = output_dirs.outputs_are_current(
     os.path.join(cache_dir, output_dirs.SETTINGS_FILE), settings
   )
+  # What stays cached once the cache is prepared below: nothing when it
+  # was made with other settings.
+  to_extract = [
+    entry
+    for entry in entries
+    if not (cache_is_current and os.path.exists(cache_path(entry)))
+  ]
   data.check_entries_decode(
-    [
-      entry
-      for entry in entries
-      if not (cache_is_current and os.path.exists(cache_path(entry)))
-    ],
+    to_extract,
     data_list,
     ignore_label=ignore_label,
     apply_exif_orientation=apply_exif_orientation,
@@ -247,9 +250,6 @@ def extract_prototypes(
     ),
     reduce_retracing=True,
   )
-  to_extract = [
-    entry for entry in entries if not os.path.exists(cache_path(entry))
-  ]
   examples = iter(
     data.entries_dataset(
       to_extract,

@@ -194,12 +194,11 @@ def predict_list(
   outputs_are_current = output_dirs.outputs_are_current(
     os.path.join(save_dir, output_dirs.SETTINGS_FILE), settings
   )
+  to_predict = [
+    entry for entry in entries if not (outputs_are_current and predicted(entry))
+  ]
   data.check_entries_decode(
-    [
-      entry
-      for entry in entries
-      if not (outputs_are_current and predicted(entry))
-    ],
+    to_predict,
     data_list,
     apply_exif_orientation=apply_exif_orientation,
     progress=console.progress,
@@ -216,7 +215,6 @@ def predict_list(
     'Predictions in',
   )
 
-  to_predict = [entry for entry in entries if not predicted(entry)]
   num_skipped = len(entries) - len(to_predict)
   num_done = 0
   start = time.time()
