@@ -394,6 +394,16 @@ def _segsort_flags(synthetic_set, checkpoint_dir, prototype_run, save_dir):
   ] + WINDOW_FLAGS
 
 
+def _command(command, synthetic_set, checkpoint_dir, prototype_run, save_dir):
+  """The main and flags of 'inference' or 'extraction', without a list."""
+  argv = _segsort_flags(synthetic_set, checkpoint_dir, prototype_run, save_dir)
+  if command == 'inference':
+    return inference_segsort.main, argv
+  index = argv.index('--prototype_dir')
+  del argv[index : index + 2]
+  return extract_prototypes.main, argv
+
+
 @pytest.fixture(scope='module')
 def single_scale_dir(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path_factory
@@ -1221,16 +1231,11 @@ def test_a_bad_file_stops_before_any_output(
     synthetic_set, tmp_path / 'data', bad
   )
   save_dir = tmp_path / 'out'
-  argv = _segsort_flags(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
-  ) + ['--data_list', data_list]
-  main = inference_segsort.main
-  if command == 'extraction':
-    index = argv.index('--prototype_dir')
-    del argv[index : index + 2]
-    main = extract_prototypes.main
+  main, argv = _command(
+    command, synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+  )
   with pytest.raises(SystemExit) as exit_info:
-    main(argv)
+    main(argv + ['--data_list', data_list])
   message = str(exit_info.value)
   assert '\n' not in message
   assert re.match(
@@ -1260,17 +1265,14 @@ def test_a_bad_file_stops_a_rerun_with_other_settings_before_clearing(
     synthetic_set, tmp_path / 'bad', 'truncated image'
   )
   save_dir = tmp_path / 'out'
-  argv = _segsort_flags(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+  main, argv = _command(
+    command, synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
   )
-  main, other_setting = (
-    inference_segsort.main,
-    ['--k_in_nearest_neighbors', '3'],
+  other_setting = (
+    ['--k_in_nearest_neighbors', '3']
+    if command == 'inference'
+    else ['--kmeans_iterations', '2']
   )
-  if command == 'extraction':
-    index = argv.index('--prototype_dir')
-    del argv[index : index + 2]
-    main, other_setting = extract_prototypes.main, ['--kmeans_iterations', '2']
   main(argv + ['--data_list', good_list])
 
   def written():
@@ -1297,16 +1299,15 @@ def test_missing_and_undecodable_files_are_named_together(
   )
   first_image = open(data_list).read().splitlines()[0].split()[0]
   os.remove(first_image)
-  argv = _segsort_flags(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path / 'out'
-  ) + ['--data_list', data_list]
-  main = inference_segsort.main
-  if command == 'extraction':
-    index = argv.index('--prototype_dir')
-    del argv[index : index + 2]
-    main = extract_prototypes.main
+  main, argv = _command(
+    command,
+    synthetic_set,
+    segsort_checkpoint_dir,
+    prototype_run,
+    tmp_path / 'out',
+  )
   with pytest.raises(SystemExit) as exit_info:
-    main(argv)
+    main(argv + ['--data_list', data_list])
   message = str(exit_info.value)
   assert message.startswith('error: 2 problem(s) in data list'), message
   assert message.index(first_image) < message.index(truncated)
@@ -1341,14 +1342,10 @@ def test_an_empty_list_is_refused_before_any_output(
   empty_list = tmp_path / 'empty.txt'
   empty_list.write_text('\n\n')
   save_dir = tmp_path / 'out'
-  argv = _segsort_flags(
-    synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
-  ) + ['--data_list', str(empty_list)]
-  main = inference_segsort.main
-  if command == 'extraction':
-    index = argv.index('--prototype_dir')
-    del argv[index : index + 2]
-    main = extract_prototypes.main
+  main, argv = _command(
+    command, synthetic_set, segsort_checkpoint_dir, prototype_run, save_dir
+  )
+  argv += ['--data_list', str(empty_list)]
   with pytest.raises(
     SystemExit,
     match=r'^error: .*empty\.txt is empty \(no line names an image\)$',
