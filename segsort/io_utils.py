@@ -257,7 +257,7 @@ def read_exif_orientation(path):
   Raises:
     ImageFileError: Naming the file if it cannot be opened.
   """
-  with _open_image(path, 'image') as image:
+  with open_image(path, 'image') as image:
     return _exif_orientation(image)
 
 
@@ -288,7 +288,7 @@ def _oriented(image, path, apply_exif_orientation):
   return image
 
 
-def _open_image(path, what):
+def open_image(path, what):
   """Opens an image file with Pillow, naming it in any error."""
   try:
     return Image.open(path)
@@ -324,7 +324,7 @@ def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
     ImageFileError: Naming the file when it cannot be decoded or has no
       single channel of integer ids (colour, alpha or floating point).
   """
-  with _open_image(path, 'label image') as label:
+  with open_image(path, 'label image') as label:
     mode = label.mode
     if mode not in LABEL_IMAGE_MODES:
       raise errors.ImageFileError(
@@ -395,7 +395,7 @@ def read_rgb_image(path, apply_exif_orientation=False):
     ImageFileError: Naming the file if it cannot be read or decoded (also
       when truncated) or its mode has no defined conversion to RGB.
   """
-  with _open_image(path, 'image') as image:
+  with open_image(path, 'image') as image:
     mode = image.mode
     try:
       image = _oriented(image, path, apply_exif_orientation)

@@ -327,6 +327,23 @@ def test_make_oversegmentation_names_listed_images_it_cannot_find(tmp_path):
   assert not (tmp_path / 'VOC2012' / 'hed').exists()
 
 
+def test_make_oversegmentation_refuses_an_empty_folder_and_twice_named_ids(
+  tmp_path,
+):
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  with pytest.raises(SystemExit, match='holds no image'):
+    make_oversegmentation.main(arguments)
+  Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
+  Image.fromarray(_two_region_image()).save(image_dir / 'a.png')
+  with pytest.raises(
+    SystemExit, match='image id a is named twice in .*: a.jpg and a.png'
+  ):
+    make_oversegmentation.main(arguments)
+  assert not (tmp_path / 'VOC2012' / 'hed').exists()
+
+
 def test_make_oversegmentation_refuses_a_file_where_hed_goes(tmp_path, capsys):
   (tmp_path / 'VOC2012' / 'JPEGImages').mkdir(parents=True)
   (tmp_path / 'VOC2012' / 'hed').write_text('')
@@ -369,7 +386,17 @@ def test_oracle_oversegmentation_is_the_regions_of_equal_label(tmp_path):
     '--workers',
     '1',
   ]
-  # b has no label: named before anything is written.
+  # b's label has another size, c has none: named before anything is
+  # written.
+  Image.fromarray(label[:2]).save(label_dir / 'b.png')
+  Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(image_dir / 'c.jpg')
+  with pytest.raises(SystemExit) as raised:
+    make_oversegmentation.main(arguments)
+  assert str(raised.value).startswith('error: 2 bad input(s), nothing written')
+  assert 'b.png is 2x4 but its image' in str(raised.value)
+  assert 'c.png' in str(raised.value)
+  os.remove(image_dir / 'c.jpg')
+  os.remove(label_dir / 'b.png')
   with pytest.raises(
     SystemExit, match=r'1 bad input\(s\), nothing written: .*b\.png'
   ):

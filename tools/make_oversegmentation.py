@@ -507,8 +507,22 @@ def label_components(label):
   return number_by_first_appearance(segments)
 
 
+def _check_label_fits_image(paths):
+  """Raises ImageFileError unless the label decodes at its image's size."""
+  label_path, image_path = paths
+  label = io_utils.read_label_image(label_path)
+  # The image's header gives its size; its pixels are not needed.
+  with io_utils.open_image(image_path, 'image') as image:
+    width, height = image.size
+  if label.shape != (height, width):
+    raise errors.ImageFileError(
+      '%s is %dx%d but its image %s is %dx%d'
+      % (label_path, *label.shape, image_path, height, width)
+    )
+
+
 def _label_components_file(paths):
-  label_path, output_path = paths
+  (label_path, _), output_path = paths
   save_segments(
     output_path, label_components(io_utils.read_label_image(label_path))
   )
@@ -618,22 +632,38 @@ def main(argv=None):
       )
     wanted = set(wanted)
     names = [name for name in names if os.path.splitext(name)[0] in wanted]
+  if not names:
+    raise SystemExit(
+      'error: %s holds no image (%s)' % (image_dir, ', '.join(IMAGE_EXTENSIONS))
+    )
   image_ids = [os.path.splitext(name)[0] for name in names]
+  first_name_of_id = {}
+  for name, image_id in zip(names, image_ids):
+    first = first_name_of_id.setdefault(image_id, name)
+    if first != name:
+      # Both would write hed/<id>.png.
+      raise SystemExit(
+        'error: image id %s is named twice in %s: %s and %s'
+        % (image_id, image_dir, first, name)
+      )
   if args.oracle_label_dir:
     folder_jobs.run_file_jobs(
       _label_components_file,
       [
         (
-          os.path.join(args.oracle_label_dir, image_id + '.png'),
+          (
+            os.path.join(args.oracle_label_dir, image_id + '.png'),
+            os.path.join(image_dir, name),
+          ),
           os.path.join(output_dir, image_id + '.png'),
         )
-        for image_id in image_ids
+        for name, image_id in zip(names, image_ids)
       ],
       args.overwrite,
       args.workers,
       output_dir,
       '%d images, %d to segment by their labels into %s',
-      check=io_utils.read_label_image,
+      check=_check_label_fits_image,
     )
     return 0
   options = dict(
