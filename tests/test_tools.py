@@ -28,6 +28,7 @@ VOC12_LISTS = os.path.join(REPO_ROOT, 'dataset', 'voc12')
     'voc_to_segcls',
     'make_lists',
     'make_oversegmentation',
+    'evaluate_oversegmentation',
     'make_synthetic_voc',
   ],
 )

@@ -214,8 +214,8 @@ def convert(
   ]
   print('%d images, %d to convert into %s' % (len(jobs), len(todo), voc_dir))
   # Read twice (CamVid is small), so that a bad file stops before any output.
-  folder_jobs.check_inputs(_read_pair, todo, workers)
-  folder_jobs.run_jobs(_convert, todo, workers)
+  folder_jobs.check_inputs(_read_pair, todo, workers, unit='image')
+  folder_jobs.run_jobs(_convert, todo, workers, desc='Converting', unit='image')
   make_lists.write_lists(lists, output_dir)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:
     with open(path, 'w') as stream:

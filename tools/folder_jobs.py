@@ -43,7 +43,7 @@ def add_job_flags(
   )
 
 
-def run_jobs(work, jobs, workers, progress=True, desc=''):
+def run_jobs(work, jobs, workers, progress=True, desc='', unit='file'):
   """Calls `work` on every job, in a process pool when that helps.
 
   Args:
@@ -54,6 +54,7 @@ def run_jobs(work, jobs, workers, progress=True, desc=''):
     progress: Whether to show progress (a bar on a terminal, else log
       lines; see segsort.console.progress).
     desc: What the progress counts, e.g. 'Checking'.
+    unit: What one job is, e.g. 'image'.
 
   Returns:
     The list of `work`'s results, in the order of `jobs`.
@@ -66,10 +67,13 @@ def run_jobs(work, jobs, workers, progress=True, desc=''):
         pool.imap(work, jobs),
         total=len(jobs),
         desc=desc,
+        unit=unit,
         disable=not progress,
       ) as results:
         return list(results)
-  with console.progress(jobs, desc=desc, disable=not progress) as bar:
+  with console.progress(
+    jobs, desc=desc, unit=unit, disable=not progress
+  ) as bar:
     return [work(job) for job in bar]
 
 
@@ -90,7 +94,7 @@ class BadInputsError(ValueError):
   """Inputs that `check_inputs` refused, named on one line."""
 
 
-def check_inputs(check, jobs, workers):
+def check_inputs(check, jobs, workers, unit='file'):
   """Runs `check` on every job first, so that bad inputs stop the tool early.
 
   Args:
@@ -98,6 +102,7 @@ def check_inputs(check, jobs, workers):
       a ValueError naming the file when one is bad.
     jobs: The jobs about to run.
     workers: The number of processes (see `run_jobs`).
+    unit: What one job is, e.g. 'image'.
 
   Raises:
     BadInputsError: Naming every refused input on one line (the first
@@ -106,7 +111,11 @@ def check_inputs(check, jobs, workers):
   refusals = [
     refusal
     for refusal in run_jobs(
-      functools.partial(_refusal, check), jobs, workers, desc='Checking'
+      functools.partial(_refusal, check),
+      jobs,
+      workers,
+      desc='Checking',
+      unit=unit,
     )
     if refusal is not None
   ]
@@ -118,7 +127,14 @@ def check_inputs(check, jobs, workers):
 
 
 def run_file_jobs(
-  convert, jobs, overwrite, workers, output_dir, summary, check=None
+  convert,
+  jobs,
+  overwrite,
+  workers,
+  output_dir,
+  summary,
+  check=None,
+  unit='file',
 ):
   """Makes the missing (or, overwriting, all) outputs of file jobs.
 
@@ -133,6 +149,7 @@ def run_file_jobs(
       number to run and output_dir, e.g. '%d PNGs, %d to convert into %s'.
     check: When given, a picklable function of an input path run on every
       input to convert before anything is written (`check_inputs`).
+    unit: What one job is, e.g. 'image'.
 
   Raises:
     SystemExit: With the one-line message of the inputs that `check`
@@ -144,12 +161,12 @@ def run_file_jobs(
   print(summary % (len(jobs), len(todo), output_dir))
   if check is not None:
     try:
-      check_inputs(check, [job[0] for job in todo], workers)
+      check_inputs(check, [job[0] for job in todo], workers, unit)
     except BadInputsError as error:
       raise SystemExit('error: %s' % error) from error
   os.makedirs(output_dir, exist_ok=True)
   try:
-    run_jobs(convert, todo, workers)
+    run_jobs(convert, todo, workers, desc='Writing', unit=unit)
   except ValueError as error:
     raise SystemExit(
       'error: %s (the outputs written are complete; fix or '

@@ -366,6 +366,8 @@ def import_dataset(
     ),
     jobs,
     workers,
+    desc='Importing',
+    unit='image',
   )
   masked_counts = [count for count in counts if count is not None]
   pixel_counts = (

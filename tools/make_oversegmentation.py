@@ -664,6 +664,7 @@ def main(argv=None):
       output_dir,
       '%d images, %d to segment by their labels into %s',
       check=_check_label_fits_image,
+      unit='image',
     )
     return 0
   options = dict(
@@ -694,6 +695,7 @@ def main(argv=None):
       io_utils.read_rgb_image,
       apply_exif_orientation=args.apply_exif_orientation,
     ),
+    unit='image',
   )
   return 0
 

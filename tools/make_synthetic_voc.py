@@ -336,7 +336,9 @@ def make_synthetic_voc(
     seed=seed,
     with_oversegmentation=with_oversegmentation,
   )
-  folder_jobs.run_jobs(write, jobs, workers, progress)
+  folder_jobs.run_jobs(
+    write, jobs, workers, progress, desc='Writing', unit='image'
+  )
   list_lines = {'train': [], 'val': []}
   for split, _, image_id in jobs:
     list_lines[split].append(

@@ -1,0 +1,348 @@
+r"""Scores oversegmentations (VOC2012/hed/) against ground-truth labels.
+
+Unsupervised SegSort learns that the pixels of one segment belong together,
+so a segment that straddles two classes teaches it to pull them together.
+This tool measures, on labelled images, how well an oversegmentation keeps
+classes apart and how large its segments are, to choose
+`tools.make_oversegmentation`'s settings on training data:
+
+- achievable segmentation accuracy (ASA; Liu et al., "Entropy rate
+  superpixel segmentation", CVPR 2011): the fraction of valid pixels that
+  are labelled correctly when every segment takes its majority label, the
+  best any labelling of the segments can do;
+- boundary recall and precision: the ground-truth boundary pixels within
+  `--boundary_tolerance` of a segment boundary, and the segment boundary
+  pixels within it of a ground-truth boundary (as segsort.benchmark_by_mIoU
+  scores boundaries);
+- segments per image, and the pixel-weighted mean segment size: the size
+  of the segment that a pixel drawn at random lies in.
+
+Ground-truth boundaries are boundaries between class ids, so the regions of
+equal label (`make_oversegmentation --oracle_label_dir`) score an ASA and a
+boundary recall of 100%.
+
+Example:
+  python -m tools.evaluate_oversegmentation --data_dir DATAROOT \
+      --data_list DATAROOT/train.txt
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+if __package__ in (None, ''):
+  # Run as a script: make the repository's packages importable.
+  sys.path.insert(
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  )
+
+from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from segsort import metrics  # pylint: disable=g-import-not-at-top
+
+# Problems named in full on the error line; the rest are counted.
+MAX_PROBLEMS_SHOWN = 20
+
+
+@dataclasses.dataclass
+class OversegmentationCounts:
+  """Pixel and segment counts, summed over images before taking ratios.
+
+  Attributes:
+    best_labelled: Valid pixels whose segment's majority label is theirs.
+    valid: Pixels whose ground truth is not the ignore label.
+    pixels: All pixels.
+    segments: Segments.
+    squared_segment_sizes: The sum over segments of their size squared
+      (pixels^2); divided by `pixels`, the pixel-weighted mean size.
+    images: Images.
+    boundaries: The metrics.BoundaryCounts of segment boundaries against
+      ground-truth boundaries.
+  """
+
+  best_labelled: int = 0
+  valid: int = 0
+  pixels: int = 0
+  segments: int = 0
+  squared_segment_sizes: int = 0
+  images: int = 0
+  boundaries: metrics.BoundaryCounts = dataclasses.field(
+    default_factory=metrics.BoundaryCounts
+  )
+
+  def __add__(self, other):
+    return OversegmentationCounts(
+      self.best_labelled + other.best_labelled,
+      self.valid + other.valid,
+      self.pixels + other.pixels,
+      self.segments + other.segments,
+      self.squared_segment_sizes + other.squared_segment_sizes,
+      self.images + other.images,
+      self.boundaries + other.boundaries,
+    )
+
+  def results(self):
+    """The scores as a dict of floats (NaN where a count is 0).
+
+    Keys: achievable_segmentation_accuracy, boundary_recall and
+    boundary_precision (in [0, 1]), segments_per_image,
+    pixel_weighted_segment_size (pixels), num_images.
+    """
+    precision, recall, _ = self.boundaries.scores()
+    return {
+      'achievable_segmentation_accuracy': (
+        self.best_labelled / self.valid if self.valid else float('nan')
+      ),
+      'boundary_recall': recall,
+      'boundary_precision': precision,
+      'segments_per_image': (
+        self.segments / self.images if self.images else float('nan')
+      ),
+      'pixel_weighted_segment_size': (
+        self.squared_segment_sizes / self.pixels
+        if self.pixels
+        else float('nan')
+      ),
+      'num_images': self.images,
+    }
+
+
+def oversegmentation_counts(
+  segments, ground_truth, ignore_label=255, boundary_tolerance=2.0
+):
+  """Counts how one oversegmentation fits its ground truth.
+
+  Args:
+    segments: An integer array `[height, width]` of segment ids (any
+      values; a segment is the pixels of one id, connected or not).
+    ground_truth: An integer array `[height, width]` of class ids or
+      `ignore_label`.
+    ignore_label: The ground-truth id of pixels to leave out of the ASA and
+      the boundary counts.
+    boundary_tolerance: See metrics.tolerance_in_pixels.
+
+  Returns:
+    An OversegmentationCounts of one image.
+
+  Raises:
+    ValueError: If the two arrays differ in shape.
+  """
+  segments = np.asarray(segments)
+  ground_truth = np.asarray(ground_truth).astype(np.int64)
+  if segments.shape != ground_truth.shape:
+    raise ValueError(
+      'segments are %s but the ground truth is %s'
+      % (
+        'x'.join(map(str, segments.shape)),
+        'x'.join(map(str, ground_truth.shape)),
+      )
+    )
+  _, segment_index = np.unique(segments, return_inverse=True)
+  segment_index = segment_index.reshape(-1)
+  sizes = np.bincount(segment_index)
+  valid = ground_truth.reshape(-1) != ignore_label
+  # Pixels per (segment, class) pair, keyed segment * classes + class.
+  valid_labels = ground_truth.reshape(-1)[valid]
+  num_keys = int(valid_labels.max()) + 1 if valid_labels.size else 1
+  pair_counts = np.bincount(
+    segment_index[valid] * num_keys + valid_labels,
+    minlength=len(sizes) * num_keys,
+  ).reshape(len(sizes), num_keys)
+  majority = pair_counts.max(axis=1)
+  return OversegmentationCounts(
+    best_labelled=int(majority.sum()),
+    valid=int(np.count_nonzero(valid)),
+    pixels=int(segments.size),
+    segments=len(sizes),
+    squared_segment_sizes=int(np.sum(sizes.astype(np.int64) ** 2)),
+    images=1,
+    boundaries=metrics.boundary_match_counts(
+      segments, ground_truth, boundary_tolerance, ignore_label
+    ),
+  )
+
+
+def evaluate_segment_dir(
+  segment_dir,
+  gt_dir,
+  image_ids,
+  ignore_label=255,
+  boundary_tolerance=2.0,
+  progress=True,
+):
+  """Scores the `ID.png` oversegmentations of a folder against their labels.
+
+  Args:
+    segment_dir: A folder of `ID.png` segment-id maps (8 or 16 bit).
+    gt_dir: A folder of `ID.png` ground-truth class-id maps.
+    image_ids: The ids to score, a non-empty list.
+    ignore_label: The ground-truth id of pixels to leave out.
+    boundary_tolerance: See metrics.tolerance_in_pixels.
+    progress: Whether to show progress (segsort.console.progress).
+
+  Returns:
+    `OversegmentationCounts.results()` over all the images.
+
+  Raises:
+    ValueError: Naming, on one line, every missing, undecodable or
+      mismatched file (the first MAX_PROBLEMS_SHOWN, then a count); missing
+      files are named before any image is read.
+  """
+  pairs = [
+    (
+      os.path.join(segment_dir, image_id + '.png'),
+      os.path.join(gt_dir, image_id + '.png'),
+    )
+    for image_id in image_ids
+  ]
+  missing = [
+    '%s does not exist' % path
+    for pair in pairs
+    for path in pair
+    if not os.path.isfile(path)
+  ]
+  if missing:
+    raise ValueError(
+      '%d missing file(s): %s'
+      % (len(missing), errors.join_problems(missing, MAX_PROBLEMS_SHOWN))
+    )
+  total = OversegmentationCounts()
+  problems = []
+  with console.progress(
+    pairs, desc='Scoring', unit='image', disable=not progress
+  ) as bar:
+    for segment_path, gt_path in bar:
+      try:
+        segments = io_utils.read_label_image(segment_path, np.int64)
+        ground_truth = io_utils.read_label_image(gt_path, np.int64)
+        total += oversegmentation_counts(
+          segments, ground_truth, ignore_label, boundary_tolerance
+        )
+      except errors.ImageFileError as error:
+        problems.append(str(error))
+      except ValueError as error:
+        problems.append('%s vs %s: %s' % (segment_path, gt_path, error))
+  if problems:
+    raise ValueError(
+      '%d bad file(s): %s'
+      % (len(problems), errors.join_problems(problems, MAX_PROBLEMS_SHOWN))
+    )
+  return total.results()
+
+
+def format_report(results):
+  """The scores as lines of text, percentages where they are fractions."""
+  return '\n'.join(
+    [
+      'achievable segmentation accuracy: %.2f%%'
+      % (100 * results['achievable_segmentation_accuracy']),
+      'boundary recall: %.2f%% precision: %.2f%%'
+      % (
+        100 * results['boundary_recall'],
+        100 * results['boundary_precision'],
+      ),
+      'segments per image: %.1f' % results['segments_per_image'],
+      'pixel-weighted mean segment size: %.0f pixels'
+      % results['pixel_weighted_segment_size'],
+      'images: %d' % results['num_images'],
+    ]
+  )
+
+
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    '--data_dir',
+    default='.',
+    help='DATAROOT; the folders default to DATAROOT/VOC2012/hed and '
+    'DATAROOT/VOC2012/segcls.',
+  )
+  parser.add_argument(
+    '--segment_dir', help='Folder of ID.png oversegmentations.'
+  )
+  parser.add_argument(
+    '--gt_dir', help='Folder of ID.png ground-truth class-id maps.'
+  )
+  parser.add_argument(
+    '--data_list',
+    help='Score only the images of this list (first column); '
+    'default: every PNG of the segment folder.',
+  )
+  parser.add_argument(
+    '--ignore_label',
+    type=flags.integer(0),
+    default=255,
+    help='Ground-truth id of pixels to leave out.',
+  )
+  parser.add_argument(
+    '--boundary_tolerance',
+    type=flags.real(0),
+    default=2.0,
+    help='Boundary match distance in pixels; a value in '
+    '(0, 1) is a fraction of the image diagonal.',
+  )
+  parser.add_argument(
+    '--output_json',
+    type=flags.output_file,
+    help="Also write the scores as JSON here; '-' for stdout.",
+  )
+  args = parser.parse_args(argv)
+  args.segment_dir = args.segment_dir or os.path.join(
+    args.data_dir, 'VOC2012', 'hed'
+  )
+  args.gt_dir = args.gt_dir or os.path.join(args.data_dir, 'VOC2012', 'segcls')
+  for name in ('segment_dir', 'gt_dir'):
+    if not os.path.isdir(getattr(args, name)):
+      parser.error(
+        'argument --%s: %s is not a folder' % (name, getattr(args, name))
+      )
+  return args
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  console.setup_logging()
+  try:
+    if args.data_list:
+      image_ids = metrics.list_image_ids(args.data_list)
+    else:
+      image_ids = sorted(
+        os.path.splitext(name)[0]
+        for name in os.listdir(args.segment_dir)
+        if name.endswith('.png') and not name.startswith('.')
+      )
+      if not image_ids:
+        raise ValueError('%s holds no PNG oversegmentation' % args.segment_dir)
+    results = evaluate_segment_dir(
+      args.segment_dir,
+      args.gt_dir,
+      image_ids,
+      args.ignore_label,
+      args.boundary_tolerance,
+    )
+  except (OSError, ValueError) as error:
+    raise SystemExit('error: %s' % error) from error
+  report = format_report(results)
+  if args.output_json == '-':
+    # The JSON alone goes to stdout so that it can be piped.
+    print(report, file=sys.stderr)
+    json.dump(results, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write('\n')
+    return 0
+  print(report)
+  if args.output_json:
+    io_utils.save_json(args.output_json, results)
+    print('Scores written to %s' % args.output_json)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
