@@ -87,6 +87,7 @@ def main(argv=None):
       image_ids,
       args.boundary_tolerance,
       args.names,
+      progress=True,
     )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error

@@ -28,8 +28,13 @@ import os
 
 import numpy as np
 
+from segsort import console
 from segsort import errors
 from segsort import io_utils
+
+# Problems of a set of label files named in full on the error line; the rest
+# are counted.
+MAX_PROBLEMS_SHOWN = 20
 
 VOC_CLASS_NAMES = (
   'background',
@@ -448,6 +453,7 @@ def evaluate_prediction_dir(
   image_ids=None,
   boundary_tolerance=2.0,
   names=None,
+  progress=False,
 ):
   """Scores the predicted PNGs of a directory against ground-truth PNGs.
 
@@ -460,14 +466,15 @@ def evaluate_prediction_dir(
     boundary_tolerance: See `tolerance_in_pixels`.
     names: The class names in class-id order (`read_class_names`); None
       for `class_names`'.
+    progress: Whether to show progress (segsort.console.progress).
 
   Returns:
     `SegmentationEvaluator.results()`.
 
   Raises:
-    FileNotFoundError: Naming a missing prediction or ground truth.
-    ValueError: Naming a file whose size or ids are wrong, or when there is
-      no image to score.
+    ValueError: When there is no image to score, or naming every missing
+      prediction or ground truth, or every file whose decoding, size or ids
+      are wrong (`score_label_pairs`).
   """
   if image_ids is None:
     image_ids = sorted(
@@ -480,34 +487,72 @@ def evaluate_prediction_dir(
   evaluator = SegmentationEvaluator(
     num_classes, ignore_label, boundary_tolerance
   )
-  for image_id in image_ids:
-    pred_path = os.path.join(pred_dir, image_id + '.png')
-    gt_path = os.path.join(gt_dir, image_id + '.png')
-    if not os.path.exists(pred_path):
-      raise FileNotFoundError(
-        'No prediction %s for ground truth %s.' % (pred_path, gt_path)
+  score_label_pairs(
+    [
+      (
+        os.path.join(pred_dir, image_id + '.png'),
+        os.path.join(gt_dir, image_id + '.png'),
       )
-    if not os.path.exists(gt_path):
-      raise FileNotFoundError(
-        'No ground truth %s for prediction %s.' % (gt_path, pred_path)
-      )
-    prediction = io_utils.read_label_image(pred_path, np.int64)
-    ground_truth = io_utils.read_label_image(gt_path, np.int64)
-    if prediction.shape != ground_truth.shape:
-      raise ValueError(
-        'Prediction %s is %dx%d but its ground truth %s is '
-        '%dx%d.'
-        % (
-          pred_path,
-          prediction.shape[0],
-          prediction.shape[1],
-          gt_path,
-          ground_truth.shape[0],
-          ground_truth.shape[1],
-        )
-      )
-    try:
-      evaluator.add(prediction, ground_truth)
-    except ValueError as error:
-      raise ValueError('%s vs %s: %s' % (pred_path, gt_path, error)) from error
+      for image_id in image_ids
+    ],
+    evaluator.add,
+    progress,
+  )
   return evaluator.results(names)
+
+
+def score_label_pairs(pairs, score, progress=False):
+  """Reads pairs of label PNGs and scores each, naming every bad file at once.
+
+  Args:
+    pairs: A list of `(path, reference_path)` label-image paths, e.g. a
+      prediction and its ground truth.
+    score: A function of the two `[height, width]` int64 arrays of a pair
+      (same shape), e.g. `SegmentationEvaluator.add`; it may refuse a pair
+      with a ValueError.
+    progress: Whether to show progress (segsort.console.progress).
+
+  Raises:
+    ValueError: Naming, on one line, the first MAX_PROBLEMS_SHOWN problems
+      and a count of the rest: every missing file, before any is read; else,
+      after reading them all, every file that does not decode as a
+      single-channel image, every pair of two sizes, and every pair that
+      `score` refuses.
+  """
+  missing = [
+    '%s does not exist' % path
+    for pair in pairs
+    for path in pair
+    if not os.path.isfile(path)
+  ]
+  if missing:
+    raise ValueError(
+      '%d missing file(s): %s'
+      % (len(missing), errors.join_problems(missing, MAX_PROBLEMS_SHOWN))
+    )
+  problems = []
+  with console.progress(
+    pairs, desc='Scoring', unit='image', disable=not progress
+  ) as bar:
+    for path, reference_path in bar:
+      try:
+        labels = io_utils.read_label_image(path, np.int64)
+        reference = io_utils.read_label_image(reference_path, np.int64)
+      except errors.ImageFileError as error:
+        problems.append(str(error))
+        continue
+      if labels.shape != reference.shape:
+        problems.append(
+          '%s is %dx%d but %s is %dx%d'
+          % ((path,) + labels.shape + (reference_path,) + reference.shape)
+        )
+        continue
+      try:
+        score(labels, reference)
+      except ValueError as error:
+        problems.append('%s vs %s: %s' % (path, reference_path, error))
+  if problems:
+    raise ValueError(
+      '%d bad file(s): %s'
+      % (len(problems), errors.join_problems(problems, MAX_PROBLEMS_SHOWN))
+    )

@@ -147,7 +147,7 @@ def test_tool_names_every_bad_file_on_one_line(tmp_path):
   message = str(raised.value)
   assert message.startswith('error: 3 bad file(s): ')
   assert 'a.png' in message
-  assert 'b.png: segments are 3x6 but the ground truth is 2x6' in message
+  assert 'hed/b.png is 3x6 but %s is 2x6' % (gt_dir / 'b.png') in message
   assert 'c.png is a mode RGB image' in message
   assert '\n' not in message
 

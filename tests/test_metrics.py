@@ -177,8 +177,11 @@ def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
   data_list = tmp_path / 'list.txt'
   data_list.write_text('JPEGImages/a.jpg\nJPEGImages/c.jpg\n')
   _write_png(gt_dir / 'c.png', REGION_GT)
-  with pytest.raises(SystemExit, match=r'No prediction .*c\.png'):
+  with pytest.raises(SystemExit) as raised:
     _run_benchmark(str(pred_dir), str(gt_dir), '--data_list', str(data_list))
+  assert str(raised.value) == 'error: 1 missing file(s): %s does not exist' % (
+    pred_dir / 'c.png'
+  )
 
 
 def test_benchmark_names_a_file_of_another_size(prediction_dirs):
@@ -194,6 +197,26 @@ def test_benchmark_rejects_colour_predictions(prediction_dirs):
   _write_png(pred_dir / 'a.png', np.zeros((2, 4, 3)))
   with pytest.raises(ValueError, match=r'a\.png is a mode RGB image'):
     metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
+
+
+def test_benchmark_names_every_bad_file_on_one_line(prediction_dirs):
+  pred_dir, gt_dir = prediction_dirs
+  _write_png(pred_dir / 'a.png', np.zeros((2, 4, 3)))
+  _write_png(gt_dir / 'b.png', np.zeros((3, 5)))
+  with pytest.raises(ValueError) as raised:
+    metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
+  message = str(raised.value)
+  assert message.startswith('2 bad file(s): ')
+  assert 'a.png is a mode RGB image' in message
+  assert 'b.png is 4x6 but' in message and '\n' not in message
+  os.remove(pred_dir / 'a.png')
+  os.remove(gt_dir / 'b.png')
+  with pytest.raises(
+    ValueError, match=r'^2 missing file\(s\): .*a\.png .*b\.png'
+  ):
+    metrics.evaluate_prediction_dir(
+      str(pred_dir), str(gt_dir), 3, image_ids=['a', 'b']
+    )
 
 
 def test_benchmark_names_classes_from_a_file(prediction_dirs, tmp_path, capsys):

@@ -41,13 +41,9 @@ if __package__ in (None, ''):
   )
 
 from segsort import console  # pylint: disable=g-import-not-at-top
-from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from segsort import metrics  # pylint: disable=g-import-not-at-top
-
-# Problems named in full on the error line; the rest are counted.
-MAX_PROBLEMS_SHOWN = 20
 
 
 @dataclasses.dataclass
@@ -190,50 +186,26 @@ def evaluate_segment_dir(
     `OversegmentationCounts.results()` over all the images.
 
   Raises:
-    ValueError: Naming, on one line, every missing, undecodable or
-      mismatched file (the first MAX_PROBLEMS_SHOWN, then a count); missing
-      files are named before any image is read.
+    ValueError: Naming, on one line, every missing file before any is read,
+      else every undecodable or mismatched one (metrics.score_label_pairs).
   """
-  pairs = [
-    (
-      os.path.join(segment_dir, image_id + '.png'),
-      os.path.join(gt_dir, image_id + '.png'),
-    )
-    for image_id in image_ids
-  ]
-  missing = [
-    '%s does not exist' % path
-    for pair in pairs
-    for path in pair
-    if not os.path.isfile(path)
-  ]
-  if missing:
-    raise ValueError(
-      '%d missing file(s): %s'
-      % (len(missing), errors.join_problems(missing, MAX_PROBLEMS_SHOWN))
-    )
-  total = OversegmentationCounts()
-  problems = []
-  with console.progress(
-    pairs, desc='Scoring', unit='image', disable=not progress
-  ) as bar:
-    for segment_path, gt_path in bar:
-      try:
-        segments = io_utils.read_label_image(segment_path, np.int64)
-        ground_truth = io_utils.read_label_image(gt_path, np.int64)
-        total += oversegmentation_counts(
-          segments, ground_truth, ignore_label, boundary_tolerance
-        )
-      except errors.ImageFileError as error:
-        problems.append(str(error))
-      except ValueError as error:
-        problems.append('%s vs %s: %s' % (segment_path, gt_path, error))
-  if problems:
-    raise ValueError(
-      '%d bad file(s): %s'
-      % (len(problems), errors.join_problems(problems, MAX_PROBLEMS_SHOWN))
-    )
-  return total.results()
+  counts = []
+  metrics.score_label_pairs(
+    [
+      (
+        os.path.join(segment_dir, image_id + '.png'),
+        os.path.join(gt_dir, image_id + '.png'),
+      )
+      for image_id in image_ids
+    ],
+    lambda segments, ground_truth: counts.append(
+      oversegmentation_counts(
+        segments, ground_truth, ignore_label, boundary_tolerance
+      )
+    ),
+    progress,
+  )
+  return sum(counts, OversegmentationCounts()).results()
 
 
 def format_report(results):
