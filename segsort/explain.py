@@ -328,7 +328,9 @@ def main(argv=None):
       num_segments=args.num_segments,
       num_neighbours_shown=args.num_neighbours_shown,
       tile_size=args.tile_size,
-      colormap=inference.load_colormap(args.colormap, args.data_dir),
+      colormap=inference.load_colormap(
+        args.colormap, args.data_dir, args.num_classes
+      ),
       class_names=class_names,
     )
   facts['image_path'] = image_path

@@ -187,13 +187,21 @@ def test_colormap_flag_names_and_data_set_default(tmp_path):
 
 
 def test_too_short_colormap_names_its_sources(tmp_path):
-  colormap.save_colormap(
-    str(tmp_path / colormap.COLORMAP_FILE), colormap.CITYSCAPES_COLORS
+  colormap_path = tmp_path / colormap.COLORMAP_FILE
+  colormap.save_colormap(str(colormap_path), colormap.CITYSCAPES_COLORS)
+  with pytest.raises(errors.InferenceError) as raised:
+    inference.load_colormap(None, str(tmp_path), num_classes=21)
+  assert str(raised.value) == (
+    'Colour map %s has 19 colours for --num_classes 21; pass --colormap voc '
+    'or a map of at least 21 colours.' % colormap_path
   )
+  with pytest.raises(errors.InferenceError, match='^Colour map voc has 256 '):
+    inference.load_colormap(None, None, num_classes=300)
+  assert len(inference.load_colormap(None, str(tmp_path), 19)) == 19
   predictor = types.SimpleNamespace(num_classes=21)
   with pytest.raises(
     errors.InferenceError,
-    match=r'DATA_DIR/colormap\.txt\) has 19 colours for '
+    match=r'^Colour map given to predict_list has 19 colours for '
     r'--num_classes 21; pass --colormap voc',
   ):
     inference.predict_list(

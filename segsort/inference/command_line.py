@@ -117,7 +117,9 @@ def predict_list_from_flags(
     save_dir=args.save_dir,
     scales=args.scale_aug,
     flip=args.flip_aug,
-    colormap=run_over_list.load_colormap(args.colormap, args.data_dir),
+    colormap=run_over_list.load_colormap(
+      args.colormap, args.data_dir, args.num_classes
+    ),
     apply_exif_orientation=args.apply_exif_orientation,
     checkpoint_overrides=checkpoint_overrides,
     save_overlay=args.save_overlay,

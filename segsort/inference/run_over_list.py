@@ -16,7 +16,27 @@ from segsort.inference import output_dirs
 from segsort.inference import predictors
 
 
-def load_colormap(spec, data_dir=None):
+def check_colormap_covers(colormap, num_classes, source):
+  """Refuses a colour map with fewer colours than classes.
+
+  Args:
+    colormap: An array `[num_colors, 3]`.
+    num_classes: The number of classes to draw.
+    source: Where the map comes from, for the message: a file, a named
+      map, or how it was passed.
+
+  Raises:
+    InferenceError: Naming `source`, if num_colors < num_classes.
+  """
+  if len(colormap) < num_classes:
+    raise errors.InferenceError(
+      'Colour map %s has %d colours for --num_classes %d; pass --colormap '
+      'voc or a map of at least %d colours.'
+      % (source, len(colormap), num_classes, num_classes)
+    )
+
+
+def load_colormap(spec, data_dir=None, num_classes=None):
   """Loads the colour map `[num_colors, 3]` that --colormap asks for.
 
   Args:
@@ -25,21 +45,32 @@ def load_colormap(spec, data_dir=None):
       colours (`data_dir/colormap.txt`, written by the tools that import a
       data set) when that file exists, else VOC's.
     data_dir: The data set's DATAROOT, or None.
+    num_classes: When given, the classes the map must cover.
 
   Returns:
     A uint8 array `[num_colors, 3]`.
 
   Raises:
-    InferenceError: Naming the file if it cannot be read or has a bad shape.
+    InferenceError: Naming the file (or named map) if it cannot be read,
+      has a bad shape or values, or has fewer than num_classes colours.
   """
   if spec is None and data_dir is not None:
     data_set_colormap = os.path.join(data_dir, colormap_lib.COLORMAP_FILE)
     if os.path.exists(data_set_colormap):
       spec = data_set_colormap
   if spec is None:
-    return colormap_lib.voc_colormap()
+    spec = 'voc'
   if spec in colormap_lib.NAMED_COLORMAPS:
-    return colormap_lib.NAMED_COLORMAPS[spec]()
+    colormap = colormap_lib.NAMED_COLORMAPS[spec]()
+  else:
+    colormap = _read_colormap_file(spec)
+  if num_classes is not None:
+    check_colormap_covers(colormap, num_classes, spec)
+  return colormap
+
+
+def _read_colormap_file(spec):
+  """Reads and checks a .npy or text colour map (see load_colormap)."""
   try:
     with warnings.catch_warnings():
       # An empty text file is refused below, without NumPy's warning.
@@ -138,18 +169,9 @@ def predict_list(
   """
   if colormap is None:
     colormap = colormap_lib.voc_colormap()
-  if len(colormap) < predictor.num_classes:
-    raise errors.InferenceError(
-      'The colour map (--colormap, else DATA_DIR/%s) has %d colours for '
-      '--num_classes %d; pass --colormap voc or a map of at least %d '
-      'colours.'
-      % (
-        colormap_lib.COLORMAP_FILE,
-        len(colormap),
-        predictor.num_classes,
-        predictor.num_classes,
-      )
-    )
+  check_colormap_covers(
+    colormap, predictor.num_classes, 'given to predict_list'
+  )
   # Predictions need no label: a missing or mismatched one must not stop
   # them (a test list may carry labels of another resolution).
   entries, list_problems, _ = data.parse_data_list(
