@@ -237,6 +237,8 @@ def test_voc_to_segcls_refuses_a_colour_label_in_one_line(tmp_path, capsys):
   input_dir = tmp_path / 'in'
   input_dir.mkdir()
   Image.new('RGB', (3, 2)).save(input_dir / 'a.png')
+  (input_dir / 'b.png').write_bytes(b'not a png')
+  Image.new('L', (3, 2)).save(input_dir / 'c.png')
   with pytest.raises(SystemExit) as raised:
     voc_to_segcls.main(
       [
@@ -250,10 +252,12 @@ def test_voc_to_segcls_refuses_a_colour_label_in_one_line(tmp_path, capsys):
     )
   message = str(raised.value)
   assert message.startswith(
-    'error: %s is a mode RGB image' % (input_dir / 'a.png')
+    'error: 2 bad input(s), nothing written: %s is a mode RGB image'
+    % (input_dir / 'a.png')
   )
+  assert 'Cannot decode label image %s' % (input_dir / 'b.png') in message
   assert '\n' not in message
-  assert not os.listdir(tmp_path / 'out')
+  assert not (tmp_path / 'out').exists()
 
 
 # --- 2. Unchecked flags -------------------------------------------------------

@@ -158,13 +158,15 @@ def test_unexpected_label_id_is_named(tmp_path):
   Image.fromarray(np.full((4, 6), 34, np.uint8)).save(path)
   with pytest.raises(
     SystemExit,
-    match=r'aachen_000000_000019_gtFine_labelIds'
+    match=r'^error: 1 bad input\(s\), nothing written: .*'
+    r'aachen_000000_000019_gtFine_labelIds'
     r'\.png holds label ids \[34\]; Cityscapes labelIds are '
     r'0-33',
   ):
     cityscapes_to_segcls.main(
       ['--cityscapes_dir', str(tmp_path), '--workers', '1']
     )
+  assert not (tmp_path / 'segcls').exists()
 
 
 def test_colormap_flag_names_and_data_set_default(tmp_path):

@@ -82,6 +82,32 @@ def test_sbd_to_clsimg_rejects_files_without_segmentation(tmp_path):
     sbd_to_clsimg.read_sbd_segmentation(str(tmp_path / 'other.mat'))
 
 
+def test_sbd_to_clsimg_names_every_corrupt_file_before_writing(tmp_path):
+  cls_dir = tmp_path / 'sbd' / 'dataset' / 'cls'
+  cls_dir.mkdir(parents=True)
+  scipy.io.savemat(
+    cls_dir / 'good.mat',
+    {'GTcls': {'Segmentation': np.ones((40, 50), np.uint8)}},
+    do_compression=True,
+  )
+  contents = (cls_dir / 'good.mat').read_bytes()
+  # SciPy fails differently on each: a short header, a cut stream and a
+  # damaged compressed stream.
+  (cls_dir / 'garbage.mat').write_bytes(b'garbage')
+  (cls_dir / 'half.mat').write_bytes(contents[: len(contents) // 2])
+  damaged = bytearray(contents)
+  damaged[200:260] = b'x' * 60
+  (cls_dir / 'damaged.mat').write_bytes(bytes(damaged))
+  with pytest.raises(SystemExit) as raised:
+    sbd_to_clsimg.main(['--data_dir', str(tmp_path), '--workers', '1'])
+  message = str(raised.value)
+  assert message.startswith('error: 3 bad input(s), nothing written: ')
+  for name in ('garbage', 'half', 'damaged'):
+    assert 'Cannot read %s' % (cls_dir / (name + '.mat')) in message
+  assert '\n' not in message
+  assert not (tmp_path / 'sbd' / 'dataset' / 'clsimg').exists()
+
+
 # --- voc_to_segcls ------------------------------------------------------------
 
 

@@ -256,6 +256,9 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
     workers,
     os.path.join(output_dir, 'segcls'),
     '%d annotations, %d to convert into %s',
+    # Read twice (reading is most of the work), so that every bad file
+    # is named before any output.
+    check=read_train_ids,
   )
   make_lists.write_lists(lists, output_dir)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:

@@ -38,13 +38,21 @@ def read_sbd_segmentation(mat_path):
     A uint8 array `[H, W]` of class ids.
 
   Raises:
-    ValueError: If the file has no GTcls.Segmentation or its values do not
-      fit in 8 bits.
+    ValueError: Naming the file if it is no MATLAB file, has no
+      GTcls.Segmentation or its values do not fit in 8 bits.
   """
   # Imported where it is used, so that --help is quick.
   import scipy.io  # pylint: disable=g-import-not-at-top
 
-  contents = scipy.io.loadmat(mat_path, struct_as_record=False, squeeze_me=True)
+  try:
+    contents = scipy.io.loadmat(
+      mat_path, struct_as_record=False, squeeze_me=True
+    )
+  # SciPy's MAT reader has no one error for a corrupt file: it raises
+  # MatReadError, zlib.error, ValueError, TypeError, ... by where the damage
+  # lies, so any failure to parse is this file's.
+  except Exception as error:  # pylint: disable=broad-except
+    raise ValueError('Cannot read %s: %s' % (mat_path, error)) from error
   try:
     segmentation = np.asarray(contents['GTcls'].Segmentation)
   except (KeyError, AttributeError) as error:
@@ -102,6 +110,9 @@ def main(argv=None):
     args.workers,
     output_dir,
     '%d .mat files, %d to convert into %s',
+    # Read twice (reading is most of the work), so that every bad file
+    # is named before any output.
+    check=read_sbd_segmentation,
   )
   return 0
 

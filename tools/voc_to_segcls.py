@@ -90,6 +90,9 @@ def main(argv=None):
     args.workers,
     output_dir,
     '%d PNGs, %d to convert into %s',
+    # Read twice (reading is most of the work), so that every bad file
+    # is named before any output.
+    check=read_class_ids,
   )
   return 0
 
