@@ -192,6 +192,20 @@ def test_names_bad_annotations_and_images_before_any_output(tmp_path):
   assert not (tmp_path / 'voc').exists()
 
 
+def test_names_both_files_of_a_bad_pair(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  image = tmp_path / 'CamVid' / 'train' / 'train_000.png'
+  annotation = tmp_path / 'CamVid' / 'trainannot' / 'train_000.png'
+  image.write_bytes(b'not a png')
+  Image.fromarray(np.full((6, 8), 12, np.uint8)).save(annotation)
+  with pytest.raises(folder_jobs.BadInputsError) as raised:
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  message = str(raised.value)
+  assert message.startswith('1 bad input(s), nothing written: ')
+  assert 'Cannot decode image %s' % image in message
+  assert '%s holds label ids [12]' % annotation in message
+
+
 def test_refuses_folder_without_lists(tmp_path, capsys):
   assert (
     camvid_to_voc.main(

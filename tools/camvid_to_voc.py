@@ -141,8 +141,19 @@ def read_camvid_annotation(path):
 def _read_pair(job):
   """The image and class ids of a job; CamVidError or ImageFileError."""
   image_path, annotation_path = job[:2]
-  image = io_utils.read_rgb_image(image_path)
-  label = read_camvid_annotation(annotation_path)
+  # Both are read before either refusal, so that a pair of bad files is
+  # named in full.
+  refusals = []
+  try:
+    image = io_utils.read_rgb_image(image_path)
+  except ValueError as error:
+    refusals.append(str(error))
+  try:
+    label = read_camvid_annotation(annotation_path)
+  except ValueError as error:
+    refusals.append(str(error))
+  if refusals:
+    raise CamVidError('; '.join(refusals))
   if label.shape != image.shape[:2]:
     raise CamVidError(
       '%s is %dx%d but its image %s is %dx%d'
