@@ -11,9 +11,7 @@ the per-class IoU in VOC's class colours, named by --class_names
 See segsort/metrics.py for the definitions.
 """
 
-import json
 import os
-import sys
 
 from segsort import flags
 from segsort import inference_flags
@@ -46,13 +44,7 @@ def parse_args(argv=None):
     help='Score only the images of this list (first column); '
     'default: every PNG of --pred_dir.',
   )
-  parser.add_argument(
-    '--boundary_tolerance',
-    type=flags.real(0),
-    default=2.0,
-    help='Boundary match distance in pixels; a value in '
-    '(0, 1) is a fraction of the image diagonal.',
-  )
+  flags.add_boundary_tolerance_flag(parser)
   inference_flags.add_class_names_flag(parser)
   parser.add_argument(
     '--output_json',
@@ -91,13 +83,10 @@ def main(argv=None):
     )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error
-  if args.output_json == '-':
-    # The JSON alone goes to stdout so that it can be piped.
-    print(metrics.format_report(results), file=sys.stderr)
-    json.dump(results, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write('\n')
+  if io_utils.print_scores(
+    metrics.format_report(results), results, args.output_json
+  ):
     return
-  print(metrics.format_report(results))
   output_json = args.output_json or os.path.join(
     os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json'
   )

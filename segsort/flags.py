@@ -202,6 +202,17 @@ def _not_found(path, kind):
   return 'no %s %s' % (kind, path)
 
 
+def add_boundary_tolerance_flag(parser):
+  """Adds --boundary_tolerance (pixels, or a fraction of the diagonal)."""
+  parser.add_argument(
+    '--boundary_tolerance',
+    type=real(0),
+    default=2.0,
+    help='Boundary match distance in pixels; a value in '
+    '(0, 1) is a fraction of the image diagonal.',
+  )
+
+
 def check_folders_exist(parser, args, *names):
   """Stops with a usage error naming the first flag whose folder is missing.
 

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 
@@ -104,6 +105,27 @@ def load_npy(path):
     array.close()
     raise ValueError(NOT_AN_ARRAY_FILE)
   return array
+
+
+def print_scores(report, scores, output_json):
+  """Prints a scoring tool's report, and its scores as JSON for '-'.
+
+  Args:
+    report: The scores as lines of text.
+    scores: A JSON-ready dict.
+    output_json: The tool's --output_json; with '-' the JSON alone goes to
+      stdout, so that it can be piped, and the report to stderr.
+
+  Returns:
+    Whether the JSON went to stdout (the tool then writes no file).
+  """
+  if output_json != '-':
+    print(report)
+    return False
+  print(report, file=sys.stderr)
+  json.dump(scores, sys.stdout, indent=2, sort_keys=True)
+  sys.stdout.write('\n')
+  return True
 
 
 def save_json(path, obj, sort_keys=True):

@@ -160,3 +160,16 @@ def test_tool_refuses_missing_folders_and_an_empty_one(tmp_path, capsys):
   (tmp_path / 'VOC2012' / 'segcls').mkdir()
   with pytest.raises(SystemExit, match='holds no PNG oversegmentation'):
     evaluate_oversegmentation.main(['--data_dir', str(tmp_path)])
+
+
+def test_tool_pipes_json_to_stdout(tmp_path, capsys):
+  _write_set(tmp_path)
+  assert (
+    evaluate_oversegmentation.main(
+      ['--data_dir', str(tmp_path), '--output_json', '-']
+    )
+    == 0
+  )
+  captured = capsys.readouterr()
+  assert json.loads(captured.out)['num_images'] == 2
+  assert 'achievable segmentation accuracy' in captured.err

@@ -28,7 +28,6 @@ Example:
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -254,13 +253,7 @@ def parse_args(argv=None):
     default=255,
     help='Ground-truth id of pixels to leave out.',
   )
-  parser.add_argument(
-    '--boundary_tolerance',
-    type=flags.real(0),
-    default=2.0,
-    help='Boundary match distance in pixels; a value in '
-    '(0, 1) is a fraction of the image diagonal.',
-  )
+  flags.add_boundary_tolerance_flag(parser)
   parser.add_argument(
     '--output_json',
     type=flags.output_file,
@@ -302,14 +295,8 @@ def main(argv=None):
     )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error
-  report = format_report(results)
-  if args.output_json == '-':
-    # The JSON alone goes to stdout so that it can be piped.
-    print(report, file=sys.stderr)
-    json.dump(results, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write('\n')
+  if io_utils.print_scores(format_report(results), results, args.output_json):
     return 0
-  print(report)
   if args.output_json:
     io_utils.save_json(args.output_json, results)
     print('Scores written to %s' % args.output_json)
