@@ -173,3 +173,24 @@ def test_tool_pipes_json_to_stdout(tmp_path, capsys):
   captured = capsys.readouterr()
   assert json.loads(captured.out)['num_images'] == 2
   assert 'achievable segmentation accuracy' in captured.err
+
+
+def test_scores_without_evidence_read_not_available():
+  void = np.full((3, 6), 255, np.uint8)
+  results = evaluate_oversegmentation.oversegmentation_counts(
+    SEGMENTS, void
+  ).results()
+  assert results['achievable_segmentation_accuracy'] is None
+  assert results['boundary_recall'] is None
+  report = evaluate_oversegmentation.format_report(results)
+  assert 'achievable segmentation accuracy: n/a' in report
+  assert 'boundary recall: n/a' in report
+  # One class, 16-bit ids: no boundary to recall, every pixel labelled.
+  one_class = np.full((3, 6), 1000, np.uint16)
+  results = evaluate_oversegmentation.oversegmentation_counts(
+    SEGMENTS, one_class
+  ).results()
+  assert results['achievable_segmentation_accuracy'] == 1
+  assert 'boundary recall: n/a' in evaluate_oversegmentation.format_report(
+    results
+  )

@@ -28,6 +28,7 @@ Example:
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 
@@ -83,7 +84,7 @@ class OversegmentationCounts:
     )
 
   def results(self):
-    """The scores as a dict of floats (NaN where a count is 0).
+    """The scores as a JSON-ready dict (None where a count is 0).
 
     Keys: achievable_segmentation_accuracy, boundary_recall and
     boundary_precision (in [0, 1]), segments_per_image,
@@ -92,17 +93,15 @@ class OversegmentationCounts:
     precision, recall, _ = self.boundaries.scores()
     return {
       'achievable_segmentation_accuracy': (
-        self.best_labelled / self.valid if self.valid else float('nan')
+        self.best_labelled / self.valid if self.valid else None
       ),
-      'boundary_recall': recall,
-      'boundary_precision': precision,
+      'boundary_recall': None if math.isnan(recall) else recall,
+      'boundary_precision': None if math.isnan(precision) else precision,
       'segments_per_image': (
-        self.segments / self.images if self.images else float('nan')
+        self.segments / self.images if self.images else None
       ),
       'pixel_weighted_segment_size': (
-        self.squared_segment_sizes / self.pixels
-        if self.pixels
-        else float('nan')
+        self.squared_segment_sizes / self.pixels if self.pixels else None
       ),
       'num_images': self.images,
     }
@@ -142,14 +141,15 @@ def oversegmentation_counts(
   segment_index = segment_index.reshape(-1)
   sizes = np.bincount(segment_index)
   valid = ground_truth.reshape(-1) != ignore_label
-  # Pixels per (segment, class) pair, keyed segment * classes + class.
+  # Pixels per (segment, class) pair present, keyed segment * classes +
+  # class (sparse: labels may be 16-bit).
   valid_labels = ground_truth.reshape(-1)[valid]
   num_keys = int(valid_labels.max()) + 1 if valid_labels.size else 1
-  pair_counts = np.bincount(
-    segment_index[valid] * num_keys + valid_labels,
-    minlength=len(sizes) * num_keys,
-  ).reshape(len(sizes), num_keys)
-  majority = pair_counts.max(axis=1)
+  keys, pair_counts = np.unique(
+    segment_index[valid] * num_keys + valid_labels, return_counts=True
+  )
+  majority = np.zeros(len(sizes), np.int64)
+  np.maximum.at(majority, keys // num_keys, pair_counts)
   return OversegmentationCounts(
     best_labelled=int(majority.sum()),
     valid=int(np.count_nonzero(valid)),
@@ -208,19 +208,30 @@ def evaluate_segment_dir(
 
 
 def format_report(results):
-  """The scores as lines of text, percentages where they are fractions."""
+  """The scores as lines of text, percentages where they are fractions.
+
+  A score without evidence (None: no valid pixel, or no ground-truth
+  boundary) reads 'n/a'.
+  """
+
+  def percent(value):
+    return 'n/a' if value is None else '%.2f%%' % (100 * value)
+
+  def number(value, precision):
+    return 'n/a' if value is None else '%.*f' % (precision, value)
+
   return '\n'.join(
     [
-      'achievable segmentation accuracy: %.2f%%'
-      % (100 * results['achievable_segmentation_accuracy']),
-      'boundary recall: %.2f%% precision: %.2f%%'
+      'achievable segmentation accuracy: %s'
+      % percent(results['achievable_segmentation_accuracy']),
+      'boundary recall: %s precision: %s'
       % (
-        100 * results['boundary_recall'],
-        100 * results['boundary_precision'],
+        percent(results['boundary_recall']),
+        percent(results['boundary_precision']),
       ),
-      'segments per image: %.1f' % results['segments_per_image'],
-      'pixel-weighted mean segment size: %.0f pixels'
-      % results['pixel_weighted_segment_size'],
+      'segments per image: %s' % number(results['segments_per_image'], 1),
+      'pixel-weighted mean segment size: %s pixels'
+      % number(results['pixel_weighted_segment_size'], 0),
       'images: %d' % results['num_images'],
     ]
   )
