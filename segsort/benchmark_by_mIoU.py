@@ -24,6 +24,11 @@ from segsort import run_record
 CHART_SUFFIX = '_iou.png'
 
 
+def chart_path(output_json):
+  """The per-class IoU chart written beside `output_json`."""
+  return os.path.splitext(output_json)[0] + CHART_SUFFIX
+
+
 def parse_args(argv=None):
   parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument(
@@ -56,6 +61,13 @@ def parse_args(argv=None):
   args = parser.parse_args(argv)
   flags.check_folders_exist(parser, args, 'pred_dir', 'gt_dir')
   flags.check_ignore_label(parser, args)
+  if args.output_json != '-':
+    flag = '--output_json' if args.output_json else '--pred_dir'
+    args.output_json = args.output_json or os.path.join(
+      os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json'
+    )
+    flags.check_derived_output(parser, flag, args.output_json)
+    flags.check_derived_output(parser, flag, chart_path(args.output_json))
   args.names = None
   if args.class_names is not None:
     try:
@@ -87,18 +99,17 @@ def main(argv=None):
     metrics.format_report(results), results, args.output_json
   ):
     return
-  output_json = args.output_json or os.path.join(
-    os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json'
-  )
-  io_utils.save_json(output_json, results)
-  chart_path = os.path.splitext(output_json)[0] + CHART_SUFFIX
+  io_utils.save_json(args.output_json, results)
   io_utils.save_png(
-    chart_path,
+    chart_path(args.output_json),
     overlay.draw_iou_chart(
       results['class_names'], results['class_iou'], results['mean_iou']
     ),
   )
-  print('Scores written to %s, their chart to %s' % (output_json, chart_path))
+  print(
+    'Scores written to %s, their chart to %s'
+    % (args.output_json, chart_path(args.output_json))
+  )
 
 
 if __name__ == '__main__':

@@ -195,6 +195,24 @@ def output_folder(text):
   return text
 
 
+def check_derived_output(parser, flag, path, folder=False):
+  """Refuses an output path that a flag implies but argparse never saw.
+
+  A default output, or a file written beside the one a flag names, would
+  otherwise fail with an OS error after the work.
+
+  Args:
+    parser: The argparse.ArgumentParser, whose usage error stops the run.
+    flag: The flag the path comes from, e.g. '--data_dir'.
+    path: The file (or, with `folder`, the folder) to be written.
+    folder: Whether `path` is a folder to write into.
+  """
+  try:
+    (output_folder if folder else output_file)(path)
+  except argparse.ArgumentTypeError as error:
+    parser.error('argument %s: %s' % (flag, error))
+
+
 def _not_found(path, kind):
   """Why `path` is not the `kind` ('file' or 'folder') a flag needs."""
   if os.path.exists(path):

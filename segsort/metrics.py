@@ -431,18 +431,38 @@ def list_image_ids(data_list):
   """Image ids (file names without extension) of a list file's first column.
 
   Raises:
-    ValueError: Naming the list when it cannot be read or holds no image.
+    ValueError: Naming the list when it cannot be read or holds no image,
+      and naming the lines of more than three fields (IMAGE [LABEL
+      [OVERSEGMENTATION]]) or of an image named twice, which would be
+      scored twice.
   """
-  image_ids = [
-    os.path.splitext(os.path.basename(fields[0]))[0]
-    for fields in map(
-      io_utils.split_fields, io_utils.read_list_lines(data_list)
+  first_line = {}
+  problems = []
+  for number, line in enumerate(io_utils.read_list_lines(data_list), 1):
+    fields = io_utils.split_fields(line)
+    if not fields:
+      continue
+    if len(fields) > 3:
+      problems.append(
+        'line %d has %d fields; expected IMAGE [LABEL [OVERSEGMENTATION]]'
+        % (number, len(fields))
+      )
+      continue
+    image_id = os.path.splitext(os.path.basename(fields[0]))[0]
+    if image_id in first_line:
+      problems.append(
+        'line %d names image %s again (first on line %d)'
+        % (number, io_utils.printable_path(image_id), first_line[image_id])
+      )
+      continue
+    first_line[image_id] = number
+  if problems:
+    raise ValueError(
+      '%s: %s' % (data_list, errors.join_problems(problems, MAX_PROBLEMS_SHOWN))
     )
-    if fields
-  ]
-  if not image_ids:
+  if not first_line:
     raise ValueError('%s lists no image.' % data_list)
-  return image_ids
+  return list(first_line)
 
 
 def evaluate_prediction_dir(

@@ -31,6 +31,7 @@ from segsort import metrics
 from segsort import train_segsort
 from tools import camvid_to_voc
 from tools import check_list
+from tools import evaluate_oversegmentation
 from tools import make_lists
 from tools import make_oversegmentation
 from tools import make_synthetic_voc
@@ -571,6 +572,36 @@ def test_an_output_folder_blocked_by_a_file_is_named_before_any_work(
       ['--image_dir', 'DIR', '--sed_model', 'MISSING'],
       'argument --sed_model: no file MISSING',
     ),
+    (
+      voc_to_segcls.main,
+      ['--data_dir', 'DIR'],
+      'argument --data_dir: no folder DIR/VOC2012/SegmentationClass',
+    ),
+    (
+      voc_to_segcls.main,
+      ['--input_dir', 'FILE', '--output_dir', 'DIR/out'],
+      'argument --input_dir: FILE is not a folder',
+    ),
+    (
+      voc_to_segcls.main,
+      ['--input_dir', 'DIR', '--output_dir', 'DIR/out'],
+      'DIR holds no .png file',
+    ),
+    (
+      sbd_to_clsimg.main,
+      ['--data_dir', 'DIR'],
+      'argument --data_dir: no folder DIR/sbd/dataset/cls',
+    ),
+    (
+      sbd_to_clsimg.main,
+      ['--cls_dir', 'DIR', '--output_dir', 'DIR/out'],
+      'DIR holds no .mat file',
+    ),
+    (
+      evaluate_oversegmentation.main,
+      ['--data_dir', 'DIR'],
+      'argument --data_dir: no folder DIR/VOC2012/hed',
+    ),
   ],
 )
 def test_input_paths_are_named_before_any_work(
@@ -590,6 +621,53 @@ def test_input_paths_are_named_before_any_work(
   assert raised.value.code == 2
   error = capsys.readouterr().err.strip().splitlines()[-1]
   assert error.endswith(fill(message)), error
+
+
+def test_implied_outputs_blocked_by_a_folder_or_file_are_named_before_work(
+  capsys, tmp_path
+):
+  run_dir = tmp_path / 'run'
+  (run_dir / 'gray').mkdir(parents=True)
+  (run_dir / 'metrics.json').mkdir()
+  benchmark = ['--gt_dir', str(tmp_path), '--pred_dir', str(run_dir / 'gray')]
+  with pytest.raises(SystemExit):
+    benchmark_by_mIoU.main(benchmark)
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .endswith(
+      'argument --pred_dir: %s is a folder, not a file to write'
+      % (run_dir / 'metrics.json')
+    )
+  )
+  (tmp_path / 'out_iou.png').mkdir()
+  with pytest.raises(SystemExit):
+    benchmark_by_mIoU.main(
+      benchmark + ['--output_json', str(tmp_path / 'out.json')]
+    )
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .endswith(
+      'argument --output_json: %s is a folder, not a file to write'
+      % (tmp_path / 'out_iou.png')
+    )
+  )
+  voc_dir = tmp_path / 'VOC2012'
+  (voc_dir / 'SegmentationClass').mkdir(parents=True)
+  Image.new('L', (3, 2)).save(voc_dir / 'SegmentationClass' / 'a.png')
+  (voc_dir / 'segcls').write_text('keep me\n')
+  with pytest.raises(SystemExit):
+    voc_to_segcls.main(['--data_dir', str(tmp_path)])
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .endswith(
+      'argument --data_dir: %s is a file, not a folder to write into'
+      % (voc_dir / 'segcls')
+    )
+  )
+  assert (voc_dir / 'segcls').read_text() == 'keep me\n'
 
 
 def test_a_sed_model_that_opencv_cannot_read_is_named(capsys, tmp_path):

@@ -155,7 +155,15 @@ def test_tool_names_every_bad_file_on_one_line(tmp_path):
 def test_tool_refuses_missing_folders_and_an_empty_one(tmp_path, capsys):
   with pytest.raises(SystemExit):
     evaluate_oversegmentation.main(['--data_dir', str(tmp_path)])
-  assert '--segment_dir: %s' % tmp_path in capsys.readouterr().err
+  assert (
+    '--data_dir: no folder %s' % (tmp_path / 'VOC2012' / 'hed')
+    in capsys.readouterr().err
+  )
+  with pytest.raises(SystemExit):
+    evaluate_oversegmentation.main(
+      ['--segment_dir', str(tmp_path / 'elsewhere')]
+    )
+  assert '--segment_dir: no folder' in capsys.readouterr().err
   (tmp_path / 'VOC2012' / 'hed').mkdir(parents=True)
   (tmp_path / 'VOC2012' / 'segcls').mkdir()
   with pytest.raises(SystemExit, match='holds no PNG oversegmentation'):
@@ -193,4 +201,28 @@ def test_scores_without_evidence_read_not_available():
   assert results['achievable_segmentation_accuracy'] == 1
   assert 'boundary recall: n/a' in evaluate_oversegmentation.format_report(
     results
+  )
+
+
+def test_counts_refuse_negative_class_ids():
+  ground_truth = GROUND_TRUTH.astype(np.int32)
+  ground_truth[0, 0] = -2
+  with pytest.raises(ValueError, match=r'negative ids \(down to -2\)'):
+    evaluate_oversegmentation.oversegmentation_counts(SEGMENTS, ground_truth)
+
+
+def test_tool_refuses_a_list_naming_an_image_twice(tmp_path):
+  _write_set(tmp_path)
+  data_list = tmp_path / 'twice.txt'
+  data_list.write_text(
+    'JPEGImages/a.jpg segcls/a.png\n\nJPEGImages/b.jpg\n'
+    'JPEGImages/a.jpg segcls/a.png\na b c d\n'
+  )
+  with pytest.raises(SystemExit) as raised:
+    evaluate_oversegmentation.main(
+      ['--data_dir', str(tmp_path), '--data_list', str(data_list)]
+    )
+  assert str(raised.value) == (
+    'error: %s: line 4 names image a again (first on line 1); line 5 has 4 '
+    'fields; expected IMAGE [LABEL [OVERSEGMENTATION]]' % data_list
   )

@@ -76,10 +76,44 @@ def test_sbd_to_clsimg_converts_mat_files(tmp_path):
   np.testing.assert_array_equal(data.load_label(str(output)), segmentation)
 
 
+def test_sbd_to_clsimg_keeps_a_segmentation_of_one_row(tmp_path):
+  scipy.io.savemat(
+    tmp_path / 'row.mat',
+    {'GTcls': {'Segmentation': np.array([[0, 3, 3]], np.uint8)}},
+  )
+  np.testing.assert_array_equal(
+    sbd_to_clsimg.read_sbd_segmentation(str(tmp_path / 'row.mat')), [[0, 3, 3]]
+  )
+
+
 def test_sbd_to_clsimg_rejects_files_without_segmentation(tmp_path):
   scipy.io.savemat(tmp_path / 'other.mat', {'GTinst': {'Segmentation': 1}})
   with pytest.raises(ValueError, match='no GTcls.Segmentation'):
     sbd_to_clsimg.read_sbd_segmentation(str(tmp_path / 'other.mat'))
+
+
+@pytest.mark.parametrize(
+  'segmentation, message',
+  [
+    ('abc', 'non-empty 2-D array, got shape (1,)'),
+    (np.array([['ab', 'cd']]), 'holds <U2 values; expected integer class ids'),
+    (np.zeros((0, 5), np.uint8), 'non-empty 2-D array, got shape (0, 5)'),
+    (np.full((2, 3), 1.6), 'holds float64 values'),
+    (np.array([[1.0, np.nan]]), 'holds float64 values'),
+    (np.full((2, 2), 1 + 2j), 'holds complex128 values'),
+    (np.full((2, 2), 300, np.int32), 'values in [0, 255], got [300, 300]'),
+  ],
+)
+def test_sbd_to_clsimg_refuses_segmentations_that_are_no_class_ids(
+  tmp_path, segmentation, message
+):
+  scipy.io.savemat(
+    tmp_path / 'odd.mat', {'GTcls': {'Segmentation': segmentation}}
+  )
+  with pytest.raises(ValueError) as raised:
+    sbd_to_clsimg.read_sbd_segmentation(str(tmp_path / 'odd.mat'))
+  assert str(raised.value).startswith(str(tmp_path / 'odd.mat'))
+  assert message in str(raised.value)
 
 
 def test_sbd_to_clsimg_names_every_corrupt_file_before_writing(tmp_path):

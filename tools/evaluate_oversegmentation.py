@@ -44,6 +44,7 @@ from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from segsort import metrics  # pylint: disable=g-import-not-at-top
+from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
 
 @dataclasses.dataclass
@@ -125,10 +126,16 @@ def oversegmentation_counts(
     An OversegmentationCounts of one image.
 
   Raises:
-    ValueError: If the two arrays differ in shape.
+    ValueError: If the two arrays differ in shape, or the ground truth holds
+      a negative id.
   """
   segments = np.asarray(segments)
   ground_truth = np.asarray(ground_truth).astype(np.int64)
+  if ground_truth.size and ground_truth.min() < 0:
+    # Class ids are never negative; keying pairs by them would mix segments.
+    raise ValueError(
+      'the ground truth holds negative ids (down to %d)' % ground_truth.min()
+    )
   if segments.shape != ground_truth.shape:
     raise ValueError(
       'segments are %s but the ground truth is %s'
@@ -271,15 +278,15 @@ def parse_args(argv=None):
     help="Also write the scores as JSON here; '-' for stdout.",
   )
   args = parser.parse_args(argv)
-  args.segment_dir = args.segment_dir or os.path.join(
-    args.data_dir, 'VOC2012', 'hed'
+  args.segment_dir = folder_jobs.folder_flag(
+    parser,
+    args,
+    'segment_dir',
+    os.path.join(args.data_dir, 'VOC2012', 'hed'),
   )
-  args.gt_dir = args.gt_dir or os.path.join(args.data_dir, 'VOC2012', 'segcls')
-  for name in ('segment_dir', 'gt_dir'):
-    if not os.path.isdir(getattr(args, name)):
-      parser.error(
-        'argument --%s: %s is not a folder' % (name, getattr(args, name))
-      )
+  args.gt_dir = folder_jobs.folder_flag(
+    parser, args, 'gt_dir', os.path.join(args.data_dir, 'VOC2012', 'segcls')
+  )
   return args
 
 

@@ -5,10 +5,10 @@ make_oversegmentation, cityscapes_to_segcls) turn every input file into one
 output file. They share the --workers and --overwrite flags and
 `run_file_jobs`: outputs that exist are skipped unless overwriting, the rest
 are made in a process pool. make_synthetic_voc, camvid_to_voc and
-import_dataset run their own jobs with `run_jobs`. Where the work costs much
-more than reading its input (make_oversegmentation, camvid_to_voc),
-`check_inputs` reads every input first, so that a bad file stops the tool
-before it writes anything.
+import_dataset run their own jobs with `run_jobs`. `check_inputs` reads every
+input first, so that a bad file stops the tool before it writes anything;
+`input_files` and `folder_flag` refuse a missing or empty input folder and a
+blocked output folder before any work.
 """
 
 import functools
@@ -18,6 +18,58 @@ import os
 from segsort import console
 from segsort import errors
 from segsort import flags
+
+
+def folder_flag(parser, args, name, default, output=False):
+  """The folder of flag --name, else `default`, refused if unusable.
+
+  Args:
+    parser: The argparse.ArgumentParser, whose usage error stops the tool.
+    args: The parsed flags.
+    name: The flag's name without dashes, e.g. 'input_dir'.
+    default: The folder when the flag is not given (derived from
+      --data_dir, which the error then names).
+    output: Whether it is a folder to write into (made when missing)
+      rather than one to read.
+
+  Returns:
+    The folder.
+  """
+  given = getattr(args, name)
+  folder = given or default
+  flag = '--' + name if given else '--data_dir'
+  if output:
+    flags.check_derived_output(parser, flag, folder, folder=True)
+  elif not os.path.isdir(folder):
+    parser.error(
+      'argument %s: %s'
+      % (
+        flag,
+        '%s is not a folder' % folder
+        if os.path.exists(folder)
+        else 'no folder %s' % folder,
+      )
+    )
+  return folder
+
+
+def input_files(parser, folder, extension):
+  """The sorted names of the `extension` files of a folder, refused if none.
+
+  Args:
+    parser: The argparse.ArgumentParser, whose usage error stops the tool.
+    folder: A folder (see `folder_flag`).
+    extension: The files' extension, matched without case, e.g. '.png'.
+  """
+  names = sorted(
+    name
+    for name in os.listdir(folder)
+    if name.lower().endswith(extension)
+    and os.path.isfile(os.path.join(folder, name))
+  )
+  if not names:
+    parser.error('%s holds no %s file' % (folder, extension))
+  return names
 
 
 def add_job_flags(

@@ -590,10 +590,8 @@ def main(argv=None):
     args.data_dir, 'VOC2012', 'JPEGImages'
   )
   output_dir = args.output_dir or os.path.join(args.data_dir, 'VOC2012', 'hed')
-  try:  # --output_dir is checked when parsed; its default only now.
-    flags.output_folder(output_dir)
-  except argparse.ArgumentTypeError as error:
-    parser.error('argument --data_dir: %s' % error)
+  # --output_dir is checked when parsed; its default only now.
+  flags.check_derived_output(parser, '--data_dir', output_dir, folder=True)
   if args.image_dir:
     flags.check_folders_exist(parser, args, 'image_dir')
   if args.oracle_label_dir:

@@ -39,33 +39,41 @@ def read_sbd_segmentation(mat_path):
 
   Raises:
     ValueError: Naming the file if it is no MATLAB file, has no
-      GTcls.Segmentation or its values do not fit in 8 bits.
+      GTcls.Segmentation, or that is not a non-empty 2-D array of integers
+      in [0, 255].
   """
   # Imported where it is used, so that --help is quick.
   import scipy.io  # pylint: disable=g-import-not-at-top
 
   try:
-    contents = scipy.io.loadmat(
-      mat_path, struct_as_record=False, squeeze_me=True
-    )
+    # Not squeezed: a segmentation of one row or column stays 2-D.
+    contents = scipy.io.loadmat(mat_path, struct_as_record=False)
   # SciPy's MAT reader has no one error for a corrupt file: it raises
   # MatReadError, zlib.error, ValueError, TypeError, ... by where the damage
   # lies, so any failure to parse is this file's.
   except Exception as error:  # pylint: disable=broad-except
     raise ValueError('Cannot read %s: %s' % (mat_path, error)) from error
   try:
-    segmentation = np.asarray(contents['GTcls'].Segmentation)
-  except (KeyError, AttributeError) as error:
+    segmentation = np.asarray(contents['GTcls'].flat[0].Segmentation)
+  except (KeyError, AttributeError, IndexError) as error:
     raise ValueError('%s has no GTcls.Segmentation' % mat_path) from error
-  if (
-    segmentation.ndim != 2
-    or segmentation.min() < 0
-    or (segmentation.max() > 255)
-  ):
+  if segmentation.ndim != 2 or not segmentation.size:
     raise ValueError(
-      '%s: GTcls.Segmentation must be a 2-D array of values in '
-      '[0, 255], got shape %s, range [%s, %s]'
-      % (mat_path, segmentation.shape, segmentation.min(), segmentation.max())
+      '%s: GTcls.Segmentation must be a non-empty 2-D array, got shape %s'
+      % (mat_path, segmentation.shape)
+    )
+  if segmentation.dtype == bool or not np.issubdtype(
+    segmentation.dtype, np.integer
+  ):
+    # Casting would silently round fractions and turn NaN into 0.
+    raise ValueError(
+      '%s: GTcls.Segmentation holds %s values; expected integer class ids'
+      % (mat_path, segmentation.dtype)
+    )
+  if segmentation.min() < 0 or segmentation.max() > 255:
+    raise ValueError(
+      '%s: GTcls.Segmentation must hold values in [0, 255], got [%s, %s]'
+      % (mat_path, segmentation.min(), segmentation.max())
     )
   return segmentation.astype(np.uint8)
 
@@ -93,15 +101,18 @@ def main(argv=None):
   console.setup_logging()
 
   sbd_dir = os.path.join(args.data_dir, 'sbd', 'dataset')
-  cls_dir = args.cls_dir or os.path.join(sbd_dir, 'cls')
-  output_dir = args.output_dir or os.path.join(sbd_dir, 'clsimg')
+  cls_dir = folder_jobs.folder_flag(
+    parser, args, 'cls_dir', os.path.join(sbd_dir, 'cls')
+  )
+  output_dir = folder_jobs.folder_flag(
+    parser, args, 'output_dir', os.path.join(sbd_dir, 'clsimg'), output=True
+  )
   jobs = [
     (
       os.path.join(cls_dir, name),
       os.path.join(output_dir, os.path.splitext(name)[0] + '.png'),
     )
-    for name in sorted(os.listdir(cls_dir))
-    if name.endswith('.mat')
+    for name in folder_jobs.input_files(parser, cls_dir, '.mat')
   ]
   folder_jobs.run_file_jobs(
     _convert,

@@ -76,12 +76,15 @@ def main(argv=None):
   console.setup_logging()
 
   voc_dir = os.path.join(args.data_dir, 'VOC2012')
-  input_dir = args.input_dir or os.path.join(voc_dir, 'SegmentationClass')
-  output_dir = args.output_dir or os.path.join(voc_dir, 'segcls')
+  input_dir = folder_jobs.folder_flag(
+    parser, args, 'input_dir', os.path.join(voc_dir, 'SegmentationClass')
+  )
+  output_dir = folder_jobs.folder_flag(
+    parser, args, 'output_dir', os.path.join(voc_dir, 'segcls'), output=True
+  )
   jobs = [
     (os.path.join(input_dir, name), os.path.join(output_dir, name))
-    for name in sorted(os.listdir(input_dir))
-    if name.lower().endswith('.png')
+    for name in folder_jobs.input_files(parser, input_dir, '.png')
   ]
   folder_jobs.run_file_jobs(
     _convert,
