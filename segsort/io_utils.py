@@ -327,6 +327,29 @@ def open_image(path, what):
     ) from error
 
 
+def check_fits_image(label, label_path, image_path):
+  """Refuses a label (or oversegmentation) of another size than its image.
+
+  Only the image's header is read: its pixels are not needed.
+
+  Args:
+    label: The decoded array `[height, width]` of `label_path`.
+    label_path: Its file, for the message.
+    image_path: The image it annotates.
+
+  Raises:
+    ImageFileError: Naming both files if the sizes differ, or the image if
+      its header does not decode.
+  """
+  with open_image(image_path, 'image') as image:
+    width, height = image.size
+  if label.shape != (height, width):
+    raise errors.ImageFileError(
+      '%s is %dx%d but its image %s is %dx%d'
+      % (label_path, *label.shape, image_path, height, width)
+    )
+
+
 def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
   """Reads a label (class-id) or segment-id image into integer ids.
 

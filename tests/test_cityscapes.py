@@ -146,6 +146,96 @@ def test_annotation_without_image_is_named(tmp_path, capsys):
   )
 
 
+def test_every_unpaired_file_of_every_split_is_named(tmp_path, capsys):
+  _write_tree(tmp_path)
+  train_label = (
+    tmp_path / 'gtFine' / 'train' / 'aachen' / 'aachen_000000_000019'
+  )
+  os.remove(str(train_label) + '_gtFine_labelIds.png')
+  Image.fromarray(np.zeros((4, 6), np.uint8)).save(
+    tmp_path
+    / 'gtFine'
+    / 'val'
+    / 'lindau'
+    / 'x_000000_000001_gtFine_labelIds.png'
+  )
+  assert (
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+    == 1
+  )
+  error = capsys.readouterr().err
+  assert error.count('\n') == 1
+  assert 'aachen_000000_000019_leftImg8bit.png has no annotation' in error
+  assert 'x_000000_000001_gtFine_labelIds.png has no image' in error
+  assert not (tmp_path / 'segcls').exists()
+
+
+def test_a_label_of_another_size_or_an_undecodable_image_is_named(tmp_path):
+  _write_tree(tmp_path)
+  image = (
+    tmp_path
+    / 'leftImg8bit'
+    / 'train'
+    / 'aachen'
+    / 'aachen_000000_000019_leftImg8bit.png'
+  )
+  image.write_bytes(b'corrupt')
+  label = (
+    tmp_path
+    / 'gtFine'
+    / 'val'
+    / 'lindau'
+    / 'lindau_000000_000019_gtFine_labelIds.png'
+  )
+  Image.fromarray(np.zeros((2, 6), np.uint8)).save(label)
+  with pytest.raises(SystemExit) as raised:
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+  error = str(raised.value)
+  assert error.startswith('error: 2 bad input(s), nothing written: ')
+  assert 'Cannot decode image %s' % image in error
+  assert '%s is 2x6 but its image' % label in error
+  assert not (tmp_path / 'segcls').exists()
+  assert not (tmp_path / 'train.txt').exists()
+
+
+def test_an_empty_split_or_a_blocked_list_is_refused_before_work(
+  tmp_path, capsys
+):
+  _write_tree(tmp_path)
+  (tmp_path / 'train.txt').write_text('good list\n')
+  test_dir = tmp_path / 'leftImg8bit' / 'test' / 'berlin'
+  for name in os.listdir(test_dir):
+    os.remove(test_dir / name)
+  assert (
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+    == 1
+  )
+  assert 'leftImg8bit/test holds no CITY/*_leftImg8bit.png image' in (
+    capsys.readouterr().err
+  )
+  assert (tmp_path / 'train.txt').read_text() == 'good list\n'
+  os.rmdir(test_dir)
+  os.rmdir(test_dir.parent)
+  (tmp_path / 'val.txt').mkdir()
+  assert (
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+    == 1
+  )
+  assert capsys.readouterr().err.strip() == (
+    'error: %s is a folder, not a file to write' % (tmp_path / 'val.txt')
+  )
+  assert not (tmp_path / 'segcls').exists()
+  assert (tmp_path / 'train.txt').read_text() == 'good list\n'
+
+
 def test_unexpected_label_id_is_named(tmp_path):
   _write_tree(tmp_path)
   path = (

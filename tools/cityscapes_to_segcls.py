@@ -51,6 +51,9 @@ from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 
+# Problems named in full on the error line; the rest are counted.
+MAX_PROBLEMS_SHOWN = 20
+
 CLASS_NAMES = (
   'road',
   'sidewalk',
@@ -144,13 +147,19 @@ def find_pairs(cityscapes_dir, split):
     (label_path None for test), or None when leftImg8bit/<split> is missing.
 
   Raises:
-    CityscapesError: Naming the file of an image without its labelIds PNG,
-      or of a labelIds PNG without its image.
+    CityscapesError: Naming a split folder without images, or, on one
+      line, every image without its labelIds PNG and every labelIds PNG
+      without its image (the first MAX_PROBLEMS_SHOWN, then a count).
   """
   image_dir = os.path.join(cityscapes_dir, 'leftImg8bit', split)
   if not os.path.isdir(image_dir):
     return None
   images = _files_by_prefix(image_dir, IMAGE_SUFFIX)
+  if not images:
+    # An empty list would replace a good one of an earlier run.
+    raise CityscapesError(
+      '%s holds no CITY/*%s image' % (image_dir, IMAGE_SUFFIX)
+    )
   if split not in LABELED_SPLITS:
     return [(images[key], None) for key in sorted(images)]
   label_dir = os.path.join(cityscapes_dir, 'gtFine', split)
@@ -159,18 +168,22 @@ def find_pairs(cityscapes_dir, split):
     if os.path.isdir(label_dir)
     else {}
   )
-  for key in sorted(images):
-    if key not in labels:
-      raise CityscapesError(
-        '%s has no annotation %s'
-        % (images[key], os.path.join(label_dir, key + LABEL_SUFFIX))
-      )
-  for key in sorted(labels):
-    if key not in images:
-      raise CityscapesError(
-        '%s has no image %s'
-        % (labels[key], os.path.join(image_dir, key + IMAGE_SUFFIX))
-      )
+  unpaired = [
+    '%s has no annotation %s'
+    % (images[key], os.path.join(label_dir, key + LABEL_SUFFIX))
+    for key in sorted(images)
+    if key not in labels
+  ] + [
+    '%s has no image %s'
+    % (labels[key], os.path.join(image_dir, key + IMAGE_SUFFIX))
+    for key in sorted(labels)
+    if key not in images
+  ]
+  if unpaired:
+    raise CityscapesError(
+      errors.join_problems(unpaired, MAX_PROBLEMS_SHOWN)
+      + (' (%d unpaired files)' % len(unpaired) if len(unpaired) > 1 else '')
+    )
   return [(images[key], labels[key]) for key in sorted(images)]
 
 
@@ -192,9 +205,30 @@ def read_train_ids(path):
   )
 
 
+def _check_pair(paths):
+  """Reads a label and refuses it unless it has its image's size."""
+  label_path, image_path = paths
+  io_utils.check_fits_image(read_train_ids(label_path), label_path, image_path)
+
+
 def _convert(job):
-  label_path, output_path = job
+  (label_path, _), output_path = job
   io_utils.save_png(output_path, read_train_ids(label_path))
+
+
+def _check_outputs(output_dir, lists):
+  """Refuses, before any work, list, class and colour files that cannot be
+  written (e.g. a folder in their place)."""
+  paths = [os.path.join(output_dir, split + '.txt') for split in lists] + [
+    os.path.join(output_dir, 'classes.txt'),
+    os.path.join(output_dir, colormap.COLORMAP_FILE),
+  ]
+  try:
+    flags.output_folder(os.path.join(output_dir, 'segcls'))
+    for path in paths:
+      flags.output_file(path)
+  except argparse.ArgumentTypeError as error:
+    raise CityscapesError(str(error)) from error
 
 
 def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
@@ -210,13 +244,21 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
     A dict from split name to its number of images.
 
   Raises:
-    CityscapesError: For no split at all, a missing pair or duplicate image
-      ids, before anything is written.
+    CityscapesError: For no split at all, a split without images, missing
+      pairs, duplicate image ids, or an output path blocked by a file or
+      folder, before anything is written.
     SystemExit: With the one-line message of a label that cannot be read or
       holds an id above 33 (the outputs written are complete).
   """
   output_dir = cityscapes_dir if output_dir is None else output_dir
-  splits = {split: find_pairs(cityscapes_dir, split) for split in SPLITS}
+  splits, unpaired = {}, []
+  for split in SPLITS:
+    try:
+      splits[split] = find_pairs(cityscapes_dir, split)
+    except CityscapesError as error:
+      unpaired.append(str(error))
+  if unpaired:
+    raise CityscapesError('; '.join(unpaired))
   for split, pairs in splits.items():
     if pairs is None:
       print(
@@ -247,8 +289,9 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
         continue
       segcls = 'segcls/%s.png' % image_id
       lines.append('%s %s\n' % (image_field, segcls))
-      jobs.append((label, os.path.join(output_dir, segcls)))
+      jobs.append(((label, image), os.path.join(output_dir, segcls)))
     lists[split] = lines
+  _check_outputs(output_dir, lists)
   folder_jobs.run_file_jobs(
     _convert,
     jobs,
@@ -257,8 +300,8 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
     os.path.join(output_dir, 'segcls'),
     '%d annotations, %d to convert into %s',
     # Read twice (reading is most of the work), so that every bad file
-    # is named before any output.
-    check=read_train_ids,
+    # is named before any output; images by their header only.
+    check=_check_pair,
   )
   make_lists.write_lists(lists, output_dir)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:

@@ -510,15 +510,9 @@ def label_components(label):
 def _check_label_fits_image(paths):
   """Raises ImageFileError unless the label decodes at its image's size."""
   label_path, image_path = paths
-  label = io_utils.read_label_image(label_path)
-  # The image's header gives its size; its pixels are not needed.
-  with io_utils.open_image(image_path, 'image') as image:
-    width, height = image.size
-  if label.shape != (height, width):
-    raise errors.ImageFileError(
-      '%s is %dx%d but its image %s is %dx%d'
-      % (label_path, *label.shape, image_path, height, width)
-    )
+  io_utils.check_fits_image(
+    io_utils.read_label_image(label_path), label_path, image_path
+  )
 
 
 def _label_components_file(paths):
