@@ -251,3 +251,66 @@ def test_refuses_out_of_range_flags(tmp_path, capsys, flag, value):
       ]
     )
   assert 'argument %s: must be an integer >=' % flag in capsys.readouterr().err
+
+
+def test_names_the_problems_of_every_list_at_once(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('train', 'val', 'test'))
+  (tmp_path / 'CamVid' / 'train.txt').write_text('a b c\n')
+  (tmp_path / 'CamVid' / 'val.txt').write_bytes(b'\xff\xfe\n')
+  (tmp_path / 'CamVid' / 'test.txt').write_text('')
+  with pytest.raises(camvid_to_voc.CamVidError) as raised:
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  message = str(raised.value)
+  assert 'train.txt, line 1: expected "IMAGE ANNOTATION"' in message
+  assert 'val.txt' in message and 'not UTF-8' in message
+  assert 'test.txt names no image' in message
+  assert '\n' not in message
+
+
+def test_refuses_an_image_in_two_lists(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('train', 'test'))
+  # The release's test list naming a training frame: a leak, and its
+  # annotation would replace the training one.
+  with open(tmp_path / 'CamVid' / 'test.txt', 'a') as stream:
+    stream.write(
+      '/SegNet/CamVid/train/train_000.png /SegNet/CamVid/testannot/test_000.png\n'
+    )
+  with pytest.raises(camvid_to_voc.CamVidError) as raised:
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  assert str(raised.value) == (
+    'image id train_000 is named twice: %s in train.txt and %s in test.txt'
+    % ((tmp_path / 'CamVid' / 'train' / 'train_000.png',) * 2)
+  )
+  assert not (tmp_path / 'voc').exists()
+
+
+def test_refuses_to_write_over_the_release_lists(tmp_path):
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  before = (tmp_path / 'CamVid' / 'train.txt').read_text()
+  with pytest.raises(camvid_to_voc.CamVidError, match='into another folder'):
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'CamVid'))
+  assert (tmp_path / 'CamVid' / 'train.txt').read_text() == before
+  assert not (tmp_path / 'CamVid' / 'VOC2012').exists()
+
+
+@pytest.mark.parametrize(
+  'blocked, kind',
+  [
+    ('classes.txt', 'folder'),
+    ('VOC2012', 'file'),
+    ('VOC2012/JPEGImages/train_001.jpg', 'folder'),
+  ],
+)
+def test_refuses_blocked_outputs_before_writing(tmp_path, blocked, kind):
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  path = tmp_path / 'voc' / blocked
+  path.parent.mkdir(parents=True, exist_ok=True)
+  if kind == 'folder':
+    path.mkdir()
+  else:
+    path.write_text('keep me\n')
+  with pytest.raises(camvid_to_voc.CamVidError) as raised:
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  assert str(path) in str(raised.value)
+  assert not (tmp_path / 'voc' / 'train.txt').exists()
+  assert not (tmp_path / 'voc' / 'VOC2012' / 'segcls').exists()

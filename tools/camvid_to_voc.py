@@ -180,12 +180,31 @@ def convert(
     A dict from split name to its number of images.
 
   Raises:
-    CamVidError: For a malformed release (no split list at all, a bad line,
-      a missing file, duplicate ids).
+    CamVidError: For a malformed release (no split list at all, bad lines
+      or missing files of any list, an image id named twice), an output
+      folder holding the release's own lists, or an output path blocked by
+      a file or folder, before anything is written.
     folder_jobs.BadInputsError: Naming every image or annotation that does
       not decode, or whose sizes differ, before anything is written.
   """
-  splits = {split: read_split_list(camvid_dir, split) for split in SPLITS}
+  splits, problems = {}, []
+  for split in SPLITS:
+    list_path = os.path.join(camvid_dir, split + '.txt')
+    if os.path.exists(list_path) and os.path.exists(
+      os.path.join(output_dir, split + '.txt')
+    ):
+      if os.path.samefile(list_path, os.path.join(output_dir, split + '.txt')):
+        raise CamVidError(
+          'the output folder %s holds the release\'s %s, which the '
+          'converted list would replace; write into another folder'
+          % (output_dir, list_path)
+        )
+    try:
+      splits[split] = read_split_list(camvid_dir, split)
+    except CamVidError as error:
+      problems.append(str(error))
+  if problems:
+    raise CamVidError('; '.join(problems))
   splits = {
     split: pairs for split, pairs in splits.items() if pairs is not None
   }
@@ -200,11 +219,15 @@ def convert(
     lines = []
     for image, annotation in pairs:
       image_id = os.path.splitext(os.path.basename(image))[0]
-      if sources.setdefault(image_id, image) != image:
-        raise CamVidError(
-          'image id %s is named twice: %s and %s'
-          % (image_id, sources[image_id], image)
+      if image_id in sources:
+        # One id, one output pair: the second would replace the first, and
+        # an image in two splits would leak between them.
+        problems.append(
+          'image id %s is named twice: %s in %s.txt and %s in %s.txt'
+          % (image_id, *sources[image_id], image, split)
         )
+        continue
+      sources[image_id] = (image, split)
       jpeg = 'VOC2012/JPEGImages/%s.jpg' % image_id
       label = 'VOC2012/segcls/%s.png' % image_id
       lines.append('%s %s\n' % (jpeg, label))
@@ -218,6 +241,22 @@ def convert(
         )
       )
     lists[split] = lines
+  if problems:
+    raise CamVidError(
+      errors.join_problems(problems, folder_jobs.MAX_REFUSALS_SHOWN)
+    )
+  try:
+    folder_jobs.check_writable(
+      folders=[
+        os.path.join(voc_dir, 'JPEGImages'),
+        os.path.join(voc_dir, 'segcls'),
+      ],
+      files=[os.path.join(output_dir, split + '.txt') for split in lists]
+      + [os.path.join(output_dir, 'classes.txt')]
+      + [path for job in jobs for path in job[2:4]],
+    )
+  except ValueError as error:
+    raise CamVidError(str(error)) from error
   todo = [
     job
     for job in jobs

@@ -217,17 +217,17 @@ def _convert(job):
 
 
 def _check_outputs(output_dir, lists):
-  """Refuses, before any work, list, class and colour files that cannot be
-  written (e.g. a folder in their place)."""
-  paths = [os.path.join(output_dir, split + '.txt') for split in lists] + [
-    os.path.join(output_dir, 'classes.txt'),
-    os.path.join(output_dir, colormap.COLORMAP_FILE),
-  ]
+  """Refuses, before any work, outputs that a file or folder blocks."""
   try:
-    flags.output_folder(os.path.join(output_dir, 'segcls'))
-    for path in paths:
-      flags.output_file(path)
-  except argparse.ArgumentTypeError as error:
+    folder_jobs.check_writable(
+      folders=[os.path.join(output_dir, 'segcls')],
+      files=[os.path.join(output_dir, split + '.txt') for split in lists]
+      + [
+        os.path.join(output_dir, 'classes.txt'),
+        os.path.join(output_dir, colormap.COLORMAP_FILE),
+      ],
+    )
+  except ValueError as error:
     raise CityscapesError(str(error)) from error
 
 

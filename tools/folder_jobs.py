@@ -11,6 +11,7 @@ input first, so that a bad file stops the tool before it writes anything;
 blocked output folder before any work.
 """
 
+import argparse
 import functools
 import multiprocessing
 import os
@@ -70,6 +71,25 @@ def input_files(parser, folder, extension):
   if not names:
     parser.error('%s holds no %s file' % (folder, extension))
   return names
+
+
+def check_writable(folders=(), files=()):
+  """Refuses, before any work, outputs that a file or folder blocks.
+
+  Args:
+    folders: Folders to write into (made when missing).
+    files: Files to write.
+
+  Raises:
+    ValueError: Naming the first blocked path (segsort.flags' wording).
+  """
+  try:
+    for folder in folders:
+      flags.output_folder(folder)
+    for path in files:
+      flags.output_file(path)
+  except argparse.ArgumentTypeError as error:
+    raise ValueError(str(error)) from error
 
 
 def add_job_flags(
