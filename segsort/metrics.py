@@ -540,7 +540,11 @@ def score_label_pairs(pairs, score, progress=False):
       `score` refuses.
   """
   missing = [
-    '%s does not exist' % path
+    '%s %s'
+    % (
+      io_utils.printable_path(path),
+      'is not a file' if os.path.exists(path) else 'does not exist',
+    )
     for pair in pairs
     for path in pair
     if not os.path.isfile(path)

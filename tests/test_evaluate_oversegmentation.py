@@ -117,6 +117,7 @@ def test_tool_prints_and_writes_the_scores(tmp_path, capsys, caplog):
   assert 'images: 2' in printed
   scores = json.loads(output.read_text())
   assert scores['num_images'] == 2
+  assert (scores['boundary_tolerance'], scores['ignore_label']) == (2.0, 255)
   assert scores['achievable_segmentation_accuracy'] == pytest.approx(14 / 17)
   assert 'images' in caplog.text
 
@@ -225,4 +226,15 @@ def test_tool_refuses_a_list_naming_an_image_twice(tmp_path):
   assert str(raised.value) == (
     'error: %s: line 4 names image a again (first on line 1); line 5 has 4 '
     'fields; expected IMAGE [LABEL [OVERSEGMENTATION]]' % data_list
+  )
+
+
+def test_a_folder_where_a_file_goes_is_named_as_such(tmp_path):
+  segment_dir, _ = _write_set(tmp_path, ids=('a',))
+  (segment_dir / 'b.png').mkdir()
+  with pytest.raises(SystemExit) as raised:
+    evaluate_oversegmentation.main(['--data_dir', str(tmp_path)])
+  assert str(raised.value).endswith(
+    '%s is not a file; %s does not exist'
+    % (segment_dir / 'b.png', tmp_path / 'VOC2012' / 'segcls' / 'b.png')
   )

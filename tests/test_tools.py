@@ -586,3 +586,9 @@ def test_synthetic_voc_cli_and_bad_class_count(tmp_path):
   assert not (tmp_path / 'VOC2012' / 'hed').exists()
   with pytest.raises(ValueError, match='num_classes'):
     make_synthetic_voc.make_synthetic_voc(str(tmp_path), num_classes=9)
+
+
+def test_list_counts_read_as_english():
+  assert make_lists.describe_lists({'train': 1, 'val': 3, 'test': 0}) == (
+    'train.txt (1 image), val.txt (3 images), test.txt (0 images)'
+  )

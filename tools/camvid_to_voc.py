@@ -313,10 +313,7 @@ def main(argv=None):
   ) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
-  print(
-    'Written %s'
-    % ', '.join('%s.txt (%d images)' % item for item in counts.items())
-  )
+  print('Written %s' % make_lists.describe_lists(counts))
   return 0
 
 

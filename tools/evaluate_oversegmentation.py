@@ -17,9 +17,10 @@ classes apart and how large its segments are, to choose
 - segments per image, and the pixel-weighted mean segment size: the size
   of the segment that a pixel drawn at random lies in.
 
-Ground-truth boundaries are boundaries between class ids, so the regions of
-equal label (`make_oversegmentation --oracle_label_dir`) score an ASA and a
-boundary recall of 100%.
+Ground-truth boundaries are those of segsort/metrics.py: between class
+ids, and the edges of ignore regions. The regions of equal label
+(`make_oversegmentation --oracle_label_dir`) score an ASA and a boundary
+recall of 100%.
 
 Example:
   python -m tools.evaluate_oversegmentation --data_dir DATAROOT \
@@ -189,7 +190,8 @@ def evaluate_segment_dir(
     progress: Whether to show progress (segsort.console.progress).
 
   Returns:
-    `OversegmentationCounts.results()` over all the images.
+    `OversegmentationCounts.results()` over all the images, with the
+    ignore_label and boundary_tolerance they were scored with.
 
   Raises:
     ValueError: Naming, on one line, every missing file before any is read,
@@ -211,7 +213,11 @@ def evaluate_segment_dir(
     ),
     progress,
   )
-  return sum(counts, OversegmentationCounts()).results()
+  results = sum(counts, OversegmentationCounts()).results()
+  results.update(
+    ignore_label=ignore_label, boundary_tolerance=boundary_tolerance
+  )
+  return results
 
 
 def format_report(results):

@@ -490,10 +490,12 @@ def main(argv=None):
   )
   print(
     'Written %s'
-    % ', '.join(
-      '%s.txt (%d images)' % (name, len(result[name]))
-      for name in ('train', 'val', 'unlabeled', 'train+unlabeled')
-      if name in result
+    % make_lists.describe_lists(
+      {
+        name: len(result[name])
+        for name in ('train', 'val', 'unlabeled', 'train+unlabeled')
+        if name in result
+      }
     )
   )
   if result['palette'] is not None:

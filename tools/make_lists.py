@@ -119,6 +119,14 @@ def write_lists(lists, output_dir):
   return paths
 
 
+def describe_lists(counts):
+  """'train.txt (1 image), val.txt (3 images)' for {list name: images}."""
+  return ', '.join(
+    '%s.txt (%d image%s)' % (name, count, '' if count == 1 else 's')
+    for name, count in counts.items()
+  )
+
+
 def make_lists(data_dir, output_dir):
   """Reads a DATAROOT's split files and writes its list files.
 
