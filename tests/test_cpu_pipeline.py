@@ -8,10 +8,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from segsort import overlay
+from tools import make_oversegmentation
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO_ROOT, 'bashscripts', 'common'))
@@ -35,9 +36,12 @@ class _Parsed(Exception):
   """Raised once an entry point's flags parsed, before it does any work."""
 
 
-def _dry_run(script, tmp_path, **environment):
+def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
   dataroot = tmp_path / 'camvid'
-  for folder in ('JPEGImages', 'segcls', 'hed'):
+  folders = ('JPEGImages', 'segcls') + (
+    ('hed',) if with_oversegmentation else ()
+  )
+  for folder in folders:
     (dataroot / 'VOC2012' / folder).mkdir(parents=True, exist_ok=True)
   for name in ('train.txt', 'val.txt'):
     (dataroot / name).touch()
@@ -92,6 +96,25 @@ def test_every_command_parses_with_its_entry_point(
       main, arguments = summarize.main, command[1:]
     with pytest.raises(_Parsed):
       main(arguments)
+
+
+def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
+  tmp_path, monkeypatch
+):
+  commands = _dry_run(_SCRIPTS[0], tmp_path, with_oversegmentation=False)
+  oversegmentation = commands[0]
+  assert oversegmentation[:2] == ['-m', 'tools.make_oversegmentation']
+  assert _flag(oversegmentation, '--threshold') == '0.03'
+  real_parse_args = argparse.ArgumentParser.parse_args
+
+  def parse_then_stop(parser, args=None, namespace=None):
+    real_parse_args(parser, args, namespace)
+    raise _Parsed()
+
+  monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', parse_then_stop)
+  with pytest.raises(_Parsed):
+    make_oversegmentation.main(oversegmentation[2:])
+  assert _flag(commands[1], '--num_steps') == '2000'
 
 
 def test_methods_share_network_crop_steps_and_schedule(tmp_path):
