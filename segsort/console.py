@@ -18,10 +18,15 @@ messages before absl::InitializeLog()") and absl's Python warnings are
 silenced unless the environment variable SEGSORT_VERBOSE_TF=1 asks for them.
 """
 
+import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import math
 import os
+import re
 import sys
+import tempfile
 import time
 
 import tqdm
@@ -47,9 +52,96 @@ def quiet_tensorflow():
   Must run before TensorFlow is imported: its C++ logging reads
   TF_CPP_MIN_LOG_LEVEL once, at load. A TF_CPP_MIN_LOG_LEVEL already set,
   or SEGSORT_VERBOSE_TF=1, is left alone.
+
+  Lines that C++ code logs while TensorFlow loads, before absl::InitializeLog
+  (e.g. "oneDNN custom operations are on" on CPUs where oneDNN is on by
+  default), reach stderr whatever the level: abseil's logging ignores its
+  threshold until it is initialised (abseil-cpp pull requests 1718 and
+  1957). So the first import of TensorFlow also runs with stderr captured,
+  and the INFO and WARNING lines below the level are dropped from what it
+  printed; everything else is written back.
   """
-  if not verbose_tensorflow():
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  if verbose_tensorflow():
+    return
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  if 'tensorflow' not in sys.modules and not any(
+    isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path
+  ):
+    sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+# absl's notice that precedes the first line logged before InitializeLog.
+_ABSL_UNINITIALISED_NOTICE = 'All log messages before absl::InitializeLog()'
+# C++ log lines: severity letter, MMDD, time.
+_CPP_LOG_LINE = re.compile(r'^([IWEF])\d{4} ')
+_CPP_SEVERITIES = 'IWEF'
+
+
+def _drops_line(line, min_level):
+  """Whether a line TensorFlow printed at load is below TF_CPP_MIN_LOG_LEVEL."""
+  if _ABSL_UNINITIALISED_NOTICE in line:
+    return True
+  match = _CPP_LOG_LINE.match(line)
+  return bool(match) and _CPP_SEVERITIES.index(match.group(1)) < min_level
+
+
+@contextlib.contextmanager
+def _stderr_below_level_dropped():
+  """Captures file descriptor 2, then writes back the lines worth keeping."""
+  try:
+    min_level = int(os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0'))
+  except ValueError:
+    min_level = 0
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      lines = captured.read().decode('utf-8', 'replace').splitlines(True)
+      # A multi-line message continues on lines without a severity.
+      dropping = False
+      kept = []
+      for line in lines:
+        if _CPP_LOG_LINE.match(line) or _ABSL_UNINITIALISED_NOTICE in line:
+          dropping = _drops_line(line, min_level)
+        if not dropping:
+          kept.append(line)
+      if kept:
+        sys.stderr.write(''.join(kept))
+        sys.stderr.flush()
+
+
+class _QuietLoader(importlib.abc.Loader):
+  """Runs a module's loader with stderr filtered (see quiet_tensorflow)."""
+
+  def __init__(self, loader):
+    self._loader = loader
+
+  def create_module(self, spec):
+    return self._loader.create_module(spec)
+
+  def exec_module(self, module):
+    with _stderr_below_level_dropped():
+      self._loader.exec_module(module)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+  """Finds `tensorflow` once, for loading with stderr filtered."""
+
+  def find_spec(self, name, path, target=None):
+    if name != 'tensorflow':
+      return None
+    sys.meta_path.remove(self)
+    spec = importlib.util.find_spec(name)
+    if spec is not None and spec.loader is not None:
+      spec.loader = _QuietLoader(spec.loader)
+    return spec
 
 
 class _TqdmAwareHandler(logging.Handler):

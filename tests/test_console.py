@@ -285,3 +285,28 @@ def test_a_failing_command_prints_one_line_and_no_tensorflow_banner(
   assert result.returncode != 0
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
+
+
+def test_lines_logged_before_absl_starts_are_dropped_below_the_level(
+  capfd, monkeypatch
+):
+  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '2')
+  # pylint: disable-next=protected-access
+  with console._stderr_below_level_dropped():
+    os.write(
+      2,
+      b'WARNING: All log messages before absl::InitializeLog() is called '
+      b'are written to STDERR\n'
+      b'I0000 00:00:1796131733.504740   17308 port.cc:153] oneDNN custom '
+      b'operations are on.\n'
+      b'I0000 00:00:1796131755.370918   17382 cpu_feature_guard.cc:227] This '
+      b'TensorFlow binary is optimized\n'
+      b'To enable the following instructions: AVX2, in other operations\n'
+      b'W0000 00:00:1796131755.370918   17382 some.cc:1] a warning\n'
+      b'E0000 00:00:1796131755.370918   17382 some.cc:2] an error\n'
+      b'a line of Python\n',
+    )
+  assert capfd.readouterr().err == (
+    'E0000 00:00:1796131755.370918   17382 some.cc:2] an error\n'
+    'a line of Python\n'
+  )

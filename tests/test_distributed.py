@@ -198,9 +198,13 @@ def test_two_replicas_give_the_loss_and_gradients_of_one(replica_results, mode):
 
 
 def test_synchronized_batch_norm_uses_the_global_batch(replica_results):
-  # Looser: synchronised moments are E[x^2] - E[x]^2, rounded differently.
+  # Looser: Keras computes synchronised moments as E[x^2] - E[x]^2, which
+  # loses digits where the variance is small beside the mean, so gradients
+  # differ by up to 3.6% on some CPUs (2e-3 on others). Without
+  # synchronisation (each replica's statistics of its one image) the same
+  # comparison gives a loss 6e-3 and gradients 3.4 (336%) apart.
   assert replica_results['sync_batch_norm/loss'] < 1e-5
-  assert replica_results['sync_batch_norm/gradients'] < 2e-3
+  assert replica_results['sync_batch_norm/gradients'] < 0.1
 
 
 def test_two_replicas_train_to_the_weights_of_one(replica_results):
