@@ -53,6 +53,12 @@ K_IN_NEAREST_NEIGHBORS = 15
 _LOGGER = logging.getLogger(__name__)
 
 
+def _seconds(value):
+  """A duration for the log: tenths, or two digits below a tenth (a small
+  validation set takes a few hundredths of a second on a fast machine)."""
+  return '%.1f' % value if value >= 0.1 else '%.2g' % value
+
+
 @dataclasses.dataclass
 class ValidationResult:
   """One evaluation.
@@ -393,8 +399,8 @@ class Validator:
   def _report(self, result):
     names = self._class_names
     _LOGGER.info(
-      'validation at step %d: mIoU %.2f%% (%s), class IoU: %s; %.1f s '
-      '(%d prototypes of %d images, %d evaluation images), %.1f s of '
+      'validation at step %d: mIoU %.2f%% (%s), class IoU: %s; %s s '
+      '(%d prototypes of %d images, %d evaluation images), %s s of '
       'training since the last evaluation',
       result.step,
       100 * result.miou,
@@ -405,11 +411,11 @@ class Validator:
         '%s %s' % (name, 'n/a' if math.isnan(iou) else '%.1f' % (100 * iou))
         for name, iou in zip(names, result.class_iou)
       ),
-      result.seconds,
+      _seconds(result.seconds),
       result.num_prototypes,
       len(self._prototype_entries),
       len(self._evaluation_entries),
-      result.training_seconds,
+      _seconds(result.training_seconds),
     )
     if not math.isnan(result.miou):
       summaries.write_scalar('validation/miou', result.miou, result.step)
