@@ -12,7 +12,12 @@ inspection in the TensorFlow-only `network` package.
 import contextlib
 
 
-def join_problems(descriptions, limit):
+# Problems named in full on an error line (lists, scores, converters); the
+# rest are counted.
+MAX_PROBLEMS_SHOWN = 20
+
+
+def join_problems(descriptions, limit=MAX_PROBLEMS_SHOWN):
   """One line of the first `limit` problem descriptions, then a count.
 
   Args:

@@ -32,10 +32,6 @@ from segsort import console
 from segsort import errors
 from segsort import io_utils
 
-# Problems of a set of label files named in full on the error line; the rest
-# are counted.
-MAX_PROBLEMS_SHOWN = 20
-
 VOC_CLASS_NAMES = (
   'background',
   'aeroplane',
@@ -457,12 +453,30 @@ def list_image_ids(data_list):
       continue
     first_line[image_id] = number
   if problems:
-    raise ValueError(
-      '%s: %s' % (data_list, errors.join_problems(problems, MAX_PROBLEMS_SHOWN))
-    )
+    raise ValueError('%s: %s' % (data_list, errors.join_problems(problems)))
   if not first_line:
     raise ValueError('%s lists no image.' % data_list)
   return list(first_line)
+
+
+def png_ids(folder, what):
+  """The sorted ids (names without `.png`) of a folder's PNG files.
+
+  Args:
+    folder: A folder of `ID.png` files; hidden files are left out.
+    what: What the PNGs are, for the message, e.g. 'prediction'.
+
+  Raises:
+    ValueError: Naming the folder when it holds no PNG.
+  """
+  image_ids = sorted(
+    os.path.splitext(name)[0]
+    for name in os.listdir(folder)
+    if name.endswith('.png') and not name.startswith('.')
+  )
+  if not image_ids:
+    raise ValueError('%s holds no PNG %s.' % (folder, what))
+  return image_ids
 
 
 def evaluate_prediction_dir(
@@ -497,13 +511,7 @@ def evaluate_prediction_dir(
       are wrong (`score_label_pairs`).
   """
   if image_ids is None:
-    image_ids = sorted(
-      os.path.splitext(name)[0]
-      for name in os.listdir(pred_dir)
-      if name.endswith('.png') and not name.startswith('.')
-    )
-    if not image_ids:
-      raise ValueError('%s holds no PNG prediction.' % pred_dir)
+    image_ids = png_ids(pred_dir, 'prediction')
   evaluator = SegmentationEvaluator(
     num_classes, ignore_label, boundary_tolerance
   )
@@ -533,7 +541,7 @@ def score_label_pairs(pairs, score, progress=False):
     progress: Whether to show progress (segsort.console.progress).
 
   Raises:
-    ValueError: Naming, on one line, the first MAX_PROBLEMS_SHOWN problems
+    ValueError: Naming, on one line, the first errors.MAX_PROBLEMS_SHOWN problems
       and a count of the rest: every missing file, before any is read; else,
       after reading them all, every file that does not decode as a
       single-channel image, every pair of two sizes, and every pair that
@@ -551,8 +559,7 @@ def score_label_pairs(pairs, score, progress=False):
   ]
   if missing:
     raise ValueError(
-      '%d missing file(s): %s'
-      % (len(missing), errors.join_problems(missing, MAX_PROBLEMS_SHOWN))
+      '%d missing file(s): %s' % (len(missing), errors.join_problems(missing))
     )
   problems = []
   with console.progress(
@@ -577,6 +584,5 @@ def score_label_pairs(pairs, score, progress=False):
         problems.append('%s vs %s: %s' % (path, reference_path, error))
   if problems:
     raise ValueError(
-      '%d bad file(s): %s'
-      % (len(problems), errors.join_problems(problems, MAX_PROBLEMS_SHOWN))
+      '%d bad file(s): %s' % (len(problems), errors.join_problems(problems))
     )

@@ -190,15 +190,17 @@ def convert(
   splits, problems = {}, []
   for split in SPLITS:
     list_path = os.path.join(camvid_dir, split + '.txt')
-    if os.path.exists(list_path) and os.path.exists(
-      os.path.join(output_dir, split + '.txt')
+    output_list = os.path.join(output_dir, split + '.txt')
+    if (
+      os.path.exists(list_path)
+      and os.path.exists(output_list)
+      and os.path.samefile(list_path, output_list)
     ):
-      if os.path.samefile(list_path, os.path.join(output_dir, split + '.txt')):
-        raise CamVidError(
-          'the output folder %s holds the release\'s %s, which the '
-          'converted list would replace; write into another folder'
-          % (output_dir, list_path)
-        )
+      raise CamVidError(
+        'the output folder %s holds the release\'s %s, which the '
+        'converted list would replace; write into another folder'
+        % (output_dir, list_path)
+      )
     try:
       splits[split] = read_split_list(camvid_dir, split)
     except CamVidError as error:

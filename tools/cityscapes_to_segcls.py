@@ -51,9 +51,6 @@ from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 
-# Problems named in full on the error line; the rest are counted.
-MAX_PROBLEMS_SHOWN = 20
-
 CLASS_NAMES = (
   'road',
   'sidewalk',
@@ -149,7 +146,7 @@ def find_pairs(cityscapes_dir, split):
   Raises:
     CityscapesError: Naming a split folder without images, or, on one
       line, every image without its labelIds PNG and every labelIds PNG
-      without its image (the first MAX_PROBLEMS_SHOWN, then a count).
+      without its image (the first errors.MAX_PROBLEMS_SHOWN, then a count).
   """
   image_dir = os.path.join(cityscapes_dir, 'leftImg8bit', split)
   if not os.path.isdir(image_dir):
@@ -181,7 +178,7 @@ def find_pairs(cityscapes_dir, split):
   ]
   if unpaired:
     raise CityscapesError(
-      errors.join_problems(unpaired, MAX_PROBLEMS_SHOWN)
+      errors.join_problems(unpaired)
       + (' (%d unpaired files)' % len(unpaired) if len(unpaired) > 1 else '')
     )
   return [(images[key], labels[key]) for key in sorted(images)]

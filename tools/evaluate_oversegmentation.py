@@ -303,13 +303,7 @@ def main(argv=None):
     if args.data_list:
       image_ids = metrics.list_image_ids(args.data_list)
     else:
-      image_ids = sorted(
-        os.path.splitext(name)[0]
-        for name in os.listdir(args.segment_dir)
-        if name.endswith('.png') and not name.startswith('.')
-      )
-      if not image_ids:
-        raise ValueError('%s holds no PNG oversegmentation' % args.segment_dir)
+      image_ids = metrics.png_ids(args.segment_dir, 'oversegmentation')
     results = evaluate_segment_dir(
       args.segment_dir,
       args.gt_dir,

@@ -14,7 +14,6 @@ from segsort import errors
 from segsort import io_utils
 
 # Problems quoted in a DataError message before the rest are only counted.
-_MAX_PROBLEMS_IN_MESSAGE = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,10 +152,7 @@ def raise_for_problems(data_list, problems):
     % (
       len(problems),
       data_list,
-      errors.join_problems(
-        [description for _, description in problems],
-        _MAX_PROBLEMS_IN_MESSAGE,
-      ),
+      errors.join_problems([description for _, description in problems]),
     )
   )
 
