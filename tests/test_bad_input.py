@@ -974,3 +974,43 @@ def test_benchmark_flags_are_checked(script, argv, message):
 def test_join_problems_gives_the_first_ones_then_a_count():
   assert errors.join_problems(['a', 'b'], 2) == 'a; b'
   assert errors.join_problems(['a', 'b', 'c', 'd'], 2) == 'a; b; and 2 more'
+
+
+@pytest.mark.parametrize('overwrite', [[], ['--overwrite']])
+def test_file_jobs_refuse_outputs_taken_by_folders(tmp_path, capsys, overwrite):
+  # A folder at an output path passed for a done job, or (overwriting) gave a
+  # traceback halfway through the run.
+  voc_dir = tmp_path / 'VOC2012'
+  (voc_dir / 'SegmentationClass').mkdir(parents=True)
+  for name in ('a', 'b', 'c'):
+    Image.new('L', (3, 2)).save(voc_dir / 'SegmentationClass' / (name + '.png'))
+  (voc_dir / 'segcls' / 'a.png').mkdir(parents=True)
+  (voc_dir / 'segcls' / 'c.png').mkdir()
+  with pytest.raises(SystemExit) as exit_info:
+    voc_to_segcls.main(
+      ['--data_dir', str(tmp_path), '--workers', '1'] + overwrite
+    )
+  assert str(exit_info.value) == (
+    'error: 2 output(s) blocked by a folder or other non-file, nothing '
+    'written: %s; %s'
+    % (voc_dir / 'segcls' / 'a.png', voc_dir / 'segcls' / 'c.png')
+  )
+  assert sorted(os.listdir(voc_dir / 'segcls')) == ['a.png', 'c.png']
+
+
+def test_make_oversegmentation_refuses_an_output_taken_by_a_folder(tmp_path):
+  image_dir = tmp_path / 'images'
+  image_dir.mkdir()
+  Image.new('RGB', (8, 6)).save(image_dir / 'a.jpg')
+  (tmp_path / 'hed' / 'a.png').mkdir(parents=True)
+  with pytest.raises(SystemExit, match=r'1 output\(s\) blocked .*a\.png$'):
+    make_oversegmentation.main(
+      [
+        '--image_dir',
+        str(image_dir),
+        '--output_dir',
+        str(tmp_path / 'hed'),
+        '--workers',
+        '1',
+      ]
+    )

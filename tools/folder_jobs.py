@@ -224,11 +224,24 @@ def run_file_jobs(
     unit: What one job is, e.g. 'image'.
 
   Raises:
-    SystemExit: With the one-line message of the inputs that `check`
-      refuses, before anything is written; or of an input that `convert`
+    SystemExit: With the one-line message of the outputs that a folder
+      blocks, or of the inputs that `check` refuses, before anything is
+      written; or of an input that `convert`
       refuses (a ValueError naming the file), the outputs made so far
       complete.
   """
+  # A folder (or other non-file) at an output path would pass for a done
+  # job, or fail to be overwritten halfway through the run.
+  blocked = [
+    job[1]
+    for job in jobs
+    if os.path.exists(job[1]) and not os.path.isfile(job[1])
+  ]
+  if blocked:
+    raise SystemExit(
+      'error: %d output(s) blocked by a folder or other non-file, nothing '
+      'written: %s' % (len(blocked), errors.join_problems(blocked))
+    )
   todo = [job for job in jobs if overwrite or not os.path.exists(job[1])]
   print(summary % (len(jobs), len(todo), output_dir))
   if check is not None:
