@@ -190,13 +190,23 @@ def test_a_label_of_another_size_or_an_undecodable_image_is_named(tmp_path):
     / 'lindau_000000_000019_gtFine_labelIds.png'
   )
   Image.fromarray(np.zeros((2, 6), np.uint8)).save(label)
+  # Unlabelled test images are read (their header) before any work too.
+  test_image = (
+    tmp_path
+    / 'leftImg8bit'
+    / 'test'
+    / 'berlin'
+    / 'berlin_000000_000019_leftImg8bit.png'
+  )
+  test_image.write_bytes(b'')
   with pytest.raises(SystemExit) as raised:
     cityscapes_to_segcls.main(
       ['--cityscapes_dir', str(tmp_path), '--workers', '1']
     )
   error = str(raised.value)
-  assert error.startswith('error: 2 bad input(s), nothing written: ')
+  assert error.startswith('error: 3 bad input(s), nothing written: ')
   assert 'Cannot decode image %s' % image in error
+  assert 'Cannot decode image %s' % test_image in error
   assert '%s is 2x6 but its image' % label in error
   assert not (tmp_path / 'segcls').exists()
   assert not (tmp_path / 'train.txt').exists()

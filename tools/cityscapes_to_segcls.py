@@ -203,8 +203,12 @@ def read_train_ids(path):
 
 
 def _check_pair(paths):
-  """Reads a label and refuses it unless it has its image's size."""
+  """Refuses a label unless it has its image's size, or an image (label None)
+  whose header does not decode."""
   label_path, image_path = paths
+  if label_path is None:
+    io_utils.open_image(image_path, 'image').close()
+    return
   io_utils.check_fits_image(read_train_ids(label_path), label_path, image_path)
 
 
@@ -269,7 +273,7 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
     raise CityscapesError(
       '%s holds none of leftImg8bit/{%s}' % (cityscapes_dir, ','.join(SPLITS))
     )
-  jobs, lists, sources = [], {}, {}
+  jobs, unlabelled, lists, sources = [], [], {}, {}
   for split, pairs in splits.items():
     lines = []
     for image, label in pairs:
@@ -282,6 +286,7 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
       # Forward slashes, so that the lists work on every system.
       image_field = os.path.relpath(image, output_dir).replace(os.sep, '/')
       if label is None:
+        unlabelled.append((None, image))
         lines.append(image_field + '\n')
         continue
       segcls = 'segcls/%s.png' % image_id
@@ -299,6 +304,7 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
     # Read twice (reading is most of the work), so that every bad file
     # is named before any output; images by their header only.
     check=_check_pair,
+    also_check=unlabelled,
   )
   make_lists.write_lists(lists, output_dir)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:

@@ -207,6 +207,7 @@ def run_file_jobs(
   summary,
   check=None,
   unit='file',
+  also_check=(),
 ):
   """Makes the missing (or, overwriting, all) outputs of file jobs.
 
@@ -222,6 +223,8 @@ def run_file_jobs(
     check: When given, a picklable function of an input path run on every
       input to convert before anything is written (`check_inputs`).
     unit: What one job is, e.g. 'image'.
+    also_check: More inputs for `check` that make no output (e.g. the
+      unlabelled images a list will name), refused with the jobs' inputs.
 
   Raises:
     SystemExit: With the one-line message of the outputs that a folder
@@ -246,7 +249,9 @@ def run_file_jobs(
   print(summary % (len(jobs), len(todo), output_dir))
   if check is not None:
     try:
-      check_inputs(check, [job[0] for job in todo], workers, unit)
+      check_inputs(
+        check, [job[0] for job in todo] + list(also_check), workers, unit
+      )
     except BadInputsError as error:
       raise SystemExit('error: %s' % error) from error
   os.makedirs(output_dir, exist_ok=True)
