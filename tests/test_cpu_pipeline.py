@@ -115,6 +115,18 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
   with pytest.raises(_Parsed):
     make_oversegmentation.main(oversegmentation[2:])
   assert _flag(commands[1], '--num_steps') == '2000'
+  knn_votes = {
+    _flag(command, '--k_in_nearest_neighbors')
+    for command in commands
+    if command[1] == 'segsort.inference_segsort'
+  }
+  assert knn_votes == {'5'}
+  demo = _dry_run(_SCRIPTS[1], tmp_path / 'demo')
+  assert {
+    _flag(command, '--k_in_nearest_neighbors')
+    for command in demo
+    if command[1] == 'segsort.inference_segsort'
+  } == {'15'}
 
 
 def test_methods_share_network_crop_steps_and_schedule(tmp_path):
