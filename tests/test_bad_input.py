@@ -1014,3 +1014,23 @@ def test_make_oversegmentation_refuses_an_output_taken_by_a_folder(tmp_path):
         '1',
       ]
     )
+
+
+def test_label_survey_names_every_malformed_line_of_a_training_list(
+  voc_root, tmp_path
+):
+  # The survey read lines without a label as valid, so a training run named
+  # a four-field line first and the missing label only on the next run.
+  list_path = _write_list(
+    tmp_path / 'train.txt',
+    [
+      'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png',
+      'VOC2012/JPEGImages/train_000001.jpg',
+      'a b c d',
+    ],
+  )
+  with pytest.raises(errors.DataError) as raised:
+    data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+  message = str(raised.value)
+  assert 'line 2: expected 2 or 3 fields' in message
+  assert 'line 3: expected 2 or 3 fields' in message

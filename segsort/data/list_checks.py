@@ -36,7 +36,8 @@ def survey_labels(
 
   Args:
     data_dir: The directory list paths are relative to.
-    data_list: The list file; lines without label are skipped.
+    data_list: The list file; every line must name a label (the survey is
+      of supervised training lists).
     num_classes: The number of classes.
     ignore_label: The label value to ignore.
     apply_exif_orientation: Passed to `decoding.load_label`.
@@ -49,7 +50,9 @@ def survey_labels(
     DataError: If the list is malformed or names missing files, or naming
       the list file, line number and path of a label that cannot be decoded.
   """
-  entries = lists.read_data_list(data_dir, data_list, require_labels=False)
+  # Labels required: the training pipeline requires them too, and a line
+  # without one would otherwise pass here and stop training on its own.
+  entries = lists.read_data_list(data_dir, data_list, require_labels=True)
   survey = labels.LabelSurvey(data_list, num_classes, ignore_label)
 
   def add(entry):
@@ -59,9 +62,8 @@ def survey_labels(
       raise errors.DataError('%s: %s' % (entry.location(), error)) from error
     survey.add(entry, label)
 
-  labelled = [entry for entry in entries if entry.label_path is not None]
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
-    for _ in pool.imap_unordered(add, labelled):
+    for _ in pool.imap_unordered(add, entries):
       pass
   survey.log_out_of_range_total()
   for warning in survey.warnings():
