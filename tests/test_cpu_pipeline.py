@@ -4,6 +4,7 @@ import argparse
 import importlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -13,9 +14,11 @@ import pytest
 
 from segsort import overlay
 from tools import make_oversegmentation
+from tools import make_synthetic_voc
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO_ROOT, 'bashscripts', 'common'))
+import preflight  # pylint: disable=g-import-not-at-top,wrong-import-position
 import summarize  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SCRIPTS = ('bashscripts/camvid/run_cpu.sh', 'bashscripts/demo/run_demo.sh')
@@ -62,11 +65,14 @@ def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
     ),
   )
   assert completed.returncode == 0, completed.stderr
-  return [
-    line.split()
+  commands = [
+    shlex.split(line)
     for line in completed.stdout.splitlines()
     if not line.startswith('==')
   ]
+  # Every line can be pasted into a shell.
+  assert all(command[0] == 'python' for command in commands)
+  return [command[1:] for command in commands]
 
 
 def _flag(command, name):
@@ -91,6 +97,8 @@ def test_every_command_parses_with_its_entry_point(
     if command[0] == '-m':
       main = importlib.import_module(command[1]).main
       arguments = command[2:]
+    elif command[0].endswith('preflight.py'):
+      main, arguments = preflight.main, command[1:]
     else:
       assert command[0].endswith('summarize.py')
       main, arguments = summarize.main, command[1:]
@@ -102,7 +110,9 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
   tmp_path, monkeypatch
 ):
   commands = _dry_run(_SCRIPTS[0], tmp_path, with_oversegmentation=False)
-  oversegmentation = commands[0]
+  # The settings and the lists are checked first, then hed/ is made.
+  assert commands[0][0] == 'bashscripts/common/preflight.py'
+  oversegmentation = commands[1]
   assert oversegmentation[:2] == ['-m', 'tools.make_oversegmentation']
   assert _flag(oversegmentation, '--threshold') == '0.03'
   real_parse_args = argparse.ArgumentParser.parse_args
@@ -114,7 +124,7 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
   monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', parse_then_stop)
   with pytest.raises(_Parsed):
     make_oversegmentation.main(oversegmentation[2:])
-  assert _flag(commands[1], '--num_steps') == '2000'
+  assert _flag(commands[2], '--num_steps') == '2000'
   knn_votes = {
     _flag(command, '--k_in_nearest_neighbors')
     for command in commands
@@ -285,3 +295,86 @@ def test_camvid_trains_160_crops_in_segments_of_the_demo_s_size(tmp_path):
   # About 23 pixels a segment in both: 160 / 7 and 112 / 5.
   assert training_flag(camvid, 'segsort.train_segsort', '--num_clusters') == '7'
   assert training_flag(demo, 'segsort.train_segsort', '--num_clusters') == '5'
+
+
+def _run_benchmark(tmp_path, **environment):
+  """Runs the CamVid benchmark for real on a tiny generated set."""
+  dataroot = tmp_path / 'data'
+  if not dataroot.exists():
+    make_synthetic_voc.make_synthetic_voc(
+      str(dataroot), num_train=2, num_val=2, num_classes=4, seed=0
+    )
+  return subprocess.run(
+    ['bash', os.path.join(REPO_ROOT, _SCRIPTS[0])],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+    env={**os.environ, 'DATAROOT': 'data', 'OUT': 'out', **environment},
+  )
+
+
+def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
+  # Each was refused only when its command ran: K after a whole training,
+  # a repeated seed never (one model counted twice in the spread).
+  completed = _run_benchmark(
+    tmp_path,
+    NUM_STEPS='abc',
+    SEEDS='0 0',
+    METHODS='softmax foo',
+    WINDOW='abc',
+    K_IN_NEAREST_NEIGHBORS='0',
+  )
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    'error: SEEDS=0 0: names 0 more than once; METHODS=softmax foo: expected '
+    "one of segsort, segsort_unsup, softmax, got 'foo'; NUM_STEPS=abc: must "
+    "be an integer >= 1, got 'abc'; WINDOW=abc: expected \"height,width\" of "
+    "positive integers, got 'abc'; K_IN_NEAREST_NEIGHBORS=0: must be an "
+    "integer >= 1, got '0'"
+  ]
+  assert not (tmp_path / 'out').exists()
+  completed = _run_benchmark(tmp_path, CROP='32,32', SEEDS=' ')
+  assert completed.stderr.splitlines() == [
+    'error: SEEDS= : names none; segsort: --num_clusters (NUM_CLUSTERS) 7,7 '
+    'is more clusters per axis than the 4x4 embedding of an --input_size '
+    '(CROP) 32x32 crop at --output_stride 8'
+  ]
+
+
+def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
+  _run_benchmark(tmp_path, NUM_STEPS='abc')
+  label = tmp_path / 'data' / 'VOC2012' / 'segcls' / 'val_000001.png'
+  Image.fromarray(np.zeros((10, 10), np.uint8)).save(label)
+  (tmp_path / 'data' / 'classes.txt').write_text('a\nb\n')
+  completed = _run_benchmark(tmp_path)
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    'error: %s holds 2 class names but NUM_CLASSES is 11'
+    % (tmp_path / 'data' / 'classes.txt')
+  ]
+  (tmp_path / 'data' / 'classes.txt').unlink()
+  completed = _run_benchmark(tmp_path)
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines()[-1] == (
+    'error: 1 problem(s) in the data, nothing trained: %s, line 2: %s is '
+    '10x10 but its image is 120x160' % (tmp_path / 'data' / 'val.txt', label)
+  )
+  assert not (tmp_path / 'out').exists()
+
+
+def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
+  (tmp_path / 'out').write_text('not a folder\n')
+  completed = _run_benchmark(tmp_path)
+  assert completed.stderr.splitlines()[-1] == (
+    'error: OUT=%s is a file, not a folder to write into' % (tmp_path / 'out')
+  )
+  completed = _run_benchmark(tmp_path, DATAROOT='out')
+  assert completed.stderr.strip() == (
+    'error: DATAROOT=%s is a file, not a CamVid folder' % (tmp_path / 'out')
+  )
+  completed = _run_benchmark(tmp_path, DATAROOT='missing')
+  assert completed.stderr.strip().startswith(
+    'error: DATAROOT=%s does not exist; write it with' % (tmp_path / 'missing')
+  )

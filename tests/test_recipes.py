@@ -1,6 +1,7 @@
 """The VOC12 and Cityscapes recipes fail early and clearly, and parse."""
 
 import os
+import shlex
 import subprocess
 
 import pytest
@@ -85,7 +86,9 @@ def _recipe_commands(recipe, tmp_path):
     ),
   )
   assert completed.returncode == 0, completed.stderr
-  return [line.split() for line in completed.stdout.splitlines()]
+  commands = [shlex.split(line) for line in completed.stdout.splitlines()]
+  assert all(command[0] == 'python' for command in commands)
+  return [command[1:] for command in commands]
 
 
 @pytest.mark.parametrize(

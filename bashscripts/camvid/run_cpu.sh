@@ -10,7 +10,8 @@
 # Environment:
 #   DATAROOT   CamVid in the VOC layout with train.txt and val.txt
 #              (tools/camvid_to_voc.py writes it; default ./data/camvid);
-#              VOC2012/hed/ is made when missing
+#              VOC2012/hed/ is made when missing. Every setting and every
+#              file of train.txt and val.txt is checked before any work.
 #   OUT        where everything goes (default ./camvid_output)
 #   SEEDS      training seeds (default 0); several give each method's mean
 #              and spread
@@ -27,11 +28,20 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-requested_dataroot=${DATAROOT:-${ROOT}/data/camvid}
-DATAROOT=$(cd "${requested_dataroot}" 2>/dev/null && pwd) || {
-  echo "error: ${requested_dataroot} does not exist; write it with" \
-       "tools/camvid_to_voc.py (README: 'CamVid')" >&2; exit 1; }
-OUT=$(mkdir -p "${OUT:-camvid_output}" && cd "${OUT:-camvid_output}" && pwd)
+# Paths are relative to the folder the script is started from.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
+DATAROOT=$(absolute "${DATAROOT:-data/camvid}")
+OUT=$(absolute "${OUT:-camvid_output}")
+if [ ! -d "${DATAROOT}" ]; then
+  if [ -e "${DATAROOT}" ]; then
+    echo "error: DATAROOT=${DATAROOT} is a file, not a CamVid folder" >&2
+  else
+    echo "error: DATAROOT=${DATAROOT} does not exist; write it with" \
+         "tools/camvid_to_voc.py (README: \"Quality on real photographs:" \
+         "the CamVid CPU benchmark\")" >&2
+  fi
+  exit 1
+fi
 TRAIN_LIST=${DATAROOT}/train.txt
 VAL_LIST=${DATAROOT}/val.txt
 NUM_CLASSES=11
@@ -44,6 +54,7 @@ NUM_STEPS=${NUM_STEPS:-2000}
 # class boundaries (achievable segmentation accuracy on train 94.7% against
 # 86.0%, tools/evaluate_oversegmentation.py) lift unsupervised SegSort
 # (README: "Unsupervised SegSort: the contours hold it back").
+OVERSEGMENTATION_THRESHOLD_SET=${OVERSEGMENTATION_THRESHOLD:+1}
 OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD:-0.03}
 # 160x160 crops cut into a 7x7 grid: segments of the 5x5-on-112x112 size
 # (about 23 pixels), with twice the context per crop; on val this lifted
@@ -66,9 +77,16 @@ source bashscripts/common/cpu_pipeline.sh
 for required in "${TRAIN_LIST}" "${VAL_LIST}" "${DATAROOT}/VOC2012/JPEGImages"; do
   [ -e "${required}" ] || { echo "error: ${required} does not exist" >&2; exit 1; }
 done
-if [ ! -d "${DATAROOT}/VOC2012/hed" ] && [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
-  echo "== Oversegmenting ${DATAROOT} into VOC2012/hed"
-  segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
-    --threshold "${OVERSEGMENTATION_THRESHOLD}" --workers 2
+cpu_pipeline_check
+cpu_pipeline_make_out
+if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
+  if [ ! -d "${DATAROOT}/VOC2012/hed" ]; then
+    echo "== Oversegmenting ${DATAROOT} into VOC2012/hed"
+    segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
+      --threshold "${OVERSEGMENTATION_THRESHOLD}" --workers 2
+  elif [ -n "${OVERSEGMENTATION_THRESHOLD_SET}" ]; then
+    echo "note: OVERSEGMENTATION_THRESHOLD is not used: ${DATAROOT}/VOC2012/hed" \
+         "exists (remove it to have it made at this threshold)"
+  fi
 fi
 cpu_pipeline_run

@@ -40,6 +40,45 @@ source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
 : "${K_IN_NEAREST_NEIGHBORS:=15}"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
+# Checks every setting, then (unless given --settings_only) every line and
+# file of TRAIN_LIST and VAL_LIST, and unsupervised SegSort's
+# oversegmentations when VOC2012/hed/ exists, before any work
+# (preflight.py); exits naming every problem on one line.
+# Usage: cpu_pipeline_check [--settings_only]
+cpu_pipeline_check() {
+  local lists=()
+  if [ "${1:-}" != --settings_only ]; then
+    lists=(--train_list "${TRAIN_LIST}" --val_list "${VAL_LIST}")
+    if [[ " ${METHODS} " == *" segsort_unsup "* ]] &&
+       [ -d "${DATAROOT}/VOC2012/hed" ]; then
+      lists+=(--unsup_train_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}")
+    fi
+  fi
+  segsort_python "$(dirname "${BASH_SOURCE[0]}")/preflight.py" \
+    --data_dir "${DATAROOT}" "${lists[@]}" \
+    "SEEDS=${SEEDS}" "METHODS=${METHODS}" "NUM_CLASSES=${NUM_CLASSES}" \
+    "NUM_STEPS=${NUM_STEPS}" "BACKBONE=${BACKBONE}" \
+    "BATCH_SIZE=${BATCH_SIZE}" "CROP=${CROP}" \
+    "LEARNING_RATE=${LEARNING_RATE}" "WEIGHT_DECAY=${WEIGHT_DECAY}" \
+    "EMBEDDING_DIM=${EMBEDDING_DIM}" "CONCENTRATION=${CONCENTRATION}" \
+    "NUM_CLUSTERS=${NUM_CLUSTERS}" "KMEANS_GRID=${KMEANS_GRID}" \
+    "KMEANS_ITERATIONS=${KMEANS_ITERATIONS}" "NUM_BANKS=${NUM_BANKS}" \
+    "WINDOW=${WINDOW}" "PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS}" \
+    "INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS}" \
+    "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}"
+}
+
+# Makes OUT (a path given relative to the folder the script was started
+# from, already made absolute) once the checks have passed.
+# Usage: cpu_pipeline_make_out
+cpu_pipeline_make_out() {
+  if [ -e "${OUT}" ] && [ ! -d "${OUT}" ]; then
+    echo "error: OUT=${OUT} is a file, not a folder to write into" >&2
+    return 1
+  fi
+  [ -n "${SEGSORT_DRY_RUN:-}" ] || mkdir -p "${OUT}"
+}
+
 # The folder of one seed's runs.
 cpu_pipeline_run_dir() {
   if [ "$(echo ${SEEDS} | wc -w)" -eq 1 ]; then
@@ -116,15 +155,19 @@ cpu_pipeline_benchmark() {
 # writing each method's seconds to RUN_DIR/METHOD/results/seconds.
 # Usage: cpu_pipeline_run_seed SEED
 cpu_pipeline_run_seed() {
-  local seed=$1 run_dir method start
+  local seed=$1 run_dir method start trained_before
   run_dir=$(cpu_pipeline_run_dir "${seed}")
   for method in ${METHODS}; do
     echo "== ${method}, seed ${seed}: ${run_dir}/${method}"
     start=${SECONDS}
+    # A run trained before keeps the seconds it was measured in: a rerun
+    # that skips done work would record only the skipping.
+    trained_before=$([ -e "${run_dir}/${method}/checkpoint" ] && echo 1 || true)
     cpu_pipeline_train "${method}" "${run_dir}/${method}" "${seed}" &&
       cpu_pipeline_predict "${method}" "${run_dir}/${method}" &&
       cpu_pipeline_benchmark "${run_dir}/${method}" || return 1
-    if [ -z "${SEGSORT_DRY_RUN:-}" ]; then
+    if [ -z "${SEGSORT_DRY_RUN:-}" ] && { [ -z "${trained_before}" ] ||
+         [ ! -e "${run_dir}/${method}/results/seconds" ]; }; then
       echo $((SECONDS - start)) > "${run_dir}/${method}/results/seconds"
     fi
   done

@@ -22,7 +22,12 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-OUT=$(mkdir -p "${OUT:-demo_output}" && cd "${OUT:-demo_output}" && pwd)
+# Paths are relative to the folder the script is started from.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
+OUT=$(absolute "${OUT:-demo_output}")
+if [ -n "${DATAROOT:-}" ]; then
+  DATAROOT=$(absolute "${DATAROOT}")
+fi
 NUM_STEPS=${NUM_STEPS:-600}
 # Whole generated images fit one window; larger sets are tiled.
 WINDOW=${WINDOW:-120,160}
@@ -39,17 +44,23 @@ if [ -n "${DATAROOT:-}" ]; then
                   "${DATAROOT}/VOC2012/hed"; do
     [ -e "${required}" ] || { echo "error: ${required} does not exist" >&2; exit 1; }
   done
+  TRAIN_LIST=${DATAROOT}/train.txt
+  VAL_LIST=${DATAROOT}/val.txt
+  cpu_pipeline_check
+  cpu_pipeline_make_out
 else
   NUM_CLASSES=${NUM_CLASSES:-4}
   DATAROOT=${OUT}/data
-  if [ ! -e "${DATAROOT}/val.txt" ]; then
+  TRAIN_LIST=${DATAROOT}/train.txt
+  VAL_LIST=${DATAROOT}/val.txt
+  cpu_pipeline_check --settings_only
+  cpu_pipeline_make_out
+  if [ ! -e "${VAL_LIST}" ]; then
     echo "== Generating a synthetic VOC-layout set in ${DATAROOT}"
     segsort_python -m tools.make_synthetic_voc --root "${DATAROOT}" \
       --num_train 96 --num_val 24 --num_classes "${NUM_CLASSES}" --seed 0
   fi
 fi
-TRAIN_LIST=${DATAROOT}/train.txt
-VAL_LIST=${DATAROOT}/val.txt
 
 cpu_pipeline_run
 

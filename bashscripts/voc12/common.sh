@@ -17,7 +17,8 @@
 # nothing; the tests check the recipes' flags this way.
 segsort_python() {
   if [ -n "${SEGSORT_DRY_RUN:-}" ]; then
-    echo "$*"
+    # Quoted, so that every line can be pasted into a shell.
+    echo "python$(printf ' %q' "$@")"
     return 0
   fi
   local root

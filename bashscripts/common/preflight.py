@@ -1,0 +1,274 @@
+"""Checks the CPU pipeline's settings and data before it does any work.
+
+    python bashscripts/common/preflight.py --data_dir DATAROOT \
+        --train_list TRAIN_LIST --val_list VAL_LIST NUM_CLASSES=11 \
+        NUM_STEPS=2000 CROP=160,160 SEEDS="0 1 2" METHODS="segsort softmax" ...
+
+bashscripts/common/cpu_pipeline.sh runs it first, so that a setting the last
+method would refuse, or a bad file of the validation list, stops the run
+before the first training step rather than after an hour of it. Settings
+come as NAME=VALUE arguments (the environment variables of the demo and the
+CamVid benchmark) and are read with the flag types of the commands they
+become; every problem is named by its variable, on one line. Then every line
+of the training and validation lists is read (segsort.data.check_data_list:
+missing, undecodable or mismatched files, labels outside [0, num_classes)),
+with the oversegmentations of unsupervised SegSort's list when asked for,
+and the class names of DATAROOT/classes.txt are counted. Without lists
+(a set the demo is about to generate) only the settings are checked.
+
+Exits with status 1 and one `error:` line naming every problem found.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(
+  0,
+  os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+)
+
+from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
+from segsort import console  # pylint: disable=g-import-not-at-top
+from segsort import errors  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
+
+METHODS = ('segsort', 'segsort_unsup', 'softmax')
+
+
+def _choice(choices):
+  def parse(text):
+    if text not in choices:
+      raise argparse.ArgumentTypeError(
+        'expected one of %s, got %r' % (', '.join(choices), text)
+      )
+    return text
+
+  return parse
+
+
+# Every setting: the training config field it sets (None for inference
+# settings) and the flag type of the command it becomes.
+SETTINGS = {
+  'BACKBONE': ('backbone', _choice(config_lib.BACKBONES)),
+  'BATCH_SIZE': ('batch_size', flags.integer(1)),
+  'NUM_CLASSES': ('num_classes', flags.integer(1)),
+  'CROP': ('input_size', flags.size_pair),
+  'NUM_STEPS': ('num_steps', flags.integer(1)),
+  'LEARNING_RATE': ('learning_rate', flags.real(0)),
+  'WEIGHT_DECAY': ('weight_decay', flags.real(0)),
+  'EMBEDDING_DIM': ('embedding_dim', flags.integer(1)),
+  'CONCENTRATION': ('concentration', flags.real(above=0)),
+  'NUM_CLUSTERS': ('num_clusters', flags.cluster_grid),
+  'KMEANS_GRID': ('kmeans_grid', _choice(config_lib.KMEANS_GRIDS)),
+  'KMEANS_ITERATIONS': ('kmeans_iterations', flags.integer(0)),
+  'NUM_BANKS': ('num_banks', flags.integer(0)),
+  'WINDOW': (None, flags.size_pair),
+  'PROTOTYPE_CLUSTERS': (None, flags.cluster_grid),
+  'INFERENCE_CLUSTERS': (None, flags.cluster_grid),
+  'K_IN_NEAREST_NEIGHBORS': (None, flags.integer(1)),
+}
+
+
+# Settings that are lists of words, and the type of each word.
+LIST_SETTINGS = {
+  'SEEDS': flags.integer(0),
+  'METHODS': _choice(METHODS),
+}
+
+
+def _distinct_words(text, parse):
+  """The words of a list setting (SEEDS, METHODS), each parsed once."""
+  words = text.split()
+  if not words:
+    raise argparse.ArgumentTypeError('names none')
+  repeated = sorted({word for word in words if words.count(word) > 1})
+  if repeated:
+    # A repeated seed would count one model twice in the mean and spread.
+    raise argparse.ArgumentTypeError(
+      'names %s more than once' % ', '.join(repeated)
+    )
+  return [parse(word) for word in words]
+
+
+def setting_problems(settings):
+  """Problems of NAME -> text settings, each naming its variable.
+
+  Args:
+    settings: A dict of the pipeline's variables (unknown names are
+      refused: a misspelt one would otherwise be ignored).
+
+  Returns:
+    (problems, values): descriptions of every problem, and the parsed
+    values of the settings without one.
+  """
+  problems, values = [], {}
+  for name, text in settings.items():
+    try:
+      if name in LIST_SETTINGS:
+        values[name] = _distinct_words(text, LIST_SETTINGS[name])
+      elif name in SETTINGS:
+        values[name] = SETTINGS[name][1](text)
+      else:
+        problems.append('%s is not a setting of the pipeline' % name)
+    except argparse.ArgumentTypeError as error:
+      problems.append('%s=%s: %s' % (name, text, error))
+  return problems, values
+
+
+# The training fields the pipeline passes to each method's command (the
+# rest keep their defaults), as cpu_pipeline_train does.
+_SHARED_FIELDS = (
+  'backbone',
+  'batch_size',
+  'num_classes',
+  'input_size',
+  'num_steps',
+  'learning_rate',
+  'weight_decay',
+)
+_METHOD_FIELDS = {
+  'segsort': _SHARED_FIELDS
+  + (
+    'embedding_dim',
+    'concentration',
+    'num_clusters',
+    'kmeans_grid',
+    'kmeans_iterations',
+    'num_banks',
+  ),
+  'segsort_unsup': _SHARED_FIELDS + ('embedding_dim', 'concentration'),
+  'softmax': _SHARED_FIELDS,
+}
+
+
+def config_problems(values):
+  """Problems of the training configs the settings make, one per method.
+
+  Combinations no single setting shows (e.g. a k-means grid finer than a
+  crop's embedding) are named as segsort.config words them, with the
+  variable that sets each flag after it.
+  """
+  variable_of_field = {
+    SETTINGS[name][0]: name for name in values if name in SETTINGS
+  }
+  problems = []
+  for method in values.get('METHODS', ()):
+    fields = {
+      field: values[variable_of_field[field]]
+      for field in _METHOD_FIELDS[method]
+      if field in variable_of_field
+    }
+    if method == 'segsort_unsup':
+      fields['num_banks'] = 0
+    try:
+      config_lib.TrainConfig(mode=method, **fields)
+    except ValueError as error:
+      message = str(error).replace('Invalid training configuration: ', '')
+      for field, variable in variable_of_field.items():
+        message = message.replace(
+          '--%s ' % field, '--%s (%s) ' % (field, variable)
+        )
+      problems.append('%s: %s' % (method, message))
+  return problems
+
+
+def class_name_problems(data_dir, num_classes):
+  """A DATAROOT/classes.txt whose names do not count the classes."""
+  path = os.path.join(data_dir, 'classes.txt')
+  if not os.path.isfile(path):
+    return []
+  with open(path, encoding='utf-8') as stream:
+    names = [line.strip() for line in stream if line.strip()]
+  if len(names) != num_classes:
+    return [
+      '%s holds %d class names but NUM_CLASSES is %d'
+      % (path, len(names), num_classes)
+    ]
+  return []
+
+
+def data_problems(args, num_classes):
+  """Every problem of the lists' lines and files (check_data_list)."""
+  # Imported here: TensorFlow is not needed to check the settings.
+  from segsort import data  # pylint: disable=g-import-not-at-top
+
+  checks = [
+    (data_list, False)
+    for data_list in (args.train_list, args.val_list)
+    if data_list
+  ]
+  if args.unsup_train_list:
+    checks.append((args.unsup_train_list, True))
+  problems = []
+  for data_list, with_oversegmentation in checks:
+    try:
+      report = data.check_data_list(
+        args.data_dir,
+        data_list,
+        num_classes=num_classes,
+        with_oversegmentation=with_oversegmentation,
+        require_labels=not with_oversegmentation,
+        progress=console.progress,
+      )
+    except errors.DataError as error:
+      problems.append(str(error))
+      continue
+    problems.extend(report.problems)
+  return problems
+
+
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(
+    description=__doc__.splitlines()[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument('--data_dir', required=True)
+  parser.add_argument(
+    '--train_list', help='Left out with --val_list: settings only.'
+  )
+  parser.add_argument('--val_list')
+  parser.add_argument(
+    '--unsup_train_list',
+    help='Unsupervised SegSort\'s list, checked with its oversegmentations '
+    '(VOC2012/hed/); left out while they are still to be made.',
+  )
+  parser.add_argument(
+    'settings', nargs='*', metavar='NAME=VALUE', help='Pipeline settings.'
+  )
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  console.quiet_tensorflow()
+  args = parse_args(argv)
+  settings = {}
+  problems = []
+  for setting in args.settings:
+    name, equals, text = setting.partition('=')
+    if not equals:
+      problems.append('%r is not NAME=VALUE' % setting)
+      continue
+    settings[name] = text
+  more, values = setting_problems(settings)
+  problems += more
+  if 'NUM_CLASSES' not in settings:
+    problems.append('NUM_CLASSES is not set')
+  # Settings refused above keep their defaults here.
+  problems += config_problems(values)
+  if 'NUM_CLASSES' in values:
+    problems += class_name_problems(args.data_dir, values['NUM_CLASSES'])
+  if problems:
+    # Settings first: reading the data takes a while.
+    sys.exit('error: %s' % errors.join_problems(problems))
+  problems = data_problems(args, values['NUM_CLASSES'])
+  if problems:
+    sys.exit(
+      'error: %d problem(s) in the data, nothing trained: %s'
+      % (len(problems), errors.join_problems(problems))
+    )
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
