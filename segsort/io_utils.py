@@ -350,7 +350,9 @@ def check_fits_image(label, label_path, image_path):
     )
 
 
-def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
+def read_label_image(
+  path, dtype=np.int32, apply_exif_orientation=False, what='label image'
+):
   """Reads a label (class-id) or segment-id image into integer ids.
 
   Grayscale images (1, 8, 16 or 32 bit) give their values, palette images
@@ -361,6 +363,7 @@ def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
     dtype: The integer dtype of the result.
     apply_exif_orientation: Whether to turn the ids as the file's EXIF
       orientation asks (see `read_rgb_image`).
+    what: What the file is, for the messages (e.g. 'oversegmentation').
 
   Returns:
     An array `[height, width]` of `dtype`.
@@ -369,19 +372,19 @@ def read_label_image(path, dtype=np.int32, apply_exif_orientation=False):
     ImageFileError: Naming the file when it cannot be decoded or has no
       single channel of integer ids (colour, alpha or floating point).
   """
-  with open_image(path, 'label image') as label:
+  with open_image(path, what) as label:
     mode = label.mode
     if mode not in LABEL_IMAGE_MODES:
       raise errors.ImageFileError(
         '%s is a mode %s image (bands %s); expected a single-channel image '
-        'of class ids (grayscale or palette)'
+        'of ids (grayscale or palette)'
         % (path, mode, ','.join(label.getbands()))
       )
     try:
       ids = np.asarray(_oriented(label, path, apply_exif_orientation))
     except (OSError, SyntaxError, ValueError) as error:
       raise errors.ImageFileError(
-        'Cannot decode label image %s: %s' % (path, error)
+        'Cannot decode %s %s: %s' % (what, path, error)
       ) from error
   return ids.astype(dtype)
 

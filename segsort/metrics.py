@@ -501,6 +501,7 @@ def evaluate_prediction_dir(
     names: The class names in class-id order (`read_class_names`); None
       for `class_names`'.
     progress: Whether to show progress (segsort.console.progress).
+    kinds: What the two files of a pair are, for the messages.
 
   Returns:
     `SegmentationEvaluator.results()`.
@@ -529,7 +530,9 @@ def evaluate_prediction_dir(
   return evaluator.results(names)
 
 
-def score_label_pairs(pairs, score, progress=False):
+def score_label_pairs(
+  pairs, score, progress=False, kinds=('label image', 'label image')
+):
   """Reads pairs of label PNGs and scores each, naming every bad file at once.
 
   Args:
@@ -539,6 +542,7 @@ def score_label_pairs(pairs, score, progress=False):
       (same shape), e.g. `SegmentationEvaluator.add`; it may refuse a pair
       with a ValueError.
     progress: Whether to show progress (segsort.console.progress).
+    kinds: What the two files of a pair are, for the messages.
 
   Raises:
     ValueError: Naming, on one line, the first errors.MAX_PROBLEMS_SHOWN problems
@@ -567,8 +571,10 @@ def score_label_pairs(pairs, score, progress=False):
   ) as bar:
     for path, reference_path in bar:
       try:
-        labels = io_utils.read_label_image(path, np.int64)
-        reference = io_utils.read_label_image(reference_path, np.int64)
+        labels = io_utils.read_label_image(path, np.int64, what=kinds[0])
+        reference = io_utils.read_label_image(
+          reference_path, np.int64, what=kinds[1]
+        )
       except errors.ImageFileError as error:
         problems.append(str(error))
         continue

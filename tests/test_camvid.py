@@ -93,6 +93,16 @@ def test_skips_missing_splits_and_existing_outputs(tmp_path, capsys):
     'classes.txt',
     'train.txt',
   ]
+  output = capsys.readouterr().out
+  for split in ('val', 'test'):
+    assert (
+      'note: %s is missing; no %s.txt'
+      % (
+        tmp_path / 'CamVid' / (split + '.txt'),
+        split,
+      )
+      in output
+    )
   assert camvid_to_voc.main(arguments) == 0
   assert '2 images, 0 to convert' in capsys.readouterr().out
 
@@ -215,6 +225,17 @@ def test_refuses_folder_without_lists(tmp_path, capsys):
   )
   assert 'holds none of train.txt, val.txt, test.txt' in (
     capsys.readouterr().err
+  )
+  with pytest.raises(SystemExit):
+    camvid_to_voc.main(
+      ['--camvid_dir', str(tmp_path / 'nope'), '--output_dir', str(tmp_path)]
+    )
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .endswith(
+      'error: argument --camvid_dir: no folder %s' % (tmp_path / 'nope')
+    )
   )
 
 

@@ -147,7 +147,9 @@ def test_tool_names_every_bad_file_on_one_line(tmp_path):
     evaluate_oversegmentation.main(['--data_dir', str(tmp_path)])
   message = str(raised.value)
   assert message.startswith('error: 3 bad file(s): ')
-  assert 'a.png' in message
+  assert (
+    'Cannot decode oversegmentation %s' % (segment_dir / 'a.png') in message
+  )
   assert 'hed/b.png is 3x6 but %s is 2x6' % (gt_dir / 'b.png') in message
   assert 'c.png is a mode RGB image' in message
   assert '\n' not in message

@@ -332,7 +332,7 @@ def test_colour_and_undecodable_label_images_are_named(tmp_path):
   with pytest.raises(
     errors.ImageFileError,
     match=r'rgb\.png is a mode RGB image \(bands R,G,B\); expected a single-'
-    r'channel image of class ids',
+    r'channel image of ids',
   ):
     io_utils.read_label_image(str(tmp_path / 'rgb.png'))
   (tmp_path / 'broken.png').write_bytes(b'not a png')

@@ -207,6 +207,13 @@ def convert(
       problems.append(str(error))
   if problems:
     raise CamVidError('; '.join(problems))
+  if any(pairs is not None for pairs in splits.values()):
+    for split, pairs in splits.items():
+      if pairs is None:
+        print(
+          'note: %s is missing; no %s.txt'
+          % (os.path.join(camvid_dir, split + '.txt'), split)
+        )
   splits = {
     split: pairs for split, pairs in splits.items() if pairs is not None
   }
@@ -299,6 +306,7 @@ def main(argv=None):
   )
   folder_jobs.add_job_flags(parser, items='images')
   args = parser.parse_args(argv)
+  folder_jobs.folder_flag(parser, args, 'camvid_dir', None)
   console.setup_logging()
   try:
     counts = convert(

@@ -212,6 +212,7 @@ def evaluate_segment_dir(
       )
     ),
     progress,
+    kinds=('oversegmentation', 'ground-truth label'),
   )
   results = sum(counts, OversegmentationCounts()).results()
   results.update(
