@@ -328,13 +328,63 @@ def test_make_oversegmentation_tool_skips_existing(tmp_path):
     == 0
   )
   hed_dir = tmp_path / 'VOC2012' / 'hed'
-  assert sorted(os.listdir(hed_dir)) == ['a.png', 'b.png']
+  assert sorted(os.listdir(hed_dir)) == [
+    '.make_oversegmentation.json',
+    'a.png',
+    'b.png',
+  ]
   (hed_dir / 'a.png').write_bytes(b'stale')
   assert make_oversegmentation.main(arguments) == 0
   assert (hed_dir / 'a.png').read_bytes() == b'stale'
-  assert sorted(os.listdir(hed_dir)) == ['a.png', 'b.png', 'c.png']
+  assert sorted(os.listdir(hed_dir))[1:] == ['a.png', 'b.png', 'c.png']
   assert make_oversegmentation.main(arguments + ['--overwrite']) == 0
   assert data.load_label(str(hed_dir / 'a.png')).shape == (60, 80)
+
+
+def test_make_oversegmentation_refuses_to_mix_settings(tmp_path, capsys):
+  # A rerun with another threshold kept the old segments and said
+  # "0 to oversegment", so a threshold sweep measured one threshold.
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  assert make_oversegmentation.main(arguments + ['--threshold', '0.2']) == 0
+  hed_dir = tmp_path / 'VOC2012' / 'hed'
+  made = (hed_dir / 'a.png').read_bytes()
+  with pytest.raises(SystemExit) as raised:
+    make_oversegmentation.main(arguments + ['--num_segments', '3'])
+  assert str(raised.value) == (
+    'error: %s holds oversegmentations made with --threshold 0.2 --min_size '
+    '64, not --num_segments 3 --min_size 64; pass --overwrite to remake them '
+    'all, or write into another --output_dir' % hed_dir
+  )
+  assert (hed_dir / 'a.png').read_bytes() == made
+  assert make_oversegmentation.main(arguments + ['--threshold', '0.2']) == 0
+  assert (
+    make_oversegmentation.main(
+      arguments + ['--num_segments', '3', '--overwrite']
+    )
+    == 0
+  )
+  # Segments of a version that recorded nothing are kept, with a note.
+  (hed_dir / '.make_oversegmentation.json').unlink()
+  capsys.readouterr()
+  assert make_oversegmentation.main(arguments) == 0
+  assert (
+    'note: the 1 oversegmentations in %s were made with settings not '
+    'recorded' % hed_dir in capsys.readouterr().out
+  )
+  with pytest.raises(SystemExit):
+    make_oversegmentation.main(
+      arguments + ['--threshold', '0.2', '--num_segments', '3']
+    )
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .endswith(
+      'argument --num_segments: give --threshold or --num_segments, not both'
+    )
+  )
 
 
 def test_make_oversegmentation_names_an_undecodable_image(tmp_path):

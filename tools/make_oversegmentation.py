@@ -32,6 +32,7 @@ Example:
 import argparse
 import functools
 import heapq
+import json
 import os
 import sys
 
@@ -522,6 +523,80 @@ def _label_components_file(paths):
   )
 
 
+# Written into the output folder: the settings its oversegmentations were
+# made with, so that a rerun with others does not keep old segments unnoticed.
+SETTINGS_FILE = '.make_oversegmentation.json'
+
+
+def _settings(args):
+  """The flags that decide the segments, as recorded in SETTINGS_FILE."""
+  if args.oracle_label_dir:
+    return {'oracle_label_dir': os.path.abspath(args.oracle_label_dir)}
+  return {
+    'threshold': None if args.num_segments else args.threshold,
+    'num_segments': args.num_segments,
+    'min_size': args.min_size,
+    'sed_model': args.sed_model and os.path.abspath(args.sed_model),
+    'apply_exif_orientation': args.apply_exif_orientation,
+  }
+
+
+def _describe_settings(settings):
+  return ' '.join(
+    '--%s' % name if value is True else '--%s %s' % (name, value)
+    for name, value in settings.items()
+    if value not in (None, False)
+  )
+
+
+def _check_earlier_settings(output_dir, settings, overwrite):
+  """Refuses to add to oversegmentations made with other settings.
+
+  Returns:
+    A note when the folder holds oversegmentations of unknown settings
+    (made before SETTINGS_FILE existed), which are kept; else None.
+
+  Raises:
+    SystemExit: Naming both settings when the folder's differ.
+  """
+  if overwrite or not os.path.isdir(output_dir):
+    return None
+  existing = [name for name in os.listdir(output_dir) if name.endswith('.png')]
+  if not existing:
+    return None
+  try:
+    with open(os.path.join(output_dir, SETTINGS_FILE)) as stream:
+      recorded = json.load(stream)
+  except FileNotFoundError:
+    return (
+      'note: the %d oversegmentations in %s were made with settings not '
+      'recorded; they are kept (--overwrite remakes them)'
+      % (len(existing), output_dir)
+    )
+  except (OSError, ValueError) as error:
+    raise SystemExit(
+      'error: cannot read %s: %s'
+      % (os.path.join(output_dir, SETTINGS_FILE), error)
+    ) from error
+  if recorded != settings:
+    raise SystemExit(
+      'error: %s holds oversegmentations made with %s, not %s; pass '
+      '--overwrite to remake them all, or write into another --output_dir'
+      % (
+        output_dir,
+        _describe_settings(recorded),
+        _describe_settings(settings),
+      )
+    )
+  return None
+
+
+def _record_settings(output_dir, settings):
+  with io_utils.atomic_path(os.path.join(output_dir, SETTINGS_FILE)) as path:
+    with open(path, 'w') as stream:
+      json.dump(settings, stream, indent=2)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -542,8 +617,8 @@ def main(argv=None):
   parser.add_argument(
     '--threshold',
     type=flags.real(0, 1),
-    default=DEFAULT_THRESHOLD,
-    help='Merge boundaries weaker than this (0..1).',
+    help='Merge boundaries weaker than this (0..1; default %s).'
+    % DEFAULT_THRESHOLD,
   )
   parser.add_argument(
     '--num_segments',
@@ -578,6 +653,12 @@ def main(argv=None):
     parser, items='images', workers_help='Parallel processes.'
   )
   args = parser.parse_args(argv)
+  if args.threshold is not None and args.num_segments is not None:
+    parser.error(
+      'argument --num_segments: give --threshold or --num_segments, not both'
+    )
+  if args.threshold is None:
+    args.threshold = DEFAULT_THRESHOLD
   console.setup_logging()
 
   image_dir = args.image_dir or os.path.join(
@@ -638,6 +719,10 @@ def main(argv=None):
         'error: image id %s is named twice in %s: %s and %s'
         % (image_id, image_dir, first, name)
       )
+  settings = _settings(args)
+  reuse_note = _check_earlier_settings(output_dir, settings, args.overwrite)
+  if reuse_note:
+    print(reuse_note)
   if args.oracle_label_dir:
     folder_jobs.run_file_jobs(
       _label_components_file,
@@ -658,6 +743,8 @@ def main(argv=None):
       check=_check_label_fits_image,
       unit='image',
     )
+    if not reuse_note:
+      _record_settings(output_dir, settings)
     return 0
   options = dict(
     threshold=args.threshold,
@@ -689,6 +776,8 @@ def main(argv=None):
     ),
     unit='image',
   )
+  if not reuse_note:
+    _record_settings(output_dir, settings)
   return 0
 
 
