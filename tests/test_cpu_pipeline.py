@@ -248,7 +248,14 @@ def test_summary_means_spreads_and_per_class_iou(tmp_path, capsys):
   assert 'softmax          45.00%    10.00      25.00%    10.00      110' in (
     table
   )
-  assert '(2 runs' in table
+  # Each seed's own figures follow the means.
+  assert '  seed_0         40.00%               30.00%               100' in (
+    table
+  )
+  assert '  seed_1         50.00%               20.00%               120' in (
+    table
+  )
+  assert '(2 runs; figures are means over the runs below each method' in table
   chart = np.asarray(Image.open(tmp_path / 'summary.png'))
   # Rows: mIoU, boundary F and the two classes, one method.
   assert chart.shape[0] == overlay.comparison_row_top(4, 1) + (

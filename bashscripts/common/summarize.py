@@ -82,6 +82,10 @@ def summarize_method(runs):
   }
 
 
+def _seconds(seconds):
+  return '-' if seconds is None else '%.0f' % seconds
+
+
 def format_table(summary):
   """The table printed at the end of a pipeline run (figures in percent)."""
   num_runs = len(next(iter(summary.values()))['runs'])
@@ -90,7 +94,6 @@ def format_table(summary):
     % ('method', 'mIoU', 'spread', 'boundary F', 'spread', 'seconds')
   ]
   for method, row in summary.items():
-    seconds = '-' if row['seconds'] is None else '%.0f' % row['seconds']
     lines.append(
       '%-14s %7.2f%% %8.2f %10.2f%% %8.2f %8s'
       % (
@@ -99,12 +102,30 @@ def format_table(summary):
         100 * row['miou_spread'],
         100 * row['boundary_f'],
         100 * row['boundary_f_spread'],
-        seconds,
+        _seconds(row['seconds']),
       )
     )
+    if num_runs > 1:
+      # Every seed's own figures under the method's means.
+      for run in row['runs']:
+        lines.append(
+          '  %-12s %7.2f%% %8s %10.2f%% %8s %8s'
+          % (
+            os.path.basename(run['run']),
+            100 * run['miou'],
+            '',
+            100 * run['boundary_f'],
+            '',
+            _seconds(run['seconds']),
+          )
+        )
   lines.append(
-    '(%d run%s; figures are means, spread = max - min)'
-    % (num_runs, '' if num_runs == 1 else 's')
+    '(%d run%s; figures are means%s, spread = max - min)'
+    % (
+      num_runs,
+      '' if num_runs == 1 else 's',
+      ' over the runs below each method' if num_runs > 1 else '',
+    )
   )
   return '\n'.join(lines)
 
