@@ -970,6 +970,7 @@ def test_flags_not_given_take_the_checkpoint_s_settings():
 
 
 def test_a_flag_given_wins_and_is_reported(caplog):
+  caplog.set_level(logging.INFO)
   config = config_lib.TrainConfig(num_classes=6, num_clusters=7)
   args = _flag_values(
     num_classes=6, num_clusters=(3, 4), kmeans_iterations=None
@@ -978,10 +979,20 @@ def test_a_flag_given_wins_and_is_reported(caplog):
   # --num_classes equals the checkpoint's: no override.
   assert overrides == {'num_clusters': {'flag': [3, 4], 'checkpoint': [7, 7]}}
   assert args.num_clusters == (3, 4) and args.kmeans_iterations == 10
-  assert (
-    '--num_clusters 3,4 differs from the 7,7 checkpoint ckpt-1 was '
-    'trained with' in caplog.text
-  )
+  # Inference grids differ from training grids by design: no warning.
+  assert [
+    record.levelname
+    for record in caplog.records
+    if '--num_clusters 3,4 differs from the 7,7 checkpoint ckpt-1 was '
+    'trained with' in record.getMessage()
+  ] == ['INFO']
+  args = _flag_values(num_classes=5, num_clusters=None, kmeans_iterations=None)
+  inference.settings_from_checkpoint(args, config, 'ckpt-1')
+  assert [
+    record.levelname
+    for record in caplog.records
+    if '--num_classes 5 differs' in record.getMessage()
+  ] == ['WARNING']
 
 
 def test_prototype_extraction_defaults_to_the_run_s_prototype_grid():

@@ -19,6 +19,9 @@ from segsort.inference import restore
 from segsort.inference import run_over_list
 
 _LOGGER = logging.getLogger(__name__)
+# Checkpoint settings that inference overrides as a matter of course, logged
+# at INFO rather than WARNING.
+_ROUTINE_OVERRIDES = ('num_clusters', 'kmeans_iterations')
 
 
 def _checkpoint_value(name, config, grid_for_prototypes):
@@ -61,7 +64,10 @@ def settings_from_checkpoint(args, config, checkpoint_prefix):
     if value is None:
       setattr(args, name, checkpoint_value)
     elif value != checkpoint_value:
-      _LOGGER.warning(
+      # Whole images are clustered on other grids than crops by design
+      # (README: "What held SegSort back"); other classes are a concern.
+      _LOGGER.log(
+        logging.INFO if name in _ROUTINE_OVERRIDES else logging.WARNING,
         '--%s %s differs from the %s checkpoint %s was trained '
         'with; using --%s %s.',
         name,
