@@ -68,7 +68,7 @@ def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
   commands = [
     shlex.split(line)
     for line in completed.stdout.splitlines()
-    if not line.startswith('==')
+    if not line.startswith(('==', 'note:'))
   ]
   # Every line can be pasted into a shell.
   assert all(command[0] == 'python' for command in commands)
@@ -385,3 +385,50 @@ def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
   assert completed.stderr.strip().startswith(
     'error: DATAROOT=%s does not exist; write it with' % (tmp_path / 'missing')
   )
+
+
+def test_a_threshold_that_an_existing_hed_overrides_is_noted(tmp_path):
+  dataroot = tmp_path / 'camvid'
+  for folder in ('JPEGImages', 'segcls', 'hed'):
+    (dataroot / 'VOC2012' / folder).mkdir(parents=True)
+  for name in ('train.txt', 'val.txt'):
+    (dataroot / name).touch()
+  outputs = []
+  for threshold in ({}, {'OVERSEGMENTATION_THRESHOLD': '0.1'}):
+    outputs.append(
+      subprocess.run(
+        ['bash', _SCRIPTS[0]],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={
+          **os.environ,
+          'DATAROOT': str(dataroot),
+          'OUT': str(tmp_path / 'out'),
+          'SEGSORT_DRY_RUN': '1',
+          **threshold,
+        },
+      ).stdout
+    )
+  assert 'note:' not in outputs[0]
+  assert (
+    'note: OVERSEGMENTATION_THRESHOLD is not used: %s exists (remove it to '
+    'have it made at this threshold)' % (dataroot / 'VOC2012' / 'hed')
+  ) in outputs[1]
+
+
+def test_a_rerun_keeps_the_seconds_of_the_training_it_skips(tmp_path):
+  settings = dict(
+    METHODS='softmax', NUM_STEPS='2', CROP='32,32', BATCH_SIZE='2'
+  )
+  completed = _run_benchmark(tmp_path, **settings)
+  assert completed.returncode == 0, completed.stderr
+  seconds = tmp_path / 'out' / 'softmax' / 'results' / 'seconds'
+  seconds.write_text('12345\n')
+  completed = _run_benchmark(tmp_path, **settings)
+  assert completed.returncode == 0, completed.stderr
+  assert seconds.read_text() == '12345\n'
+  summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+  assert summary['softmax']['seconds'] == 12345
