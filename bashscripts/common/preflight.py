@@ -223,11 +223,15 @@ def parse_args(argv=None):
     description=__doc__.splitlines()[0],
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
-  parser.add_argument('--data_dir', required=True)
   parser.add_argument(
-    '--train_list', help='Left out with --val_list: settings only.'
+    '--data_dir', required=True, help='DATAROOT; list paths are relative to it.'
   )
-  parser.add_argument('--val_list')
+  parser.add_argument(
+    '--train_list',
+    help='The annotated training list; left out with --val_list, only the '
+    'settings are checked.',
+  )
+  parser.add_argument('--val_list', help='The annotated validation list.')
   parser.add_argument(
     '--unsup_train_list',
     help='Unsupervised SegSort\'s list, checked with its oversegmentations '
