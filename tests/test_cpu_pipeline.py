@@ -40,6 +40,20 @@ class _Parsed(Exception):
 
 
 def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
+  """The commands a dry run prints, each without its leading `python`."""
+  commands = [
+    shlex.split(line)
+    for line in _dry_run_output(
+      script, tmp_path, with_oversegmentation, **environment
+    ).splitlines()
+    if not line.startswith(('==', 'note:'))
+  ]
+  # Every line can be pasted into a shell.
+  assert all(command[0] == 'python' for command in commands)
+  return [command[1:] for command in commands]
+
+
+def _dry_run_output(script, tmp_path, with_oversegmentation, **environment):
   dataroot = tmp_path / 'camvid'
   folders = ('JPEGImages', 'segcls') + (
     ('hed',) if with_oversegmentation else ()
@@ -65,14 +79,7 @@ def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
     ),
   )
   assert completed.returncode == 0, completed.stderr
-  commands = [
-    shlex.split(line)
-    for line in completed.stdout.splitlines()
-    if not line.startswith(('==', 'note:'))
-  ]
-  # Every line can be pasted into a shell.
-  assert all(command[0] == 'python' for command in commands)
-  return [command[1:] for command in commands]
+  return completed.stdout
 
 
 def _flag(command, name):
@@ -388,34 +395,15 @@ def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
 
 
 def test_a_threshold_that_an_existing_hed_overrides_is_noted(tmp_path):
-  dataroot = tmp_path / 'camvid'
-  for folder in ('JPEGImages', 'segcls', 'hed'):
-    (dataroot / 'VOC2012' / folder).mkdir(parents=True)
-  for name in ('train.txt', 'val.txt'):
-    (dataroot / name).touch()
-  outputs = []
-  for threshold in ({}, {'OVERSEGMENTATION_THRESHOLD': '0.1'}):
-    outputs.append(
-      subprocess.run(
-        ['bash', _SCRIPTS[0]],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={
-          **os.environ,
-          'DATAROOT': str(dataroot),
-          'OUT': str(tmp_path / 'out'),
-          'SEGSORT_DRY_RUN': '1',
-          **threshold,
-        },
-      ).stdout
-    )
+  outputs = [
+    _dry_run_output(_SCRIPTS[0], tmp_path, True, **threshold)
+    for threshold in ({}, {'OVERSEGMENTATION_THRESHOLD': '0.1'})
+  ]
   assert 'note:' not in outputs[0]
   assert (
     'note: OVERSEGMENTATION_THRESHOLD is not used: %s exists (remove it to '
-    'have it made at this threshold)' % (dataroot / 'VOC2012' / 'hed')
+    'have it made at this threshold)'
+    % (tmp_path / 'camvid' / 'VOC2012' / 'hed')
   ) in outputs[1]
 
 
