@@ -93,6 +93,7 @@ class TrainConfig:
   use_global_status: bool = False
   learning_rate: float = 1e-3
   power: float = 0.9
+  warmup_steps: int = 0
   momentum: float = 0.9
   weight_decay: float = 5e-4
   num_classes: int = 21
@@ -204,6 +205,7 @@ class TrainConfig:
         )
     for name in (
       'kmeans_iterations',
+      'warmup_steps',
       'num_banks',
       'weight_decay',
       'learning_rate',
@@ -223,6 +225,11 @@ class TrainConfig:
       )
     if self.momentum > 1:
       problems.append('--momentum must be at most 1, got %r' % self.momentum)
+    if self.warmup_steps > self.num_steps:
+      problems.append(
+        '--warmup_steps %d is more than --num_steps %d'
+        % (self.warmup_steps, self.num_steps)
+      )
     if 0 <= self.ignore_label < self.num_classes:
       problems.append(
         '--ignore_label %d is a class id of [0, --num_classes '

@@ -114,6 +114,13 @@ def build_argument_parser(mode='segsort'):
   )
   add(training, 'learning_rate', 'Base learning rate (the head trains at 10x).')
   add(training, 'power', 'Decay power of the poly learning rate policy.')
+  add(
+    training,
+    'warmup_steps',
+    'Steps over which the learning rate rises linearly to the poly '
+    "schedule's (0: none, as in the original release; helps training from "
+    'random weights).',
+  )
   add(training, 'momentum', 'Momentum of the SGD optimizer.')
   add(
     training, 'weight_decay', 'L2 regularisation factor of convolution kernels.'

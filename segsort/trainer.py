@@ -264,7 +264,11 @@ class Trainer:
           # The rate the step used, computed on the host.
           learning_rate = float(
             state_lib.poly_learning_rate(
-              config.learning_rate, step - 1, config.num_steps, config.power
+              config.learning_rate,
+              step - 1,
+              config.num_steps,
+              config.power,
+              config.warmup_steps,
             )
           )
           progress.set_postfix(

@@ -151,6 +151,11 @@ def test_square_input_size_and_unsupervised_defaults():
     (['--input_size', '336,x'], 'height,width'),
     (['--batch_size', '0'], '--batch_size must be at least 1'),
     (['--iter_size', '0'], '--iter_size must be at least 1'),
+    (['--warmup_steps', '-1'], '--warmup_steps must be a number >= 0'),
+    (
+      ['--warmup_steps', '11', '--num_steps', '10'],
+      '--warmup_steps 11 is more than --num_steps 10',
+    ),
   ],
 )
 def test_bad_flags_exit_with_a_message(capsys, argv, message):

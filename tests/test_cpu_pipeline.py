@@ -30,6 +30,7 @@ _SHARED_TRAINING_FLAGS = (
   '--num_steps',
   '--learning_rate',
   '--weight_decay',
+  '--warmup_steps',
   '--random_seed',
   '--data_list',
 )

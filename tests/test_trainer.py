@@ -23,6 +23,7 @@ from segsort import data
 from segsort import train_softmax
 from segsort import errors
 from segsort import trainer as trainer_lib
+from segsort.training import state as state_lib
 from tools import make_synthetic_voc
 
 INPUT_SIZE = (64, 64)
@@ -191,6 +192,39 @@ def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
     )
   assert_same_values(
     single.network.variables, accumulated.network.variables, exact=False
+  )
+
+
+def test_warm_up_scales_the_first_updates(voc, tmp_path):
+  config = make_config(
+    voc, tmp_path / 'warm', num_steps=8, momentum=0.0, warmup_steps=4
+  )
+  dataset = fixed_batches(voc, config)
+  trainer = trainer_lib.Trainer(config, dataset=dataset)
+  _, gradients = trainer.losses_and_gradients(next(iter(dataset)))
+  before = [
+    variable.numpy() for variable in trainer.network.trainable_variables
+  ]
+  trainer.train(until_step=1)
+  head = {id(variable) for variable in trainer.network.head_variables}
+  for variable, gradient, old in zip(
+    trainer.network.trainable_variables, gradients, before
+  ):
+    # Step 0 of 4 warm-up steps: a quarter of the poly rate (1 at step 0).
+    rate = config.learning_rate * (10.0 if id(variable) in head else 1.0) / 4
+    np.testing.assert_allclose(
+      variable.numpy(),
+      old - rate * gradient.numpy(),
+      rtol=1e-4,
+      atol=1e-7,
+      err_msg=variable.path,
+    )
+  rates = [
+    float(state_lib.poly_learning_rate(1.0, step, 8, 1.0, warmup_steps=4))
+    for step in range(8)
+  ]
+  np.testing.assert_allclose(
+    rates, [0.25, 0.5 * 7 / 8, 0.75 * 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8]
   )
 
 

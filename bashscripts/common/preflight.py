@@ -57,6 +57,7 @@ SETTINGS = {
   'NUM_STEPS': ('num_steps', flags.integer(1)),
   'LEARNING_RATE': ('learning_rate', flags.real(0)),
   'WEIGHT_DECAY': ('weight_decay', flags.real(0)),
+  'WARMUP_STEPS': ('warmup_steps', flags.integer(0)),
   'EMBEDDING_DIM': ('embedding_dim', flags.integer(1)),
   'CONCENTRATION': ('concentration', flags.real(above=0)),
   'NUM_CLUSTERS': ('num_clusters', flags.cluster_grid),
@@ -126,6 +127,7 @@ _SHARED_FIELDS = (
   'num_steps',
   'learning_rate',
   'weight_decay',
+  'warmup_steps',
 )
 _METHOD_FIELDS = {
   'segsort': _SHARED_FIELDS
@@ -152,7 +154,7 @@ def config_problems(values):
   variable_of_field = {
     SETTINGS[name][0]: name for name in values if name in SETTINGS
   }
-  problems = []
+  methods_of_problem = {}
   for method in values.get('METHODS', ()):
     fields = {
       field: values[variable_of_field[field]]
@@ -169,8 +171,11 @@ def config_problems(values):
         message = message.replace(
           '--%s ' % field, '--%s (%s) ' % (field, variable)
         )
-      problems.append('%s: %s' % (method, message))
-  return problems
+      methods_of_problem.setdefault(message, []).append(method)
+  return [
+    '%s: %s' % (', '.join(methods), message)
+    for message, methods in methods_of_problem.items()
+  ]
 
 
 def class_name_problems(data_dir, num_classes):

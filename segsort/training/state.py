@@ -22,10 +22,32 @@ from segsort.training import distribution
 HEAD_LEARNING_RATE_MULTIPLIER = 10.0
 
 
-def poly_learning_rate(base_learning_rate, step, num_steps, power):
-  """The poly policy: base * (1 - step / num_steps) ** power, never below 0."""
-  progress = tf.minimum(tf.cast(step, tf.float32) / float(num_steps), 1.0)
-  return base_learning_rate * tf.pow(1.0 - progress, power)
+def poly_learning_rate(
+  base_learning_rate, step, num_steps, power, warmup_steps=0
+):
+  """The poly policy, optionally after a linear warm-up.
+
+  base * (1 - step / num_steps) ** power, never below 0 (the original
+  release's schedule), times min(1, (step + 1) / warmup_steps) when
+  warmup_steps > 0: the first steps of a network trained from random weights
+  take small updates (Goyal et al., "Accurate, large minibatch SGD", 2017).
+
+  Args:
+    base_learning_rate: A float, the rate at step 0 without warm-up.
+    step: A scalar (int or tensor), the 0-based step the rate is for.
+    num_steps: An int > 0, the steps of the whole schedule.
+    power: A float, the poly decay power.
+    warmup_steps: An int >= 0, the steps of the linear warm-up.
+
+  Returns:
+    A float32 scalar tensor.
+  """
+  step = tf.cast(step, tf.float32)
+  progress = tf.minimum(step / float(num_steps), 1.0)
+  rate = base_learning_rate * tf.pow(1.0 - progress, power)
+  if warmup_steps > 0:
+    rate *= tf.minimum((step + 1.0) / float(warmup_steps), 1.0)
+  return rate
 
 
 @contextlib.contextmanager
@@ -95,8 +117,12 @@ class TrainingState:
     ]
 
   def learning_rate(self):
-    """The base learning rate of the current step (poly policy)."""
+    """The base learning rate of the current step (poly policy, warm-up)."""
     config = self._config
     return poly_learning_rate(
-      config.learning_rate, self.step, config.num_steps, config.power
+      config.learning_rate,
+      self.step,
+      config.num_steps,
+      config.power,
+      config.warmup_steps,
     )
