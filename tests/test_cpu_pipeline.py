@@ -139,6 +139,11 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
     if command[1] == 'segsort.inference_segsort'
   }
   assert knn_votes == {'5'}
+  assert {
+    _flag(command, '--warmup_steps')
+    for command in commands
+    if command[1].startswith('segsort.train_')
+  } == {'100'}
   demo = _dry_run(_SCRIPTS[1], tmp_path / 'demo')
   assert {
     _flag(command, '--k_in_nearest_neighbors')
