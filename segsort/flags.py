@@ -171,9 +171,12 @@ def _format(value):
 
 
 def _file_in_the_way(path):
-  """The nearest existing path at or above `path` if it is not a folder."""
+  """The nearest existing path at or above `path` if it is not a folder.
+
+  A broken symbolic link counts as existing: making a folder there fails.
+  """
   path = os.path.abspath(path)
-  while not os.path.exists(path):
+  while not os.path.lexists(path):
     parent = os.path.dirname(path)
     if parent == path:
       return None
@@ -181,16 +184,25 @@ def _file_in_the_way(path):
   return None if os.path.isdir(path) else path
 
 
+def _blocking_kind(path):
+  return (
+    'a broken symbolic link'
+    if os.path.islink(path) and not os.path.exists(path)
+    else 'a file'
+  )
+
+
 def output_folder(text):
   """An argparse type: a folder to write into, made when missing.
 
-  Refuses a path that is a file, or lies below one, which would otherwise
-  fail after work with an OS error.
+  Refuses a path that is a file or a broken symbolic link, or lies below
+  one, which would otherwise fail after work with an OS error.
   """
   blocking = _file_in_the_way(text)
   if blocking is not None:
     raise argparse.ArgumentTypeError(
-      '%s is a file, not a folder to write into' % blocking
+      '%s is %s, not a folder to write into'
+      % (blocking, _blocking_kind(blocking))
     )
   return text
 
@@ -264,6 +276,7 @@ def output_file(text):
   blocking = _file_in_the_way(os.path.dirname(text) or '.')
   if blocking is not None:
     raise argparse.ArgumentTypeError(
-      '%s is a file, not a folder to write into' % blocking
+      '%s is %s, not a folder to write into'
+      % (blocking, _blocking_kind(blocking))
     )
   return text

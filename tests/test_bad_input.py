@@ -1034,3 +1034,21 @@ def test_label_survey_names_every_malformed_line_of_a_training_list(
   message = str(raised.value)
   assert 'line 2: expected 2 or 3 fields' in message
   assert 'line 3: expected 2 or 3 fields' in message
+
+
+def test_a_broken_symbolic_link_as_output_folder_is_named(tmp_path, capsys):
+  # mkdir raised FileExistsError with a traceback.
+  voc_dir = tmp_path / 'VOC2012'
+  (voc_dir / 'SegmentationClass').mkdir(parents=True)
+  Image.new('L', (3, 2)).save(voc_dir / 'SegmentationClass' / 'a.png')
+  (voc_dir / 'segcls').symlink_to(tmp_path / 'gone')
+  with pytest.raises(SystemExit):
+    voc_to_segcls.main(['--data_dir', str(tmp_path)])
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .endswith(
+      'argument --data_dir: %s is a broken symbolic link, not a folder to '
+      'write into' % (voc_dir / 'segcls')
+    )
+  )

@@ -173,7 +173,9 @@ def test_unsupervised_segsort_may_train_on_its_own_list(tmp_path):
     for command in commands
     if command[1].startswith('segsort.train_')
   }
-  assert lists['segsort.train_segsort_unsup'] == 'all.txt'
+  assert lists['segsort.train_segsort_unsup'] == os.path.join(
+    REPO_ROOT, 'all.txt'
+  )
   assert (
     lists['segsort.train_segsort']
     == lists['segsort.train_softmax']
@@ -357,7 +359,7 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
   assert not (tmp_path / 'out').exists()
   completed = _run_benchmark(tmp_path, CROP='32,32', SEEDS=' ')
   assert completed.stderr.splitlines() == [
-    'error: SEEDS= : names none; segsort: --num_clusters (NUM_CLUSTERS) 7,7 '
+    'error: SEEDS=: names none; segsort: --num_clusters (NUM_CLUSTERS) 7,7 '
     'is more clusters per axis than the 4x4 embedding of an --input_size '
     '(CROP) 32x32 crop at --output_stride 8'
   ]
@@ -371,7 +373,7 @@ def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
   completed = _run_benchmark(tmp_path)
   assert completed.returncode == 1
   assert completed.stderr.splitlines() == [
-    'error: %s holds 2 class names but NUM_CLASSES is 11'
+    'error: %s holds 2 class names but there are 11 classes (NUM_CLASSES)'
     % (tmp_path / 'data' / 'classes.txt')
   ]
   (tmp_path / 'data' / 'classes.txt').unlink()
@@ -415,7 +417,11 @@ def test_a_threshold_that_an_existing_hed_overrides_is_noted(tmp_path):
 
 def test_a_rerun_keeps_the_seconds_of_the_training_it_skips(tmp_path):
   settings = dict(
-    METHODS='softmax', NUM_STEPS='2', CROP='32,32', BATCH_SIZE='2'
+    METHODS='softmax',
+    NUM_STEPS='2',
+    WARMUP_STEPS='1',
+    CROP='32,32',
+    BATCH_SIZE='2',
   )
   completed = _run_benchmark(tmp_path, **settings)
   assert completed.returncode == 0, completed.stderr
@@ -426,3 +432,39 @@ def test_a_rerun_keeps_the_seconds_of_the_training_it_skips(tmp_path):
   assert seconds.read_text() == '12345\n'
   summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
   assert summary['softmax']['seconds'] == 12345
+
+
+def test_lists_of_words_are_read_alike_by_every_step(tmp_path):
+  # METHODS split by a tab passed the check but not the shell's test for
+  # unsupervised SegSort, whose oversegmentations were then never made.
+  commands = _dry_run(
+    _SCRIPTS[0],
+    tmp_path,
+    with_oversegmentation=False,
+    METHODS='softmax\tsegsort_unsup',
+    SEEDS='\n1 2',
+  )
+  assert commands[1][:2] == ['-m', 'tools.make_oversegmentation']
+  assert _flag(commands[0], '--data_dir') == str(tmp_path / 'camvid')
+  assert 'METHODS=softmax segsort_unsup' in commands[0]
+  assert 'SEEDS=1 2' in commands[0]
+  completed = _run_benchmark(tmp_path, SEEDS='1 01 +1')
+  assert (
+    completed.stderr.strip() == 'error: SEEDS=1 01 +1: names 1 more than once'
+  )
+
+
+def test_the_demo_refuses_classes_the_generator_cannot_draw(tmp_path):
+  completed = subprocess.run(
+    ['bash', os.path.join(REPO_ROOT, _SCRIPTS[1])],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    check=False,
+    env={**os.environ, 'OUT': 'out', 'NUM_CLASSES': '9'},
+  )
+  assert completed.stderr.strip() == (
+    'error: NUM_CLASSES=9: the generated set holds 2 to 8 classes'
+  )
+  assert not (tmp_path / 'out').exists()

@@ -11,6 +11,7 @@ import pytest
 import scipy.io
 
 from segsort import data
+from tools import folder_jobs
 from tools import make_lists
 from tools import make_oversegmentation
 from tools import make_synthetic_voc
@@ -642,3 +643,26 @@ def test_list_counts_read_as_english():
   assert make_lists.describe_lists({'train': 1, 'val': 3, 'test': 0}) == (
     'train.txt (1 image), val.txt (3 images), test.txt (0 images)'
   )
+
+
+def test_an_interrupted_oversegmentation_keeps_its_settings(
+  tmp_path, monkeypatch
+):
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
+  real_run_jobs = folder_jobs.run_jobs
+
+  def interrupted(work, jobs, workers, desc='', **kwargs):
+    if desc == 'Writing':
+      work(jobs[0])
+      raise KeyboardInterrupt
+    return real_run_jobs(work, jobs, workers, desc=desc, **kwargs)
+
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  monkeypatch.setattr(folder_jobs, 'run_jobs', interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    make_oversegmentation.main(arguments + ['--threshold', '0.2'])
+  monkeypatch.setattr(folder_jobs, 'run_jobs', real_run_jobs)
+  with pytest.raises(SystemExit, match='made with --threshold 0.2'):
+    make_oversegmentation.main(arguments + ['--threshold', '0.5'])

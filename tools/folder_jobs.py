@@ -208,6 +208,7 @@ def run_file_jobs(
   check=None,
   unit='file',
   also_check=(),
+  before_writing=None,
 ):
   """Makes the missing (or, overwriting, all) outputs of file jobs.
 
@@ -225,6 +226,9 @@ def run_file_jobs(
     unit: What one job is, e.g. 'image'.
     also_check: More inputs for `check` that make no output (e.g. the
       unlabelled images a list will name), refused with the jobs' inputs.
+    before_writing: When given, a function called once the checks have
+      passed and output_dir exists, before the first output (e.g. to record
+      the settings the outputs are made with).
 
   Raises:
     SystemExit: With the one-line message of the outputs that a folder
@@ -255,6 +259,8 @@ def run_file_jobs(
     except BadInputsError as error:
       raise SystemExit('error: %s' % error) from error
   os.makedirs(output_dir, exist_ok=True)
+  if before_writing is not None:
+    before_writing()
   try:
     run_jobs(convert, todo, workers, desc='Writing', unit=unit)
   except ValueError as error:

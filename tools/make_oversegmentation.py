@@ -561,7 +561,11 @@ def _check_earlier_settings(output_dir, settings, overwrite):
   """
   if overwrite or not os.path.isdir(output_dir):
     return None
-  existing = [name for name in os.listdir(output_dir) if name.endswith('.png')]
+  existing = [
+    name
+    for name in os.listdir(output_dir)
+    if name.endswith('.png') and os.path.isfile(os.path.join(output_dir, name))
+  ]
   if not existing:
     return None
   try:
@@ -723,6 +727,13 @@ def main(argv=None):
   reuse_note = _check_earlier_settings(output_dir, settings, args.overwrite)
   if reuse_note:
     print(reuse_note)
+  # Recorded before the first segment, so that an interrupted run is resumed
+  # only with its own settings; not over segments of unknown settings.
+  record = (
+    None
+    if reuse_note
+    else functools.partial(_record_settings, output_dir, settings)
+  )
   if args.oracle_label_dir:
     folder_jobs.run_file_jobs(
       _label_components_file,
@@ -742,9 +753,8 @@ def main(argv=None):
       '%d images, %d to segment by their labels into %s',
       check=_check_label_fits_image,
       unit='image',
+      before_writing=record,
     )
-    if not reuse_note:
-      _record_settings(output_dir, settings)
     return 0
   options = dict(
     threshold=args.threshold,
@@ -775,9 +785,8 @@ def main(argv=None):
       apply_exif_orientation=args.apply_exif_orientation,
     ),
     unit='image',
+    before_writing=record,
   )
-  if not reuse_note:
-    _record_settings(output_dir, settings)
   return 0
 
 

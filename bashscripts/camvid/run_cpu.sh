@@ -32,6 +32,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
 DATAROOT=$(absolute "${DATAROOT:-data/camvid}")
 OUT=$(absolute "${OUT:-camvid_output}")
+if [ -n "${UNSUP_TRAIN_LIST:-}" ]; then
+  UNSUP_TRAIN_LIST=$(absolute "${UNSUP_TRAIN_LIST}")
+fi
 if [ ! -d "${DATAROOT}" ]; then
   if [ -e "${DATAROOT}" ]; then
     echo "error: DATAROOT=${DATAROOT} is a file, not a CamVid folder" >&2
@@ -82,7 +85,7 @@ source bashscripts/common/cpu_pipeline.sh
 for required in "${TRAIN_LIST}" "${VAL_LIST}" "${DATAROOT}/VOC2012/JPEGImages"; do
   [ -e "${required}" ] || { echo "error: ${required} does not exist" >&2; exit 1; }
 done
-cpu_pipeline_check
+cpu_pipeline_check "OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD}"
 cpu_pipeline_make_out
 if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
   if [ ! -d "${DATAROOT}/VOC2012/hed" ]; then

@@ -39,19 +39,37 @@ source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
 : "${KMEANS_GRID:=crop}" "${KMEANS_ITERATIONS:=10}" "${NUM_BANKS:=2}"
 : "${K_IN_NEAREST_NEIGHBORS:=15}"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+# One space between words, whatever separated them (tabs, newlines), so that
+# every test of these lists below sees the words preflight.py checks.
+METHODS=$(echo ${METHODS})
+SEEDS=$(echo ${SEEDS})
 
-# Checks every setting, then (unless given --settings_only) every line and
-# file of TRAIN_LIST and VAL_LIST, and unsupervised SegSort's
-# oversegmentations when VOC2012/hed/ exists, before any work
-# (preflight.py); exits naming every problem on one line.
-# Usage: cpu_pipeline_check [--settings_only]
+# Refuses an OUT that is not a folder, then checks every setting, then
+# (unless given --settings_only) every line and file of TRAIN_LIST,
+# VAL_LIST and unsupervised SegSort's list (with its oversegmentations when
+# VOC2012/hed/ exists), before any work (preflight.py); exits naming every
+# problem on one line. Further arguments go to preflight.py (NAME=VALUE
+# settings, --generated_set).
+# Usage: cpu_pipeline_check [--settings_only] [ARGUMENT ...]
 cpu_pipeline_check() {
   local lists=()
-  if [ "${1:-}" != --settings_only ]; then
+  if [ -L "${OUT}" ] && [ ! -e "${OUT}" ]; then
+    echo "error: OUT=${OUT} is a broken symbolic link" >&2
+    return 1
+  fi
+  if [ -e "${OUT}" ] && [ ! -d "${OUT}" ]; then
+    echo "error: OUT=${OUT} is a file, not a folder to write into" >&2
+    return 1
+  fi
+  if [ "${1:-}" = --settings_only ]; then
+    shift
+  else
     lists=(--train_list "${TRAIN_LIST}" --val_list "${VAL_LIST}")
-    if [[ " ${METHODS} " == *" segsort_unsup "* ]] &&
-       [ -d "${DATAROOT}/VOC2012/hed" ]; then
+    if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
       lists+=(--unsup_train_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}")
+      if [ -d "${DATAROOT}/VOC2012/hed" ]; then
+        lists+=(--with_oversegmentation)
+      fi
     fi
   fi
   segsort_python "$(dirname "${BASH_SOURCE[0]}")/preflight.py" \
@@ -66,17 +84,13 @@ cpu_pipeline_check() {
     "KMEANS_ITERATIONS=${KMEANS_ITERATIONS}" "NUM_BANKS=${NUM_BANKS}" \
     "WINDOW=${WINDOW}" "PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS}" \
     "INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS}" \
-    "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}"
+    "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}" "$@"
 }
 
 # Makes OUT (a path given relative to the folder the script was started
-# from, already made absolute) once the checks have passed.
+# from, already made absolute) once cpu_pipeline_check has passed.
 # Usage: cpu_pipeline_make_out
 cpu_pipeline_make_out() {
-  if [ -e "${OUT}" ] && [ ! -d "${OUT}" ]; then
-    echo "error: OUT=${OUT} is a file, not a folder to write into" >&2
-    return 1
-  fi
   [ -n "${SEGSORT_DRY_RUN:-}" ] || mkdir -p "${OUT}"
 }
 
@@ -168,8 +182,9 @@ cpu_pipeline_run_seed() {
     cpu_pipeline_train "${method}" "${run_dir}/${method}" "${seed}" &&
       cpu_pipeline_predict "${method}" "${run_dir}/${method}" &&
       cpu_pipeline_benchmark "${run_dir}/${method}" || return 1
-    if [ -z "${SEGSORT_DRY_RUN:-}" ] && { [ -z "${trained_before}" ] ||
-         [ ! -e "${run_dir}/${method}/results/seconds" ]; }; then
+    # A run resumed after its training (e.g. after a failed prediction)
+    # records nothing: its training time is unknown.
+    if [ -z "${SEGSORT_DRY_RUN:-}" ] && [ -z "${trained_before}" ]; then
       echo $((SECONDS - start)) > "${run_dir}/${method}/results/seconds"
     fi
   done

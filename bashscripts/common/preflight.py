@@ -32,8 +32,11 @@ from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
+from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
 METHODS = ('segsort', 'segsort_unsup', 'softmax')
+# The classes tools/make_synthetic_voc.py can draw (background included).
+GENERATED_CLASSES = (2, make_synthetic_voc.MAX_NUM_CLASSES)
 
 
 def _choice(choices):
@@ -52,7 +55,8 @@ def _choice(choices):
 SETTINGS = {
   'BACKBONE': ('backbone', _choice(config_lib.BACKBONES)),
   'BATCH_SIZE': ('batch_size', flags.integer(1)),
-  'NUM_CLASSES': ('num_classes', flags.integer(1)),
+  # Labels are 8-bit PNGs whose 255 is the ignore label.
+  'NUM_CLASSES': ('num_classes', flags.integer(1, 255)),
   'CROP': ('input_size', flags.size_pair),
   'NUM_STEPS': ('num_steps', flags.integer(1)),
   'LEARNING_RATE': ('learning_rate', flags.real(0)),
@@ -68,12 +72,15 @@ SETTINGS = {
   'PROTOTYPE_CLUSTERS': (None, flags.cluster_grid),
   'INFERENCE_CLUSTERS': (None, flags.cluster_grid),
   'K_IN_NEAREST_NEIGHBORS': (None, flags.integer(1)),
+  # The CamVid benchmark's, for the oversegmentations it makes.
+  'OVERSEGMENTATION_THRESHOLD': (None, flags.real(0, 1)),
 }
 
 
 # Settings that are lists of words, and the type of each word.
 LIST_SETTINGS = {
-  'SEEDS': flags.integer(0),
+  # np.random's seeds are 32-bit.
+  'SEEDS': flags.integer(0, 2**32 - 1),
   'METHODS': _choice(METHODS),
 }
 
@@ -83,13 +90,15 @@ def _distinct_words(text, parse):
   words = text.split()
   if not words:
     raise argparse.ArgumentTypeError('names none')
-  repeated = sorted({word for word in words if words.count(word) > 1})
+  values = [parse(word) for word in words]
+  # A seed named twice (also as 1 and 01) would count one model twice in
+  # the mean and spread.
+  repeated = sorted({str(value) for value in values if values.count(value) > 1})
   if repeated:
-    # A repeated seed would count one model twice in the mean and spread.
     raise argparse.ArgumentTypeError(
       'names %s more than once' % ', '.join(repeated)
     )
-  return [parse(word) for word in words]
+  return values
 
 
 def setting_problems(settings):
@@ -179,17 +188,17 @@ def config_problems(values):
 
 
 def class_name_problems(data_dir, num_classes):
-  """A DATAROOT/classes.txt whose names do not count the classes."""
+  """A DATAROOT/classes.txt that the benchmark's reader would refuse."""
+  # Imported here: segsort.metrics is not needed to check the settings.
+  from segsort import metrics  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(data_dir, 'classes.txt')
-  if not os.path.isfile(path):
+  if not os.path.lexists(path):
     return []
-  with open(path, encoding='utf-8') as stream:
-    names = [line.strip() for line in stream if line.strip()]
-  if len(names) != num_classes:
-    return [
-      '%s holds %d class names but NUM_CLASSES is %d'
-      % (path, len(names), num_classes)
-    ]
+  try:
+    metrics.read_class_names(path, num_classes)
+  except ValueError as error:
+    return [str(error).replace('(--num_classes)', '(NUM_CLASSES)')]
   return []
 
 
@@ -198,22 +207,23 @@ def data_problems(args, num_classes):
   # Imported here: TensorFlow is not needed to check the settings.
   from segsort import data  # pylint: disable=g-import-not-at-top
 
+  # (list, labels required, oversegmentations read)
   checks = [
-    (data_list, False)
+    (data_list, True, False)
     for data_list in (args.train_list, args.val_list)
     if data_list
   ]
   if args.unsup_train_list:
-    checks.append((args.unsup_train_list, True))
+    checks.append((args.unsup_train_list, False, args.with_oversegmentation))
   problems = []
-  for data_list, with_oversegmentation in checks:
+  for data_list, require_labels, with_oversegmentation in checks:
     try:
       report = data.check_data_list(
         args.data_dir,
         data_list,
         num_classes=num_classes,
         with_oversegmentation=with_oversegmentation,
-        require_labels=not with_oversegmentation,
+        require_labels=require_labels,
         progress=console.progress,
       )
     except errors.DataError as error:
@@ -239,8 +249,20 @@ def parse_args(argv=None):
   parser.add_argument('--val_list', help='The annotated validation list.')
   parser.add_argument(
     '--unsup_train_list',
-    help='Unsupervised SegSort\'s list, checked with its oversegmentations '
-    '(VOC2012/hed/); left out while they are still to be made.',
+    help="Unsupervised SegSort's list (lines without labels allowed).",
+  )
+  parser.add_argument(
+    '--with_oversegmentation',
+    action='store_true',
+    help="Also read the oversegmentations of --unsup_train_list's images "
+    '(VOC2012/hed/ or its third column); left out while they are still to '
+    'be made.',
+  )
+  parser.add_argument(
+    '--generated_set',
+    action='store_true',
+    help='NUM_CLASSES is for the set the demo generates '
+    '(tools/make_synthetic_voc.py: %d to %d classes).' % GENERATED_CLASSES,
   )
   parser.add_argument(
     'settings', nargs='*', metavar='NAME=VALUE', help='Pipeline settings.'
@@ -263,6 +285,13 @@ def main(argv=None):
   problems += more
   if 'NUM_CLASSES' not in settings:
     problems.append('NUM_CLASSES is not set')
+  elif args.generated_set and 'NUM_CLASSES' in values:
+    low, high = GENERATED_CLASSES
+    if not low <= values['NUM_CLASSES'] <= high:
+      problems.append(
+        'NUM_CLASSES=%d: the generated set holds %d to %d classes'
+        % (values['NUM_CLASSES'], low, high)
+      )
   # Settings refused above keep their defaults here.
   problems += config_problems(values)
   if 'NUM_CLASSES' in values:
