@@ -653,21 +653,24 @@ def test_implied_outputs_blocked_by_a_folder_or_file_are_named_before_work(
       % (tmp_path / 'out_iou.png')
     )
   )
+  segcls = tmp_path / 'VOC2012' / 'segcls'
+  assert _voc_to_segcls_refusal(
+    tmp_path, capsys, lambda: segcls.write_text('keep me\n')
+  ).endswith(
+    'argument --data_dir: %s is a file, not a folder to write into' % segcls
+  )
+  assert segcls.read_text() == 'keep me\n'
+
+
+def _voc_to_segcls_refusal(tmp_path, capsys, block_output):
+  """voc_to_segcls's error on one label, once block_output() has run."""
   voc_dir = tmp_path / 'VOC2012'
   (voc_dir / 'SegmentationClass').mkdir(parents=True)
   Image.new('L', (3, 2)).save(voc_dir / 'SegmentationClass' / 'a.png')
-  (voc_dir / 'segcls').write_text('keep me\n')
+  block_output()
   with pytest.raises(SystemExit):
     voc_to_segcls.main(['--data_dir', str(tmp_path)])
-  assert (
-    capsys.readouterr()
-    .err.strip()
-    .endswith(
-      'argument --data_dir: %s is a file, not a folder to write into'
-      % (voc_dir / 'segcls')
-    )
-  )
-  assert (voc_dir / 'segcls').read_text() == 'keep me\n'
+  return capsys.readouterr().err.strip()
 
 
 def test_a_sed_model_that_opencv_cannot_read_is_named(capsys, tmp_path):
@@ -1038,17 +1041,10 @@ def test_label_survey_names_every_malformed_line_of_a_training_list(
 
 def test_a_broken_symbolic_link_as_output_folder_is_named(tmp_path, capsys):
   # mkdir raised FileExistsError with a traceback.
-  voc_dir = tmp_path / 'VOC2012'
-  (voc_dir / 'SegmentationClass').mkdir(parents=True)
-  Image.new('L', (3, 2)).save(voc_dir / 'SegmentationClass' / 'a.png')
-  (voc_dir / 'segcls').symlink_to(tmp_path / 'gone')
-  with pytest.raises(SystemExit):
-    voc_to_segcls.main(['--data_dir', str(tmp_path)])
-  assert (
-    capsys.readouterr()
-    .err.strip()
-    .endswith(
-      'argument --data_dir: %s is a broken symbolic link, not a folder to '
-      'write into' % (voc_dir / 'segcls')
-    )
+  segcls = tmp_path / 'VOC2012' / 'segcls'
+  assert _voc_to_segcls_refusal(
+    tmp_path, capsys, lambda: segcls.symlink_to(tmp_path / 'gone')
+  ).endswith(
+    'argument --data_dir: %s is a broken symbolic link, not a folder to '
+    'write into' % segcls
   )

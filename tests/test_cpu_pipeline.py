@@ -319,6 +319,19 @@ def test_camvid_trains_160_crops_in_segments_of_the_demo_s_size(tmp_path):
   assert training_flag(demo, 'segsort.train_segsort', '--num_clusters') == '5'
 
 
+def _run_script(script, tmp_path, **environment):
+  """Runs a pipeline script for real, started in tmp_path."""
+  return subprocess.run(
+    ['bash', os.path.join(REPO_ROOT, script)],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+    env={**os.environ, **environment},
+  )
+
+
 def _run_benchmark(tmp_path, **environment):
   """Runs the CamVid benchmark for real on a tiny generated set."""
   dataroot = tmp_path / 'data'
@@ -326,14 +339,8 @@ def _run_benchmark(tmp_path, **environment):
     make_synthetic_voc.make_synthetic_voc(
       str(dataroot), num_train=2, num_val=2, num_classes=4, seed=0
     )
-  return subprocess.run(
-    ['bash', os.path.join(REPO_ROOT, _SCRIPTS[0])],
-    cwd=tmp_path,
-    capture_output=True,
-    text=True,
-    timeout=120,
-    check=False,
-    env={**os.environ, 'DATAROOT': 'data', 'OUT': 'out', **environment},
+  return _run_script(
+    _SCRIPTS[0], tmp_path, **{'DATAROOT': 'data', 'OUT': 'out', **environment}
   )
 
 
@@ -455,15 +462,7 @@ def test_lists_of_words_are_read_alike_by_every_step(tmp_path):
 
 
 def test_the_demo_refuses_classes_the_generator_cannot_draw(tmp_path):
-  completed = subprocess.run(
-    ['bash', os.path.join(REPO_ROOT, _SCRIPTS[1])],
-    cwd=tmp_path,
-    capture_output=True,
-    text=True,
-    timeout=60,
-    check=False,
-    env={**os.environ, 'OUT': 'out', 'NUM_CLASSES': '9'},
-  )
+  completed = _run_script(_SCRIPTS[1], tmp_path, OUT='out', NUM_CLASSES='9')
   assert completed.stderr.strip() == (
     'error: NUM_CLASSES=9: the generated set holds 2 to 8 classes'
   )

@@ -155,6 +155,22 @@ def test_training_lowers_the_loss_and_inference_restores_it(
   )
 
 
+def _assert_sgd_update(network, gradients, before, learning_rate):
+  """One SGD step without momentum: the head at 10x the base rate."""
+  head = {id(variable) for variable in network.head_variables}
+  for variable, gradient, old in zip(
+    network.trainable_variables, gradients, before
+  ):
+    rate = learning_rate * (10.0 if id(variable) in head else 1.0)
+    np.testing.assert_allclose(
+      variable.numpy(),
+      old - rate * gradient.numpy(),
+      rtol=1e-4,
+      atol=1e-7,
+      err_msg=variable.path,
+    )
+
+
 def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
   """SGD with the head at 10x; iter_size averages micro-batch gradients."""
   plain = make_config(voc, tmp_path / 'plain', num_steps=1, momentum=0.0)
@@ -179,17 +195,7 @@ def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
 
   head = {id(variable) for variable in single.network.head_variables}
   assert head and len(head) < len(before)
-  for variable, gradient, old in zip(
-    single.network.trainable_variables, gradients, before
-  ):
-    rate = plain.learning_rate * (10.0 if id(variable) in head else 1.0)
-    np.testing.assert_allclose(
-      variable.numpy(),
-      old - rate * gradient.numpy(),
-      rtol=1e-4,
-      atol=1e-7,
-      err_msg=variable.path,
-    )
+  _assert_sgd_update(single.network, gradients, before, plain.learning_rate)
   assert_same_values(
     single.network.variables, accumulated.network.variables, exact=False
   )
@@ -206,19 +212,10 @@ def test_warm_up_scales_the_first_updates(voc, tmp_path):
     variable.numpy() for variable in trainer.network.trainable_variables
   ]
   trainer.train(until_step=1)
-  head = {id(variable) for variable in trainer.network.head_variables}
-  for variable, gradient, old in zip(
-    trainer.network.trainable_variables, gradients, before
-  ):
-    # Step 0 of 4 warm-up steps: a quarter of the poly rate (1 at step 0).
-    rate = config.learning_rate * (10.0 if id(variable) in head else 1.0) / 4
-    np.testing.assert_allclose(
-      variable.numpy(),
-      old - rate * gradient.numpy(),
-      rtol=1e-4,
-      atol=1e-7,
-      err_msg=variable.path,
-    )
+  # Step 0 of 4 warm-up steps: a quarter of the poly rate (1 at step 0).
+  _assert_sgd_update(
+    trainer.network, gradients, before, config.learning_rate / 4
+  )
   rates = [
     float(state_lib.poly_learning_rate(1.0, step, 8, 1.0, warmup_steps=4))
     for step in range(8)

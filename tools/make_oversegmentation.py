@@ -596,9 +596,10 @@ def _check_earlier_settings(output_dir, settings, overwrite):
 
 
 def _record_settings(output_dir, settings):
-  with io_utils.atomic_path(os.path.join(output_dir, SETTINGS_FILE)) as path:
-    with open(path, 'w') as stream:
-      json.dump(settings, stream, indent=2)
+  # In the flags' order, which the refusal above names them in.
+  io_utils.save_json(
+    os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
+  )
 
 
 def main(argv=None):

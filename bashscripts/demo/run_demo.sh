@@ -48,7 +48,7 @@ if [ -n "${DATAROOT:-}" ]; then
     exit 1
   fi
   required=("${DATAROOT}/train.txt" "${DATAROOT}/val.txt")
-  if [[ " $(echo ${METHODS}) " == *" segsort_unsup "* ]]; then
+  if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
     # (tools/make_oversegmentation.py makes it.)
     required+=("${DATAROOT}/VOC2012/hed")
   fi

@@ -13,8 +13,6 @@ import os
 from segsort import errors
 from segsort import io_utils
 
-# Problems quoted in a DataError message before the rest are only counted.
-
 
 @dataclasses.dataclass(frozen=True)
 class ListEntry:
