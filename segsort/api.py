@@ -24,6 +24,7 @@ from segsort import inference_flags
 DEFAULT_WINDOW_SIZE = inference_flags.DEFAULT_WINDOW_SIZE
 DEFAULT_STRIDES = inference_flags.DEFAULT_STRIDES
 DEFAULT_K_IN_NEAREST_NEIGHBORS = inference_flags.DEFAULT_K_IN_NEAREST_NEIGHBORS
+DEFAULT_COLOUR_WEIGHT = inference_flags.DEFAULT_COLOUR_WEIGHT
 
 
 @dataclasses.dataclass
@@ -61,6 +62,8 @@ class InferenceOptions:
       columns); None for config.num_clusters.
     kmeans_iterations: The k-means iterations, >= 0 (0 keeps the initial
       grid); None for the config's.
+    colour_weight: The weight of colour when pixels join clusters, a
+      finite number >= 0 (`inference.segment_embedding`); 0 leaves it out.
   """
 
   window_size: tuple = DEFAULT_WINDOW_SIZE
@@ -68,6 +71,7 @@ class InferenceOptions:
   k_in_nearest_neighbors: int = DEFAULT_K_IN_NEAREST_NEIGHBORS
   num_clusters: object = None
   kmeans_iterations: object = None
+  colour_weight: float = DEFAULT_COLOUR_WEIGHT
 
   def __post_init__(self):
     """Refuses nonsense by name, before any run is read.
@@ -89,6 +93,7 @@ class InferenceOptions:
       inference.check_integer_setting(
         'kmeans_iterations', self.kmeans_iterations, 0
       )
+    inference.check_colour_weight(self.colour_weight)
 
 
 def _check_pair(name, value):
@@ -126,7 +131,7 @@ class Segmenter:
     bank: The inference.PrototypeBank of SegSort runs; None for softmax.
     settings: The inference settings, a JSON-ready dict (window_size,
       strides, num_classes and, for SegSort, k_in_nearest_neighbors,
-      num_clusters, kmeans_iterations, prototype_bank).
+      num_clusters, kmeans_iterations, colour_weight, prototype_bank).
   """
 
   def __init__(
@@ -175,6 +180,7 @@ class Segmenter:
           if options.kmeans_iterations is None
           else options.kmeans_iterations
         ),
+        colour_weight=options.colour_weight,
         **window_and_classes,
       )
     self.settings = self._predictor.settings()
@@ -241,8 +247,8 @@ def load(run, prototype_dir=None, **settings):
     prototype_dir: The prototypes of a SegSort run (SAVE_DIR/prototypes of
       segsort.extract_prototypes); None for a softmax run.
     **settings: Fields of InferenceOptions (window_size, strides,
-      k_in_nearest_neighbors, num_clusters, kmeans_iterations) that replace
-      its defaults.
+      k_in_nearest_neighbors, num_clusters, kmeans_iterations,
+      colour_weight) that replace its defaults.
 
   Returns:
     A Segmenter.

@@ -63,6 +63,7 @@ def main(argv=None):
       k_in_nearest_neighbors=args.k_in_nearest_neighbors,
       num_clusters=args.num_clusters,
       kmeans_iterations=args.kmeans_iterations,
+      colour_weight=args.colour_weight,
     )
     saved_model.export(segmenter, args.output_dir)
   print(

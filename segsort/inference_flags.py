@@ -22,6 +22,8 @@ from segsort import flags
 DEFAULT_WINDOW_SIZE = (720, 720)
 DEFAULT_STRIDES = (320, 320)
 DEFAULT_K_IN_NEAREST_NEIGHBORS = 15
+# The original release segments by embedding and location alone.
+DEFAULT_COLOUR_WEIGHT = 0.0
 
 # The image scales of multi-scale inference, also those of a bare --scale_aug.
 MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -181,6 +183,18 @@ def add_segment_flags(parser, for_prototypes=False):
     flags.integer(0),
     'Iterations of vMF k-means',
   )
+  if not for_prototypes:
+    # Prototype extraction clusters output cells only; colour enters where
+    # pixels join clusters.
+    parser.add_argument(
+      '--colour_weight',
+      type=flags.real(0),
+      default=DEFAULT_COLOUR_WEIGHT,
+      help='Weight of the squared RGB distance (colours in [0, 1]) between '
+      'a pixel and a cluster when pixels join the clusters of their '
+      'surrounding cells; 0 (the original) ignores colour, 10 sharpens '
+      'boundaries onto image edges (README: "Colour in the pixel join").',
+    )
   parser.set_defaults(grid_for_prototypes=for_prototypes)
 
 

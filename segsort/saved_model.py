@@ -52,6 +52,7 @@ class SegmenterModule(tf.Module):
       self._k = settings['k_in_nearest_neighbors']
       self._num_clusters = tuple(settings['num_clusters'])
       self._kmeans_iterations = settings['kmeans_iterations']
+      self._colour_weight = settings['colour_weight']
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
   def labels(self, image):
@@ -86,6 +87,8 @@ class SegmenterModule(tf.Module):
         self._num_clusters,
         self._kmeans_iterations,
         self._output_stride,
+        image=image,
+        colour_weight=self._colour_weight,
       )
       votes = eval_utils.knn_label_votes(
         segment_prototypes,

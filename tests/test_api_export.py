@@ -62,12 +62,14 @@ def _pair(text):
   return tuple(int(value) for value in text.split(','))
 
 
+@pytest.mark.parametrize('colour_weight', [0.0, 10.0])
 def test_api_export_and_command_give_identical_segsort_labels(
-  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, colour_weight
 ):
   # Four overlapping windows on the 64x80 images.
   window, strides = '48,48', '24,32'
   bank_dir = prototype_dir(prototype_run)
+  colour_flags = ['--colour_weight', str(colour_weight)]
   entries, expected = _command_labels(
     inference_segsort,
     synthetic_set,
@@ -75,13 +77,14 @@ def test_api_export_and_command_give_identical_segsort_labels(
     tmp_path / 'command',
     window,
     strides,
-    ['--prototype_dir', bank_dir],
+    ['--prototype_dir', bank_dir] + colour_flags,
   )
   segmenter = api.load(
     segsort_checkpoint_dir,
     bank_dir,
     window_size=_pair(window),
     strides=_pair(strides),
+    colour_weight=colour_weight,
   )
   export.main(
     [
@@ -96,6 +99,7 @@ def test_api_export_and_command_give_identical_segsort_labels(
       '--strides',
       strides,
     ]
+    + colour_flags
   )
   serve = tf.saved_model.load(str(tmp_path / 'saved')).signatures[
     saved_model.SIGNATURE_KEY
@@ -115,12 +119,30 @@ def test_api_export_and_command_give_identical_segsort_labels(
     assert neighbours.votes.shape == (num_segments, NUM_CLASSES)
     assert neighbours.prototype_indices.shape == (num_segments, 15)
     assert np.all(neighbours.prototype_indices < len(segmenter.bank.labels))
+  if colour_weight:
+    # The weight reaches the segmentation: the generated objects' colour
+    # edges move some segment boundaries.
+    without_colour = api.Segmenter(
+      segmenter.network,
+      segmenter.config,
+      segmenter.checkpoint_prefix,
+      segmenter.bank,
+      api.InferenceOptions(window_size=_pair(window), strides=_pair(strides)),
+    )
+    assert any(
+      (
+        without_colour.predict(image, with_segments=True).segment_ids
+        != segmenter.predict(image, with_segments=True).segment_ids
+      ).any()
+      for image in map(data.load_image, (e.image_path for e in entries))
+    )
   recorded = json.loads(
     (tmp_path / 'saved' / saved_model.SETTINGS_FILE).read_text()
   )
   assert recorded['window_size'] == list(_pair(window))
   assert recorded['k_in_nearest_neighbors'] == 15
   assert recorded['num_clusters'] == [5, 5]
+  assert recorded['colour_weight'] == colour_weight
 
 
 def test_api_export_and_command_give_identical_softmax_labels(
@@ -237,6 +259,10 @@ def test_a_missing_or_superfluous_bank_is_named(
     ({'strides': 32}, r'strides must be two integers \(rows, columns\)'),
     ({'num_clusters': 2.5}, r'num_clusters must be an integer >= 1'),
     ({'num_clusters': (0, 3)}, r'num_clusters must be an integer >= 1, got 0'),
+    ({'colour_weight': -1.0}, r'colour_weight must be a finite number >= 0'),
+    ({'colour_weight': float('nan')}, r'colour_weight must be a finite'),
+    ({'colour_weight': '10'}, r"colour_weight must be .*, got '10'"),
+    ({'colour_weight': True}, r'colour_weight must be .*, got True'),
   ],
 )
 def test_nonsense_settings_are_refused_by_name(

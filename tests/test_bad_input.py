@@ -302,6 +302,16 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     ),
     (
       inference_segsort.main,
+      _KNN_FLAGS + ['--colour_weight', '-1'],
+      "argument --colour_weight: must be a number >= 0, got '-1'",
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--colour_weight', 'nan'],
+      "argument --colour_weight: must be a number >= 0, got 'nan'",
+    ),
+    (
+      inference_segsort.main,
       _KNN_FLAGS + ['--strides', '800,10'],
       'argument --strides: must be at most --input_size 720,720, got 800,10',
     ),

@@ -150,6 +150,13 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
     for command in demo
     if command[1] == 'segsort.inference_segsort'
   } == {'15'}
+  # Both benchmarks segment with colour, explanations included.
+  for run_commands in (commands, demo):
+    assert {
+      _flag(command, '--colour_weight')
+      for command in run_commands
+      if command[1] in ('segsort.inference_segsort', 'segsort.explain')
+    } == {'10'}
 
 
 def test_methods_share_network_crop_steps_and_schedule(tmp_path):
@@ -354,6 +361,7 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
     METHODS='softmax foo',
     WINDOW='abc',
     K_IN_NEAREST_NEIGHBORS='0',
+    COLOUR_WEIGHT='-1',
   )
   assert completed.returncode == 1
   assert completed.stderr.splitlines() == [
@@ -361,7 +369,7 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
     "one of segsort, segsort_unsup, softmax, got 'foo'; NUM_STEPS=abc: must "
     "be an integer >= 1, got 'abc'; WINDOW=abc: expected \"height,width\" of "
     "positive integers, got 'abc'; K_IN_NEAREST_NEIGHBORS=0: must be an "
-    "integer >= 1, got '0'"
+    "integer >= 1, got '0'; COLOUR_WEIGHT=-1: must be a number >= 0, got '-1'"
   ]
   assert not (tmp_path / 'out').exists()
   completed = _run_benchmark(tmp_path, CROP='32,32', SEEDS=' ')

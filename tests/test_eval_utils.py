@@ -1,6 +1,7 @@
 """Hand-computed cases for network.segsort.eval_utils and vis_utils."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from network.segsort import common_utils
@@ -175,6 +176,73 @@ def test_segment_by_kmeans_on_grid_keeps_pixel_boundaries():
     ]
   )
   np.testing.assert_allclose(prototypes.numpy(), expected_prototypes, atol=1e-6)
+
+
+def _segment_two_regions_with_colour_edge_at(edge_column, colour_weight):
+  """Segments the two-region grid of an image whose colour changes at a
+  pixel column other than the embedding's boundary (12)."""
+  grid = _two_region_grid()
+  pixels = common_utils.normalize_embedding(
+    tf.image.resize(grid[np.newaxis], [16, 24], method='bilinear')[0]
+  )
+  colour = np.zeros((16, 24, 3), np.float32)
+  colour[:, edge_column:] = 1.0
+  segment_ids, _ = eval_utils.segment_by_kmeans_on_grid(
+    tf.constant(grid),
+    pixels,
+    [1, 2],
+    5,
+    output_stride=4,
+    pixel_colour=tf.constant(colour),
+    colour_weight=colour_weight,
+  )
+  return segment_ids.numpy()
+
+
+def test_segment_by_kmeans_on_grid_moves_boundaries_onto_colour_edges():
+  for edge_column in (10, 14):
+    # Without colour, the boundary stays midway between the cell centres.
+    assert (
+      _segment_two_regions_with_colour_edge_at(edge_column, 0.0)[0].tolist()
+      == [0] * 12 + [1] * 12
+    )
+    # With it, each pixel within the blend joins the segment of its colour.
+    assert _segment_two_regions_with_colour_edge_at(edge_column, 10.0)[
+      0
+    ].tolist() == [0] * edge_column + [1] * (24 - edge_column)
+
+
+def test_segment_by_kmeans_on_grid_colour_cannot_reach_beyond_neighbours():
+  # A colour edge far inside a region does not cut it: only the clusters
+  # of a pixel's surrounding cells compete, however strong the colour.
+  segment_ids = _segment_two_regions_with_colour_edge_at(3, 1000.0)
+  assert segment_ids.max() == 1
+  assert (segment_ids[:, 12:] == 1).all()
+
+
+@pytest.mark.parametrize(
+  'colour_weight, colour, message',
+  [
+    (-1.0, True, 'colour_weight must be a finite number >= 0'),
+    (float('nan'), True, 'colour_weight must be a finite number >= 0'),
+    (float('inf'), True, 'colour_weight must be a finite number >= 0'),
+    (1.0, False, 'colour_weight > 0 needs pixel_colour'),
+  ],
+)
+def test_segment_by_kmeans_on_grid_refuses_bad_colour_settings(
+  colour_weight, colour, message
+):
+  grid = _two_region_grid()
+  with pytest.raises(ValueError, match=message):
+    eval_utils.segment_by_kmeans_on_grid(
+      tf.constant(grid),
+      tf.zeros([16, 24, 3]),
+      [1, 2],
+      5,
+      output_stride=4,
+      pixel_colour=tf.zeros([16, 24, 3]) if colour else None,
+      colour_weight=colour_weight,
+    )
 
 
 def test_segment_by_kmeans_on_grid_joins_only_surrounding_clusters():

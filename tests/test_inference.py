@@ -497,6 +497,7 @@ def test_predictions_of_other_settings_are_recomputed(
   # Not given: the checkpoint's (the trainer's defaults), not overridden.
   assert settings['num_clusters'] == [5, 5]
   assert settings['kmeans_iterations'] == 10
+  assert settings['colour_weight'] == 0.0
   assert 'flags_overriding_checkpoint' not in settings
   assert settings['scales'] == [1.0] and settings['flip'] is False
   assert settings['prototype_bank']['prototype_dir'] == os.path.abspath(

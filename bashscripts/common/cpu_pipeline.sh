@@ -28,6 +28,8 @@
 #   NUM_BANKS     SegSort training (32, 10, 5, crop, 10, 2; NUM_BANKS for
 #                 supervised SegSort only)
 #   K_IN_NEAREST_NEIGHBORS   k of the k-NN vote (15)
+#   COLOUR_WEIGHT weight of colour where pixels join segments at inference
+#                 (10; 0 is the original's embedding and location alone)
 
 # shellcheck source=bashscripts/voc12/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
@@ -38,6 +40,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
 : "${EMBEDDING_DIM:=32}" "${CONCENTRATION:=10}" "${NUM_CLUSTERS:=5}"
 : "${KMEANS_GRID:=crop}" "${KMEANS_ITERATIONS:=10}" "${NUM_BANKS:=2}"
 : "${K_IN_NEAREST_NEIGHBORS:=15}"
+# Pixels join the segments of their surrounding cells by colour as well:
+# with the embedding alone a boundary lies midway between cell centres,
+# 4 pixels off at worst; on both benchmarks' val sets the colour put it on
+# the image's edge (README: "Colour in the pixel join").
+: "${COLOUR_WEIGHT:=10}"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 # One space between words, whatever separated them (tabs, newlines), so that
 # every test of these lists below sees the words preflight.py checks.
@@ -84,7 +91,8 @@ cpu_pipeline_check() {
     "KMEANS_ITERATIONS=${KMEANS_ITERATIONS}" "NUM_BANKS=${NUM_BANKS}" \
     "WINDOW=${WINDOW}" "PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS}" \
     "INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS}" \
-    "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}" "$@"
+    "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}" \
+    "COLOUR_WEIGHT=${COLOUR_WEIGHT}" "$@"
 }
 
 # Makes OUT (a path given relative to the folder the script was started
@@ -158,7 +166,7 @@ cpu_pipeline_predict() {
     --kmeans_iterations "${KMEANS_ITERATIONS}" \
     --prototype_dir "${run}/results/train/prototypes" \
     --k_in_nearest_neighbors "${K_IN_NEAREST_NEIGHBORS}" \
-    --save_dir "${run}/results/val"
+    --colour_weight "${COLOUR_WEIGHT}" --save_dir "${run}/results/val"
 }
 
 # Usage: cpu_pipeline_benchmark RUN_DIR

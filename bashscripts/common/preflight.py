@@ -72,6 +72,7 @@ SETTINGS = {
   'PROTOTYPE_CLUSTERS': (None, flags.cluster_grid),
   'INFERENCE_CLUSTERS': (None, flags.cluster_grid),
   'K_IN_NEAREST_NEIGHBORS': (None, flags.integer(1)),
+  'COLOUR_WEIGHT': (None, flags.real(0)),
   # The CamVid benchmark's, for the oversegmentations it makes.
   'OVERSEGMENTATION_THRESHOLD': (None, flags.real(0, 1)),
 }

@@ -94,5 +94,6 @@ if [[ " ${METHODS} " == *" segsort "* ]]; then
     --num_clusters "${INFERENCE_CLUSTERS}" \
     --kmeans_iterations "${KMEANS_ITERATIONS}" \
     --k_in_nearest_neighbors "${K_IN_NEAREST_NEIGHBORS}" \
+    --colour_weight "${COLOUR_WEIGHT}" \
     --num_classes "${NUM_CLASSES}" --save_dir "${OUT}/explain"
 fi

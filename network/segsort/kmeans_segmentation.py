@@ -2,7 +2,8 @@
 
 `segment_by_kmeans_without_labels`, the original release's, clusters every
 pixel; `segment_by_kmeans_on_grid` clusters the network's output cells and
-then gives every pixel one of its surrounding cells' clusters.
+then gives every pixel one of its surrounding cells' clusters, optionally
+weighing the pixel's colour against the cluster's (`colour_distances`).
 """
 
 import tensorflow as tf
@@ -79,6 +80,8 @@ def segment_by_kmeans_on_grid(
   num_clusters,
   kmeans_iterations,
   output_stride,
+  pixel_colour=None,
+  colour_weight=0.0,
 ):
   """Segments one image by vMF k-means on the output grid, then per pixel.
 
@@ -92,6 +95,18 @@ def segment_by_kmeans_on_grid(
   made the fine grids of street scenes (e.g. 16 x 21 clusters on 360 x 480
   images) cost seconds per image on a CPU.
 
+  With `colour_weight` > 0 a pixel's score for a candidate cluster is its
+  cosine similarity (embedding and location) minus `colour_weight` times
+  the squared distance between its colour and the cluster's mean colour: a
+  vMF model of the embedding and an isotropic Gaussian of the colour per
+  segment. The embedding alone places a boundary between two segments
+  midway between their cells' centres, whatever the image shows, so it
+  is quantised to the output grid; the colour moves it onto the image's
+  edge (README: "Colour in the pixel join"). This is this port's addition;
+  the original release tried colour in the k-means features of an
+  exploratory script (`prototype_embedding_rgb.py`), never in its
+  inference. Weight 0 is the original's segmentation.
+
   Args:
     grid_embedding: A float32 tensor `[h, w, D]` of unit vectors, the
       network's output for the image.
@@ -102,13 +117,29 @@ def segment_by_kmeans_on_grid(
       and x.
     kmeans_iterations: The number of k-means iterations.
     output_stride: Pixels per cell along each axis.
+    pixel_colour: A float32 tensor `[H, W, C]` of every pixel's colour,
+      e.g. RGB / 255 in [0, 1] (a constant offset, such as a subtracted
+      mean, changes nothing); needed when `colour_weight` > 0.
+    colour_weight: A Python float >= 0, the weight of the squared colour
+      distance against the cosine similarity (in [-1, 1]); 0 ignores
+      colour.
 
   Returns:
     segment_ids: An int32 tensor `[H, W]` in `[0, num_segments)`, numbered
       in order of first appearance (none empty).
     segment_prototypes: A float32 tensor `[num_segments, D]` of unit
       vectors, mean directions of the pixels' embedding (without location).
+
+  Raises:
+    ValueError: If `colour_weight` is negative or not finite, or positive
+      without `pixel_colour`.
   """
+  if not colour_weight >= 0.0 or colour_weight == float('inf'):
+    raise ValueError(
+      'colour_weight must be a finite number >= 0, got %r' % (colour_weight,)
+    )
+  if colour_weight > 0.0 and pixel_colour is None:
+    raise ValueError('colour_weight > 0 needs pixel_colour.')
   grid_shape = tf.shape(grid_embedding)
   pixel_shape = tf.shape(pixel_embedding)
   # Both grids measure location in the same unit: cells of the grid.
@@ -148,6 +179,16 @@ def segment_by_kmeans_on_grid(
   similarities = tf.einsum(
     'hwd,hwcd->hwc', pixel_features, tf.gather(cluster_features, candidates)
   )
+  if colour_weight > 0.0:
+    cluster_colours = _cluster_colours(
+      pixel_colour,
+      cell_clusters,
+      common_utils.total_clusters(num_clusters),
+      output_stride,
+    )
+    similarities -= colour_weight * colour_distances(
+      pixel_colour, tf.gather(cluster_colours, candidates)
+    )
   best = tf.argmax(similarities, axis=2, output_type=tf.int32)
   pixel_clusters = tf.gather(candidates, best[..., tf.newaxis], batch_dims=2)[
     ..., 0
@@ -157,3 +198,59 @@ def segment_by_kmeans_on_grid(
   return segment_ids, common_utils.calculate_prototypes_from_labels(
     pixel_embedding, segment_ids
   )
+
+
+def colour_distances(pixel_colour, candidate_colours):
+  """Squared colour distances of every pixel to its candidate clusters.
+
+  Args:
+    pixel_colour: A float32 tensor `[H, W, C]`.
+    candidate_colours: A float32 tensor `[H, W, K, C]`, the mean colours of
+      each pixel's K candidate clusters.
+
+  Returns:
+    A float32 tensor `[H, W, K]`, in colour units squared.
+  """
+  return tf.reduce_sum(
+    tf.math.squared_difference(
+      pixel_colour[:, :, tf.newaxis, :], candidate_colours
+    ),
+    axis=3,
+  )
+
+
+def _cluster_colours(pixel_colour, cell_clusters, num_clusters, output_stride):
+  """Mean colour of the pixels of every cluster of output cells.
+
+  Args:
+    pixel_colour: A float32 tensor `[H, W, C]`.
+    cell_clusters: An int32 tensor `[h, w]` in `[0, num_clusters)`, with
+      `h = ceil(H / output_stride)` and `w = ceil(W / output_stride)`.
+    num_clusters: The number of cluster ids.
+    output_stride: Pixels per cell along each axis.
+
+  Returns:
+    A float32 tensor `[num_clusters, C]`; 0 for clusters without pixels.
+  """
+  pixel_shape = tf.shape(pixel_colour)
+  grid_shape = tf.shape(cell_clusters)
+  # Cells along the bottom and right edges may hang over the image: the
+  # padding carries no colour and no count.
+  padding = [
+    [0, grid_shape[0] * output_stride - pixel_shape[0]],
+    [0, grid_shape[1] * output_stride - pixel_shape[1]],
+    [0, 0],
+  ]
+  with_count = tf.pad(
+    tf.concat([pixel_colour, tf.ones_like(pixel_colour[:, :, :1])], 2),
+    padding,
+  )
+  cell_sums = tf.nn.avg_pool2d(
+    with_count[tf.newaxis], output_stride, output_stride, 'VALID'
+  )[0]
+  cluster_sums = tf.math.unsorted_segment_sum(
+    tf.reshape(cell_sums, [-1, tf.shape(cell_sums)[2]]),
+    tf.reshape(cell_clusters, [-1]),
+    num_clusters,
+  )
+  return tf.math.divide_no_nan(cluster_sums[:, :-1], cluster_sums[:, -1:])

@@ -98,6 +98,7 @@ from segsort.inference.extraction import prototype_boxes
 from segsort.inference.output_dirs import SETTINGS_FILE
 from segsort.inference.output_dirs import prepare_output_dir
 from segsort.inference.predictors import SegSortPredictor
+from segsort.inference.predictors import check_colour_weight
 from segsort.inference.predictors import check_integer_setting
 from segsort.inference.predictors import SegmentNeighbours
 from segsort.inference.predictors import SoftmaxPredictor

@@ -219,6 +219,7 @@ def segsort_predictor_from_flags(args, with_sources=False):
     network,
     bank,
     k_in_nearest_neighbors=args.k_in_nearest_neighbors,
+    colour_weight=args.colour_weight,
     **window_and_segment_settings(args),
   )
   return predictor, bank, checkpoint_prefix, checkpoint_overrides

@@ -2,7 +2,8 @@
 
 SegSort (`SegSortPredictor`): the embedding grid is clustered by vMF k-means
 on embedding plus (y, x) location in [0, 1); every pixel joins the most
-similar cluster of its 2 x 2 surrounding cells; every segment's prototype
+similar cluster of its 2 x 2 surrounding cells (weighing its colour against
+the cluster's when `colour_weight` > 0); every segment's prototype
 takes the votes of its k nearest prototypes of the annotated bank, and the
 votes are painted onto the segment's pixels. Softmax baseline
 (`SoftmaxPredictor`): class probabilities of the logits upsampled bilinearly
@@ -41,17 +42,32 @@ def check_integer_setting(name, value, minimum):
     )
 
 
+def check_colour_weight(colour_weight):
+  """Raises InferenceError unless `colour_weight` is a finite number >= 0."""
+  if (
+    not isinstance(colour_weight, numbers.Real)
+    or isinstance(colour_weight, bool)
+    or not 0.0 <= colour_weight < float('inf')
+  ):
+    raise errors.InferenceError(
+      'colour_weight must be a finite number >= 0, got %r' % (colour_weight,)
+    )
+
+
 def segment_embedding(
   grid_embedding,
   pixel_embedding,
   num_clusters,
   kmeans_iterations,
   output_stride,
+  image=None,
+  colour_weight=0.0,
 ):
   """Cuts one image into segments by vMF k-means with location.
 
   `eval_utils.segment_by_kmeans_on_grid`: k-means on the output grid, then
-  every pixel joins the nearest cluster of its 2 x 2 surrounding cells.
+  every pixel joins the nearest cluster of its 2 x 2 surrounding cells,
+  with its colour weighed in when `colour_weight` > 0.
 
   Args:
     grid_embedding: A float32 tensor `[h, w, D]` of unit vectors.
@@ -60,6 +76,10 @@ def segment_embedding(
     num_clusters: The initial grid: n (n x n) or (along y, along x).
     kmeans_iterations: The number of k-means iterations.
     output_stride: Pixels per grid cell.
+    image: A float32 tensor `[H, W, 3]` of RGB values in [0, 255], with or
+      without the mean subtracted; needed when `colour_weight` > 0.
+    colour_weight: A float >= 0, the weight of the squared distance of
+      colours in [0, 1] (RGB / 255) against the cosine similarity.
 
   Returns:
     segment_ids: An int32 tensor `[H, W]` in `[0, num_segments)`, numbered
@@ -72,6 +92,8 @@ def segment_embedding(
     common_utils.cluster_grid(num_clusters),
     kmeans_iterations,
     output_stride,
+    pixel_colour=None if image is None else image / 255.0,
+    colour_weight=colour_weight,
   )
 
 
@@ -106,6 +128,7 @@ class SegSortPredictor:
     num_classes,
     num_clusters,
     kmeans_iterations,
+    colour_weight=0.0,
   ):
     """Binds a network to a prototype bank.
 
@@ -121,16 +144,20 @@ class SegSortPredictor:
       num_clusters: The k-means grid: n (n x n) or (along y, along x).
       kmeans_iterations: The number of k-means iterations, >= 0 (0 keeps
         the initial grid).
+      colour_weight: The weight of colour when pixels join clusters, a
+        finite number >= 0 (`segment_embedding`); 0, the original's, leaves
+        colour out.
 
     Raises:
       InferenceError: If k is not an integer >= 1, the k-means iterations
-        not one >= 0, or the
+        not one >= 0, the colour weight not a finite number >= 0, or the
         window does not fit (windows.DenseOutputRunner).
     """
     # The flags refuse these already; the Python API comes here directly.
     # Zero iterations keep the initial grid, as in training.
     check_integer_setting('k_in_nearest_neighbors', k_in_nearest_neighbors, 1)
     check_integer_setting('kmeans_iterations', kmeans_iterations, 0)
+    check_colour_weight(colour_weight)
     num_prototypes = len(bank.features)
     if k_in_nearest_neighbors > num_prototypes:
       _LOGGER.warning(
@@ -150,6 +177,7 @@ class SegSortPredictor:
     self._k = k_in_nearest_neighbors
     self._num_clusters = common_utils.cluster_grid(num_clusters)
     self._kmeans_iterations = kmeans_iterations
+    self._colour_weight = float(colour_weight)
     self._bank_identity = bank.identity
     self._pixel_votes = tf.function(
       self._compute_pixel_votes, reduce_retracing=True
@@ -169,6 +197,7 @@ class SegSortPredictor:
       'k_in_nearest_neighbors': self._k,
       'num_clusters': list(self._num_clusters),
       'kmeans_iterations': self._kmeans_iterations,
+      'colour_weight': self._colour_weight,
       'prototype_bank': self._bank_identity,
     }
 
@@ -184,18 +213,20 @@ class SegSortPredictor:
       self._runner.upsample_to_image(grid, image.shape[:2])
     )
 
-  def _segment(self, grid_embedding, pixel_embedding):
+  def _segment(self, image, grid_embedding, pixel_embedding):
     return segment_embedding(
       grid_embedding,
       pixel_embedding,
       self._num_clusters,
       self._kmeans_iterations,
       self._runner.output_stride,
+      image=image,
+      colour_weight=self._colour_weight,
     )
 
-  def _compute_pixel_votes(self, grid_embedding, pixel_embedding):
+  def _compute_pixel_votes(self, image, grid_embedding, pixel_embedding):
     segment_ids, segment_prototypes = self._segment(
-      grid_embedding, pixel_embedding
+      image, grid_embedding, pixel_embedding
     )
     votes = eval_utils.knn_label_votes(
       segment_prototypes,
@@ -206,9 +237,9 @@ class SegSortPredictor:
     )
     return tf.gather(votes, segment_ids)
 
-  def _compute_neighbours(self, grid_embedding, pixel_embedding):
+  def _compute_neighbours(self, image, grid_embedding, pixel_embedding):
     segment_ids, segment_prototypes = self._segment(
-      grid_embedding, pixel_embedding
+      image, grid_embedding, pixel_embedding
     )
     similarities, indices = eval_utils.nearest_prototypes(
       segment_prototypes, self._bank_features, self._k
@@ -226,7 +257,7 @@ class SegSortPredictor:
       A float32 tensor `[H, W, num_classes]`, each pixel's votes summing to k
       (or the bank size when smaller).
     """
-    return self._pixel_votes(*self.embeddings(image))
+    return self._pixel_votes(image, *self.embeddings(image))
 
   def neighbours(self, image):
     """Segments an image and finds every segment's k nearest prototypes.
@@ -237,7 +268,7 @@ class SegSortPredictor:
     Returns:
       A SegmentNeighbours.
     """
-    outputs = self._neighbours(*self.embeddings(image))
+    outputs = self._neighbours(image, *self.embeddings(image))
     return SegmentNeighbours(*(output.numpy() for output in outputs))
 
 
