@@ -31,7 +31,10 @@ One image goes through these stages:
    its 2 x 2 surrounding cells (`eval_utils.segment_by_kmeans_on_grid`; the
    original ran all k-means iterations on every pixel, which costs
    output_stride**2 times more and made the fine grids of street scenes
-   take seconds per image on a CPU); every segment's
+   take seconds per image on a CPU), weighing its colour against the
+   cluster's when `colour_weight` > 0 (this port's addition, which puts
+   boundaries on the image's edges rather than midway between cells);
+   every segment's
    prototype (its mean embedding direction) takes the votes of its k nearest
    prototypes of the annotated bank (`eval_utils.knn_label_votes`, chunked so
    that banks of millions fit), and the votes are painted onto the segment's
