@@ -63,7 +63,8 @@ class InferenceOptions:
     kmeans_iterations: The k-means iterations, >= 0 (0 keeps the initial
       grid); None for the config's.
     colour_weight: The weight of colour when pixels join clusters, a
-      finite number >= 0 (`inference.segment_embedding`); 0 leaves it out.
+      number in [0, 1e6] (`inference.segment_embedding`); 0, the
+      original's, leaves it out.
   """
 
   window_size: tuple = DEFAULT_WINDOW_SIZE
@@ -104,6 +105,39 @@ def _check_pair(name, value):
     )
   for item in value:
     inference.check_integer_setting(name, item, 1)
+
+
+# The options only SegSort's k-NN inference uses.
+_SEGSORT_OPTIONS = (
+  'k_in_nearest_neighbors',
+  'num_clusters',
+  'kmeans_iterations',
+  'colour_weight',
+)
+
+
+def _check_options_fit_mode(config, options, checkpoint_prefix):
+  """Raises InferenceError if a softmax run is given SegSort's options.
+
+  Before, they were dropped without a word (and left out of the settings).
+  """
+  if config.mode in inference.SEGSORT_MODES:
+    return
+  defaults = InferenceOptions()
+  given = [
+    name
+    for name in _SEGSORT_OPTIONS
+    if getattr(options, name) != getattr(defaults, name)
+  ]
+  if given:
+    raise inference.InferenceError(
+      'Checkpoint %s is a softmax model; %s %s only to SegSort runs.'
+      % (
+        checkpoint_prefix,
+        ', '.join(given),
+        'applies' if len(given) == 1 else 'apply',
+      )
+    )
 
 
 def _check_bank_fits_mode(config, has_bank, checkpoint_prefix):
@@ -148,10 +182,12 @@ class Segmenter:
 
     Raises:
       inference.InferenceError: If a SegSort config comes without a bank, a
-        softmax config with one, or an option is out of its range.
+        softmax config with one or with SegSort's options (k, k-means,
+        colour), or an option is out of its range.
     """
     _check_bank_fits_mode(config, bank is not None, checkpoint_prefix)
     options = options or InferenceOptions()
+    _check_options_fit_mode(config, options, checkpoint_prefix)
     self.config = config
     self.checkpoint_prefix = checkpoint_prefix
     self.network = network
@@ -255,8 +291,9 @@ def load(run, prototype_dir=None, **settings):
 
   Raises:
     FileNotFoundError: If there is no checkpoint or config.json.
-    inference.InferenceError: Naming the file of a bad prototype bank, or a
-      bank missing (SegSort) or superfluous (softmax).
+    inference.InferenceError: Naming the file of a bad prototype bank, a
+      bank missing (SegSort) or superfluous (softmax), or SegSort's options
+      given for a softmax run.
     network.checkpoints.CheckpointMismatchError: If the checkpoint does not fit its
       config.json's network.
   """
@@ -266,6 +303,7 @@ def load(run, prototype_dir=None, **settings):
   )
   # Checked before the bank is read, which may take a while.
   _check_bank_fits_mode(config, prototype_dir is not None, checkpoint_prefix)
+  _check_options_fit_mode(config, options, checkpoint_prefix)
   bank = None
   if prototype_dir is not None:
     bank = inference.load_prototype_bank(

@@ -24,6 +24,9 @@ DEFAULT_STRIDES = (320, 320)
 DEFAULT_K_IN_NEAREST_NEIGHBORS = 15
 # The original release segments by embedding and location alone.
 DEFAULT_COLOUR_WEIGHT = 0.0
+# network.segsort.kmeans_segmentation.MAX_COLOUR_WEIGHT (kept apart so that
+# the flags load without TensorFlow; a test checks they agree).
+MAX_COLOUR_WEIGHT = 1_000_000
 
 # The image scales of multi-scale inference, also those of a bare --scale_aug.
 MULTI_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -188,7 +191,7 @@ def add_segment_flags(parser, for_prototypes=False):
     # pixels join clusters.
     parser.add_argument(
       '--colour_weight',
-      type=flags.real(0),
+      type=flags.real(0, MAX_COLOUR_WEIGHT),
       default=DEFAULT_COLOUR_WEIGHT,
       help='Weight of the squared RGB distance (colours in [0, 1]) between '
       'a pixel and a cluster when pixels join the clusters of their '

@@ -303,12 +303,20 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     (
       inference_segsort.main,
       _KNN_FLAGS + ['--colour_weight', '-1'],
-      "argument --colour_weight: must be a number >= 0, got '-1'",
+      "argument --colour_weight: must be a number >= 0 and <= 1000000, "
+      "got '-1'",
     ),
     (
       inference_segsort.main,
       _KNN_FLAGS + ['--colour_weight', 'nan'],
-      "argument --colour_weight: must be a number >= 0, got 'nan'",
+      "argument --colour_weight: must be a number >= 0 and <= 1000000, "
+      "got 'nan'",
+    ),
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--colour_weight', '1e39'],
+      "argument --colour_weight: must be a number >= 0 and <= 1000000, "
+      "got '1e39'",
     ),
     (
       inference_segsort.main,

@@ -223,9 +223,10 @@ def test_segment_by_kmeans_on_grid_colour_cannot_reach_beyond_neighbours():
 @pytest.mark.parametrize(
   'colour_weight, colour, message',
   [
-    (-1.0, True, 'colour_weight must be a finite number >= 0'),
-    (float('nan'), True, 'colour_weight must be a finite number >= 0'),
-    (float('inf'), True, 'colour_weight must be a finite number >= 0'),
+    (-1.0, True, 'colour_weight must be a number >= 0 and <= 1000000'),
+    (float('nan'), True, 'colour_weight must be a number >= 0'),
+    (float('inf'), True, 'colour_weight must be a number >= 0'),
+    (1e39, True, 'colour_weight must be a number >= 0'),
     (1.0, False, 'colour_weight > 0 needs pixel_colour'),
   ],
 )

@@ -32,6 +32,7 @@ from segsort import config as config_lib  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
+from segsort import inference_flags  # pylint: disable=g-import-not-at-top
 from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
 METHODS = ('segsort', 'segsort_unsup', 'softmax')
@@ -72,7 +73,10 @@ SETTINGS = {
   'PROTOTYPE_CLUSTERS': (None, flags.cluster_grid),
   'INFERENCE_CLUSTERS': (None, flags.cluster_grid),
   'K_IN_NEAREST_NEIGHBORS': (None, flags.integer(1)),
-  'COLOUR_WEIGHT': (None, flags.real(0)),
+  'COLOUR_WEIGHT': (
+    None,
+    flags.real(0, inference_flags.MAX_COLOUR_WEIGHT),
+  ),
   # The CamVid benchmark's, for the oversegmentations it makes.
   'OVERSEGMENTATION_THRESHOLD': (None, flags.real(0, 1)),
 }

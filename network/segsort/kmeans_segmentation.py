@@ -10,6 +10,12 @@ import tensorflow as tf
 
 from network.segsort import common_utils
 
+# Beyond this the colour alone decides every join (a colour step of one
+# 8-bit level, (1/255)**2 * 1e6 = 15, outweighs any cosine difference, at
+# most 2), and float32 products of larger weights with squared distances
+# (up to 3 for RGB) overflow.
+MAX_COLOUR_WEIGHT = 1e6
+
 
 def segment_by_kmeans_without_labels(
   embedding, num_clusters, kmeans_iterations
@@ -120,9 +126,9 @@ def segment_by_kmeans_on_grid(
     pixel_colour: A float32 tensor `[H, W, C]` of every pixel's colour,
       e.g. RGB / 255 in [0, 1] (a constant offset, such as a subtracted
       mean, changes nothing); needed when `colour_weight` > 0.
-    colour_weight: A Python float >= 0, the weight of the squared colour
-      distance against the cosine similarity (in [-1, 1]); 0 ignores
-      colour.
+    colour_weight: A Python float in [0, MAX_COLOUR_WEIGHT], the weight of
+      the squared colour distance against the cosine similarity (in
+      [-1, 1]); 0 ignores colour.
 
   Returns:
     segment_ids: An int32 tensor `[H, W]` in `[0, num_segments)`, numbered
@@ -131,12 +137,13 @@ def segment_by_kmeans_on_grid(
       vectors, mean directions of the pixels' embedding (without location).
 
   Raises:
-    ValueError: If `colour_weight` is negative or not finite, or positive
-      without `pixel_colour`.
+    ValueError: If `colour_weight` is outside [0, MAX_COLOUR_WEIGHT], or
+      positive without `pixel_colour`.
   """
-  if not colour_weight >= 0.0 or colour_weight == float('inf'):
+  if not 0.0 <= colour_weight <= MAX_COLOUR_WEIGHT:
     raise ValueError(
-      'colour_weight must be a finite number >= 0, got %r' % (colour_weight,)
+      'colour_weight must be a number >= 0 and <= %d, got %r'
+      % (MAX_COLOUR_WEIGHT, colour_weight)
     )
   if colour_weight > 0.0 and pixel_colour is None:
     raise ValueError('colour_weight > 0 needs pixel_colour.')

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from network.segsort import common_utils
 from network.segsort import eval_utils
+from network.segsort import kmeans_segmentation
 from segsort import errors
 from segsort.inference import windows
 
@@ -43,14 +44,19 @@ def check_integer_setting(name, value, minimum):
 
 
 def check_colour_weight(colour_weight):
-  """Raises InferenceError unless `colour_weight` is a finite number >= 0."""
+  """Raises InferenceError unless `colour_weight` is a number in [0, 1e6].
+
+  (`kmeans_segmentation.MAX_COLOUR_WEIGHT`, beyond which float32 scores
+  overflow and colour alone decides anyway.)
+  """
   if (
     not isinstance(colour_weight, numbers.Real)
     or isinstance(colour_weight, bool)
-    or not 0.0 <= colour_weight < float('inf')
+    or not 0.0 <= colour_weight <= kmeans_segmentation.MAX_COLOUR_WEIGHT
   ):
     raise errors.InferenceError(
-      'colour_weight must be a finite number >= 0, got %r' % (colour_weight,)
+      'colour_weight must be a number >= 0 and <= %d, got %r'
+      % (kmeans_segmentation.MAX_COLOUR_WEIGHT, colour_weight)
     )
 
 
@@ -78,8 +84,8 @@ def segment_embedding(
     output_stride: Pixels per grid cell.
     image: A float32 tensor `[H, W, 3]` of RGB values in [0, 255], with or
       without the mean subtracted; needed when `colour_weight` > 0.
-    colour_weight: A float >= 0, the weight of the squared distance of
-      colours in [0, 1] (RGB / 255) against the cosine similarity.
+    colour_weight: A float in [0, 1e6], the weight of the squared distance
+      of colours in [0, 1] (RGB / 255) against the cosine similarity.
 
   Returns:
     segment_ids: An int32 tensor `[H, W]` in `[0, num_segments)`, numbered
@@ -145,12 +151,12 @@ class SegSortPredictor:
       kmeans_iterations: The number of k-means iterations, >= 0 (0 keeps
         the initial grid).
       colour_weight: The weight of colour when pixels join clusters, a
-        finite number >= 0 (`segment_embedding`); 0, the original's, leaves
+        number in [0, 1e6] (`segment_embedding`); 0, the original's, leaves
         colour out.
 
     Raises:
       InferenceError: If k is not an integer >= 1, the k-means iterations
-        not one >= 0, the colour weight not a finite number >= 0, or the
+        not one >= 0, the colour weight not a number in [0, 1e6], or the
         window does not fit (windows.DenseOutputRunner).
     """
     # The flags refuse these already; the Python API comes here directly.
@@ -177,7 +183,8 @@ class SegSortPredictor:
     self._k = k_in_nearest_neighbors
     self._num_clusters = common_utils.cluster_grid(num_clusters)
     self._kmeans_iterations = kmeans_iterations
-    self._colour_weight = float(colour_weight)
+    # + 0.0 records -0.0 as 0.0.
+    self._colour_weight = float(colour_weight) + 0.0
     self._bank_identity = bank.identity
     self._pixel_votes = tf.function(
       self._compute_pixel_votes, reduce_retracing=True
