@@ -381,6 +381,25 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
   ]
 
 
+def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
+  # COLOR_WEIGHT was ignored without a word: the run used COLOUR_WEIGHT's
+  # default.
+  assert preflight.misspelt_variables(
+    {'COLOR_WEIGHT': '0', 'NUM_STEP': '5', 'HOME': '/root', 'CROP': '9'}
+  ) == [
+    'COLOR_WEIGHT is not a setting of the pipeline and is ignored; did you '
+    'mean COLOUR_WEIGHT?',
+    'NUM_STEP is not a setting of the pipeline and is ignored; did you mean '
+    'NUM_STEPS?',
+  ]
+  completed = _run_benchmark(tmp_path, COLOR_WEIGHT='0', NUM_STEPS='abc')
+  assert completed.stderr.splitlines() == [
+    'warning: COLOR_WEIGHT is not a setting of the pipeline and is ignored; '
+    'did you mean COLOUR_WEIGHT?',
+    "error: NUM_STEPS=abc: must be an integer >= 1, got 'abc'",
+  ]
+
+
 def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
   _run_benchmark(tmp_path, NUM_STEPS='abc')
   label = tmp_path / 'data' / 'VOC2012' / 'segcls' / 'val_000001.png'

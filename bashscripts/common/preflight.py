@@ -20,6 +20,7 @@ Exits with status 1 and one `error:` line naming every problem found.
 """
 
 import argparse
+import difflib
 import os
 import sys
 
@@ -88,6 +89,44 @@ LIST_SETTINGS = {
   'SEEDS': flags.integer(0, 2**32 - 1),
   'METHODS': _choice(METHODS),
 }
+
+
+# The other variables the pipeline reads.
+_OTHER_VARIABLES = (
+  'DATAROOT',
+  'OUT',
+  'TRAIN_LIST',
+  'VAL_LIST',
+  'UNSUP_TRAIN_LIST',
+  'SEGSORT_DRY_RUN',
+  'PYTHON',
+)
+
+
+def misspelt_variables(environment):
+  """Notes on environment variables that look like a misspelt setting.
+
+  A misspelt setting (COLOR_WEIGHT, NUM_STEP) is not read, so the run
+  silently uses the default; the note names the setting it resembles.
+
+  Args:
+    environment: A mapping of variable names, e.g. os.environ.
+
+  Returns:
+    A list of one-line notes, sorted by variable.
+  """
+  known = set(SETTINGS) | set(LIST_SETTINGS) | set(_OTHER_VARIABLES)
+  notes = []
+  for name in sorted(environment):
+    if name in known:
+      continue
+    resembled = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+    if resembled:
+      notes.append(
+        '%s is not a setting of the pipeline and is ignored; did you mean '
+        '%s?' % (name, resembled[0])
+      )
+  return notes
 
 
 def _distinct_words(text, parse):
@@ -278,6 +317,8 @@ def parse_args(argv=None):
 def main(argv=None):
   console.quiet_tensorflow()
   args = parse_args(argv)
+  for note in misspelt_variables(os.environ):
+    print('warning: %s' % note, file=sys.stderr)
   settings = {}
   problems = []
   for setting in args.settings:
