@@ -9,7 +9,8 @@ The image is segmented as in single-scale inference; for each of its
 training segments of its nearest prototypes (crops of the training images at
 the prototypes' boxes) with their labels and cosine similarities, i.e. the
 evidence of the k-NN vote (the paper's interpretability claim). Writes
-SAVE_DIR/ID.png and SAVE_DIR/ID.json (the same facts as numbers).
+SAVE_DIR/ID.png and SAVE_DIR/ID.json (the same facts as numbers, with the
+inference settings).
 """
 
 import os
@@ -334,6 +335,9 @@ def main(argv=None):
       class_names=class_names,
     )
   facts['image_path'] = image_path
+  # The figure depends on them (k, grid, colour weight, bank): recorded so
+  # that an explanation can be matched to the predictions it explains.
+  facts['settings'] = predictor.settings()
   figure_path = os.path.join(args.save_dir, image_id + '.png')
   io_utils.save_png(figure_path, figure)
   io_utils.save_json(os.path.join(args.save_dir, image_id + '.json'), facts)

@@ -1102,6 +1102,8 @@ def test_explain_shows_the_retrieved_training_segments(
   explain.main(argv)
   facts = json.loads((tmp_path / (image_id + '.json')).read_text())
   assert len(facts['segments']) == 3
+  assert facts['settings']['k_in_nearest_neighbors'] == 5
+  assert facts['settings']['colour_weight'] == 0.0
   train_ids = set(_list_ids(synthetic_set.train_list))
   for segment in facts['segments']:
     assert len(segment['neighbours']) == 5 and sum(segment['votes']) == 5
