@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from segsort import config as config_lib
 from segsort import overlay
 from tools import make_oversegmentation
 from tools import make_synthetic_voc
@@ -398,6 +399,49 @@ def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
     'did you mean COLOUR_WEIGHT?',
     "error: NUM_STEPS=abc: must be an integer >= 1, got 'abc'",
   ]
+
+
+def test_runs_in_out_trained_with_other_settings_stop_the_rerun(tmp_path):
+  # The trainer refused them only when the method's turn came, with advice
+  # (--snapshot_dir, --overwrite_config) that a pipeline user cannot follow.
+  run_dir = tmp_path / 'out' / 'segsort'
+  run_dir.mkdir(parents=True)
+  config_lib.save_config(
+    config_lib.TrainConfig(
+      mode='segsort',
+      data_dir=str(tmp_path / 'data'),
+      input_size=(160, 160),
+      num_clusters=5,
+      num_steps=2000,
+      learning_rate=2e-2,
+      warmup_steps=100,
+      num_classes=11,
+      batch_size=8,
+      kmeans_grid='crop',
+      backbone='mini',
+    ),
+    str(run_dir),
+  )
+  (run_dir / 'checkpoint').write_text('')
+  completed = _run_benchmark(tmp_path, METHODS='segsort')
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    'error: %s was trained with other settings (NUM_CLUSTERS 5,5 -> 7,7); '
+    'use another OUT, or remove that run to train it again' % run_dir
+  ]
+  _, values = preflight.setting_problems(
+    {'SEEDS': '0', 'METHODS': 'segsort softmax', 'NUM_CLUSTERS': '5'}
+  )
+  out, data_dir = str(tmp_path / 'out'), str(tmp_path / 'data')
+  assert preflight.existing_run_problems(out, data_dir, values) == []
+  # Several seeds look in OUT/seed_N/METHOD, where nothing was trained.
+  values['NUM_CLUSTERS'], values['SEEDS'] = (7, 7), [0, 1]
+  assert preflight.existing_run_problems(out, data_dir, values) == []
+  # Without a checkpoint the trainer starts afresh: nothing to refuse.
+  values['SEEDS'] = [0]
+  assert len(preflight.existing_run_problems(out, data_dir, values)) == 1
+  (run_dir / 'checkpoint').unlink()
+  assert preflight.existing_run_problems(out, data_dir, values) == []
 
 
 def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):

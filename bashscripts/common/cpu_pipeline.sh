@@ -51,7 +51,8 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 METHODS=$(echo ${METHODS})
 SEEDS=$(echo ${SEEDS})
 
-# Refuses an OUT that is not a folder, then checks every setting, then
+# Refuses an OUT that is not a folder, then checks every setting (and that
+# the runs already in OUT were trained with them: a rerun resumes them), then
 # (unless given --settings_only) every line and file of TRAIN_LIST,
 # VAL_LIST and unsupervised SegSort's list (with its oversegmentations when
 # VOC2012/hed/ exists), before any work (preflight.py); exits naming every
@@ -80,7 +81,7 @@ cpu_pipeline_check() {
     fi
   fi
   segsort_python "$(dirname "${BASH_SOURCE[0]}")/preflight.py" \
-    --data_dir "${DATAROOT}" "${lists[@]}" \
+    --data_dir "${DATAROOT}" --out "${OUT}" "${lists[@]}" \
     "SEEDS=${SEEDS}" "METHODS=${METHODS}" "NUM_CLASSES=${NUM_CLASSES}" \
     "NUM_STEPS=${NUM_STEPS}" "BACKBONE=${BACKBONE}" \
     "BATCH_SIZE=${BATCH_SIZE}" "CROP=${CROP}" \

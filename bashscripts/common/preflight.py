@@ -197,6 +197,24 @@ _METHOD_FIELDS = {
 }
 
 
+def _variable_of_field(values):
+  """The pipeline variable of every training field the settings give."""
+  return {SETTINGS[name][0]: name for name in values if name in SETTINGS}
+
+
+def _method_fields(method, values):
+  """The training fields the settings give one method's command."""
+  variable_of_field = _variable_of_field(values)
+  fields = {
+    field: values[variable_of_field[field]]
+    for field in _METHOD_FIELDS[method]
+    if field in variable_of_field
+  }
+  if method == 'segsort_unsup':
+    fields['num_banks'] = 0
+  return fields
+
+
 def config_problems(values):
   """Problems of the training configs the settings make, one per method.
 
@@ -204,20 +222,11 @@ def config_problems(values):
   crop's embedding) are named as segsort.config words them, with the
   variable that sets each flag after it.
   """
-  variable_of_field = {
-    SETTINGS[name][0]: name for name in values if name in SETTINGS
-  }
+  variable_of_field = _variable_of_field(values)
   methods_of_problem = {}
   for method in values.get('METHODS', ()):
-    fields = {
-      field: values[variable_of_field[field]]
-      for field in _METHOD_FIELDS[method]
-      if field in variable_of_field
-    }
-    if method == 'segsort_unsup':
-      fields['num_banks'] = 0
     try:
-      config_lib.TrainConfig(mode=method, **fields)
+      config_lib.TrainConfig(mode=method, **_method_fields(method, values))
     except ValueError as error:
       message = str(error).replace('Invalid training configuration: ', '')
       for field, variable in variable_of_field.items():
@@ -229,6 +238,70 @@ def config_problems(values):
     '%s: %s' % (', '.join(methods), message)
     for message, methods in methods_of_problem.items()
   ]
+
+
+def existing_run_problems(out, data_dir, values):
+  """Runs in OUT that were trained with other settings than these.
+
+  A rerun skips finished training and resumes the rest, so the trainer
+  refuses a run directory whose config.json differs; before, that came
+  only when the method's turn came, after the earlier methods' work, with
+  advice (--snapshot_dir, --overwrite_config) a pipeline user cannot act
+  on. Only the fields the pipeline sets are compared; the trainer still
+  checks the rest.
+
+  Args:
+    out: OUT, or None to check nothing.
+    data_dir: DATAROOT, as the pipeline passes it.
+    values: The parsed settings (SEEDS and METHODS among them).
+
+  Returns:
+    One problem per run directory, naming the variables that differ.
+  """
+  seeds, methods = values.get('SEEDS'), values.get('METHODS')
+  if not out or not seeds or not methods:
+    return []
+  variable_of_field = _variable_of_field(values)
+  variable_of_field['data_dir'] = 'DATAROOT'
+  problems = []
+  for seed in seeds:
+    for method in methods:
+      # As cpu_pipeline_run_dir lays them out.
+      run_dir = os.path.join(
+        out, *([] if len(seeds) == 1 else ['seed_%d' % seed]), method
+      )
+      # The trainer compares configs only once a checkpoint exists.
+      if not os.path.exists(os.path.join(run_dir, 'checkpoint')):
+        continue
+      try:
+        saved = config_lib.load_config(run_dir)
+        now = config_lib.TrainConfig(
+          mode=method, data_dir=data_dir, **_method_fields(method, values)
+        )
+      except (FileNotFoundError, ValueError):
+        # No or a broken config.json: the trainer names it; a bad setting
+        # is named by config_problems.
+        continue
+      differences = [
+        '%s %s -> %s'
+        % (variable_of_field[field], _setting_text(old), _setting_text(new))
+        for field, old, new in config_lib.config_differences(saved, now)
+        if field in variable_of_field
+      ]
+      if differences:
+        problems.append(
+          '%s was trained with other settings (%s); use another OUT, or '
+          'remove that run to train it again'
+          % (run_dir, ', '.join(differences))
+        )
+  return problems
+
+
+def _setting_text(value):
+  """A config value as its pipeline variable spells it (160,160 for a pair)."""
+  if isinstance(value, (list, tuple)):
+    return ','.join(str(item) for item in value)
+  return str(value)
 
 
 def class_name_problems(data_dir, num_classes):
@@ -303,6 +376,11 @@ def parse_args(argv=None):
     'be made.',
   )
   parser.add_argument(
+    '--out',
+    help='OUT: runs already in it must have been trained with these '
+    'settings (a rerun resumes them).',
+  )
+  parser.add_argument(
     '--generated_set',
     action='store_true',
     help='NUM_CLASSES is for the set the demo generates '
@@ -340,6 +418,8 @@ def main(argv=None):
       )
   # Settings refused above keep their defaults here.
   problems += config_problems(values)
+  if not problems:
+    problems += existing_run_problems(args.out, args.data_dir, values)
   if 'NUM_CLASSES' in values:
     problems += class_name_problems(args.data_dir, values['NUM_CLASSES'])
   if problems:
