@@ -18,10 +18,12 @@ CONFIG_FILE_NAME = 'config.json'
 ENVIRONMENT_KEY = 'environment'
 
 # Fields that may change between a run and its resumption: they affect how
-# often things are logged or saved, where the first weights came from, or how
-# the same global batch is computed, not what is trained.
+# often things are logged or saved, where the first weights came from, where
+# the run directory lies (a moved or copied run resumes), or how the same
+# global batch is computed, not what is trained.
 RESUMABLE_FIELD_CHANGES = frozenset(
   {
+    'snapshot_dir',
     'save_pred_every',
     'update_tb_every',
     'restore_from',

@@ -236,8 +236,13 @@ def test_bad_config_files_are_reported(tmp_path):
 
 def test_config_differences_ignore_resumable_fields():
   saved = config_lib.TrainConfig(learning_rate=1e-3, num_gpu=1)
+  # A run directory moved or copied elsewhere resumes there.
   current = config_lib.TrainConfig(
-    learning_rate=2e-3, num_gpu=2, update_tb_every=5, embedding_dim=64
+    learning_rate=2e-3,
+    num_gpu=2,
+    update_tb_every=5,
+    embedding_dim=64,
+    snapshot_dir='/elsewhere/run',
   )
   assert config_lib.config_differences(saved, current) == [
     ('embedding_dim', 32, 64),

@@ -386,11 +386,19 @@ def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
   # COLOR_WEIGHT was ignored without a word: the run used COLOUR_WEIGHT's
   # default.
   assert preflight.misspelt_variables(
-    {'COLOR_WEIGHT': '0', 'NUM_STEP': '5', 'HOME': '/root', 'CROP': '9'}
+    {
+      'COLOR_WEIGHT': '0',
+      'NUM_STEP': '5',
+      'HOME': '/root',
+      'CROP': '9',
+      'num_steps': '5',
+    }
   ) == [
     'COLOR_WEIGHT is not a setting of the pipeline and is ignored; did you '
     'mean COLOUR_WEIGHT?',
     'NUM_STEP is not a setting of the pipeline and is ignored; did you mean '
+    'NUM_STEPS?',
+    'num_steps is not a setting of the pipeline and is ignored; did you mean '
     'NUM_STEPS?',
   ]
   completed = _run_benchmark(tmp_path, COLOR_WEIGHT='0', NUM_STEPS='abc')
@@ -401,47 +409,139 @@ def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
   ]
 
 
-def test_runs_in_out_trained_with_other_settings_stop_the_rerun(tmp_path):
-  # The trainer refused them only when the method's turn came, with advice
-  # (--snapshot_dir, --overwrite_config) that a pipeline user cannot follow.
-  run_dir = tmp_path / 'out' / 'segsort'
+def _save_benchmark_run(run_dir, data_dir, **changes):
+  """A run directory as the CamVid benchmark's segsort leaves it, seed 0."""
   run_dir.mkdir(parents=True)
   config_lib.save_config(
     config_lib.TrainConfig(
-      mode='segsort',
-      data_dir=str(tmp_path / 'data'),
-      input_size=(160, 160),
-      num_clusters=5,
-      num_steps=2000,
-      learning_rate=2e-2,
-      warmup_steps=100,
-      num_classes=11,
-      batch_size=8,
-      kmeans_grid='crop',
-      backbone='mini',
+      **{
+        'mode': 'segsort',
+        'data_dir': str(data_dir),
+        'data_list': str(data_dir / 'train.txt'),
+        'snapshot_dir': str(run_dir),
+        'random_seed': 0,
+        'input_size': (160, 160),
+        'num_clusters': 7,
+        'num_steps': 2000,
+        'learning_rate': 2e-2,
+        'warmup_steps': 100,
+        'num_classes': 11,
+        'batch_size': 8,
+        'kmeans_grid': 'crop',
+        'backbone': 'mini',
+        **changes,
+      }
     ),
     str(run_dir),
   )
   (run_dir / 'checkpoint').write_text('')
+
+
+def _existing_run_problems(out, data_dir, seeds='0', **settings):
+  """preflight.existing_run_problems for the benchmark's segsort and softmax."""
+  _, values = preflight.setting_problems(
+    {
+      'SEEDS': seeds,
+      'METHODS': 'segsort softmax',
+      'NUM_CLUSTERS': '7',
+      **settings,
+    }
+  )
+  args = argparse.Namespace(
+    out=str(out),
+    data_dir=str(data_dir),
+    trains_on=str(data_dir / 'train.txt'),
+    unsup_trains_on=str(data_dir / 'train.txt'),
+  )
+  return preflight.existing_run_problems(args, values, seeds.split())
+
+
+def test_runs_in_out_trained_with_other_settings_stop_the_rerun(tmp_path):
+  # The trainer refused them only when the method's turn came, with advice
+  # (--snapshot_dir, --overwrite_config) that a pipeline user cannot follow.
+  run_dir = tmp_path / 'out' / 'segsort'
+  _save_benchmark_run(run_dir, tmp_path / 'data', num_clusters=5)
   completed = _run_benchmark(tmp_path, METHODS='segsort')
   assert completed.returncode == 1
   assert completed.stderr.splitlines() == [
     'error: %s was trained with other settings (NUM_CLUSTERS 5,5 -> 7,7); '
     'use another OUT, or remove that run to train it again' % run_dir
   ]
-  _, values = preflight.setting_problems(
-    {'SEEDS': '0', 'METHODS': 'segsort softmax', 'NUM_CLUSTERS': '5'}
+
+
+def test_every_setting_the_pipeline_trains_with_is_compared(tmp_path):
+  out, data = tmp_path / 'out', tmp_path / 'data'
+  _save_benchmark_run(out / 'segsort', data)
+  assert _existing_run_problems(out, data) == []
+  problems = _existing_run_problems(
+    out, tmp_path / 'other', seeds='1', LEARNING_RATE='0.01'
   )
-  out, data_dir = str(tmp_path / 'out'), str(tmp_path / 'data')
-  assert preflight.existing_run_problems(out, data_dir, values) == []
-  # Several seeds look in OUT/seed_N/METHOD, where nothing was trained.
-  values['NUM_CLUSTERS'], values['SEEDS'] = (7, 7), [0, 1]
-  assert preflight.existing_run_problems(out, data_dir, values) == []
+  assert problems == [
+    '%s was trained with other settings (DATAROOT %s -> %s, TRAIN_LIST %s '
+    '-> %s, LEARNING_RATE 0.02 -> 0.01, SEEDS 0 -> 1); use another OUT, or '
+    'remove that run to train it again'
+    % (
+      out / 'segsort',
+      data,
+      tmp_path / 'other',
+      data / 'train.txt',
+      tmp_path / 'other' / 'train.txt',
+    )
+  ]
+  # Several seeds look in OUT/seed_N/METHOD, named as SEEDS writes them.
+  assert _existing_run_problems(out, data, seeds='0 1', NUM_CLUSTERS='5') == []
+  _save_benchmark_run(out / 'seed_01' / 'segsort', data, random_seed=1)
+  assert _existing_run_problems(out, data, seeds='00 01') == []
+  assert len(_existing_run_problems(out, data, seeds='00 01', CROP='9,9')) == 1
   # Without a checkpoint the trainer starts afresh: nothing to refuse.
-  values['SEEDS'] = [0]
-  assert len(preflight.existing_run_problems(out, data_dir, values)) == 1
-  (run_dir / 'checkpoint').unlink()
-  assert preflight.existing_run_problems(out, data_dir, values) == []
+  (out / 'segsort' / 'checkpoint').unlink()
+  assert _existing_run_problems(out, data, NUM_CLUSTERS='5') == []
+
+
+def test_a_moved_out_with_its_generated_set_inside_is_named_as_such(
+  tmp_path,
+):
+  # The demo generates its set in OUT/data: a copied OUT carries another
+  # DATAROOT along, which the trainer refuses.
+  _save_benchmark_run(tmp_path / 'old' / 'segsort', tmp_path / 'old' / 'data')
+  (tmp_path / 'old').rename(tmp_path / 'new')
+  problems = _existing_run_problems(tmp_path / 'new', tmp_path / 'new' / 'data')
+  assert len(problems) == 1
+  assert problems[0].endswith(
+    'this OUT was copied or moved from %s: rerun it there, or remove that '
+    'run to train it again' % (tmp_path / 'old')
+  )
+  # With DATAROOT outside OUT, a moved OUT resumes.
+  (tmp_path / 'new').rename(tmp_path / 'old')
+  _save_benchmark_run(tmp_path / 'out' / 'segsort', tmp_path / 'data')
+  (tmp_path / 'out').rename(tmp_path / 'copy')
+  assert _existing_run_problems(tmp_path / 'copy', tmp_path / 'data') == []
+
+
+@pytest.mark.parametrize(
+  'config_text, message',
+  [
+    (None, 'holds a checkpoint without its config.json'),
+    ('', 'Invalid training config %s: Expecting value'),
+    ('{"new_field": 1}', 'Invalid training config %s'),
+  ],
+)
+def test_a_run_of_unknown_settings_is_named_before_any_work(
+  tmp_path, config_text, message
+):
+  out, data = tmp_path / 'out', tmp_path / 'data'
+  _save_benchmark_run(out / 'segsort', data)
+  config = out / 'segsort' / 'config.json'
+  if config_text is None:
+    config.unlink()
+  else:
+    config.write_text(config_text)
+  problems = _existing_run_problems(out, data)
+  assert len(problems) == 1
+  assert (
+    message.replace('%s', str(config)) if '%s' in message else message
+  ) in (problems[0])
+  assert problems[0].endswith('remove that run to train it again')
 
 
 def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):

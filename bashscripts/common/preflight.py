@@ -120,7 +120,8 @@ def misspelt_variables(environment):
   for name in sorted(environment):
     if name in known:
       continue
-    resembled = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+    # Capitals matter to the shell: num_steps is not NUM_STEPS.
+    resembled = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.85)
     if resembled:
       notes.append(
         '%s is not a setting of the pipeline and is ignored; did you mean '
@@ -240,61 +241,116 @@ def config_problems(values):
   ]
 
 
-def existing_run_problems(out, data_dir, values):
+def existing_run_problems(args, values, seed_words):
   """Runs in OUT that were trained with other settings than these.
 
   A rerun skips finished training and resumes the rest, so the trainer
   refuses a run directory whose config.json differs; before, that came
   only when the method's turn came, after the earlier methods' work, with
   advice (--snapshot_dir, --overwrite_config) a pipeline user cannot act
-  on. Only the fields the pipeline sets are compared; the trainer still
-  checks the rest.
+  on. The fields the pipeline sets are compared (its settings, DATAROOT,
+  the seed and the training list); the trainer still checks the rest.
 
   Args:
-    out: OUT, or None to check nothing.
-    data_dir: DATAROOT, as the pipeline passes it.
+    args: The parsed arguments: out (None checks nothing), data_dir,
+      trains_on and unsup_trains_on (None: not compared).
     values: The parsed settings (SEEDS and METHODS among them).
+    seed_words: SEEDS as written, which name the seeds' folders.
 
   Returns:
     One problem per run directory, naming the variables that differ.
   """
-  seeds, methods = values.get('SEEDS'), values.get('METHODS')
-  if not out or not seeds or not methods:
+  methods = values.get('METHODS')
+  if not args.out or not seed_words or not methods:
     return []
   variable_of_field = _variable_of_field(values)
-  variable_of_field['data_dir'] = 'DATAROOT'
+  variable_of_field.update(
+    data_dir='DATAROOT', random_seed='SEEDS', data_list='TRAIN_LIST'
+  )
   problems = []
-  for seed in seeds:
+  for seed_word in seed_words:
     for method in methods:
       # As cpu_pipeline_run_dir lays them out.
       run_dir = os.path.join(
-        out, *([] if len(seeds) == 1 else ['seed_%d' % seed]), method
+        args.out,
+        *([] if len(seed_words) == 1 else ['seed_%s' % seed_word]),
+        method,
       )
       # The trainer compares configs only once a checkpoint exists.
       if not os.path.exists(os.path.join(run_dir, 'checkpoint')):
         continue
       try:
         saved = config_lib.load_config(run_dir)
-        now = config_lib.TrainConfig(
-          mode=method, data_dir=data_dir, **_method_fields(method, values)
+      except FileNotFoundError:
+        problems.append(
+          '%s holds a checkpoint without its config.json, so what it was '
+          'trained with is unknown; remove that run to train it again' % run_dir
         )
-      except (FileNotFoundError, ValueError):
-        # No or a broken config.json: the trainer names it; a bad setting
-        # is named by config_problems.
         continue
+      except ValueError as error:
+        problems.append('%s; remove that run to train it again' % error)
+        continue
+      data_list = args.trains_on
+      if method == 'segsort_unsup' and args.unsup_trains_on:
+        data_list = args.unsup_trains_on
+      now = config_lib.TrainConfig(
+        mode=method,
+        data_dir=args.data_dir,
+        data_list=data_list or saved.data_list,
+        random_seed=int(seed_word),
+        **_method_fields(method, values),
+      )
+      # The folders above the run directory: OUT when the run was made.
+      depth = len(os.path.relpath(run_dir, args.out).split(os.sep))
+      saved_out = saved.snapshot_dir
+      for _ in range(depth):
+        saved_out = os.path.dirname(saved_out)
       differences = [
-        '%s %s -> %s'
-        % (variable_of_field[field], _setting_text(old), _setting_text(new))
+        (field, old, new)
         for field, old, new in config_lib.config_differences(saved, now)
         if field in variable_of_field
       ]
-      if differences:
-        problems.append(
-          '%s was trained with other settings (%s); use another OUT, or '
-          'remove that run to train it again'
-          % (run_dir, ', '.join(differences))
+      if not differences:
+        continue
+      advice = 'use another OUT'
+      if all(
+        _same_place_in_out(old, saved_out, new, args.out)
+        for _, old, new in differences
+      ):
+        # The demo's generated set lies in OUT; the trainer refuses another
+        # data_dir, however alike the files.
+        advice = 'this OUT was copied or moved from %s: rerun it there' % (
+          saved_out
         )
+      problems.append(
+        '%s was trained with other settings (%s); %s, or remove that run to '
+        'train it again'
+        % (
+          run_dir,
+          ', '.join(
+            '%s %s -> %s'
+            % (
+              'UNSUP_TRAIN_LIST'
+              if field == 'data_list' and method == 'segsort_unsup'
+              else variable_of_field[field],
+              _setting_text(old),
+              _setting_text(new),
+            )
+            for field, old, new in differences
+          ),
+          advice,
+        )
+      )
   return problems
+
+
+def _same_place_in_out(old, old_out, new, new_out):
+  """Whether two paths name the same place inside a moved OUT."""
+  if not isinstance(old, str) or not isinstance(new, str):
+    return False
+  old_inside = os.path.relpath(os.path.abspath(old), os.path.abspath(old_out))
+  new_inside = os.path.relpath(os.path.abspath(new), os.path.abspath(new_out))
+  return old_inside == new_inside and not old_inside.startswith(os.pardir)
 
 
 def _setting_text(value):
@@ -381,6 +437,14 @@ def parse_args(argv=None):
     'settings (a rerun resumes them).',
   )
   parser.add_argument(
+    '--trains_on',
+    help="TRAIN_LIST, compared with the runs in --out (not read).",
+  )
+  parser.add_argument(
+    '--unsup_trains_on',
+    help="Unsupervised SegSort's training list, compared likewise.",
+  )
+  parser.add_argument(
     '--generated_set',
     action='store_true',
     help='NUM_CLASSES is for the set the demo generates '
@@ -419,7 +483,9 @@ def main(argv=None):
   # Settings refused above keep their defaults here.
   problems += config_problems(values)
   if not problems:
-    problems += existing_run_problems(args.out, args.data_dir, values)
+    problems += existing_run_problems(
+      args, values, settings.get('SEEDS', '').split()
+    )
   if 'NUM_CLASSES' in values:
     problems += class_name_problems(args.data_dir, values['NUM_CLASSES'])
   if problems:
