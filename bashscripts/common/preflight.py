@@ -300,48 +300,59 @@ def existing_run_problems(args, values, seed_words):
         random_seed=int(seed_word),
         **_method_fields(method, values),
       )
-      # The folders above the run directory: OUT when the run was made.
-      depth = len(os.path.relpath(run_dir, args.out).split(os.sep))
-      saved_out = saved.snapshot_dir
-      for _ in range(depth):
-        saved_out = os.path.dirname(saved_out)
-      differences = [
-        (field, old, new)
-        for field, old, new in config_lib.config_differences(saved, now)
-        if field in variable_of_field
-      ]
-      if not differences:
-        continue
-      advice = 'use another OUT'
-      if all(
-        _same_place_in_out(old, saved_out, new, args.out)
-        for _, old, new in differences
-      ):
-        # The demo's generated set lies in OUT; the trainer refuses another
-        # data_dir, however alike the files.
-        advice = 'this OUT was copied or moved from %s: rerun it there' % (
-          saved_out
-        )
-      problems.append(
-        '%s was trained with other settings (%s); %s, or remove that run to '
-        'train it again'
-        % (
-          run_dir,
-          ', '.join(
-            '%s %s -> %s'
-            % (
-              'UNSUP_TRAIN_LIST'
-              if field == 'data_list' and method == 'segsort_unsup'
-              else variable_of_field[field],
-              _setting_text(old),
-              _setting_text(new),
-            )
-            for field, old, new in differences
-          ),
-          advice,
-        )
+      problem = _difference_problem(
+        run_dir, method, saved, now, args.out, variable_of_field
       )
+      if problem:
+        problems.append(problem)
   return problems
+
+
+def _difference_problem(run_dir, method, saved, now, out, variable_of_field):
+  """The problem of a run whose saved config differs from the pipeline's.
+
+  Returns:
+    A one-line problem naming each differing variable, or None.
+  """
+  differences = [
+    (field, old, new)
+    for field, old, new in config_lib.config_differences(saved, now)
+    if field in variable_of_field
+  ]
+  if not differences:
+    return None
+  # The folders above the run directory: OUT when the run was made.
+  saved_out = saved.snapshot_dir
+  for _ in os.path.relpath(run_dir, out).split(os.sep):
+    saved_out = os.path.dirname(saved_out)
+  advice = 'use another OUT'
+  if all(
+    _same_place_in_out(old, saved_out, new, out) for _, old, new in differences
+  ):
+    # The demo's generated set lies in OUT; the trainer refuses another
+    # data_dir, however alike the files.
+    advice = 'this OUT was copied or moved from %s: rerun it there' % (
+      saved_out
+    )
+  return (
+    '%s was trained with other settings (%s); %s, or remove that run to '
+    'train it again'
+    % (
+      run_dir,
+      ', '.join(
+        '%s %s -> %s'
+        % (
+          'UNSUP_TRAIN_LIST'
+          if field == 'data_list' and method == 'segsort_unsup'
+          else variable_of_field[field],
+          _setting_text(old),
+          _setting_text(new),
+        )
+        for field, old, new in differences
+      ),
+      advice,
+    )
+  )
 
 
 def _same_place_in_out(old, old_out, new, new_out):
