@@ -60,7 +60,7 @@ def integer(minimum=None, maximum=None):
 
 def real(minimum=None, maximum=None, above=None):
   """An argparse type of finite floats in [minimum, maximum], > above."""
-  return _number(float, 'a number', minimum, maximum, above)
+  return _number(float, 'a finite number', minimum, maximum, above)
 
 
 def _positive_pair(text, expected):

@@ -303,19 +303,19 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     (
       inference_segsort.main,
       _KNN_FLAGS + ['--colour_weight', '-1'],
-      "argument --colour_weight: must be a number >= 0 and <= 1000000, "
+      "argument --colour_weight: must be a finite number >= 0 and <= 1000000, "
       "got '-1'",
     ),
     (
       inference_segsort.main,
       _KNN_FLAGS + ['--colour_weight', 'nan'],
-      "argument --colour_weight: must be a number >= 0 and <= 1000000, "
+      "argument --colour_weight: must be a finite number >= 0 and <= 1000000, "
       "got 'nan'",
     ),
     (
       inference_segsort.main,
       _KNN_FLAGS + ['--colour_weight', '1e39'],
-      "argument --colour_weight: must be a number >= 0 and <= 1000000, "
+      "argument --colour_weight: must be a finite number >= 0 and <= 1000000, "
       "got '1e39'",
     ),
     (
@@ -405,7 +405,7 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     (
       benchmark_by_mIoU.main,
       ['--pred_dir', '.', '--gt_dir', '.', '--boundary_tolerance', '-1'],
-      "argument --boundary_tolerance: must be a number >= 0, got '-1'",
+      "argument --boundary_tolerance: must be a finite number >= 0, got '-1'",
     ),
     (
       check_list.main,
@@ -429,7 +429,7 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     (
       make_oversegmentation.main,
       ['--threshold', '2'],
-      "argument --threshold: must be a number >= 0 and <= 1, got '2'",
+      "argument --threshold: must be a finite number >= 0 and <= 1, got '2'",
     ),
     (
       make_oversegmentation.main,

@@ -370,8 +370,8 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
     "one of segsort, segsort_unsup, softmax, got 'foo'; NUM_STEPS=abc: must "
     "be an integer >= 1, got 'abc'; WINDOW=abc: expected \"height,width\" of "
     "positive integers, got 'abc'; K_IN_NEAREST_NEIGHBORS=0: must be an "
-    "integer >= 1, got '0'; COLOUR_WEIGHT=-1: must be a number >= 0 and <= "
-    "1000000, got '-1'"
+    "integer >= 1, got '0'; COLOUR_WEIGHT=-1: must be a finite number >= 0 "
+    "and <= 1000000, got '-1'"
   ]
   assert not (tmp_path / 'out').exists()
   completed = _run_benchmark(tmp_path, CROP='32,32', SEEDS=' ')
