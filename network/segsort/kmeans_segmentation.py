@@ -6,6 +6,8 @@ then gives every pixel one of its surrounding cells' clusters, optionally
 weighing the pixel's colour against the cluster's (`colour_distances`).
 """
 
+import numbers
+
 import tensorflow as tf
 
 from network.segsort import common_utils
@@ -15,6 +17,28 @@ from network.segsort import common_utils
 # most 2), and float32 products of larger weights with squared distances
 # (up to 3 for RGB) overflow.
 MAX_COLOUR_WEIGHT = 1e6
+
+
+def colour_weight_problem(colour_weight):
+  """Why a colour weight is refused, or None for one in [0, MAX_COLOUR_WEIGHT].
+
+  Args:
+    colour_weight: Any value; a real number (not a bool) in range passes,
+      nan and inf do not.
+
+  Returns:
+    A one-line message naming the value, or None.
+  """
+  if (
+    isinstance(colour_weight, numbers.Real)
+    and not isinstance(colour_weight, bool)
+    and 0.0 <= colour_weight <= MAX_COLOUR_WEIGHT
+  ):
+    return None
+  return 'colour_weight must be a number >= 0 and <= %d, got %r' % (
+    MAX_COLOUR_WEIGHT,
+    colour_weight,
+  )
 
 
 def segment_by_kmeans_without_labels(
@@ -137,14 +161,13 @@ def segment_by_kmeans_on_grid(
       vectors, mean directions of the pixels' embedding (without location).
 
   Raises:
-    ValueError: If `colour_weight` is outside [0, MAX_COLOUR_WEIGHT], or
-      positive without `pixel_colour`.
+    ValueError: If `colour_weight` is not a number in [0,
+      MAX_COLOUR_WEIGHT] (`colour_weight_problem`), or is positive without
+      `pixel_colour`.
   """
-  if not 0.0 <= colour_weight <= MAX_COLOUR_WEIGHT:
-    raise ValueError(
-      'colour_weight must be a number >= 0 and <= %d, got %r'
-      % (MAX_COLOUR_WEIGHT, colour_weight)
-    )
+  problem = colour_weight_problem(colour_weight)
+  if problem:
+    raise ValueError(problem)
   if colour_weight > 0.0 and pixel_colour is None:
     raise ValueError('colour_weight > 0 needs pixel_colour.')
   grid_shape = tf.shape(grid_embedding)

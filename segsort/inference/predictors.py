@@ -49,15 +49,9 @@ def check_colour_weight(colour_weight):
   (`kmeans_segmentation.MAX_COLOUR_WEIGHT`, beyond which float32 scores
   overflow and colour alone decides anyway.)
   """
-  if (
-    not isinstance(colour_weight, numbers.Real)
-    or isinstance(colour_weight, bool)
-    or not 0.0 <= colour_weight <= kmeans_segmentation.MAX_COLOUR_WEIGHT
-  ):
-    raise errors.InferenceError(
-      'colour_weight must be a number >= 0 and <= %d, got %r'
-      % (kmeans_segmentation.MAX_COLOUR_WEIGHT, colour_weight)
-    )
+  problem = kmeans_segmentation.colour_weight_problem(colour_weight)
+  if problem:
+    raise errors.InferenceError(problem)
 
 
 def segment_embedding(
@@ -98,7 +92,8 @@ def segment_embedding(
     common_utils.cluster_grid(num_clusters),
     kmeans_iterations,
     output_stride,
-    pixel_colour=None if image is None else image / 255.0,
+    # Colour is read only when it weighs.
+    pixel_colour=image / 255.0 if colour_weight and image is not None else None,
     colour_weight=colour_weight,
   )
 
