@@ -243,15 +243,15 @@ class Segmenter:
         `with_segments` is asked of a softmax model.
     """
     image = np.asarray(image)
-    if (
-      image.dtype != np.uint8
-      or image.ndim != 3
-      or image.shape[2] != 3
-      or min(image.shape) < 1
-    ):
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
       raise ValueError(
         'image must be a uint8 array [height, width, 3] of RGB '
         'values; got a %s array of shape %s' % (image.dtype, image.shape)
+      )
+    if min(image.shape) < 1:
+      raise ValueError(
+        'image must be a uint8 array [height, width, 3] with height and '
+        'width >= 1; got shape %s' % (image.shape,)
       )
     mean_subtracted = tf.constant(image, tf.float32) - tf.constant(
       data.IMG_MEAN

@@ -226,6 +226,9 @@ def test_an_image_of_another_type_or_shape_is_refused(
   ):
     with pytest.raises(ValueError, match=r'uint8 array \[height, width, 3\]'):
       segmenter.predict(image)
+  # An empty image is named as such, not as an array of another kind.
+  with pytest.raises(ValueError, match=r'width >= 1; got shape \(0, 8, 3\)'):
+    segmenter.predict(np.zeros((0, 8, 3), np.uint8))
   # Any size: a tiny and a non-multiple-of-the-stride image.
   for size in ((1, 1), (13, 70)):
     assert segmenter.predict(np.full(size + (3,), 200, np.uint8)).shape == size

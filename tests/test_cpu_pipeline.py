@@ -579,6 +579,15 @@ def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
   assert completed.stderr.strip().startswith(
     'error: DATAROOT=%s does not exist; write it with' % (tmp_path / 'missing')
   )
+  # The demo names the variable too, not the first file it looked for.
+  completed = _run_script(
+    _SCRIPTS[1], tmp_path, DATAROOT='missing', NUM_CLASSES='4', OUT='demo'
+  )
+  assert completed.returncode == 1
+  assert completed.stderr.strip() == (
+    'error: DATAROOT=%s is not a folder (a VOC-layout set with train.txt '
+    'and val.txt)' % (tmp_path / 'missing')
+  )
 
 
 def test_a_threshold_that_an_existing_hed_overrides_is_noted(tmp_path):

@@ -42,6 +42,11 @@ cd "${ROOT}"
 source bashscripts/common/cpu_pipeline.sh
 
 if [ -n "${DATAROOT:-}" ]; then
+  if [ ! -d "${DATAROOT}" ]; then
+    echo "error: DATAROOT=${DATAROOT} is not a folder (a VOC-layout set" \
+         "with train.txt and val.txt)" >&2
+    exit 1
+  fi
   if [ -z "${NUM_CLASSES:-}" ]; then
     echo "error: set NUM_CLASSES (classes including background) with" \
          "DATAROOT" >&2
