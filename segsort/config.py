@@ -110,6 +110,8 @@ class TrainConfig:
   kmeans_grid: str = 'image'
   kmeans_iterations: int = 10
   num_banks: int = 2
+  # Unsupervised SegSort: read segment groups, left out of each other's loss.
+  segment_groups: bool = False
   # Misc.
   restore_from: str = ''
   save_pred_every: int = 10000
@@ -240,6 +242,11 @@ class TrainConfig:
         '--eval_every needs --eval_list, an annotated list (IMAGE LABEL a line)'
       )
     problems.extend(self._crop_grid_problems())
+    if self.segment_groups and self.mode != 'segsort_unsup':
+      problems.append(
+        '--segment_groups is for unsupervised SegSort only (mode %s)'
+        % self.mode
+      )
     if self.mode == 'segsort_unsup' and self.num_banks:
       problems.append(
         '--num_banks must be 0 for unsupervised SegSort (its '

@@ -173,10 +173,15 @@ class UnsupervisedSegSort(Objective):
   surveys_labels = False
 
   def loss(self, outputs, batch):
+    # With segment groups, the oversegmentation's second channel.
+    oversegmentation = _at_output_size(batch, 'oversegmentation', outputs)
     return train_utils.add_unsupervised_segsort_loss(
       outputs,
       self.config.concentration,
-      _at_output_size(batch, 'oversegmentation', outputs),
+      oversegmentation[..., :1],
+      segment_groups=(
+        oversegmentation[..., 1:] if self.config.segment_groups else None
+      ),
     )
 
 

@@ -167,6 +167,20 @@ def build_argument_parser(mode='segsort'):
   add(
     segsort, 'num_banks', 'Number of memory banks (steps of prototypes kept).'
   )
+  if mode == 'segsort_unsup':
+    add(
+      segsort,
+      'segment_groups',
+      'Also read every oversegmentation\'s segment '
+      'groups (VOC2012/hed_groups/ID.png beside VOC2012/hed/ID.png; made by '
+      'tools.make_oversegmentation --groups_of) and leave the other segments '
+      'of a pixel\'s group out of its loss, so that the pieces of one object '
+      'are not pushed apart. This port\'s addition; off: the original loss.',
+      action='store_true',
+    )
+  else:
+    # Every mode's namespace holds every TrainConfig field.
+    parser.set_defaults(segment_groups=False)
   add(
     segsort,
     'prototype_num_clusters',

@@ -133,7 +133,11 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
   monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', parse_then_stop)
   with pytest.raises(_Parsed):
     make_oversegmentation.main(oversegmentation[2:])
-  assert _flag(commands[2], '--num_steps') == '2000'
+  # Then its segments are grouped, for unsupervised SegSort's loss.
+  assert _flag(commands[2], '--groups_of') == str(
+    tmp_path / 'camvid' / 'VOC2012' / 'hed'
+  )
+  assert _flag(commands[3], '--num_steps') == '2000'
   knn_votes = {
     _flag(command, '--k_in_nearest_neighbors')
     for command in commands
@@ -601,6 +605,88 @@ def test_a_threshold_that_an_existing_hed_overrides_is_noted(tmp_path):
     'have it made at this threshold)'
     % (tmp_path / 'camvid' / 'VOC2012' / 'hed')
   ) in outputs[1]
+
+
+def test_camvid_benchmark_groups_segments_for_unsupervised_segsort(tmp_path):
+  hed = tmp_path / 'camvid' / 'VOC2012' / 'hed'
+  commands = _dry_run(_SCRIPTS[0], tmp_path)
+  grouping = commands[1]
+  assert grouping[:2] == ['-m', 'tools.make_oversegmentation']
+  assert _flag(grouping, '--groups_of') == str(hed)
+  assert _flag(grouping, '--threshold') == '0.1'
+  assert _flag(grouping, '--data_list') == str(tmp_path / 'camvid/train.txt')
+  assert 'SEGMENT_GROUPS=1' in commands[0]
+  assert 'SEGMENT_GROUP_THRESHOLD=0.1' in commands[0]
+  # Not read while they are still to be made.
+  assert '--with_segment_groups' not in commands[0]
+  training = {
+    command[1]: command
+    for command in commands
+    if command[1].startswith('segsort.train_')
+  }
+  assert '--segment_groups' in training['segsort.train_segsort_unsup']
+  for module in ('segsort.train_segsort', 'segsort.train_softmax'):
+    assert '--segment_groups' not in training[module]
+  (hed.parent / 'hed_groups').mkdir()
+  commands = _dry_run(_SCRIPTS[0], tmp_path)
+  assert '--with_segment_groups' in commands[0]
+  assert not any('--groups_of' in command for command in commands)
+  # SEGMENT_GROUPS=0 trains the original loss; the demo does by default.
+  for run_commands in (
+    _dry_run(_SCRIPTS[0], tmp_path / 'off', SEGMENT_GROUPS='0'),
+    _dry_run(_SCRIPTS[1], tmp_path / 'demo'),
+  ):
+    assert not any(
+      '--segment_groups' in command or '--groups_of' in command
+      for command in run_commands
+    )
+  assert 'SEGMENT_GROUPS=0' in run_commands[0]
+
+
+def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
+  tmp_path,
+):
+  out, data = tmp_path / 'out', tmp_path / 'data'
+  run_dir = out / 'segsort_unsup'
+  _save_benchmark_run(run_dir, data, mode='segsort_unsup', num_banks=0)
+  _, values = preflight.setting_problems(
+    {'SEEDS': '0', 'METHODS': 'segsort_unsup', 'SEGMENT_GROUPS': '1'}
+  )
+  args = argparse.Namespace(
+    out=str(out),
+    data_dir=str(data),
+    trains_on=str(data / 'train.txt'),
+    unsup_trains_on=str(data / 'train.txt'),
+  )
+  assert preflight.existing_run_problems(args, values, ['0']) == [
+    '%s was trained with other settings (SEGMENT_GROUPS 0 -> 1); use '
+    'another OUT, or remove that run to train it again' % run_dir
+  ]
+
+
+def test_a_group_threshold_that_existing_groups_override_is_noted(tmp_path):
+  groups = tmp_path / 'camvid' / 'VOC2012' / 'hed_groups'
+  groups.mkdir(parents=True)
+  output = _dry_run_output(
+    _SCRIPTS[0], tmp_path, True, SEGMENT_GROUP_THRESHOLD='0.2'
+  )
+  assert (
+    'note: SEGMENT_GROUP_THRESHOLD is not used: %s exists (remove it to have '
+    'it made at this threshold)' % groups
+  ) in output
+
+
+@pytest.mark.parametrize(
+  'setting, message',
+  [
+    ('SEGMENT_GROUPS=yes', 'SEGMENT_GROUPS=yes: must be 0 or 1'),
+    ('SEGMENT_GROUP_THRESHOLD=2', 'SEGMENT_GROUP_THRESHOLD=2: must be'),
+  ],
+)
+def test_bad_segment_group_settings_are_named(setting, message):
+  name, text = setting.split('=')
+  problems, _ = preflight.setting_problems({name: text})
+  assert len(problems) == 1 and problems[0].startswith(message)
 
 
 def test_a_rerun_keeps_the_seconds_of_the_training_it_skips(tmp_path):

@@ -111,6 +111,105 @@ def test_unsupervised_loss_rejects_memory_banks():
     )
 
 
+def _grouped_unsupervised_loss_reference(
+  embedding, segments, groups, concentration
+):
+  """NumPy: every valid pixel against its own segment's prototype and the
+  prototypes of the batch's segments outside its group."""
+  batch_size, dim = embedding.shape[0], embedding.shape[-1]
+  vectors = embedding.reshape(batch_size, -1, dim)
+  vectors = vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+  segments = segments.reshape(batch_size, -1)
+  groups = groups.reshape(batch_size, -1)
+  keys = sorted(
+    {(b, s) for b in range(batch_size) for s in segments[b] if s >= 0}
+  )
+  prototypes = {}
+  group_of = {}
+  for b, s in keys:
+    mean = vectors[b][segments[b] == s].mean(axis=0)
+    prototypes[b, s] = mean / np.linalg.norm(mean)
+    group_of[b, s] = groups[b][segments[b] == s][0]
+  losses = []
+  for b in range(batch_size):
+    for pixel, s in enumerate(segments[b]):
+      if s < 0:
+        continue
+      logits = {
+        key: concentration * vectors[b][pixel] @ prototype
+        for key, prototype in prototypes.items()
+      }
+      others = [
+        logit
+        for key, logit in logits.items()
+        if key != (b, s) and (key[0] != b or group_of[key] != group_of[b, s])
+      ]
+      losses.append(
+        np.log1p(np.sum(np.exp(np.array(others) - logits[b, s])))
+        if others
+        else 0.0
+      )
+  return np.mean(losses)
+
+
+def test_unsupervised_loss_leaves_the_pixels_group_out():
+  # Segments 0 and 1 of image 0 share group 5: they no longer push each
+  # other apart; segment 2 (group 7) and image 1's segment (group 5, but of
+  # another image) still do.
+  embedding = tf.constant(
+    [[[[1, 0], [0, 1], [1, 1]]], [[[-1, 0], [-1, 0], [-1, 0]]]], tf.float32
+  )
+  segments = tf.constant([[[[0], [1], [2]]], [[[0], [0], [0]]]])
+  groups = tf.constant([[[[5], [5], [7]]], [[[5], [5], [5]]]])
+  loss = train_utils.add_unsupervised_segsort_loss(
+    embedding, 1.0, segments, segment_groups=groups
+  )
+  expected = _grouped_unsupervised_loss_reference(
+    embedding.numpy(), segments.numpy(), groups.numpy(), 1.0
+  )
+  assert loss.numpy() == pytest.approx(expected, rel=1e-5)
+  ungrouped = train_utils.add_unsupervised_segsort_loss(
+    embedding, 1.0, segments
+  )
+  assert loss.numpy() < ungrouped.numpy() - 0.01
+
+
+def test_unsupervised_loss_with_groups_matches_reference_and_gradient():
+  rng = np.random.default_rng(7)
+  embedding = tf.constant(rng.normal(size=(2, 4, 5, 3)), tf.float32)
+  segments = rng.integers(0, 6, size=(2, 4, 5, 1)).astype(np.int32)
+  segments[0, 0, :2] = -1  # padding
+  groups = (segments // 2).astype(np.int32)  # segments nest in groups
+  groups[segments < 0] = -1
+  segments, groups = tf.constant(segments), tf.constant(groups)
+
+  def loss_fn(x):
+    return train_utils.add_unsupervised_segsort_loss(
+      x, 2.0, segments, segment_groups=groups
+    )
+
+  expected = _grouped_unsupervised_loss_reference(
+    embedding.numpy(), segments.numpy(), groups.numpy(), 2.0
+  )
+  assert loss_fn(embedding).numpy() == pytest.approx(expected, rel=1e-5)
+  theoretical, numerical = tf.test.compute_gradient(
+    loss_fn, [embedding], delta=1e-3
+  )
+  np.testing.assert_allclose(theoretical[0], numerical[0], atol=2e-3)
+  assert np.abs(theoretical[0]).max() > 1e-3
+
+
+def test_unsupervised_loss_with_one_group_per_segment_is_unchanged():
+  rng = np.random.default_rng(8)
+  embedding = tf.constant(rng.normal(size=(2, 3, 4, 3)), tf.float32)
+  segments = tf.constant(rng.integers(0, 5, size=(2, 3, 4, 1)), tf.int32)
+  grouped = train_utils.add_unsupervised_segsort_loss(
+    embedding, 3.0, segments, segment_groups=segments * 10
+  )
+  plain = train_utils.add_unsupervised_segsort_loss(embedding, 3.0, segments)
+  assert grouped.numpy() == pytest.approx(plain.numpy(), rel=1e-6)
+
+
 def _batch(batch_size=2, size=8, dim=4, seed=0, num_classes=3):
   rng = np.random.default_rng(seed)
   embedding = tf.constant(

@@ -51,6 +51,13 @@ def main(argv=None):
     help='Also check oversegmentations (third column or VOC2012/hed/<id>.png).',
   )
   parser.add_argument(
+    '--with_segment_groups',
+    action='store_true',
+    help='With --with_oversegmentation, also check their segment groups '
+    '(VOC2012/hed_groups/<id>.png beside hed/): of the image\'s size, '
+    'every segment in one group.',
+  )
+  parser.add_argument(
     '--allow_unlabeled',
     action='store_true',
     help='Allow one-column lines (test lists).',
@@ -70,6 +77,8 @@ def main(argv=None):
     help='Decoding threads.',
   )
   args = parser.parse_args(argv)
+  if args.with_segment_groups and not args.with_oversegmentation:
+    parser.error('argument --with_segment_groups: needs --with_oversegmentation')
   flags.check_ignore_label(parser, args)
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
@@ -82,6 +91,7 @@ def main(argv=None):
       num_classes=args.num_classes,
       ignore_label=args.ignore_label,
       with_oversegmentation=args.with_oversegmentation,
+      with_segment_groups=args.with_segment_groups,
       require_labels=not args.allow_unlabeled,
       apply_exif_orientation=args.apply_exif_orientation,
       num_workers=args.workers,

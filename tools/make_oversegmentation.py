@@ -18,6 +18,13 @@ gPb-owt-ucm). This tool builds a comparable hierarchy with OpenCV and SciPy:
 Segment ids are numbered 0, 1, ... in order of first appearance in row-major
 order and saved as an 8-bit PNG (16-bit when there are 256 or more segments).
 
+`--groups_of HED_DIR` groups existing segments instead: every image's
+segments in HED_DIR/<id>.png are merged further up the same hierarchy (same
+contours, same merging) until `--threshold`, and the groups written to
+HED_DIR_groups/ by default. Every segment then lies in one group, as
+unsupervised SegSort's `--segment_groups` needs: the benchmark trains on
+segments cut at 0.03 grouped at 0.1 (README: "Unsupervised SegSort").
+
 For diagnosis, `--oracle_label_dir` replaces the contours by the ground
 truth: every image's segments are the 4-connected regions of equal value of
 its label PNG (void regions included), the best oversegmentation contours
@@ -25,8 +32,10 @@ could give. Unsupervised SegSort trained on it measures how much of its gap
 to supervised SegSort comes from the contours (README: "Unsupervised
 SegSort").
 
-Example:
+Examples:
   python -m tools.make_oversegmentation --data_dir DATAROOT --workers 2
+  python -m tools.make_oversegmentation --data_dir DATAROOT \
+      --groups_of DATAROOT/VOC2012/hed --threshold 0.1
 """
 
 import argparse
@@ -467,6 +476,51 @@ def oversegment(
   return number_by_first_appearance(segments)
 
 
+def group_segments(
+  image,
+  segments,
+  threshold=DEFAULT_THRESHOLD,
+  num_segments=None,
+  scales=DEFAULT_SCALES,
+  sed_model=None,
+):
+  """Groups an oversegmentation's segments higher up its region hierarchy.
+
+  The segments are merged as `oversegment` merges watershed basins (the
+  weakest mean boundary first, on the same contour map), so segments cut
+  from these contours at a lower threshold are grouped exactly as a cut at
+  `threshold` would join them, small segments aside.
+
+  Args:
+    image: A uint8 RGB array `[H, W, 3]`.
+    segments: An int array `[H, W]` of non-negative segment ids.
+    threshold: The ultrametric height below which segments are grouped.
+    num_segments: When given, the number of groups to stop at instead.
+    scales: Gaussian scales of the gradient contour map.
+    sed_model: An optional structured edge detection model file.
+
+  Returns:
+    An int32 array `[H, W]` of group ids `0, 1, ...` numbered in order of
+    first appearance (row-major); every segment lies in one group.
+  """
+  image = np.ascontiguousarray(image, dtype=np.uint8)
+  if sed_model:
+    contours = structured_edge_contours(image, sed_model)
+  else:
+    contours = gradient_contours(image, scales)
+  segments = np.asarray(segments, np.int64)
+  groups, _ = merge_hierarchy(
+    segments,
+    int(segments.max()) + 1,
+    contours,
+    threshold=threshold,
+    num_segments=num_segments,
+    # Groups keep every segment: a small one is grouped by its boundaries.
+    min_size=1,
+  )
+  return number_by_first_appearance(groups)
+
+
 def save_segments(path, segments):
   """Writes segment ids as an 8-bit PNG, or 16-bit from 256 segments on."""
   dtype = np.uint8 if segments.max() < 256 else np.uint16
@@ -480,6 +534,32 @@ def _oversegment_file(paths, options, apply_exif_orientation=False):
     output_path,
     oversegment(
       io_utils.read_rgb_image(image_path, apply_exif_orientation), **options
+    ),
+  )
+
+
+def _check_segments_fit_image(paths):
+  """Raises ImageFileError unless the segments decode at the image's size."""
+  image_path, segments_path = paths
+  io_utils.check_fits_image(
+    io_utils.read_label_image(segments_path, what='oversegmentation'),
+    segments_path,
+    image_path,
+  )
+
+
+def _group_segments_file(paths, options, apply_exif_orientation=False):
+  (image_path, segments_path), output_path = paths
+  save_segments(
+    output_path,
+    group_segments(
+      io_utils.read_rgb_image(image_path, apply_exif_orientation),
+      io_utils.read_label_image(
+        segments_path,
+        apply_exif_orientation=apply_exif_orientation,
+        what='oversegmentation',
+      ),
+      **options,
     ),
   )
 
@@ -532,13 +612,18 @@ def _settings(args):
   """The flags that decide the segments, as recorded in SETTINGS_FILE."""
   if args.oracle_label_dir:
     return {'oracle_label_dir': os.path.abspath(args.oracle_label_dir)}
-  return {
+  settings = {
     'threshold': None if args.num_segments else args.threshold,
     'num_segments': args.num_segments,
     'min_size': args.min_size,
     'sed_model': args.sed_model and os.path.abspath(args.sed_model),
     'apply_exif_orientation': args.apply_exif_orientation,
   }
+  if args.groups_of:
+    # Groups keep every segment: --min_size does not apply.
+    del settings['min_size']
+    settings = {'groups_of': os.path.abspath(args.groups_of), **settings}
+  return settings
 
 
 def _describe_settings(settings):
@@ -649,6 +734,14 @@ def main(argv=None):
     'needs opencv-contrib-python.',
   )
   parser.add_argument(
+    '--groups_of',
+    metavar='HED_DIR',
+    help='Group the segments of HED_DIR/<id>.png (e.g. '
+    'DATAROOT/VOC2012/hed) up to --threshold instead of oversegmenting; '
+    'written to HED_DIR_groups unless --output_dir is given (unsupervised '
+    'SegSort\'s --segment_groups reads them there).',
+  )
+  parser.add_argument(
     '--oracle_label_dir',
     help='For diagnosis: segment every image into the regions of equal '
     'value of LABEL_DIR/<id>.png (e.g. DATAROOT/VOC2012/segcls) instead '
@@ -662,6 +755,8 @@ def main(argv=None):
     parser.error(
       'argument --num_segments: give --threshold or --num_segments, not both'
     )
+  if args.groups_of and args.oracle_label_dir:
+    parser.error('argument --groups_of: not with --oracle_label_dir')
   if args.threshold is None:
     args.threshold = DEFAULT_THRESHOLD
   console.setup_logging()
@@ -669,7 +764,13 @@ def main(argv=None):
   image_dir = args.image_dir or os.path.join(
     args.data_dir, 'VOC2012', 'JPEGImages'
   )
-  output_dir = args.output_dir or os.path.join(args.data_dir, 'VOC2012', 'hed')
+  if args.groups_of:
+    flags.check_folders_exist(parser, args, 'groups_of')
+  output_dir = args.output_dir or (
+    args.groups_of.rstrip(os.sep) + '_groups'
+    if args.groups_of
+    else os.path.join(args.data_dir, 'VOC2012', 'hed')
+  )
   # --output_dir is checked when parsed; its default only now.
   flags.check_derived_output(parser, '--data_dir', output_dir, folder=True)
   if args.image_dir:
@@ -753,6 +854,36 @@ def main(argv=None):
       output_dir,
       '%d images, %d to segment by their labels into %s',
       check=_check_label_fits_image,
+      unit='image',
+      before_writing=record,
+    )
+    return 0
+  if args.groups_of:
+    folder_jobs.run_file_jobs(
+      functools.partial(
+        _group_segments_file,
+        options=dict(
+          threshold=args.threshold,
+          num_segments=args.num_segments,
+          sed_model=args.sed_model,
+        ),
+        apply_exif_orientation=args.apply_exif_orientation,
+      ),
+      [
+        (
+          (
+            os.path.join(image_dir, name),
+            os.path.join(args.groups_of, image_id + '.png'),
+          ),
+          os.path.join(output_dir, image_id + '.png'),
+        )
+        for name, image_id in zip(names, image_ids)
+      ],
+      args.overwrite,
+      args.workers,
+      output_dir,
+      '%d images, %d to group into %s',
+      check=_check_segments_fit_image,
       unit='image',
       before_writing=record,
     )

@@ -27,6 +27,9 @@
 #   EMBEDDING_DIM CONCENTRATION NUM_CLUSTERS KMEANS_GRID KMEANS_ITERATIONS
 #   NUM_BANKS     SegSort training (32, 10, 5, crop, 10, 2; NUM_BANKS for
 #                 supervised SegSort only)
+#   SEGMENT_GROUPS  1: unsupervised SegSort reads VOC2012/hed_groups/ and
+#                 leaves a pixel's group out of its loss (--segment_groups);
+#                 0: the original loss (0)
 #   K_IN_NEAREST_NEIGHBORS   k of the k-NN vote (15)
 #   COLOUR_WEIGHT weight of colour where pixels join segments at inference
 #                 (10; 0 is the original's embedding and location alone)
@@ -39,7 +42,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
 : "${LEARNING_RATE:=2e-2}" "${WEIGHT_DECAY:=5e-4}" "${WARMUP_STEPS:=0}"
 : "${EMBEDDING_DIM:=32}" "${CONCENTRATION:=10}" "${NUM_CLUSTERS:=5}"
 : "${KMEANS_GRID:=crop}" "${KMEANS_ITERATIONS:=10}" "${NUM_BANKS:=2}"
-: "${K_IN_NEAREST_NEIGHBORS:=15}"
+: "${K_IN_NEAREST_NEIGHBORS:=15}" "${SEGMENT_GROUPS:=0}"
 # Pixels join the segments of their surrounding cells by colour as well:
 # with the embedding alone a boundary lies midway between cell centres,
 # 4 pixels off at worst; on both benchmarks' val sets the colour put it on
@@ -77,6 +80,10 @@ cpu_pipeline_check() {
       lists+=(--unsup_train_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}")
       if [ -d "${DATAROOT}/VOC2012/hed" ]; then
         lists+=(--with_oversegmentation)
+        if [ "${SEGMENT_GROUPS}" = 1 ] &&
+           [ -d "${DATAROOT}/VOC2012/hed_groups" ]; then
+          lists+=(--with_segment_groups)
+        fi
       fi
     fi
   fi
@@ -91,6 +98,7 @@ cpu_pipeline_check() {
     "EMBEDDING_DIM=${EMBEDDING_DIM}" "CONCENTRATION=${CONCENTRATION}" \
     "NUM_CLUSTERS=${NUM_CLUSTERS}" "KMEANS_GRID=${KMEANS_GRID}" \
     "KMEANS_ITERATIONS=${KMEANS_ITERATIONS}" "NUM_BANKS=${NUM_BANKS}" \
+    "SEGMENT_GROUPS=${SEGMENT_GROUPS}" \
     "WINDOW=${WINDOW}" "PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS}" \
     "INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS}" \
     "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}" \
@@ -136,6 +144,9 @@ cpu_pipeline_train() {
         --kmeans_grid "${KMEANS_GRID}" \
         --kmeans_iterations "${KMEANS_ITERATIONS}" --num_banks "${NUM_BANKS}" ;;
     segsort_unsup)
+      if [ "${SEGMENT_GROUPS}" = 1 ]; then
+        segsort_flags+=(--segment_groups)
+      fi
       segsort_python -m segsort.train_segsort_unsup "${flags[@]}" \
         "${segsort_flags[@]}" --num_banks 0 ;;
     softmax)

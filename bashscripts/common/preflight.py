@@ -52,6 +52,13 @@ def _choice(choices):
   return parse
 
 
+def _switch(text):
+  """A 0/1 setting, as a bool."""
+  if text not in ('0', '1'):
+    raise argparse.ArgumentTypeError('must be 0 or 1')
+  return text == '1'
+
+
 # Every setting: the training config field it sets (None for inference
 # settings) and the flag type of the command it becomes.
 SETTINGS = {
@@ -70,6 +77,7 @@ SETTINGS = {
   'KMEANS_GRID': ('kmeans_grid', _choice(config_lib.KMEANS_GRIDS)),
   'KMEANS_ITERATIONS': ('kmeans_iterations', flags.integer(0)),
   'NUM_BANKS': ('num_banks', flags.integer(0)),
+  'SEGMENT_GROUPS': ('segment_groups', _switch),
   'WINDOW': (None, flags.size_pair),
   'PROTOTYPE_CLUSTERS': (None, flags.cluster_grid),
   'INFERENCE_CLUSTERS': (None, flags.cluster_grid),
@@ -80,6 +88,7 @@ SETTINGS = {
   ),
   # The CamVid benchmark's, for the oversegmentations it makes.
   'OVERSEGMENTATION_THRESHOLD': (None, flags.real(0, 1)),
+  'SEGMENT_GROUP_THRESHOLD': (None, flags.real(0, 1)),
 }
 
 
@@ -193,7 +202,8 @@ _METHOD_FIELDS = {
     'kmeans_iterations',
     'num_banks',
   ),
-  'segsort_unsup': _SHARED_FIELDS + ('embedding_dim', 'concentration'),
+  'segsort_unsup': _SHARED_FIELDS
+  + ('embedding_dim', 'concentration', 'segment_groups'),
   'softmax': _SHARED_FIELDS,
 }
 
@@ -368,6 +378,8 @@ def _setting_text(value):
   """A config value as its pipeline variable spells it (160,160 for a pair)."""
   if isinstance(value, (list, tuple)):
     return ','.join(str(item) for item in value)
+  if isinstance(value, bool):
+    return str(int(value))
   return str(value)
 
 
@@ -407,6 +419,7 @@ def data_problems(args, num_classes):
         data_list,
         num_classes=num_classes,
         with_oversegmentation=with_oversegmentation,
+        with_segment_groups=with_oversegmentation and args.with_segment_groups,
         require_labels=require_labels,
         progress=console.progress,
       )
@@ -441,6 +454,12 @@ def parse_args(argv=None):
     help="Also read the oversegmentations of --unsup_train_list's images "
     '(VOC2012/hed/ or its third column); left out while they are still to '
     'be made.',
+  )
+  parser.add_argument(
+    '--with_segment_groups',
+    action='store_true',
+    help='With --with_oversegmentation, also read their segment groups '
+    '(VOC2012/hed_groups/); left out while they are still to be made.',
   )
   parser.add_argument(
     '--out',

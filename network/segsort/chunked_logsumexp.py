@@ -23,10 +23,18 @@ _PROTOTYPE_CHUNK = 128
 _MAX_FIXED_SHIFT_RANGE = 80.0
 
 # Which prototypes count for which pixel (see `vmf_log_terms`): int32
-# tensors `[num_pixels]`, `[num_pixels]`, `[num_slots]` and a scalar.
+# tensors `[num_pixels]`, `[num_pixels]`, `[num_slots]`, a scalar, and the
+# groups, int32 `[num_pixels]` and `[num_slots]` or both None.
 _Classes = collections.namedtuple(
   '_Classes',
-  ['pixel_classes', 'self_indices', 'prototype_classes', 'num_prototypes'],
+  [
+    'pixel_classes',
+    'self_indices',
+    'prototype_classes',
+    'num_prototypes',
+    'pixel_groups',
+    'prototype_groups',
+  ],
 )
 
 # What the forward and backward passes score: the embedding `[num_pixels,
@@ -78,7 +86,14 @@ def compact_prototypes(prototypes, prototype_labels):
   )
 
 
-def _chunk_masks(start, pixel_classes, self_indices, chunk_classes):
+def _chunk_masks(
+  start,
+  pixel_classes,
+  self_indices,
+  chunk_classes,
+  pixel_groups=None,
+  chunk_groups=None,
+):
   """Tells, for a chunk of prototypes, which count for which pixel.
 
   Args:
@@ -87,12 +102,14 @@ def _chunk_masks(start, pixel_classes, self_indices, chunk_classes):
     self_indices: An int32 tensor `[num_pixels]`, every pixel's own
       prototype (-1 when the pixel is left out).
     chunk_classes: An int32 tensor `[chunk]`, -1 for empty slots.
+    pixel_groups: An optional int32 tensor `[num_pixels]`.
+    chunk_groups: An int32 tensor `[chunk]` when `pixel_groups` is given.
 
   Returns:
     same: A boolean tensor `[num_pixels, chunk]`, prototypes of the pixel's
       class other than its own.
     other: A boolean tensor `[num_pixels, chunk]`, prototypes of other
-      classes.
+      classes (with groups: of other classes and other groups).
     is_self: A boolean tensor `[num_pixels, chunk]`, the pixel's own
       prototype.
   """
@@ -106,6 +123,11 @@ def _chunk_masks(start, pixel_classes, self_indices, chunk_classes):
     tf.logical_and(filled, same_class), tf.logical_not(is_self)
   )
   other = tf.logical_and(filled, tf.logical_not(same_class))
+  if pixel_groups is not None:
+    other = tf.logical_and(
+      other,
+      tf.not_equal(pixel_groups[:, tf.newaxis], chunk_groups[tf.newaxis]),
+    )
   return same, other, is_self
 
 
@@ -126,6 +148,13 @@ def _fold_over_chunks(step, initial_values, inputs):
   classes = inputs.classes
   scaled_embedding = inputs.concentration * inputs.embedding
 
+  def chunk_groups(start):
+    if classes.pixel_groups is None:
+      return None, None
+    return classes.pixel_groups, tf.slice(
+      classes.prototype_groups, [start], [_PROTOTYPE_CHUNK]
+    )
+
   def body(chunk_index, *values):
     start = chunk_index * _PROTOTYPE_CHUNK
     chunk_prototypes = tf.slice(
@@ -140,6 +169,7 @@ def _fold_over_chunks(step, initial_values, inputs):
         classes.pixel_classes,
         classes.self_indices,
         tf.slice(classes.prototype_classes, [start], [_PROTOTYPE_CHUNK]),
+        *chunk_groups(start),
       ),
     )
     return (chunk_index + 1, *step(chunk, *values))
@@ -316,13 +346,16 @@ def vmf_log_terms(
   num_prototypes,
   num_differentiable,
   concentration,
+  pixel_groups=None,
+  prototype_groups=None,
 ):
   """Scores every pixel against every prototype, one chunk at a time.
 
   With logits concentration * cosine between pixel p and prototype j: the
   numerator is the log-sum-exp over filled prototypes of p's class other than
   its own (over its own prototype alone when there is none), and the others
-  term the log-sum-exp over filled prototypes of other classes. Only the
+  term the log-sum-exp over filled prototypes of other classes. With groups,
+  prototypes of p's group are left out of the others term. Only the
   chunks below `num_prototypes` are visited, so the cost follows the number
   of segments, while every shape is static.
 
@@ -340,13 +373,25 @@ def vmf_log_terms(
       zero gradient (memory-bank prototypes).
     concentration: A Python float (or float32 scalar tensor), the vMF
       concentration.
+    pixel_groups: An optional int32 tensor `[num_pixels]`: prototypes of a
+      pixel's group are neither in its numerator (unless of its class) nor
+      in its others term.
+    prototype_groups: An int32 tensor `[num_slots]`, given with
+      `pixel_groups`.
 
   Returns:
     log_numerator: A float32 tensor `[num_pixels]`.
     log_others: A float32 tensor `[num_pixels]`, -inf without other classes.
   """
+  if (pixel_groups is None) != (prototype_groups is None):
+    raise ValueError('Give both pixel_groups and prototype_groups, or neither.')
   classes = _Classes(
-    pixel_classes, self_indices, prototype_classes, num_prototypes
+    pixel_classes,
+    self_indices,
+    prototype_classes,
+    num_prototypes,
+    pixel_groups,
+    prototype_groups,
   )
   # Logits lie in [-concentration, concentration], so exp(logit -
   # concentration) >= exp(-2 * concentration) stays a normal float32 (above

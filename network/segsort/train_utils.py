@@ -278,14 +278,57 @@ def add_segsort_loss(
   return loss
 
 
+def _prototype_groups(
+  segment_groups, segment_labels, num_segments, slots, num_slots
+):
+  """The group of every prototype slot, unique across the images.
+
+  Args:
+    segment_groups: An integer tensor `[batch, height, width, 1]`, every
+      pixel's group id in its image.
+    segment_labels: An int32 tensor `[batch * height * width]`, every
+      pixel's segment in `[0, num_segments)`, -1 when left out.
+    num_segments: An int32 scalar.
+    slots: An int32 tensor `[num_segments]`, every segment's slot.
+    num_slots: An int32 scalar, the number of slots.
+
+  Returns:
+    An int32 tensor `[num_slots]`: -1 for empty slots, else a group id
+    shared only by the slots of the same image and group.
+  """
+  batch_size = tf.shape(segment_groups)[0]
+  groups = tf.reshape(tf.cast(segment_groups, tf.int64), [batch_size, -1])
+  # Offsetting by image keeps equal ids of different images apart; the
+  # keys are then numbered densely to fit int32.
+  image_offsets = tf.bitwise.left_shift(
+    tf.range(tf.cast(batch_size, tf.int64))[:, tf.newaxis], 32
+  )
+  valid = segment_labels >= 0
+  group_numbers = _number_segments(
+    tf.reshape(groups + image_offsets, [-1]), valid
+  )
+  segment_group = tf.math.unsorted_segment_max(
+    group_numbers, tf.maximum(segment_labels, 0), tf.size(segment_labels)
+  )[:num_segments]
+  return tf.scatter_nd(slots[:, tf.newaxis], segment_group + 1, [num_slots]) - 1
+
+
 def add_unsupervised_segsort_loss(
-  embedding, concentration, cluster_labels, num_banks=0
+  embedding, concentration, cluster_labels, num_banks=0, segment_groups=None
 ):
   """Computes the unsupervised SegSort loss from given segments.
 
   Every segment of every image (e.g. of a contour-based oversegmentation) has
   a prototype; a pixel's loss is -log(s(own) / sum of s over all prototypes of
   the batch), with s = exp(concentration * cosine).
+
+  With `segment_groups` (this port's addition; the original release has
+  none), the sum leaves out the other segments of the pixel's group: a fine
+  oversegmentation cuts one object into many segments, and pushing those
+  apart teaches the network to tell apart what it should group. Groups from
+  a coarser cut of the same hierarchy (`tools.make_oversegmentation
+  --groups_of`) neither push nor pull them, while the fine segments keep
+  the few pixels of other classes that a coarse cut would pull in.
 
   Args:
     embedding: A float tensor `[batch, height, width, D]`.
@@ -294,6 +337,9 @@ def add_unsupervised_segsort_loss(
       ids per image; negative ids mark pixels to leave out (e.g. padding).
     num_banks: Must be 0: the unsupervised loss keeps no memory bank (the
       original release accepted and silently ignored this argument).
+    segment_groups: An optional integer tensor like `cluster_labels`, each
+      pixel's group id in its image, in [0, 2**31). Every segment must lie
+      in one group (a segment across several takes the largest id).
 
   Returns:
     A float32 scalar loss (under several replicas, this replica's share).
@@ -341,6 +387,16 @@ def add_unsupervised_segsort_loss(
   prototype_classes = tf.where(
     compacted_filled >= 0, tf.range(tf.shape(compacted_filled)[0]), -1
   )
+  pixel_groups = prototype_groups = None
+  if segment_groups is not None:
+    prototype_groups = _prototype_groups(
+      segment_groups,
+      unique_segment_labels,
+      num_segments,
+      tf.gather(positions, tf.range(num_segments) + own_offset),
+      tf.shape(compacted_filled)[0],
+    )
+    pixel_groups = tf.gather(prototype_groups, tf.maximum(self_indices, 0))
   log_numerator, log_others = chunked_logsumexp.vmf_log_terms(
     embedding,
     compacted,
@@ -350,5 +406,7 @@ def add_unsupervised_segsort_loss(
     count,
     count,
     concentration,
+    pixel_groups,
+    prototype_groups,
   )
   return mean_over_pixels(tf.nn.softplus(log_others - log_numerator), valid)

@@ -8,7 +8,9 @@ A line has 1 column (image only, for test sets), 2 columns (image and label)
 or 3 columns (image, label and oversegmentation). Labels are single-channel
 PNGs of class ids (grayscale by value, palette PNGs by palette index, as VOC's
 SegmentationClass files) with 255 marking pixels to ignore; an
-oversegmentation is a PNG (8 or 16 bit) holding one id per segment.
+oversegmentation is a PNG (8 or 16 bit) holding one id per segment, and its
+segment groups (unsupervised SegSort's `--segment_groups`) a PNG of the same
+name in the sibling folder named with `_groups` (`segment_groups_path`).
 
 Images and labels are decoded by Pillow inside `tf.numpy_function`, so that a
 file that cannot be decoded, a palette PNG, or a label whose size differs from
@@ -33,6 +35,7 @@ from segsort.data.augmentation import TRAINING_KEYS
 from segsort.data.augmentation import augment_example
 from segsort.data.datasets import build_training_dataset
 from segsort.data.datasets import entries_dataset
+from segsort.data.decoding import check_segments_nest_in_groups
 from segsort.data.decoding import decode_entry
 from segsort.data.decoding import load_image
 from segsort.data.decoding import load_label
@@ -49,3 +52,4 @@ from segsort.data.list_checks import survey_labels
 from segsort.data.lists import ListEntry
 from segsort.data.lists import parse_data_list
 from segsort.data.lists import read_data_list
+from segsort.data.lists import segment_groups_path

@@ -119,7 +119,8 @@ def augment_example(
     label: An int32 tensor `[H, W, 1]`.
     crop_size: (crop_height, crop_width), Python integers.
     seed: An int64 tensor `[2]`, the stateless random seed of this example.
-    oversegmentation: An optional int32 tensor `[H, W, 1]`.
+    oversegmentation: An optional int32 tensor `[H, W, 1]`, or `[H, W, 2]`
+      with segment groups (every channel is sampled alike).
     num_clusters: (clusters along y, clusters along x) of the grid.
     kmeans_grid: 'image' or 'crop', what the grid and the location features
       span (see above).

@@ -26,7 +26,7 @@ def _decode_op(entries, settings, with_labels=True):
   Returns:
     A function mapping a scalar index tensor to (image uint8 [H, W, 3], label
     int32 [H, W, 1]) or, with oversegmentation, (image, label,
-    oversegmentation int32 [H, W, 1]).
+    oversegmentation int32 [H, W, 1], or [H, W, 2] with segment groups).
   """
 
   def decode(index):
@@ -47,10 +47,16 @@ def _decode_op(entries, settings, with_labels=True):
       decode, [index], output_types, stateful=False
     )
     image = tf.ensure_shape(image, [None, None, 3])
-    return [image] + [
+    id_maps = [
       tf.ensure_shape(id_map, [None, None])[..., tf.newaxis]
-      for id_map in id_maps
+      for id_map in id_maps[:1]
+    ] + [
+      tf.ensure_shape(id_map, [None, None, 2])
+      if settings.with_segment_groups
+      else tf.ensure_shape(id_map, [None, None])[..., tf.newaxis]
+      for id_map in id_maps[1:]
     ]
+    return [image] + id_maps
 
   return decode_op
 
@@ -73,6 +79,7 @@ def build_training_dataset(
   num_clusters=5,
   kmeans_grid='image',
   unsupervised=False,
+  segment_groups=False,
   seed=None,
   deterministic=False,
   shuffle=True,
@@ -112,6 +119,9 @@ def build_training_dataset(
     kmeans_grid: 'image' or 'crop' (see `augmentation.augment_example`).
     unsupervised: Whether to add each image's oversegmentation; labels are
       then optional (all `ignore_label` where the list has none).
+    segment_groups: Whether, when unsupervised, the oversegmentation also
+      holds each pixel's segment group (`lists.segment_groups_path`) as a
+      second channel.
     seed: An integer seed for shuffling and augmentation; random when None.
     deterministic: Whether to keep the output order fixed.
     shuffle: Whether to shuffle the list every epoch.
@@ -128,7 +138,9 @@ def build_training_dataset(
     A tf.data.Dataset of dicts: 'image' float32 `[B, H, W, 3]`, 'label'
     int32 `[B, H, W, 1]`, 'cluster_label' int32 `[B, H, W, 1]`,
     'loc_feature' float32 `[B, H, W, 2]` and, when unsupervised,
-    'oversegmentation' int32 `[B, H, W, 1]` (B static when drop_remainder);
+    'oversegmentation' int32 `[B, H, W, 1]`, or `[B, H, W, 2]` with
+    `segment_groups` (segment ids, then group ids; B static when
+    drop_remainder);
     only those of `outputs` when given.
 
   Raises:
@@ -142,6 +154,7 @@ def build_training_dataset(
     data_list,
     require_labels=not unsupervised,
     with_oversegmentation=unsupervised,
+    with_segment_groups=unsupervised and segment_groups,
   )
   augment_settings = augmentation.AugmentSettings(
     (int(input_size[0]), int(input_size[1])),
@@ -160,7 +173,11 @@ def build_training_dataset(
   decode = _decode_op(
     entries,
     decoding.DecodeSettings(
-      num_classes, ignore_label, unsupervised, apply_exif_orientation
+      num_classes,
+      ignore_label,
+      unsupervised,
+      apply_exif_orientation,
+      with_segment_groups=unsupervised and segment_groups,
     ),
     with_labels=outputs is None or 'label' in outputs,
   )

@@ -57,6 +57,36 @@ def load_label(path, apply_exif_orientation=False):
     raise errors.DataError(str(error)) from error
 
 
+def check_segments_nest_in_groups(segments, groups, groups_path):
+  """Raises unless every segment lies in one group.
+
+  Args:
+    segments: A non-negative int array `[H, W]` of segment ids.
+    groups: An int array `[H, W]` of group ids.
+    groups_path: The groups file, for the message.
+
+  Raises:
+    DataError: Naming the file and the first segment that spans groups.
+  """
+  # Any one pixel's group per segment; vectorised, unlike np.unique on pairs.
+  group_of_segment = np.zeros(int(segments.max()) + 1, groups.dtype)
+  group_of_segment[segments] = groups
+  spanning = group_of_segment[segments] != groups
+  if spanning.any():
+    row, column = np.argwhere(spanning)[0]
+    segment = segments[row, column]
+    raise errors.DataError(
+      '%s: segment %d spans groups %d and %d; every segment must lie in one '
+      'group (tools.make_oversegmentation --groups_of makes such groups)'
+      % (
+        groups_path,
+        segment,
+        group_of_segment[segment],
+        groups[row, column],
+      )
+    )
+
+
 def decode_entry(
   entry,
   *,
@@ -64,6 +94,7 @@ def decode_entry(
   ignore_label,
   with_oversegmentation,
   apply_exif_orientation=False,
+  with_segment_groups=False,
 ):
   """Decodes and validates one entry's files.
 
@@ -72,11 +103,13 @@ def decode_entry(
     label: int32 `[H, W]`, all `ignore_label` when the entry has no label;
       with `num_classes`, values outside [0, num_classes) are set to
       `ignore_label`.
-    oversegmentation: int32 `[H, W]` when asked for, else None.
+    oversegmentation: int32 `[H, W]` when asked for, `[H, W, 2]` (segment
+      ids, then group ids) with `with_segment_groups`, else None.
 
   Raises:
     DataError: Naming the list file, line number and path, if a file cannot
-      be decoded or its size differs from the image's.
+      be decoded, its size differs from the image's, or a segment spans
+      groups.
   """
   try:
     image = load_image(entry.image_path, apply_exif_orientation)
@@ -94,6 +127,13 @@ def decode_entry(
         entry.oversegmentation_path, apply_exif_orientation
       )
       _check_size(entry.oversegmentation_path, oversegmentation, image)
+      if with_segment_groups:
+        groups = load_label(entry.segment_groups_path, apply_exif_orientation)
+        _check_size(entry.segment_groups_path, groups, image)
+        check_segments_nest_in_groups(
+          oversegmentation, groups, entry.segment_groups_path
+        )
+        oversegmentation = np.stack([oversegmentation, groups], axis=-1)
   except errors.DataError as error:
     raise errors.DataError('%s: %s' % (entry.location(), error)) from error
   return image, label, oversegmentation
@@ -120,6 +160,7 @@ class DecodeSettings:
   ignore_label: int
   with_oversegmentation: bool
   apply_exif_orientation: bool = False
+  with_segment_groups: bool = False
 
   def decode(self, entry):
     """`decode_entry(entry)` with these settings; same returns and errors."""

@@ -207,6 +207,7 @@ def check_data_list(
   ignore_label=255,
   with_oversegmentation=False,
   *,
+  with_segment_groups=False,
   require_labels=True,
   apply_exif_orientation=False,
   num_workers=None,
@@ -227,6 +228,9 @@ def check_data_list(
     num_classes: The number of classes, or None to skip the value checks.
     ignore_label: The label value to ignore.
     with_oversegmentation: Whether to check oversegmentations too.
+    with_segment_groups: Whether to check, with the oversegmentations, their
+      segment groups (`lists.segment_groups_path`): present, of the image's
+      size, every segment in one group.
     require_labels: Whether every line must name a label.
     apply_exif_orientation: Whether images are read turned as their EXIF
       orientation asks (`--apply_exif_orientation`).
@@ -241,7 +245,11 @@ def check_data_list(
     DataError: If the list file itself cannot be read.
   """
   entries, problems, num_lines = lists.parse_data_list(
-    data_dir, data_list, require_labels, with_oversegmentation
+    data_dir,
+    data_list,
+    require_labels,
+    with_oversegmentation,
+    with_segment_groups=with_segment_groups,
   )
   survey = (
     labels.LabelSurvey(data_list, num_classes, ignore_label, log_files=False)
@@ -249,7 +257,11 @@ def check_data_list(
     else None
   )
   settings = decoding.DecodeSettings(
-    None, ignore_label, with_oversegmentation, apply_exif_orientation
+    None,
+    ignore_label,
+    with_oversegmentation,
+    apply_exif_orientation,
+    with_segment_groups=with_oversegmentation and with_segment_groups,
   )
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
     results = pool.imap(

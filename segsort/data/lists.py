@@ -5,6 +5,11 @@
 A line has 1 column (image only, for test sets), 2 columns (image and label)
 or 3 columns (image, label and oversegmentation). A malformed line or a
 missing file is reported with the list file, line number and path.
+
+An oversegmentation's segment groups (unsupervised SegSort's
+`--segment_groups`) are the PNG of the same name in the sibling folder whose
+name ends in `_groups`: `VOC2012/hed/ID.png` has its groups in
+`VOC2012/hed_groups/ID.png` (`segment_groups_path`).
 """
 
 import dataclasses
@@ -24,6 +29,8 @@ class ListEntry:
     label_path: The label PNG, or None when the line has none.
     oversegmentation_path: The oversegmentation PNG, or None when not asked
       for.
+    segment_groups_path: Its segment groups PNG (`segment_groups_path`), or
+      None when not asked for.
     image_id: The image's file name without extension, e.g. '2007_000032'.
     list_path: The list file the entry comes from, for error messages.
   """
@@ -34,14 +41,34 @@ class ListEntry:
   oversegmentation_path: str | None
   image_id: str
   list_path: str = ''
+  segment_groups_path: str | None = None
 
   def location(self):
     """Returns 'LIST, line N', where the entry comes from."""
     return '%s, line %d' % (self.list_path, self.line_number)
 
 
+def segment_groups_path(oversegmentation_path):
+  """The segment groups PNG of an oversegmentation PNG.
+
+  Args:
+    oversegmentation_path: e.g. 'DATAROOT/VOC2012/hed/ID.png'.
+
+  Returns:
+    The same file name in the sibling folder named with `_groups` appended,
+    e.g. 'DATAROOT/VOC2012/hed_groups/ID.png'.
+  """
+  folder, name = os.path.split(oversegmentation_path)
+  return os.path.join(folder.rstrip(os.sep) + '_groups', name)
+
+
 def parse_data_list(
-  data_dir, data_list, require_labels, with_oversegmentation, use_labels=True
+  data_dir,
+  data_list,
+  require_labels,
+  with_oversegmentation,
+  use_labels=True,
+  with_segment_groups=False,
 ):
   """Parses a data list, collecting problems instead of stopping at one.
 
@@ -103,6 +130,9 @@ def parse_data_list(
         oversegmentation_path = os.path.join(
           data_dir, 'VOC2012', 'hed', image_id + '.png'
         )
+    groups_path = None
+    if with_oversegmentation and with_segment_groups:
+      groups_path = segment_groups_path(oversegmentation_path)
     entry = ListEntry(
       line_number,
       image_path,
@@ -110,10 +140,11 @@ def parse_data_list(
       oversegmentation_path,
       image_id,
       data_list,
+      groups_path,
     )
     missing = [
       path
-      for path in (image_path, label_path, oversegmentation_path)
+      for path in (image_path, label_path, oversegmentation_path, groups_path)
       if path is not None and not os.path.exists(path)
     ]
     for path in missing:
@@ -156,7 +187,11 @@ def raise_for_problems(data_list, problems):
 
 
 def read_data_list(
-  data_dir, data_list, require_labels=True, with_oversegmentation=False
+  data_dir,
+  data_list,
+  require_labels=True,
+  with_oversegmentation=False,
+  with_segment_groups=False,
 ):
   """Reads a data list and checks that every file it names exists.
 
@@ -174,6 +209,8 @@ def read_data_list(
     require_labels: Whether every line must name a label; when False,
       one-column lines (image only) are allowed.
     with_oversegmentation: Whether to find each image's oversegmentation.
+    with_segment_groups: Whether to find its segment groups as well
+      (`segment_groups_path`).
 
   Returns:
     A list of ListEntry in list order, blank lines skipped.
@@ -184,7 +221,11 @@ def read_data_list(
       file, line numbers and paths.
   """
   entries, problems, _ = parse_data_list(
-    data_dir, data_list, require_labels, with_oversegmentation
+    data_dir,
+    data_list,
+    require_labels,
+    with_oversegmentation,
+    with_segment_groups=with_segment_groups,
   )
   raise_for_problems(data_list, problems)
   return entries

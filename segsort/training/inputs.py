@@ -19,6 +19,7 @@ _CONFIG_SETTINGS = (
   'num_classes',
   'num_clusters',
   'kmeans_grid',
+  'segment_groups',
   'apply_exif_orientation',
 )
 
