@@ -45,14 +45,18 @@ _SCRIPT = textwrap.dedent('''
       supervised = train_utils.add_segsort_loss(
           e, l, dim, 255, 10.0, g, 2, 3, 2, p, bank)
       unsupervised = train_utils.add_unsupervised_segsort_loss(e, 10.0, s)
-      return supervised, unsupervised
+      # Segments 0, 1 and 2, 3 of every image form two groups.
+      grouped = train_utils.add_unsupervised_segsort_loss(
+          e, 10.0, s, segment_groups=s // 2)
+      return supervised, unsupervised, grouped
 
     def step(e, l, g, p, s, bank):
       with tf.GradientTape(persistent=True) as tape:
         tape.watch(e)
-        supervised, unsupervised = losses(e, l, g, p, s, bank)
-      return (supervised, unsupervised, tape.gradient(supervised, e),
-              tape.gradient(unsupervised, e))
+        supervised, unsupervised, grouped = losses(e, l, g, p, s, bank)
+      return (supervised, unsupervised, grouped,
+              tape.gradient(supervised, e), tape.gradient(unsupervised, e),
+              tape.gradient(grouped, e))
 
     single_bank = make_bank()
     single = step(*[tf.constant(x) for x in
@@ -75,17 +79,17 @@ _SCRIPT = textwrap.dedent('''
 
     results = distributed_step(inputs)
     local = [strategy.experimental_local_results(r) for r in results]
+    names = ('supervised', 'unsupervised', 'grouped')
+    results = {}
+    for index, name in enumerate(names):
+      gradient = index + len(names)
+      results['single_' + name] = float(single[index])
+      results['single_%s_gradient' % name] = single[gradient].numpy().tolist()
+      results['replica_' + name] = [float(v) for v in local[index]]
+      results['replica_%s_gradient' % name] = np.concatenate(
+          [v.numpy() for v in local[gradient]]).tolist()
     print(json.dumps({
-        'single_supervised': float(single[0]),
-        'single_unsupervised': float(single[1]),
-        'single_supervised_gradient': single[2].numpy().tolist(),
-        'single_unsupervised_gradient': single[3].numpy().tolist(),
-        'replica_supervised': [float(v) for v in local[0]],
-        'replica_unsupervised': [float(v) for v in local[1]],
-        'replica_supervised_gradient': np.concatenate(
-            [v.numpy() for v in local[2]]).tolist(),
-        'replica_unsupervised_gradient': np.concatenate(
-            [v.numpy() for v in local[3]]).tolist(),
+        **results,
         'single_bank_labels': sorted(single_bank.labels.numpy()[1].tolist()),
         'mirrored_bank_labels': sorted(
             mirrored_bank.labels.numpy()[1].tolist()),
@@ -111,14 +115,20 @@ def replica_results():
 
 
 def test_replica_losses_sum_to_the_single_replica_loss(replica_results):
-  for name in ('supervised', 'unsupervised'):
+  for name in ('supervised', 'unsupervised', 'grouped'):
     assert sum(replica_results['replica_' + name]) == pytest.approx(
       replica_results['single_' + name], rel=1e-5
     )
 
 
+def test_groups_change_the_unsupervised_loss(replica_results):
+  assert replica_results['single_grouped'] < (
+    replica_results['single_unsupervised'] - 1e-3
+  )
+
+
 def test_replica_gradients_equal_single_replica_gradients(replica_results):
-  for name in ('supervised', 'unsupervised'):
+  for name in ('supervised', 'unsupervised', 'grouped'):
     single = np.array(replica_results['single_%s_gradient' % name])
     replicas = np.array(replica_results['replica_%s_gradient' % name])
     assert np.abs(single).max() > 0
