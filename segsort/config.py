@@ -227,7 +227,7 @@ class TrainConfig:
       )
     if self.momentum > 1:
       problems.append('--momentum must be at most 1, got %r' % self.momentum)
-    if self.warmup_steps > self.num_steps:
+    if self.num_steps >= 1 and self.warmup_steps > self.num_steps:
       problems.append(
         '--warmup_steps %d is more than --num_steps %d'
         % (self.warmup_steps, self.num_steps)

@@ -17,6 +17,29 @@ import math
 import os
 
 
+class ArgumentParser(argparse.ArgumentParser):
+  """The argparse parser of every entry point and tool: errors in one line.
+
+  argparse prints its whole usage block (dozens of lines for the training
+  commands) before the error; here a bad flag stops the command with the
+  error line alone, `PROG: error: MESSAGE`, and argparse's exit status 2
+  (`--help` shows the usage).
+  """
+
+  def error(self, message):
+    self.exit(2, '%s: error: %s\n' % (self.prog, message))
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Shows a flag's default in --help unless its help already speaks of
+  its default, or the default is None (the help says what unset means)."""
+
+  def _get_help_string(self, action):
+    if action.default is None or 'default' in (action.help or ''):
+      return action.help
+    return super()._get_help_string(action)
+
+
 def _describe_range(kind, minimum, maximum, above):
   bounds = []
   if above is not None:

@@ -19,29 +19,30 @@ Nothing here imports TensorFlow at import time, so that flags are parsed
 (and --help answered) before it loads.
 """
 
-import argparse
 import os
 import platform
 import shlex
 import subprocess
+
+from segsort import flags
 
 # The repository root when this package runs from a git checkout.
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _GIT_TIMEOUT_SECONDS = 10
 
 
-class ArgumentParser(argparse.ArgumentParser):
+class ArgumentParser(flags.ArgumentParser):
   """An argparse parser that reads `@FILE` arguments as shell-quoted lines
-  and shows every flag's default in --help (the entry points' parser).
+  and shows flags' defaults in --help (the entry points' parser).
 
-  A missing or unreadable FILE stops the program with argparse's usage
-  error naming it ("error: [Errno 2] No such file or directory: 'f.txt'");
-  a line with unbalanced quotes with an error naming the line.
+  A missing or unreadable FILE stops the program with a one-line error
+  naming it ("error: [Errno 2] No such file or directory: 'f.txt'"); a line
+  with unbalanced quotes with an error naming the line.
   """
 
   def __init__(self, *args, **kwargs):
     kwargs.setdefault('fromfile_prefix_chars', '@')
-    kwargs.setdefault('formatter_class', argparse.ArgumentDefaultsHelpFormatter)
+    kwargs.setdefault('formatter_class', flags.DefaultsHelpFormatter)
     super().__init__(*args, **kwargs)
 
   def convert_arg_line_to_args(self, arg_line):

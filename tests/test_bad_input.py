@@ -27,6 +27,7 @@ from segsort import inference_segsort
 from segsort import inference_segsort_msc
 from segsort import inference_softmax
 from segsort import io_utils
+from segsort import run_record
 from segsort import metrics
 from segsort import train_segsort
 from tools import camvid_to_voc
@@ -1066,3 +1067,54 @@ def test_a_broken_symbolic_link_as_output_folder_is_named(tmp_path, capsys):
     'argument --data_dir: %s is a broken symbolic link, not a folder to '
     'write into' % segcls
   )
+
+
+@pytest.mark.parametrize(
+  'command, message',
+  [
+    (
+      ['segsort.train_segsort', '--num_steps', '-3'],
+      'train_segsort.py: error: Invalid training configuration: --num_steps '
+      'must be at least 1, got -3',
+    ),
+    (
+      ['segsort.inference_segsort', '--k_in_nearest_neighbors', '0'],
+      "inference_segsort.py: error: argument --k_in_nearest_neighbors: must "
+      "be an integer >= 1, got '0'",
+    ),
+    (
+      ['tools.make_oversegmentation', '--threshold', '7'],
+      'make_oversegmentation.py: error: argument --threshold: must be a '
+      "finite number >= 0 and <= 1, got '7'",
+    ),
+    (
+      ['tools.check_list', '--bogus'],
+      'check_list.py: error: the following arguments are required: '
+      '--data_dir, --data_list',
+    ),
+  ],
+)
+def test_a_bad_flag_stops_a_command_with_one_line(command, message):
+  # argparse printed its whole usage block (up to 40 lines) first.
+  completed = subprocess.run(
+    [sys.executable, '-m', *command],
+    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
+  assert completed.returncode == 2
+  assert completed.stderr.splitlines() == [message]
+
+
+def test_help_names_a_default_once():
+  parser = run_record.ArgumentParser(prog='p')
+  parser.add_argument('--steps', type=int, default=3, help='Steps.')
+  parser.add_argument(
+    '--num_classes', type=int, help="Default: the checkpoint's."
+  )
+  help_text = ' '.join(parser.format_help().split())
+  assert 'Steps. (default: 3)' in help_text
+  assert "Default: the checkpoint's. --" in help_text + ' --'
+  assert 'None' not in help_text

@@ -32,7 +32,7 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 
 def main(argv=None):
   console.quiet_tensorflow()
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument(
@@ -78,7 +78,9 @@ def main(argv=None):
   )
   args = parser.parse_args(argv)
   if args.with_segment_groups and not args.with_oversegmentation:
-    parser.error('argument --with_segment_groups: needs --with_oversegmentation')
+    parser.error(
+      'argument --with_segment_groups: needs --with_oversegmentation'
+    )
   flags.check_ignore_label(parser, args)
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.

@@ -317,7 +317,7 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument(

@@ -252,7 +252,7 @@ def format_report(results):
 
 
 def parse_args(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument(

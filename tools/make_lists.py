@@ -33,6 +33,7 @@ if __package__ in (None, ''):
   )
 
 from segsort import errors  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 
 VOC_SPLIT_DIR = os.path.join('VOC2012', 'ImageSets', 'Segmentation')
@@ -156,7 +157,7 @@ def make_lists(data_dir, output_dir):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument('--data_dir', required=True, help='DATAROOT.')

@@ -688,7 +688,7 @@ def _record_settings(output_dir, settings):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument(

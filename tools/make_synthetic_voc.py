@@ -349,7 +349,7 @@ def make_synthetic_voc(
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument('--root', required=True, help='DATAROOT to write.')

@@ -58,7 +58,7 @@ def _convert(paths):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   parser.add_argument(

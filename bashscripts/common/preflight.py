@@ -431,7 +431,7 @@ def data_problems(args, num_classes):
 
 
 def parse_args(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = flags.ArgumentParser(
     description=__doc__.splitlines()[0],
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )

@@ -19,7 +19,6 @@ that no image of the list holds has IoU null. Methods keep the order of
 --methods and classes their class-id order.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -31,6 +30,7 @@ sys.path.insert(
 )
 
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
+from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import overlay  # pylint: disable=g-import-not-at-top
 
 METHODS = ('segsort', 'segsort_unsup', 'softmax')
@@ -172,7 +172,7 @@ def draw_summary(summary):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = flags.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
     '--out', required=True, help='Where summary.json is written.'
   )
