@@ -836,86 +836,65 @@ def main(argv=None):
     if reuse_note
     else functools.partial(_record_settings, output_dir, settings)
   )
+  # One job per image: its inputs, and the segments (or groups) it writes.
   if args.oracle_label_dir:
-    folder_jobs.run_file_jobs(
-      _label_components_file,
-      [
-        (
-          (
-            os.path.join(args.oracle_label_dir, image_id + '.png'),
-            os.path.join(image_dir, name),
-          ),
-          os.path.join(output_dir, image_id + '.png'),
-        )
-        for name, image_id in zip(names, image_ids)
-      ],
-      args.overwrite,
-      args.workers,
-      output_dir,
-      '%d images, %d to segment by their labels into %s',
-      check=_check_label_fits_image,
-      unit='image',
-      before_writing=record,
+    convert = _label_components_file
+    summary = '%d images, %d to segment by their labels into %s'
+    check = _check_label_fits_image
+
+    def inputs(name, image_id):
+      return (
+        os.path.join(args.oracle_label_dir, image_id + '.png'),
+        os.path.join(image_dir, name),
+      )
+
+  else:
+    options = dict(
+      threshold=args.threshold,
+      num_segments=args.num_segments,
+      sed_model=args.sed_model,
     )
-    return 0
-  if args.groups_of:
-    folder_jobs.run_file_jobs(
-      functools.partial(
-        _group_segments_file,
-        options=dict(
-          threshold=args.threshold,
-          num_segments=args.num_segments,
-          sed_model=args.sed_model,
-        ),
+    if args.groups_of:
+      convert = _group_segments_file
+      summary = '%d images, %d to group into %s'
+      check = _check_segments_fit_image
+
+      def inputs(name, image_id):
+        return (
+          os.path.join(image_dir, name),
+          os.path.join(args.groups_of, image_id + '.png'),
+        )
+
+    else:
+      convert = _oversegment_file
+      options['min_size'] = args.min_size
+      summary = '%d images, %d to oversegment into %s'
+      # Reading an image costs little beside oversegmenting it.
+      check = functools.partial(
+        io_utils.read_rgb_image,
         apply_exif_orientation=args.apply_exif_orientation,
-      ),
-      [
-        (
-          (
-            os.path.join(image_dir, name),
-            os.path.join(args.groups_of, image_id + '.png'),
-          ),
-          os.path.join(output_dir, image_id + '.png'),
-        )
-        for name, image_id in zip(names, image_ids)
-      ],
-      args.overwrite,
-      args.workers,
-      output_dir,
-      '%d images, %d to group into %s',
-      check=_check_segments_fit_image,
-      unit='image',
-      before_writing=record,
-    )
-    return 0
-  options = dict(
-    threshold=args.threshold,
-    num_segments=args.num_segments,
-    min_size=args.min_size,
-    sed_model=args.sed_model,
-  )
-  folder_jobs.run_file_jobs(
-    functools.partial(
-      _oversegment_file,
+      )
+
+      def inputs(name, image_id):
+        del image_id  # The image alone is read.
+        return os.path.join(image_dir, name)
+
+    convert = functools.partial(
+      convert,
       options=options,
       apply_exif_orientation=args.apply_exif_orientation,
-    ),
+    )
+  folder_jobs.run_file_jobs(
+    convert,
     [
-      (
-        os.path.join(image_dir, name),
-        os.path.join(output_dir, image_id + '.png'),
-      )
+      (inputs(name, image_id), os.path.join(output_dir, image_id + '.png'))
       for name, image_id in zip(names, image_ids)
     ],
     args.overwrite,
     args.workers,
     output_dir,
-    '%d images, %d to oversegment into %s',
-    # Reading an image costs little beside oversegmenting it.
-    check=functools.partial(
-      io_utils.read_rgb_image,
-      apply_exif_orientation=args.apply_exif_orientation,
-    ),
+    summary,
+    check=check,
     unit='image',
     before_writing=record,
   )
