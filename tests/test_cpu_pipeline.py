@@ -559,6 +559,9 @@ def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
     'error: %s holds 2 class names but there are 11 classes (NUM_CLASSES)'
     % (tmp_path / 'data' / 'classes.txt')
   ]
+  # NUM_CLASSES is read from the environment (it was silently 11).
+  completed = _run_benchmark(tmp_path, NUM_CLASSES='2')
+  assert 'class names but there are' not in completed.stderr
   (tmp_path / 'data' / 'classes.txt').unlink()
   completed = _run_benchmark(tmp_path)
   assert completed.returncode == 1

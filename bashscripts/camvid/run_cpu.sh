@@ -16,6 +16,7 @@
 #   SEEDS      training seeds (default 0); several give each method's mean
 #              and spread
 #   NUM_STEPS  training steps per method (default below)
+#   NUM_CLASSES  classes of DATAROOT's labels (default 11, CamVid's)
 #   OVERSEGMENTATION_THRESHOLD
 #              make_oversegmentation's --threshold when VOC2012/hed/ is made
 #              (default below; an existing hed/ is used as it is)
@@ -52,7 +53,9 @@ if [ ! -d "${DATAROOT}" ]; then
 fi
 TRAIN_LIST=${DATAROOT}/train.txt
 VAL_LIST=${DATAROOT}/val.txt
-NUM_CLASSES=11
+# CamVid's 11; another set in the VOC layout names its own (checked against
+# DATAROOT/classes.txt when it has one).
+NUM_CLASSES=${NUM_CLASSES:-11}
 # Chosen on CamVid val (README: "What held SegSort back"): k-means grids of
 # the training segments' size (about 23 pixels: 16x21 on 360x480 frames).
 # 2000 steps: one seed of the three methods fits 20 minutes on 2 cores, and
