@@ -133,11 +133,7 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
   monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', parse_then_stop)
   with pytest.raises(_Parsed):
     make_oversegmentation.main(oversegmentation[2:])
-  # Then its segments are grouped, for unsupervised SegSort's loss.
-  assert _flag(commands[2], '--groups_of') == str(
-    tmp_path / 'camvid' / 'VOC2012' / 'hed'
-  )
-  assert _flag(commands[3], '--num_steps') == '2000'
+  assert _flag(commands[2], '--num_steps') == '2000'
   knn_votes = {
     _flag(command, '--k_in_nearest_neighbors')
     for command in commands
@@ -610,9 +606,19 @@ def test_a_threshold_that_an_existing_hed_overrides_is_noted(tmp_path):
   ) in outputs[1]
 
 
-def test_camvid_benchmark_groups_segments_for_unsupervised_segsort(tmp_path):
+def test_camvid_benchmark_groups_segments_when_asked(tmp_path):
+  # The original loss by default, in the benchmark and the demo.
+  for run_commands in (
+    _dry_run(_SCRIPTS[0], tmp_path / 'default'),
+    _dry_run(_SCRIPTS[1], tmp_path / 'demo'),
+  ):
+    assert not any(
+      '--segment_groups' in command or '--groups_of' in command
+      for command in run_commands
+    )
+    assert 'SEGMENT_GROUPS=0' in run_commands[0]
   hed = tmp_path / 'camvid' / 'VOC2012' / 'hed'
-  commands = _dry_run(_SCRIPTS[0], tmp_path)
+  commands = _dry_run(_SCRIPTS[0], tmp_path, SEGMENT_GROUPS='1')
   grouping = commands[1]
   assert grouping[:2] == ['-m', 'tools.make_oversegmentation']
   assert _flag(grouping, '--groups_of') == str(hed)
@@ -631,19 +637,9 @@ def test_camvid_benchmark_groups_segments_for_unsupervised_segsort(tmp_path):
   for module in ('segsort.train_segsort', 'segsort.train_softmax'):
     assert '--segment_groups' not in training[module]
   (hed.parent / 'hed_groups').mkdir()
-  commands = _dry_run(_SCRIPTS[0], tmp_path)
+  commands = _dry_run(_SCRIPTS[0], tmp_path, SEGMENT_GROUPS='1')
   assert '--with_segment_groups' in commands[0]
   assert not any('--groups_of' in command for command in commands)
-  # SEGMENT_GROUPS=0 trains the original loss; the demo does by default.
-  for run_commands in (
-    _dry_run(_SCRIPTS[0], tmp_path / 'off', SEGMENT_GROUPS='0'),
-    _dry_run(_SCRIPTS[1], tmp_path / 'demo'),
-  ):
-    assert not any(
-      '--segment_groups' in command or '--groups_of' in command
-      for command in run_commands
-    )
-  assert 'SEGMENT_GROUPS=0' in run_commands[0]
 
 
 def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
@@ -671,7 +667,11 @@ def test_a_group_threshold_that_existing_groups_override_is_noted(tmp_path):
   groups = tmp_path / 'camvid' / 'VOC2012' / 'hed_groups'
   groups.mkdir(parents=True)
   output = _dry_run_output(
-    _SCRIPTS[0], tmp_path, True, SEGMENT_GROUP_THRESHOLD='0.2'
+    _SCRIPTS[0],
+    tmp_path,
+    True,
+    SEGMENT_GROUPS='1',
+    SEGMENT_GROUP_THRESHOLD='0.2',
   )
   assert (
     'note: SEGMENT_GROUP_THRESHOLD is not used: %s exists (remove it to have '
