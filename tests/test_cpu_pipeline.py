@@ -626,8 +626,6 @@ def test_camvid_benchmark_groups_segments_when_asked(tmp_path):
   assert _flag(grouping, '--data_list') == str(tmp_path / 'camvid/train.txt')
   assert 'SEGMENT_GROUPS=1' in commands[0]
   assert 'SEGMENT_GROUP_THRESHOLD=0.1' in commands[0]
-  # Not read while they are still to be made.
-  assert '--with_segment_groups' not in commands[0]
   training = {
     command[1]: command
     for command in commands
@@ -636,10 +634,10 @@ def test_camvid_benchmark_groups_segments_when_asked(tmp_path):
   assert '--segment_groups' in training['segsort.train_segsort_unsup']
   for module in ('segsort.train_segsort', 'segsort.train_softmax'):
     assert '--segment_groups' not in training[module]
+  # Made on every run: the tool completes a folder made for another list.
   (hed.parent / 'hed_groups').mkdir()
   commands = _dry_run(_SCRIPTS[0], tmp_path, SEGMENT_GROUPS='1')
-  assert '--with_segment_groups' in commands[0]
-  assert not any('--groups_of' in command for command in commands)
+  assert commands[1] == grouping
 
 
 def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
@@ -661,22 +659,6 @@ def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
     '%s was trained with other settings (SEGMENT_GROUPS 0 -> 1); use '
     'another OUT, or remove that run to train it again' % run_dir
   ]
-
-
-def test_a_group_threshold_that_existing_groups_override_is_noted(tmp_path):
-  groups = tmp_path / 'camvid' / 'VOC2012' / 'hed_groups'
-  groups.mkdir(parents=True)
-  output = _dry_run_output(
-    _SCRIPTS[0],
-    tmp_path,
-    True,
-    SEGMENT_GROUPS='1',
-    SEGMENT_GROUP_THRESHOLD='0.2',
-  )
-  assert (
-    'note: SEGMENT_GROUP_THRESHOLD is not used: %s exists (remove it to have '
-    'it made at this threshold)' % groups
-  ) in output
 
 
 @pytest.mark.parametrize(

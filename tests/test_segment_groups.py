@@ -106,6 +106,30 @@ def test_grouping_refuses_missing_segments_and_the_oracle(voc_root, tmp_path):
     )
 
 
+@pytest.mark.parametrize('folder', ['hed', 'JPEGImages'])
+def test_grouping_refuses_to_write_into_an_input_folder(
+  voc_root, folder, capsys
+):
+  # Into hed/ it replaced the segments by their groups; into JPEGImages/ it
+  # put PNGs beside the images, and every later run refused the folder.
+  output_dir = os.path.join(voc_root, 'VOC2012', folder)
+  before = sorted(os.listdir(output_dir))
+  with pytest.raises(SystemExit):
+    make_oversegmentation.main(
+      [
+        '--data_dir',
+        voc_root,
+        '--groups_of',
+        os.path.join(voc_root, 'VOC2012', 'hed'),
+        '--output_dir',
+        output_dir + os.sep,
+        '--overwrite',
+      ]
+    )
+  assert 'is the input folder of' in capsys.readouterr().err
+  assert sorted(os.listdir(output_dir)) == before
+
+
 def test_segment_groups_path_is_the_sibling_folder():
   assert data.segment_groups_path('/d/VOC2012/hed/a.png') == os.path.join(
     '/d/VOC2012/hed_groups', 'a.png'

@@ -777,6 +777,20 @@ def main(argv=None):
     flags.check_folders_exist(parser, args, 'image_dir')
   if args.oracle_label_dir:
     flags.check_folders_exist(parser, args, 'oracle_label_dir')
+  # Writing into an input folder would replace the segments being grouped,
+  # or put PNGs beside the images that every later run reads as images.
+  for flag, input_dir in (
+    ('--image_dir', image_dir),
+    ('--groups_of', args.groups_of),
+    ('--oracle_label_dir', args.oracle_label_dir),
+  ):
+    if input_dir and os.path.realpath(input_dir) == os.path.realpath(
+      output_dir
+    ):
+      parser.error(
+        'argument --output_dir: %s is the input folder of %s; write into '
+        'another folder' % (output_dir, flag)
+      )
   if not os.path.isdir(image_dir):
     parser.error(
       'argument --data_dir: no image folder %s (or give --image_dir)'

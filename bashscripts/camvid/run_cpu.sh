@@ -23,7 +23,7 @@
 #   SEGMENT_GROUPS, SEGMENT_GROUP_THRESHOLD
 #              1: unsupervised SegSort groups its segments as a cut of the
 #              same contours at SEGMENT_GROUP_THRESHOLD (default 0.1) would
-#              (VOC2012/hed_groups/, made when missing) and leaves a pixel's
+#              (VOC2012/hed_groups/, completed on every run) and leaves a pixel's
 #              group out of its loss; 0 (default): the original loss
 #   and any setting of bashscripts/common/cpu_pipeline.sh (BACKBONE, CROP,
 #   LEARNING_RATE, NUM_CLUSTERS, PROTOTYPE_CLUSTERS, INFERENCE_CLUSTERS, ...)
@@ -77,7 +77,6 @@ WARMUP_STEPS=${WARMUP_STEPS:-100}
 # groups") are an option: over 5 seeds on val they moved unsupervised
 # SegSort by less than the seeds do, so the original loss stays the default.
 SEGMENT_GROUPS=${SEGMENT_GROUPS:-0}
-SEGMENT_GROUP_THRESHOLD_SET=${SEGMENT_GROUP_THRESHOLD:+1}
 SEGMENT_GROUP_THRESHOLD=${SEGMENT_GROUP_THRESHOLD:-0.1}
 # 160x160 crops cut into a 7x7 grid: segments of the 5x5-on-112x112 size
 # (about 23 pixels), with twice the context per crop; on val this lifted
@@ -113,17 +112,14 @@ if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
          "exists (remove it to have it made at this threshold)"
   fi
   if [ "${SEGMENT_GROUPS}" = 1 ]; then
-    if [ ! -d "${DATAROOT}/VOC2012/hed_groups" ]; then
-      echo "== Grouping the segments of VOC2012/hed into VOC2012/hed_groups"
-      segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
-        --groups_of "${DATAROOT}/VOC2012/hed" \
-        --threshold "${SEGMENT_GROUP_THRESHOLD}" \
-        --data_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}" --workers 2
-    elif [ -n "${SEGMENT_GROUP_THRESHOLD_SET}" ]; then
-      echo "note: SEGMENT_GROUP_THRESHOLD is not used:" \
-           "${DATAROOT}/VOC2012/hed_groups exists (remove it to have it made" \
-           "at this threshold)"
-    fi
+    # Run every time: it makes the groups the training list still lacks
+    # (e.g. of another UNSUP_TRAIN_LIST), and refuses a folder made with
+    # another threshold, naming both; the trainer checks that they nest.
+    echo "== Grouping the segments of VOC2012/hed into VOC2012/hed_groups"
+    segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
+      --groups_of "${DATAROOT}/VOC2012/hed" \
+      --threshold "${SEGMENT_GROUP_THRESHOLD}" \
+      --data_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}" --workers 2
   fi
 fi
 cpu_pipeline_run

@@ -80,10 +80,6 @@ cpu_pipeline_check() {
       lists+=(--unsup_train_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}")
       if [ -d "${DATAROOT}/VOC2012/hed" ]; then
         lists+=(--with_oversegmentation)
-        if [ "${SEGMENT_GROUPS}" = 1 ] &&
-           [ -d "${DATAROOT}/VOC2012/hed_groups" ]; then
-          lists+=(--with_segment_groups)
-        fi
       fi
     fi
   fi

@@ -419,7 +419,6 @@ def data_problems(args, num_classes):
         data_list,
         num_classes=num_classes,
         with_oversegmentation=with_oversegmentation,
-        with_segment_groups=with_oversegmentation and args.with_segment_groups,
         require_labels=require_labels,
         progress=console.progress,
       )
@@ -454,12 +453,6 @@ def parse_args(argv=None):
     help="Also read the oversegmentations of --unsup_train_list's images "
     '(VOC2012/hed/ or its third column); left out while they are still to '
     'be made.',
-  )
-  parser.add_argument(
-    '--with_segment_groups',
-    action='store_true',
-    help='With --with_oversegmentation, also read their segment groups '
-    '(VOC2012/hed_groups/); left out while they are still to be made.',
   )
   parser.add_argument(
     '--out',
