@@ -90,6 +90,8 @@ def test_grouping_refuses_missing_segments_and_the_oracle(voc_root, tmp_path):
       ['--data_dir', voc_root, '--groups_of', str(empty), '--threshold', '0.2']
     )
   assert str(empty) in str(raised.value)
+  assert 'missing file %s' % (empty / 'train_000000.png') in str(raised.value)
+  assert 'decode' not in str(raised.value)
   assert not (tmp_path / 'hed_groups').exists() or not os.listdir(
     tmp_path / 'hed_groups'
   )

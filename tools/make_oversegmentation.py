@@ -541,6 +541,9 @@ def _oversegment_file(paths, options, apply_exif_orientation=False):
 def _check_segments_fit_image(paths):
   """Raises ImageFileError unless the segments decode at the image's size."""
   image_path, segments_path = paths
+  if not os.path.lexists(segments_path):
+    # Named as missing, not as a file that cannot be decoded.
+    raise errors.ImageFileError('missing file %s' % segments_path)
   io_utils.check_fits_image(
     io_utils.read_label_image(segments_path, what='oversegmentation'),
     segments_path,
