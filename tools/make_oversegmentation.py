@@ -22,8 +22,9 @@ order and saved as an 8-bit PNG (16-bit when there are 256 or more segments).
 segments in HED_DIR/<id>.png are merged further up the same hierarchy (same
 contours, same merging) until `--threshold`, and the groups written to
 HED_DIR_groups/ by default. Every segment then lies in one group, as
-unsupervised SegSort's `--segment_groups` needs: the benchmark trains on
-segments cut at 0.03 grouped at 0.1 (README: "Unsupervised SegSort").
+unsupervised SegSort's `--segment_groups` needs (the CamVid benchmark's
+`SEGMENT_GROUPS=1` groups segments cut at 0.03 at 0.1; README: "Segment
+groups").
 
 For diagnosis, `--oracle_label_dir` replaces the contours by the ground
 truth: every image's segments are the 4-connected regions of equal value of
@@ -433,6 +434,24 @@ def number_by_first_appearance(segments):
   return rank[inverse].reshape(segments.shape)
 
 
+def contour_map(image, scales=DEFAULT_SCALES, sed_model=None):
+  """The contour strength `oversegment` and `group_segments` merge by.
+
+  Args:
+    image: A uint8 RGB array `[H, W, 3]`.
+    scales: Gaussian scales of the gradient contour map.
+    sed_model: An optional structured edge detection model file, used
+      instead of gradients (needs cv2.ximgproc).
+
+  Returns:
+    A float32 array `[H, W]` in [0, 1].
+  """
+  image = np.ascontiguousarray(image, dtype=np.uint8)
+  if sed_model:
+    return structured_edge_contours(image, sed_model)
+  return gradient_contours(image, scales)
+
+
 def oversegment(
   image,
   threshold=DEFAULT_THRESHOLD,
@@ -459,11 +478,7 @@ def oversegment(
     An int32 array `[H, W]` of segment ids `0, 1, ...` numbered in order of
     first appearance (row-major).
   """
-  image = np.ascontiguousarray(image, dtype=np.uint8)
-  if sed_model:
-    contours = structured_edge_contours(image, sed_model)
-  else:
-    contours = gradient_contours(image, scales)
+  contours = contour_map(image, scales, sed_model)
   regions, num_regions = watershed_regions(contours)
   segments, _ = merge_hierarchy(
     regions,
@@ -503,11 +518,7 @@ def group_segments(
     An int32 array `[H, W]` of group ids `0, 1, ...` numbered in order of
     first appearance (row-major); every segment lies in one group.
   """
-  image = np.ascontiguousarray(image, dtype=np.uint8)
-  if sed_model:
-    contours = structured_edge_contours(image, sed_model)
-  else:
-    contours = gradient_contours(image, scales)
+  contours = contour_map(image, scales, sed_model)
   segments = np.asarray(segments, np.int64)
   groups, _ = merge_hierarchy(
     segments,

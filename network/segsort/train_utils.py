@@ -278,6 +278,25 @@ def add_segsort_loss(
   return loss
 
 
+def _number_per_image(ids, valid):
+  """Numbers the distinct (image, id) pairs of the valid pixels.
+
+  Args:
+    ids: An int64 tensor `[batch, pixels]` of non-negative ids below 2**32
+      where valid.
+    valid: A boolean tensor `[batch * pixels]`.
+
+  Returns:
+    An int32 tensor `[batch * pixels]` as `_number_segments`'s: equal ids of
+    different images get different numbers.
+  """
+  # Offsetting by image keeps equal ids of different images apart.
+  image_offsets = tf.bitwise.left_shift(
+    tf.range(tf.cast(tf.shape(ids)[0], tf.int64))[:, tf.newaxis], 32
+  )
+  return _number_segments(tf.reshape(ids + image_offsets, [-1]), valid)
+
+
 def _prototype_groups(
   segment_groups, segment_labels, num_segments, slots, num_slots
 ):
@@ -297,15 +316,9 @@ def _prototype_groups(
     shared only by the slots of the same image and group.
   """
   batch_size = tf.shape(segment_groups)[0]
-  groups = tf.reshape(tf.cast(segment_groups, tf.int64), [batch_size, -1])
-  # Offsetting by image keeps equal ids of different images apart; the
-  # keys are then numbered densely to fit int32.
-  image_offsets = tf.bitwise.left_shift(
-    tf.range(tf.cast(batch_size, tf.int64))[:, tf.newaxis], 32
-  )
-  valid = segment_labels >= 0
-  group_numbers = _number_segments(
-    tf.reshape(groups + image_offsets, [-1]), valid
+  group_numbers = _number_per_image(
+    tf.reshape(tf.cast(segment_groups, tf.int64), [batch_size, -1]),
+    segment_labels >= 0,
   )
   segment_group = tf.math.unsorted_segment_max(
     group_numbers, tf.maximum(segment_labels, 0), tf.size(segment_labels)
@@ -357,13 +370,7 @@ def add_unsupervised_segsort_loss(
   batch_size, embedding_dim = shape[0], shape[3]
   segment_ids = tf.reshape(tf.cast(cluster_labels, tf.int64), [batch_size, -1])
   valid = tf.reshape(segment_ids >= 0, [-1])
-  # Offsetting by image keeps equal ids of different images apart.
-  image_offsets = tf.bitwise.left_shift(
-    tf.range(tf.cast(batch_size, tf.int64))[:, tf.newaxis], 32
-  )
-  unique_segment_labels = _number_segments(
-    tf.reshape(segment_ids + image_offsets, [-1]), valid
-  )
+  unique_segment_labels = _number_per_image(segment_ids, valid)
   embedding = tf.reshape(embedding, [-1, embedding_dim])
   num_pixels = tf.shape(unique_segment_labels)[0]
   prototypes = vmf_loss.calculate_prototypes(

@@ -8,6 +8,7 @@ list file, line number and path.
 import dataclasses
 import random
 
+import numpy as np
 import tensorflow as tf
 
 from network.segsort import common_utils
@@ -34,29 +35,28 @@ def _decode_op(entries, settings, with_labels=True):
     if not with_labels:
       entry = dataclasses.replace(entry, label_path=None)
     image, label, oversegmentation = settings.decode(entry)
+    # Id maps as [H, W, channels]; groups are the oversegmentation's second.
     if settings.with_oversegmentation:
-      return image, label, oversegmentation
-    return image, label
+      return image, np.atleast_3d(label), np.atleast_3d(oversegmentation)
+    return image, np.atleast_3d(label)
 
   output_types = [tf.uint8, tf.int32] + (
     [tf.int32] if settings.with_oversegmentation else []
+  )
+  id_map_channels = [1] + (
+    [2 if settings.with_segment_groups else 1]
+    if settings.with_oversegmentation
+    else []
   )
 
   def decode_op(index):
     image, *id_maps = tf.numpy_function(
       decode, [index], output_types, stateful=False
     )
-    image = tf.ensure_shape(image, [None, None, 3])
-    id_maps = [
-      tf.ensure_shape(id_map, [None, None])[..., tf.newaxis]
-      for id_map in id_maps[:1]
-    ] + [
-      tf.ensure_shape(id_map, [None, None, 2])
-      if settings.with_segment_groups
-      else tf.ensure_shape(id_map, [None, None])[..., tf.newaxis]
-      for id_map in id_maps[1:]
+    return [tf.ensure_shape(image, [None, None, 3])] + [
+      tf.ensure_shape(id_map, [None, None, channels])
+      for id_map, channels in zip(id_maps, id_map_channels)
     ]
-    return [image] + id_maps
 
   return decode_op
 

@@ -59,7 +59,7 @@ def segment_groups_path(oversegmentation_path):
     e.g. 'DATAROOT/VOC2012/hed_groups/ID.png'.
   """
   folder, name = os.path.split(oversegmentation_path)
-  return os.path.join(folder.rstrip(os.sep) + '_groups', name)
+  return os.path.join(folder + '_groups', name)
 
 
 def parse_data_list(
