@@ -23,8 +23,14 @@ class ArgumentParser(argparse.ArgumentParser):
   argparse prints its whole usage block (dozens of lines for the training
   commands) before the error; here a bad flag stops the command with the
   error line alone, `PROG: error: MESSAGE`, and argparse's exit status 2
-  (`--help` shows the usage).
+  (`--help` shows the usage). A flag must be spelt in full: argparse's
+  abbreviations would let `--num_step` pass today and silently mean another
+  flag once one more starting alike is added.
   """
+
+  def __init__(self, *args, **kwargs):
+    kwargs.setdefault('allow_abbrev', False)
+    super().__init__(*args, **kwargs)
 
   def error(self, message):
     self.exit(2, '%s: error: %s\n' % (self.prog, message))

@@ -442,6 +442,24 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
       ['--num_segments', '0'],
       "argument --num_segments: must be an integer >= 1, got '0'",
     ),
+    # Flags that the chosen mode ignored were dropped silently.
+    (
+      make_oversegmentation.main,
+      ['--groups_of', 'hed', '--min_size', '5'],
+      'argument --min_size: not with --groups_of, which does not use it',
+    ),
+    (
+      make_oversegmentation.main,
+      ['--oracle_label_dir', 'segcls', '--threshold', '0.2'],
+      'argument --threshold: not with --oracle_label_dir, which does not '
+      'use it',
+    ),
+    (
+      make_oversegmentation.main,
+      ['--oracle_label_dir', 'segcls', '--groups_of', 'hed'],
+      'argument --groups_of: not with --oracle_label_dir, which does not '
+      'use it',
+    ),
     (
       make_synthetic_voc.main,
       ['--root', 'r', '--num_classes', '99'],
@@ -1118,3 +1136,23 @@ def test_help_names_a_default_once():
   assert 'Steps. (default: 3)' in help_text
   assert "Default: the checkpoint's. --" in help_text + ' --'
   assert 'None' not in help_text
+
+
+@pytest.mark.parametrize(
+  'main, argv',
+  [
+    (make_oversegmentation.main, ['--thresh', '0.2']),
+    (train_segsort.main, ['--num_step', '5']),
+    (
+      benchmark_by_mIoU.main,
+      ['--pred', 'p', '--pred_dir', 'p', '--gt_dir', 'g'],
+    ),
+  ],
+)
+def test_an_abbreviated_flag_is_refused(main, argv, capsys):
+  # argparse took `--num_step` for --num_steps, and would take it for
+  # another flag as soon as a second one starts alike.
+  with pytest.raises(SystemExit) as raised:
+    main(argv)
+  assert raised.value.code == 2
+  assert 'unrecognized arguments: %s' % argv[0] in capsys.readouterr().err

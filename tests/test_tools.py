@@ -651,18 +651,83 @@ def test_an_interrupted_oversegmentation_keeps_its_settings(
   image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
   image_dir.mkdir(parents=True)
   Image.fromarray(_two_region_image()).save(image_dir / 'a.jpg')
-  real_run_jobs = folder_jobs.run_jobs
-
-  def interrupted(work, jobs, workers, desc='', **kwargs):
-    if desc == 'Writing':
-      work(jobs[0])
-      raise KeyboardInterrupt
-    return real_run_jobs(work, jobs, workers, desc=desc, **kwargs)
-
   arguments = ['--data_dir', str(tmp_path), '--workers', '1']
-  monkeypatch.setattr(folder_jobs, 'run_jobs', interrupted)
-  with pytest.raises(KeyboardInterrupt):
+  _interrupt_writing(monkeypatch, after=1)
+  # Ctrl-C printed a traceback.
+  with pytest.raises(SystemExit, match='^error: interrupted; every file'):
     make_oversegmentation.main(arguments + ['--threshold', '0.2'])
-  monkeypatch.setattr(folder_jobs, 'run_jobs', real_run_jobs)
+  monkeypatch.undo()
   with pytest.raises(SystemExit, match='made with --threshold 0.2'):
     make_oversegmentation.main(arguments + ['--threshold', '0.5'])
+
+
+def _interrupt_writing(monkeypatch, after):
+  """Makes the tools' writing stop by Ctrl-C after `after` jobs."""
+  real_run_jobs = folder_jobs._run_jobs  # pylint: disable=protected-access
+
+  def interrupted(work, jobs, workers, progress, desc, unit):
+    if desc == 'Writing':
+      for job in jobs[:after]:
+        work(job)
+      raise KeyboardInterrupt
+    return real_run_jobs(work, jobs, workers, progress, desc, unit)
+
+  monkeypatch.setattr(folder_jobs, '_run_jobs', interrupted)
+
+
+def _three_images(tmp_path):
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  for image_id in 'abc':
+    Image.fromarray(_two_region_image()).save(image_dir / (image_id + '.jpg'))
+  return tmp_path / 'VOC2012' / 'hed'
+
+
+def test_an_interrupted_overwrite_must_be_finished_by_an_overwrite(
+  tmp_path, monkeypatch
+):
+  # The settings were recorded before the first segment, so a rerun after
+  # an interrupted --overwrite kept the older segments under the new record.
+  hed = _three_images(tmp_path)
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  make_oversegmentation.main(arguments + ['--threshold', '0.2'])
+  _interrupt_writing(monkeypatch, after=1)
+  with pytest.raises(SystemExit, match='interrupted'):
+    make_oversegmentation.main(
+      arguments + ['--threshold', '0.5', '--overwrite']
+    )
+  monkeypatch.undo()
+  with pytest.raises(SystemExit, match='was interrupted.*with --overwrite$'):
+    make_oversegmentation.main(arguments + ['--threshold', '0.5'])
+  make_oversegmentation.main(arguments + ['--threshold', '0.5', '--overwrite'])
+  assert not (hed / make_oversegmentation.OVERWRITE_MARK_FILE).exists()
+  assert make_oversegmentation.main(arguments + ['--threshold', '0.5']) == 0
+
+
+def test_an_overwrite_of_part_of_a_folder_keeps_no_other_settings(
+  tmp_path, capsys
+):
+  hed = _three_images(tmp_path)
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  make_oversegmentation.main(arguments + ['--threshold', '0.2'])
+  part = tmp_path / 'part.txt'
+  part.write_text('VOC2012/JPEGImages/a.jpg\n')
+  before = {name: (hed / name).read_bytes() for name in os.listdir(hed)}
+  with pytest.raises(
+    SystemExit,
+    match='remake 1 of the 3 .* keep 2 of other settings '
+    r'\(--threshold 0.2 .*\) \(e.g. b.png\)',
+  ):
+    make_oversegmentation.main(
+      arguments
+      + ['--threshold', '0.5', '--overwrite', '--data_list', str(part)]
+    )
+  assert {name: (hed / name).read_bytes() for name in os.listdir(hed)} == (
+    before
+  )
+  # With the folder's own settings, part of it may be remade.
+  capsys.readouterr()
+  make_oversegmentation.main(
+    arguments + ['--threshold', '0.2', '--overwrite', '--data_list', str(part)]
+  )
+  assert ', 1 to oversegment into' in ' '.join(capsys.readouterr().out.split())

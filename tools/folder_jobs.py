@@ -15,6 +15,7 @@ import argparse
 import functools
 import multiprocessing
 import os
+import signal
 
 from segsort import console
 from segsort import errors
@@ -130,11 +131,33 @@ def run_jobs(work, jobs, workers, progress=True, desc='', unit='file'):
 
   Returns:
     The list of `work`'s results, in the order of `jobs`.
+
+  Raises:
+    SystemExit: With a one-line message when interrupted (Ctrl-C); the
+      tools write every file whole (segsort.io_utils.atomic_path), so a
+      rerun continues.
   """
+  try:
+    return _run_jobs(work, jobs, workers, progress, desc, unit)
+  except KeyboardInterrupt:
+    raise SystemExit(
+      'error: interrupted; every file written is whole: run the command '
+      'again to finish'
+    ) from None
+
+
+def _ignore_interrupts():
+  # Ctrl-C reaches every process of the terminal's group; the workers leave
+  # it to the parent, which stops the pool, instead of each printing a
+  # traceback.
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_jobs(work, jobs, workers, progress, desc, unit):
   # The bars are closed before an error propagates, so that its message
   # starts a line of its own.
   if workers > 1 and len(jobs) > 1:
-    with multiprocessing.Pool(workers) as pool:
+    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
       with console.progress(
         pool.imap(work, jobs),
         total=len(jobs),

@@ -620,6 +620,9 @@ def _label_components_file(paths):
 # Written into the output folder: the settings its oversegmentations were
 # made with, so that a rerun with others does not keep old segments unnoticed.
 SETTINGS_FILE = '.make_oversegmentation.json'
+# Present while an --overwrite replaces oversegmentations of other settings,
+# which until it completes may be left beside the new ones.
+OVERWRITE_MARK_FILE = '.make_oversegmentation.overwriting'
 
 
 def _settings(args):
@@ -648,39 +651,87 @@ def _describe_settings(settings):
   )
 
 
-def _check_earlier_settings(output_dir, settings, overwrite):
-  """Refuses to add to oversegmentations made with other settings.
+def _png_names(folder):
+  """The names of the PNG files in `folder` (none when it is missing)."""
+  if not os.path.isdir(folder):
+    return []
+  return sorted(
+    name
+    for name in os.listdir(folder)
+    if name.endswith('.png') and os.path.isfile(os.path.join(folder, name))
+  )
+
+
+def _check_earlier_settings(output_dir, settings, overwrite, output_names):
+  """Refuses to mix oversegmentations of other settings into output_dir.
+
+  Args:
+    output_dir: The output folder.
+    settings: This run's settings (`_settings`).
+    overwrite: Whether this run remakes the outputs that exist.
+    output_names: The PNG names this run makes (or, resuming, may make).
 
   Returns:
-    A note when the folder holds oversegmentations of unknown settings
-    (made before SETTINGS_FILE existed), which are kept; else None.
+    (note, replacing): a note when the folder holds oversegmentations of
+    unknown settings (made before SETTINGS_FILE existed), which are kept,
+    else None; and whether this run replaces oversegmentations of other
+    (or unknown) settings, so that an interruption must be marked
+    (OVERWRITE_MARK_FILE).
 
   Raises:
-    SystemExit: Naming both settings when the folder's differ.
+    SystemExit: Naming both settings when the folder's differ; when an
+      earlier --overwrite was interrupted and this run does not overwrite;
+      when overwriting part of the folder would leave oversegmentations of
+      other settings beside this run's.
   """
-  if overwrite or not os.path.isdir(output_dir):
-    return None
-  existing = [
-    name
-    for name in os.listdir(output_dir)
-    if name.endswith('.png') and os.path.isfile(os.path.join(output_dir, name))
-  ]
+  existing = _png_names(output_dir)
   if not existing:
-    return None
+    return None, False
+  interrupted = os.path.exists(os.path.join(output_dir, OVERWRITE_MARK_FILE))
+  if interrupted and not overwrite:
+    raise SystemExit(
+      'error: an --overwrite into %s was interrupted, so some of its '
+      'oversegmentations may be of the earlier settings; run it again with '
+      '--overwrite' % output_dir
+    )
   try:
     with open(os.path.join(output_dir, SETTINGS_FILE)) as stream:
       recorded = json.load(stream)
   except FileNotFoundError:
+    recorded = None
+  except (OSError, ValueError) as error:
+    if not overwrite:
+      raise SystemExit(
+        'error: cannot read %s: %s'
+        % (os.path.join(output_dir, SETTINGS_FILE), error)
+      ) from error
+    recorded = None  # Replaced by this run's record.
+  if overwrite:
+    replacing = interrupted or recorded != settings
+    others = sorted(set(existing) - set(output_names))
+    if replacing and others:
+      raise SystemExit(
+        'error: --overwrite would remake %d of the %d oversegmentations in '
+        '%s and keep %d of %s (e.g. %s) beside them; remake all of them '
+        '(without --data_list) or write into another --output_dir'
+        % (
+          len(existing) - len(others),
+          len(existing),
+          output_dir,
+          len(others),
+          'unknown settings'
+          if recorded is None
+          else 'other settings (%s)' % _describe_settings(recorded),
+          others[0],
+        )
+      )
+    return None, replacing
+  if recorded is None:
     return (
       'note: the %d oversegmentations in %s were made with settings not '
       'recorded; they are kept (--overwrite remakes them)'
       % (len(existing), output_dir)
-    )
-  except (OSError, ValueError) as error:
-    raise SystemExit(
-      'error: cannot read %s: %s'
-      % (os.path.join(output_dir, SETTINGS_FILE), error)
-    ) from error
+    ), False
   if recorded != settings:
     raise SystemExit(
       'error: %s holds oversegmentations made with %s, not %s; pass '
@@ -691,10 +742,13 @@ def _check_earlier_settings(output_dir, settings, overwrite):
         _describe_settings(settings),
       )
     )
-  return None
+  return None, False
 
 
-def _record_settings(output_dir, settings):
+def _record_settings(output_dir, settings, replacing):
+  if replacing:
+    with open(os.path.join(output_dir, OVERWRITE_MARK_FILE), 'w'):
+      pass
   # In the flags' order, which the refusal above names them in.
   io_utils.save_json(
     os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
@@ -732,8 +786,7 @@ def main(argv=None):
   parser.add_argument(
     '--min_size',
     type=flags.integer(1),
-    default=DEFAULT_MIN_SIZE,
-    help='Smallest segment in pixels.',
+    help='Smallest segment in pixels (default %d).' % DEFAULT_MIN_SIZE,
   )
   parser.add_argument(
     '--apply_exif_orientation',
@@ -769,10 +822,26 @@ def main(argv=None):
     parser.error(
       'argument --num_segments: give --threshold or --num_segments, not both'
     )
-  if args.groups_of and args.oracle_label_dir:
-    parser.error('argument --groups_of: not with --oracle_label_dir')
+  # A flag that the chosen mode would ignore is refused rather than dropped.
+  ignored_by_mode = (
+    (
+      '--oracle_label_dir',
+      args.oracle_label_dir,
+      ('groups_of', 'threshold', 'num_segments', 'min_size', 'sed_model'),
+    ),
+    ('--groups_of', args.groups_of, ('min_size',)),
+  )
+  for mode_flag, mode_given, ignored in ignored_by_mode:
+    for name in ignored:
+      if mode_given and getattr(args, name) is not None:
+        parser.error(
+          'argument --%s: not with %s, which does not use it'
+          % (name, mode_flag)
+        )
   if args.threshold is None:
     args.threshold = DEFAULT_THRESHOLD
+  if args.min_size is None:
+    args.min_size = DEFAULT_MIN_SIZE
   console.setup_logging()
 
   image_dir = args.image_dir or os.path.join(
@@ -854,7 +923,12 @@ def main(argv=None):
         % (image_id, image_dir, first, name)
       )
   settings = _settings(args)
-  reuse_note = _check_earlier_settings(output_dir, settings, args.overwrite)
+  reuse_note, replacing = _check_earlier_settings(
+    output_dir,
+    settings,
+    args.overwrite,
+    [image_id + '.png' for image_id in image_ids],
+  )
   if reuse_note:
     print(reuse_note)
   # Recorded before the first segment, so that an interrupted run is resumed
@@ -862,7 +936,7 @@ def main(argv=None):
   record = (
     None
     if reuse_note
-    else functools.partial(_record_settings, output_dir, settings)
+    else functools.partial(_record_settings, output_dir, settings, replacing)
   )
   # One job per image: its inputs, and the segments (or groups) it writes.
   if args.oracle_label_dir:
@@ -926,6 +1000,8 @@ def main(argv=None):
     unit='image',
     before_writing=record,
   )
+  if replacing:
+    os.remove(os.path.join(output_dir, OVERWRITE_MARK_FILE))
   return 0
 
 
