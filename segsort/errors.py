@@ -73,6 +73,10 @@ class NonFiniteLossError(DivergenceError):
   """The loss, its gradients or the weights became NaN or infinite."""
 
 
+class TrainingInterruptedError(TrainingError):
+  """Training was stopped by Ctrl-C; the message names the checkpoint kept."""
+
+
 @contextlib.contextmanager
 def exit_on_known_errors():
   """Turns errors a user can fix (bad files, flags) into an exit message.
@@ -81,7 +85,10 @@ def exit_on_known_errors():
     SystemExit: With 'error: ' and the message of a ListFileError,
       ImageFileError, DataError, InferenceError, TrainingError (and its
       subclasses), FileNotFoundError or
-      network.checkpoints.CheckpointMismatchError raised inside.
+      network.checkpoints.CheckpointMismatchError raised inside; with one
+      line for Ctrl-C instead of a traceback (every output of the entry
+      points is written whole, and a rerun continues: training from its
+      latest checkpoint, inference skipping the images done).
   """
   # Imported here: network.checkpoints loads TensorFlow, which the tools
   # importing this module must not.
@@ -99,3 +106,8 @@ def exit_on_known_errors():
     checkpoints.CheckpointMismatchError,
   ) as error:
     raise SystemExit('error: %s' % error) from error
+  except KeyboardInterrupt:
+    raise SystemExit(
+      'error: interrupted; every file written is whole: run the same '
+      'command again to continue'
+    ) from None

@@ -232,7 +232,21 @@ class Trainer:
     ):
       interval_start, interval_steps = time.perf_counter(), 0
       while step < end:
-        step_losses, non_finite = self._train_step(self._iterator)
+        try:
+          step_losses, non_finite = self._train_step(self._iterator)
+        except KeyboardInterrupt:
+          raise errors.TrainingInterruptedError(
+            'interrupted at step %d of %d; %s'
+            % (
+              step,
+              config.num_steps,
+              'run the same command again to resume from %s, the latest '
+              'checkpoint' % latest
+              if latest
+              else 'no checkpoint was written: run the same command again '
+              'to start over',
+            )
+          ) from None
         step += 1
         interval_steps += 1
         # The one value fetched every step: a single scalar, so that a NaN

@@ -1156,3 +1156,13 @@ def test_an_abbreviated_flag_is_refused(main, argv, capsys):
     main(argv)
   assert raised.value.code == 2
   assert 'unrecognized arguments: %s' % argv[0] in capsys.readouterr().err
+
+
+def test_ctrl_c_in_an_entry_point_is_one_line():
+  with pytest.raises(SystemExit) as raised:
+    with errors.exit_on_known_errors():
+      raise KeyboardInterrupt
+  assert str(raised.value.code) == (
+    'error: interrupted; every file written is whole: run the same command '
+    'again to continue'
+  )

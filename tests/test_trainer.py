@@ -798,3 +798,37 @@ def test_jit_compile_compiles_the_whole_step_with_the_same_result(
   assert results[1][0] == pytest.approx(results[0][0], rel=1e-4)
   for eager, xla in zip(results[0][1], results[1][1]):
     np.testing.assert_allclose(xla, eager, rtol=1e-3, atol=1e-4)
+
+
+def test_ctrl_c_names_the_checkpoint_a_rerun_resumes_from(
+  voc, tmp_path, monkeypatch
+):
+  # Ctrl-C printed TensorFlow's traceback and no word of what was kept.
+  config = make_config(voc, tmp_path / 'run', num_steps=6, save_pred_every=2)
+  real_init = trainer_lib.Trainer.__init__
+
+  def init_with_ctrl_c_at_step_3(self, *args, **kwargs):
+    real_init(self, *args, **kwargs)
+    real_step = self._train_step
+    calls = []
+
+    def step_then_ctrl_c(iterator):
+      calls.append(None)
+      if len(calls) == 3:
+        raise KeyboardInterrupt
+      return real_step(iterator)
+
+    self._train_step = step_then_ctrl_c
+
+  monkeypatch.setattr(
+    trainer_lib.Trainer, '__init__', init_with_ctrl_c_at_step_3
+  )
+  with pytest.raises(SystemExit) as raised:
+    trainer_lib.main(config)
+  assert re.fullmatch(
+    r'error: interrupted at step 2 of 6; run the same command again to '
+    r'resume from .*ckpt-2, the latest checkpoint',
+    str(raised.value.code),
+  )
+  monkeypatch.undo()
+  assert trainer_lib.run(config).step == 6
