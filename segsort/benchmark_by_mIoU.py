@@ -8,9 +8,12 @@ all, with the confusion matrix, as JSON to --output_json (default
 `pred_dir/../metrics.json`; `-` for stdout), and beside it a bar chart of
 the per-class IoU in VOC's class colours, named by --class_names
 (`metrics_iou.png` for `metrics.json`; see segsort.overlay.draw_iou_chart).
+When --pred_dir is inference's SAVE_DIR/gray, the JSON keeps the settings
+of that inference run as "prediction_settings".
 See segsort/metrics.py for the definitions.
 """
 
+import json
 import os
 
 from segsort import flags
@@ -27,6 +30,33 @@ CHART_SUFFIX = '_iou.png'
 def chart_path(output_json):
   """The per-class IoU chart written beside `output_json`."""
   return os.path.splitext(output_json)[0] + CHART_SUFFIX
+
+
+def prediction_settings(pred_dir):
+  """The settings of the inference run that wrote `pred_dir`, or None.
+
+  Inference records them in SAVE_DIR/settings.json beside SAVE_DIR/gray;
+  they are kept with the scores (without the colour map, which changes
+  only the pictures), so that a score says which checkpoint, prototype
+  bank, k, clusters and scales made it.
+  """
+  path = os.path.join(
+    os.path.dirname(os.path.abspath(pred_dir)), io_utils.SETTINGS_FILE
+  )
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as stream:
+      settings = json.load(stream)
+  except (OSError, ValueError) as error:
+    print(
+      'warning: the prediction settings %s are not kept: %s' % (path, error)
+    )
+    return None
+  if not isinstance(settings, dict):
+    return None
+  settings.pop('colormap', None)
+  return settings
 
 
 def parse_args(argv=None):
@@ -95,6 +125,9 @@ def main(argv=None):
     )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error
+  settings = prediction_settings(args.pred_dir)
+  if settings is not None:
+    results['prediction_settings'] = settings
   if io_utils.print_scores(
     metrics.format_report(results), results, args.output_json
   ):

@@ -21,6 +21,11 @@ from PIL import ImageOps
 from segsort import errors
 
 
+# The file recording the settings that made an output directory's files
+# (inference's predictions); light to import, for the scoring tools.
+SETTINGS_FILE = 'settings.json'
+
+
 @contextlib.contextmanager
 def atomic_path(path):
   """Yields a temporary path next to `path`, renamed onto it on success.

@@ -237,6 +237,7 @@ def _write_metrics(run_dir, method, miou, boundary_f, class_iou, seconds):
         'boundary_f_score': boundary_f,
         'class_names': ['sky', 'road'],
         'class_iou': class_iou,
+        'prediction_settings': {'k_in_nearest_neighbors': seconds},
       }
     )
   )
@@ -267,6 +268,10 @@ def test_summary_means_spreads_and_per_class_iou(tmp_path, capsys):
   # Class-id order, not alphabetical.
   assert list(row['per_class_iou']) == ['sky', 'road']
   assert [run['miou'] for run in row['runs']] == [0.4, 0.5]
+  assert [run['prediction_settings'] for run in row['runs']] == [
+    {'k_in_nearest_neighbors': 100},
+    {'k_in_nearest_neighbors': 120},
+  ]
   table = capsys.readouterr().out
   assert 'softmax          45.00%    10.00      25.00%    10.00      110' in (
     table

@@ -172,6 +172,18 @@ def test_benchmark_prints_and_writes_hand_computed_scores(
   assert results['num_images'] == 2
 
 
+def test_scores_keep_the_settings_of_the_predictions(prediction_dirs):
+  # metrics.json did not say which checkpoint, bank or k made the scores.
+  pred_dir, gt_dir = prediction_dirs
+  settings = {'checkpoint': 'run/ckpt-9', 'k_in_nearest_neighbors': 5}
+  (pred_dir.parent / 'settings.json').write_text(
+    json.dumps({**settings, 'colormap': [[0, 0, 0]]})
+  )
+  _run_benchmark(str(pred_dir), str(gt_dir))
+  with open(pred_dir.parent / 'metrics.json') as stream:
+    assert json.load(stream)['prediction_settings'] == settings
+
+
 def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
   pred_dir, gt_dir = prediction_dirs
   data_list = tmp_path / 'list.txt'

@@ -14,7 +14,8 @@ and writes OUT/summary.json:
 
 "miou", "boundary_f", "seconds" and the per-class IoU are means over the
 runs; a spread is the largest minus the smallest value (0 for one run);
-"runs" holds every run's own figures. Scores are fractions in [0, 1]; a class
+"runs" holds every run's own figures, with the settings its predictions
+were made with ("prediction_settings", from metrics.json). Scores are fractions in [0, 1]; a class
 that no image of the list holds has IoU null. Methods keep the order of
 --methods and classes their class-id order.
 """
@@ -52,6 +53,8 @@ def read_run(run_dir, method):
     'boundary_f': metrics['boundary_f_score'],
     'seconds': seconds,
     'per_class_iou': dict(zip(metrics['class_names'], metrics['class_iou'])),
+    # Which checkpoint, prototype bank, k and clusters made the figures.
+    'prediction_settings': metrics.get('prediction_settings'),
   }
 
 

@@ -16,7 +16,7 @@ from segsort import errors
 from segsort import io_utils
 
 # The file recording the settings that made a directory's outputs.
-SETTINGS_FILE = 'settings.json'
+SETTINGS_FILE = io_utils.SETTINGS_FILE
 
 _LOGGER = logging.getLogger(__name__)
 
