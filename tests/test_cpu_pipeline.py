@@ -414,6 +414,29 @@ def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
   ]
 
 
+@pytest.mark.parametrize('script', _SCRIPTS)
+def test_empty_settings_and_other_tools_names_are_named(tmp_path, script):
+  # NUM_STEPS=$STEPS with STEPS unset trained the default without a word;
+  # DATA_DIR and LR (other tools' names) were ignored likewise.
+  environment = dict(
+    OUT='out', NUM_CLASSES='4', NUM_STEPS='', CROP='', DATA_DIR='d', LR='0.1'
+  )
+  if script == _SCRIPTS[0]:
+    completed = _run_benchmark(tmp_path, **environment)
+  else:  # The demo generates its set.
+    completed = _run_script(script, tmp_path, **environment)
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    'warning: DATA_DIR is not a setting of the pipeline and is ignored; did '
+    'you mean DATAROOT?',
+    'warning: LR is not a setting of the pipeline and is ignored; did you '
+    'mean LEARNING_RATE?',
+    'error: CROP, NUM_STEPS set but empty: give each a value, or unset them '
+    'for their defaults',
+  ]
+  assert not (tmp_path / 'out').exists()
+
+
 def _save_benchmark_run(run_dir, data_dir, **changes):
   """A run directory as the CamVid benchmark's segsort leaves it, seed 0."""
   run_dir.mkdir(parents=True)

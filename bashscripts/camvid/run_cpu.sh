@@ -32,6 +32,9 @@
 # per seed and method, checkpoints, config.json, TensorBoard logs,
 # prototypes, predictions and metrics.json.
 set -euo pipefail
+# The variables set but empty, before the defaults below replace them:
+# preflight.py refuses an empty setting (NUM_STEPS=$STEPS with STEPS unset).
+SEGSORT_EMPTY_VARIABLES=$(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=$/\1/p' | paste -sd ' ' -)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Paths are relative to the folder the script is started from.

@@ -85,6 +85,7 @@ cpu_pipeline_check() {
   fi
   segsort_python "$(dirname "${BASH_SOURCE[0]}")/preflight.py" \
     --data_dir "${DATAROOT}" --out "${OUT}" --trains_on "${TRAIN_LIST}" \
+    --empty_variables "${SEGSORT_EMPTY_VARIABLES:-}" \
     --unsup_trains_on "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}" "${lists[@]}" \
     "SEEDS=${SEEDS}" "METHODS=${METHODS}" "NUM_CLASSES=${NUM_CLASSES}" \
     "NUM_STEPS=${NUM_STEPS}" "BACKBONE=${BACKBONE}" \

@@ -112,11 +112,32 @@ _OTHER_VARIABLES = (
 )
 
 
+# Names that other tools give to a setting of the pipeline, too unlike it
+# for the spelling check of misspelt_variables.
+_SYNONYMS = {
+  'DATA_DIR': 'DATAROOT',
+  'DATASET': 'DATAROOT',
+  'OUTPUT_DIR': 'OUT',
+  'OUT_DIR': 'OUT',
+  'SNAPSHOT_DIR': 'OUT',
+  'LR': 'LEARNING_RATE',
+  'STEPS': 'NUM_STEPS',
+  'ITERATIONS': 'NUM_STEPS',
+  'INPUT_SIZE': 'CROP',
+  'CROP_SIZE': 'CROP',
+  'K': 'K_IN_NEAREST_NEIGHBORS',
+  'KNN': 'K_IN_NEAREST_NEIGHBORS',
+  'WD': 'WEIGHT_DECAY',
+  'KAPPA': 'CONCENTRATION',
+}
+
+
 def misspelt_variables(environment):
   """Notes on environment variables that look like a misspelt setting.
 
-  A misspelt setting (COLOR_WEIGHT, NUM_STEP) is not read, so the run
-  silently uses the default; the note names the setting it resembles.
+  A misspelt setting (COLOR_WEIGHT, NUM_STEP) or another tool's name for
+  one (DATA_DIR, LR) is not read, so the run silently uses the default; the
+  note names the setting it resembles.
 
   Args:
     environment: A mapping of variable names, e.g. os.environ.
@@ -130,13 +151,43 @@ def misspelt_variables(environment):
     if name in known:
       continue
     # Capitals matter to the shell: num_steps is not NUM_STEPS.
-    resembled = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.85)
+    resembled = (
+      [_SYNONYMS[name.upper()]]
+      if name.upper() in _SYNONYMS
+      else (difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.85))
+    )
     if resembled:
       notes.append(
         '%s is not a setting of the pipeline and is ignored; did you mean '
         '%s?' % (name, resembled[0])
       )
   return notes
+
+
+def empty_setting_problems(empty_variables):
+  """The problem of settings given empty (NUM_STEPS= ...), naming them.
+
+  The scripts read an empty setting as unset (bash's ${NAME:-default}), so
+  `NUM_STEPS=$STEPS` with STEPS unset would silently train the default.
+
+  Args:
+    empty_variables: The names of the variables that were set but empty
+      when the script started.
+  """
+  settings = set(SETTINGS) | set(LIST_SETTINGS) | {'DATAROOT', 'OUT'}
+  empty = sorted(set(empty_variables) & settings)
+  if not empty:
+    return []
+  return [
+    '%s set but empty: give %s a value, or unset %s for %s default%s'
+    % (
+      ', '.join(empty),
+      'it' if len(empty) == 1 else 'each',
+      'it' if len(empty) == 1 else 'them',
+      'its' if len(empty) == 1 else 'their',
+      '' if len(empty) == 1 else 's',
+    )
+  ]
 
 
 def _distinct_words(text, parse):
@@ -474,6 +525,12 @@ def parse_args(argv=None):
     '(tools/make_synthetic_voc.py: %d to %d classes).' % GENERATED_CLASSES,
   )
   parser.add_argument(
+    '--empty_variables',
+    default='',
+    help='The names of the environment variables set but empty when the '
+    'script started (refused when they are settings).',
+  )
+  parser.add_argument(
     'settings', nargs='*', metavar='NAME=VALUE', help='Pipeline settings.'
   )
   return parser.parse_args(argv)
@@ -485,7 +542,7 @@ def main(argv=None):
   for note in misspelt_variables(os.environ):
     print('warning: %s' % note, file=sys.stderr)
   settings = {}
-  problems = []
+  problems = empty_setting_problems(args.empty_variables.split())
   for setting in args.settings:
     name, equals, text = setting.partition('=')
     if not equals:
