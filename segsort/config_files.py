@@ -78,8 +78,10 @@ def setting_differences(old, new, ignored=(), comparable=None):
 def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
   """Lists the fields in which two configs differ.
 
-  Paths are compared normalised (absolute, without '.', '..' or trailing
-  slashes), so that 'data/' and '/home/me/data' are the same directory.
+  Paths are compared by the file they name (absolute, without '.', '..',
+  trailing slashes or symbolic links), so that 'data/', '/home/me/data'
+  and a link to it are the same directory, and a link since pointed at
+  other data is not.
 
   Args:
     saved: A TrainConfig (e.g. a snapshot directory's).
@@ -91,7 +93,7 @@ def config_differences(saved, current, ignored=RESUMABLE_FIELD_CHANGES):
   """
 
   def comparable(name, value):
-    return _normalized_path(value) if name in PATH_FIELDS else value
+    return os.path.realpath(value) if name in PATH_FIELDS and value else value
 
   return setting_differences(
     saved.to_dict(), current.to_dict(), ignored, comparable

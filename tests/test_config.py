@@ -332,3 +332,21 @@ def test_paths_spelled_differently_are_the_same_configuration(
   assert config_lib.config_differences(relative, moved, ignored=()) == [
     ('data_dir', 'data/', str(tmp_path / 'other'))
   ]
+
+
+def test_a_link_to_a_directory_is_that_directory(tmp_path):
+  # A DATAROOT reached through a symbolic link was refused as other data.
+  for name in ('camvid', 'other'):
+    (tmp_path / name).mkdir()
+  link = tmp_path / 'link'
+  link.symlink_to(tmp_path / 'camvid')
+  saved = config_lib.TrainConfig(data_dir=str(link))
+  real = config_lib.TrainConfig(data_dir=str(tmp_path / 'camvid'))
+  assert not config_lib.config_differences(saved, real, ignored=())
+  # Pointed at other data since, the link no longer names the same set.
+  link.unlink()
+  link.symlink_to(tmp_path / 'other')
+  assert [
+    field
+    for field, _, _ in config_lib.config_differences(saved, real, ignored=())
+  ] == ['data_dir']
