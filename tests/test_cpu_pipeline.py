@@ -666,6 +666,18 @@ def test_camvid_benchmark_groups_segments_when_asked(tmp_path):
   (hed.parent / 'hed_groups').mkdir()
   commands = _dry_run(_SCRIPTS[0], tmp_path, SEGMENT_GROUPS='1')
   assert commands[1] == grouping
+  # The demo had no grouping step: its training named every missing group.
+  demo = _dry_run(_SCRIPTS[1], tmp_path / 'demo_groups', SEGMENT_GROUPS='1')
+  demo_grouping = [command for command in demo if '--groups_of' in command]
+  assert len(demo_grouping) == 1
+  assert demo.index(demo_grouping[0]) < min(
+    index
+    for index, command in enumerate(demo)
+    if command[1] == 'segsort.train_segsort_unsup'
+  )
+  assert _flag(demo_grouping[0], '--groups_of') == str(
+    tmp_path / 'demo_groups' / 'camvid' / 'VOC2012' / 'hed'
+  )
 
 
 def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(

@@ -80,7 +80,6 @@ WARMUP_STEPS=${WARMUP_STEPS:-100}
 # groups") are an option: over 5 seeds on val they moved unsupervised
 # SegSort by less than the seeds do, so the original loss stays the default.
 SEGMENT_GROUPS=${SEGMENT_GROUPS:-0}
-SEGMENT_GROUP_THRESHOLD=${SEGMENT_GROUP_THRESHOLD:-0.1}
 # 160x160 crops cut into a 7x7 grid: segments of the 5x5-on-112x112 size
 # (about 23 pixels), with twice the context per crop; on val this lifted
 # SegSort by about 7 mIoU and softmax by about 4 at the same steps
@@ -102,8 +101,7 @@ source bashscripts/common/cpu_pipeline.sh
 for required in "${TRAIN_LIST}" "${VAL_LIST}" "${DATAROOT}/VOC2012/JPEGImages"; do
   [ -e "${required}" ] || { echo "error: ${required} does not exist" >&2; exit 1; }
 done
-cpu_pipeline_check "OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD}" \
-  "SEGMENT_GROUP_THRESHOLD=${SEGMENT_GROUP_THRESHOLD}"
+cpu_pipeline_check "OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD}"
 cpu_pipeline_make_out
 if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
   if [ ! -d "${DATAROOT}/VOC2012/hed" ]; then
@@ -113,16 +111,6 @@ if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
   elif [ -n "${OVERSEGMENTATION_THRESHOLD_SET}" ]; then
     echo "note: OVERSEGMENTATION_THRESHOLD is not used: ${DATAROOT}/VOC2012/hed" \
          "exists (remove it to have it made at this threshold)"
-  fi
-  if [ "${SEGMENT_GROUPS}" = 1 ]; then
-    # Run every time: it makes the groups the training list still lacks
-    # (e.g. of another UNSUP_TRAIN_LIST), and refuses a folder made with
-    # another threshold, naming both; the trainer checks that they nest.
-    echo "== Grouping the segments of VOC2012/hed into VOC2012/hed_groups"
-    segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
-      --groups_of "${DATAROOT}/VOC2012/hed" \
-      --threshold "${SEGMENT_GROUP_THRESHOLD}" \
-      --data_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}" --workers 2
   fi
 fi
 cpu_pipeline_run

@@ -27,9 +27,11 @@
 #   EMBEDDING_DIM CONCENTRATION NUM_CLUSTERS KMEANS_GRID KMEANS_ITERATIONS
 #   NUM_BANKS     SegSort training (32, 10, 5, crop, 10, 2; NUM_BANKS for
 #                 supervised SegSort only)
-#   SEGMENT_GROUPS  1: unsupervised SegSort reads VOC2012/hed_groups/ and
-#                 leaves a pixel's group out of its loss (--segment_groups);
-#                 0: the original loss (0)
+#   SEGMENT_GROUPS  1: unsupervised SegSort groups its segments as a cut
+#                 of the same contours at SEGMENT_GROUP_THRESHOLD (0.1) would
+#                 (VOC2012/hed_groups/, completed on every run) and leaves a
+#                 pixel's group out of its loss (--segment_groups); 0: the
+#                 original loss (0)
 #   K_IN_NEAREST_NEIGHBORS   k of the k-NN vote (15)
 #   COLOUR_WEIGHT weight of colour where pixels join segments at inference
 #                 (10; 0 is the original's embedding and location alone)
@@ -43,6 +45,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
 : "${EMBEDDING_DIM:=32}" "${CONCENTRATION:=10}" "${NUM_CLUSTERS:=5}"
 : "${KMEANS_GRID:=crop}" "${KMEANS_ITERATIONS:=10}" "${NUM_BANKS:=2}"
 : "${K_IN_NEAREST_NEIGHBORS:=15}" "${SEGMENT_GROUPS:=0}"
+: "${SEGMENT_GROUP_THRESHOLD:=0.1}"
 # Pixels join the segments of their surrounding cells by colour as well:
 # with the embedding alone a boundary lies midway between cell centres,
 # 4 pixels off at worst; on both benchmarks' val sets the colour put it on
@@ -99,7 +102,8 @@ cpu_pipeline_check() {
     "WINDOW=${WINDOW}" "PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS}" \
     "INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS}" \
     "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}" \
-    "COLOUR_WEIGHT=${COLOUR_WEIGHT}" "$@"
+    "COLOUR_WEIGHT=${COLOUR_WEIGHT}" \
+    "SEGMENT_GROUP_THRESHOLD=${SEGMENT_GROUP_THRESHOLD}" "$@"
 }
 
 # Makes OUT (a path given relative to the folder the script was started
@@ -211,6 +215,16 @@ cpu_pipeline_run_seed() {
 # Runs every seed of SEEDS, then summarises.
 cpu_pipeline_run() {
   local seed
+  if [ "${SEGMENT_GROUPS}" = 1 ] && [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
+    # Run every time: it makes the groups the training list still lacks
+    # (e.g. of another UNSUP_TRAIN_LIST), and refuses a folder made with
+    # another threshold, naming both; the trainer checks that they nest.
+    echo "== Grouping the segments of VOC2012/hed into VOC2012/hed_groups"
+    segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
+      --groups_of "${DATAROOT}/VOC2012/hed" \
+      --threshold "${SEGMENT_GROUP_THRESHOLD}" \
+      --data_list "${UNSUP_TRAIN_LIST:-${TRAIN_LIST}}" --workers 2 || return 1
+  fi
   for seed in ${SEEDS}; do
     cpu_pipeline_run_seed "${seed}" || return 1
   done
