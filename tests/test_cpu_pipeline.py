@@ -50,9 +50,11 @@ def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
     ).splitlines()
     if not line.startswith(('==', 'note:'))
   ]
-  # Every line can be pasted into a shell.
-  assert all(command[0] == 'python' for command in commands)
-  return [command[1:] for command in commands]
+  # Every line can be pasted into a shell, from any folder: the first goes
+  # where the commands run.
+  assert commands[0] == ['cd', REPO_ROOT]
+  assert all(command[0] == 'python' for command in commands[1:])
+  return [command[1:] for command in commands[1:]]
 
 
 def _dry_run_output(script, tmp_path, with_oversegmentation, **environment):
