@@ -528,6 +528,20 @@ def test_every_setting_the_pipeline_trains_with_is_compared(tmp_path):
   assert _existing_run_problems(out, data, NUM_CLUSTERS='5') == []
 
 
+def test_runs_with_the_same_difference_are_named_in_one_problem(tmp_path):
+  # Every seed and method repeated the whole advice.
+  out, data = tmp_path / 'out', tmp_path / 'data'
+  for seed in (0, 1):
+    _save_benchmark_run(
+      out / ('seed_%d' % seed) / 'segsort', data, random_seed=seed
+    )
+  assert _existing_run_problems(out, data, seeds='0 1', CROP='9,9') == [
+    '%s, %s were trained with other settings (CROP 160,160 -> 9,9); use '
+    'another OUT, or remove those runs to train them again'
+    % (out / 'seed_0' / 'segsort', out / 'seed_1' / 'segsort')
+  ]
+
+
 def test_a_moved_out_with_its_generated_set_inside_is_named_as_such(
   tmp_path,
 ):

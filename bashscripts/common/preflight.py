@@ -319,7 +319,8 @@ def existing_run_problems(args, values, seed_words):
     seed_words: SEEDS as written, which name the seeds' folders.
 
   Returns:
-    One problem per run directory, naming the variables that differ.
+    Problems naming the variables that differ, one per difference (the
+    runs that share it named together) and one per unreadable run.
   """
   methods = values.get('METHODS')
   if not args.out or not seed_words or not methods:
@@ -329,6 +330,7 @@ def existing_run_problems(args, values, seed_words):
     data_dir='DATAROOT', random_seed='SEEDS', data_list='TRAIN_LIST'
   )
   problems = []
+  runs_of_difference = {}
   for seed_word in seed_words:
     for method in methods:
       # As cpu_pipeline_run_dir lays them out.
@@ -361,19 +363,20 @@ def existing_run_problems(args, values, seed_words):
         random_seed=int(seed_word),
         **_method_fields(method, values),
       )
-      problem = _difference_problem(
+      difference = _difference_problem(
         run_dir, method, saved, now, args.out, variable_of_field
       )
-      if problem:
-        problems.append(problem)
-  return problems
+      if difference:
+        runs_of_difference.setdefault(difference, []).append(run_dir)
+  return problems + _grouped_difference_problems(runs_of_difference)
 
 
 def _difference_problem(run_dir, method, saved, now, out, variable_of_field):
-  """The problem of a run whose saved config differs from the pipeline's.
+  """How a run's saved config differs from the pipeline's.
 
   Returns:
-    A one-line problem naming each differing variable, or None.
+    None when it does not; else (changes, advice): the differing variables
+    with their old and new values, and what to do.
   """
   differences = [
     (field, old, new)
@@ -395,25 +398,43 @@ def _difference_problem(run_dir, method, saved, now, out, variable_of_field):
     advice = 'this OUT was copied or moved from %s: rerun it there' % (
       saved_out
     )
-  return (
-    '%s was trained with other settings (%s); %s, or remove that run to '
-    'train it again'
+  changes = ', '.join(
+    '%s %s -> %s'
     % (
-      run_dir,
-      ', '.join(
-        '%s %s -> %s'
-        % (
-          'UNSUP_TRAIN_LIST'
-          if field == 'data_list' and method == 'segsort_unsup'
-          else variable_of_field[field],
-          _setting_text(old),
-          _setting_text(new),
-        )
-        for field, old, new in differences
-      ),
-      advice,
+      'UNSUP_TRAIN_LIST'
+      if field == 'data_list' and method == 'segsort_unsup'
+      else variable_of_field[field],
+      _setting_text(old),
+      _setting_text(new),
     )
+    for field, old, new in differences
   )
+  return changes, advice
+
+
+def _grouped_difference_problems(runs_of_difference):
+  """One problem per (changes, advice), naming all its runs once.
+
+  Args:
+    runs_of_difference: A dict {(changes, advice): [run directory, ...]},
+      in the order the runs were found.
+  """
+  problems = []
+  for (changes, advice), run_dirs in runs_of_difference.items():
+    one = len(run_dirs) == 1
+    problems.append(
+      '%s %s trained with other settings (%s); %s, or remove %s to train '
+      '%s again'
+      % (
+        ', '.join(run_dirs),
+        'was' if one else 'were',
+        changes,
+        advice,
+        'that run' if one else 'those runs',
+        'it' if one else 'them',
+      )
+    )
+  return problems
 
 
 def _same_place_in_out(old, old_out, new, new_out):
