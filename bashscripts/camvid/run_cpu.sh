@@ -37,12 +37,13 @@ set -euo pipefail
 SEGSORT_EMPTY_VARIABLES=$(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=$/\1/p' | paste -sd ' ' -)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=bashscripts/voc12/common.sh
+source "${ROOT}/bashscripts/voc12/common.sh"
 # Paths are relative to the folder the script is started from.
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
-DATAROOT=$(absolute "${DATAROOT:-data/camvid}")
-OUT=$(absolute "${OUT:-camvid_output}")
+DATAROOT=$(segsort_absolute "${DATAROOT:-data/camvid}")
+OUT=$(segsort_absolute "${OUT:-camvid_output}")
 if [ -n "${UNSUP_TRAIN_LIST:-}" ]; then
-  UNSUP_TRAIN_LIST=$(absolute "${UNSUP_TRAIN_LIST}")
+  UNSUP_TRAIN_LIST=$(segsort_absolute "${UNSUP_TRAIN_LIST}")
 fi
 if [ ! -d "${DATAROOT}" ]; then
   if [ -e "${DATAROOT}" ]; then

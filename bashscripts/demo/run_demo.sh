@@ -25,14 +25,15 @@ set -euo pipefail
 SEGSORT_EMPTY_VARIABLES=$(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=$/\1/p' | paste -sd ' ' -)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=bashscripts/voc12/common.sh
+source "${ROOT}/bashscripts/voc12/common.sh"
 # Paths are relative to the folder the script is started from.
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac; }
-OUT=$(absolute "${OUT:-demo_output}")
+OUT=$(segsort_absolute "${OUT:-demo_output}")
 if [ -n "${DATAROOT:-}" ]; then
-  DATAROOT=$(absolute "${DATAROOT}")
+  DATAROOT=$(segsort_absolute "${DATAROOT}")
 fi
 if [ -n "${UNSUP_TRAIN_LIST:-}" ]; then
-  UNSUP_TRAIN_LIST=$(absolute "${UNSUP_TRAIN_LIST}")
+  UNSUP_TRAIN_LIST=$(segsort_absolute "${UNSUP_TRAIN_LIST}")
 fi
 NUM_STEPS=${NUM_STEPS:-600}
 # Whole generated images fit one window; larger sets are tiled.

@@ -12,6 +12,11 @@
 # recipes work both with `bash recipe.sh` and with `source recipe.sh`
 # (the original release's README sourced them) without closing the shell.
 
+# A path as absolute, relative ones taken from the current folder.
+segsort_absolute() {
+  case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac
+}
+
 # The interpreter: the project's .venv when it exists, else python3. With
 # SEGSORT_DRY_RUN set, prints each command instead (one per line) and runs
 # nothing; the tests check the recipes' flags this way.
