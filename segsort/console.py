@@ -36,6 +36,9 @@ VERBOSE_TF_VARIABLE = 'SEGSORT_VERBOSE_TF'
 # Without a terminal, a progress line at least this often (and at every
 # tenth of the work).
 LINE_INTERVAL_SECONDS = 60.0
+# ... but a tenth of the work done sooner than this after the last line is
+# not logged: a check of a thousand files in a second gave ten lines.
+MIN_LINE_SECONDS = 1.0
 LOG_FORMAT = '%(asctime)s %(levelname)s %(message)s'
 
 _LOGGER = logging.getLogger('segsort.progress')
@@ -198,8 +201,8 @@ class LineProgress:
       Predicting: 40/120 images (33%), 2.51 images/s, ETA 31s
 
   is logged (INFO, logger 'segsort.progress') when `every` more items are
-  done than at the last line, or LINE_INTERVAL_SECONDS have passed, and
-  when the work ends.
+  done than at the last line (and MIN_LINE_SECONDS have passed), or
+  LINE_INTERVAL_SECONDS have passed, and when the work ends.
   """
 
   def __init__(
@@ -258,10 +261,10 @@ class LineProgress:
     """Counts `n` more items done; logs a line when one is due."""
     self.n += n
     now = time.monotonic()
+    since_last = now - self._last_time
     if (
-      self.n - self._last_n >= self._every
-      or now - self._last_time >= LINE_INTERVAL_SECONDS
-    ):
+      self.n - self._last_n >= self._every and since_last >= MIN_LINE_SECONDS
+    ) or since_last >= LINE_INTERVAL_SECONDS:
       self._log(now)
 
   def set_postfix(self, refresh=True, **values):  # pylint: disable=unused-argument
@@ -288,7 +291,10 @@ class LineProgress:
       ]
     else:
       parts = ['%d %s' % (self.n, units)]
-    parts.append('%.3g %s/s' % (rate, units))
+    # 3 significant digits, without 1.2e+03 from a thousand on.
+    parts.append(
+      '%s %s/s' % ('%.3g' % rate if rate < 1000 else round(rate), units)
+    )
     if self.total and rate > 0 and self.n < self.total:
       parts.append('ETA %s' % _format_seconds((self.total - self.n) / rate))
     elif self.n and self.total and self.n >= self.total:

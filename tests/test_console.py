@@ -107,6 +107,7 @@ _PROGRESS_SCRIPT = """
 import logging
 from segsort import console
 console.setup_logging()
+console.MIN_LINE_SECONDS = 0  # Every tenth of this instant work.
 for index in console.progress(range(30), desc='Counting', unit='item'):
   if index == 12:
     logging.getLogger('test').info('a message in the middle')
@@ -179,8 +180,20 @@ def test_log_lines_go_above_the_bar_on_a_terminal():
   assert LOG_LINE.match(shown), repr(message_lines[0])
 
 
-def test_line_progress_counts_rates_and_postfix(caplog):
+class _Clock:
+  """A time.monotonic that advances by `step` seconds at every reading."""
+
+  def __init__(self, step):
+    self.now, self.step = 0.0, step
+
+  def __call__(self):
+    self.now += self.step
+    return self.now
+
+
+def test_line_progress_counts_rates_and_postfix(caplog, monkeypatch):
   caplog.set_level(logging.INFO, logger='segsort.progress')
+  monkeypatch.setattr(console.time, 'monotonic', _Clock(1.0))
   with console.LineProgress(
     total=100, initial=40, desc='Training', unit='step'
   ) as progress:
@@ -194,6 +207,17 @@ def test_line_progress_counts_rates_and_postfix(caplog):
   assert lines[0].endswith(', loss 0.5000')
   assert 'ETA' in lines[0]
   assert lines[-1].startswith('Training: 100/100 steps (100%)')
+
+
+def test_quick_work_logs_its_last_line_only(caplog, monkeypatch):
+  # Checking a thousand files in a second logged ten lines.
+  caplog.set_level(logging.INFO, logger='segsort.progress')
+  monkeypatch.setattr(console.time, 'monotonic', _Clock(0.001))
+  for _ in console.LineProgress(range(1000), desc='Checking', unit='file'):
+    pass
+  lines = [record.getMessage() for record in caplog.records]
+  assert len(lines) == 1
+  assert lines[0].startswith('Checking: 1000/1000 files (100%)')
 
 
 def test_line_progress_disabled_prints_nothing(caplog):
@@ -310,3 +334,10 @@ def test_lines_logged_before_absl_starts_are_dropped_below_the_level(
     'E0000 00:00:1796131755.370918   17382 some.cc:2] an error\n'
     'a line of Python\n'
   )
+
+
+def test_fast_rates_are_written_without_an_exponent(monkeypatch):
+  monkeypatch.setattr(console.time, 'monotonic', _Clock(0.001))
+  progress = console.LineProgress(total=100, desc='Checking', unit='file')
+  progress.n = 50
+  assert '50000 files/s' in progress.format_line(progress._start + 0.001)  # pylint: disable=protected-access
