@@ -102,6 +102,8 @@ class TrainConfig:
   random_mirror: bool = False
   random_crop: bool = False
   random_scale: bool = False
+  # This port's addition: colour jitter (segsort.data.augmentation).
+  random_colour: bool = False
   # SegSort.
   embedding_dim: int = 32
   concentration: float = 10.0

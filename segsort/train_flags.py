@@ -88,6 +88,14 @@ def build_argument_parser(mode='segsort'):
     )
   add(
     data,
+    'random_colour',
+    'Whether to randomly jitter the colours of the inputs (brightness, '
+    'contrast, saturation, hue; one image in five gray). This port\'s '
+    'addition, off in the original.',
+    action='store_true',
+  )
+  add(
+    data,
     'apply_exif_orientation',
     'Turn images (and labels) as their '
     'EXIF orientation asks, as viewers and annotation tools show them; by '

@@ -350,3 +350,11 @@ def test_a_link_to_a_directory_is_that_directory(tmp_path):
     field
     for field, _, _ in config_lib.config_differences(saved, real, ignored=())
   ] == ['data_dir']
+
+
+@pytest.mark.parametrize('mode', config_lib.MODES)
+def test_colour_jitter_is_a_flag_of_every_mode(mode):
+  assert not config_lib.TrainConfig.from_flags([], mode=mode).random_colour
+  assert config_lib.TrainConfig.from_flags(
+    ['--random_colour'], mode=mode
+  ).random_colour

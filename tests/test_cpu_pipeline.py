@@ -696,6 +696,25 @@ def test_camvid_benchmark_groups_segments_when_asked(tmp_path):
   )
 
 
+def test_colour_jitter_reaches_every_method_when_asked(tmp_path):
+  def trainings(commands):
+    return [
+      command for command in commands if command[1].startswith('segsort.train_')
+    ]
+
+  plain = trainings(
+    _dry_run(_SCRIPTS[0], tmp_path / 'plain', RANDOM_COLOUR='0')
+  )
+  assert len(plain) == 3
+  assert not any('--random_colour' in command for command in plain)
+  for script in _SCRIPTS:
+    jittered = trainings(
+      _dry_run(script, tmp_path / script.split('/')[1], RANDOM_COLOUR='1')
+    )
+    assert len(jittered) == 3
+    assert all('--random_colour' in command for command in jittered)
+
+
 def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
   tmp_path,
 ):
@@ -721,6 +740,7 @@ def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
   'setting, message',
   [
     ('SEGMENT_GROUPS=yes', 'SEGMENT_GROUPS=yes: must be 0 or 1'),
+    ('RANDOM_COLOUR=2', 'RANDOM_COLOUR=2: must be 0 or 1'),
     ('SEGMENT_GROUP_THRESHOLD=2', 'SEGMENT_GROUP_THRESHOLD=2: must be'),
   ],
 )

@@ -257,6 +257,50 @@ def test_augmentation_equals_resize_mirror_pad_crop():
     np.testing.assert_array_equal(example['label'].numpy(), expected_label)
 
 
+def test_colour_jitter_changes_colours_alone():
+  # Scale, mirror and crop are drawn alike with and without the jitter, so
+  # that runs with and without it see the same crops.
+  rng = np.random.default_rng(2)
+  image = rng.integers(0, 256, (27, 35, 3), dtype=np.uint8)
+  label = rng.integers(0, 21, (27, 35, 1), dtype=np.int32)
+  segments = rng.integers(0, 9, (27, 35, 1), dtype=np.int32)
+  mean = np.array(data.IMG_MEAN, np.float32)
+  gray = 0
+  for index in range(20):
+    seed = tf.constant([3, index], tf.int64)
+    plain, jittered = (
+      data.augment_example(
+        tf.constant(image),
+        tf.constant(label),
+        (30, 32),
+        seed,
+        oversegmentation=tf.constant(segments),
+        random_colour=random_colour,
+      )
+      for random_colour in (False, True)
+    )
+    for key in ('label', 'cluster_label', 'loc_feature', 'oversegmentation'):
+      np.testing.assert_array_equal(plain[key].numpy(), jittered[key].numpy())
+    colours = jittered['image'].numpy() + mean
+    valid = plain['label'].numpy()[..., 0] != 255
+    assert colours[valid].min() >= -1e-3 and colours[valid].max() <= 255.001
+    # Padding stays the mean colour (0 after the subtraction).
+    assert (jittered['image'].numpy()[~valid] == 0).all()
+    assert np.abs(jittered['image'].numpy() - plain['image'].numpy()).max() > 1
+    channels = colours[valid]
+    gray += bool(np.allclose(channels, channels[:, :1], atol=1e-3))
+    again = data.augment_example(
+      tf.constant(image),
+      tf.constant(label),
+      (30, 32),
+      seed,
+      random_colour=True,
+    )
+    np.testing.assert_array_equal(again['image'], jittered['image'])
+  # One image in five is turned gray.
+  assert 0 < gray < 12
+
+
 def test_cluster_labels_and_locations_follow_the_pixels():
   height, width = 23, 31
   # Every pixel's label is its own (y, x) index, so after augmentation each

@@ -32,6 +32,8 @@
 #                 (VOC2012/hed_groups/, completed on every run) and leaves a
 #                 pixel's group out of its loss (--segment_groups); 0: the
 #                 original loss (0)
+#   RANDOM_COLOUR 1: every method's training jitters the images' colours
+#                 (--random_colour); 0: the original's augmentation (0)
 #   K_IN_NEAREST_NEIGHBORS   k of the k-NN vote (15)
 #   COLOUR_WEIGHT weight of colour where pixels join segments at inference
 #                 (10; 0 is the original's embedding and location alone)
@@ -50,7 +52,7 @@ fi
 : "${EMBEDDING_DIM:=32}" "${CONCENTRATION:=10}" "${NUM_CLUSTERS:=5}"
 : "${KMEANS_GRID:=crop}" "${KMEANS_ITERATIONS:=10}" "${NUM_BANKS:=2}"
 : "${K_IN_NEAREST_NEIGHBORS:=15}" "${SEGMENT_GROUPS:=0}"
-: "${SEGMENT_GROUP_THRESHOLD:=0.1}"
+: "${SEGMENT_GROUP_THRESHOLD:=0.1}" "${RANDOM_COLOUR:=0}"
 # Pixels join the segments of their surrounding cells by colour as well:
 # with the embedding alone a boundary lies midway between cell centres,
 # 4 pixels off at worst; on both benchmarks' val sets the colour put it on
@@ -103,7 +105,7 @@ cpu_pipeline_check() {
     "EMBEDDING_DIM=${EMBEDDING_DIM}" "CONCENTRATION=${CONCENTRATION}" \
     "NUM_CLUSTERS=${NUM_CLUSTERS}" "KMEANS_GRID=${KMEANS_GRID}" \
     "KMEANS_ITERATIONS=${KMEANS_ITERATIONS}" "NUM_BANKS=${NUM_BANKS}" \
-    "SEGMENT_GROUPS=${SEGMENT_GROUPS}" \
+    "SEGMENT_GROUPS=${SEGMENT_GROUPS}" "RANDOM_COLOUR=${RANDOM_COLOUR}" \
     "WINDOW=${WINDOW}" "PROTOTYPE_CLUSTERS=${PROTOTYPE_CLUSTERS}" \
     "INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS}" \
     "K_IN_NEAREST_NEIGHBORS=${K_IN_NEAREST_NEIGHBORS}" \
@@ -141,6 +143,9 @@ cpu_pipeline_train() {
     --num_classes "${NUM_CLASSES}" --save_pred_every "${NUM_STEPS}"
     --update_tb_every 100 --random_mirror --random_scale --random_crop
     --is_training --random_seed "${seed}" --snapshot_dir "${snapshot_dir}")
+  if [ "${RANDOM_COLOUR}" = 1 ]; then
+    flags+=(--random_colour)
+  fi
   local segsort_flags=(--embedding_dim "${EMBEDDING_DIM}"
     --concentration "${CONCENTRATION}")
   case "${method}" in

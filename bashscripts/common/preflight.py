@@ -78,6 +78,7 @@ SETTINGS = {
   'KMEANS_ITERATIONS': ('kmeans_iterations', flags.integer(0)),
   'NUM_BANKS': ('num_banks', flags.integer(0)),
   'SEGMENT_GROUPS': ('segment_groups', _switch),
+  'RANDOM_COLOUR': ('random_colour', _switch),
   'WINDOW': (None, flags.size_pair),
   'PROTOTYPE_CLUSTERS': (None, flags.cluster_grid),
   'INFERENCE_CLUSTERS': (None, flags.cluster_grid),
@@ -242,6 +243,7 @@ _SHARED_FIELDS = (
   'learning_rate',
   'weight_decay',
   'warmup_steps',
+  'random_colour',
 )
 _METHOD_FIELDS = {
   'segsort': _SHARED_FIELDS

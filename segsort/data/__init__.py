@@ -25,7 +25,8 @@ One module per idea, all of their public names importable from here:
     decoding       the files of an entry -> checked arrays
     list_checks    every file of a list read up front: survey_labels,
                    check_data_list, check_entries_decode
-    augmentation   scale, mirror, pad and crop (augment_example)
+    augmentation   scale, mirror, pad and crop (augment_example), and
+                   colour jitter (jitter_colour)
     datasets       the tf.data pipelines: build_training_dataset,
                    entries_dataset
 """
@@ -33,6 +34,7 @@ One module per idea, all of their public names importable from here:
 from segsort.data.augmentation import IMG_MEAN
 from segsort.data.augmentation import TRAINING_KEYS
 from segsort.data.augmentation import augment_example
+from segsort.data.augmentation import jitter_colour
 from segsort.data.datasets import build_training_dataset
 from segsort.data.datasets import entries_dataset
 from segsort.data.decoding import check_segments_nest_in_groups

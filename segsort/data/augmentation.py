@@ -19,6 +19,19 @@ IMG_MEAN = (122.675, 116.669, 104.008)
 _MIN_SCALE = 0.5
 _MAX_SCALE = 2.0
 
+# Colour jitter (this port's addition, `random_colour`): the largest
+# brightness shift (a fraction of white), the contrast and saturation
+# factor ranges, the largest hue shift (a fraction of the hue circle), and
+# the chance that an image is turned gray.
+_MAX_BRIGHTNESS_DELTA = 0.3
+_CONTRAST_RANGE = (0.6, 1.4)
+_SATURATION_RANGE = (0.6, 1.4)
+_MAX_HUE_DELTA = 0.05
+_GRAY_PROBABILITY = 0.2
+# Folded into an example's seed for its colour draws, so that the scale,
+# mirror and crop of an example are the same with and without the jitter.
+_COLOUR_SEED_SALT = 1
+
 
 # Where the output positions of a resize along one axis sample the input:
 # the nearest pixel, and the two bilinear pixels with the weight of `upper`.
@@ -71,6 +84,48 @@ def _gather_nearest(array, rows, columns):
   )
 
 
+def jitter_colour(image, seed):
+  """Randomly shifts an image's brightness, contrast, saturation and hue.
+
+  This port's addition (the original release has none). Unsupervised
+  SegSort's segments come from colour contours, so its loss can be met by
+  telling segments apart by colour alone; with every image's colours drawn
+  anew, what a segment shares with other images' segments of its class
+  must be found in texture and shape (README: "Colour jitter").
+
+  Args:
+    image: A float32 tensor `[H, W, 3]` of RGB values in [0, 255].
+    seed: An int64 tensor `[2]`, a stateless random seed.
+
+  Returns:
+    A float32 tensor `[H, W, 3]` in [0, 255]: brightness shifted by up to
+    +-_MAX_BRIGHTNESS_DELTA of white, contrast and saturation scaled by
+    factors uniform in their ranges, hue turned by up to +-_MAX_HUE_DELTA of
+    the circle (in this order), and the whole image gray with probability
+    _GRAY_PROBABILITY.
+  """
+  brightness, contrast, saturation, hue, gray = tf.unstack(
+    tf.random.experimental.stateless_split(seed, 5)
+  )
+  pixels = image / 255.0
+  pixels = tf.image.stateless_random_brightness(
+    pixels, _MAX_BRIGHTNESS_DELTA, brightness
+  )
+  pixels = tf.image.stateless_random_contrast(
+    pixels, *_CONTRAST_RANGE, contrast
+  )
+  pixels = tf.image.stateless_random_saturation(
+    pixels, *_SATURATION_RANGE, saturation
+  )
+  pixels = tf.image.stateless_random_hue(pixels, _MAX_HUE_DELTA, hue)
+  pixels = tf.where(
+    tf.random.stateless_uniform([], gray) < _GRAY_PROBABILITY,
+    tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(pixels)),
+    pixels,
+  )
+  return tf.clip_by_value(pixels, 0.0, 1.0) * 255.0
+
+
 # The keys of a training example, as augment_example gives them.
 TRAINING_KEYS = (
   'image',
@@ -93,6 +148,7 @@ def augment_example(
   random_scale=True,
   random_mirror=True,
   random_crop=True,
+  random_colour=False,
   ignore_label=255,
   outputs=None,
 ):
@@ -127,6 +183,9 @@ def augment_example(
     random_scale: Whether to scale randomly.
     random_mirror: Whether to mirror randomly.
     random_crop: Whether to crop at a random position (else the centre).
+    random_colour: Whether to jitter the image's colours (`jitter_colour`,
+      before the mean is subtracted; this port's addition). The other draws
+      do not depend on it.
     ignore_label: The label of padded pixels.
     outputs: The keys to compute (of TRAINING_KEYS; 'image' always is), or
       None for all; others are left out of the result.
@@ -189,7 +248,13 @@ def augment_example(
     padded.set_shape([crop_height, crop_width, tensor.shape[-1]])
     return padded
 
-  image = _gather_bilinear(image, rows, columns) - tf.constant(IMG_MEAN)
+  image = _gather_bilinear(image, rows, columns)
+  if random_colour:
+    image = jitter_colour(
+      image,
+      tf.random.experimental.stateless_fold_in(seed, _COLOUR_SEED_SALT),
+    )
+  image -= tf.constant(IMG_MEAN)
   example = {'image': pad(image, 0.0)}
   if 'label' in outputs:
     example['label'] = pad(_gather_nearest(label, rows, columns), ignore_label)
@@ -239,6 +304,7 @@ class AugmentSettings:
   random_scale: bool
   random_mirror: bool
   random_crop: bool
+  random_colour: bool
   ignore_label: int
   outputs: tuple | None
 

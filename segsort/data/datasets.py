@@ -74,6 +74,7 @@ def build_training_dataset(
   random_scale=True,
   random_mirror=True,
   random_crop=True,
+  random_colour=False,
   ignore_label=255,
   num_classes=None,
   num_clusters=5,
@@ -110,6 +111,8 @@ def build_training_dataset(
     random_scale: Whether to scale by a factor uniform in [0.5, 2.0].
     random_mirror: Whether to mirror left-right at random.
     random_crop: Whether to crop at random positions (else centre crops).
+    random_colour: Whether to jitter every image's colours
+      (`augmentation.jitter_colour`; this port's addition).
     ignore_label: The label of pixels to ignore (padding, void).
     num_classes: When given, label values outside `[0, num_classes)` other
       than `ignore_label` are set to `ignore_label`
@@ -163,6 +166,7 @@ def build_training_dataset(
     random_scale,
     random_mirror,
     random_crop,
+    random_colour,
     ignore_label,
     outputs,
   )

@@ -15,6 +15,7 @@ _CONFIG_SETTINGS = (
   'random_scale',
   'random_mirror',
   'random_crop',
+  'random_colour',
   'ignore_label',
   'num_classes',
   'num_clusters',
