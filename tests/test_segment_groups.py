@@ -298,3 +298,38 @@ def test_the_unsupervised_objective_trains_on_the_groups(voc_root, tmp_path):
   # One group: no segment is pushed from another, the loss is 0.
   assert grouped.numpy() == pytest.approx(0.0, abs=1e-6)
   assert separate.numpy() > 0.5
+
+
+def test_groups_of_since_remade_segments_are_refused(tmp_path):
+  # Groups of the earlier hed/ were kept as done: they no longer nest the
+  # segments, which only training found.
+  root = str(tmp_path)
+  make_synthetic_voc.make_synthetic_voc(
+    root, num_train=2, num_val=0, size=IMAGE_SIZE, num_classes=3, seed=1
+  )
+  hed = os.path.join(root, 'VOC2012', 'hed')
+  common = ['--data_dir', root, '--workers', '1']
+  grouping = common + ['--groups_of', hed, '--threshold', '0.3']
+  make_oversegmentation.main(common + ['--threshold', '0.02', '--overwrite'])
+  make_oversegmentation.main(grouping)
+  make_oversegmentation.main(common + ['--threshold', '0.05', '--overwrite'])
+  with pytest.raises(
+    SystemExit,
+    match=r'made with .*\(of segments made with --threshold 0\.02 .*\), '
+    r'not .*\(of segments made with --threshold 0\.05',
+  ):
+    make_oversegmentation.main(grouping)
+  assert make_oversegmentation.main(grouping + ['--overwrite']) == 0
+  for name in os.listdir(hed):
+    if name.endswith('.png'):
+      data.check_segments_nest_in_groups(
+        _read(root, 'hed', name),
+        _read(root, 'hed_groups', name),
+        os.path.join(hed, name),
+      )
+  # Nor are segments grouped while an --overwrite of them is unfinished.
+  open(
+    os.path.join(hed, make_oversegmentation.OVERWRITE_MARK_FILE), 'w'
+  ).close()
+  with pytest.raises(SystemExit):
+    make_oversegmentation.main(grouping + ['--overwrite'])

@@ -639,13 +639,39 @@ def _settings(args):
   if args.groups_of:
     # Groups keep every segment: --min_size does not apply.
     del settings['min_size']
-    settings = {'groups_of': os.path.abspath(args.groups_of), **settings}
+    settings = {
+      'groups_of': os.path.abspath(args.groups_of),
+      **settings,
+      # So that groups of segments since remade with other settings are
+      # refused as groups of other settings, not kept.
+      'segments': _read_settings_record(args.groups_of),
+    }
   return settings
+
+
+def _read_settings_record(folder):
+  """The settings recorded in folder/SETTINGS_FILE, or None without one.
+
+  Raises:
+    SystemExit: Naming the file when it cannot be read.
+  """
+  path = os.path.join(folder, SETTINGS_FILE)
+  try:
+    with open(path) as stream:
+      return json.load(stream)
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError) as error:
+    raise SystemExit('error: cannot read %s: %s' % (path, error)) from error
 
 
 def _describe_settings(settings):
   return ' '.join(
-    '--%s' % name if value is True else '--%s %s' % (name, value)
+    '--%s' % name
+    if value is True
+    else '(of segments made with %s)' % _describe_settings(value)
+    if isinstance(value, dict)
+    else '--%s %s' % (name, value)
     for name, value in settings.items()
     if value not in (None, False)
   )
@@ -695,16 +721,10 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
       '--overwrite' % output_dir
     )
   try:
-    with open(os.path.join(output_dir, SETTINGS_FILE)) as stream:
-      recorded = json.load(stream)
-  except FileNotFoundError:
-    recorded = None
-  except (OSError, ValueError) as error:
+    recorded = _read_settings_record(output_dir)
+  except SystemExit:
     if not overwrite:
-      raise SystemExit(
-        'error: cannot read %s: %s'
-        % (os.path.join(output_dir, SETTINGS_FILE), error)
-      ) from error
+      raise
     recorded = None  # Replaced by this run's record.
   if overwrite:
     replacing = interrupted or recorded != settings
@@ -849,6 +869,11 @@ def main(argv=None):
   )
   if args.groups_of:
     flags.check_folders_exist(parser, args, 'groups_of')
+    if os.path.exists(os.path.join(args.groups_of, OVERWRITE_MARK_FILE)):
+      parser.error(
+        'argument --groups_of: an --overwrite into %s was interrupted; '
+        'finish it before grouping its segments' % args.groups_of
+      )
   output_dir = args.output_dir or (
     args.groups_of.rstrip(os.sep) + '_groups'
     if args.groups_of
