@@ -201,10 +201,16 @@ def segment_by_kmeans_on_grid(
 
   rows = _surrounding_cells(pixel_shape[0], grid_shape[0], output_stride)
   columns = _surrounding_cells(pixel_shape[1], grid_shape[1], output_stride)
-  # [H, W, 4]: the clusters of the 2 x 2 cells around every pixel.
-  candidates = tf.gather(tf.gather(cell_clusters, rows), columns, axis=2)
+  # [H, W, 4]: the clusters of the 2 x 2 cells around every pixel, gathered
+  # by flat cell index (a transpose of these int32 ids made TensorFlow's
+  # oneDNN pass log an error-level line on CPUs without its int32 support).
+  cells = (
+    rows[:, tf.newaxis, :, tf.newaxis] * tf.shape(cell_clusters)[1]
+    + columns[tf.newaxis, :, tf.newaxis, :]
+  )
   candidates = tf.reshape(
-    tf.transpose(candidates, [0, 2, 1, 3]), [pixel_shape[0], pixel_shape[1], 4]
+    tf.gather(tf.reshape(cell_clusters, [-1]), cells),
+    [pixel_shape[0], pixel_shape[1], 4],
   )
   similarities = tf.einsum(
     'hwd,hwcd->hwc', pixel_features, tf.gather(cluster_features, candidates)
