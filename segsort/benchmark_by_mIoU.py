@@ -54,6 +54,10 @@ def prediction_settings(pred_dir):
     )
     return None
   if not isinstance(settings, dict):
+    print(
+      'warning: the prediction settings %s are not kept: not a JSON '
+      'object' % path
+    )
     return None
   settings.pop('colormap', None)
   return settings

@@ -24,6 +24,11 @@ from segsort import errors
 # The file recording the settings that made an output directory's files
 # (inference's predictions); light to import, for the scoring tools.
 SETTINGS_FILE = 'settings.json'
+# Present in a folder of oversegmentations (or groups) while
+# tools.make_oversegmentation --overwrite replaces segments of other
+# settings: until it completes, the folder holds segments of two settings,
+# and the data lists' readers refuse it.
+OVERSEGMENTATION_OVERWRITE_MARK_FILE = '.make_oversegmentation.overwriting'
 
 
 @contextlib.contextmanager

@@ -456,6 +456,12 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     ),
     (
       make_oversegmentation.main,
+      ['--oracle_label_dir', 'segcls', '--apply_exif_orientation'],
+      'argument --apply_exif_orientation: not with --oracle_label_dir, '
+      'which does not use it',
+    ),
+    (
+      make_oversegmentation.main,
       ['--oracle_label_dir', 'segcls', '--groups_of', 'hed'],
       'argument --groups_of: not with --oracle_label_dir, which does not '
       'use it',

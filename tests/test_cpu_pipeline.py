@@ -41,6 +41,14 @@ class _Parsed(Exception):
   """Raised once an entry point's flags parsed, before it does any work."""
 
 
+# The interpreter the scripts run (bashscripts/voc12/common.sh).
+DRY_RUN_PYTHON = (
+  os.path.join(REPO_ROOT, '.venv', 'bin', 'python')
+  if os.access(os.path.join(REPO_ROOT, '.venv', 'bin', 'python'), os.X_OK)
+  else os.environ.get('PYTHON', 'python3')
+)
+
+
 def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
   """The commands a dry run prints, each without its leading `python`."""
   commands = [
@@ -48,12 +56,13 @@ def _dry_run(script, tmp_path, with_oversegmentation=True, **environment):
     for line in _dry_run_output(
       script, tmp_path, with_oversegmentation, **environment
     ).splitlines()
-    if not line.startswith(('==', 'note:'))
+    if not line.startswith('#')
   ]
   # Every line can be pasted into a shell, from any folder: the first goes
-  # where the commands run.
+  # where the commands run, the others name the interpreter that would run
+  # them; progress lines are comments.
   assert commands[0] == ['cd', REPO_ROOT]
-  assert all(command[0] == 'python' for command in commands[1:])
+  assert all(command[0] == DRY_RUN_PYTHON for command in commands[1:])
   return [command[1:] for command in commands[1:]]
 
 
@@ -437,6 +446,12 @@ def test_empty_settings_and_other_tools_names_are_named(tmp_path, script):
     'for their defaults',
   ]
   assert not (tmp_path / 'out').exists()
+  # An empty DATAROOT was read as the default folder, said to be missing.
+  completed = _run_script(_SCRIPTS[0], tmp_path, DATAROOT='')
+  assert completed.stderr.splitlines() == [
+    'error: DATAROOT set but empty: give it a value, or unset it for its '
+    'default'
+  ]
 
 
 def _save_benchmark_run(run_dir, data_dir, **changes):

@@ -7,6 +7,12 @@ import subprocess
 import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The interpreter the recipes run (bashscripts/voc12/common.sh).
+DRY_RUN_PYTHON = (
+  os.path.join(_ROOT, '.venv', 'bin', 'python')
+  if os.access(os.path.join(_ROOT, '.venv', 'bin', 'python'), os.X_OK)
+  else os.environ.get('PYTHON', 'python3')
+)
 _RECIPES = (
   'train_segsort.sh',
   'train_segsort_mgpu.sh',
@@ -87,7 +93,7 @@ def _recipe_commands(recipe, tmp_path):
   )
   assert completed.returncode == 0, completed.stderr
   commands = [shlex.split(line) for line in completed.stdout.splitlines()]
-  assert all(command[0] == 'python' for command in commands)
+  assert all(command[0] == DRY_RUN_PYTHON for command in commands)
   return [command[1:] for command in commands]
 
 

@@ -333,3 +333,24 @@ def test_groups_of_since_remade_segments_are_refused(tmp_path):
   ).close()
   with pytest.raises(SystemExit):
     make_oversegmentation.main(grouping + ['--overwrite'])
+
+
+def test_readers_refuse_segments_left_mixed_by_an_interrupted_overwrite(
+  tmp_path,
+):
+  # Training read the half-remade folder without a word.
+  root = str(tmp_path)
+  lists = make_synthetic_voc.make_synthetic_voc(
+    root, num_train=2, num_val=0, size=IMAGE_SIZE, num_classes=3, seed=1
+  )
+  hed = os.path.join(root, 'VOC2012', 'hed')
+  data.read_data_list(root, lists['train'], with_oversegmentation=True)
+  open(
+    os.path.join(hed, make_oversegmentation.OVERWRITE_MARK_FILE), 'w'
+  ).close()
+  with pytest.raises(
+    errors.DataError, match='line 1: .*hed holds segments of two settings'
+  ):
+    data.read_data_list(root, lists['train'], with_oversegmentation=True)
+  # Readers without segments do not mind.
+  data.read_data_list(root, lists['train'])

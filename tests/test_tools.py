@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -702,6 +703,49 @@ def test_an_interrupted_overwrite_must_be_finished_by_an_overwrite(
   make_oversegmentation.main(arguments + ['--threshold', '0.5', '--overwrite'])
   assert not (hed / make_oversegmentation.OVERWRITE_MARK_FILE).exists()
   assert make_oversegmentation.main(arguments + ['--threshold', '0.5']) == 0
+
+
+def test_rerunning_an_interrupted_overwrite_remakes_only_what_it_had_not(
+  tmp_path, monkeypatch, capsys
+):
+  # The rerun that the interruption asks for remade every image again.
+  hed = _three_images(tmp_path)
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  make_oversegmentation.main(arguments + ['--threshold', '0.2'])
+  for name in ('a.png', 'b.png', 'c.png'):  # Made an hour ago.
+    os.utime(hed / name, (time.time() - 3600,) * 2)
+  _interrupt_writing(monkeypatch, after=1)
+  with pytest.raises(SystemExit, match='run the command again to finish'):
+    make_oversegmentation.main(
+      arguments + ['--threshold', '0.5', '--overwrite']
+    )
+  monkeypatch.undo()
+  capsys.readouterr()
+  make_oversegmentation.main(arguments + ['--threshold', '0.5', '--overwrite'])
+  assert '3 images, 2 to oversegment' in capsys.readouterr().out
+  assert not (hed / make_oversegmentation.OVERWRITE_MARK_FILE).exists()
+  # Every segment is now of the new settings: a fresh run agrees.
+  fresh = tmp_path / 'fresh'
+  make_oversegmentation.main(
+    arguments + ['--threshold', '0.5', '--output_dir', str(fresh)]
+  )
+  for name in ('a.png', 'b.png', 'c.png'):
+    assert (hed / name).read_bytes() == (fresh / name).read_bytes()
+
+
+def test_the_groups_of_a_folder_path_with_a_dot_go_beside_it(tmp_path):
+  hed = _three_images(tmp_path)
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  make_oversegmentation.main(arguments + ['--threshold', '0.02'])
+  make_oversegmentation.main(
+    arguments + ['--groups_of', str(hed) + '/.', '--threshold', '0.3']
+  )
+  assert sorted(os.listdir(tmp_path / 'VOC2012' / 'hed_groups')) == [
+    '.make_oversegmentation.json',
+    'a.png',
+    'b.png',
+    'c.png',
+  ]
 
 
 def test_an_overwrite_of_part_of_a_folder_keeps_no_other_settings(

@@ -239,7 +239,8 @@ def run_file_jobs(
     convert: A picklable function of one `(input_path, output_path)` job
       that writes output_path.
     jobs: A list of `(input_path, output_path)` pairs.
-    overwrite: Whether to redo jobs whose output exists.
+    overwrite: Whether to redo jobs whose output exists: a bool, or a
+      function of an existing output's path.
     workers: The number of processes (see `run_jobs`).
     output_dir: The folder of the outputs; created if missing.
     summary: A format string printed first, given the number of jobs, the
@@ -272,7 +273,8 @@ def run_file_jobs(
       'error: %d output(s) blocked by a folder or other non-file, nothing '
       'written: %s' % (len(blocked), errors.join_problems(blocked))
     )
-  todo = [job for job in jobs if overwrite or not os.path.exists(job[1])]
+  redo = overwrite if callable(overwrite) else lambda path: overwrite
+  todo = [job for job in jobs if not os.path.exists(job[1]) or redo(job[1])]
   print(summary % (len(jobs), len(todo), output_dir))
   if check is not None:
     try:

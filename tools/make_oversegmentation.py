@@ -621,8 +621,9 @@ def _label_components_file(paths):
 # made with, so that a rerun with others does not keep old segments unnoticed.
 SETTINGS_FILE = '.make_oversegmentation.json'
 # Present while an --overwrite replaces oversegmentations of other settings,
-# which until it completes may be left beside the new ones.
-OVERWRITE_MARK_FILE = '.make_oversegmentation.overwriting'
+# which until it completes may be left beside the new ones; the data lists'
+# readers refuse such a folder.
+OVERWRITE_MARK_FILE = io_utils.OVERSEGMENTATION_OVERWRITE_MARK_FILE
 
 
 def _settings(args):
@@ -698,11 +699,13 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
     output_names: The PNG names this run makes (or, resuming, may make).
 
   Returns:
-    (note, replacing): a note when the folder holds oversegmentations of
-    unknown settings (made before SETTINGS_FILE existed), which are kept,
-    else None; and whether this run replaces oversegmentations of other
+    (note, replacing, redo): a note when the folder holds oversegmentations
+    of unknown settings (made before SETTINGS_FILE existed), which are
+    kept, else None; whether this run replaces oversegmentations of other
     (or unknown) settings, so that an interruption must be marked
-    (OVERWRITE_MARK_FILE).
+    (OVERWRITE_MARK_FILE); and whether to remake an existing output, a
+    function of its path: when this run finishes an interrupted --overwrite
+    of its own settings, only the outputs older than the mark.
 
   Raises:
     SystemExit: Naming both settings when the folder's differ; when an
@@ -712,8 +715,9 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
   """
   existing = _png_names(output_dir)
   if not existing:
-    return None, False
-  interrupted = os.path.exists(os.path.join(output_dir, OVERWRITE_MARK_FILE))
+    return None, False, lambda path: overwrite
+  mark = os.path.join(output_dir, OVERWRITE_MARK_FILE)
+  interrupted = os.path.exists(mark)
   if interrupted and not overwrite:
     raise SystemExit(
       'error: an --overwrite into %s was interrupted, so some of its '
@@ -730,28 +734,41 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
     replacing = interrupted or recorded != settings
     others = sorted(set(existing) - set(output_names))
     if replacing and others:
+      if interrupted:
+        kept = 'an interrupted --overwrite (of two settings)'
+      elif recorded is None:
+        kept = 'unknown settings'
+      else:
+        kept = 'other settings (%s)' % _describe_settings(recorded)
       raise SystemExit(
         'error: --overwrite would remake %d of the %d oversegmentations in '
         '%s and keep %d of %s (e.g. %s) beside them; remake all of them '
-        '(without --data_list) or write into another --output_dir'
+        '(without --data_list; remove those whose image is gone) or write '
+        'into another --output_dir'
         % (
           len(existing) - len(others),
           len(existing),
           output_dir,
           len(others),
-          'unknown settings'
-          if recorded is None
-          else 'other settings (%s)' % _describe_settings(recorded),
+          kept,
           others[0],
         )
       )
-    return None, replacing
+    if interrupted and recorded == settings:
+      # Finishing it: what it wrote after its mark has these settings.
+      started = os.stat(mark).st_mtime_ns
+      return None, True, lambda path: os.stat(path).st_mtime_ns < started
+    return None, replacing, lambda path: True
   if recorded is None:
     return (
-      'note: the %d oversegmentations in %s were made with settings not '
-      'recorded; they are kept (--overwrite remakes them)'
-      % (len(existing), output_dir)
-    ), False
+      (
+        'note: the %d oversegmentations in %s were made with settings not '
+        'recorded; they are kept (--overwrite remakes them)'
+        % (len(existing), output_dir)
+      ),
+      False,
+      lambda path: False,
+    )
   if recorded != settings:
     raise SystemExit(
       'error: %s holds oversegmentations made with %s, not %s; pass '
@@ -762,13 +779,23 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
         _describe_settings(settings),
       )
     )
-  return None, False
+  return None, False, lambda path: False
 
 
 def _record_settings(output_dir, settings, replacing):
-  if replacing:
-    with open(os.path.join(output_dir, OVERWRITE_MARK_FILE), 'w'):
+  mark = os.path.join(output_dir, OVERWRITE_MARK_FILE)
+  if replacing and not os.path.exists(mark):
+    # Its time tells a resumed run which outputs are already remade: just
+    # after the newest earlier output's, so that on a file system of coarse
+    # times no earlier output passes for remade (a remade one may pass for
+    # earlier, and is remade again).
+    with open(mark, 'w'):
       pass
+    newest = max(
+      os.stat(os.path.join(output_dir, name)).st_mtime_ns
+      for name in _png_names(output_dir)
+    )
+    os.utime(mark, ns=(newest + 1, newest + 1))
   # In the flags' order, which the refusal above names them in.
   io_utils.save_json(
     os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
@@ -847,13 +874,20 @@ def main(argv=None):
     (
       '--oracle_label_dir',
       args.oracle_label_dir,
-      ('groups_of', 'threshold', 'num_segments', 'min_size', 'sed_model'),
+      (
+        'groups_of',
+        'threshold',
+        'num_segments',
+        'min_size',
+        'sed_model',
+        'apply_exif_orientation',
+      ),
     ),
     ('--groups_of', args.groups_of, ('min_size',)),
   )
   for mode_flag, mode_given, ignored in ignored_by_mode:
     for name in ignored:
-      if mode_given and getattr(args, name) is not None:
+      if mode_given and getattr(args, name) not in (None, False):
         parser.error(
           'argument --%s: not with %s, which does not use it'
           % (name, mode_flag)
@@ -875,7 +909,7 @@ def main(argv=None):
         'finish it before grouping its segments' % args.groups_of
       )
   output_dir = args.output_dir or (
-    args.groups_of.rstrip(os.sep) + '_groups'
+    os.path.normpath(args.groups_of) + '_groups'
     if args.groups_of
     else os.path.join(args.data_dir, 'VOC2012', 'hed')
   )
@@ -948,7 +982,7 @@ def main(argv=None):
         % (image_id, image_dir, first, name)
       )
   settings = _settings(args)
-  reuse_note, replacing = _check_earlier_settings(
+  reuse_note, replacing, redo = _check_earlier_settings(
     output_dir,
     settings,
     args.overwrite,
@@ -1017,7 +1051,7 @@ def main(argv=None):
       (inputs(name, image_id), os.path.join(output_dir, image_id + '.png'))
       for name, image_id in zip(names, image_ids)
     ],
-    args.overwrite,
+    redo,
     args.workers,
     output_dir,
     summary,

@@ -40,6 +40,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=bashscripts/voc12/common.sh
 source "${ROOT}/bashscripts/voc12/common.sh"
 # Paths are relative to the folder the script is started from.
+if [[ " ${SEGSORT_EMPTY_VARIABLES} " == *" DATAROOT "* ]]; then
+  # Checked here, as the folder is checked before the other settings.
+  echo "error: DATAROOT set but empty: give it a value, or unset it for" \
+       "its default" >&2
+  exit 1
+fi
 DATAROOT=$(segsort_absolute "${DATAROOT:-data/camvid}")
 OUT=$(segsort_absolute "${OUT:-camvid_output}")
 if [ -n "${UNSUP_TRAIN_LIST:-}" ]; then
@@ -106,11 +112,11 @@ cpu_pipeline_check "OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD}"
 cpu_pipeline_make_out
 if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
   if [ ! -d "${DATAROOT}/VOC2012/hed" ]; then
-    echo "== Oversegmenting ${DATAROOT} into VOC2012/hed"
+    segsort_say "== Oversegmenting ${DATAROOT} into VOC2012/hed"
     segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
       --threshold "${OVERSEGMENTATION_THRESHOLD}" --workers 2
   elif [ -n "${OVERSEGMENTATION_THRESHOLD_SET}" ]; then
-    echo "note: OVERSEGMENTATION_THRESHOLD is not used: ${DATAROOT}/VOC2012/hed" \
+    segsort_say "note: OVERSEGMENTATION_THRESHOLD is not used: ${DATAROOT}/VOC2012/hed" \
          "exists (remove it to have it made at this threshold)"
   fi
 fi

@@ -206,7 +206,7 @@ cpu_pipeline_run_seed() {
   local seed=$1 run_dir method start trained_before
   run_dir=$(cpu_pipeline_run_dir "${seed}")
   for method in ${METHODS}; do
-    echo "== ${method}, seed ${seed}: ${run_dir}/${method}"
+    segsort_say "== ${method}, seed ${seed}: ${run_dir}/${method}"
     start=${SECONDS}
     # A run trained before keeps the seconds it was measured in: a rerun
     # that skips done work would record only the skipping.
@@ -229,7 +229,7 @@ cpu_pipeline_run() {
     # Run every time: it makes the groups the training list still lacks
     # (e.g. of another UNSUP_TRAIN_LIST), and refuses a folder made with
     # another threshold, naming both; the trainer checks that they nest.
-    echo "== Grouping the segments of VOC2012/hed into VOC2012/hed_groups"
+    segsort_say "== Grouping the segments of VOC2012/hed into VOC2012/hed_groups"
     segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
       --groups_of "${DATAROOT}/VOC2012/hed" \
       --threshold "${SEGMENT_GROUP_THRESHOLD}" \

@@ -81,7 +81,7 @@ else
   fi
   cpu_pipeline_make_out
   if [ ! -e "${VAL_LIST}" ]; then
-    echo "== Generating a synthetic VOC-layout set in ${DATAROOT}"
+    segsort_say "== Generating a synthetic VOC-layout set in ${DATAROOT}"
     segsort_python -m tools.make_synthetic_voc --root "${DATAROOT}" \
       --num_train 96 --num_val 24 --num_classes "${NUM_CLASSES}" --seed 0
   fi
@@ -90,7 +90,7 @@ fi
 cpu_pipeline_run
 
 if [[ " ${METHODS} " == *" segsort "* ]]; then
-  echo "== Explaining one validation image"
+  segsort_say "== Explaining one validation image"
   first_seed_run=$(cpu_pipeline_run_dir "${SEEDS%% *}")/segsort
   # (A dry run has no list to read.)
   # The first field of the first line that has one, as the list reader reads it.

@@ -17,21 +17,34 @@ segsort_absolute() {
   case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac
 }
 
-# The interpreter: the project's .venv when it exists, else python3. With
-# SEGSORT_DRY_RUN set, prints each command instead (one per line) and runs
-# nothing; the tests check the recipes' flags this way.
+# The interpreter: the project's .venv when it exists, else $PYTHON or
+# python3. With SEGSORT_DRY_RUN set, prints each command instead (one per
+# line) and runs nothing; the tests check the recipes' flags this way.
 segsort_python() {
+  local root interpreter
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  interpreter=${PYTHON:-python3}
+  if [ -x "${root}/.venv/bin/python" ]; then
+    interpreter=${root}/.venv/bin/python
+  fi
   if [ -n "${SEGSORT_DRY_RUN:-}" ]; then
-    # Quoted, so that every line can be pasted into a shell.
-    echo "python$(printf ' %q' "$@")"
+    # Quoted, and with the interpreter that would run it, so that every
+    # line can be pasted into a shell.
+    printf '%q' "${interpreter}"
+    printf ' %q' "$@"
+    echo
     return 0
   fi
-  local root
-  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-  if [ -x "${root}/.venv/bin/python" ]; then
-    "${root}/.venv/bin/python" "$@"
+  "${interpreter}" "$@"
+}
+
+# Prints a line of progress; in a dry run as a shell comment, so that the
+# printed lines can be pasted whole.
+segsort_say() {
+  if [ -n "${SEGSORT_DRY_RUN:-}" ]; then
+    echo "# $*"
   else
-    "${PYTHON:-python3}" "$@"
+    echo "$*"
   fi
 }
 

@@ -62,6 +62,32 @@ def segment_groups_path(oversegmentation_path):
   return os.path.join(folder + '_groups', name)
 
 
+OVERWRITE_MARK_FILE = io_utils.OVERSEGMENTATION_OVERWRITE_MARK_FILE
+
+
+def _unfinished_overwrite_problems(entries):
+  """One problem per segments folder of `entries` that an interrupted
+  --overwrite left mixed, on the line of its first entry."""
+  problems, seen = [], set()
+  for entry in entries:
+    for path in (entry.oversegmentation_path, entry.segment_groups_path):
+      folder = path and os.path.dirname(path)
+      if not folder or folder in seen:
+        continue
+      seen.add(folder)
+      if os.path.exists(os.path.join(folder, OVERWRITE_MARK_FILE)):
+        problems.append(
+          (
+            entry.line_number,
+            '%s: %s holds segments of two settings (an interrupted '
+            'tools.make_oversegmentation --overwrite); run it again with '
+            '--overwrite to finish'
+            % (entry.location(), io_utils.printable_path(folder)),
+          )
+        )
+  return problems
+
+
 def parse_data_list(
   data_dir,
   data_list,
@@ -157,6 +183,7 @@ def parse_data_list(
       )
     if not missing:
       entries.append(entry)
+  problems += _unfinished_overwrite_problems(entries)
   if not num_lines:
     # Every reader would have nothing to do; saying so beats an empty run.
     problems.append((0, '%s is empty (no line names an image)' % data_list))
