@@ -810,3 +810,17 @@ def test_the_demo_refuses_classes_the_generator_cannot_draw(tmp_path):
     'error: NUM_CLASSES=9: the generated set holds 2 to 8 classes'
   )
   assert not (tmp_path / 'out').exists()
+
+
+def test_the_demo_dry_run_names_the_image_it_would_explain(tmp_path):
+  # With the set still to generate, --image was the set's folder.
+  completed = _run_script(_SCRIPTS[1], tmp_path, OUT='out', SEGSORT_DRY_RUN='1')
+  explain = [
+    shlex.split(line)
+    for line in completed.stdout.splitlines()
+    if 'segsort.explain' in line
+  ]
+  assert len(explain) == 1
+  assert _flag(explain[0], '--image') == str(
+    tmp_path / 'out' / 'data' / 'VOC2012' / 'JPEGImages' / 'val_000000.jpg'
+  )

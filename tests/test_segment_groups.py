@@ -300,7 +300,7 @@ def test_the_unsupervised_objective_trains_on_the_groups(voc_root, tmp_path):
   assert separate.numpy() > 0.5
 
 
-def test_groups_of_since_remade_segments_are_refused(tmp_path):
+def test_groups_of_since_remade_segments_are_refused(tmp_path, capsys):
   # Groups of the earlier hed/ were kept as done: they no longer nest the
   # segments, which only training found.
   root = str(tmp_path)
@@ -312,6 +312,12 @@ def test_groups_of_since_remade_segments_are_refused(tmp_path):
   grouping = common + ['--groups_of', hed, '--threshold', '0.3']
   make_oversegmentation.main(common + ['--threshold', '0.02', '--overwrite'])
   make_oversegmentation.main(grouping)
+  # Groups cut no higher than their segments join nothing: said so.
+  make_oversegmentation.main(
+    common
+    + ['--groups_of', hed, '--threshold', '0.02', '--output_dir', root + '/g']
+  )
+  assert 'is not above the 0.02 that the segments' in capsys.readouterr().out
   make_oversegmentation.main(common + ['--threshold', '0.05', '--overwrite'])
   with pytest.raises(
     SystemExit,

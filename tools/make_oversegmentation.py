@@ -982,6 +982,18 @@ def main(argv=None):
         % (image_id, image_dir, first, name)
       )
   settings = _settings(args)
+  segments_threshold = (settings.get('segments') or {}).get('threshold')
+  if (
+    args.groups_of
+    and segments_threshold is not None
+    and not args.num_segments
+    and args.threshold <= segments_threshold
+  ):
+    print(
+      'warning: --threshold %s is not above the %s that the segments of %s '
+      'were cut at, so every group is one segment'
+      % (args.threshold, segments_threshold, args.groups_of)
+    )
   reuse_note, replacing, redo = _check_earlier_settings(
     output_dir,
     settings,

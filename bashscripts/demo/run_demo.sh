@@ -45,6 +45,7 @@ INFERENCE_CLUSTERS=${INFERENCE_CLUSTERS:-5,7}
 cd "${ROOT}"
 source bashscripts/common/cpu_pipeline.sh
 
+GENERATED_SET=
 if [ -n "${DATAROOT:-}" ]; then
   if [ ! -d "${DATAROOT}" ]; then
     echo "error: DATAROOT=${DATAROOT} is not a folder (a VOC-layout set" \
@@ -71,6 +72,7 @@ if [ -n "${DATAROOT:-}" ]; then
 else
   NUM_CLASSES=${NUM_CLASSES:-4}
   DATAROOT=${OUT}/data
+  GENERATED_SET=1
   TRAIN_LIST=${DATAROOT}/train.txt
   VAL_LIST=${DATAROOT}/val.txt
   if [ -e "${VAL_LIST}" ]; then
@@ -92,9 +94,12 @@ cpu_pipeline_run
 if [[ " ${METHODS} " == *" segsort "* ]]; then
   segsort_say "== Explaining one validation image"
   first_seed_run=$(cpu_pipeline_run_dir "${SEEDS%% *}")/segsort
-  # (A dry run has no list to read.)
   # The first field of the first line that has one, as the list reader reads it.
   first_image=$(awk 'NF { print $1; exit }' "${VAL_LIST}" 2>/dev/null || true)
+  if [ -z "${first_image}" ] && [ -n "${GENERATED_SET}" ]; then
+    # A dry run generates nothing to read; the generator names it so.
+    first_image=VOC2012/JPEGImages/val_000000.jpg
+  fi
   segsort_python -m segsort.explain --data_dir "${DATAROOT}" \
     --data_list "${TRAIN_LIST}" --image "${DATAROOT}/${first_image}" \
     --restore_from "${first_seed_run}" \
