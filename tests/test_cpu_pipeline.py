@@ -824,3 +824,16 @@ def test_the_demo_dry_run_names_the_image_it_would_explain(tmp_path):
   assert _flag(explain[0], '--image') == str(
     tmp_path / 'out' / 'data' / 'VOC2012' / 'JPEGImages' / 'val_000000.jpg'
   )
+
+
+def test_segment_groups_without_unsupervised_segsort_is_noted():
+  _, values = preflight.setting_problems(
+    {'SEGMENT_GROUPS': '1', 'METHODS': 'segsort softmax'}
+  )
+  assert preflight.unused_setting_notes(values) == [
+    'SEGMENT_GROUPS=1 is read by segsort_unsup alone, which METHODS leaves out'
+  ]
+  _, values = preflight.setting_problems(
+    {'SEGMENT_GROUPS': '1', 'METHODS': 'segsort_unsup'}
+  )
+  assert preflight.unused_setting_notes(values) == []

@@ -191,6 +191,25 @@ def empty_setting_problems(empty_variables):
   ]
 
 
+def unused_setting_notes(values):
+  """Notes on switched-on settings that no method of METHODS reads.
+
+  Args:
+    values: The parsed settings, METHODS among them.
+
+  Returns:
+    A list of one-line notes: SEGMENT_GROUPS=1 without segsort_unsup.
+  """
+  if values.get('SEGMENT_GROUPS') and 'segsort_unsup' not in values.get(
+    'METHODS', ()
+  ):
+    return [
+      'SEGMENT_GROUPS=1 is read by segsort_unsup alone, which METHODS '
+      'leaves out'
+    ]
+  return []
+
+
 def _distinct_words(text, parse):
   """The words of a list setting (SEEDS, METHODS), each parsed once."""
   words = text.split()
@@ -574,6 +593,8 @@ def main(argv=None):
     settings[name] = text
   more, values = setting_problems(settings)
   problems += more
+  for note in unused_setting_notes(values):
+    print('warning: %s' % note, file=sys.stderr)
   if 'NUM_CLASSES' not in settings:
     problems.append('NUM_CLASSES is not set')
   elif args.generated_set and 'NUM_CLASSES' in values:
