@@ -32,6 +32,10 @@ def chart_path(output_json):
   return os.path.splitext(output_json)[0] + CHART_SUFFIX
 
 
+def _refuse_constant(name):
+  raise ValueError('%s is not a JSON number' % name)
+
+
 def prediction_settings(pred_dir):
   """The settings of the inference run that wrote `pred_dir`, or None.
 
@@ -47,7 +51,8 @@ def prediction_settings(pred_dir):
     return None
   try:
     with open(path) as stream:
-      settings = json.load(stream)
+      # NaN and Infinity are not JSON; metrics.json must stay standard.
+      settings = json.load(stream, parse_constant=_refuse_constant)
   except (OSError, ValueError) as error:
     print(
       'warning: the prediction settings %s are not kept: %s' % (path, error)

@@ -188,11 +188,15 @@ def test_prediction_settings_that_are_no_object_are_named_and_left_out(
   prediction_dirs, capsys
 ):
   pred_dir, gt_dir = prediction_dirs
-  (pred_dir.parent / 'settings.json').write_text('[1, 2]')
-  _run_benchmark(str(pred_dir), str(gt_dir))
-  assert 'not kept: not a JSON object' in capsys.readouterr().out
-  with open(pred_dir.parent / 'metrics.json') as stream:
-    assert 'prediction_settings' not in json.load(stream)
+  for text, reason in (
+    ('[1, 2]', 'not a JSON object'),
+    ('{"k": NaN}', 'NaN is not a JSON number'),
+  ):
+    (pred_dir.parent / 'settings.json').write_text(text)
+    _run_benchmark(str(pred_dir), str(gt_dir))
+    assert 'not kept: %s' % reason in capsys.readouterr().out
+    with open(pred_dir.parent / 'metrics.json') as stream:
+      assert 'prediction_settings' not in json.load(stream)
 
 
 def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
