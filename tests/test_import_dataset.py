@@ -157,6 +157,8 @@ def test_split_by_id_files(tmp_path):
     ('unknown_id', 'val_ids.txt names a4, which has no image with a mask'),
     ('orphan_mask', 'mask .*z9.png has no image'),
     ('size', 'a0.png is 3x3 but its image .*a0.png is 12x16'),
+    # Its list lines were split at the space by every reader.
+    ('space', 'a 5.png: a name with white space cannot be written'),
   ],
 )
 def test_errors_name_the_file(tmp_path, capsys, problem, message):
@@ -171,6 +173,10 @@ def test_errors_name_the_file(tmp_path, capsys, problem, message):
       '--val_ids',
       str(tmp_path / 'val_ids.txt'),
     ]
+  elif problem == 'space':
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(
+      tmp_path / 'images' / 'a 5.png'
+    )
   elif problem == 'orphan_mask':
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(
       tmp_path / 'masks' / 'z9.png'
@@ -195,3 +201,38 @@ def test_oversegmentations_on_request(tmp_path):
   )
   assert [entry.image_id for entry in entries] == ['a0', 'a1']
   assert data.load_label(entries[1].oversegmentation_path).shape == (24, 24)
+
+
+def test_a_rerun_with_other_settings_is_refused_then_replaces_all(
+  tmp_path, capsys
+):
+  # With --binary_masks added, the 0/255 labels of the first import were
+  # kept as done while the report spoke of classes 0 and 1; and a rerun
+  # with --val_fraction 0 left the old val.txt beside the new train.txt.
+  (tmp_path / 'images').mkdir()
+  (tmp_path / 'masks').mkdir()
+  mask = np.array([[0, 255, 255, 0]] * 4, np.uint8)
+  for image_id in ('b', 'c'):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(
+      tmp_path / 'images' / (image_id + '.png')
+    )
+    Image.fromarray(mask).save(tmp_path / 'masks' / (image_id + '.png'))
+  assert _main(tmp_path, '--val_fraction', '1') == 0
+  assert (tmp_path / 'out' / 'val.txt').exists()
+  capsys.readouterr()
+  assert _main(tmp_path, '--val_fraction', '0', '--binary_masks') == 1
+  assert re.search(
+    r'imported with other settings \(binary_masks False -> True, split '
+    r'.*val_fraction.*\); pass --overwrite',
+    _error_line(capsys),
+  )
+  assert (
+    _main(tmp_path, '--val_fraction', '0', '--binary_masks', '--overwrite') == 0
+  )
+  assert not (tmp_path / 'out' / 'val.txt').exists()
+  np.testing.assert_array_equal(
+    data.load_label(str(tmp_path / 'out' / 'VOC2012' / 'segcls' / 'b.png')),
+    mask // 255,
+  )
+  # The same settings again: nothing to refuse.
+  assert _main(tmp_path, '--val_fraction', '0', '--binary_masks') == 0

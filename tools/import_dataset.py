@@ -29,6 +29,7 @@ Example:
 
 import argparse
 import functools
+import json
 import os
 import sys
 
@@ -69,6 +70,41 @@ class DatasetError(ValueError):
   """Images and masks that cannot be imported: unmatched, odd or bad ids."""
 
 
+# Written into OUTPUT_DIR: the settings its labels and lists were made with,
+# so that a rerun with others (say --binary_masks, which changes every
+# label) does not keep the old files while reporting the new settings.
+SETTINGS_FILE = '.import_dataset.json'
+# The lists import_dataset may write.
+LIST_NAMES = ('train', 'val', 'unlabeled', 'train+unlabeled')
+
+
+def _check_earlier_settings(output_dir, settings, overwrite):
+  """Refuses to add to a DATAROOT imported with other settings.
+
+  Raises:
+    DatasetError: Naming the settings that differ, unless overwriting.
+  """
+  path = os.path.join(output_dir, SETTINGS_FILE)
+  if overwrite or not os.path.exists(path):
+    return
+  try:
+    with open(path) as stream:
+      recorded = json.load(stream)
+  except (OSError, ValueError) as error:
+    raise DatasetError('cannot read %s: %s' % (path, error)) from error
+  differences = [
+    '%s %s -> %s' % (name, recorded.get(name), value)
+    for name, value in settings.items()
+    if recorded.get(name) != value
+  ]
+  if differences:
+    raise DatasetError(
+      '%s was imported with other settings (%s); pass --overwrite to '
+      'import it again with these, or write into another --output_dir'
+      % (output_dir, ', '.join(differences))
+    )
+
+
 def files_by_stem(folder, extensions, flag):
   """Maps the stem of every file of `folder` with one of `extensions` to it.
 
@@ -96,6 +132,12 @@ def files_by_stem(folder, extensions, flag):
       or not os.path.isfile(path)
     ):
       continue
+    if any(character.isspace() for character in name):
+      # List lines separate their paths by white space.
+      raise DatasetError(
+        '%s: a name with white space cannot be written into a list; rename '
+        'it' % io_utils.printable_path(path)
+      )
     if stem in files:
       raise DatasetError(
         '%s and %s share the id %s; rename one' % (files[stem], path, stem)
@@ -329,6 +371,20 @@ def import_dataset(
   train_ids, val_ids = split_ids(
     set(masks), val_fraction, seed, train_ids_file, val_ids_file
   )
+  settings = {
+    'binary_masks': binary_masks,
+    'split': (
+      {'train_ids': train_ids, 'val_ids': val_ids}
+      if train_ids_file
+      else {'val_fraction': val_fraction, 'seed': seed}
+    ),
+    'jpeg_quality': jpeg_quality,
+  }
+  _check_earlier_settings(output_dir, settings, overwrite)
+  os.makedirs(output_dir, exist_ok=True)
+  io_utils.save_json(
+    os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
+  )
   unlabeled_ids = sorted(set(images) - set(masks))
 
   def jpeg(image_id):
@@ -391,6 +447,12 @@ def import_dataset(
       jpeg(stem) + '\n' for stem in train_ids + unlabeled_ids
     ]
   make_lists.write_lists(lists, output_dir)
+  # A list of an earlier import that this one leaves empty would otherwise
+  # stay beside the new ones (e.g. the old val.txt, all now in train.txt).
+  for name in LIST_NAMES:
+    stale = os.path.join(output_dir, name + '.txt')
+    if name not in lists and os.path.exists(stale):
+      os.remove(stale)
   # All 256 colours of the first mask's palette, so that any --num_classes
   # finds its colours (binary masks' indices are not their classes).
   palette = None
@@ -491,11 +553,7 @@ def main(argv=None):
   print(
     'Written %s'
     % make_lists.describe_lists(
-      {
-        name: len(result[name])
-        for name in ('train', 'val', 'unlabeled', 'train+unlabeled')
-        if name in result
-      }
+      {name: len(result[name]) for name in LIST_NAMES if name in result}
     )
   )
   if result['palette'] is not None:
