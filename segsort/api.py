@@ -15,7 +15,15 @@ SavedModel.
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
+
+from segsort import console
+
+# Before TensorFlow loads, as the entry points do: its start-up lines
+# (oneDNN, CPU features) are dropped unless SEGSORT_VERBOSE_TF=1 or the
+# caller set TF_CPP_MIN_LOG_LEVEL, or imported TensorFlow first.
+console.quiet_tensorflow()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from segsort import data
 from segsort import inference

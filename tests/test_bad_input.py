@@ -442,6 +442,12 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
       ['--num_segments', '0'],
       "argument --num_segments: must be an integer >= 1, got '0'",
     ),
+    (
+      make_lists.main,
+      ['--data_dir', '.', '--output_dir', __file__],
+      'argument --output_dir: %s is a file, not a folder to write into'
+      % __file__,
+    ),
     # Flags that the chosen mode ignored were dropped silently.
     (
       make_oversegmentation.main,

@@ -341,3 +341,22 @@ def test_fast_rates_are_written_without_an_exponent(monkeypatch):
   progress = console.LineProgress(total=100, desc='Checking', unit='file')
   progress.n = 50
   assert '50000 files/s' in progress.format_line(progress._start + 0.001)  # pylint: disable=protected-access
+
+
+def test_importing_the_api_prints_nothing():
+  # TensorFlow's start-up lines (oneDNN, CPU features) came twice.
+  environment = {
+    name: value
+    for name, value in os.environ.items()
+    if name not in ('TF_CPP_MIN_LOG_LEVEL', console.VERBOSE_TF_VARIABLE)
+  }
+  result = subprocess.run(
+    [sys.executable, '-c', 'from segsort import api'],
+    cwd=REPOSITORY,
+    env=environment,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=True,
+  )
+  assert result.stderr == ''

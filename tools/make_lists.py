@@ -162,7 +162,10 @@ def main(argv=None):
   )
   parser.add_argument('--data_dir', required=True, help='DATAROOT.')
   parser.add_argument(
-    '--output_dir', required=True, help='Folder to write the list files into.'
+    '--output_dir',
+    required=True,
+    type=flags.output_folder,
+    help='Folder to write the list files into.',
   )
   args = parser.parse_args(argv)
   try:
