@@ -13,6 +13,7 @@ import sys
 import time
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -832,3 +833,30 @@ def test_ctrl_c_names_the_checkpoint_a_rerun_resumes_from(
   )
   monkeypatch.undo()
   assert trainer_lib.run(config).step == 6
+
+
+def test_every_bad_file_of_the_list_is_named_before_the_first_step(
+  voc, tmp_path
+):
+  # The pipeline found one bad file per run, at the step that read it.
+  root, train_list = voc
+  with open(train_list) as stream:
+    lines = [line for line in stream.read().split('\n') if line.strip()]
+  image, label = lines[1].split()
+  with open(os.path.join(root, image), 'rb') as stream:
+    contents = stream.read()
+  cut = tmp_path / 'cut.jpg'
+  cut.write_bytes(contents[: len(contents) // 2])
+  small = tmp_path / 'small.png'
+  Image.fromarray(np.zeros((5, 5), np.uint8)).save(small)
+  lines[1] = '%s %s' % (cut, label)
+  lines[3] = '%s %s' % (lines[3].split()[0], small)
+  list_path = tmp_path / 'list.txt'
+  list_path.write_text('\n'.join(lines) + '\n')
+  config = make_config(voc, tmp_path / 'run', data_list=str(list_path))
+  with pytest.raises(errors.DataError) as raised:
+    trainer_lib.run(config)
+  message = str(raised.value)
+  assert 'line 2: Cannot decode image %s' % cut in message
+  assert 'line 4: ' in message and str(small) in message
+  assert not os.path.exists(os.path.join(config.snapshot_dir, 'checkpoint'))

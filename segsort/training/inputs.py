@@ -6,6 +6,7 @@ Several workers read differently seeded streams, each advancing by one of
 its batches per global batch.
 """
 
+from segsort import console
 from segsort import data
 from segsort import summaries
 
@@ -51,6 +52,36 @@ def _build_dataset(config, objective, placement, start_batch=0, outputs=None):
   )
 
 
+def _check_files_decode(config, objective):
+  """Decodes every image (and label) of the data list once, before step 1.
+
+  The input pipeline finds a bad file only when it reads it, which stops
+  the run at that step, possibly hours in, and one file per run; decoded
+  first (as prototype extraction and inference do), every bad file of the
+  list is named on one line before any work.
+
+  Raises:
+    DataError: Naming the list's lines whose files are missing or do not
+      decode, or whose label is of another size than its image.
+  """
+  unsupervised = objective.needs_oversegmentation
+  entries, problems, _ = data.parse_data_list(
+    config.data_dir,
+    config.data_list,
+    require_labels=not unsupervised,
+    with_oversegmentation=unsupervised,
+    with_segment_groups=unsupervised and config.segment_groups,
+  )
+  data.check_entries_decode(
+    entries,
+    config.data_list,
+    ignore_label=config.ignore_label,
+    apply_exif_orientation=config.apply_exif_orientation,
+    progress=console.progress,
+    list_problems=problems,
+  )
+
+
 def _first_pictures(dataset):
   """The first images of a stream, pictured at every summary step."""
   batch = next(iter(dataset.take(1)))
@@ -76,13 +107,15 @@ def training_stream(config, objective, placement, step, dataset=None):
       the stream, with every key) on the chief, None on other workers.
 
   Raises:
-    DataError: If the data list is malformed.
+    DataError: If the data list is malformed, or names files that are
+      missing or do not decode (all of them on one line).
   """
   if dataset is not None:
     pictures = _first_pictures(dataset) if placement.is_chief else None
     return iter(dataset), pictures
   pictures = None
   if placement.is_chief:
+    _check_files_decode(config, objective)
     if objective.surveys_labels:
       # Warns once, before any step, of labels the pipeline would ignore
       # every epoch and of classes the list never holds.
