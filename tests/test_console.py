@@ -241,12 +241,18 @@ def test_quiet_tensorflow_sets_the_log_level_unless_verbose(monkeypatch):
   assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '2'
 
 
-def test_tensorflow_starts_silently():
-  environment = {
+def _environment_without_tensorflow_settings():
+  """This process's environment without the variables quiet_tensorflow
+  reads, as a user's shell would give it."""
+  return {
     name: value
     for name, value in os.environ.items()
     if name not in ('TF_CPP_MIN_LOG_LEVEL', console.VERBOSE_TF_VARIABLE)
   }
+
+
+def test_tensorflow_starts_silently():
+  environment = _environment_without_tensorflow_settings()
   result = subprocess.run(
     [
       sys.executable,
@@ -345,11 +351,7 @@ def test_fast_rates_are_written_without_an_exponent(monkeypatch):
 
 def test_importing_the_api_prints_nothing():
   # TensorFlow's start-up lines (oneDNN, CPU features) came twice.
-  environment = {
-    name: value
-    for name, value in os.environ.items()
-    if name not in ('TF_CPP_MIN_LOG_LEVEL', console.VERBOSE_TF_VARIABLE)
-  }
+  environment = _environment_without_tensorflow_settings()
   result = subprocess.run(
     [sys.executable, '-c', 'from segsort import api'],
     cwd=REPOSITORY,

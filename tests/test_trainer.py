@@ -604,17 +604,25 @@ def test_mixed_precision_trains_a_float32_checkpoint(voc, tmp_path):
   assert_same_values(trainer.network.variables, network.variables)
 
 
-def test_a_truncated_jpeg_stops_the_cli_with_one_line(voc, tmp_path):
-  """A file found bad only when read ends the run with its list line."""
+def _lines_with_a_truncated_image(voc, tmp_path, index):
+  """The training list's lines, line `index` naming a truncated copy of its
+  image (tmp_path/cut.jpg); returns them and that copy's path."""
   root, train_list = voc
   with open(train_list) as stream:
     lines = [line for line in stream.read().split('\n') if line.strip()]
-  image, label = lines[4].split()
+  image, label = lines[index].split()
   with open(os.path.join(root, image), 'rb') as stream:
     contents = stream.read()
   cut = tmp_path / 'cut.jpg'
   cut.write_bytes(contents[: len(contents) // 2])
-  lines[4] = '%s %s' % (cut, label)
+  lines[index] = '%s %s' % (cut, label)
+  return lines, cut
+
+
+def test_a_truncated_jpeg_stops_the_cli_with_one_line(voc, tmp_path):
+  """A file found bad only when read ends the run with its list line."""
+  root, _ = voc
+  lines, cut = _lines_with_a_truncated_image(voc, tmp_path, 4)
   list_path = tmp_path / 'list.txt'
   list_path.write_text('\n'.join(lines) + '\n')
   snapshot_dir = tmp_path / 'run'
@@ -839,17 +847,9 @@ def test_every_bad_file_of_the_list_is_named_before_the_first_step(
   voc, tmp_path
 ):
   # The pipeline found one bad file per run, at the step that read it.
-  root, train_list = voc
-  with open(train_list) as stream:
-    lines = [line for line in stream.read().split('\n') if line.strip()]
-  image, label = lines[1].split()
-  with open(os.path.join(root, image), 'rb') as stream:
-    contents = stream.read()
-  cut = tmp_path / 'cut.jpg'
-  cut.write_bytes(contents[: len(contents) // 2])
+  lines, cut = _lines_with_a_truncated_image(voc, tmp_path, 1)
   small = tmp_path / 'small.png'
   Image.fromarray(np.zeros((5, 5), np.uint8)).save(small)
-  lines[1] = '%s %s' % (cut, label)
   lines[3] = '%s %s' % (lines[3].split()[0], small)
   list_path = tmp_path / 'list.txt'
   list_path.write_text('\n'.join(lines) + '\n')
