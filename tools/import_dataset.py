@@ -43,6 +43,7 @@ if __package__ in (None, ''):
   )
 
 from segsort import colormap  # pylint: disable=g-import-not-at-top
+from segsort import config_files  # pylint: disable=g-import-not-at-top
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
@@ -93,9 +94,8 @@ def _check_earlier_settings(output_dir, settings, overwrite):
   except (OSError, ValueError) as error:
     raise DatasetError('cannot read %s: %s' % (path, error)) from error
   differences = [
-    '%s %s -> %s' % (name, recorded.get(name), value)
-    for name, value in settings.items()
-    if recorded.get(name) != value
+    '%s %s -> %s' % difference
+    for difference in config_files.setting_differences(recorded, settings)
   ]
   if differences:
     raise DatasetError(
