@@ -116,15 +116,27 @@ def cluster_grid(text):
   return _positive_pair(text, '"N" or "ROWS,COLUMNS"')
 
 
-def positive_real_list(text):
-  """Parses 'a,b,c' into a tuple of finite floats > 0 (e.g. image scales)."""
-  parse = real(above=0)
+def positive_real_list(text, maximum=None):
+  """Parses 'a,b,c' into a tuple of finite floats > 0 and <= maximum."""
+  parse = real(above=0, maximum=maximum)
   try:
     return tuple(parse(value) for value in text.split(','))
   except argparse.ArgumentTypeError as error:
     raise argparse.ArgumentTypeError(
-      'expected comma-separated numbers > 0, got %r' % (text,)
+      'expected comma-separated numbers > 0%s, got %r'
+      % ('' if maximum is None else ' and <= %g' % maximum, text)
     ) from error
+
+
+# An image enlarged 4 times holds 16 times its pixels, all of whose windows
+# go through the network in one call: larger scales exhaust the memory of
+# any machine on ordinary photographs, and the original's largest is 1.75.
+MAX_IMAGE_SCALE = 4.0
+
+
+def image_scale_list(text):
+  """Parses 'a,b,c' into image scales: finite floats in (0, MAX_IMAGE_SCALE]."""
+  return positive_real_list(text, MAX_IMAGE_SCALE)
 
 
 def check_at_most(parser, args, name, limit_name):

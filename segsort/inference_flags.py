@@ -272,13 +272,16 @@ def add_output_flags(parser, default_scales):
   add_colormap_flag(parser)
   parser.add_argument(
     '--scale_aug',
-    type=flags.positive_real_list,
+    type=flags.image_scale_list,
     nargs='?',
     const=MULTI_SCALES,
     default=default_scales,
-    help='Comma-separated image scales (> 0) whose scores '
+    help='Comma-separated image scales (> 0, <= %g) whose scores '
     'are summed; given bare, %s.'
-    % ','.join('%g' % scale for scale in MULTI_SCALES),
+    % (
+      flags.MAX_IMAGE_SCALE,
+      ','.join('%g' % scale for scale in MULTI_SCALES),
+    ),
   )
   parser.add_argument(
     '--flip_aug',

@@ -343,12 +343,19 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     (
       inference_segsort_msc.main,
       _KNN_FLAGS + ['--scale_aug', '0'],
-      "argument --scale_aug: expected comma-separated numbers > 0, got '0'",
+      "argument --scale_aug: expected comma-separated numbers > 0 and <= 4, "
+      "got '0'",
     ),
     (
       inference_segsort_msc.main,
       _KNN_FLAGS + ['--scale_aug', '1,nan'],
       'argument --scale_aug: expected comma-separated numbers > 0',
+    ),
+    (
+      inference_segsort_msc.main,
+      _KNN_FLAGS + ['--scale_aug', '1,100'],
+      "argument --scale_aug: expected comma-separated numbers > 0 and <= 4, "
+      "got '1,100'",
     ),
     (
       inference_softmax.main,
@@ -359,6 +366,11 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
       inference_softmax.main,
       _INFERENCE_FLAGS + ['--scale_aug', '0.5,-1'],
       'argument --scale_aug: expected comma-separated numbers > 0',
+    ),
+    (
+      inference_softmax.main,
+      _INFERENCE_FLAGS + ['--scale_aug', '4.5'],
+      'argument --scale_aug: expected comma-separated numbers > 0 and <= 4',
     ),
     (
       extract_prototypes.main,

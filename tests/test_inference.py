@@ -570,6 +570,10 @@ def test_scale_aug_given_bare_selects_the_multi_scale_set():
       0.5,
       1.0,
     )
+    # The largest accepted scale (flags.MAX_IMAGE_SCALE).
+    assert parser.parse_args(required + ['--scale_aug', '4']).scale_aug == (
+      4.0,
+    )
     args = parser.parse_args(
       required + ['--embedding_dim', '32', '--input_size', '321']
     )
