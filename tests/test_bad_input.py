@@ -28,6 +28,7 @@ from segsort import inference_segsort_msc
 from segsort import inference_softmax
 from segsort import io_utils
 from segsort import run_record
+from segsort.data import decoding
 from segsort import metrics
 from segsort import train_segsort
 from tools import camvid_to_voc
@@ -1098,6 +1099,45 @@ def test_label_survey_names_every_malformed_line_of_a_training_list(
   message = str(raised.value)
   assert 'line 2: expected 2 or 3 fields' in message
   assert 'line 3: expected 2 or 3 fields' in message
+
+
+def test_label_survey_decodes_images_too_in_the_same_pass(
+  voc_root, tmp_path, monkeypatch
+):
+  # Training decoded every file of its list, then read every label again
+  # for the survey; one pass now does both, and names a truncated image.
+  image = os.path.join(voc_root, 'VOC2012/JPEGImages/train_000001.jpg')
+  cut = tmp_path / 'cut.jpg'
+  with open(image, 'rb') as stream:
+    cut.write_bytes(stream.read()[:200])
+  label_reads = []
+  load_label = decoding.load_label
+  monkeypatch.setattr(
+    decoding,
+    'load_label',
+    lambda path, *args: label_reads.append(path) or load_label(path, *args),
+  )
+  list_path = _write_list(
+    tmp_path / 'train.txt',
+    [
+      'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png',
+      '%s VOC2012/segcls/train_000001.png' % cut,
+    ],
+  )
+  with pytest.raises(errors.DataError, match='line 2: .*cut.jpg'):
+    data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+  list_path = _write_list(
+    tmp_path / 'train.txt',
+    [
+      'VOC2012/JPEGImages/train_00000%d.jpg VOC2012/segcls/train_00000%d.png'
+      % (index, index)
+      for index in range(2)
+    ],
+  )
+  del label_reads[:]
+  survey = data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+  assert survey.class_pixels.sum() > 0
+  assert len(label_reads) == 2
 
 
 def test_a_broken_symbolic_link_as_output_folder_is_named(tmp_path, capsys):

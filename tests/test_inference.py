@@ -34,6 +34,7 @@ from segsort import inference
 from segsort import inference_segsort
 from segsort import inference_segsort_msc
 from segsort import inference_softmax
+from segsort.inference import extraction
 from segsort import metrics
 
 # The session fixtures: synthetic_set, segsort_checkpoint_dir,
@@ -319,6 +320,44 @@ def test_extraction_ignores_labels_of_unknown_classes(
     )
   )
   assert set(labels.tolist()) == {1}
+
+
+def test_extraction_of_a_list_without_labelled_pixels_stops_before_any_work(
+  synthetic_set, segsort_checkpoint_dir, tmp_path, monkeypatch
+):
+  # It ran the network over the whole list and made the cache first.
+  image_ids = _list_ids(synthetic_set.train_list)[:2]
+  label = np.full(IMAGE_SIZE, 255, np.uint8)
+  label[0, :5] = 9  # out of range: ignored too
+  data_list = _copy_list_files(
+    synthetic_set, image_ids, str(tmp_path), label=label
+  )
+  monkeypatch.setattr(
+    extraction,
+    '_extract_one',
+    lambda *args: pytest.fail('the network ran'),
+  )
+  with pytest.raises(
+    SystemExit,
+    match='No labelled pixel in the images of %s: no prototype to write'
+    % re.escape(data_list),
+  ):
+    extract_prototypes.main(
+      [
+        '--data_dir',
+        synthetic_set.data_dir,
+        '--data_list',
+        data_list,
+        '--restore_from',
+        segsort_checkpoint_dir,
+        '--save_dir',
+        str(tmp_path / 'out'),
+        '--num_classes',
+        str(NUM_CLASSES),
+      ]
+      + WINDOW_FLAGS
+    )
+  assert not (tmp_path / 'out' / 'prototypes').exists()
 
 
 def test_extraction_skips_cached_images_without_decoding_them(

@@ -27,12 +27,15 @@ def survey_labels(
   ignore_label,
   apply_exif_orientation=False,
   num_workers=None,
+  progress=None,
 ):
-  """Reads every label of a list once and logs what LabelSurvey finds.
+  """Decodes every file of a supervised list once and surveys its labels.
 
-  Training reads every label once per epoch; surveying them up front warns
-  of each file once, before any step, and of classes missing from the whole
-  list.
+  Training reads every label once per epoch and stops at the first file
+  that does not decode; this pass (`check_entries_decode`) names every bad
+  file before any step, and the same decoded labels feed a LabelSurvey,
+  which warns of each file with out-of-range values once and of classes
+  missing from the whole list.
 
   Args:
     data_dir: The directory list paths are relative to.
@@ -40,31 +43,34 @@ def survey_labels(
       of supervised training lists).
     num_classes: The number of classes.
     ignore_label: The label value to ignore.
-    apply_exif_orientation: Passed to `decoding.load_label`.
+    apply_exif_orientation: As the training pipeline's.
     num_workers: Decoding threads; the number of CPUs when None.
+    progress: As `check_entries_decode`'s.
 
   Returns:
     The LabelSurvey.
 
   Raises:
-    DataError: If the list is malformed or names missing files, or naming
-      the list file, line number and path of a label that cannot be decoded.
+    DataError: If the list is malformed, or naming the list file, line
+      numbers and paths of every entry that does not decode (all on one
+      line, as `check_entries_decode`).
   """
   # Labels required: the training pipeline requires them too, and a line
   # without one would otherwise pass here and stop training on its own.
-  entries = lists.read_data_list(data_dir, data_list, require_labels=True)
+  entries, problems, _ = lists.parse_data_list(
+    data_dir, data_list, require_labels=True, with_oversegmentation=False
+  )
   survey = labels.LabelSurvey(data_list, num_classes, ignore_label)
-
-  def add(entry):
-    try:
-      label = decoding.load_label(entry.label_path, apply_exif_orientation)
-    except errors.DataError as error:
-      raise errors.DataError('%s: %s' % (entry.location(), error)) from error
-    survey.add(entry, label)
-
-  with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
-    for _ in pool.imap_unordered(add, entries):
-      pass
+  check_entries_decode(
+    entries,
+    data_list,
+    ignore_label=ignore_label,
+    apply_exif_orientation=apply_exif_orientation,
+    num_workers=num_workers,
+    progress=progress,
+    list_problems=problems,
+    survey=survey,
+  )
   survey.log_out_of_range_total()
   for warning in survey.warnings():
     _LOGGER.warning(warning)
@@ -117,6 +123,7 @@ def check_entries_decode(
   num_workers=None,
   progress=None,
   list_problems=(),
+  survey=None,
 ):
   """Decodes every entry once, as the inference pipelines will.
 
@@ -137,6 +144,9 @@ def check_entries_decode(
     list_problems: The (line number, description) problems that
       `lists.parse_data_list` found in the list, given with those found
       here so that one message names them all.
+    survey: An optional labels.LabelSurvey that every decoded label is
+      added to, in list order, so that its callers need not read the labels
+      again.
 
   Raises:
     DataError: One line naming the list file, line numbers and paths of the
@@ -153,11 +163,12 @@ def check_entries_decode(
       results = progress(
         results, total=len(entries), desc='Checking files', unit='line'
       )
-    problems = list(list_problems) + [
-      (entry.line_number, problem)
-      for entry, (_, problem) in zip(entries, results)
-      if problem is not None
-    ]
+    problems = list(list_problems)
+    for entry, (label, problem) in zip(entries, results):
+      if problem is not None:
+        problems.append((entry.line_number, problem))
+      elif survey is not None and label is not None:
+        survey.add(entry, label)
   lists.raise_for_problems(
     data_list, sorted(problems, key=lambda problem: problem[0])
   )

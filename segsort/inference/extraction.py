@@ -230,6 +230,7 @@ def extract_prototypes(
     for entry in entries
     if not (cache_is_current and os.path.exists(cache_path(entry)))
   ]
+  survey = data.LabelSurvey(data_list, num_classes, ignore_label)
   data.check_entries_decode(
     to_extract,
     data_list,
@@ -237,7 +238,11 @@ def extract_prototypes(
     apply_exif_orientation=apply_exif_orientation,
     progress=console.progress,
     list_problems=list_problems,
+    survey=survey,
   )
+  survey.log_out_of_range_total()
+  if len(to_extract) == len(entries) and not survey.class_pixels.any():
+    _raise_no_prototype(data_list)
   output_dirs.prepare_output_dir(
     os.path.join(cache_dir, output_dirs.SETTINGS_FILE),
     settings,
@@ -257,7 +262,6 @@ def extract_prototypes(
       apply_exif_orientation=apply_exif_orientation,
     )
   )
-  survey = data.LabelSurvey(data_list, num_classes, ignore_label)
   features, labels, image_indices, boxes = [], [], [], []
   num_done = 0
   num_skipped = len(entries) - len(to_extract)
@@ -277,9 +281,7 @@ def extract_prototypes(
         image_features, image_labels, image_boxes = _extract_one(
           runner,
           image_prototypes,
-          entry,
           next(examples),
-          survey,
           num_classes,
           ignore_label,
         )
@@ -299,14 +301,11 @@ def extract_prototypes(
   output_dirs.log_run_summary(
     'Extracted prototypes', num_done, num_skipped, time.time() - start
   )
-  survey.log_out_of_range_total()
   features = np.concatenate(features).astype(np.float32)
   num_prototypes = len(features)
   if num_prototypes == 0:
-    raise errors.InferenceError(
-      'No labelled pixel in the images of %s: no '
-      'prototype to write.' % data_list
-    )
+    # Labelled pixels off every cell centre, which the check above allows.
+    _raise_no_prototype(data_list)
   labels = np.concatenate(labels).astype(np.int32)
   banks.warn_of_missing_classes(
     labels,
@@ -353,13 +352,16 @@ def extract_prototypes(
   return num_prototypes
 
 
-def _extract_one(
-  runner, image_prototypes, entry, example, survey, num_classes, ignore_label
-):
+def _raise_no_prototype(data_list):
+  raise errors.InferenceError(
+    'No labelled pixel in the images of %s: no prototype to write.' % data_list
+  )
+
+
+def _extract_one(runner, image_prototypes, example, num_classes, ignore_label):
   """Prototypes of one image: (features [P, D], labels [P], boxes [P, 4])."""
   image = example['image']
   label = example['label'][..., 0].numpy()
-  survey.add(entry, label)
   label = data.ignore_out_of_range(label, num_classes, ignore_label)
   embedding = runner.output_grid(image)
   cell_labels = labels_at_cell_centres(label, runner.output_stride)

@@ -53,7 +53,9 @@ def _build_dataset(config, objective, placement, start_batch=0, outputs=None):
 
 
 def _check_files_decode(config, objective):
-  """Decodes every image (and label) of the data list once, before step 1.
+  """Decodes every image, label and oversegmentation of an unsupervised
+  data list once, before step 1 (`data.survey_labels` does so for
+  supervised lists, and surveys their labels).
 
   The input pipeline finds a bad file only when it reads it, which stops
   the run at that step, possibly hours in, and one file per run; decoded
@@ -115,17 +117,19 @@ def training_stream(config, objective, placement, step, dataset=None):
     return iter(dataset), pictures
   pictures = None
   if placement.is_chief:
-    _check_files_decode(config, objective)
     if objective.surveys_labels:
-      # Warns once, before any step, of labels the pipeline would ignore
-      # every epoch and of classes the list never holds.
+      # Also warns once, before any step, of labels the pipeline would
+      # ignore every epoch and of classes the list never holds.
       data.survey_labels(
         config.data_dir,
         config.data_list,
         config.num_classes,
         config.ignore_label,
         config.apply_exif_orientation,
+        progress=console.progress,
       )
+    else:
+      _check_files_decode(config, objective)
     pictures = _first_pictures(_build_dataset(config, objective, placement))
   # Resumes the stream where the restored step left it.
   dataset = _build_dataset(
