@@ -77,6 +77,14 @@ class TrainingInterruptedError(TrainingError):
   """Training was stopped by Ctrl-C; the message names the checkpoint kept."""
 
 
+# What every entry point and tool says when Ctrl-C stops it: they write
+# every file whole (segsort.io_utils.atomic_path) and skip what is done.
+INTERRUPTED_MESSAGE = (
+  'error: interrupted; every file written is whole: run the same command '
+  'again to continue'
+)
+
+
 @contextlib.contextmanager
 def exit_on_known_errors():
   """Turns errors a user can fix (bad files, flags) into an exit message.
@@ -107,7 +115,4 @@ def exit_on_known_errors():
   ) as error:
     raise SystemExit('error: %s' % error) from error
   except KeyboardInterrupt:
-    raise SystemExit(
-      'error: interrupted; every file written is whole: run the same '
-      'command again to continue'
-    ) from None
+    raise SystemExit(INTERRUPTED_MESSAGE) from None

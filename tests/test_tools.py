@@ -715,7 +715,9 @@ def test_rerunning_an_interrupted_overwrite_remakes_only_what_it_had_not(
   for name in ('a.png', 'b.png', 'c.png'):  # Made an hour ago.
     os.utime(hed / name, (time.time() - 3600,) * 2)
   _interrupt_writing(monkeypatch, after=1)
-  with pytest.raises(SystemExit, match='run the command again to finish'):
+  with pytest.raises(
+    SystemExit, match='run the same command again to continue'
+  ):
     make_oversegmentation.main(
       arguments + ['--threshold', '0.5', '--overwrite']
     )

@@ -55,6 +55,23 @@ def folder_flag(parser, args, name, default, output=False):
   return folder
 
 
+def files_with_extension(folder, extension):
+  """The sorted names of the `extension` files of a folder (none if missing).
+
+  Args:
+    folder: A folder path.
+    extension: The files' extension, matched without case, e.g. '.png'.
+  """
+  if not os.path.isdir(folder):
+    return []
+  return sorted(
+    name
+    for name in os.listdir(folder)
+    if name.lower().endswith(extension)
+    and os.path.isfile(os.path.join(folder, name))
+  )
+
+
 def input_files(parser, folder, extension):
   """The sorted names of the `extension` files of a folder, refused if none.
 
@@ -63,12 +80,7 @@ def input_files(parser, folder, extension):
     folder: A folder (see `folder_flag`).
     extension: The files' extension, matched without case, e.g. '.png'.
   """
-  names = sorted(
-    name
-    for name in os.listdir(folder)
-    if name.lower().endswith(extension)
-    and os.path.isfile(os.path.join(folder, name))
-  )
+  names = files_with_extension(folder, extension)
   if not names:
     parser.error('%s holds no %s file' % (folder, extension))
   return names
@@ -140,10 +152,7 @@ def run_jobs(work, jobs, workers, progress=True, desc='', unit='file'):
   try:
     return _run_jobs(work, jobs, workers, progress, desc, unit)
   except KeyboardInterrupt:
-    raise SystemExit(
-      'error: interrupted; every file written is whole: run the command '
-      'again to finish'
-    ) from None
+    raise SystemExit(errors.INTERRUPTED_MESSAGE) from None
 
 
 def _ignore_interrupts():

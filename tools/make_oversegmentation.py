@@ -678,17 +678,6 @@ def _describe_settings(settings):
   )
 
 
-def _png_names(folder):
-  """The names of the PNG files in `folder` (none when it is missing)."""
-  if not os.path.isdir(folder):
-    return []
-  return sorted(
-    name
-    for name in os.listdir(folder)
-    if name.endswith('.png') and os.path.isfile(os.path.join(folder, name))
-  )
-
-
 def _check_earlier_settings(output_dir, settings, overwrite, output_names):
   """Refuses to mix oversegmentations of other settings into output_dir.
 
@@ -713,7 +702,7 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
       when overwriting part of the folder would leave oversegmentations of
       other settings beside this run's.
   """
-  existing = _png_names(output_dir)
+  existing = folder_jobs.files_with_extension(output_dir, '.png')
   if not existing:
     return None, False, lambda path: overwrite
   mark = os.path.join(output_dir, OVERWRITE_MARK_FILE)
@@ -793,7 +782,7 @@ def _record_settings(output_dir, settings, replacing):
       pass
     newest = max(
       os.stat(os.path.join(output_dir, name)).st_mtime_ns
-      for name in _png_names(output_dir)
+      for name in folder_jobs.files_with_extension(output_dir, '.png')
     )
     os.utime(mark, ns=(newest + 1, newest + 1))
   # In the flags' order, which the refusal above names them in.
