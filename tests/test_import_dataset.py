@@ -189,6 +189,26 @@ def test_errors_name_the_file(tmp_path, capsys, problem, message):
   assert re.search(message, _error_line(capsys))
 
 
+def test_every_bad_file_is_named_before_anything_is_written(tmp_path, capsys):
+  # The import stopped at the first bad file, after writing the files
+  # before it, and named one problem per run.
+  _write_folders(tmp_path)
+  (tmp_path / 'images' / 'a1.jpg').write_bytes(b'not an image')
+  Image.fromarray(np.full((12, 16), 300, np.uint16)).save(
+    tmp_path / 'masks' / 'a2.png'
+  )
+  Image.fromarray(np.zeros((3, 3), np.uint8)).save(
+    tmp_path / 'masks' / 'a3.png'
+  )
+  assert _main(tmp_path) == 1
+  line = _error_line(capsys)
+  assert line.startswith('error: 3 bad input(s), nothing written: ')
+  assert re.search(r'a1\.jpg', line)
+  assert re.search(r'a2\.png holds ids \[300\]', line)
+  assert re.search(r'a3\.png is 3x3 but its image .*a3\.jpg is 12x16', line)
+  assert not (tmp_path / 'out').exists()
+
+
 def test_oversegmentations_on_request(tmp_path):
   _write_folders(tmp_path, num_masked=1, size=(24, 24))
   assert _main(tmp_path, '--val_fraction', '0', '--oversegment') == 0

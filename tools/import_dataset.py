@@ -190,25 +190,53 @@ def read_palette(path):
   return palette
 
 
+def _read_job(job, binary):
+  """The image (`[H, W, 3]` uint8) and mask ids (`[H, W]` uint8, None
+  without a mask) of a job.
+
+  Raises:
+    DatasetError: Naming every bad file of the job (undecodable image or
+      mask, bad mask values), or a mask whose size differs from its image's.
+  """
+  image_path, mask_path = job[:2]
+  # Both are read before either refusal, so that a pair of bad files is
+  # named in full.
+  refusals = []
+  image = ids = None
+  try:
+    image = io_utils.read_rgb_image(image_path)
+  except ValueError as error:
+    refusals.append(str(error))
+  if mask_path is not None:
+    try:
+      ids = read_mask(mask_path, binary)
+    except ValueError as error:
+      refusals.append(str(error))
+  if refusals:
+    raise DatasetError('; '.join(refusals))
+  if ids is not None and ids.shape != image.shape[:2]:
+    raise DatasetError(
+      '%s is %dx%d but its image %s is %dx%d'
+      % (mask_path, *ids.shape, image_path, *image.shape[:2])
+    )
+  return image, ids
+
+
 def _import_image(job, binary, jpeg_quality, overwrite):
   """Writes one image (and its mask's ids); returns the ids' pixel counts.
 
   Returns:
     An int64 array `[256]` of pixels per id, or None without a mask.
   """
-  image_path, mask_path, jpeg_path, label_path = job
-  ids = None if mask_path is None else read_mask(mask_path, binary)
+  _, mask_path, jpeg_path, label_path = job
   outputs = [jpeg_path] + ([label_path] if mask_path else [])
   if overwrite or not all(os.path.exists(path) for path in outputs):
-    image = io_utils.read_rgb_image(image_path)
+    image, ids = _read_job(job, binary)
     if ids is not None:
-      if ids.shape != image.shape[:2]:
-        raise DatasetError(
-          '%s is %dx%d but its image %s is %dx%d'
-          % (mask_path, *ids.shape, image_path, *image.shape[:2])
-        )
       io_utils.save_png(label_path, ids)
     io_utils.save_jpeg(jpeg_path, image, jpeg_quality)
+  else:
+    ids = None if mask_path is None else read_mask(mask_path, binary)
   return None if ids is None else np.bincount(ids.ravel(), minlength=256)
 
 
@@ -350,10 +378,11 @@ def import_dataset(
     colour map written, or None).
 
   Raises:
-    DatasetError: For a mask without its image, shared stems, bad split
-      files (before anything is written), a bad mask or a mask whose size
-      differs from its image's.
-    ImageFileError: For an image or mask that cannot be decoded.
+    DatasetError: For a mask without its image, shared stems or bad split
+      files, before anything is written.
+    folder_jobs.BadInputsError: Naming every image or mask that cannot be
+      decoded, bad mask values and masks whose size differs from their
+      image's, on one line, before anything is written.
   """
   images = files_by_stem(image_dir, IMAGE_EXTENSIONS, '--image_dir')
   masks = files_by_stem(mask_dir, MASK_EXTENSIONS, '--mask_dir')
@@ -381,10 +410,6 @@ def import_dataset(
     'jpeg_quality': jpeg_quality,
   }
   _check_earlier_settings(output_dir, settings, overwrite)
-  os.makedirs(output_dir, exist_ok=True)
-  io_utils.save_json(
-    os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
-  )
   unlabeled_ids = sorted(set(images) - set(masks))
 
   def jpeg(image_id):
@@ -402,6 +427,18 @@ def import_dataset(
     )
     for stem in sorted(images)
   ]
+  # Every image and mask is read first, so that bad files are named
+  # together and stop the import before it writes anything.
+  folder_jobs.check_inputs(
+    functools.partial(_read_job, binary=binary_masks),
+    jobs,
+    workers,
+    unit='image',
+  )
+  os.makedirs(output_dir, exist_ok=True)
+  io_utils.save_json(
+    os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
+  )
   print(
     '%d images, %d with masks (%d train, %d val), %d without, into %s'
     % (
@@ -544,7 +581,12 @@ def main(argv=None):
       workers=args.workers,
       overwrite=args.overwrite,
     )
-  except (DatasetError, errors.ImageFileError, OSError) as error:
+  except (
+    DatasetError,
+    folder_jobs.BadInputsError,
+    errors.ImageFileError,
+    OSError,
+  ) as error:
     print('error: %s' % error, file=sys.stderr)
     return 1
   print(
