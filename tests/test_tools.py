@@ -1,6 +1,7 @@
 """Tests of the data preparation tools (tools/)."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -240,6 +241,61 @@ def test_make_lists_skips_optional_splits(tmp_path):
   _write_split(splits / 'val.txt', ['2007_000033'])
   paths = make_lists.make_lists(str(tmp_path), str(tmp_path / 'lists'))
   assert sorted(paths) == ['train', 'trainval', 'val']
+
+
+def test_make_lists_notes_a_missing_sbd_split(tmp_path, capsys):
+  splits = tmp_path / 'VOC2012' / 'ImageSets' / 'Segmentation'
+  _write_split(splits / 'train.txt', ['2007_000032'])
+  _write_split(splits / 'val.txt', ['2007_000033'])
+  _write_split(tmp_path / 'sbd' / 'dataset' / 'train.txt', ['2008_000002'])
+  paths = make_lists.make_lists(str(tmp_path), str(tmp_path / 'lists'))
+  assert 'train+' in paths
+  assert (
+    'note: %s is missing: train+ holds the images of the other SBD split only'
+    % os.path.join(str(tmp_path), 'sbd', 'dataset', 'val.txt')
+    in capsys.readouterr().err
+  )
+
+
+@pytest.mark.parametrize(
+  'train, val, message',
+  [
+    (
+      ['2007_000032', 'x', '2007_000032'],
+      ['2007_000033'],
+      'train.txt: line 3 repeats 2007_000032 of line 1',
+    ),
+    (
+      ['2007_000032 VOC2012/segcls/2007_000032.png'],
+      ['2007_000033'],
+      'train.txt: line 1: expected one image id, got 2 fields',
+    ),
+    (
+      ['../2007_000032', '..'],
+      ['2007_000033'],
+      "train.txt: line 1: '../2007_000032' is a path, not an image id; "
+      "line 2: '..' is a path",
+    ),
+    (
+      ['2007_000032', '2007_000033'],
+      ['2007_000033'],
+      'the VOC train and val splits both name 2007_000033',
+    ),
+  ],
+)
+def test_make_lists_refuses_bad_split_files_before_writing(
+  tmp_path, train, val, message
+):
+  # They were written into the lists: repeated ids, paths as ids, data
+  # lists as split files, images scored on that were trained on.
+  splits = tmp_path / 'VOC2012' / 'ImageSets' / 'Segmentation'
+  _write_split(splits / 'train.txt', train)
+  _write_split(splits / 'val.txt', val)
+  with pytest.raises(SystemExit, match=re.escape(message)):
+    make_lists.main(
+      ['--data_dir', str(tmp_path), '--output_dir', str(tmp_path / 'lists')]
+    )
+  assert not (tmp_path / 'lists').exists() or not os.listdir(tmp_path / 'lists')
 
 
 # --- make_oversegmentation ----------------------------------------------------

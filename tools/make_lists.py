@@ -44,12 +44,46 @@ SBD_SPLIT_DIR = os.path.join('sbd', 'dataset')
 
 
 def read_split(path):
-  """Reads image ids, one per line (blank lines and extra columns ignored)."""
-  return [
-    fields[0]
-    for fields in map(io_utils.split_fields, io_utils.read_list_lines(path))
-    if fields
-  ]
+  """Reads the image ids of a split file, one a line (blank lines skipped).
+
+  Returns:
+    The ids, in file order.
+
+  Raises:
+    ListFileError: Naming the file and the lines of every problem: a line of
+      more than one field (a data list given as split file, say), an id
+      that is a path (it names the image and label files of the lists), an
+      id given twice.
+  """
+  ids, problems, first_line_of_id = [], [], {}
+  lines = io_utils.read_list_lines(path, kind='split file')
+  for line_number, line in enumerate(lines, start=1):
+    fields = io_utils.split_fields(line)
+    if not fields:
+      continue
+    image_id = fields[0]
+    if len(fields) > 1:
+      problems.append(
+        'line %d: expected one image id, got %d fields'
+        % (line_number, len(fields))
+      )
+    elif '/' in image_id or '\\' in image_id or image_id in ('.', '..'):
+      problems.append(
+        'line %d: %r is a path, not an image id' % (line_number, image_id)
+      )
+    elif image_id in first_line_of_id:
+      problems.append(
+        'line %d repeats %s of line %d'
+        % (line_number, image_id, first_line_of_id[image_id])
+      )
+    else:
+      first_line_of_id[image_id] = line_number
+      ids.append(image_id)
+  if problems:
+    raise errors.ListFileError(
+      '%s: %s' % (path, errors.join_problems(problems))
+    )
+  return ids
 
 
 def _voc_line(image_id):
@@ -80,7 +114,20 @@ def build_lists(
 
   Returns:
     A dict from list name to its lines (each ending in a newline).
+
+  Raises:
+    ListFileError: If an id is in both VOC train and val: trainval would
+      hold it twice, and val would score images trained on.
   """
+  both = sorted(set(voc_train) & set(voc_val))
+  if both:
+    raise errors.ListFileError(
+      'the VOC train and val splits both name %s%s'
+      % (
+        ', '.join(both[:5]),
+        ' and %d more' % (len(both) - 5) if len(both) > 5 else '',
+      )
+    )
   lists = {
     'train': [_voc_line(image_id) for image_id in voc_train],
     'val': [_voc_line(image_id) for image_id in voc_val],
@@ -146,12 +193,27 @@ def make_lists(data_dir, output_dir):
     path = os.path.join(data_dir, relative_path)
     return read_split(path) if os.path.exists(path) else None
 
+  sbd_splits = [
+    optional_split(os.path.join(SBD_SPLIT_DIR, name + '.txt'))
+    for name in ('train', 'val')
+  ]
+  if sum(split is None for split in sbd_splits) == 1:
+    # The release's train+ (10,582 images) needs both.
+    print(
+      'note: %s is missing: train+ holds the images of the other SBD split '
+      'only'
+      % os.path.join(
+        data_dir,
+        SBD_SPLIT_DIR,
+        'train.txt' if sbd_splits[0] is None else 'val.txt',
+      ),
+      file=sys.stderr,
+    )
   lists = build_lists(
     read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'train.txt')),
     read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'val.txt')),
     optional_split(VOC_TEST_SPLIT),
-    optional_split(os.path.join(SBD_SPLIT_DIR, 'train.txt')),
-    optional_split(os.path.join(SBD_SPLIT_DIR, 'val.txt')),
+    *sbd_splits,
   )
   return write_lists(lists, output_dir)
 
