@@ -34,14 +34,16 @@ def main(argv=None):
     network, config, checkpoint_prefix = inference.restore_network(
       args.restore_from, inference.SOFTMAX_MODES
     )
-    checkpoint_overrides = inference.settings_from_checkpoint(
-      args, config, checkpoint_prefix
-    )
-    if config.num_classes != args.num_classes:
+    # Checked before settings_from_checkpoint, which would first warn that
+    # it uses the flag's value.
+    if args.num_classes not in (None, config.num_classes):
       raise errors.InferenceError(
         'Checkpoint %s predicts %d classes, not --num_classes %d.'
         % (checkpoint_prefix, config.num_classes, args.num_classes)
       )
+    checkpoint_overrides = inference.settings_from_checkpoint(
+      args, config, checkpoint_prefix
+    )
     predictor = inference.SoftmaxPredictor(
       network,
       window_size=args.input_size,

@@ -765,6 +765,33 @@ def test_softmax_multi_scale_predicts_full_size(
     assert gray.shape == IMAGE_SIZE and gray.max() < NUM_CLASSES
 
 
+def test_softmax_with_other_classes_than_its_checkpoint_is_refused_plainly(
+  softmax_checkpoint_dir, synthetic_set, tmp_path, caplog
+):
+  # It warned that it used --num_classes, then refused it.
+  with pytest.raises(
+    SystemExit,
+    match='predicts %d classes, not --num_classes %d'
+    % (NUM_CLASSES, NUM_CLASSES + 2),
+  ):
+    inference_softmax.main(
+      [
+        '--data_dir',
+        synthetic_set.data_dir,
+        '--data_list',
+        synthetic_set.val_list,
+        '--restore_from',
+        softmax_checkpoint_dir,
+        '--save_dir',
+        str(tmp_path),
+        '--num_classes',
+        str(NUM_CLASSES + 2),
+      ]
+      + WINDOW_FLAGS
+    )
+  assert 'differs from the' not in caplog.text
+
+
 # ----------------------------------------------------------------------------
 # Bad input.
 
