@@ -268,12 +268,15 @@ def _find_image(args):
     raise errors.InferenceError(
       'Image id %s is not in %s.' % (args.image_id, args.data_list)
     )
-  return (
-    os.path.join(
-      args.data_dir, 'VOC2012', 'JPEGImages', args.image_id + '.jpg'
-    ),
-    args.image_id,
+  path = os.path.join(
+    args.data_dir, 'VOC2012', 'JPEGImages', args.image_id + '.jpg'
   )
+  if not os.path.exists(path):
+    raise errors.InferenceError(
+      '--image_id %s: no --data_list given and no image %s; give the list '
+      'that names it, or --image' % (args.image_id, path)
+    )
+  return path, args.image_id
 
 
 def main(argv=None):
@@ -283,8 +286,9 @@ def main(argv=None):
   which.add_argument('--image', help='Path of the image to explain.')
   which.add_argument(
     '--image_id',
-    help='Id of the image to explain, found in '
-    '--data_list or else at DATA_DIR/VOC2012/JPEGImages/ID.jpg.',
+    help='Id of the image to explain: the image of its line in --data_list '
+    'when that is given (an id not in the list is refused), else '
+    'DATA_DIR/VOC2012/JPEGImages/ID.jpg.',
   )
   # --data_dir is also the root of the training images the prototypes come
   # from; the window defaults to single-scale inference's.

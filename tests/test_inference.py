@@ -1190,6 +1190,27 @@ def test_explain_shows_the_retrieved_training_segments(
   assert figure.shape == (4 * (48 + 28), 5 * 48, 3)
 
 
+def test_explain_names_an_image_id_it_cannot_find(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
+  argv, image_id = _explain_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+  )
+  argv[argv.index(image_id)] = 'missing'
+  with pytest.raises(SystemExit, match='Image id missing is not in .*val'):
+    explain.main(argv)
+  list_flag = argv.index('--data_list')
+  del argv[list_flag : list_flag + 2]
+  # It said it could not decode a file that did not exist.
+  with pytest.raises(
+    SystemExit,
+    match='--image_id missing: no --data_list given and no image '
+    '.*JPEGImages/missing.jpg; give the list that names it, or --image',
+  ):
+    explain.main(argv)
+  assert not os.listdir(tmp_path)
+
+
 def test_explain_names_classes_from_a_file(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
 ):
