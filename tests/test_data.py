@@ -741,6 +741,67 @@ def test_check_list_tool_passes_a_good_list(voc_root, capsys):
   assert '2 lines, 0 problem(s)' in capsys.readouterr().out
 
 
+def test_check_list_tool_names_a_wrong_data_dir_once(
+  voc_root, tmp_path, capsys
+):
+  # Every file of the list was named missing, one line each.
+  with pytest.raises(SystemExit):
+    check_list.main(
+      [
+        '--data_dir',
+        str(tmp_path / 'elsewhere'),
+        '--data_list',
+        os.path.join(voc_root, 'val.txt'),
+      ]
+    )
+  error = capsys.readouterr().err
+  assert error.splitlines()[-1].endswith(
+    'error: argument --data_dir: %s is not a folder' % (tmp_path / 'elsewhere')
+  )
+
+
+def test_check_list_tool_notes_oversegmentations_it_does_not_check(
+  voc_root, tmp_path, capsys
+):
+  # A third column naming a missing file passed without a word.
+  list_path = _write_list(
+    tmp_path / 'list.txt',
+    [
+      'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png '
+      'VOC2012/hed/missing.png'
+    ],
+  )
+  argv = ['--data_dir', voc_root, '--data_list', list_path]
+  assert check_list.main(argv) == 0
+  assert (
+    'note: 1 line(s) name an oversegmentation (third column), not checked: '
+    'add --with_oversegmentation to check them' in capsys.readouterr().out
+  )
+  assert check_list.main(argv + ['--with_oversegmentation']) == 1
+  assert (
+    'missing file %s' % os.path.join(voc_root, 'VOC2012', 'hed', 'missing.png')
+    in capsys.readouterr().out
+  )
+
+
+def test_a_truncated_oversegmentation_is_named_as_one(voc_root, tmp_path):
+  # It was called a "label image".
+  hed = os.path.join(voc_root, 'VOC2012', 'hed', 'train_000000.png')
+  cut = tmp_path / 'cut.png'
+  with open(hed, 'rb') as stream:
+    cut.write_bytes(stream.read()[:60])
+  list_path = _write_list(
+    tmp_path / 'list.txt',
+    [
+      'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png '
+      '%s' % cut
+    ],
+  )
+  report = data.check_data_list(voc_root, list_path, with_oversegmentation=True)
+  assert len(report.problems) == 1
+  assert 'Cannot decode oversegmentation %s' % cut in report.problems[0]
+
+
 @pytest.mark.parametrize(
   'contents, message',
   [

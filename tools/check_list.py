@@ -28,6 +28,7 @@ if __package__ in (None, ''):
 from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
+from segsort import io_utils  # pylint: disable=g-import-not-at-top
 
 
 def main(argv=None):
@@ -82,6 +83,9 @@ def main(argv=None):
       'argument --with_segment_groups: needs --with_oversegmentation'
     )
   flags.check_ignore_label(parser, args)
+  if not os.path.isdir(args.data_dir):
+    # Else every file of the list would be named missing, one line each.
+    parser.error('argument --data_dir: %s is not a folder' % args.data_dir)
   console.setup_logging()
   # Imported once the flags are parsed, so that --help is quick.
   from segsort import data  # pylint: disable=g-import-not-at-top
@@ -106,6 +110,16 @@ def main(argv=None):
     print(problem)
   for warning in report.warnings:
     print('warning: %s' % warning)
+  if not args.with_oversegmentation:
+    third_columns = sum(
+      len(io_utils.split_fields(line)) == 3
+      for line in io_utils.read_list_lines(args.data_list)
+    )
+    if third_columns:
+      print(
+        'note: %d line(s) name an oversegmentation (third column), not '
+        'checked: add --with_oversegmentation to check them' % third_columns
+      )
   print(
     '%s: %d lines, %d problem(s)%s'
     % (

@@ -161,7 +161,7 @@ def read_mask(path, binary=False):
       values other than 0 and 255.
     ImageFileError: If it cannot be decoded or has colours.
   """
-  ids = io_utils.read_label_image(path)
+  ids = io_utils.read_label_image(path, what='mask')
   if binary:
     unexpected = np.unique(ids[(ids != 0) & (ids != 255)])
     if unexpected.size:

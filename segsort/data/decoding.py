@@ -35,13 +35,14 @@ def load_image(path, apply_exif_orientation=False):
     raise errors.DataError(str(error)) from error
 
 
-def load_label(path, apply_exif_orientation=False):
+def load_label(path, apply_exif_orientation=False, what='label image'):
   """Decodes a label or oversegmentation PNG (`io_utils.read_label_image`).
 
   Args:
     path: A single-channel image file.
     apply_exif_orientation: Whether to turn the ids as the file's EXIF
       orientation asks.
+    what: What the file is, for the error message.
 
   Returns:
     An int32 array `[height, width]`.
@@ -51,7 +52,7 @@ def load_label(path, apply_exif_orientation=False):
   """
   try:
     return io_utils.read_label_image(
-      path, apply_exif_orientation=apply_exif_orientation
+      path, apply_exif_orientation=apply_exif_orientation, what=what
     )
   except errors.ImageFileError as error:
     raise errors.DataError(str(error)) from error
@@ -124,11 +125,13 @@ def decode_entry(
     oversegmentation = None
     if with_oversegmentation:
       oversegmentation = load_label(
-        entry.oversegmentation_path, apply_exif_orientation
+        entry.oversegmentation_path, apply_exif_orientation, 'oversegmentation'
       )
       _check_size(entry.oversegmentation_path, oversegmentation, image)
       if with_segment_groups:
-        groups = load_label(entry.segment_groups_path, apply_exif_orientation)
+        groups = load_label(
+          entry.segment_groups_path, apply_exif_orientation, 'segment groups'
+        )
         _check_size(entry.segment_groups_path, groups, image)
         check_segments_nest_in_groups(
           oversegmentation, groups, entry.segment_groups_path
