@@ -41,20 +41,22 @@ def resolve_checkpoint(restore_from):
 
   Raises:
     FileNotFoundError: If the directory holds no checkpoint or the prefix
-      has no `.index` file.
+      has no `.index` file; the message names --restore_from, the flag of
+      every entry point that takes a checkpoint (api.load's argument).
   """
   if os.path.isdir(restore_from):
     prefix = tf.train.latest_checkpoint(restore_from)
     if prefix is None:
       raise FileNotFoundError(
-        'No checkpoint in directory %s (no "checkpoint" file naming one)'
-        % restore_from
+        'argument --restore_from: no checkpoint in directory %s (no '
+        '"checkpoint" file naming one)' % restore_from
       )
     return prefix
   if not os.path.isfile(restore_from + '.index'):
     raise FileNotFoundError(
-      'No checkpoint %s: neither a directory nor a checkpoint prefix '
-      '(%s.index does not exist)' % (restore_from, restore_from)
+      'argument --restore_from: no checkpoint %s: neither a directory nor a '
+      'checkpoint prefix (%s.index does not exist)'
+      % (restore_from, restore_from)
     )
   return restore_from
 

@@ -153,13 +153,13 @@ def _check_bank_fits_mode(config, has_bank, checkpoint_prefix):
   segsort_mode = config.mode in inference.SEGSORT_MODES
   if segsort_mode and not has_bank:
     raise inference.InferenceError(
-      'Checkpoint %s is a SegSort model: give the prototype_dir of its '
-      'prototypes (segsort.extract_prototypes).' % checkpoint_prefix
+      'Checkpoint %s is a SegSort model: give the prototype_dir (--prototype_dir) '
+      'of its prototypes (segsort.extract_prototypes).' % checkpoint_prefix
     )
   if not segsort_mode and has_bank:
     raise inference.InferenceError(
       'Checkpoint %s is a softmax model, which uses no prototypes; give '
-      'no prototype_dir.' % checkpoint_prefix
+      'no prototype_dir (--prototype_dir).' % checkpoint_prefix
     )
 
 

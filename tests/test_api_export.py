@@ -237,7 +237,10 @@ def test_an_image_of_another_type_or_shape_is_refused(
 def test_a_missing_or_superfluous_bank_is_named(
   segsort_checkpoint_dir, softmax_checkpoint_dir, prototype_run, tmp_path
 ):
-  with pytest.raises(inference.InferenceError, match='give the prototype_dir'):
+  with pytest.raises(
+    inference.InferenceError,
+    match=r'give the prototype_dir \(--prototype_dir\)',
+  ):
     api.load(segsort_checkpoint_dir)
   with pytest.raises(inference.InferenceError, match='softmax model'):
     api.load(softmax_checkpoint_dir, prototype_dir(prototype_run))
@@ -402,7 +405,9 @@ def test_export_refuses_an_existing_directory_and_bad_flags(
   assert 'argument --strides: must be at most --input_size' in (
     capsys.readouterr().err
   )
-  with pytest.raises(SystemExit, match='error: No checkpoint'):
+  with pytest.raises(
+    SystemExit, match='error: argument --restore_from: no checkpoint'
+  ):
     export.main(
       [
         '--restore_from',

@@ -269,7 +269,10 @@ def test_resolve_checkpoint_takes_directories_and_prefixes(tmp_path):
 
 
 def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
-  with pytest.raises(FileNotFoundError, match='No checkpoint in directory'):
+  with pytest.raises(
+    FileNotFoundError,
+    match='argument --restore_from: no checkpoint in directory',
+  ):
     checkpoints.resolve_checkpoint(str(tmp_path))
   with pytest.raises(FileNotFoundError, match=r'ckpt-7\.index'):
     checkpoints.resolve_checkpoint(str(tmp_path / 'ckpt-7'))

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 
 import numpy as np
 from PIL import Image
@@ -155,7 +156,9 @@ def test_tool_names_every_bad_file_on_one_line(tmp_path):
   assert '\n' not in message
 
 
-def test_tool_refuses_missing_folders_and_an_empty_one(tmp_path, capsys):
+def test_tool_refuses_missing_folders_and_an_empty_one(
+  tmp_path, capsys, monkeypatch
+):
   with pytest.raises(SystemExit):
     evaluate_oversegmentation.main(['--data_dir', str(tmp_path)])
   assert (
@@ -167,6 +170,15 @@ def test_tool_refuses_missing_folders_and_an_empty_one(tmp_path, capsys):
       ['--segment_dir', str(tmp_path / 'elsewhere')]
     )
   assert '--segment_dir: no folder' in capsys.readouterr().err
+  # Neither flag given: it named --data_dir, which the user never gave.
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(SystemExit):
+    evaluate_oversegmentation.main([])
+  assert (
+    'argument --segment_dir: no folder %s (--segment_dir not given, nor '
+    '--data_dir)' % os.path.join('.', 'VOC2012', 'hed')
+    in capsys.readouterr().err
+  )
   (tmp_path / 'VOC2012' / 'hed').mkdir(parents=True)
   (tmp_path / 'VOC2012' / 'segcls').mkdir()
   with pytest.raises(SystemExit, match='holds no PNG oversegmentation'):

@@ -39,17 +39,25 @@ def folder_flag(parser, args, name, default, output=False):
   """
   given = getattr(args, name)
   folder = given or default
-  flag = '--' + name if given else '--data_dir'
+  # A --data_dir left at its default was not the user's choice: the error
+  # then names the flag to give.
+  data_dir_given = getattr(args, 'data_dir', None) != parser.get_default(
+    'data_dir'
+  )
+  flag = '--' + name if given or not data_dir_given else '--data_dir'
   if output:
     flags.check_derived_output(parser, flag, folder, folder=True)
   elif not os.path.isdir(folder):
     parser.error(
-      'argument %s: %s'
+      'argument %s: %s%s'
       % (
         flag,
         '%s is not a folder' % folder
         if os.path.exists(folder)
         else 'no folder %s' % folder,
+        ''
+        if given or data_dir_given
+        else ' (--%s not given, nor --data_dir)' % name,
       )
     )
   return folder
