@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -63,8 +64,37 @@ def test_groups_nest_the_segments_and_join_some(voc_root):
     )
   ) as stream:
     settings = json.load(stream)
-  assert settings['groups_of'] == os.path.join(voc_root, 'VOC2012', 'hed')
+  # Relative to the groups' folder, so that a moved DATAROOT keeps it.
+  assert settings['groups_of'] == os.path.join('..', 'hed')
   assert settings['threshold'] == 0.3 and 'min_size' not in settings
+
+
+def test_groups_of_a_moved_data_root_are_kept(voc_root, tmp_path, capsys):
+  # The record held absolute paths: in a moved DATAROOT the groups counted
+  # as made with other settings, and a rerun was refused.
+  moved = str(tmp_path / 'moved')
+  shutil.copytree(voc_root, moved, symlinks=True)
+  hed = os.path.join(moved, 'VOC2012', 'hed')
+  argv = ['--data_dir', moved, '--groups_of', hed, '--threshold', '0.3']
+  assert make_oversegmentation.main(argv) == 0
+  assert 'other settings' not in capsys.readouterr().err
+  # A record of absolute paths, as written before, still matches.
+  record = os.path.join(
+    moved, 'VOC2012', 'hed_groups', make_oversegmentation.SETTINGS_FILE
+  )
+  with open(record) as stream:
+    settings = json.load(stream)
+  settings['groups_of'] = hed
+  with open(record, 'w') as stream:
+    json.dump(settings, stream)
+  assert make_oversegmentation.main(argv) == 0
+  # Another folder's segments still count as other settings.
+  shutil.copytree(hed, str(tmp_path / 'other_hed'))
+  with pytest.raises(SystemExit, match='made with --groups_of'):
+    make_oversegmentation.main(
+      argv[:3] + [str(tmp_path / 'other_hed'), '--threshold', '0.3']
+      + ['--output_dir', os.path.join(moved, 'VOC2012', 'hed_groups')]
+    )
 
 
 def test_grouping_is_the_coarser_cut_of_the_same_hierarchy():

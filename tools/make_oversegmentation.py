@@ -626,10 +626,42 @@ SETTINGS_FILE = '.make_oversegmentation.json'
 OVERWRITE_MARK_FILE = io_utils.OVERSEGMENTATION_OVERWRITE_MARK_FILE
 
 
-def _settings(args):
-  """The flags that decide the segments, as recorded in SETTINGS_FILE."""
+# The settings that name input folders. SETTINGS_FILE holds them relative to
+# the output folder, so that a DATAROOT moved or copied whole keeps its
+# record; they are compared resolved (`_resolved_folders`), so that records
+# of absolute paths (as this tool wrote them before) still match.
+_FOLDER_SETTINGS = ('groups_of', 'oracle_label_dir')
+
+
+def _resolved_folders(settings, output_dir):
+  """`settings` with its folders as real absolute paths (None stays None)."""
+  if settings is None:
+    return None
+  return {
+    name: os.path.realpath(os.path.join(output_dir, value))
+    if name in _FOLDER_SETTINGS and value
+    else value
+    for name, value in settings.items()
+  }
+
+
+def _portable_folders(settings, output_dir):
+  """`settings` with its folders relative to `output_dir`, as recorded."""
+  return {
+    name: os.path.relpath(value, os.path.realpath(output_dir))
+    if name in _FOLDER_SETTINGS and value
+    else value
+    for name, value in settings.items()
+  }
+
+
+def _settings(args, output_dir):
+  """The flags that decide the segments, folders resolved (see
+  `_resolved_folders`); SETTINGS_FILE records them portable."""
   if args.oracle_label_dir:
-    return {'oracle_label_dir': os.path.abspath(args.oracle_label_dir)}
+    return _resolved_folders(
+      {'oracle_label_dir': os.path.abspath(args.oracle_label_dir)}, output_dir
+    )
   settings = {
     'threshold': None if args.num_segments else args.threshold,
     'num_segments': args.num_segments,
@@ -645,9 +677,11 @@ def _settings(args):
       **settings,
       # So that groups of segments since remade with other settings are
       # refused as groups of other settings, not kept.
-      'segments': _read_settings_record(args.groups_of),
+      'segments': _resolved_folders(
+        _read_settings_record(args.groups_of), args.groups_of
+      ),
     }
-  return settings
+  return _resolved_folders(settings, output_dir)
 
 
 def _read_settings_record(folder):
@@ -714,7 +748,7 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
       '--overwrite' % output_dir
     )
   try:
-    recorded = _read_settings_record(output_dir)
+    recorded = _resolved_folders(_read_settings_record(output_dir), output_dir)
   except SystemExit:
     if not overwrite:
       raise
@@ -787,7 +821,9 @@ def _record_settings(output_dir, settings, replacing):
     os.utime(mark, ns=(newest + 1, newest + 1))
   # In the flags' order, which the refusal above names them in.
   io_utils.save_json(
-    os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
+    os.path.join(output_dir, SETTINGS_FILE),
+    _portable_folders(settings, output_dir),
+    sort_keys=False,
   )
 
 
@@ -970,7 +1006,7 @@ def main(argv=None):
         'error: image id %s is named twice in %s: %s and %s'
         % (image_id, image_dir, first, name)
       )
-  settings = _settings(args)
+  settings = _settings(args, output_dir)
   segments_threshold = (settings.get('segments') or {}).get('threshold')
   if (
     args.groups_of
