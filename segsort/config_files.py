@@ -27,6 +27,7 @@ RESUMABLE_FIELD_CHANGES = frozenset(
     'save_pred_every',
     'update_tb_every',
     'restore_from',
+    'not_restore_classifier',
     'num_gpu',
     'jit_compile',
     'overwrite_config',

@@ -243,6 +243,8 @@ def test_config_differences_ignore_resumable_fields():
     update_tb_every=5,
     embedding_dim=64,
     snapshot_dir='/elsewhere/run',
+    # Read only when a run starts from --restore_from, never on resume.
+    not_restore_classifier=True,
   )
   assert config_lib.config_differences(saved, current) == [
     ('embedding_dim', 32, 64),

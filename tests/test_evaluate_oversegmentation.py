@@ -176,7 +176,8 @@ def test_tool_refuses_missing_folders_and_an_empty_one(
     evaluate_oversegmentation.main([])
   assert (
     'argument --segment_dir: no folder %s (--segment_dir not given, nor '
-    '--data_dir)' % os.path.join('.', 'VOC2012', 'hed')
+    '--data_dir)'
+    % os.path.join('.', 'VOC2012', 'hed')
     in capsys.readouterr().err
   )
   (tmp_path / 'VOC2012' / 'hed').mkdir(parents=True)

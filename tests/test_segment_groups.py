@@ -92,7 +92,8 @@ def test_groups_of_a_moved_data_root_are_kept(voc_root, tmp_path, capsys):
   shutil.copytree(hed, str(tmp_path / 'other_hed'))
   with pytest.raises(SystemExit, match='made with --groups_of'):
     make_oversegmentation.main(
-      argv[:3] + [str(tmp_path / 'other_hed'), '--threshold', '0.3']
+      argv[:3]
+      + [str(tmp_path / 'other_hed'), '--threshold', '0.3']
       + ['--output_dir', os.path.join(moved, 'VOC2012', 'hed_groups')]
     )
 

@@ -446,7 +446,24 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   message = str(raised.value)
   assert 'learning_rate: 0.01 -> 0.5' in message
   assert 'embedding_dim: 32 -> 16' in message
-  assert '--overwrite_config' in message
+  # It advised --overwrite_config, which then failed to restore.
+  assert message.endswith(
+    "Use a new --snapshot_dir: --embedding_dim changes the shapes of the "
+    "model's variables, so that its checkpoints cannot be resumed (not even "
+    'with --overwrite_config).'
+  )
+  with pytest.raises(errors.ConfigMismatchError, match='not even with'):
+    trainer_lib.Trainer(
+      make_config(
+        voc, snapshot_dir, embedding_dim=16, overwrite_config=True, **changed
+      )
+    )
+  with pytest.raises(errors.ConfigMismatchError) as raised:
+    trainer_lib.Trainer(make_config(voc, snapshot_dir, **changed))
+  assert str(raised.value).endswith(
+    'Use a new --snapshot_dir, or pass --overwrite_config to replace its '
+    'config.json and resume its latest checkpoint with these settings.'
+  )
 
   resumed = trainer_lib.Trainer(
     make_config(voc, snapshot_dir, overwrite_config=True, **changed)

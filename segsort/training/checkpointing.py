@@ -38,7 +38,8 @@ def check_snapshot_config(config):
 
   Raises:
     ConfigMismatchError: If --snapshot_dir holds checkpoints of a config
-      that differs, without --overwrite_config.
+      that differs, without --overwrite_config; with it too where the
+      difference changes the shapes of the variables (`_reshaping_fields`).
   """
   path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
   if (
@@ -47,19 +48,47 @@ def check_snapshot_config(config):
   ):
     saved = config_lib.load_config(path)
     differences = config_lib.config_differences(saved, config)
-    if differences and not config.overwrite_config:
-      raise errors.ConfigMismatchError(
-        '%s holds a run with another configuration; differing fields '
-        '(saved -> now):\n  %s\nUse a new --snapshot_dir, or pass '
-        '--overwrite_config to replace its config.json and resume its '
-        'latest checkpoint with these settings.'
+    reshaping = sorted(
+      _reshaping_fields(saved) & {name for name, _, _ in differences}
+    )
+    if not differences or (config.overwrite_config and not reshaping):
+      return
+    if reshaping:
+      advice = (
+        'Use a new --snapshot_dir: --%s %s the shapes of the model\'s '
+        'variables, so that its checkpoints cannot be resumed (not even '
+        'with --overwrite_config).'
         % (
-          config.snapshot_dir,
-          '\n  '.join(
-            '%s: %r -> %r' % difference for difference in differences
-          ),
+          ', --'.join(reshaping),
+          'changes' if len(reshaping) == 1 else 'change',
         )
       )
+    else:
+      advice = (
+        'Use a new --snapshot_dir, or pass --overwrite_config to replace '
+        'its config.json and resume its latest checkpoint with these '
+        'settings.'
+      )
+    raise errors.ConfigMismatchError(
+      '%s holds a run with another configuration; differing fields '
+      '(saved -> now):\n  %s\n%s'
+      % (
+        config.snapshot_dir,
+        '\n  '.join('%s: %r -> %r' % difference for difference in differences),
+        advice,
+      )
+    )
+
+
+def _reshaping_fields(config):
+  """The fields of a run's config that decide the shapes of its variables
+  (its head's outputs: classes for softmax, the embedding for SegSort)."""
+  return {
+    'mode',
+    'backbone',
+    'head',
+    'num_classes' if config.mode == 'softmax' else 'embedding_dim',
+  }
 
 
 class RunCheckpoints:
