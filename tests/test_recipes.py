@@ -93,8 +93,11 @@ def _recipe_commands(recipe, tmp_path):
   )
   assert completed.returncode == 0, completed.stderr
   commands = [shlex.split(line) for line in completed.stdout.splitlines()]
-  assert all(command[0] == DRY_RUN_PYTHON for command in commands)
-  return [command[1:] for command in commands]
+  # The commands name lists and snapshots from the repository root: the
+  # first line goes there, so that they paste from any folder.
+  assert commands[0] == ['cd', str(_ROOT)]
+  assert all(command[0] == DRY_RUN_PYTHON for command in commands[1:])
+  return [command[1:] for command in commands[1:]]
 
 
 @pytest.mark.parametrize(

@@ -40,11 +40,7 @@
 
 # shellcheck source=bashscripts/voc12/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh"
-if [ -n "${SEGSORT_DRY_RUN:-}" ]; then
-  # The commands name the modules and preflight.py from the repository root
-  # (where the scripts run them); with this first line they paste anywhere.
-  echo "cd $(printf '%q' "${PWD}")"
-fi
+segsort_dry_run_cd
 
 : "${METHODS:=segsort segsort_unsup softmax}" "${SEEDS:=0}"
 : "${BACKBONE:=mini}" "${BATCH_SIZE:=8}" "${CROP:=112,112}"

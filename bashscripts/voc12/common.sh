@@ -38,6 +38,15 @@ segsort_python() {
   "${interpreter}" "$@"
 }
 
+# In a dry run, prints the `cd` into the current folder first: the commands
+# name modules, lists and snapshots relative to the repository root, where
+# the scripts run them; with it the printed lines paste anywhere.
+segsort_dry_run_cd() {
+  if [ -n "${SEGSORT_DRY_RUN:-}" ]; then
+    echo "cd $(printf '%q' "${PWD}")"
+  fi
+}
+
 # Prints a line of progress; in a dry run as a shell comment, so that the
 # printed lines can be pasted whole.
 segsort_say() {
