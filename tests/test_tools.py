@@ -638,6 +638,21 @@ def test_synthetic_voc_is_deterministic(tmp_path):
       ).read_bytes()
 
 
+def test_synthetic_oversegmentations_record_their_settings(tmp_path, capsys):
+  # Without a record, the tool kept them as of unknown settings, with a note.
+  root = str(tmp_path / 'voc')
+  make_synthetic_voc.make_synthetic_voc(
+    root, num_train=2, num_val=1, size=32, seed=4
+  )
+  capsys.readouterr()
+  assert make_oversegmentation.main(['--data_dir', root]) == 0
+  output = capsys.readouterr().out
+  assert 'not recorded' not in output
+  assert '3 images, 0 to oversegment into' in output
+  with pytest.raises(SystemExit, match='made with --threshold 0.1 '):
+    make_oversegmentation.main(['--data_dir', root, '--threshold', '0.3'])
+
+
 def test_synthetic_class_names():
   assert make_synthetic_voc.class_names(4) == [
     'background',

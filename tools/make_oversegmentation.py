@@ -655,6 +655,25 @@ def _portable_folders(settings, output_dir):
   }
 
 
+def contour_settings(
+  threshold=DEFAULT_THRESHOLD,
+  num_segments=None,
+  min_size=DEFAULT_MIN_SIZE,
+  sed_model=None,
+  apply_exif_orientation=False,
+):
+  """The settings of contour oversegmentations as SETTINGS_FILE records
+  them (`oversegment`'s arguments; `threshold` is unused with
+  `num_segments`)."""
+  return {
+    'threshold': None if num_segments else threshold,
+    'num_segments': num_segments,
+    'min_size': min_size,
+    'sed_model': sed_model and os.path.abspath(sed_model),
+    'apply_exif_orientation': apply_exif_orientation,
+  }
+
+
 def _settings(args, output_dir):
   """The flags that decide the segments, folders resolved (see
   `_resolved_folders`); SETTINGS_FILE records them portable."""
@@ -662,13 +681,13 @@ def _settings(args, output_dir):
     return _resolved_folders(
       {'oracle_label_dir': os.path.abspath(args.oracle_label_dir)}, output_dir
     )
-  settings = {
-    'threshold': None if args.num_segments else args.threshold,
-    'num_segments': args.num_segments,
-    'min_size': args.min_size,
-    'sed_model': args.sed_model and os.path.abspath(args.sed_model),
-    'apply_exif_orientation': args.apply_exif_orientation,
-  }
+  settings = contour_settings(
+    args.threshold,
+    args.num_segments,
+    args.min_size,
+    args.sed_model,
+    args.apply_exif_orientation,
+  )
   if args.groups_of:
     # Groups keep every segment: --min_size does not apply.
     del settings['min_size']

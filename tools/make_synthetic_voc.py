@@ -339,6 +339,13 @@ def make_synthetic_voc(
   folder_jobs.run_jobs(
     write, jobs, workers, progress, desc='Writing', unit='image'
   )
+  if with_oversegmentation:
+    # As the tool records them, so that it reuses these segments.
+    io_utils.save_json(
+      os.path.join(root, 'VOC2012', 'hed', make_oversegmentation.SETTINGS_FILE),
+      make_oversegmentation.contour_settings(),
+      sort_keys=False,
+    )
   list_lines = {'train': [], 'val': []}
   for split, _, image_id in jobs:
     list_lines[split].append(
