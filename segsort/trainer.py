@@ -120,7 +120,7 @@ class Trainer:
     self._placement = distribution.placement_of(
       self.strategy, config.batch_size
     )
-    checkpointing.check_snapshot_config(config)
+    replaced_settings = checkpointing.check_snapshot_config(config)
     self._state = state_lib.TrainingState(config, self.strategy, self.objective)
     self.network = self._state.network
     self.optimizer = self._state.optimizer
@@ -148,6 +148,10 @@ class Trainer:
     # Written once the run is set up, so that a run that could not start
     # does not claim the directory.
     if self._placement.is_chief:
+      if replaced_settings:
+        checkpointing.keep_replaced_config(
+          config.snapshot_dir, int(self.step.numpy())
+        )
       config_lib.save_config(config, config.snapshot_dir)
 
   def current_learning_rate(self):

@@ -470,6 +470,11 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   )
   assert int(resumed.step.numpy()) == 2
   assert config_lib.load_config(str(snapshot_dir)).learning_rate == 0.5
+  # The settings of the first two steps are kept beside it.
+  assert (
+    config_lib.load_config(str(snapshot_dir / 'config.until_step_2.json'))
+    == trained_run.config
+  )
 
 
 def test_non_finite_loss_stops_without_saving(voc, tmp_path):

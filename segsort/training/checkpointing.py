@@ -11,12 +11,14 @@ rebuilds its stream at the batch it had reached, step * iter_size.
 
 import logging
 import os
+import shutil
 
 import tensorflow as tf
 
 from network import checkpoints
 from segsort import config as config_lib
 from segsort import errors
+from segsort import io_utils
 
 MAX_CHECKPOINTS_TO_KEEP = 5
 CHECKPOINT_NAME = 'ckpt'
@@ -36,48 +38,69 @@ def require_snapshot_dir(config):
 def check_snapshot_config(config):
   """Refuses a snapshot directory with checkpoints of another config.
 
+  Returns:
+    The differences (field, saved, now) that --overwrite_config accepts;
+    empty when the run is new or resumed with its own config.
+
   Raises:
     ConfigMismatchError: If --snapshot_dir holds checkpoints of a config
       that differs, without --overwrite_config; with it too where the
       difference changes the shapes of the variables (`_reshaping_fields`).
   """
   path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
-  if (
+  if not (
     os.path.exists(path)
     and tf.train.latest_checkpoint(config.snapshot_dir) is not None
   ):
-    saved = config_lib.load_config(path)
-    differences = config_lib.config_differences(saved, config)
-    reshaping = sorted(
-      _reshaping_fields(saved) & {name for name, _, _ in differences}
-    )
-    if not differences or (config.overwrite_config and not reshaping):
-      return
-    if reshaping:
-      advice = (
-        'Use a new --snapshot_dir: --%s %s the shapes of the model\'s '
-        'variables, so that its checkpoints cannot be resumed (not even '
-        'with --overwrite_config).'
-        % (
-          ', --'.join(reshaping),
-          'changes' if len(reshaping) == 1 else 'change',
-        )
-      )
-    else:
-      advice = (
-        'Use a new --snapshot_dir, or pass --overwrite_config to replace '
-        'its config.json and resume its latest checkpoint with these '
-        'settings.'
-      )
-    raise errors.ConfigMismatchError(
-      '%s holds a run with another configuration; differing fields '
-      '(saved -> now):\n  %s\n%s'
+    return []
+  saved = config_lib.load_config(path)
+  differences = config_lib.config_differences(saved, config)
+  reshaping = sorted(
+    _reshaping_fields(saved) & {name for name, _, _ in differences}
+  )
+  if not differences or (config.overwrite_config and not reshaping):
+    return differences
+  if reshaping:
+    advice = (
+      'Use a new --snapshot_dir: --%s %s the shapes of the model\'s '
+      'variables, so that its checkpoints cannot be resumed (not even '
+      'with --overwrite_config).'
       % (
-        config.snapshot_dir,
-        '\n  '.join('%s: %r -> %r' % difference for difference in differences),
-        advice,
+        ', --'.join(reshaping),
+        'changes' if len(reshaping) == 1 else 'change',
       )
     )
+  else:
+    advice = (
+      'Use a new --snapshot_dir, or pass --overwrite_config to replace '
+      'its config.json and resume its latest checkpoint with these '
+      'settings.'
+    )
+  raise errors.ConfigMismatchError(
+    '%s holds a run with another configuration; differing fields '
+    '(saved -> now):\n  %s\n%s'
+    % (
+      config.snapshot_dir,
+      '\n  '.join('%s: %r -> %r' % difference for difference in differences),
+      advice,
+    )
+  )
+
+
+def keep_replaced_config(snapshot_dir, step):
+  """Copies the config.json that --overwrite_config replaces to
+  `config.until_step_STEP.json`, so that the run keeps the settings its
+  first `step` steps were trained with.
+
+  Returns:
+    The path of the copy.
+  """
+  path = os.path.join(snapshot_dir, config_lib.CONFIG_FILE_NAME)
+  stem, extension = os.path.splitext(path)
+  kept = '%s.until_step_%d%s' % (stem, step, extension)
+  with io_utils.atomic_path(kept) as temporary:
+    shutil.copyfile(path, temporary)
+  return kept
 
 
 def _reshaping_fields(config):
