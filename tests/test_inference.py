@@ -280,6 +280,22 @@ def _copy_list_files(synthetic_set, image_ids, directory, label=None):
   return data_list
 
 
+def _extraction_flags(synthetic_set, checkpoint_dir, data_list, tmp_path):
+  """extract_prototypes.main's flags for a list, writing into tmp_path/out."""
+  return [
+    '--data_dir',
+    synthetic_set.data_dir,
+    '--data_list',
+    data_list,
+    '--restore_from',
+    checkpoint_dir,
+    '--save_dir',
+    str(tmp_path / 'out'),
+    '--num_classes',
+    str(NUM_CLASSES),
+  ] + WINDOW_FLAGS
+
+
 def test_extraction_ignores_labels_of_unknown_classes(
   synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
 ):
@@ -290,19 +306,9 @@ def test_extraction_ignores_labels_of_unknown_classes(
     synthetic_set, [train_id], str(tmp_path), label=label
   )
   extract_prototypes.main(
-    [
-      '--data_dir',
-      synthetic_set.data_dir,
-      '--data_list',
-      data_list,
-      '--restore_from',
-      segsort_checkpoint_dir,
-      '--save_dir',
-      str(tmp_path / 'out'),
-      '--num_classes',
-      str(NUM_CLASSES),
-    ]
-    + WINDOW_FLAGS
+    _extraction_flags(
+      synthetic_set, segsort_checkpoint_dir, data_list, tmp_path
+    )
   )
   num_ignored = IMAGE_SIZE[0] // 2 * IMAGE_SIZE[1]
   assert (
@@ -343,19 +349,9 @@ def test_extraction_of_a_list_without_labelled_pixels_stops_before_any_work(
     % re.escape(data_list),
   ):
     extract_prototypes.main(
-      [
-        '--data_dir',
-        synthetic_set.data_dir,
-        '--data_list',
-        data_list,
-        '--restore_from',
-        segsort_checkpoint_dir,
-        '--save_dir',
-        str(tmp_path / 'out'),
-        '--num_classes',
-        str(NUM_CLASSES),
-      ]
-      + WINDOW_FLAGS
+      _extraction_flags(
+        synthetic_set, segsort_checkpoint_dir, data_list, tmp_path
+      )
     )
   assert not (tmp_path / 'out' / 'prototypes').exists()
 
@@ -365,18 +361,9 @@ def test_extraction_skips_cached_images_without_decoding_them(
 ):
   image_ids = _list_ids(synthetic_set.train_list)[:2]
   data_list = _copy_list_files(synthetic_set, image_ids, str(tmp_path))
-  flags = [
-    '--data_dir',
-    synthetic_set.data_dir,
-    '--data_list',
-    data_list,
-    '--restore_from',
-    segsort_checkpoint_dir,
-    '--save_dir',
-    str(tmp_path / 'out'),
-    '--num_classes',
-    str(NUM_CLASSES),
-  ] + WINDOW_FLAGS
+  flags = _extraction_flags(
+    synthetic_set, segsort_checkpoint_dir, data_list, tmp_path
+  )
   extract_prototypes.main(flags)
   bank_path = os.path.join(
     prototype_dir(str(tmp_path / 'out')), inference.PROTOTYPE_FEATURES_FILE
@@ -739,26 +726,30 @@ def test_softmax_is_the_argmax_of_upsampled_logits(
   )
 
 
+def _softmax_val_flags(
+  synthetic_set, checkpoint_dir, save_dir, num_classes=NUM_CLASSES
+):
+  """inference_softmax.main's flags for the val list."""
+  return [
+    '--data_dir',
+    synthetic_set.data_dir,
+    '--data_list',
+    synthetic_set.val_list,
+    '--restore_from',
+    checkpoint_dir,
+    '--save_dir',
+    str(save_dir),
+    '--num_classes',
+    str(num_classes),
+  ] + WINDOW_FLAGS
+
+
 def test_softmax_multi_scale_predicts_full_size(
   softmax_checkpoint_dir, synthetic_set, tmp_path
 ):
   inference_softmax.main(
-    [
-      '--data_dir',
-      synthetic_set.data_dir,
-      '--data_list',
-      synthetic_set.val_list,
-      '--restore_from',
-      softmax_checkpoint_dir,
-      '--save_dir',
-      str(tmp_path),
-      '--num_classes',
-      str(NUM_CLASSES),
-      '--scale_aug',
-      '0.5,1',
-      '--flip_aug',
-    ]
-    + WINDOW_FLAGS
+    _softmax_val_flags(synthetic_set, softmax_checkpoint_dir, tmp_path)
+    + ['--scale_aug', '0.5,1', '--flip_aug']
   )
   for image_id in _list_ids(synthetic_set.val_list):
     gray = _read_png(tmp_path / 'gray' / (image_id + '.png'))
@@ -775,19 +766,9 @@ def test_softmax_with_other_classes_than_its_checkpoint_is_refused_plainly(
     % (NUM_CLASSES, NUM_CLASSES + 2),
   ):
     inference_softmax.main(
-      [
-        '--data_dir',
-        synthetic_set.data_dir,
-        '--data_list',
-        synthetic_set.val_list,
-        '--restore_from',
-        softmax_checkpoint_dir,
-        '--save_dir',
-        str(tmp_path),
-        '--num_classes',
-        str(NUM_CLASSES + 2),
-      ]
-      + WINDOW_FLAGS
+      _softmax_val_flags(
+        synthetic_set, softmax_checkpoint_dir, tmp_path, NUM_CLASSES + 2
+      )
     )
   assert 'differs from the' not in caplog.text
 
