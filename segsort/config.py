@@ -96,6 +96,8 @@ class TrainConfig:
   warmup_steps: int = 0
   momentum: float = 0.9
   weight_decay: float = 5e-4
+  # This port's addition: 0 keeps the last weights, as the original.
+  ema_decay: float = 0.0
   num_classes: int = 21
   num_steps: int = 20000
   iter_size: int = 1
@@ -229,6 +231,10 @@ class TrainConfig:
       )
     if self.momentum > 1:
       problems.append('--momentum must be at most 1, got %r' % self.momentum)
+    if not (math.isfinite(self.ema_decay) and 0 <= self.ema_decay < 1):
+      problems.append(
+        '--ema_decay must be a number in [0, 1), got %r' % self.ema_decay
+      )
     if self.num_steps >= 1 and self.warmup_steps > self.num_steps:
       problems.append(
         '--warmup_steps %d is more than --num_steps %d'

@@ -46,7 +46,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     return super()._get_help_string(action)
 
 
-def _describe_range(kind, minimum, maximum, above):
+def _describe_range(kind, minimum, maximum, above, below=None):
   bounds = []
   if above is not None:
     bounds.append('> %s' % above)
@@ -54,11 +54,13 @@ def _describe_range(kind, minimum, maximum, above):
     bounds.append('>= %s' % minimum)
   if maximum is not None:
     bounds.append('<= %s' % maximum)
+  if below is not None:
+    bounds.append('< %s' % below)
   return '%s %s' % (kind, ' and '.join(bounds)) if bounds else kind
 
 
-def _number(convert, kind, minimum, maximum, above):
-  description = _describe_range(kind, minimum, maximum, above)
+def _number(convert, kind, minimum, maximum, above, below=None):
+  description = _describe_range(kind, minimum, maximum, above, below)
 
   def parse(text):
     try:
@@ -71,6 +73,7 @@ def _number(convert, kind, minimum, maximum, above):
       or (above is not None and not value > above)
       or (minimum is not None and value < minimum)
       or (maximum is not None and value > maximum)
+      or (below is not None and not value < below)
     ):
       raise argparse.ArgumentTypeError(
         'must be %s, got %r' % (description, text)
@@ -87,9 +90,10 @@ def integer(minimum=None, maximum=None):
   return _number(int, 'an integer', minimum, maximum, None)
 
 
-def real(minimum=None, maximum=None, above=None):
-  """An argparse type of finite floats in [minimum, maximum], > above."""
-  return _number(float, 'a finite number', minimum, maximum, above)
+def real(minimum=None, maximum=None, above=None, below=None):
+  """An argparse type of finite floats in [minimum, maximum], > above and
+  < below."""
+  return _number(float, 'a finite number', minimum, maximum, above, below)
 
 
 def _positive_pair(text, expected):

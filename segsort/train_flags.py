@@ -131,6 +131,14 @@ def build_argument_parser(mode='segsort'):
   )
   add(training, 'momentum', 'Momentum of the SGD optimizer.')
   add(
+    training,
+    'ema_decay',
+    'Decay per step of an exponential moving average of the trained '
+    'weights, which the final checkpoint holds instead of the last weights '
+    '(0: the last weights, as in the original release). This port\'s '
+    'addition; it steadies short runs from random weights.',
+  )
+  add(
     training, 'weight_decay', 'L2 regularisation factor of convolution kernels.'
   )
   add(

@@ -270,6 +270,10 @@ class Trainer:
           # large): the step is tried again, at a smaller scale.
           step -= 1
           continue
+        if self._state.weight_average is not None:
+          self._state.update_weight_average()
+          if step == config.num_steps:
+            self._state.use_weight_average()
         progress.update()
         saving = step % config.save_pred_every == 0 or step == end
         # The losses are fetched from the device only here: at the first

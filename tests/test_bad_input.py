@@ -526,6 +526,8 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
     (['--concentration', '0'], '--concentration must be a number > 0'),
     (['--learning_rate', 'nan'], '--learning_rate must be a number >= 0'),
     (['--momentum', '1.5'], '--momentum must be at most 1'),
+    (['--ema_decay', '1'], '--ema_decay must be a number in [0, 1), got 1.0'),
+    (['--ema_decay', '-0.1'], '--ema_decay must be a number in [0, 1)'),
     (['--random_seed', '-1'], '--random_seed must be a number >= 0'),
     (
       ['--ignore_label', '3'],

@@ -32,6 +32,7 @@ _SHARED_TRAINING_FLAGS = (
   '--learning_rate',
   '--weight_decay',
   '--warmup_steps',
+  '--ema_decay',
   '--random_seed',
   '--data_list',
 )
@@ -756,6 +757,7 @@ def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
   [
     ('SEGMENT_GROUPS=yes', 'SEGMENT_GROUPS=yes: must be 0 or 1'),
     ('RANDOM_COLOUR=2', 'RANDOM_COLOUR=2: must be 0 or 1'),
+    ('EMA_DECAY=1', 'EMA_DECAY=1: must be a finite number >= 0 and < 1'),
     ('SEGMENT_GROUP_THRESHOLD=2', 'SEGMENT_GROUP_THRESHOLD=2: must be'),
   ],
 )

@@ -226,6 +226,57 @@ def test_warm_up_scales_the_first_updates(voc, tmp_path):
   )
 
 
+def test_the_final_weights_are_their_moving_average(voc, tmp_path):
+  config = make_config(voc, tmp_path / 'averaged', num_steps=4, ema_decay=0.3)
+  dataset = fixed_batches(voc, config)
+  trainer = trainer_lib.Trainer(config, dataset=dataset)
+  weights = [
+    [variable.numpy() for variable in trainer.network.trainable_variables]
+  ]
+  for step in (1, 2, 3):
+    trainer.train(until_step=step)
+    weights.append(
+      [variable.numpy() for variable in trainer.network.trainable_variables]
+    )
+  # The decay rises to --ema_decay over the first steps (0.18, 0.25, 0.3).
+  expected = weights[0]
+  for step in (1, 2, 3):
+    decay = min(0.3, (1.0 + step) / (10.0 + step))
+    expected = [
+      average - (1.0 - decay) * (average - weight)
+      for average, weight in zip(expected, weights[step])
+    ]
+  for average, value in zip(trainer._state.weight_average, expected):
+    np.testing.assert_allclose(average.numpy(), value, rtol=1e-5, atol=1e-6)
+  prefix = trainer.train().checkpoint
+  assert_same_values(
+    trainer._state.weight_average, trainer.network.trainable_variables
+  )
+  assert not np.array_equal(
+    trainer.network.trainable_variables[0].numpy(), weights[3][0]
+  )
+  # The last checkpoint holds the average as the model, which inference reads.
+  restored = trainer_lib.Trainer(
+    dataclass_replace(config, snapshot_dir=str(tmp_path / 'restored')),
+    dataset=dataset,
+  )
+  restored.checkpoint.restore(prefix)
+  assert_same_values(
+    trainer.network.trainable_variables, restored.network.trainable_variables
+  )
+
+  # A resumed run continues the average of the checkpoint.
+  resumed_config = dataclass_replace(config, snapshot_dir=str(tmp_path / 'two'))
+  trainer_lib.Trainer(resumed_config, dataset=dataset).train(until_step=2)
+  resumed = trainer_lib.Trainer(resumed_config, dataset=dataset)
+  resumed.train()
+  assert_same_values(
+    trainer.network.trainable_variables,
+    resumed.network.trainable_variables,
+    exact=False,
+  )
+
+
 def _event_tags(directory):
   tags = set()
   for name in os.listdir(directory):
@@ -448,14 +499,23 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   assert 'embedding_dim: 32 -> 16' in message
   # It advised --overwrite_config, which then failed to restore.
   assert message.endswith(
-    "Use a new --snapshot_dir: --embedding_dim changes the shapes of the "
-    "model's variables, so that its checkpoints cannot be resumed (not even "
-    'with --overwrite_config).'
+    'Use a new --snapshot_dir: --embedding_dim changes the variables of the '
+    'run, so that its checkpoints cannot be resumed (not even with '
+    "--overwrite_config)."
   )
   with pytest.raises(errors.ConfigMismatchError, match='not even with'):
     trainer_lib.Trainer(
       make_config(
         voc, snapshot_dir, embedding_dim=16, overwrite_config=True, **changed
+      )
+    )
+  # Its checkpoints hold no weight average to continue.
+  with pytest.raises(
+    errors.ConfigMismatchError, match='--ema_decay changes the variables'
+  ):
+    trainer_lib.Trainer(
+      make_config(
+        voc, snapshot_dir, ema_decay=0.9, overwrite_config=True, **changed
       )
     )
   with pytest.raises(errors.ConfigMismatchError) as raised:

@@ -71,6 +71,7 @@ SETTINGS = {
   'LEARNING_RATE': ('learning_rate', flags.real(0)),
   'WEIGHT_DECAY': ('weight_decay', flags.real(0)),
   'WARMUP_STEPS': ('warmup_steps', flags.integer(0)),
+  'EMA_DECAY': ('ema_decay', flags.real(0, below=1)),
   'EMBEDDING_DIM': ('embedding_dim', flags.integer(1)),
   'CONCENTRATION': ('concentration', flags.real(above=0)),
   'NUM_CLUSTERS': ('num_clusters', flags.cluster_grid),
@@ -262,6 +263,7 @@ _SHARED_FIELDS = (
   'learning_rate',
   'weight_decay',
   'warmup_steps',
+  'ema_decay',
   'random_colour',
 )
 _METHOD_FIELDS = {

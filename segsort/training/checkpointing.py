@@ -45,7 +45,7 @@ def check_snapshot_config(config):
   Raises:
     ConfigMismatchError: If --snapshot_dir holds checkpoints of a config
       that differs, without --overwrite_config; with it too where the
-      difference changes the shapes of the variables (`_reshaping_fields`).
+      difference changes the variables or their shapes (`_structure`).
   """
   path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
   if not (
@@ -55,19 +55,22 @@ def check_snapshot_config(config):
     return []
   saved = config_lib.load_config(path)
   differences = config_lib.config_differences(saved, config)
-  reshaping = sorted(
-    _reshaping_fields(saved) & {name for name, _, _ in differences}
+  saved_structure, structure = _structure(saved), _structure(config)
+  structural = sorted(
+    name
+    for name in saved_structure
+    if saved_structure[name] != structure.get(name)
   )
-  if not differences or (config.overwrite_config and not reshaping):
+  if not differences or (config.overwrite_config and not structural):
     return differences
-  if reshaping:
+  if structural:
     advice = (
-      'Use a new --snapshot_dir: --%s %s the shapes of the model\'s '
-      'variables, so that its checkpoints cannot be resumed (not even '
-      'with --overwrite_config).'
+      'Use a new --snapshot_dir: --%s %s the variables of the run, so '
+      'that its checkpoints cannot be resumed (not even with '
+      '--overwrite_config).'
       % (
-        ', --'.join(reshaping),
-        'changes' if len(reshaping) == 1 else 'change',
+        ', --'.join(structural),
+        'changes' if len(structural) == 1 else 'change',
       )
     )
   else:
@@ -103,14 +106,17 @@ def keep_replaced_config(snapshot_dir, step):
   return kept
 
 
-def _reshaping_fields(config):
-  """The fields of a run's config that decide the shapes of its variables
-  (its head's outputs: classes for softmax, the embedding for SegSort)."""
+def _structure(config):
+  """What decides the variables of a run and their shapes: its head's
+  outputs (classes for softmax, the embedding for SegSort), and whether it
+  keeps a weight average."""
+  head_outputs = 'num_classes' if config.mode == 'softmax' else 'embedding_dim'
   return {
-    'mode',
-    'backbone',
-    'head',
-    'num_classes' if config.mode == 'softmax' else 'embedding_dim',
+    'mode': config.mode,
+    'backbone': config.backbone,
+    'head': config.head,
+    head_outputs: getattr(config, head_outputs),
+    'ema_decay': config.ema_decay > 0,
   }
 
 
@@ -135,8 +141,16 @@ class RunCheckpoints:
     self._state = state
     self._is_chief = placement.is_chief
     # No input pipeline: a resumed run rebuilds it from the step.
+    # The weight average only when kept: checkpoints of runs without it
+    # then restore as before.
+    average = (
+      {}
+      if state.weight_average is None
+      else {'weight_average': state.weight_average}
+    )
     self.checkpoint = tf.train.Checkpoint(
       **state.objective_state,
+      **average,
       model=state.network,
       optimizer=state.optimizer,
       step=state.step,

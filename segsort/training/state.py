@@ -72,6 +72,9 @@ class TrainingState:
     optimizer: The Keras SGD optimizer (in a LossScaleOptimizer with
       --mixed_precision).
     trainable_variables: The network's trainable variables.
+    weight_average: With --ema_decay, a float32 variable per trainable
+      variable: their exponential moving average (`update_weight_average`);
+      else None.
     gradient_multipliers: A float per trainable variable: the head's
       HEAD_LEARNING_RATE_MULTIPLIER, 1 elsewhere.
     conv_kernels: The trainable convolution kernels, weight-decayed.
@@ -104,6 +107,16 @@ class TrainingState:
         self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self.trainable_variables = self.network.trainable_variables
       self.optimizer.build(self.trainable_variables)
+      self.weight_average = None
+      if config.ema_decay:
+        self.weight_average = [
+          tf.Variable(
+            tf.convert_to_tensor(variable),
+            trainable=False,
+            name='weight_average_%d' % index,
+          )
+          for index, variable in enumerate(self.trainable_variables)
+        ]
     head = {id(variable) for variable in self.network.head_variables}
     self.gradient_multipliers = [
       HEAD_LEARNING_RATE_MULTIPLIER if id(variable) in head else 1.0
@@ -115,6 +128,27 @@ class TrainingState:
       for variable in self.trainable_variables
       if variable.path.endswith('kernel')
     ]
+
+  @tf.function
+  def update_weight_average(self):
+    """Moves the weight average towards the weights, after a step.
+
+    The decay is --ema_decay, less over the first steps, so that the
+    random initial weights weigh little in short runs: min(decay,
+    (1 + step) / (10 + step)), as TF1's tf.train.ExponentialMovingAverage
+    with num_updates (Polyak and Juditsky, "Acceleration of stochastic
+    approximation by averaging", 1992, for averaging the iterates).
+    """
+    step = tf.cast(self.step, tf.float32)
+    decay = tf.minimum(self._config.ema_decay, (1.0 + step) / (10.0 + step))
+    for average, variable in zip(self.weight_average, self.trainable_variables):
+      average.assign_sub((1.0 - decay) * (average - variable))
+
+  @tf.function
+  def use_weight_average(self):
+    """Replaces the trained weights by their average (at the last step)."""
+    for average, variable in zip(self.weight_average, self.trainable_variables):
+      variable.assign(average)
 
   def learning_rate(self):
     """The base learning rate of the current step (poly policy, warm-up)."""
