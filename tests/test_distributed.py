@@ -155,6 +155,22 @@ def _run_child(workdir):
     )
   )
   results['steps'] = [int(single.step.numpy()), int(double.step.numpy())]
+  # The weight average, updated in the cross-replica context, ends alike.
+  single, double = make_trainers(
+    'ema', mode='softmax', num_banks=0, ema_decay=0.5, num_steps=1
+  )
+  for source, target in zip(
+    single._state.weight_average, double._state.weight_average
+  ):
+    target.assign(source)
+  single.train()
+  double.train()
+  results['averaged_weights'] = max(
+    _max_relative_difference(expected.numpy(), actual.numpy())
+    for expected, actual in zip(
+      single.network.trainable_variables, double.network.trainable_variables
+    )
+  )
   results['summary_files'] = os.listdir(
     os.path.join(double.config.snapshot_dir, 'tensorboard')
   )
@@ -211,6 +227,10 @@ def test_two_replicas_train_to_the_weights_of_one(replica_results):
   assert replica_results['steps'] == [1, 1]
   assert replica_results['trained_weights'] < 1e-4
   assert replica_results['summary_files']
+
+
+def test_two_replicas_keep_the_weight_average_of_one(replica_results):
+  assert replica_results['averaged_weights'] < 1e-4
 
 
 def test_two_replicas_share_memory_banks(replica_results):
