@@ -135,8 +135,8 @@ def build_argument_parser(mode='segsort'):
     'ema_decay',
     'Decay per step of an exponential moving average of the trained '
     'weights, which the final checkpoint holds instead of the last weights '
-    '(0: the last weights, as in the original release). This port\'s '
-    'addition; it steadies short runs from random weights.',
+    '(0: the last weights, as in the original release); in [0, 1). This '
+    'port\'s addition.',
   )
   add(
     training, 'weight_decay', 'L2 regularisation factor of convolution kernels.'
