@@ -9,6 +9,7 @@ flags.
 import json
 import os
 
+from segsort import errors
 from segsort import io_utils
 from segsort import run_record
 
@@ -126,7 +127,8 @@ def load_config(path_or_dir):
 
   Raises:
     FileNotFoundError: If there is no such file.
-    ValueError: If the file is not a valid config.
+    errors.ConfigFileError: If the file is not a valid config (a
+      ValueError).
   """
   # Imported here: segsort.config, which TrainConfig belongs to, imports
   # this module.
@@ -142,10 +144,14 @@ def load_config(path_or_dir):
       values = json.load(stream)
     if not isinstance(values, dict):
       raise ValueError('expected a JSON object, got %s' % type(values).__name__)
+    if 'mode' not in values:
+      # Every config.json the trainer writes names it; without it, all the
+      # other fields would silently take their defaults.
+      raise ValueError("no 'mode' field: not a config.json of this port")
     values.pop(ENVIRONMENT_KEY, None)
     return config_lib.TrainConfig.from_dict(values)
   except (ValueError, TypeError) as error:
-    raise ValueError(
+    raise errors.ConfigFileError(
       'Invalid training config %s: %s' % (path, error)
     ) from error
 

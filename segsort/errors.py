@@ -41,6 +41,10 @@ class ImageFileError(ValueError):
   """An image file that cannot be decoded or has the wrong kind of pixels."""
 
 
+class ConfigFileError(ValueError):
+  """A run's config.json that cannot be read as a training config."""
+
+
 class DataError(ValueError):
   """A data list or one of its files is malformed, missing or undecodable."""
 
@@ -91,7 +95,7 @@ def exit_on_known_errors():
 
   Raises:
     SystemExit: With 'error: ' and the message of a ListFileError,
-      ImageFileError, DataError, InferenceError, TrainingError (and its
+      ImageFileError, ConfigFileError, DataError, InferenceError, TrainingError (and its
       subclasses), FileNotFoundError or
       network.checkpoints.CheckpointMismatchError raised inside; with one
       line for Ctrl-C instead of a traceback (every output of the entry
@@ -107,6 +111,7 @@ def exit_on_known_errors():
   except (
     ListFileError,
     ImageFileError,
+    ConfigFileError,
     DataError,
     InferenceError,
     TrainingError,

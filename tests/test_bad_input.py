@@ -7,6 +7,7 @@ the trainer in test_trainer.py).
 
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -1140,6 +1141,33 @@ def test_label_survey_decodes_images_too_in_the_same_pass(
   survey = data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
   assert survey.class_pixels.sum() > 0
   assert len(label_reads) == 2
+
+
+@pytest.mark.parametrize(
+  'contents, message',
+  [
+    ('{bad', 'Expecting property name'),
+    # It was read as every default.
+    ('{}', "no 'mode' field: not a config.json of this port"),
+  ],
+)
+def test_a_corrupt_config_json_beside_a_checkpoint_is_one_line(
+  tmp_path, capsys, contents, message
+):
+  # It ended in a traceback, in inference and in training alike.
+  (tmp_path / 'config.json').write_text(contents)
+  (tmp_path / 'ckpt-1.index').touch()
+  (tmp_path / 'checkpoint').write_text('model_checkpoint_path: "ckpt-1"\n')
+  with pytest.raises(SystemExit) as raised:
+    inference_segsort.main(
+      [str(tmp_path) if flag == 'r' else flag for flag in _KNN_FLAGS]
+    )
+  assert str(raised.value).startswith(
+    'error: Invalid training config %s: ' % (tmp_path / 'config.json')
+  )
+  assert message in str(raised.value)
+  with pytest.raises(errors.ConfigFileError, match=re.escape(message)):
+    config_lib.load_config(str(tmp_path))
 
 
 def test_a_broken_symbolic_link_as_output_folder_is_named(tmp_path, capsys):

@@ -530,10 +530,31 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   )
   assert int(resumed.step.numpy()) == 2
   assert config_lib.load_config(str(snapshot_dir)).learning_rate == 0.5
-  # The settings of the first two steps are kept beside it.
+  # The settings of the first two steps are kept beside it, also through a
+  # second --overwrite_config at the same step (whose settings trained none).
+  trainer_lib.Trainer(
+    make_config(
+      voc,
+      snapshot_dir,
+      overwrite_config=True,
+      **dict(changed, learning_rate=0.7),
+    )
+  )
   assert (
     config_lib.load_config(str(snapshot_dir / 'config.until_step_2.json'))
     == trained_run.config
+  )
+  # Only what differs is named: softmax's classes were not changed.
+  with pytest.raises(errors.ConfigMismatchError) as raised:
+    trainer_lib.Trainer(
+      make_config(
+        voc, snapshot_dir, mode='softmax', overwrite_config=True, **changed
+      )
+    )
+  assert str(raised.value).endswith(
+    'Use a new --snapshot_dir: the mode (its training entry point) changes '
+    'the variables of the run, so that its checkpoints cannot be resumed '
+    '(not even with --overwrite_config).'
   )
 
 

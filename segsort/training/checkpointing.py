@@ -56,20 +56,27 @@ def check_snapshot_config(config):
   saved = config_lib.load_config(path)
   differences = config_lib.config_differences(saved, config)
   saved_structure, structure = _structure(saved), _structure(config)
+  # Named as the differences name them: a mode's head outputs (classes or
+  # embedding) change with it, and --mode is no flag.
   structural = sorted(
     name
-    for name in saved_structure
-    if saved_structure[name] != structure.get(name)
+    for name, _, _ in differences
+    if name in saved_structure and saved_structure[name] != structure.get(name)
   )
   if not differences or (config.overwrite_config and not structural):
     return differences
   if structural:
     advice = (
-      'Use a new --snapshot_dir: --%s %s the variables of the run, so '
+      'Use a new --snapshot_dir: %s %s the variables of the run, so '
       'that its checkpoints cannot be resumed (not even with '
       '--overwrite_config).'
       % (
-        ', --'.join(structural),
+        ', '.join(
+          'the mode (its training entry point)'
+          if name == 'mode'
+          else '--' + name
+          for name in structural
+        ),
         'changes' if len(structural) == 1 else 'change',
       )
     )
@@ -101,8 +108,11 @@ def keep_replaced_config(snapshot_dir, step):
   path = os.path.join(snapshot_dir, config_lib.CONFIG_FILE_NAME)
   stem, extension = os.path.splitext(path)
   kept = '%s.until_step_%d%s' % (stem, step, extension)
-  with io_utils.atomic_path(kept) as temporary:
-    shutil.copyfile(path, temporary)
+  # One kept already: the config now replaced trained no step, and the
+  # kept one holds the settings of the first `step` steps.
+  if not os.path.exists(kept):
+    with io_utils.atomic_path(kept) as temporary:
+      shutil.copyfile(path, temporary)
   return kept
 
 
