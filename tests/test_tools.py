@@ -651,6 +651,11 @@ def test_synthetic_oversegmentations_record_their_settings(tmp_path, capsys):
   assert '3 images, 0 to oversegment into' in output
   with pytest.raises(SystemExit, match='made with --threshold 0.1 '):
     make_oversegmentation.main(['--data_dir', root, '--threshold', '0.3'])
+  # Images made anew without segments: the earlier segments are not theirs.
+  make_synthetic_voc.make_synthetic_voc(
+    root, num_train=2, num_val=1, size=32, seed=5, with_oversegmentation=False
+  )
+  assert not os.listdir(os.path.join(root, 'VOC2012', 'hed'))
 
 
 def test_synthetic_class_names():

@@ -339,13 +339,21 @@ def make_synthetic_voc(
   folder_jobs.run_jobs(
     write, jobs, workers, progress, desc='Writing', unit='image'
   )
+  hed = os.path.join(root, 'VOC2012', 'hed')
   if with_oversegmentation:
     # As the tool records them, so that it reuses these segments.
     io_utils.save_json(
-      os.path.join(root, 'VOC2012', 'hed', make_oversegmentation.SETTINGS_FILE),
+      os.path.join(hed, make_oversegmentation.SETTINGS_FILE),
       make_oversegmentation.contour_settings(),
       sort_keys=False,
     )
+  else:
+    # Segments of an earlier set's images would pass for these images'.
+    for path in [
+      os.path.join(hed, image_id + '.png') for _, _, image_id in jobs
+    ] + [os.path.join(hed, make_oversegmentation.SETTINGS_FILE)]:
+      if os.path.exists(path):
+        os.remove(path)
   list_lines = {'train': [], 'val': []}
   for split, _, image_id in jobs:
     list_lines[split].append(
