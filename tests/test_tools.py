@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -577,6 +578,41 @@ def test_oracle_oversegmentation_is_the_regions_of_equal_label(tmp_path):
     data.load_label(str(tmp_path / 'VOC2012' / 'hed' / 'a.png')),
     make_oversegmentation.label_components(label),
   )
+
+
+def test_oracle_segments_of_a_moved_data_root_are_kept(tmp_path):
+  # Labels inside the DATAROOT move with it; labels outside stay where they
+  # are (their record was relative, so the moved root named a folder that
+  # never existed).
+  root = tmp_path / 'root'
+  (root / 'VOC2012' / 'JPEGImages').mkdir(parents=True)
+  Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(
+    root / 'VOC2012' / 'JPEGImages' / 'a.jpg'
+  )
+  for label_dir in (root / 'VOC2012' / 'segcls', tmp_path / 'outside'):
+    label_dir.mkdir()
+    Image.fromarray(np.zeros((3, 4), np.uint8)).save(label_dir / 'a.png')
+
+  def oversegment(data_root, label_dir, output_name):
+    return make_oversegmentation.main(
+      [
+        '--data_dir',
+        str(data_root),
+        '--oracle_label_dir',
+        str(label_dir),
+        '--output_dir',
+        str(data_root / 'VOC2012' / output_name),
+        '--workers',
+        '1',
+      ]
+    )
+
+  assert oversegment(root, root / 'VOC2012' / 'segcls', 'inside') == 0
+  assert oversegment(root, tmp_path / 'outside', 'outside') == 0
+  moved = tmp_path / 'deeper' / 'moved'
+  shutil.copytree(root, moved)
+  assert oversegment(moved, moved / 'VOC2012' / 'segcls', 'inside') == 0
+  assert oversegment(moved, tmp_path / 'outside', 'outside') == 0
 
 
 def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):

@@ -626,10 +626,11 @@ SETTINGS_FILE = '.make_oversegmentation.json'
 OVERWRITE_MARK_FILE = io_utils.OVERSEGMENTATION_OVERWRITE_MARK_FILE
 
 
-# The settings that name input folders. SETTINGS_FILE holds them relative to
-# the output folder, so that a DATAROOT moved or copied whole keeps its
-# record; they are compared resolved (`_resolved_folders`), so that records
-# of absolute paths (as this tool wrote them before) still match.
+# The settings that name input folders. SETTINGS_FILE holds those within
+# the DATAROOT relative to the output folder, so that a DATAROOT moved or
+# copied whole keeps its record (`_portable_folders`); they are compared
+# resolved (`_resolved_folders`), so that records of absolute paths (as this
+# tool wrote them before) still match.
 _FOLDER_SETTINGS = ('groups_of', 'oracle_label_dir')
 
 
@@ -646,11 +647,20 @@ def _resolved_folders(settings, output_dir):
 
 
 def _portable_folders(settings, output_dir):
-  """`settings` with its folders relative to `output_dir`, as recorded."""
+  """`settings` as recorded: its folders within the DATAROOT of
+  `output_dir` (DATAROOT/VOC2012/hed: two levels up) relative to
+  `output_dir`, so that they move with it; others absolute, as they stay."""
+  output_dir = os.path.realpath(output_dir)
+  data_root = os.path.dirname(os.path.dirname(output_dir))
+
+  def recorded(value):
+    inside = data_root != os.path.dirname(data_root) and (
+      os.path.commonpath([value, data_root]) == data_root
+    )
+    return os.path.relpath(value, output_dir) if inside else value
+
   return {
-    name: os.path.relpath(value, os.path.realpath(output_dir))
-    if name in _FOLDER_SETTINGS and value
-    else value
+    name: recorded(value) if name in _FOLDER_SETTINGS and value else value
     for name, value in settings.items()
   }
 
