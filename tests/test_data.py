@@ -758,6 +758,13 @@ def test_check_list_tool_names_a_wrong_data_dir_once(
   assert error.splitlines()[-1].endswith(
     'error: argument --data_dir: %s is not a folder' % (tmp_path / 'elsewhere')
   )
+  # A folder, but not the one the paths are relative to.
+  argv = ['--data_dir', str(tmp_path), '--data_list']
+  assert check_list.main(argv + [os.path.join(voc_root, 'val.txt')]) == 1
+  assert (
+    'note: no image of the list is under --data_dir %s: is it the folder '
+    "the list's paths are relative to?" % tmp_path in capsys.readouterr().out
+  )
 
 
 def test_check_list_tool_notes_oversegmentations_it_does_not_check(
