@@ -244,6 +244,27 @@ def test_make_lists_skips_optional_splits(tmp_path):
   assert sorted(paths) == ['train', 'trainval', 'val']
 
 
+def test_make_lists_removes_the_lists_of_splits_since_removed(tmp_path):
+  splits = tmp_path / 'VOC2012' / 'ImageSets' / 'Segmentation'
+  _write_split(splits / 'train.txt', ['2007_000032'])
+  _write_split(splits / 'val.txt', ['2007_000033'])
+  sbd_train = tmp_path / 'sbd' / 'dataset' / 'train.txt'
+  _write_split(sbd_train, ['2008_000002'])
+  output_dir = str(tmp_path / 'lists')
+  assert 'train+' in make_lists.make_lists(str(tmp_path), output_dir)
+  os.remove(sbd_train)
+  make_lists.make_lists(str(tmp_path), output_dir)
+  assert sorted(os.listdir(output_dir)) == [
+    'train.txt',
+    'trainval.txt',
+    'val.txt',
+  ]
+  with pytest.raises(SystemExit):
+    make_lists.main(
+      ['--data_dir', str(tmp_path / 'nowhere'), '--output_dir', output_dir]
+    )
+
+
 def test_make_lists_notes_a_missing_sbd_split(tmp_path, capsys):
   splits = tmp_path / 'VOC2012' / 'ImageSets' / 'Segmentation'
   _write_split(splits / 'train.txt', ['2007_000032'])
@@ -282,6 +303,13 @@ def test_make_lists_notes_a_missing_sbd_split(tmp_path, capsys):
       ['2007_000033'],
       'the VOC train and val splits both name 2007_000033',
     ),
+    (
+      ['2007_000032.jpg'],
+      ['2007_000033'],
+      "train.txt: line 1: '2007_000032.jpg' is a file name; an image id has "
+      'no extension',
+    ),
+    ([' ', ''], ['2007_000033'], 'train.txt: it names no image id'),
   ],
 )
 def test_make_lists_refuses_bad_split_files_before_writing(

@@ -41,6 +41,10 @@ VOC_TEST_SPLIT = os.path.join(
   'VOC2012-test', 'ImageSets', 'Segmentation', 'test.txt'
 )
 SBD_SPLIT_DIR = os.path.join('sbd', 'dataset')
+# The lists make_lists may write.
+LIST_NAMES = ('train', 'val', 'trainval', 'test', 'train+')
+# Names that are files, not ids.
+_FILE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.mat', '.txt')
 
 
 def read_split(path):
@@ -71,6 +75,11 @@ def read_split(path):
       problems.append(
         'line %d: %r is a path, not an image id' % (line_number, image_id)
       )
+    elif image_id.lower().endswith(_FILE_EXTENSIONS):
+      problems.append(
+        'line %d: %r is a file name; an image id has no extension (the lists '
+        'add .jpg and .png)' % (line_number, image_id)
+      )
     elif image_id in first_line_of_id:
       problems.append(
         'line %d repeats %s of line %d'
@@ -79,6 +88,8 @@ def read_split(path):
     else:
       first_line_of_id[image_id] = line_number
       ids.append(image_id)
+  if not ids and not problems:
+    problems.append('it names no image id')
   if problems:
     raise errors.ListFileError(
       '%s: %s' % (path, errors.join_problems(problems))
@@ -197,6 +208,19 @@ def make_lists(data_dir, output_dir):
     optional_split(os.path.join(SBD_SPLIT_DIR, name + '.txt'))
     for name in ('train', 'val')
   ]
+  lists = build_lists(
+    read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'train.txt')),
+    read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'val.txt')),
+    optional_split(VOC_TEST_SPLIT),
+    *sbd_splits,
+  )
+  paths = write_lists(lists, output_dir)
+  # A list of an earlier run whose split is gone would stay beside the new
+  # ones (train+ after the SBD splits were removed).
+  for name in LIST_NAMES:
+    stale = os.path.join(output_dir, name + '.txt')
+    if name not in lists and os.path.exists(stale):
+      os.remove(stale)
   if sum(split is None for split in sbd_splits) == 1:
     # The release's train+ (10,582 images) needs both.
     print(
@@ -209,13 +233,7 @@ def make_lists(data_dir, output_dir):
       ),
       file=sys.stderr,
     )
-  lists = build_lists(
-    read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'train.txt')),
-    read_split(os.path.join(data_dir, VOC_SPLIT_DIR, 'val.txt')),
-    optional_split(VOC_TEST_SPLIT),
-    *sbd_splits,
-  )
-  return write_lists(lists, output_dir)
+  return paths
 
 
 def main(argv=None):
@@ -230,6 +248,8 @@ def main(argv=None):
     help='Folder to write the list files into.',
   )
   args = parser.parse_args(argv)
+  if not os.path.isdir(args.data_dir):
+    parser.error('argument --data_dir: %s is not a folder' % args.data_dir)
   try:
     paths = make_lists(args.data_dir, args.output_dir)
   except errors.ListFileError as error:
