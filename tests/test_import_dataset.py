@@ -1,5 +1,6 @@
 """tools/import_dataset.py: one's own images and masks into the VOC layout."""
 
+import os
 import re
 
 import numpy as np
@@ -209,6 +210,47 @@ def test_every_bad_file_is_named_before_anything_is_written(tmp_path, capsys):
   assert not (tmp_path / 'out').exists()
 
 
+def test_split_flags_that_do_nothing_are_refused_and_unsplit_images_noted(
+  tmp_path, capsys
+):
+  # --val_fraction was ignored with id files, and masked images in neither
+  # file went into no list without a word.
+  _write_folders(tmp_path)
+  (tmp_path / 'train_ids.txt').write_text('a0\n')
+  (tmp_path / 'val_ids.txt').write_text('a1\n')
+  ids = [
+    '--train_ids',
+    str(tmp_path / 'train_ids.txt'),
+    '--val_ids',
+    str(tmp_path / 'val_ids.txt'),
+  ]
+  with pytest.raises(SystemExit):
+    _main(tmp_path, *ids, '--val_fraction', '0.5')
+  assert "argument --val_fraction: the split is --train_ids and --val_ids" in (
+    capsys.readouterr().err
+  )
+  assert _main(tmp_path, *ids) == 0
+  assert (
+    'note: 2 images with masks are in neither --train_ids nor --val_ids: '
+    'they go into no list' in capsys.readouterr().out
+  )
+
+
+def test_an_output_path_taken_by_a_folder_is_named_before_writing(
+  tmp_path, capsys
+):
+  # Images before it were written, then the import stopped at it.
+  _write_folders(tmp_path)
+  blocked = tmp_path / 'out' / 'VOC2012' / 'JPEGImages' / 'a2.jpg'
+  blocked.mkdir(parents=True)
+  assert _main(tmp_path) == 1
+  assert str(blocked) in _error_line(capsys)
+  assert os.listdir(blocked.parent) == ['a2.jpg']
+  assert not (tmp_path / 'out' / 'VOC2012' / 'segcls').exists() or not (
+    os.listdir(tmp_path / 'out' / 'VOC2012' / 'segcls')
+  )
+
+
 def test_oversegmentations_on_request(tmp_path):
   _write_folders(tmp_path, num_masked=1, size=(24, 24))
   assert _main(tmp_path, '--val_fraction', '0', '--oversegment') == 0
@@ -239,6 +281,10 @@ def test_a_rerun_with_other_settings_is_refused_then_replaces_all(
     Image.fromarray(mask).save(tmp_path / 'masks' / (image_id + '.png'))
   assert _main(tmp_path, '--val_fraction', '1') == 0
   assert (tmp_path / 'out' / 'val.txt').exists()
+  assert (
+    'note: no image with a mask goes to train.txt, which is not written'
+    in capsys.readouterr().out
+  )
   capsys.readouterr()
   assert _main(tmp_path, '--val_fraction', '0', '--binary_masks') == 1
   assert re.search(

@@ -435,6 +435,15 @@ def import_dataset(
     workers,
     unit='image',
   )
+  try:
+    folder_jobs.check_writable(
+      folders=[os.path.dirname(jobs[0][2]), os.path.dirname(jobs[0][3])],
+      files=[
+        path for job in jobs for path in job[2:] if job[1] or path == job[2]
+      ],
+    )
+  except ValueError as error:
+    raise DatasetError(str(error)) from error
   os.makedirs(output_dir, exist_ok=True)
   io_utils.save_json(
     os.path.join(output_dir, SETTINGS_FILE), settings, sort_keys=False
@@ -450,6 +459,14 @@ def import_dataset(
       output_dir,
     )
   )
+  unsplit = len(masks) - len(train_ids) - len(val_ids)
+  if unsplit:
+    print(
+      'note: %d images with masks are in neither --train_ids nor --val_ids: '
+      'they go into no list' % unsplit
+    )
+  if masks and not train_ids:
+    print('note: no image with a mask goes to train.txt, which is not written')
   counts = folder_jobs.run_jobs(
     functools.partial(
       _import_image,
@@ -534,11 +551,15 @@ def main(argv=None):
   parser.add_argument(
     '--val_fraction',
     type=flags.real(0, 1),
-    default=0.1,
-    help='Fraction of the images with masks drawn at random for val.txt.',
+    default=None,
+    help='Fraction of the images with masks drawn at random for val.txt '
+    '(default 0.1; not with --train_ids).',
   )
   parser.add_argument(
-    '--seed', type=flags.integer(0), default=0, help='Seed of the random split.'
+    '--seed',
+    type=flags.integer(0),
+    default=None,
+    help='Seed of the random split (default 0; not with --train_ids).',
   )
   parser.add_argument(
     '--train_ids',
@@ -567,6 +588,14 @@ def main(argv=None):
   console.setup_logging()
   if (args.train_ids is None) != (args.val_ids is None):
     parser.error('argument --train_ids: --train_ids and --val_ids go together')
+  for name, default in (('val_fraction', 0.1), ('seed', 0)):
+    if getattr(args, name) is None:
+      setattr(args, name, default)
+    elif args.train_ids is not None:
+      parser.error(
+        'argument --%s: the split is --train_ids and --val_ids; a random '
+        "split's --%s is not used with them" % (name, name)
+      )
   try:
     result = import_dataset(
       args.image_dir,
