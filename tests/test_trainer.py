@@ -4,6 +4,7 @@ Tracing a training step costs seconds, so tests share trained runs where
 they only read them.
 """
 
+import logging
 import os
 import re
 import shutil
@@ -674,6 +675,24 @@ def test_resume_after_divergence_starts_from_the_last_healthy_checkpoint(
     raised.value
   )
   assert os.path.exists(tmp_path / 'ckpt-4.index')
+
+
+def test_random_weights_with_frozen_batch_norm_are_warned_of(
+  voc, tmp_path, caplog
+):
+  # Such a run diverged, and the advice to lower the rate did not help.
+  with caplog.at_level(logging.WARNING):
+    trainer_lib.Trainer(make_config(voc, tmp_path / 'frozen'))
+  assert (
+    'No --restore_from: training from random weights; BatchNorm keeps its '
+    'initial statistics' in caplog.text
+  )
+  assert 'pass --is_training' in caplog.text
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    trainer_lib.Trainer(make_config(voc, tmp_path / 'free', is_training=True))
+  assert 'No --restore_from: training from random weights\n' in caplog.text
+  assert '--is_training' not in caplog.text
 
 
 def test_missing_snapshot_dir_and_missing_gpus_are_refused(voc, tmp_path):

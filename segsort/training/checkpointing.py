@@ -204,7 +204,14 @@ class RunCheckpoints:
       )
       return 'resumed:' + latest
     if not config.restore_from:
-      _LOGGER.warning('No --restore_from: training from random weights')
+      _LOGGER.warning(
+        'No --restore_from: training from random weights%s',
+        ''
+        if config.is_training and not config.use_global_status
+        else '; BatchNorm keeps its initial statistics (mean 0, variance 1) '
+        'without --is_training (or with --use_global_status), and random '
+        'weights seldom train so: pass --is_training',
+      )
       return 'scratch'
     prefix = checkpoints.resolve_checkpoint(config.restore_from)
     if checkpoints.is_slim_checkpoint(prefix):
