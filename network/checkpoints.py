@@ -10,6 +10,7 @@ anything is assigned, so that a checkpoint of another network fails with a
 list of what differs instead of a half-restored model.
 """
 
+import contextlib
 import os
 import tempfile
 
@@ -25,7 +26,33 @@ _VARIABLE_ATTRIBUTE = 'VARIABLE_VALUE'
 
 
 class CheckpointMismatchError(ValueError):
-  """A checkpoint's weights do not fit the model."""
+  """A checkpoint's weights do not fit the model, or cannot be read."""
+
+
+@contextlib.contextmanager
+def reading(checkpoint):
+  """Turns the errors of a checkpoint's missing or damaged files into one.
+
+  TensorFlow reports a missing or truncated `.data` file as an OpError or
+  IndexError deep in a restore; callers (the trainer, inference) let a
+  CheckpointMismatchError reach the user as one line.
+
+  Args:
+    checkpoint: The checkpoint prefix or directory read inside, for the
+      message.
+
+  Raises:
+    CheckpointMismatchError: Naming the checkpoint and TensorFlow's first
+      line, for an OpError or IndexError raised inside.
+  """
+  try:
+    yield
+  except (tf.errors.OpError, IndexError) as error:
+    detail = str(getattr(error, 'message', '') or error).strip() or repr(error)
+    raise CheckpointMismatchError(
+      'Cannot read checkpoint %s (a file of it is missing or damaged): %s'
+      % (checkpoint, detail.splitlines()[0])
+    ) from None
 
 
 def resolve_checkpoint(restore_from):
@@ -46,6 +73,17 @@ def resolve_checkpoint(restore_from):
   """
   if os.path.isdir(restore_from):
     prefix = tf.train.latest_checkpoint(restore_from)
+    state = tf.train.get_checkpoint_state(restore_from)
+    if prefix is None and state is not None:
+      raise FileNotFoundError(
+        'argument --restore_from: the "checkpoint" file of %s names %s, '
+        'whose %s.index is missing'
+        % (
+          restore_from,
+          state.model_checkpoint_path,
+          state.model_checkpoint_path,
+        )
+      )
     if prefix is None:
       raise FileNotFoundError(
         'argument --restore_from: no checkpoint in directory %s (no '

@@ -278,6 +278,14 @@ def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
     checkpoints.resolve_checkpoint(str(tmp_path))
   with pytest.raises(FileNotFoundError, match=r'ckpt-7\.index'):
     checkpoints.resolve_checkpoint(str(tmp_path / 'ckpt-7'))
+  # It said there was no "checkpoint" file.
+  (tmp_path / 'checkpoint').write_text('model_checkpoint_path: "ckpt-2"\n')
+  with pytest.raises(
+    FileNotFoundError,
+    match=r'the "checkpoint" file of .* names .*ckpt-2, whose .*ckpt-2\.index '
+    'is missing',
+  ):
+    checkpoints.resolve_checkpoint(str(tmp_path))
 
 
 def test_config_for_checkpoint_is_read_beside_it(tmp_path):

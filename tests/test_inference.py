@@ -994,6 +994,28 @@ def test_a_checkpoint_of_another_mode_is_named(softmax_checkpoint_dir):
     inference.restore_network(softmax_checkpoint_dir, inference.SEGSORT_MODES)
 
 
+@pytest.mark.parametrize('damage', ['missing', 'truncated'])
+def test_a_damaged_checkpoint_is_named_in_one_line(
+  softmax_checkpoint_dir, tmp_path, damage
+):
+  # TensorFlow's OpError (missing) or IndexError (truncated) ended the run
+  # with a traceback.
+  run = tmp_path / 'run'
+  shutil.copytree(softmax_checkpoint_dir, run)
+  (data_file,) = [name for name in os.listdir(run) if '.data-' in name]
+  if damage == 'missing':
+    os.remove(run / data_file)
+  else:
+    contents = (run / data_file).read_bytes()
+    (run / data_file).write_bytes(contents[: len(contents) // 2])
+  with pytest.raises(
+    checkpoints.CheckpointMismatchError,
+    match=r'Cannot read checkpoint .*ckpt-1 \(a file of it is missing or '
+    r'damaged\): ',
+  ):
+    inference.restore_network(str(run), inference.SOFTMAX_MODES)
+
+
 # ----------------------------------------------------------------------------
 # Settings from the checkpoint.
 

@@ -559,6 +559,23 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   )
 
 
+def test_resuming_a_damaged_checkpoint_is_named_in_one_line(
+  voc, tmp_path, trained_run
+):
+  snapshot_dir = tmp_path / 'run'
+  shutil.copytree(trained_run.config.snapshot_dir, snapshot_dir)
+  for name in os.listdir(snapshot_dir):
+    if '.data-' in name:
+      os.remove(snapshot_dir / name)
+  with pytest.raises(
+    checkpoints.CheckpointMismatchError,
+    match=r'Cannot read checkpoint .*ckpt-2 \(a file of it is missing',
+  ):
+    trainer_lib.Trainer(
+      make_config(voc, snapshot_dir, num_steps=2, num_banks=2, is_training=True)
+    )
+
+
 def test_non_finite_loss_stops_without_saving(voc, tmp_path):
   trainer = trainer_lib.Trainer(
     make_config(

@@ -53,11 +53,12 @@ def restore_network(restore_from, allowed_modes, embedding_dim=None):
   network(
     tf.zeros([1, _DUMMY_IMAGE_SIZE, _DUMMY_IMAGE_SIZE, 3]), training=False
   )
-  checkpoints.check_checkpoint_fits({'model': network}, checkpoint_prefix)
-  # The optimizer, step and memory bank of training checkpoints are unused.
-  tf.train.Checkpoint(model=network).restore(
-    checkpoint_prefix
-  ).expect_partial().assert_existing_objects_matched()
+  with checkpoints.reading(checkpoint_prefix):
+    checkpoints.check_checkpoint_fits({'model': network}, checkpoint_prefix)
+    # The optimizer, step and memory bank of training checkpoints are unused.
+    tf.train.Checkpoint(model=network).restore(
+      checkpoint_prefix
+    ).expect_partial().assert_existing_objects_matched()
   return network, config, checkpoint_prefix
 
 

@@ -179,6 +179,18 @@ class RunCheckpoints:
   def restore(self):
     """Resumes the run, or initialises weights from --restore_from.
 
+    Raises as `_restore` does; a checkpoint whose files are missing or
+    damaged is a CheckpointMismatchError too (`checkpoints.reading`).
+    """
+    with checkpoints.reading(
+      tf.train.latest_checkpoint(self._config.snapshot_dir)
+      or self._config.restore_from
+    ):
+      return self._restore()
+
+  def _restore(self):
+    """Resumes the run, or initialises weights from --restore_from.
+
     Returns:
       How the weights were initialised: 'resumed:<prefix>', 'slim:<prefix>',
       'checkpoint:<prefix>' or 'scratch'.
