@@ -251,6 +251,24 @@ def test_an_output_path_taken_by_a_folder_is_named_before_writing(
   )
 
 
+def test_names_that_cannot_be_imported_are_named_together(tmp_path, capsys):
+  # A name with a space, a stem shared and an orphan mask took three runs.
+  _write_folders(tmp_path)
+  blank = Image.fromarray(np.zeros((12, 16, 3), np.uint8))
+  blank.save(tmp_path / 'images' / 'a 5.png')
+  blank.save(tmp_path / 'images' / 'a0.bmp')
+  Image.fromarray(np.zeros((3, 3), np.uint8)).save(
+    tmp_path / 'masks' / 'z9.png'
+  )
+  assert _main(tmp_path) == 1
+  line = _error_line(capsys)
+  assert 'a 5.png: a name with white space' in line
+  assert re.search(r'a0\.bmp and .*a0\.png share the id a0', line) or re.search(
+    r'a0\.png and .*a0\.bmp share the id a0', line
+  )
+  assert 'mask %s has no image' % (tmp_path / 'masks' / 'z9.png') in line
+
+
 def test_oversegmentations_on_request(tmp_path):
   _write_folders(tmp_path, num_masked=1, size=(24, 24))
   assert _main(tmp_path, '--val_fraction', '0', '--oversegment') == 0

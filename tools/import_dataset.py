@@ -115,14 +115,15 @@ def files_by_stem(folder, extensions, flag):
     flag: The flag that named the folder, for errors.
 
   Returns:
-    A dict from stem to path.
+    (files, problems): a dict from stem to path, and the descriptions of
+    names that cannot be imported (white space, a stem shared).
 
   Raises:
-    DatasetError: If the folder is missing or two files share a stem.
+    DatasetError: If the folder is missing.
   """
   if not os.path.isdir(folder):
     raise DatasetError('%s %s is not a folder' % (flag, folder))
-  files = {}
+  files, problems = {}, []
   for name in sorted(os.listdir(folder)):
     stem, extension = os.path.splitext(name)
     path = os.path.join(folder, name)
@@ -134,16 +135,17 @@ def files_by_stem(folder, extensions, flag):
       continue
     if any(character.isspace() for character in name):
       # List lines separate their paths by white space.
-      raise DatasetError(
+      problems.append(
         '%s: a name with white space cannot be written into a list; rename '
         'it' % io_utils.printable_path(path)
       )
-    if stem in files:
-      raise DatasetError(
+    elif stem in files:
+      problems.append(
         '%s and %s share the id %s; rename one' % (files[stem], path, stem)
       )
-    files[stem] = path
-  return files
+    else:
+      files[stem] = path
+  return files, problems
 
 
 def read_mask(path, binary=False):
@@ -384,14 +386,23 @@ def import_dataset(
       decoded, bad mask values and masks whose size differs from their
       image's, on one line, before anything is written.
   """
-  images = files_by_stem(image_dir, IMAGE_EXTENSIONS, '--image_dir')
-  masks = files_by_stem(mask_dir, MASK_EXTENSIONS, '--mask_dir')
-  for stem in sorted(masks):
-    if stem not in images:
-      raise DatasetError(
-        'mask %s has no image %s.* in --image_dir'
-        % (masks[stem], os.path.join(image_dir, stem))
-      )
+  images, image_problems = files_by_stem(
+    image_dir, IMAGE_EXTENSIONS, '--image_dir'
+  )
+  masks, mask_problems = files_by_stem(mask_dir, MASK_EXTENSIONS, '--mask_dir')
+  # Named together, not one a run.
+  problems = (
+    image_problems
+    + mask_problems
+    + [
+      'mask %s has no image %s.* in --image_dir'
+      % (masks[stem], os.path.join(image_dir, stem))
+      for stem in sorted(masks)
+      if stem not in images
+    ]
+  )
+  if problems:
+    raise DatasetError(errors.join_problems(problems))
   if not images:
     raise DatasetError(
       '--image_dir %s holds no images (%s)'
