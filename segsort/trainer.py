@@ -274,7 +274,6 @@ class Trainer:
           self._state.update_weight_average()
           if step == config.num_steps:
             self._state.use_weight_average()
-        progress.update()
         saving = step % config.save_pred_every == 0 or step == end
         # The losses are fetched from the device only here: at the first
         # step (the level that divergence is measured against), on summary
@@ -298,6 +297,8 @@ class Trainer:
             lr='%.3g' % learning_rate,
             refresh=False,
           )
+        # After the postfix, so that the line it may print is of this step.
+        progress.update()
         if step % config.update_tb_every == 0:
           images_per_second = (
             interval_steps

@@ -217,6 +217,11 @@ def test_training_from_a_flags_file_and_its_replay_log_whole_lines(tmp_path):
   assert 1 <= len(re.findall(r'INFO Training: \d+/4 steps', log)) <= 4, log
   assert 'INFO Training: 4/4 steps (100%)' in log
   assert 'INFO step 4: ' in log
+  # The last progress line shows the last step's loss, not an earlier one's.
+  last_loss = re.search(r'INFO step 4: .*total_loss ([0-9.]+)', log).group(1)
+  assert re.search(
+    r'INFO Training: 4/4 steps \(100%%\).*loss %s' % re.escape(last_loss), log
+  ), log
 
   saved = config_lib.load_config(str(tmp_path / 'run'))
   replay_log = _train(
