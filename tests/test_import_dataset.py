@@ -251,6 +251,24 @@ def test_an_output_path_taken_by_a_folder_is_named_before_writing(
   )
 
 
+def test_every_problem_of_the_id_files_is_named_together(tmp_path, capsys):
+  # An unknown id came first; the bad line and the overlap on later runs.
+  _write_folders(tmp_path)
+  (tmp_path / 'train_ids.txt').write_text('a0\na1 extra\n')
+  (tmp_path / 'val_ids.txt').write_text('zzz\n')
+  ids = [
+    '--train_ids',
+    str(tmp_path / 'train_ids.txt'),
+    '--val_ids',
+    str(tmp_path / 'val_ids.txt'),
+  ]
+  assert _main(tmp_path, *ids) == 1
+  line = _error_line(capsys)
+  assert 'train_ids.txt: line 2: expected one image id, got 2 fields' in line
+  assert 'val_ids.txt names zzz, which has no image with a mask' in line
+  assert not (tmp_path / 'out').exists()
+
+
 def test_names_that_cannot_be_imported_are_named_together(tmp_path, capsys):
   # A name with a space, a stem shared and an orphan mask took three runs.
   _write_folders(tmp_path)

@@ -259,8 +259,9 @@ def split_ids(
     (train_ids, val_ids): sorted lists; ids in neither file are left out.
 
   Raises:
-    DatasetError: Naming the file of an id without an image and mask, or of
-      an id in both files.
+    DatasetError: Naming every problem of the id files on one line: lines
+      they cannot hold (`make_lists.read_split`), ids without an image and
+      mask, ids in both files.
   """
   if train_ids_file is None:
     shuffled = np.random.default_rng(seed).permutation(sorted(labeled_ids))
@@ -269,24 +270,28 @@ def split_ids(
       sorted(shuffled[num_val:].tolist()),
       sorted(shuffled[:num_val].tolist()),
     )
-  splits = []
+  splits, problems = [], []
   for path in (train_ids_file, val_ids_file):
     try:
       ids = make_lists.read_split(path)
     except errors.ListFileError as error:
-      raise DatasetError(str(error)) from error
-    for image_id in ids:
-      if image_id not in labeled_ids:
-        raise DatasetError(
-          '%s names %s, which has no image with a mask' % (path, image_id)
-        )
+      problems.append(str(error))
+      ids = []
+    problems.extend(
+      '%s names %s, which has no image with a mask' % (path, image_id)
+      for image_id in ids
+      if image_id not in labeled_ids
+    )
     splits.append(sorted(set(ids)))
   both = sorted(set(splits[0]) & set(splits[1]))
   if both:
-    raise DatasetError(
+    problems.append(
       '%s and %s both name %s'
       % (train_ids_file, val_ids_file, ', '.join(both[:5]))
     )
+  # Named together, not one a run.
+  if problems:
+    raise DatasetError(errors.join_problems(problems))
   return splits[0], splits[1]
 
 
