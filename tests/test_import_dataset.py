@@ -70,6 +70,18 @@ def _main(root, *flags):
   )
 
 
+def _id_files(tmp_path, train_ids, val_ids):
+  """Writes train and val id files; returns their flags."""
+  (tmp_path / 'train_ids.txt').write_text(train_ids)
+  (tmp_path / 'val_ids.txt').write_text(val_ids)
+  return [
+    '--train_ids',
+    str(tmp_path / 'train_ids.txt'),
+    '--val_ids',
+    str(tmp_path / 'val_ids.txt'),
+  ]
+
+
 def test_imports_masks_splits_and_reports(tmp_path, capsys):
   masks = _write_folders(tmp_path)
   assert _main(tmp_path, '--val_fraction', '0.25', '--seed', '3') == 0
@@ -134,18 +146,7 @@ def test_binary_masks_become_classes_zero_and_one(tmp_path, capsys):
 
 def test_split_by_id_files(tmp_path):
   _write_folders(tmp_path)
-  (tmp_path / 'train_ids.txt').write_text('a0\na1\n')
-  (tmp_path / 'val_ids.txt').write_text('a3\n')
-  assert (
-    _main(
-      tmp_path,
-      '--train_ids',
-      str(tmp_path / 'train_ids.txt'),
-      '--val_ids',
-      str(tmp_path / 'val_ids.txt'),
-    )
-    == 0
-  )
+  assert _main(tmp_path, *_id_files(tmp_path, 'a0\na1\n', 'a3\n')) == 0
   assert (tmp_path / 'out' / 'val.txt').read_text() == (
     'VOC2012/JPEGImages/a3.jpg VOC2012/segcls/a3.png\n'
   )
@@ -166,14 +167,7 @@ def test_errors_name_the_file(tmp_path, capsys, problem, message):
   _write_folders(tmp_path)
   flags = []
   if problem == 'unknown_id':
-    (tmp_path / 'train_ids.txt').write_text('a0\n')
-    (tmp_path / 'val_ids.txt').write_text('a4\n')
-    flags = [
-      '--train_ids',
-      str(tmp_path / 'train_ids.txt'),
-      '--val_ids',
-      str(tmp_path / 'val_ids.txt'),
-    ]
+    flags = _id_files(tmp_path, 'a0\n', 'a4\n')
   elif problem == 'space':
     Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(
       tmp_path / 'images' / 'a 5.png'
@@ -216,14 +210,7 @@ def test_split_flags_that_do_nothing_are_refused_and_unsplit_images_noted(
   # --val_fraction was ignored with id files, and masked images in neither
   # file went into no list without a word.
   _write_folders(tmp_path)
-  (tmp_path / 'train_ids.txt').write_text('a0\n')
-  (tmp_path / 'val_ids.txt').write_text('a1\n')
-  ids = [
-    '--train_ids',
-    str(tmp_path / 'train_ids.txt'),
-    '--val_ids',
-    str(tmp_path / 'val_ids.txt'),
-  ]
+  ids = _id_files(tmp_path, 'a0\n', 'a1\n')
   with pytest.raises(SystemExit):
     _main(tmp_path, *ids, '--val_fraction', '0.5')
   assert "argument --val_fraction: the split is --train_ids and --val_ids" in (
@@ -254,14 +241,7 @@ def test_an_output_path_taken_by_a_folder_is_named_before_writing(
 def test_every_problem_of_the_id_files_is_named_together(tmp_path, capsys):
   # An unknown id came first; the bad line and the overlap on later runs.
   _write_folders(tmp_path)
-  (tmp_path / 'train_ids.txt').write_text('a0\na1 extra\n')
-  (tmp_path / 'val_ids.txt').write_text('zzz\n')
-  ids = [
-    '--train_ids',
-    str(tmp_path / 'train_ids.txt'),
-    '--val_ids',
-    str(tmp_path / 'val_ids.txt'),
-  ]
+  ids = _id_files(tmp_path, 'a0\na1 extra\n', 'zzz\n')
   assert _main(tmp_path, *ids) == 1
   line = _error_line(capsys)
   assert 'train_ids.txt: line 2: expected one image id, got 2 fields' in line
