@@ -93,8 +93,8 @@ SEGMENT_GROUPS=${SEGMENT_GROUPS:-0}
 RANDOM_COLOUR=${RANDOM_COLOUR:-0}
 # So is the weight average (--ema_decay, README: "Weight averaging"): at
 # 0.995 over 3 seeds it lifted softmax by 1.75 mIoU but widened its spread,
-# left unsupervised SegSort unchanged and supervised SegSort no better (-1.05
-# and +0.01 at seeds 0 and 1); the cpu_pipeline.sh default, 0, stands.
+# and left both SegSort methods unchanged (-0.15 and -0.07 on average); the
+# cpu_pipeline.sh default, 0, stands.
 # 160x160 crops cut into a 7x7 grid: segments of the 5x5-on-112x112 size
 # (about 23 pixels), with twice the context per crop; on val this lifted
 # SegSort by about 7 mIoU and softmax by about 4 at the same steps
