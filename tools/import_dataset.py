@@ -454,9 +454,8 @@ def import_dataset(
   try:
     folder_jobs.check_writable(
       folders=[os.path.dirname(jobs[0][2]), os.path.dirname(jobs[0][3])],
-      files=[
-        path for job in jobs for path in job[2:] if job[1] or path == job[2]
-      ],
+      # Every image's JPEG; a label only where there is a mask.
+      files=[job[2] for job in jobs] + [job[3] for job in jobs if job[1]],
     )
   except ValueError as error:
     raise DatasetError(str(error)) from error
@@ -516,13 +515,7 @@ def import_dataset(
     lists['train+unlabeled'] = [
       jpeg(stem) + '\n' for stem in train_ids + unlabeled_ids
     ]
-  make_lists.write_lists(lists, output_dir)
-  # A list of an earlier import that this one leaves empty would otherwise
-  # stay beside the new ones (e.g. the old val.txt, all now in train.txt).
-  for name in LIST_NAMES:
-    stale = os.path.join(output_dir, name + '.txt')
-    if name not in lists and os.path.exists(stale):
-      os.remove(stale)
+  make_lists.write_lists(lists, output_dir, LIST_NAMES)
   # All 256 colours of the first mask's palette, so that any --num_classes
   # finds its colours (binary masks' indices are not their classes).
   palette = None

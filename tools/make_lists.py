@@ -159,12 +159,16 @@ def build_lists(
   return lists
 
 
-def write_lists(lists, output_dir):
+def write_lists(lists, output_dir, list_names=()):
   """Writes every list to `<output_dir>/<name>.txt`, each file atomically.
 
   Args:
     lists: A dict from list name to its lines (each ending in a newline).
     output_dir: The folder to write into.
+    list_names: Every list the caller may write: those not in `lists` are
+      removed, so that a list of an earlier run that this one leaves out
+      (train+ after the SBD splits were removed, an old val.txt now all in
+      train.txt) does not stay beside the new ones.
 
   Returns:
     A dict from list name to the path written.
@@ -175,6 +179,10 @@ def write_lists(lists, output_dir):
     with io_utils.atomic_path(paths[name]) as temporary:
       with open(temporary, 'w') as stream:
         stream.writelines(lines)
+  for name in list_names:
+    stale = os.path.join(output_dir, name + '.txt')
+    if name not in lists and os.path.exists(stale):
+      os.remove(stale)
   return paths
 
 
@@ -214,13 +222,7 @@ def make_lists(data_dir, output_dir):
     optional_split(VOC_TEST_SPLIT),
     *sbd_splits,
   )
-  paths = write_lists(lists, output_dir)
-  # A list of an earlier run whose split is gone would stay beside the new
-  # ones (train+ after the SBD splits were removed).
-  for name in LIST_NAMES:
-    stale = os.path.join(output_dir, name + '.txt')
-    if name not in lists and os.path.exists(stale):
-      os.remove(stale)
+  paths = write_lists(lists, output_dir, LIST_NAMES)
   if sum(split is None for split in sbd_splits) == 1:
     # The release's train+ (10,582 images) needs both.
     print(
