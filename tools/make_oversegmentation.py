@@ -834,7 +834,17 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
   return None, False, lambda path: False
 
 
-def _record_settings(output_dir, settings, replacing):
+def record_settings(output_dir, settings, replacing=False):
+  """Writes SETTINGS_FILE, the record of the settings that made the
+  oversegmentations of `output_dir` (`contour_settings`, or `_settings`).
+
+  Args:
+    output_dir: The folder of the oversegmentations.
+    settings: Their settings, folders resolved.
+    replacing: Whether this run replaces oversegmentations of other
+      settings: the folder is then marked (OVERWRITE_MARK_FILE) until the
+      run completes.
+  """
   mark = os.path.join(output_dir, OVERWRITE_MARK_FILE)
   if replacing and not os.path.exists(mark):
     # Its time tells a resumed run which outputs are already remade: just
@@ -1061,7 +1071,7 @@ def main(argv=None):
   record = (
     None
     if reuse_note
-    else functools.partial(_record_settings, output_dir, settings, replacing)
+    else functools.partial(record_settings, output_dir, settings, replacing)
   )
   # One job per image: its inputs, and the segments (or groups) it writes.
   if args.oracle_label_dir:

@@ -342,10 +342,8 @@ def make_synthetic_voc(
   hed = os.path.join(root, 'VOC2012', 'hed')
   if with_oversegmentation:
     # As the tool records them, so that it reuses these segments.
-    io_utils.save_json(
-      os.path.join(hed, make_oversegmentation.SETTINGS_FILE),
-      make_oversegmentation.contour_settings(),
-      sort_keys=False,
+    make_oversegmentation.record_settings(
+      hed, make_oversegmentation.contour_settings()
     )
   else:
     # Segments of an earlier set's images would pass for these images'.
