@@ -73,8 +73,10 @@ def resolve_checkpoint(restore_from):
   """
   if os.path.isdir(restore_from):
     prefix = tf.train.latest_checkpoint(restore_from)
+    if prefix is not None:
+      return prefix
     state = tf.train.get_checkpoint_state(restore_from)
-    if prefix is None and state is not None:
+    if state is not None:
       raise FileNotFoundError(
         'argument --restore_from: the "checkpoint" file of %s names %s, '
         'whose %s.index is missing'
@@ -84,12 +86,10 @@ def resolve_checkpoint(restore_from):
           state.model_checkpoint_path,
         )
       )
-    if prefix is None:
-      raise FileNotFoundError(
-        'argument --restore_from: no checkpoint in directory %s (no '
-        '"checkpoint" file naming one)' % restore_from
-      )
-    return prefix
+    raise FileNotFoundError(
+      'argument --restore_from: no checkpoint in directory %s (no '
+      '"checkpoint" file naming one)' % restore_from
+    )
   if not os.path.isfile(restore_from + '.index'):
     raise FileNotFoundError(
       'argument --restore_from: no checkpoint %s: neither a directory nor a '

@@ -95,8 +95,8 @@ def exit_on_known_errors():
 
   Raises:
     SystemExit: With 'error: ' and the message of a ListFileError,
-      ImageFileError, ConfigFileError, DataError, InferenceError, TrainingError (and its
-      subclasses), FileNotFoundError or
+      ImageFileError, ConfigFileError, DataError, InferenceError,
+      TrainingError (and its subclasses), FileNotFoundError or
       network.checkpoints.CheckpointMismatchError raised inside; with one
       line for Ctrl-C instead of a traceback (every output of the entry
       points is written whole, and a rerun continues: training from its

@@ -110,23 +110,22 @@ def main(argv=None):
     print(problem)
   for warning in report.warnings:
     print('warning: %s' % warning)
-  image_paths = [
-    os.path.join(args.data_dir, fields[0])
+  lines = [
+    fields
     for fields in map(
       io_utils.split_fields, io_utils.read_list_lines(args.data_list)
     )
     if fields
   ]
-  if len(image_paths) > 1 and not any(map(os.path.exists, image_paths)):
+  if len(lines) > 1 and not any(
+    os.path.exists(os.path.join(args.data_dir, fields[0])) for fields in lines
+  ):
     print(
       'note: no image of the list is under --data_dir %s: is it the folder '
       "the list's paths are relative to?" % args.data_dir
     )
   if not args.with_oversegmentation:
-    third_columns = sum(
-      len(io_utils.split_fields(line)) == 3
-      for line in io_utils.read_list_lines(args.data_list)
-    )
+    third_columns = sum(len(fields) == 3 for fields in lines)
     if third_columns:
       print(
         'note: %d line(s) name an oversegmentation (third column), not '

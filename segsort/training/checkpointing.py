@@ -182,14 +182,13 @@ class RunCheckpoints:
     Raises as `_restore` does; a checkpoint whose files are missing or
     damaged is a CheckpointMismatchError too (`checkpoints.reading`).
     """
-    with checkpoints.reading(
-      tf.train.latest_checkpoint(self._config.snapshot_dir)
-      or self._config.restore_from
-    ):
-      return self._restore()
+    latest = tf.train.latest_checkpoint(self._config.snapshot_dir)
+    with checkpoints.reading(latest or self._config.restore_from):
+      return self._restore(latest)
 
-  def _restore(self):
-    """Resumes the run, or initialises weights from --restore_from.
+  def _restore(self, latest):
+    """Resumes the run from `latest` (its latest checkpoint, or None), or
+    initialises weights from --restore_from.
 
     Returns:
       How the weights were initialised: 'resumed:<prefix>', 'slim:<prefix>',
@@ -200,7 +199,6 @@ class RunCheckpoints:
     """
     config = self._config
     network = self._state.network
-    latest = tf.train.latest_checkpoint(config.snapshot_dir)
     if latest is not None:
       if config.restore_from:
         _LOGGER.info(
