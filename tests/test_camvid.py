@@ -105,6 +105,18 @@ def test_skips_missing_splits_and_existing_outputs(tmp_path, capsys):
     )
   assert camvid_to_voc.main(arguments) == 0
   assert '2 images, 0 to convert' in capsys.readouterr().out
+  # A split a later release leaves out loses the list of an earlier one,
+  # which said "no val.txt" and kept it, naming images it may now train on.
+  _write_release(tmp_path / 'Full')
+  full = ['--camvid_dir', str(tmp_path / 'Full')] + arguments[2:]
+  assert camvid_to_voc.main(full) == 0
+  assert (tmp_path / 'voc' / 'val.txt').exists()
+  assert camvid_to_voc.main(arguments) == 0
+  assert sorted(os.listdir(tmp_path / 'voc')) == [
+    'VOC2012',
+    'classes.txt',
+    'train.txt',
+  ]
 
 
 def test_names_malformed_line(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Cityscapes support: the trainId converter, its colours and the recipes."""
 
 import os
+import shutil
 import types
 
 import numpy as np
@@ -102,6 +103,16 @@ def test_default_output_is_the_cityscapes_folder(tmp_path):
     'leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png '
     'segcls/lindau_000000_000019_leftImg8bit.png\n'
   )
+  # A split removed since: its list goes too, not kept from the last run.
+  for folder in ('leftImg8bit', 'gtFine'):
+    shutil.rmtree(tmp_path / folder / 'test')
+  assert (
+    cityscapes_to_segcls.main(
+      ['--cityscapes_dir', str(tmp_path), '--workers', '1']
+    )
+    == 0
+  )
+  assert not (tmp_path / 'test.txt').exists()
 
 
 def test_missing_annotation_is_named(tmp_path, capsys):

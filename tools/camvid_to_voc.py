@@ -275,7 +275,9 @@ def convert(
   # Read twice (CamVid is small), so that a bad file stops before any output.
   folder_jobs.check_inputs(_read_pair, todo, workers, unit='image')
   folder_jobs.run_jobs(_convert, todo, workers, desc='Converting', unit='image')
-  make_lists.write_lists(lists, output_dir)
+  # An earlier conversion's list of a split now missing would stay, and
+  # may name images that this one's train.txt holds.
+  make_lists.write_lists(lists, output_dir, SPLITS)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:
     with open(path, 'w') as stream:
       stream.writelines(name + '\n' for name in CLASS_NAMES)

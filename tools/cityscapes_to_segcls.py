@@ -306,7 +306,8 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
     check=_check_pair,
     also_check=unlabelled,
   )
-  make_lists.write_lists(lists, output_dir)
+  # An earlier conversion's list of a split now missing would stay.
+  make_lists.write_lists(lists, output_dir, SPLITS)
   with io_utils.atomic_path(os.path.join(output_dir, 'classes.txt')) as path:
     with open(path, 'w') as stream:
       stream.writelines(name + '\n' for name in CLASS_NAMES)
