@@ -55,21 +55,23 @@ def reading(checkpoint):
     ) from None
 
 
-def resolve_checkpoint(restore_from):
+def resolve_checkpoint(restore_from, argument='--restore_from'):
   """Turns a checkpoint directory or prefix into a checkpoint prefix.
 
   Args:
     restore_from: A directory (its latest checkpoint is taken, as recorded
       in its 'checkpoint' file) or a checkpoint prefix such as
       'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'.
+    argument: How the caller's user gave `restore_from`, for the message:
+      the flag of every entry point that takes a checkpoint, or a Python
+      parameter such as `api.load`'s 'run'.
 
   Returns:
     The checkpoint prefix, a str.
 
   Raises:
     FileNotFoundError: If the directory holds no checkpoint or the prefix
-      has no `.index` file; the message names --restore_from, the flag of
-      every entry point that takes a checkpoint (api.load's argument).
+      has no `.index` file; the message starts with "argument ARGUMENT:".
   """
   if os.path.isdir(restore_from):
     prefix = tf.train.latest_checkpoint(restore_from)
@@ -78,23 +80,24 @@ def resolve_checkpoint(restore_from):
     state = tf.train.get_checkpoint_state(restore_from)
     if state is not None:
       raise FileNotFoundError(
-        'argument --restore_from: the "checkpoint" file of %s names %s, '
+        'argument %s: the "checkpoint" file of %s names %s, '
         'whose %s.index is missing'
         % (
+          argument,
           restore_from,
           state.model_checkpoint_path,
           state.model_checkpoint_path,
         )
       )
     raise FileNotFoundError(
-      'argument --restore_from: no checkpoint in directory %s (no '
-      '"checkpoint" file naming one)' % restore_from
+      'argument %s: no checkpoint in directory %s (no '
+      '"checkpoint" file naming one)' % (argument, restore_from)
     )
   if not os.path.isfile(restore_from + '.index'):
     raise FileNotFoundError(
-      'argument --restore_from: no checkpoint %s: neither a directory nor a '
+      'argument %s: no checkpoint %s: neither a directory nor a '
       'checkpoint prefix (%s.index does not exist)'
-      % (restore_from, restore_from)
+      % (argument, restore_from, restore_from)
     )
   return restore_from
 

@@ -307,7 +307,7 @@ def load(run, prototype_dir=None, **settings):
   """
   options = InferenceOptions(**settings)
   network, config, checkpoint_prefix = inference.restore_network(
-    run, inference.SEGSORT_MODES + inference.SOFTMAX_MODES
+    run, inference.SEGSORT_MODES + inference.SOFTMAX_MODES, argument='run'
   )
   # Checked before the bank is read, which may take a while.
   _check_bank_fits_mode(config, prototype_dir is not None, checkpoint_prefix)

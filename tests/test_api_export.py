@@ -337,6 +337,17 @@ def test_an_unknown_setting_is_refused_before_the_run_is_read(tmp_path):
     api.load(str(tmp_path / 'no_run'), window_size=(64,))
 
 
+def test_a_missing_run_is_named_by_the_parameter_it_was_given_as(tmp_path):
+  # The Python caller passed `run`, not the command line's --restore_from.
+  with pytest.raises(FileNotFoundError, match='^argument run: no checkpoint'):
+    api.load(str(tmp_path / 'no_run'))
+  (tmp_path / 'empty_run').mkdir()
+  with pytest.raises(
+    FileNotFoundError, match='^argument run: no checkpoint in directory'
+  ):
+    api.load(str(tmp_path / 'empty_run'))
+
+
 def test_options_given_to_the_segmenter_are_its_settings(
   segsort_checkpoint_dir, prototype_run
 ):

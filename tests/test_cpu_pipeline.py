@@ -642,6 +642,19 @@ def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
   assert completed.stderr.strip().startswith(
     'error: DATAROOT=%s does not exist; write it with' % (tmp_path / 'missing')
   )
+  # SegNet's release, given before conversion, is named with the converter.
+  for folder in ('train', 'trainannot'):
+    (tmp_path / 'SegNet' / folder).mkdir(parents=True)
+  (tmp_path / 'SegNet' / 'train.txt').write_text(
+    '/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n'
+  )
+  completed = _run_benchmark(tmp_path, DATAROOT='SegNet')
+  assert completed.returncode == 1
+  assert completed.stderr.strip() == (
+    "error: DATAROOT=%s is SegNet's CamVid release, not the VOC layout: "
+    'convert it first with python -m tools.camvid_to_voc --camvid_dir %s '
+    '--output_dir data/camvid' % ((tmp_path / 'SegNet',) * 2)
+  )
   # The demo names the variable too, not the first file it looked for.
   completed = _run_script(
     _SCRIPTS[1], tmp_path, DATAROOT='missing', NUM_CLASSES='4', OUT='demo'

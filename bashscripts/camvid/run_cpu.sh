@@ -63,6 +63,14 @@ if [ ! -d "${DATAROOT}" ]; then
 fi
 TRAIN_LIST=${DATAROOT}/train.txt
 VAL_LIST=${DATAROOT}/val.txt
+# SegNet's release has a train.txt too, of other lines: its folders tell it
+# from the VOC layout before the list check would fail on every line.
+if [ -d "${DATAROOT}/trainannot" ] && [ ! -d "${DATAROOT}/VOC2012" ]; then
+  echo "error: DATAROOT=${DATAROOT} is SegNet's CamVid release, not the VOC" \
+       "layout: convert it first with python -m tools.camvid_to_voc" \
+       "--camvid_dir ${DATAROOT} --output_dir data/camvid" >&2
+  exit 1
+fi
 # CamVid's 11; another set in the VOC layout names its own (checked against
 # DATAROOT/classes.txt when it has one).
 NUM_CLASSES=${NUM_CLASSES:-11}

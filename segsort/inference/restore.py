@@ -17,7 +17,9 @@ SOFTMAX_MODES = objectives.modes_of_inference_kind('softmax')
 _DUMMY_IMAGE_SIZE = 64
 
 
-def restore_network(restore_from, allowed_modes, embedding_dim=None):
+def restore_network(
+  restore_from, allowed_modes, embedding_dim=None, argument='--restore_from'
+):
   """Builds the network a checkpoint was trained with and restores it.
 
   Args:
@@ -25,6 +27,8 @@ def restore_network(restore_from, allowed_modes, embedding_dim=None):
     allowed_modes: The training modes (`TrainConfig.mode`) the caller can use.
     embedding_dim: The --embedding_dim flag: None, or the embedding dimension
       the checkpoint must have (the checkpoint's is used either way).
+    argument: How the user gave `restore_from` (a flag or a Python
+      parameter), named when there is no checkpoint.
 
   Returns:
     network: The restored SegmentationNetwork.
@@ -39,7 +43,7 @@ def restore_network(restore_from, allowed_modes, embedding_dim=None):
     network.checkpoints.CheckpointMismatchError: Naming the checkpoint and every
       variable that is missing from it or has another shape there.
   """
-  checkpoint_prefix = checkpoints.resolve_checkpoint(restore_from)
+  checkpoint_prefix = checkpoints.resolve_checkpoint(restore_from, argument)
   config = config_lib.load_config_for_checkpoint(checkpoint_prefix)
   if config.mode not in allowed_modes:
     raise errors.InferenceError(
