@@ -270,10 +270,8 @@ class Trainer:
           # large): the step is tried again, at a smaller scale.
           step -= 1
           continue
-        if self._state.weight_average is not None:
-          self._state.update_weight_average()
-          if step == config.num_steps:
-            self._state.use_weight_average()
+        if self._state.weight_average is not None and step == config.num_steps:
+          self._state.use_weight_average()
         saving = step % config.save_pred_every == 0 or step == end
         # The losses are fetched from the device only here: at the first
         # step (the level that divergence is measured against), on summary
@@ -328,8 +326,9 @@ class Trainer:
           self._health.check_weights(step)
           latest = self._checkpoints.save(step)
         if self._validator and step % config.eval_every == 0:
-          # Left out of the images/s of the interval.
-          interval_start += self._validator.evaluate(step).seconds
+          with self._state.averaged_weights():
+            # Left out of the images/s of the interval.
+            interval_start += self._validator.evaluate(step).seconds
     writer.flush()
     self._health.warn_if_unvouched(step, losses)
     return TrainResult(step, losses, latest)

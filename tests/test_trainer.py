@@ -887,9 +887,12 @@ def test_losses_are_fetched_only_on_summary_steps_and_at_the_end(voc, tmp_path):
 
 
 def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc, tmp_path):
-  config = make_config(voc, tmp_path, num_steps=3, mixed_precision=True)
+  config = make_config(
+    voc, tmp_path, num_steps=3, mixed_precision=True, ema_decay=0.5
+  )
   trainer = trainer_lib.Trainer(config, dataset=fixed_batches(voc, config))
   weights = [variable.numpy() for variable in trainer.network.variables]
+  averages = [average.numpy() for average in trainer._state.weight_average]
   learning_rate = float(trainer.current_learning_rate())
   # float16 gradients overflow at this scale: the optimizer skips the update.
   trainer.optimizer.dynamic_scale.assign(2.0**40)
@@ -902,6 +905,9 @@ def test_a_step_the_loss_scale_optimizer_skips_does_not_advance(voc, tmp_path):
   for variable, before in zip(trainer.network.variables, weights):
     if id(variable) in trainable:
       np.testing.assert_array_equal(variable.numpy(), before)
+  # Nor does the weight average move.
+  for average, before in zip(trainer._state.weight_average, averages):
+    np.testing.assert_array_equal(average.numpy(), before)
   # The loop tries skipped steps again: it still applies num_steps updates.
   trainer.optimizer.dynamic_scale.assign(2.0**40)
   assert trainer.train().step == 3

@@ -133,6 +133,43 @@ def test_validation_runs_every_n_steps_and_keeps_the_best(
   assert (resumed.best_step, resumed.best_miou) == (best_step, record['miou'])
 
 
+def test_with_a_weight_average_validation_scores_the_average(voc, tmp_path):
+  config = make_config(voc, tmp_path, num_steps=4, ema_decay=0.5)
+  trainer = trainer_lib.Trainer(config)
+  state = trainer._state  # pylint: disable=protected-access
+  scored = []
+  evaluate = trainer._validator.evaluate  # pylint: disable=protected-access
+
+  def recording_evaluate(step):
+    scored.append(
+      [variable.numpy() for variable in trainer.network.trainable_variables]
+    )
+    return evaluate(step)
+
+  trainer._validator.evaluate = recording_evaluate  # pylint: disable=protected-access
+  trainer.train(until_step=2)
+  # At step 2 (of 4) the average was scored, and training goes on from the
+  # trained weights, which differ from it.
+  averages = [average.numpy() for average in state.weight_average]
+  for seen, average in zip(scored[0], averages):
+    np.testing.assert_array_equal(seen, average)
+  assert not all(
+    np.array_equal(variable.numpy(), average)
+    for variable, average in zip(trainer.network.trainable_variables, averages)
+  )
+  # The best checkpoint of step 2 holds the weights it was scored with.
+  best = trainer_lib.Trainer(
+    make_config(voc, tmp_path / 'restored', num_steps=4, ema_decay=0.5)
+  )
+  best.checkpoint.restore(
+    checkpoints.resolve_checkpoint(
+      os.path.join(str(tmp_path), validation.BEST_DIR_NAME)
+    )
+  ).expect_partial()
+  for variable, average in zip(best.network.trainable_variables, averages):
+    np.testing.assert_array_equal(variable.numpy(), average)
+
+
 @pytest.fixture(scope='module')
 def short_run(voc, tmp_path_factory):
   """A SegSort run of 2 steps, validated at step 2: its Trainer."""

@@ -129,9 +129,11 @@ class TrainingState:
       if variable.path.endswith('kernel')
     ]
 
-  @tf.function
   def update_weight_average(self):
     """Moves the weight average towards the weights, after a step.
+
+    Called in cross-replica context inside the training step's tf.function
+    (segsort.training.step), after the step counter has advanced.
 
     The decay is --ema_decay, less over the first steps, so that the
     random initial weights weigh little in short runs: min(decay,
@@ -149,6 +151,26 @@ class TrainingState:
     """Replaces the trained weights by their average (at the last step)."""
     for average, variable in zip(self.weight_average, self.trainable_variables):
       variable.assign(average)
+
+  @contextlib.contextmanager
+  def averaged_weights(self):
+    """Within the block the network holds the weight average, if any.
+
+    For validation during training (--eval_every), so that it scores the
+    weights the run will end with; the trained weights are put back after
+    the block, also when it raises.
+    """
+    if self.weight_average is None:
+      yield
+      return
+    # Read values are snapshots: the assignments below do not change them.
+    trained = [tf.convert_to_tensor(v) for v in self.trainable_variables]
+    self.use_weight_average()
+    try:
+      yield
+    finally:
+      for variable, value in zip(self.trainable_variables, trained):
+        variable.assign(value)
 
   def learning_rate(self):
     """The base learning rate of the current step (poly policy, warm-up)."""

@@ -2,7 +2,8 @@
 
 A step draws `iter_size` global batches, computes the loss and gradients of
 each on every replica, averages them, scales the head's gradients by 10 and
-applies them with momentum SGD at the poly learning rate. The loss functions
+applies them with momentum SGD at the poly learning rate, then (with
+--ema_decay) moves the weight average. The loss functions
 gather prototypes across replicas and return each replica's share of the
 global loss, so that the optimizer's sum over replicas is the global
 gradient.
@@ -156,12 +157,19 @@ class TrainingStep:
       # update: the losses have static shapes (network/segsort).
       replica_step = tf.function(self._replica_step, jit_compile=True)
 
+    state = self._state
+
     @tf.function
     def train_step(iterator):
       micro_batches = [next(iterator) for _ in range(iter_size)]
-      return distribution.run_on_replicas(
+      steps_before = state.step.read_value()
+      results = distribution.run_on_replicas(
         self._strategy, replica_step, micro_batches
       )
+      # A step the loss-scale optimizer skipped leaves the average as well.
+      if state.weight_average is not None and state.step > steps_before:
+        state.update_weight_average()
+      return results
 
     return train_step
 
