@@ -282,7 +282,7 @@ class Segmenter:
     )
 
 
-def load(run, prototype_dir=None, **settings):
+def load(run, prototype_dir=None, *, run_argument='run', **settings):
   """Restores a trained run for prediction, everything else from config.json.
 
   Args:
@@ -290,6 +290,8 @@ def load(run, prototype_dir=None, **settings):
       prefix, with the run's config.json beside it.
     prototype_dir: The prototypes of a SegSort run (SAVE_DIR/prototypes of
       segsort.extract_prototypes); None for a softmax run.
+    run_argument: What a missing run is called in the message: this
+      parameter's name, or the flag of a command built on this function.
     **settings: Fields of InferenceOptions (window_size, strides,
       k_in_nearest_neighbors, num_clusters, kmeans_iterations,
       colour_weight) that replace its defaults.
@@ -307,7 +309,9 @@ def load(run, prototype_dir=None, **settings):
   """
   options = InferenceOptions(**settings)
   network, config, checkpoint_prefix = inference.restore_network(
-    run, inference.SEGSORT_MODES + inference.SOFTMAX_MODES, argument='run'
+    run,
+    inference.SEGSORT_MODES + inference.SOFTMAX_MODES,
+    argument=run_argument,
   )
   # Checked before the bank is read, which may take a while.
   _check_bank_fits_mode(config, prototype_dir is not None, checkpoint_prefix)

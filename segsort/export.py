@@ -58,6 +58,7 @@ def main(argv=None):
     segmenter = api.load(
       args.restore_from,
       args.prototype_dir,
+      run_argument='--restore_from',
       window_size=args.input_size,
       strides=args.strides,
       k_in_nearest_neighbors=args.k_in_nearest_neighbors,

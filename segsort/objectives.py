@@ -4,8 +4,8 @@ The trainer (segsort.trainer) owns the strategy, the step, the loop and the
 checkpoints, the same for every mode; an objective owns what differs:
 
 * `inputs`: the batch keys its loss reads, and whether the data pipeline
-  must add oversegmentations (`needs_oversegmentation`) and survey labels
-  (`surveys_labels`);
+  must add oversegmentations (`needs_oversegmentation`; else the labels of
+  the data list are surveyed before training);
 * `build_state()`: the state it trains with besides the network (the
   supervised SegSort memory bank), checkpointed with the run;
 * `loss(outputs, batch)`: one replica's share of the global task loss, and
@@ -66,8 +66,6 @@ class Objective:
     inputs: The batch keys its loss reads; None: every key.
     needs_oversegmentation: Whether batches must hold oversegmentations
       (and may lack labels).
-    surveys_labels: Whether the labels of the data list are surveyed before
-      training (values out of range, classes never present).
     inference_kind: 'segsort' or 'softmax', how its checkpoints are
       evaluated.
   """
@@ -76,7 +74,6 @@ class Objective:
   loss_name = None
   inputs = None
   needs_oversegmentation = False
-  surveys_labels = True
   inference_kind = 'segsort'
 
   def __init__(self, config):
@@ -170,7 +167,6 @@ class UnsupervisedSegSort(Objective):
   loss_name = 'segsort_unsup_loss'
   inputs = ('image', 'oversegmentation')
   needs_oversegmentation = True
-  surveys_labels = False
 
   def loss(self, outputs, batch):
     # With segment groups, the oversegmentation's second channel.

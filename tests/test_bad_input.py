@@ -932,7 +932,7 @@ def test_binary_masks_stored_as_0_255_are_warned_about(
 ):
   list_path = _binary_masks(voc_root, tmp_path, 255)
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
-    data.survey_labels(voc_root, list_path, 2, 255)
+    data.check_training_list(voc_root, list_path, 2, 255)
   assert (
     'The labels of %s hold only 0 and the ignore label 255' % list_path
     in caplog.text
@@ -946,7 +946,7 @@ def test_binary_masks_stored_as_0_255_are_warned_about(
   assert 'warning: The labels of %s hold only 0' % list_path in (
     capsys.readouterr().out
   )
-  assert not data.survey_labels(
+  assert not data.check_training_list(
     voc_root, _binary_masks(voc_root, tmp_path, 1), 2, 255
   ).warnings()
 
@@ -956,7 +956,7 @@ def test_classes_missing_from_a_whole_list_are_named(
 ):
   list_path = _binary_masks(voc_root, tmp_path, 1)
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
-    survey = data.survey_labels(voc_root, list_path, 5, 255)
+    survey = data.check_training_list(voc_root, list_path, 5, 255)
   assert survey.class_pixels[2:].sum() == 0
   assert (
     'No pixel of the labels of %s has class 2, 3, 4 (of [0, 5)): the '
@@ -979,7 +979,9 @@ def test_out_of_range_files_are_logged_once_each_then_counted(
     * num_files,
   )
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
-    data.survey_labels(voc_root, list_path, NUM_CLASSES, 255, num_workers=1)
+    data.check_training_list(
+      voc_root, list_path, NUM_CLASSES, 255, num_workers=1
+    )
   assert caplog.text.count('are ignored (as 255)') == (
     data._MAX_OUT_OF_RANGE_WARNINGS
   )
@@ -1098,7 +1100,7 @@ def test_label_survey_names_every_malformed_line_of_a_training_list(
     ],
   )
   with pytest.raises(errors.DataError) as raised:
-    data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+    data.check_training_list(voc_root, list_path, NUM_CLASSES, 255)
   message = str(raised.value)
   assert 'line 2: expected 2 or 3 fields' in message
   assert 'line 3: expected 2 or 3 fields' in message
@@ -1128,7 +1130,7 @@ def test_label_survey_decodes_images_too_in_the_same_pass(
     ],
   )
   with pytest.raises(errors.DataError, match='line 2: .*cut.jpg'):
-    data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+    data.check_training_list(voc_root, list_path, NUM_CLASSES, 255)
   list_path = _write_list(
     tmp_path / 'train.txt',
     [
@@ -1138,7 +1140,7 @@ def test_label_survey_decodes_images_too_in_the_same_pass(
     ],
   )
   del label_reads[:]
-  survey = data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+  survey = data.check_training_list(voc_root, list_path, NUM_CLASSES, 255)
   assert survey.class_pixels.sum() > 0
   assert len(label_reads) == 2
 

@@ -558,7 +558,7 @@ def test_training_dataset_ignores_out_of_range_labels(
   # The survey, not every epoch of the pipeline, reports the file.
   assert not caplog.text
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
-    data.survey_labels(voc_root, list_path, NUM_CLASSES, 255)
+    data.check_training_list(voc_root, list_path, NUM_CLASSES, 255)
   assert caplog.text.count('list.txt, line 1') == 1
   assert (
     '%d label pixels of %s outside [0, 4)'
@@ -807,6 +807,44 @@ def test_a_truncated_oversegmentation_is_named_as_one(voc_root, tmp_path):
   report = data.check_data_list(voc_root, list_path, with_oversegmentation=True)
   assert len(report.problems) == 1
   assert 'Cannot decode oversegmentation %s' % cut in report.problems[0]
+
+
+def test_an_unsupervised_training_list_is_decoded_not_surveyed(
+  voc_root, tmp_path
+):
+  hed = os.path.join(voc_root, 'VOC2012', 'hed', 'train_000000.png')
+  cut = tmp_path / 'cut.png'
+  with open(hed, 'rb') as stream:
+    cut.write_bytes(stream.read()[:60])
+  # Labels are optional; an oversegmentation is VOC2012/hed/ID.png unless
+  # the third column names one.
+  good = _write_list(
+    tmp_path / 'good.txt',
+    [
+      'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png '
+      'VOC2012/hed/train_000000.png',
+      'VOC2012/JPEGImages/train_000001.jpg',
+    ],
+  )
+  assert (
+    data.check_training_list(
+      voc_root, good, NUM_CLASSES, 255, unsupervised=True
+    )
+    is None
+  )
+  bad = _write_list(
+    tmp_path / 'bad.txt',
+    [
+      'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png '
+      '%s' % cut,
+      'VOC2012/JPEGImages/missing.jpg',
+    ],
+  )
+  with pytest.raises(errors.DataError) as raised:
+    data.check_training_list(voc_root, bad, NUM_CLASSES, 255, unsupervised=True)
+  message = str(raised.value)
+  assert 'line 1: Cannot decode oversegmentation %s' % cut in message
+  assert 'line 2: missing file' in message
 
 
 @pytest.mark.parametrize(

@@ -42,18 +42,17 @@ def test_supervised_segsort_banks_one_step_of_prototypes():
 
 
 @pytest.mark.parametrize(
-  'mode, inputs, oversegmentation, survey',
+  'mode, inputs, oversegmentation',
   [
-    ('segsort', None, False, True),
-    ('segsort_unsup', ('image', 'oversegmentation'), True, False),
-    ('softmax', ('image', 'label'), False, True),
+    ('segsort', None, False),
+    ('segsort_unsup', ('image', 'oversegmentation'), True),
+    ('softmax', ('image', 'label'), False),
   ],
 )
-def test_what_each_objective_reads(mode, inputs, oversegmentation, survey):
+def test_what_each_objective_reads(mode, inputs, oversegmentation):
   objective = objectives.OBJECTIVES[mode]
   assert objective.inputs == inputs
   assert objective.needs_oversegmentation == oversegmentation
-  assert objective.surveys_labels == survey
   assert objective.loss_name == mode + '_loss'
 
 

@@ -1005,3 +1005,26 @@ def test_every_bad_file_of_the_list_is_named_before_the_first_step(
   assert 'line 2: Cannot decode image %s' % cut in message
   assert 'line 4: ' in message and str(small) in message
   assert not os.path.exists(os.path.join(config.snapshot_dir, 'checkpoint'))
+
+
+def test_a_bad_oversegmentation_is_named_before_the_first_step(voc, tmp_path):
+  # Unsupervised lists were decoded without their oversegmentations, so a
+  # truncated one stopped the run at the step that read it.
+  root, train_list = voc
+  with open(train_list) as stream:
+    lines = [line.strip() for line in stream if line.strip()]
+  image_id = os.path.splitext(os.path.basename(lines[1].split()[0]))[0]
+  with open(os.path.join(root, 'VOC2012', 'hed', image_id + '.png'), 'rb') as f:
+    contents = f.read()
+  cut = tmp_path / 'cut.png'
+  cut.write_bytes(contents[: len(contents) // 2])
+  lines[1] = '%s %s' % (lines[1], cut)
+  list_path = tmp_path / 'list.txt'
+  list_path.write_text('\n'.join(lines) + '\n')
+  config = make_config(
+    voc, tmp_path / 'run', mode='segsort_unsup', data_list=str(list_path)
+  )
+  with pytest.raises(errors.DataError) as raised:
+    trainer_lib.run(config)
+  assert 'line 2: Cannot decode oversegmentation %s' % cut in str(raised.value)
+  assert not os.path.exists(os.path.join(config.snapshot_dir, 'checkpoint'))

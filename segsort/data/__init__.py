@@ -23,7 +23,7 @@ One module per idea, all of their public names importable from here:
     lists          data lists: parsing, ListEntry, read_data_list
     labels         the label policy (values out of range) and LabelSurvey
     decoding       the files of an entry -> checked arrays
-    list_checks    every file of a list read up front: survey_labels,
+    list_checks    every file of a list read up front: check_training_list,
                    check_data_list, check_entries_decode
     augmentation   scale, mirror, pad and crop (augment_example), and
                    colour jitter (jitter_colour)
@@ -50,7 +50,7 @@ from segsort.data.labels import out_of_range_mask
 from segsort.data.list_checks import DataListReport
 from segsort.data.list_checks import check_data_list
 from segsort.data.list_checks import check_entries_decode
-from segsort.data.list_checks import survey_labels
+from segsort.data.list_checks import check_training_list
 from segsort.data.lists import ListEntry
 from segsort.data.lists import parse_data_list
 from segsort.data.lists import read_data_list

@@ -116,7 +116,7 @@ def build_training_dataset(
     ignore_label: The label of pixels to ignore (padding, void).
     num_classes: When given, label values outside `[0, num_classes)` other
       than `ignore_label` are set to `ignore_label`
-      (`list_checks.survey_labels` reports them).
+      (`list_checks.check_training_list` reports them).
     num_clusters: The grid of initial clusters, an integer n (an n x n grid)
       or (clusters along y, clusters along x).
     kmeans_grid: 'image' or 'crop' (see `augmentation.augment_example`).

@@ -20,7 +20,7 @@ from segsort.data import lists
 _LOGGER = logging.getLogger(__name__)
 
 
-def survey_labels(
+def check_training_list(
   data_dir,
   data_list,
   num_classes,
@@ -28,39 +28,53 @@ def survey_labels(
   apply_exif_orientation=False,
   num_workers=None,
   progress=None,
+  unsupervised=False,
+  segment_groups=False,
 ):
-  """Decodes every file of a supervised list once and surveys its labels.
+  """Decodes every file of a training list once; surveys supervised labels.
 
-  Training reads every label once per epoch and stops at the first file
-  that does not decode; this pass (`check_entries_decode`) names every bad
-  file before any step, and the same decoded labels feed a LabelSurvey,
-  which warns of each file with out-of-range values once and of classes
-  missing from the whole list.
+  Training reads every file once per epoch and stops at the first that does
+  not decode, possibly hours in; this pass (`check_entries_decode`) names
+  every bad file of the list before step 1. The labels of a supervised list
+  also feed a LabelSurvey as they are decoded, which warns of each file with
+  out-of-range values once and of classes missing from the whole list.
 
   Args:
     data_dir: The directory list paths are relative to.
-    data_list: The list file; every line must name a label (the survey is
-      of supervised training lists).
+    data_list: The list file. Supervised, every line must name a label;
+      unsupervised, an oversegmentation (labels are optional).
     num_classes: The number of classes.
     ignore_label: The label value to ignore.
     apply_exif_orientation: As the training pipeline's.
     num_workers: Decoding threads; the number of CPUs when None.
     progress: As `check_entries_decode`'s.
+    unsupervised: Whether the list is unsupervised SegSort's.
+    segment_groups: Whether, unsupervised, the segment groups of every
+      oversegmentation are read as well (--segment_groups).
 
   Returns:
-    The LabelSurvey.
+    The LabelSurvey of a supervised list; None for an unsupervised one.
 
   Raises:
     DataError: If the list is malformed, or naming the list file, line
       numbers and paths of every entry that does not decode (all on one
       line, as `check_entries_decode`).
   """
-  # Labels required: the training pipeline requires them too, and a line
-  # without one would otherwise pass here and stop training on its own.
+  # Labels required when supervised: the training pipeline requires them
+  # too, and a line without one would otherwise pass here and stop training
+  # on its own.
   entries, problems, _ = lists.parse_data_list(
-    data_dir, data_list, require_labels=True, with_oversegmentation=False
+    data_dir,
+    data_list,
+    require_labels=not unsupervised,
+    with_oversegmentation=unsupervised,
+    with_segment_groups=unsupervised and segment_groups,
   )
-  survey = labels.LabelSurvey(data_list, num_classes, ignore_label)
+  survey = (
+    None
+    if unsupervised
+    else labels.LabelSurvey(data_list, num_classes, ignore_label)
+  )
   check_entries_decode(
     entries,
     data_list,
@@ -70,10 +84,13 @@ def survey_labels(
     progress=progress,
     list_problems=problems,
     survey=survey,
+    with_oversegmentation=unsupervised,
+    with_segment_groups=segment_groups,
   )
-  survey.log_out_of_range_total()
-  for warning in survey.warnings():
-    _LOGGER.warning(warning)
+  if survey is not None:
+    survey.log_out_of_range_total()
+    for warning in survey.warnings():
+      _LOGGER.warning(warning)
   return survey
 
 
@@ -124,6 +141,8 @@ def check_entries_decode(
   progress=None,
   list_problems=(),
   survey=None,
+  with_oversegmentation=False,
+  with_segment_groups=False,
 ):
   """Decodes every entry once, as the inference pipelines will.
 
@@ -147,6 +166,10 @@ def check_entries_decode(
     survey: An optional labels.LabelSurvey that every decoded label is
       added to, in list order, so that its callers need not read the labels
       again.
+    with_oversegmentation: Whether every entry's oversegmentation is
+      decoded too (unsupervised SegSort's training list).
+    with_segment_groups: Whether, with oversegmentations, their segment
+      groups are decoded and checked to nest as well.
 
   Raises:
     DataError: One line naming the list file, line numbers and paths of the
@@ -155,7 +178,11 @@ def check_entries_decode(
       labels), in line order.
   """
   settings = decoding.DecodeSettings(
-    None, ignore_label, False, apply_exif_orientation
+    None,
+    ignore_label,
+    with_oversegmentation,
+    apply_exif_orientation,
+    with_segment_groups=with_oversegmentation and with_segment_groups,
   )
   with multiprocessing.pool.ThreadPool(num_workers or os.cpu_count()) as pool:
     results = pool.imap(lambda entry: _decode_problem(entry, settings), entries)

@@ -52,38 +52,6 @@ def _build_dataset(config, objective, placement, start_batch=0, outputs=None):
   )
 
 
-def _check_files_decode(config, objective):
-  """Decodes every image, label and oversegmentation of an unsupervised
-  data list once, before step 1 (`data.survey_labels` does so for
-  supervised lists, and surveys their labels).
-
-  The input pipeline finds a bad file only when it reads it, which stops
-  the run at that step, possibly hours in, and one file per run; decoded
-  first (as prototype extraction and inference do), every bad file of the
-  list is named on one line before any work.
-
-  Raises:
-    DataError: Naming the list's lines whose files are missing or do not
-      decode, or whose label is of another size than its image.
-  """
-  unsupervised = objective.needs_oversegmentation
-  entries, problems, _ = data.parse_data_list(
-    config.data_dir,
-    config.data_list,
-    require_labels=not unsupervised,
-    with_oversegmentation=unsupervised,
-    with_segment_groups=unsupervised and config.segment_groups,
-  )
-  data.check_entries_decode(
-    entries,
-    config.data_list,
-    ignore_label=config.ignore_label,
-    apply_exif_orientation=config.apply_exif_orientation,
-    progress=console.progress,
-    list_problems=problems,
-  )
-
-
 def _first_pictures(dataset):
   """The first images of a stream, pictured at every summary step."""
   batch = next(iter(dataset.take(1)))
@@ -117,19 +85,18 @@ def training_stream(config, objective, placement, step, dataset=None):
     return iter(dataset), pictures
   pictures = None
   if placement.is_chief:
-    if objective.surveys_labels:
-      # Also warns once, before any step, of labels the pipeline would
-      # ignore every epoch and of classes the list never holds.
-      data.survey_labels(
-        config.data_dir,
-        config.data_list,
-        config.num_classes,
-        config.ignore_label,
-        config.apply_exif_orientation,
-        progress=console.progress,
-      )
-    else:
-      _check_files_decode(config, objective)
+    # Names every bad file before any step; also warns once of labels the
+    # pipeline would ignore every epoch and of classes the list never holds.
+    data.check_training_list(
+      config.data_dir,
+      config.data_list,
+      config.num_classes,
+      config.ignore_label,
+      config.apply_exif_orientation,
+      progress=console.progress,
+      unsupervised=objective.needs_oversegmentation,
+      segment_groups=config.segment_groups,
+    )
     pictures = _first_pictures(_build_dataset(config, objective, placement))
   # Resumes the stream where the restored step left it.
   dataset = _build_dataset(
