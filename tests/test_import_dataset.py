@@ -247,6 +247,12 @@ def test_every_problem_of_the_id_files_is_named_together(tmp_path, capsys):
   assert 'train_ids.txt: line 2: expected one image id, got 2 fields' in line
   assert 'val_ids.txt names zzz, which has no image with a mask' in line
   assert not (tmp_path / 'out').exists()
+  # A file's bad line no longer hides its own unknown ids.
+  ids = _id_files(tmp_path, 'a0\na1 extra\nyyy\n', 'a1\n')
+  assert _main(tmp_path, *ids) == 1
+  line = _error_line(capsys)
+  assert 'train_ids.txt: line 2: expected one image id' in line
+  assert 'train_ids.txt names yyy, which has no image with a mask' in line
 
 
 def test_names_that_cannot_be_imported_are_named_together(tmp_path, capsys):

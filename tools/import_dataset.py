@@ -260,8 +260,8 @@ def split_ids(
 
   Raises:
     DatasetError: Naming every problem of the id files on one line: lines
-      they cannot hold (`make_lists.read_split`), ids without an image and
-      mask, ids in both files.
+      they cannot hold (`make_lists.parse_split`), ids of their other lines
+      without an image and mask, ids in both files.
   """
   if train_ids_file is None:
     shuffled = np.random.default_rng(seed).permutation(sorted(labeled_ids))
@@ -273,10 +273,14 @@ def split_ids(
   splits, problems = [], []
   for path in (train_ids_file, val_ids_file):
     try:
-      ids = make_lists.read_split(path)
+      ids, line_problems = make_lists.parse_split(path)
     except errors.ListFileError as error:
       problems.append(str(error))
       ids = []
+    else:
+      if line_problems:
+        problems.append('%s: %s' % (path, errors.join_problems(line_problems)))
+    # Its good lines are checked too: a bad line no longer hides them.
     problems.extend(
       '%s names %s, which has no image with a mask' % (path, image_id)
       for image_id in ids

@@ -54,10 +54,32 @@ def read_split(path):
     The ids, in file order.
 
   Raises:
-    ListFileError: Naming the file and the lines of every problem: a line of
-      more than one field (a data list given as split file, say), an id
-      that is a path (it names the image and label files of the lists), an
-      id given twice.
+    ListFileError: Naming the file and the lines of every problem
+      (`parse_split`), or if the file cannot be read.
+  """
+  ids, problems = parse_split(path)
+  if problems:
+    raise errors.ListFileError(
+      '%s: %s' % (path, errors.join_problems(problems))
+    )
+  return ids
+
+
+def parse_split(path):
+  """Reads a split file's ids and the problems of its lines, raising none.
+
+  So that a caller checking the ids against other files can name those
+  problems together with the lines' own.
+
+  Returns:
+    ids: The ids of the good lines, in file order.
+    problems: A description of every problem, each naming its line: a line
+      of more than one field (a data list given as split file, say), an id
+      that is a path or a file name (it names the image and label files of
+      the lists), an id given twice; or that the file names no id.
+
+  Raises:
+    ListFileError: If the file cannot be read as text.
   """
   ids, problems, first_line_of_id = [], [], {}
   lines = io_utils.read_list_lines(path, kind='split file')
@@ -90,11 +112,7 @@ def read_split(path):
       ids.append(image_id)
   if not ids and not problems:
     problems.append('it names no image id')
-  if problems:
-    raise errors.ListFileError(
-      '%s: %s' % (path, errors.join_problems(problems))
-    )
-  return ids
+  return ids, problems
 
 
 def _voc_line(image_id):
