@@ -119,18 +119,20 @@ def parse_args(argv=None):
 def main(argv=None):
   args = parse_args(argv)
   try:
-    image_ids = (
-      metrics.list_image_ids(args.data_list) if args.data_list else None
+    # Messages about a listed image's files name its line.
+    locations = (
+      metrics.list_image_locations(args.data_list) if args.data_list else None
     )
     results = metrics.evaluate_prediction_dir(
       args.pred_dir,
       args.gt_dir,
       args.num_classes,
       args.ignore_label,
-      image_ids,
+      list(locations) if locations else None,
       args.boundary_tolerance,
       args.names,
       progress=True,
+      locations=locations,
     )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error

@@ -427,6 +427,19 @@ def list_image_ids(data_list):
   """Image ids (file names without extension) of a list file's first column.
 
   Raises:
+    ValueError: As `list_image_locations`.
+  """
+  return list(list_image_locations(data_list))
+
+
+def list_image_locations(data_list):
+  """The ids of a list file's first column, each with its line.
+
+  Returns:
+    A dict, in list order, from image id (file name without extension) to
+    its line, 'DATA_LIST, line N', for the messages about its files.
+
+  Raises:
     ValueError: Naming the list when it cannot be read or holds no image,
       and naming the lines of more than three fields (IMAGE [LABEL
       [OVERSEGMENTATION]]) or of an image named twice, which would be
@@ -456,7 +469,10 @@ def list_image_ids(data_list):
     raise ValueError('%s: %s' % (data_list, errors.join_problems(problems)))
   if not first_line:
     raise ValueError('%s lists no image.' % data_list)
-  return list(first_line)
+  return {
+    image_id: '%s, line %d' % (data_list, number)
+    for image_id, number in first_line.items()
+  }
 
 
 def png_ids(folder, what):
@@ -488,6 +504,7 @@ def evaluate_prediction_dir(
   boundary_tolerance=2.0,
   names=None,
   progress=False,
+  locations=None,
 ):
   """Scores the predicted PNGs of a directory against ground-truth PNGs.
 
@@ -501,7 +518,8 @@ def evaluate_prediction_dir(
     names: The class names in class-id order (`read_class_names`); None
       for `class_names`'.
     progress: Whether to show progress (segsort.console.progress).
-    kinds: What the two files of a pair are, for the messages.
+    locations: An optional dict from image id to where the id was given
+      (`list_image_locations`), which starts the messages about its files.
 
   Returns:
     `SegmentationEvaluator.results()`.
@@ -526,12 +544,25 @@ def evaluate_prediction_dir(
     ],
     evaluator.add,
     progress,
+    locations=pair_locations(image_ids, locations),
   )
   return evaluator.results(names)
 
 
+def pair_locations(image_ids, locations):
+  """`score_label_pairs`' locations of the pairs of `image_ids`, given a
+  dict from id to location (or None)."""
+  if locations is None:
+    return None
+  return [locations.get(image_id) for image_id in image_ids]
+
+
 def score_label_pairs(
-  pairs, score, progress=False, kinds=('label image', 'label image')
+  pairs,
+  score,
+  progress=False,
+  kinds=('label image', 'label image'),
+  locations=None,
 ):
   """Reads pairs of label PNGs and scores each, naming every bad file at once.
 
@@ -543,6 +574,8 @@ def score_label_pairs(
       with a ValueError.
     progress: Whether to show progress (segsort.console.progress).
     kinds: What the two files of a pair are, for the messages.
+    locations: None, or for every pair where it was given (e.g. 'LIST,
+      line 3') or None; it starts each message about the pair's files.
 
   Raises:
     ValueError: Naming, on one line, the first errors.MAX_PROBLEMS_SHOWN problems
@@ -551,13 +584,21 @@ def score_label_pairs(
       single-channel image, every pair of two sizes, and every pair that
       `score` refuses.
   """
+  locations = locations or [None] * len(pairs)
+
+  def located(location, problem):
+    return problem if location is None else '%s: %s' % (location, problem)
+
   missing = [
-    '%s %s'
-    % (
-      io_utils.printable_path(path),
-      'is not a file' if os.path.exists(path) else 'does not exist',
+    located(
+      location,
+      '%s %s'
+      % (
+        io_utils.printable_path(path),
+        'is not a file' if os.path.exists(path) else 'does not exist',
+      ),
     )
-    for pair in pairs
+    for pair, location in zip(pairs, locations)
     for path in pair
     if not os.path.isfile(path)
   ]
@@ -567,27 +608,35 @@ def score_label_pairs(
     )
   problems = []
   with console.progress(
-    pairs, desc='Scoring', unit='image', disable=not progress
+    list(zip(pairs, locations)),
+    desc='Scoring',
+    unit='image',
+    disable=not progress,
   ) as bar:
-    for path, reference_path in bar:
+    for (path, reference_path), location in bar:
       try:
         labels = io_utils.read_label_image(path, np.int64, what=kinds[0])
         reference = io_utils.read_label_image(
           reference_path, np.int64, what=kinds[1]
         )
       except errors.ImageFileError as error:
-        problems.append(str(error))
+        problems.append(located(location, str(error)))
         continue
       if labels.shape != reference.shape:
         problems.append(
-          '%s is %dx%d but %s is %dx%d'
-          % ((path,) + labels.shape + (reference_path,) + reference.shape)
+          located(
+            location,
+            '%s is %dx%d but %s is %dx%d'
+            % ((path,) + labels.shape + (reference_path,) + reference.shape),
+          )
         )
         continue
       try:
         score(labels, reference)
       except ValueError as error:
-        problems.append('%s vs %s: %s' % (path, reference_path, error))
+        problems.append(
+          located(location, '%s vs %s: %s' % (path, reference_path, error))
+        )
   if problems:
     raise ValueError(
       '%d bad file(s): %s' % (len(problems), errors.join_problems(problems))

@@ -206,8 +206,10 @@ def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
   _write_png(gt_dir / 'c.png', REGION_GT)
   with pytest.raises(SystemExit) as raised:
     _run_benchmark(str(pred_dir), str(gt_dir), '--data_list', str(data_list))
-  assert str(raised.value) == 'error: 1 missing file(s): %s does not exist' % (
-    pred_dir / 'c.png'
+  # The list's line is named too, not only the path.
+  assert str(raised.value) == (
+    'error: 1 missing file(s): %s, line 2: %s does not exist'
+    % (data_list, pred_dir / 'c.png')
   )
 
 
@@ -217,6 +219,17 @@ def test_benchmark_names_a_file_of_another_size(prediction_dirs):
   # Height x width, as every other message gives sizes.
   with pytest.raises(ValueError, match=r'b\.png is 4x6 .* is 3x5'):
     metrics.evaluate_prediction_dir(str(pred_dir), str(gt_dir), 3)
+  # From a list, the message starts with the list's line.
+  with pytest.raises(
+    ValueError, match=r': list\.txt, line 7: \S*b\.png is 4x6'
+  ):
+    metrics.evaluate_prediction_dir(
+      str(pred_dir),
+      str(gt_dir),
+      3,
+      image_ids=['a', 'b'],
+      locations={'a': 'list.txt, line 2', 'b': 'list.txt, line 7'},
+    )
 
 
 def test_benchmark_rejects_colour_predictions(prediction_dirs):

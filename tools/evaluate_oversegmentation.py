@@ -178,6 +178,7 @@ def evaluate_segment_dir(
   ignore_label=255,
   boundary_tolerance=2.0,
   progress=True,
+  locations=None,
 ):
   """Scores the `ID.png` oversegmentations of a folder against their labels.
 
@@ -188,6 +189,9 @@ def evaluate_segment_dir(
     ignore_label: The ground-truth id of pixels to leave out.
     boundary_tolerance: See metrics.tolerance_in_pixels.
     progress: Whether to show progress (segsort.console.progress).
+    locations: An optional dict from image id to where the id was given
+      (`metrics.list_image_locations`), which starts the messages about its
+      files.
 
   Returns:
     `OversegmentationCounts.results()` over all the images, with the
@@ -213,6 +217,7 @@ def evaluate_segment_dir(
     ),
     progress,
     kinds=('oversegmentation', 'ground-truth label'),
+    locations=metrics.pair_locations(image_ids, locations),
   )
   results = sum(counts, OversegmentationCounts()).results()
   results.update(
@@ -301,8 +306,11 @@ def main(argv=None):
   args = parse_args(argv)
   console.setup_logging()
   try:
+    locations = None
     if args.data_list:
-      image_ids = metrics.list_image_ids(args.data_list)
+      # Messages about a listed image's files name its line.
+      locations = metrics.list_image_locations(args.data_list)
+      image_ids = list(locations)
     else:
       image_ids = metrics.png_ids(args.segment_dir, 'oversegmentation')
     results = evaluate_segment_dir(
@@ -311,6 +319,7 @@ def main(argv=None):
       image_ids,
       args.ignore_label,
       args.boundary_tolerance,
+      locations=locations,
     )
   except (OSError, ValueError) as error:
     raise SystemExit('error: %s' % error) from error
