@@ -765,6 +765,41 @@ def test_an_unsupervised_run_of_the_original_loss_stops_a_grouped_rerun(
   ]
 
 
+def test_groups_no_coarser_than_their_segments_are_refused(tmp_path):
+  # The groups were made anyway (a warning in the log), each one segment.
+  settings = {
+    'METHODS': 'segsort_unsup',
+    'SEGMENT_GROUPS': '1',
+    'SEGMENT_GROUP_THRESHOLD': '0.03',
+    'OVERSEGMENTATION_THRESHOLD': '0.05',
+  }
+  _, values = preflight.setting_problems(settings)
+  # Still to be made: the threshold they will be cut at.
+  assert preflight.segment_group_problems(str(tmp_path), values) == [
+    'SEGMENT_GROUP_THRESHOLD=0.03 is not above the 0.05 that '
+    'OVERSEGMENTATION_THRESHOLD, which the segments will be cut at, is: '
+    'every group would be one segment'
+  ]
+  # Made: the threshold of their settings record.
+  hed = tmp_path / 'VOC2012' / 'hed'
+  hed.mkdir(parents=True)
+  make_oversegmentation.record_settings(
+    str(hed), make_oversegmentation.contour_settings(threshold=0.1)
+  )
+  assert preflight.segment_group_problems(str(tmp_path), values) == [
+    'SEGMENT_GROUP_THRESHOLD=0.03 is not above the 0.1 that the segments of '
+    '%s were cut at: every group would be one segment' % hed
+  ]
+  _, coarser = preflight.setting_problems(
+    {**settings, 'SEGMENT_GROUP_THRESHOLD': '0.2'}
+  )
+  assert preflight.segment_group_problems(str(tmp_path), coarser) == []
+  _, without_groups = preflight.setting_problems(
+    {**settings, 'SEGMENT_GROUPS': '0'}
+  )
+  assert preflight.segment_group_problems(str(tmp_path), without_groups) == []
+
+
 @pytest.mark.parametrize(
   'setting, message',
   [

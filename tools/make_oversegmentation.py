@@ -707,14 +707,18 @@ def _settings(args, output_dir):
       # So that groups of segments since remade with other settings are
       # refused as groups of other settings, not kept.
       'segments': _resolved_folders(
-        _read_settings_record(args.groups_of), args.groups_of
+        read_settings_record(args.groups_of), args.groups_of
       ),
     }
   return _resolved_folders(settings, output_dir)
 
 
-def _read_settings_record(folder):
+def read_settings_record(folder):
   """The settings recorded in folder/SETTINGS_FILE, or None without one.
+
+  A dict of `record_settings`: the contours' `threshold` (None when cut
+  into `num_segments`), `min_size`, ..., and for groups `groups_of` and
+  the `segments`' own record.
 
   Raises:
     SystemExit: Naming the file when it cannot be read.
@@ -777,7 +781,7 @@ def _check_earlier_settings(output_dir, settings, overwrite, output_names):
       '--overwrite' % output_dir
     )
   try:
-    recorded = _resolved_folders(_read_settings_record(output_dir), output_dir)
+    recorded = _resolved_folders(read_settings_record(output_dir), output_dir)
   except SystemExit:
     if not overwrite:
       raise

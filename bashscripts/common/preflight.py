@@ -34,6 +34,7 @@ from segsort import console  # pylint: disable=g-import-not-at-top
 from segsort import errors  # pylint: disable=g-import-not-at-top
 from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import inference_flags  # pylint: disable=g-import-not-at-top
+from tools import make_oversegmentation  # pylint: disable=g-import-not-at-top
 from tools import make_synthetic_voc  # pylint: disable=g-import-not-at-top
 
 METHODS = ('segsort', 'segsort_unsup', 'softmax')
@@ -209,6 +210,46 @@ def unused_setting_notes(values):
       'leaves out'
     ]
   return []
+
+
+def segment_group_problems(data_dir, values):
+  """SEGMENT_GROUPS=1 with groups no coarser than the segments they group.
+
+  A cut of the contours at a threshold not above the segments' own makes
+  every group one segment: the loss would be the original's, while the
+  run is recorded as trained with groups. The segments' threshold is that
+  of DATAROOT/VOC2012/hed's settings record, or, while the folder is still
+  to be made, OVERSEGMENTATION_THRESHOLD.
+
+  Returns:
+    A list of at most one problem, naming both thresholds.
+  """
+  if not values.get('SEGMENT_GROUPS') or 'segsort_unsup' not in values.get(
+    'METHODS', ()
+  ):
+    return []
+  group_threshold = values.get('SEGMENT_GROUP_THRESHOLD')
+  hed_dir = os.path.join(data_dir, 'VOC2012', 'hed')
+  if os.path.isdir(hed_dir):
+    try:
+      record = make_oversegmentation.read_settings_record(hed_dir) or {}
+    except SystemExit as error:
+      return [str(error).replace('error: ', '', 1)]
+    segments_threshold = None
+    if not record.get('num_segments'):
+      segments_threshold = record.get('threshold')
+    source = 'the segments of %s were cut at' % hed_dir
+  else:
+    segments_threshold = values.get('OVERSEGMENTATION_THRESHOLD')
+    source = 'OVERSEGMENTATION_THRESHOLD, which the segments will be cut at, is'
+  if group_threshold is None or segments_threshold is None:
+    return []
+  if group_threshold > segments_threshold:
+    return []
+  return [
+    'SEGMENT_GROUP_THRESHOLD=%s is not above the %s that %s: every group '
+    'would be one segment' % (group_threshold, segments_threshold, source)
+  ]
 
 
 def _distinct_words(text, parse):
@@ -608,6 +649,7 @@ def main(argv=None):
       )
   # Settings refused above keep their defaults here.
   problems += config_problems(values)
+  problems += segment_group_problems(args.data_dir, values)
   if not problems:
     problems += existing_run_problems(
       args, values, settings.get('SEEDS', '').split()
