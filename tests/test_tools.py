@@ -643,6 +643,29 @@ def test_oracle_segments_of_a_moved_data_root_are_kept(tmp_path):
   assert oversegment(moved, tmp_path / 'outside', 'outside') == 0
 
 
+def test_a_sed_model_inside_the_data_root_is_recorded_to_move_with_it(
+  tmp_path,
+):
+  # It was recorded absolute, so a moved DATAROOT named another model file.
+  output_dir = tmp_path / 'root' / 'VOC2012' / 'hed'
+  output_dir.mkdir(parents=True)
+  inside = str(tmp_path / 'root' / 'models' / 'model.yml.gz')
+  outside = str(tmp_path / 'model.yml.gz')
+  for model, recorded in (
+    (inside, os.path.join('..', '..', 'models', 'model.yml.gz')),
+    (outside, outside),
+  ):
+    settings = make_oversegmentation.contour_settings(sed_model=model)
+    record = make_oversegmentation._portable_folders(settings, str(output_dir))
+    assert record['sed_model'] == recorded
+    # Read back from any place the root moved to, it names the model there.
+    moved = tmp_path / 'moved' / 'VOC2012' / 'hed'
+    resolved = make_oversegmentation._resolved_folders(record, str(moved))
+    assert resolved['sed_model'] == os.path.realpath(
+      model.replace(str(tmp_path / 'root'), str(tmp_path / 'moved'))
+    )
+
+
 def test_make_oversegmentation_list_ids_are_those_of_metrics(tmp_path):
   image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
   image_dir.mkdir(parents=True)

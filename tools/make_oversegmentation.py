@@ -626,12 +626,12 @@ SETTINGS_FILE = '.make_oversegmentation.json'
 OVERWRITE_MARK_FILE = io_utils.OVERSEGMENTATION_OVERWRITE_MARK_FILE
 
 
-# The settings that name input folders. SETTINGS_FILE holds those within
-# the DATAROOT relative to the output folder, so that a DATAROOT moved or
-# copied whole keeps its record (`_portable_folders`); they are compared
-# resolved (`_resolved_folders`), so that records of absolute paths (as this
-# tool wrote them before) still match.
-_FOLDER_SETTINGS = ('groups_of', 'oracle_label_dir')
+# The settings that name input folders or files. SETTINGS_FILE holds those
+# within the DATAROOT relative to the output folder, so that a DATAROOT
+# moved or copied whole keeps its record (`_portable_folders`); they are
+# compared resolved (`_resolved_folders`), so that records of absolute paths
+# (as this tool wrote them before) still match.
+_FOLDER_SETTINGS = ('groups_of', 'oracle_label_dir', 'sed_model')
 
 
 def _resolved_folders(settings, output_dir):
