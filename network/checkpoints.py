@@ -61,7 +61,8 @@ def resolve_checkpoint(restore_from, argument='--restore_from'):
   Args:
     restore_from: A directory (its latest checkpoint is taken, as recorded
       in its 'checkpoint' file) or a checkpoint prefix such as
-      'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'.
+      'snapshots/run/ckpt-30000' or 'resnet_v1_101.ckpt'; a str or an
+      os.PathLike.
     argument: How the caller's user gave `restore_from`, for the message:
       the flag of every entry point that takes a checkpoint, or a Python
       parameter such as `api.load`'s 'run'.
@@ -72,7 +73,16 @@ def resolve_checkpoint(restore_from, argument='--restore_from'):
   Raises:
     FileNotFoundError: If the directory holds no checkpoint or the prefix
       has no `.index` file; the message starts with "argument ARGUMENT:".
+    TypeError: If `restore_from` is not a path.
   """
+  if not isinstance(restore_from, (str, os.PathLike)):
+    raise TypeError(
+      'argument %s: expected a checkpoint path, got %r'
+      % (argument, restore_from)
+    )
+  restore_from = os.fspath(restore_from)
+  if not restore_from:
+    raise FileNotFoundError('argument %s: empty checkpoint path' % argument)
   if os.path.isdir(restore_from):
     prefix = tf.train.latest_checkpoint(restore_from)
     if prefix is not None:
@@ -92,6 +102,11 @@ def resolve_checkpoint(restore_from, argument='--restore_from'):
     raise FileNotFoundError(
       'argument %s: no checkpoint in directory %s (no '
       '"checkpoint" file naming one)' % (argument, restore_from)
+    )
+  if restore_from.endswith('.index') and os.path.isfile(restore_from):
+    raise FileNotFoundError(
+      'argument %s: %s is a checkpoint\'s index file; give its prefix %s'
+      % (argument, restore_from, restore_from[: -len('.index')])
     )
   if not os.path.isfile(restore_from + '.index'):
     raise FileNotFoundError(

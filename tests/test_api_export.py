@@ -2,6 +2,8 @@
 
 import json
 import os
+import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -246,6 +248,14 @@ def test_a_missing_or_superfluous_bank_is_named(
     api.load(softmax_checkpoint_dir, prototype_dir(prototype_run))
   with pytest.raises(inference.InferenceError, match='prototype_features.npy'):
     api.load(segsort_checkpoint_dir, str(tmp_path))
+  # Extraction's --save_dir, which holds the bank in prototypes/, is named
+  # with the folder to give instead.
+  bank = pathlib.Path(prototype_dir(prototype_run))
+  with pytest.raises(
+    inference.InferenceError,
+    match='its prototypes/ folder holds one: give %s' % re.escape(str(bank)),
+  ):
+    api.load(segsort_checkpoint_dir, bank.parent)
 
 
 @pytest.mark.parametrize(

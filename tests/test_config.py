@@ -268,6 +268,9 @@ def test_resolve_checkpoint_takes_directories_and_prefixes(tmp_path):
   assert checkpoints.resolve_checkpoint(str(tmp_path)) == latest
   first = str(tmp_path / 'ckpt-10')
   assert checkpoints.resolve_checkpoint(first) == first
+  # pathlib paths too: a prefix was joined to '.index' by '+'.
+  assert checkpoints.resolve_checkpoint(tmp_path / 'ckpt-10') == first
+  assert checkpoints.resolve_checkpoint(tmp_path) == latest
 
 
 def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
@@ -286,6 +289,29 @@ def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
     'is missing',
   ):
     checkpoints.resolve_checkpoint(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+  'restore_from, error, message',
+  [
+    ('', FileNotFoundError, '^argument run: empty checkpoint path$'),
+    (None, TypeError, '^argument run: expected a checkpoint path, got None$'),
+    (
+      'ckpt-3.index',
+      FileNotFoundError,
+      r"^argument run: .*ckpt-3\.index is a checkpoint's index file; give its "
+      r'prefix .*ckpt-3$',
+    ),
+  ],
+)
+def test_resolve_checkpoint_names_what_is_not_a_checkpoint_path(
+  tmp_path, restore_from, error, message
+):
+  _write_checkpoint(str(tmp_path / 'ckpt-3'))
+  if restore_from:
+    restore_from = str(tmp_path / restore_from)
+  with pytest.raises(error, match=message):
+    checkpoints.resolve_checkpoint(restore_from, argument='run')
 
 
 def test_config_for_checkpoint_is_read_beside_it(tmp_path):

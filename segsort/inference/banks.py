@@ -128,9 +128,20 @@ def load_prototype_bank(
   Raises:
     InferenceError: Naming the file that is missing, empty or inconsistent.
   """
+  prototype_dir = os.fspath(prototype_dir)
   features_path = os.path.join(prototype_dir, PROTOTYPE_FEATURES_FILE)
   labels_path = os.path.join(prototype_dir, PROTOTYPE_LABELS_FILE)
   sources_path = os.path.join(prototype_dir, PROTOTYPE_SOURCES_FILE)
+  nested = os.path.join(prototype_dir, 'prototypes')
+  if not os.path.exists(features_path) and os.path.exists(
+    os.path.join(nested, PROTOTYPE_FEATURES_FILE)
+  ):
+    # extract_prototypes writes SAVE_DIR/prototypes: its --save_dir given.
+    raise errors.InferenceError(
+      'No prototype bank in %s, but its prototypes/ folder holds one: give '
+      '%s (segsort.extract_prototypes writes SAVE_DIR/prototypes)'
+      % (prototype_dir, nested)
+    )
   features = _load_npy(features_path, 'prototype features')
   labels = _load_npy(labels_path, 'prototype labels')
   if features.ndim != 2:
