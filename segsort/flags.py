@@ -151,9 +151,13 @@ def check_at_most(parser, args, name, limit_name):
   value, limit = getattr(args, name), getattr(args, limit_name)
   pairs = zip(value, limit) if isinstance(value, tuple) else [(value, limit)]
   if any(item > bound for item, bound in pairs):
+    # The user may not have typed the default: say it is one.
+    got = 'its default %s: give --%s' % (_format(value), name)
+    if value != parser.get_default(name):
+      got = _format(value)
     parser.error(
       'argument --%s: must be at most --%s %s, got %s'
-      % (name, limit_name, _format(limit), _format(value))
+      % (name, limit_name, _format(limit), got)
     )
 
 

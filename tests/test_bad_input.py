@@ -326,6 +326,13 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
       _KNN_FLAGS + ['--strides', '800,10'],
       'argument --strides: must be at most --input_size 720,720, got 800,10',
     ),
+    # A default the user never typed is named as one.
+    (
+      inference_segsort.main,
+      _KNN_FLAGS + ['--input_size', '48,64'],
+      'argument --strides: must be at most --input_size 48,64, got its '
+      'default 320,320: give --strides',
+    ),
     (
       inference_segsort.main,
       _KNN_FLAGS + ['--input_size', '0'],
@@ -802,7 +809,7 @@ def test_list_check_reports_exif_orientation_and_accepts_it_applied(
   assert check_list.main(argv) == 1
   output = capsys.readouterr().out
   assert (
-    'list.txt, line 1: %s is 48x40 but its image is 40x48'
+    'list.txt, line 1: label %s is 48x40 but its image is 40x48'
     % (tmp_path / 'mask.png')
     in output
   )

@@ -631,7 +631,7 @@ def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
   completed = _run_benchmark(tmp_path)
   assert completed.returncode == 1
   assert completed.stderr.splitlines()[-1] == (
-    'error: 1 problem(s) in the data, nothing trained: %s, line 2: %s is '
+    'error: 1 problem(s) in the data, nothing trained: %s, line 2: label %s is '
     '10x10 but its image is 120x160' % (tmp_path / 'data' / 'val.txt', label)
   )
   assert not (tmp_path / 'out').exists()

@@ -590,7 +590,7 @@ def test_decode_errors_name_list_line_and_path(voc_root, tmp_path):
     ('%s VOC2012/segcls/train_000001.png' % bad_image, str(bad_image)),
     (
       'VOC2012/JPEGImages/train_000001.jpg %s' % small_label,
-      '%s is 5x5 but its image is 40x56' % small_label,
+      'label %s is 5x5 but its image is 40x56' % small_label,
     ),
   ]
   for line, expected in cases:
@@ -816,6 +816,8 @@ def test_an_unsupervised_training_list_is_decoded_not_surveyed(
   cut = tmp_path / 'cut.png'
   with open(hed, 'rb') as stream:
     cut.write_bytes(stream.read()[:60])
+  small = tmp_path / 'small.png'
+  Image.fromarray(np.zeros((5, 5), np.uint8)).save(small)
   # Labels are optional; an oversegmentation is VOC2012/hed/ID.png unless
   # the third column names one.
   good = _write_list(
@@ -838,6 +840,8 @@ def test_an_unsupervised_training_list_is_decoded_not_surveyed(
       'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png '
       '%s' % cut,
       'VOC2012/JPEGImages/missing.jpg',
+      'VOC2012/JPEGImages/train_000001.jpg VOC2012/segcls/train_000001.png '
+      '%s' % small,
     ],
   )
   with pytest.raises(errors.DataError) as raised:
@@ -845,6 +849,10 @@ def test_an_unsupervised_training_list_is_decoded_not_surveyed(
   message = str(raised.value)
   assert 'line 1: Cannot decode oversegmentation %s' % cut in message
   assert 'line 2: missing file' in message
+  # Its size is that of an oversegmentation, and says so.
+  assert (
+    'line 3: oversegmentation %s is 5x5 but its image is' % small in message
+  )
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,23 @@ def test_groups_nest_the_segments_and_join_some(voc_root):
   assert settings['threshold'] == 0.3 and 'min_size' not in settings
 
 
+def test_grouping_that_merges_nothing_is_warned_of(voc_root, tmp_path, capsys):
+  # Segments of unknown settings (no record) were grouped one to one without
+  # a word, and trained on as groups.
+  root = str(tmp_path / 'copy')
+  shutil.copytree(voc_root, root)
+  hed = os.path.join(root, 'VOC2012', 'hed')
+  os.remove(os.path.join(hed, make_oversegmentation.SETTINGS_FILE))
+  argv = ['--data_dir', root, '--groups_of', hed, '--overwrite']
+  assert make_oversegmentation.main(argv + ['--threshold', '0.001']) == 0
+  assert (
+    'warning: no segments were merged in any of the 5 images of %s'
+    % os.path.join(root, 'VOC2012', 'hed_groups')
+  ) in capsys.readouterr().out
+  assert make_oversegmentation.main(argv + ['--threshold', '0.3']) == 0
+  assert 'no segments were merged' not in capsys.readouterr().out
+
+
 def test_groups_of_a_moved_data_root_are_kept(voc_root, tmp_path, capsys):
   # The record held absolute paths: in a moved DATAROOT the groups counted
   # as made with other settings, and a rerun was refused.

@@ -1141,7 +1141,34 @@ def main(argv=None):
   )
   if replacing:
     os.remove(os.path.join(output_dir, OVERWRITE_MARK_FILE))
+  if args.groups_of:
+    _warn_if_nothing_grouped(args.groups_of, output_dir, image_ids)
   return 0
+
+
+def _warn_if_nothing_grouped(segments_dir, groups_dir, image_ids):
+  """Warns when no image has fewer groups than segments.
+
+  Segments cut at or above the grouping threshold, or by contours of
+  unknown settings (a user's own HED maps, say), can make every group one
+  segment; unsupervised SegSort's --segment_groups would then train the
+  original loss while its run says otherwise.
+  """
+  for image_id in image_ids:
+    name = image_id + '.png'
+    segments = io_utils.read_label_image(
+      os.path.join(segments_dir, name), what='oversegmentation'
+    )
+    groups = io_utils.read_label_image(
+      os.path.join(groups_dir, name), what='segment groups'
+    )
+    if len(np.unique(groups)) < len(np.unique(segments)):
+      return
+  print(
+    'warning: no segments were merged in any of the %d images of %s: every '
+    'group is one segment (a higher --threshold merges them)'
+    % (len(image_ids), groups_dir)
+  )
 
 
 if __name__ == '__main__':

@@ -119,7 +119,7 @@ def decode_entry(
       label = np.full((height, width), ignore_label, np.int32)
     else:
       label = load_label(entry.label_path, apply_exif_orientation)
-      _check_size(entry.label_path, label, image)
+      _check_size(entry.label_path, label, image, 'label')
       if num_classes is not None:
         label = labels.ignore_out_of_range(label, num_classes, ignore_label)
     oversegmentation = None
@@ -127,12 +127,14 @@ def decode_entry(
       oversegmentation = load_label(
         entry.oversegmentation_path, apply_exif_orientation, 'oversegmentation'
       )
-      _check_size(entry.oversegmentation_path, oversegmentation, image)
+      _check_size(
+        entry.oversegmentation_path, oversegmentation, image, 'oversegmentation'
+      )
       if with_segment_groups:
         groups = load_label(
           entry.segment_groups_path, apply_exif_orientation, 'segment groups'
         )
-        _check_size(entry.segment_groups_path, groups, image)
+        _check_size(entry.segment_groups_path, groups, image, 'segment groups')
         check_segments_nest_in_groups(
           oversegmentation, groups, entry.segment_groups_path
         )
@@ -142,11 +144,18 @@ def decode_entry(
   return image, label, oversegmentation
 
 
-def _check_size(path, array, image):
+def _check_size(path, array, image, what):
   if array.shape != image.shape[:2]:
     raise errors.DataError(
-      '%s is %dx%d but its image is %dx%d'
-      % (path, array.shape[0], array.shape[1], image.shape[0], image.shape[1])
+      '%s %s is %dx%d but its image is %dx%d'
+      % (
+        what,
+        path,
+        array.shape[0],
+        array.shape[1],
+        image.shape[0],
+        image.shape[1],
+      )
     )
 
 
