@@ -156,7 +156,10 @@ def test_split_by_id_files(tmp_path):
 @pytest.mark.parametrize(
   'problem, message',
   [
-    ('unknown_id', 'val_ids.txt names a4, which has no image with a mask'),
+    (
+      'unknown_id',
+      'val_ids.txt, line 1 names a4, which has no image with a mask',
+    ),
     ('orphan_mask', 'mask .*z9.png has no image'),
     ('size', 'a0.png is 3x3 but its image .*a0.png is 12x16'),
     # Its list lines were split at the space by every reader.
@@ -245,14 +248,30 @@ def test_every_problem_of_the_id_files_is_named_together(tmp_path, capsys):
   assert _main(tmp_path, *ids) == 1
   line = _error_line(capsys)
   assert 'train_ids.txt: line 2: expected one image id, got 2 fields' in line
-  assert 'val_ids.txt names zzz, which has no image with a mask' in line
+  assert 'val_ids.txt, line 1 names zzz, which has no image with a mask' in line
   assert not (tmp_path / 'out').exists()
   # A file's bad line no longer hides its own unknown ids.
   ids = _id_files(tmp_path, 'a0\na1 extra\nyyy\n', 'a1\n')
   assert _main(tmp_path, *ids) == 1
   line = _error_line(capsys)
   assert 'train_ids.txt: line 2: expected one image id' in line
-  assert 'train_ids.txt names yyy, which has no image with a mask' in line
+  assert (
+    'train_ids.txt, line 3 names yyy, which has no image with a mask' in line
+  )
+
+
+def test_a_rerun_with_other_id_files_names_their_sizes_not_their_ids(
+  tmp_path, capsys
+):
+  # The refusal printed every id of both splits on its one line.
+  _write_folders(tmp_path)
+  assert _main(tmp_path, *_id_files(tmp_path, 'a0\n', 'a1\n')) == 0
+  capsys.readouterr()
+  assert _main(tmp_path, *_id_files(tmp_path, 'a0\na1\n', 'a2\n')) == 1
+  assert (
+    'other settings (split {id files: 1 train, 1 val} -> {id files: 2 '
+    'train, 1 val}); pass --overwrite' in _error_line(capsys)
+  )
 
 
 def test_names_that_cannot_be_imported_are_named_together(tmp_path, capsys):

@@ -94,8 +94,13 @@ def _check_earlier_settings(output_dir, settings, overwrite):
   except (OSError, ValueError) as error:
     raise DatasetError('cannot read %s: %s' % (path, error)) from error
   differences = [
-    '%s %s -> %s' % difference
-    for difference in config_files.setting_differences(recorded, settings)
+    '%s %s -> %s'
+    % (
+      (name, _describe_split(old), _describe_split(new))
+      if name == 'split'
+      else (name, old, new)
+    )
+    for name, old, new in config_files.setting_differences(recorded, settings)
   ]
   if differences:
     raise DatasetError(
@@ -103,6 +108,17 @@ def _check_earlier_settings(output_dir, settings, overwrite):
       'import it again with these, or write into another --output_dir'
       % (output_dir, ', '.join(differences))
     )
+
+
+def _describe_split(split):
+  """A split setting in a few words: its id lists by their sizes, which
+  would make a line of every id."""
+  if not isinstance(split, dict) or 'train_ids' not in split:
+    return split
+  return '{id files: %d train, %d val}' % (
+    len(split.get('train_ids') or ()),
+    len(split.get('val_ids') or ()),
+  )
 
 
 def files_by_stem(folder, extensions, flag):
@@ -273,16 +289,18 @@ def split_ids(
   splits, problems = [], []
   for path in (train_ids_file, val_ids_file):
     try:
-      ids, line_problems = make_lists.parse_split(path)
+      line_of_id, line_problems = make_lists.parse_split(path)
     except errors.ListFileError as error:
       problems.append(str(error))
-      ids = []
+      line_of_id = {}
     else:
       if line_problems:
         problems.append('%s: %s' % (path, errors.join_problems(line_problems)))
+    ids = list(line_of_id)
     # Its good lines are checked too: a bad line no longer hides them.
     problems.extend(
-      '%s names %s, which has no image with a mask' % (path, image_id)
+      '%s, line %d names %s, which has no image with a mask'
+      % (path, line_of_id[image_id], image_id)
       for image_id in ids
       if image_id not in labeled_ids
     )

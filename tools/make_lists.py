@@ -57,12 +57,12 @@ def read_split(path):
     ListFileError: Naming the file and the lines of every problem
       (`parse_split`), or if the file cannot be read.
   """
-  ids, problems = parse_split(path)
+  line_of_id, problems = parse_split(path)
   if problems:
     raise errors.ListFileError(
       '%s: %s' % (path, errors.join_problems(problems))
     )
-  return ids
+  return list(line_of_id)
 
 
 def parse_split(path):
@@ -72,7 +72,8 @@ def parse_split(path):
   problems together with the lines' own.
 
   Returns:
-    ids: The ids of the good lines, in file order.
+    line_of_id: A dict from the id of every good line, in file order, to
+      its line number.
     problems: A description of every problem, each naming its line: a line
       of more than one field (a data list given as split file, say), an id
       that is a path or a file name (it names the image and label files of
@@ -81,7 +82,7 @@ def parse_split(path):
   Raises:
     ListFileError: If the file cannot be read as text.
   """
-  ids, problems, first_line_of_id = [], [], {}
+  problems, first_line_of_id = [], {}
   lines = io_utils.read_list_lines(path, kind='split file')
   for line_number, line in enumerate(lines, start=1):
     fields = io_utils.split_fields(line)
@@ -109,10 +110,9 @@ def parse_split(path):
       )
     else:
       first_line_of_id[image_id] = line_number
-      ids.append(image_id)
-  if not ids and not problems:
+  if not first_line_of_id and not problems:
     problems.append('it names no image id')
-  return ids, problems
+  return first_line_of_id, problems
 
 
 def _voc_line(image_id):
