@@ -142,6 +142,24 @@ def test_tool_names_every_missing_file_before_reading(tmp_path):
   assert '\n' not in message
 
 
+def test_tool_notes_third_columns_it_does_not_score(tmp_path, capsys):
+  # They were left out without a word, while training reads them.
+  segment_dir, _ = _write_set(tmp_path, ids=('a', 'b'))
+  data_list = tmp_path / 'third.txt'
+  data_list.write_text(
+    'VOC2012/JPEGImages/a.jpg VOC2012/segcls/a.png other/a.png\n'
+    'VOC2012/JPEGImages/b.jpg VOC2012/segcls/b.png\n'
+  )
+  argv = ['--data_dir', str(tmp_path), '--data_list', str(data_list)]
+  assert evaluate_oversegmentation.main(argv) == 0
+  assert (
+    'note: 1 line(s) of %s name an oversegmentation (third column); the '
+    'ID.png of %s is scored instead'
+    % (data_list, segment_dir)
+    in capsys.readouterr().out
+  )
+
+
 def test_tool_names_every_bad_file_on_one_line(tmp_path):
   segment_dir, gt_dir = _write_set(tmp_path, ids=('a', 'b', 'c'))
   (segment_dir / 'a.png').write_bytes(b'not a png')

@@ -302,6 +302,20 @@ def parse_args(argv=None):
   return args
 
 
+def _note_third_columns(data_list, segment_dir):
+  """Notes list lines whose own oversegmentation (third column) is not the
+  one scored: the list gives only the ids."""
+  count = sum(
+    len(io_utils.split_fields(line)) == 3
+    for line in io_utils.read_list_lines(data_list)
+  )
+  if count:
+    print(
+      'note: %d line(s) of %s name an oversegmentation (third column); the '
+      'ID.png of %s is scored instead' % (count, data_list, segment_dir)
+    )
+
+
 def main(argv=None):
   args = parse_args(argv)
   console.setup_logging()
@@ -311,6 +325,7 @@ def main(argv=None):
       # Messages about a listed image's files name its line.
       locations = metrics.list_image_locations(args.data_list)
       image_ids = list(locations)
+      _note_third_columns(args.data_list, args.segment_dir)
     else:
       image_ids = metrics.png_ids(args.segment_dir, 'oversegmentation')
     results = evaluate_segment_dir(
