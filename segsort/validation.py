@@ -398,10 +398,17 @@ class Validator:
 
   def _report(self, result):
     names = self._class_names
+    # A softmax run labels without prototypes.
+    images = '%d evaluation images' % len(self._evaluation_entries)
+    if self._prototype_entries:
+      images = '%d prototypes of %d images, %s' % (
+        result.num_prototypes,
+        len(self._prototype_entries),
+        images,
+      )
     _LOGGER.info(
       'validation at step %d: mIoU %.2f%% (%s), class IoU: %s; %s s '
-      '(%d prototypes of %d images, %d evaluation images), %s s of '
-      'training since the last evaluation',
+      '(%s), %s s of training since the last evaluation',
       result.step,
       100 * result.miou,
       'best, saved to %s' % self.best_dir
@@ -412,9 +419,7 @@ class Validator:
         for name, iou in zip(names, result.class_iou)
       ),
       _seconds(result.seconds),
-      result.num_prototypes,
-      len(self._prototype_entries),
-      len(self._evaluation_entries),
+      images,
       _seconds(result.training_seconds),
     )
     if not math.isnan(result.miou):

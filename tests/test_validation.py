@@ -97,6 +97,14 @@ def test_validation_runs_every_n_steps_and_keeps_the_best(
     float(re.search(r'mIoU ([\d.]+)%', line).group(1)) / 100 for line in lines
   ]
   assert all('class IoU: class 0 ' in line for line in lines)
+  # Softmax runs label without prototypes, and said "0 prototypes of 0".
+  counts = re.search(r' s \((.*evaluation images)\)', lines[0]).group(1)
+  if mode == 'softmax':
+    assert counts == '2 evaluation images'
+  else:
+    assert re.fullmatch(
+      r'\d+ prototypes of 4 images, 2 evaluation images', counts
+    )
   seconds = [
     float(re.search(r'; ([\d.]+) s \(', line).group(1)) for line in lines
   ]
