@@ -92,6 +92,8 @@ class TrainConfig:
   is_training: bool = False
   use_global_status: bool = False
   learning_rate: float = 1e-3
+  # The head (the original's "block5") learns at this multiple of the rate.
+  head_learning_rate_multiplier: float = 10.0
   power: float = 0.9
   warmup_steps: int = 0
   momentum: float = 0.9
@@ -228,6 +230,14 @@ class TrainConfig:
     if not (math.isfinite(self.concentration) and self.concentration > 0):
       problems.append(
         '--concentration must be a number > 0, got %r' % self.concentration
+      )
+    if not (
+      math.isfinite(self.head_learning_rate_multiplier)
+      and self.head_learning_rate_multiplier > 0
+    ):
+      problems.append(
+        '--head_learning_rate_multiplier must be a number > 0, got %r'
+        % self.head_learning_rate_multiplier
       )
     if self.momentum > 1:
       problems.append('--momentum must be at most 1, got %r' % self.momentum)

@@ -120,7 +120,20 @@ def build_argument_parser(mode='segsort'):
     'mean and variance (always normalise with them).',
     action='store_true',
   )
-  add(training, 'learning_rate', 'Base learning rate (the head trains at 10x).')
+  add(
+    training,
+    'learning_rate',
+    'Base learning rate (the head trains at --head_learning_rate_multiplier '
+    'times it).',
+  )
+  add(
+    training,
+    'head_learning_rate_multiplier',
+    "The head's learning rate over the base rate: 10, the original's, "
+    'for a new head on ImageNet weights; a network trained from random '
+    'weights has no part that learns first (README: "The head\'s learning '
+    'rate"). This port\'s flag.',
+  )
   add(training, 'power', 'Decay power of the poly learning rate policy.')
   add(
     training,

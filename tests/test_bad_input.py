@@ -536,6 +536,14 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
     (['--momentum', '1.5'], '--momentum must be at most 1'),
     (['--ema_decay', '1'], '--ema_decay must be a number in [0, 1), got 1.0'),
     (['--ema_decay', '-0.1'], '--ema_decay must be a number in [0, 1)'),
+    (
+      ['--head_learning_rate_multiplier', '0'],
+      '--head_learning_rate_multiplier must be a number > 0, got 0.0',
+    ),
+    (
+      ['--head_learning_rate_multiplier', 'nan'],
+      '--head_learning_rate_multiplier must be a number > 0, got nan',
+    ),
     (['--random_seed', '-1'], '--random_seed must be a number >= 0'),
     (
       ['--ignore_label', '3'],

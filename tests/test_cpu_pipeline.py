@@ -30,6 +30,7 @@ _SHARED_TRAINING_FLAGS = (
   '--input_size',
   '--num_steps',
   '--learning_rate',
+  '--head_learning_rate_multiplier',
   '--weight_decay',
   '--warmup_steps',
   '--ema_decay',
@@ -859,6 +860,10 @@ def test_the_demo_refuses_groups_of_its_set_before_generating_it(tmp_path):
     ('SEGMENT_GROUPS=yes', 'SEGMENT_GROUPS=yes: must be 0 or 1'),
     ('RANDOM_COLOUR=2', 'RANDOM_COLOUR=2: must be 0 or 1'),
     ('EMA_DECAY=1', 'EMA_DECAY=1: must be a finite number >= 0 and < 1'),
+    (
+      'HEAD_LEARNING_RATE_MULTIPLIER=0',
+      'HEAD_LEARNING_RATE_MULTIPLIER=0: must be a finite number > 0',
+    ),
     ('SEGMENT_GROUP_THRESHOLD=2', 'SEGMENT_GROUP_THRESHOLD=2: must be'),
   ],
 )

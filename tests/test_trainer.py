@@ -157,13 +157,15 @@ def test_training_lowers_the_loss_and_inference_restores_it(
   )
 
 
-def _assert_sgd_update(network, gradients, before, learning_rate):
+def _assert_sgd_update(
+  network, gradients, before, learning_rate, head_multiplier=10.0
+):
   """One SGD step without momentum: the head at 10x the base rate."""
   head = {id(variable) for variable in network.head_variables}
   for variable, gradient, old in zip(
     network.trainable_variables, gradients, before
   ):
-    rate = learning_rate * (10.0 if id(variable) in head else 1.0)
+    rate = learning_rate * (head_multiplier if id(variable) in head else 1.0)
     np.testing.assert_allclose(
       variable.numpy(),
       old - rate * gradient.numpy(),
@@ -200,6 +202,26 @@ def test_update_rule_head_rate_and_iter_size(voc, tmp_path):
   _assert_sgd_update(single.network, gradients, before, plain.learning_rate)
   assert_same_values(
     single.network.variables, accumulated.network.variables, exact=False
+  )
+
+
+def test_the_head_multiplier_sets_the_head_s_rate_alone(voc, tmp_path):
+  config = make_config(
+    voc,
+    tmp_path,
+    num_steps=1,
+    momentum=0.0,
+    head_learning_rate_multiplier=3.0,
+  )
+  dataset = fixed_batches(voc, config)
+  trainer = trainer_lib.Trainer(config, dataset=dataset)
+  _, gradients = trainer.losses_and_gradients(next(iter(dataset)))
+  before = [
+    variable.numpy() for variable in trainer.network.trainable_variables
+  ]
+  trainer.train()
+  _assert_sgd_update(
+    trainer.network, gradients, before, config.learning_rate, 3.0
   )
 
 

@@ -21,9 +21,10 @@
 #                 e.g. train+unlabeled.txt of tools/import_dataset.py
 #   SEEDS         training seeds (0); one seed writes OUT/<method>, several
 #                 OUT/seed_<seed>/<method>
-#   BACKBONE BATCH_SIZE CROP LEARNING_RATE WEIGHT_DECAY WARMUP_STEPS
-#   EMA_DECAY     network and schedule, the same for every method
-#                 (mini, 8, 112,112, 2e-2, 5e-4, 0, 0)
+#   BACKBONE BATCH_SIZE CROP LEARNING_RATE HEAD_LEARNING_RATE_MULTIPLIER
+#   WEIGHT_DECAY WARMUP_STEPS EMA_DECAY
+#                 network and schedule, the same for every method
+#                 (mini, 8, 112,112, 2e-2, 10, 5e-4, 0, 0)
 #   EMBEDDING_DIM CONCENTRATION NUM_CLUSTERS KMEANS_GRID KMEANS_ITERATIONS
 #   NUM_BANKS     SegSort training (32, 10, 5, crop, 10, 2; NUM_BANKS for
 #                 supervised SegSort only)
@@ -45,6 +46,7 @@ segsort_dry_run_cd
 : "${METHODS:=segsort segsort_unsup softmax}" "${SEEDS:=0}"
 : "${BACKBONE:=mini}" "${BATCH_SIZE:=8}" "${CROP:=112,112}"
 : "${LEARNING_RATE:=2e-2}" "${WEIGHT_DECAY:=5e-4}" "${WARMUP_STEPS:=0}"
+: "${HEAD_LEARNING_RATE_MULTIPLIER:=10}"
 : "${EMA_DECAY:=0}"
 : "${EMBEDDING_DIM:=32}" "${CONCENTRATION:=10}" "${NUM_CLUSTERS:=5}"
 : "${KMEANS_GRID:=crop}" "${KMEANS_ITERATIONS:=10}" "${NUM_BANKS:=2}"
@@ -98,6 +100,7 @@ cpu_pipeline_check() {
     "NUM_STEPS=${NUM_STEPS}" "BACKBONE=${BACKBONE}" \
     "BATCH_SIZE=${BATCH_SIZE}" "CROP=${CROP}" \
     "LEARNING_RATE=${LEARNING_RATE}" "WEIGHT_DECAY=${WEIGHT_DECAY}" \
+    "HEAD_LEARNING_RATE_MULTIPLIER=${HEAD_LEARNING_RATE_MULTIPLIER}" \
     "WARMUP_STEPS=${WARMUP_STEPS}" "EMA_DECAY=${EMA_DECAY}" \
     "EMBEDDING_DIM=${EMBEDDING_DIM}" "CONCENTRATION=${CONCENTRATION}" \
     "NUM_CLUSTERS=${NUM_CLUSTERS}" "KMEANS_GRID=${KMEANS_GRID}" \
@@ -135,7 +138,9 @@ cpu_pipeline_train() {
   local flags=(--backbone "${BACKBONE}" --data_dir "${DATAROOT}"
     --data_list "${data_list}" --batch_size "${BATCH_SIZE}"
     --input_size "${CROP}" --num_steps "${NUM_STEPS}"
-    --learning_rate "${LEARNING_RATE}" --weight_decay "${WEIGHT_DECAY}"
+    --learning_rate "${LEARNING_RATE}"
+    --head_learning_rate_multiplier "${HEAD_LEARNING_RATE_MULTIPLIER}"
+    --weight_decay "${WEIGHT_DECAY}"
     --warmup_steps "${WARMUP_STEPS}" --ema_decay "${EMA_DECAY}"
     --num_classes "${NUM_CLASSES}" --save_pred_every "${NUM_STEPS}"
     --update_tb_every 100 --random_mirror --random_scale --random_crop

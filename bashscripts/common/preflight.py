@@ -70,6 +70,10 @@ SETTINGS = {
   'CROP': ('input_size', flags.size_pair),
   'NUM_STEPS': ('num_steps', flags.integer(1)),
   'LEARNING_RATE': ('learning_rate', flags.real(0)),
+  'HEAD_LEARNING_RATE_MULTIPLIER': (
+    'head_learning_rate_multiplier',
+    flags.real(above=0),
+  ),
   'WEIGHT_DECAY': ('weight_decay', flags.real(0)),
   'WARMUP_STEPS': ('warmup_steps', flags.integer(0)),
   'EMA_DECAY': ('ema_decay', flags.real(0, below=1)),
@@ -325,6 +329,7 @@ _SHARED_FIELDS = (
   'input_size',
   'num_steps',
   'learning_rate',
+  'head_learning_rate_multiplier',
   'weight_decay',
   'warmup_steps',
   'ema_decay',

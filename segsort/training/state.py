@@ -1,7 +1,8 @@
 """What a run trains: the network, the step, the optimizer and its rate.
 
 The optimizer is momentum SGD at the poly learning rate of the step
-variable; the head's gradients are scaled by HEAD_LEARNING_RATE_MULTIPLIER.
+variable; the head's gradients are scaled by --head_learning_rate_multiplier
+(the original's 10 by default).
 With --mixed_precision the network computes in float16 and the optimizer
 scales the loss (keras.optimizers.LossScaleOptimizer).
 
@@ -17,9 +18,6 @@ import tensorflow as tf
 
 from network import builder
 from segsort.training import distribution
-
-# The head (the original's "block5") learns at this multiple of the base rate.
-HEAD_LEARNING_RATE_MULTIPLIER = 10.0
 
 
 def poly_learning_rate(
@@ -76,7 +74,7 @@ class TrainingState:
       variable: their exponential moving average (`update_weight_average`);
       else None.
     gradient_multipliers: A float per trainable variable: the head's
-      HEAD_LEARNING_RATE_MULTIPLIER, 1 elsewhere.
+      --head_learning_rate_multiplier, 1 elsewhere.
     conv_kernels: The trainable convolution kernels, weight-decayed.
   """
 
@@ -119,7 +117,7 @@ class TrainingState:
         ]
     head = {id(variable) for variable in self.network.head_variables}
     self.gradient_multipliers = [
-      HEAD_LEARNING_RATE_MULTIPLIER if id(variable) in head else 1.0
+      config.head_learning_rate_multiplier if id(variable) in head else 1.0
       for variable in self.trainable_variables
     ]
     # The original regularised the weights of every convolution.
