@@ -84,11 +84,12 @@ def resolve_checkpoint(restore_from, argument='--restore_from'):
   if not restore_from:
     raise FileNotFoundError('argument %s: empty checkpoint path' % argument)
   if os.path.isdir(restore_from):
-    prefix = tf.train.latest_checkpoint(restore_from)
-    if prefix is not None:
-      return prefix
+    # Read here rather than by tf.train.latest_checkpoint, which logs an
+    # ERROR line of its own before returning None for a missing checkpoint.
     state = tf.train.get_checkpoint_state(restore_from)
     if state is not None:
+      if tf.io.gfile.exists(state.model_checkpoint_path + '.index'):
+        return state.model_checkpoint_path
       raise FileNotFoundError(
         'argument %s: the "checkpoint" file of %s names %s, '
         'whose %s.index is missing'

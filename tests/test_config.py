@@ -273,7 +273,7 @@ def test_resolve_checkpoint_takes_directories_and_prefixes(tmp_path):
   assert checkpoints.resolve_checkpoint(tmp_path) == latest
 
 
-def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
+def test_resolve_checkpoint_explains_what_is_missing(tmp_path, caplog):
   with pytest.raises(
     FileNotFoundError,
     match='argument --restore_from: no checkpoint in directory',
@@ -289,6 +289,8 @@ def test_resolve_checkpoint_explains_what_is_missing(tmp_path):
     'is missing',
   ):
     checkpoints.resolve_checkpoint(str(tmp_path))
+  # Without a stray TensorFlow ERROR line before the message.
+  assert "Couldn't match files" not in caplog.text
 
 
 @pytest.mark.parametrize(
