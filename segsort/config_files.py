@@ -156,11 +156,14 @@ def load_config(path_or_dir):
     ) from error
 
 
-def load_config_for_checkpoint(checkpoint_prefix):
+def load_config_for_checkpoint(checkpoint_prefix, argument=None):
   """Reads the config.json of the run that wrote a checkpoint.
 
   Args:
     checkpoint_prefix: A prefix from `network.checkpoints.resolve_checkpoint`.
+    argument: How the user gave the checkpoint (a flag such as
+      '--restore_from', or a Python parameter), which starts the message;
+      None for none.
 
   Raises:
     FileNotFoundError: If the checkpoint's directory has no config.json
@@ -170,8 +173,12 @@ def load_config_for_checkpoint(checkpoint_prefix):
   path = os.path.join(directory, CONFIG_FILE_NAME)
   if not os.path.isfile(path):
     raise FileNotFoundError(
-      'No %s beside checkpoint %s: it was not written by this port\'s '
+      '%sno %s beside checkpoint %s: it was not written by this port\'s '
       'trainer, so its network is unknown'
-      % (CONFIG_FILE_NAME, checkpoint_prefix)
+      % (
+        'argument %s: ' % argument if argument else '',
+        CONFIG_FILE_NAME,
+        checkpoint_prefix,
+      )
     )
   return load_config(path)

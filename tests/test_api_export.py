@@ -356,6 +356,14 @@ def test_a_missing_run_is_named_by_the_parameter_it_was_given_as(tmp_path):
     FileNotFoundError, match='^argument run: no checkpoint in directory'
   ):
     api.load(str(tmp_path / 'empty_run'))
+  # A checkpoint without its run's config.json.
+  tf.train.Checkpoint(value=tf.Variable(1.0)).write(
+    str(tmp_path / 'empty_run' / 'ckpt-1')
+  )
+  with pytest.raises(
+    FileNotFoundError, match='^argument run: no config.json beside checkpoint'
+  ):
+    api.load(str(tmp_path / 'empty_run' / 'ckpt-1'))
 
 
 def test_options_given_to_the_segmenter_are_its_settings(

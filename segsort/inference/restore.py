@@ -44,7 +44,7 @@ def restore_network(
       variable that is missing from it or has another shape there.
   """
   checkpoint_prefix = checkpoints.resolve_checkpoint(restore_from, argument)
-  config = config_lib.load_config_for_checkpoint(checkpoint_prefix)
+  config = config_lib.load_config_for_checkpoint(checkpoint_prefix, argument)
   if config.mode not in allowed_modes:
     raise errors.InferenceError(
       'Checkpoint %s was trained in mode %r; this tool needs one of %s.'
