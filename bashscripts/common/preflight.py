@@ -244,24 +244,25 @@ def segment_group_problems(data_dir, values, generated_set=False):
     if os.path.isdir(hed_dir):
       record = make_oversegmentation.read_settings_record(hed_dir) or {}
       segments_threshold = record.get('threshold')
-      cut = 'the threshold %s at which the segments of %s were cut'
-      where = hed_dir
+      cut = 'the threshold %s at which the segments of %s were cut' % (
+        segments_threshold,
+        hed_dir,
+      )
     elif generated_set:
       segments_threshold = make_oversegmentation.DEFAULT_THRESHOLD
-      cut = "the threshold %s at which the generated set's segments are cut"
-      where = None
+      cut = "the threshold %s at which the generated set's segments are cut" % (
+        segments_threshold
+      )
     else:
       segments_threshold = values.get('OVERSEGMENTATION_THRESHOLD')
-      cut = 'OVERSEGMENTATION_THRESHOLD=%s, at which the segments will be cut'
-      where = None
+      cut = (
+        'OVERSEGMENTATION_THRESHOLD=%s, at which the segments will be cut'
+        % (segments_threshold)
+      )
     if segments_threshold is not None and group_threshold <= segments_threshold:
       problems.append(
         'SEGMENT_GROUP_THRESHOLD=%s is not above %s: every group would be one '
-        'segment'
-        % (
-          group_threshold,
-          cut % ((segments_threshold, where) if where else segments_threshold),
-        )
+        'segment' % (group_threshold, cut)
       )
     groups_dir = os.path.join(voc_dir, 'hed_groups')
     groups = None

@@ -18,6 +18,8 @@ import numpy as np
 from segsort import errors
 from segsort import io_utils
 
+# The bank's folder inside extract_prototypes' --save_dir.
+PROTOTYPE_DIR_NAME = 'prototypes'
 PROTOTYPE_FEATURES_FILE = 'prototype_features.npy'
 PROTOTYPE_LABELS_FILE = 'prototype_labels.npy'
 PROTOTYPE_IMAGE_INDICES_FILE = 'prototype_image_indices.npy'
@@ -132,7 +134,7 @@ def load_prototype_bank(
   features_path = os.path.join(prototype_dir, PROTOTYPE_FEATURES_FILE)
   labels_path = os.path.join(prototype_dir, PROTOTYPE_LABELS_FILE)
   sources_path = os.path.join(prototype_dir, PROTOTYPE_SOURCES_FILE)
-  nested = os.path.join(prototype_dir, 'prototypes')
+  nested = os.path.join(prototype_dir, PROTOTYPE_DIR_NAME)
   if not os.path.exists(features_path) and os.path.exists(
     os.path.join(nested, PROTOTYPE_FEATURES_FILE)
   ):

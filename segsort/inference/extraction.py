@@ -194,7 +194,7 @@ def extract_prototypes(
   runner = windows.DenseOutputRunner(
     network, window_size, strides, normalize_windows=True
   )
-  prototype_dir = os.path.join(save_dir, 'prototypes')
+  prototype_dir = os.path.join(save_dir, banks.PROTOTYPE_DIR_NAME)
   cache_dir = os.path.join(prototype_dir, 'cache')
   settings = {
     'checkpoint': os.path.abspath(checkpoint_prefix),
