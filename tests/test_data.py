@@ -96,7 +96,7 @@ def test_read_data_list_rejects_wrong_field_count(voc_root, tmp_path, bad_line):
   list_path = _write_list(
     tmp_path / 'list.txt', [_image_line('train_000000'), bad_line]
   )
-  with pytest.raises(errors.DataError, match=r'list\.txt, line 2: expected'):
+  with pytest.raises(errors.DataError, match=r'list\.txt: line 2: expected'):
     data.read_data_list(voc_root, list_path)
 
 
@@ -112,7 +112,7 @@ def test_read_data_list_names_missing_files(voc_root, tmp_path):
   with pytest.raises(errors.DataError) as raised:
     data.read_data_list(voc_root, list_path)
   message = str(raised.value)
-  assert 'list.txt, line 3: missing file' in message
+  assert 'list.txt: line 3: missing file' in message
   assert os.path.join(voc_root, 'VOC2012/JPEGImages/nothing.jpg') in message
   with pytest.raises(errors.DataError, match='Cannot read data list'):
     data.read_data_list(voc_root, str(tmp_path / 'absent.txt'))
@@ -899,3 +899,6 @@ def test_list_problems_are_reported_in_one_line(voc_root, tmp_path):
   assert '\n' not in message
   assert message.startswith('3 problem(s) in data list %s: ' % bad_list)
   assert message.count('; ') == 2 and 'missing_b.jpg' in message
+  # The list is named once, in front; each problem by its line.
+  assert message.count(str(bad_list)) == 1
+  assert ': line 1: missing file ' in message and '; line 2: ' in message

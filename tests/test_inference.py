@@ -1347,7 +1347,7 @@ def test_a_bad_file_stops_before_any_output(
   message = str(exit_info.value)
   assert '\n' not in message
   assert re.match(
-    r'error: 1 problem\(s\) in data list .*list\.txt: .*list\.txt, line 2: ',
+    r'error: 1 problem\(s\) in data list .*list\.txt: line 2: ',
     message,
   ), message
   assert bad_path in message

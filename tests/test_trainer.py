@@ -828,7 +828,7 @@ def test_a_truncated_jpeg_stops_the_cli_with_one_line(voc, tmp_path):
   ]
   assert len(error_lines) == 1, stderr[-3000:]
   assert (
-    '%s, line 5: Cannot decode image %s' % (list_path, cut) in (error_lines[0])
+    '%s: line 5: Cannot decode image %s' % (list_path, cut) in (error_lines[0])
   )
   # Whatever was saved before is whole.
   if os.path.isdir(snapshot_dir):

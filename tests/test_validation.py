@@ -268,8 +268,8 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
       str(tmp_path / 'absent.txt'),
       'Cannot read data list %s' % (tmp_path / 'absent.txt'),
     ),
-    (str(unlabelled), '%s, line 1: expected 2 or 3 fields' % unlabelled),
-    (str(missing_image), '%s, line 1: missing file' % missing_image),
+    (str(unlabelled), '%s: line 1: expected 2 or 3 fields' % unlabelled),
+    (str(missing_image), '%s: line 1: missing file' % missing_image),
   ]
   for eval_list, message in cases:
     snapshot_dir = tmp_path / ('run_' + os.path.basename(eval_list))

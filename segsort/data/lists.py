@@ -198,18 +198,24 @@ def raise_for_problems(data_list, problems):
     problems: (line number, description) pairs, as parse_data_list's.
 
   Raises:
-    DataError: One line: the count, the first problems, how many more.
+    DataError: One line: the count and the list, then the first problems
+      (each 'line N: ...', the list named once), how many more.
   """
   if not problems:
     return
+  # Each description names its list so that it can stand alone; the message
+  # names it once, in front.
+  own_prefix = '%s, ' % data_list
+  descriptions = [
+    description[len(own_prefix) :]
+    if description.startswith(own_prefix)
+    else description
+    for _, description in problems
+  ]
   # One line, as every error an entry point prints.
   raise errors.DataError(
     '%d problem(s) in data list %s: %s'
-    % (
-      len(problems),
-      data_list,
-      errors.join_problems([description for _, description in problems]),
-    )
+    % (len(problems), data_list, errors.join_problems(descriptions))
   )
 
 
