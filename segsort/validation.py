@@ -115,7 +115,9 @@ class Validator:
     Raises:
       errors.TrainingError: Under several machines, naming --eval_every.
       segsort.errors.DataError: Naming --eval_list (or --data_list) and the
-        bad line or file: unreadable, without labels, or missing files.
+        bad line or file: unreadable, without labels, missing files, or
+        (of the --eval_images evaluated) files that do not decode or whose
+        sizes differ.
       segsort.errors.ListFileError: Naming DATA_DIR/classes.txt when it
         exists but does not name --num_classes classes, one per line.
     """
@@ -132,15 +134,23 @@ class Validator:
       config.num_classes, data_dir=config.data_dir
     )
     try:
-      evaluation_entries = data.read_data_list(
-        config.data_dir, config.eval_list, require_labels=True
+      self._evaluation_entries = spread_subset(
+        data.read_data_list(
+          config.data_dir, config.eval_list, require_labels=True
+        ),
+        config.eval_images,
+      )
+      # A file that does not decode would stop the run at the first
+      # evaluation, with the steps since the last checkpoint lost.
+      data.check_entries_decode(
+        self._evaluation_entries,
+        config.eval_list,
+        ignore_label=config.ignore_label,
+        apply_exif_orientation=config.apply_exif_orientation,
       )
     except errors.DataError as error:
       # Named by the flag, as the other flag errors are.
       raise errors.DataError('--eval_list: %s' % error) from error
-    self._evaluation_entries = spread_subset(
-      evaluation_entries, config.eval_images
-    )
     self._prototype_entries = []
     if self._segsort:
       # Unsupervised runs may train on lines without labels; prototypes come

@@ -263,6 +263,14 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
   missing_image.write_text(
     'VOC2012/JPEGImages/none.jpg VOC2012/segcls/none.png\n'
   )
+  # Found only by decoding: stopped before the first step all the same.
+  with open(lists['val']) as stream:
+    image, label = stream.readline().split()[:2]
+  truncated = tmp_path / 'truncated.jpg'
+  with open(os.path.join(root, image), 'rb') as stream:
+    truncated.write_bytes(stream.read()[:200])
+  truncated_image = tmp_path / 'truncated_image.txt'
+  truncated_image.write_text('%s %s\n' % (truncated, label))
   cases = [
     (
       str(tmp_path / 'absent.txt'),
@@ -270,6 +278,10 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
     ),
     (str(unlabelled), '%s: line 1: expected 2 or 3 fields' % unlabelled),
     (str(missing_image), '%s: line 1: missing file' % missing_image),
+    (
+      str(truncated_image),
+      '%s: line 1: Cannot decode image %s' % (truncated_image, truncated),
+    ),
   ]
   for eval_list, message in cases:
     snapshot_dir = tmp_path / ('run_' + os.path.basename(eval_list))
