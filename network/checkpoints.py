@@ -167,18 +167,18 @@ def _variables_by_object_path(checkpoint_prefix, roots):
   return variables
 
 
-def _fit_problems(expected, found, what, separator):
+def _fit_problems(expected, found, what):
   """Describes the variables a model expects that a checkpoint lacks or shapes otherwise.
 
   Args:
     expected: A dict from key to (variable name, shape as a list), the model's.
     found: A dict from key to shape as a list, the checkpoint's.
     what: What the variables are called in the messages, e.g. 'variable(s)'.
-    separator: What precedes every variable name in the messages.
 
   Returns:
-    A list of up to two messages, the missing variables' and the mismatched
-    ones'; empty when the checkpoint fits.
+    A list of up to two one-line messages, the missing variables' and the
+    mismatched ones', each naming every such variable; empty when the
+    checkpoint fits.
   """
   missing = sorted(
     {name for key, (name, _) in expected.items() if key not in found}
@@ -193,13 +193,13 @@ def _fit_problems(expected, found, what, separator):
   problems = []
   if missing:
     problems.append(
-      '%d %s missing from the checkpoint:%s' % (len(missing), what, separator)
-      + separator.join(missing)
+      '%d %s missing from the checkpoint: %s'
+      % (len(missing), what, ', '.join(missing))
     )
   if mismatched:
     problems.append(
-      '%d %s with a different shape:%s' % (len(mismatched), what, separator)
-      + separator.join(mismatched)
+      '%d %s with a different shape: %s'
+      % (len(mismatched), what, ', '.join(mismatched))
     )
   return problems
 
@@ -227,12 +227,12 @@ def check_checkpoint_fits(objects, checkpoint_prefix):
       checkpoint_prefix, set(objects)
     ).items()
   }
-  problems = _fit_problems(expected, found, 'variable(s)', '\n    ')
+  problems = _fit_problems(expected, found, 'variable(s)')
   if problems:
     raise CheckpointMismatchError(
       'Checkpoint %s does not fit the %s being restored (was it written for '
-      'another --backbone/--head/--embedding_dim/--num_classes?):\n  %s'
-      % (checkpoint_prefix, '/'.join(sorted(objects)), '\n  '.join(problems))
+      'another --backbone/--head/--embedding_dim/--num_classes?): %s'
+      % (checkpoint_prefix, '/'.join(sorted(objects)), '; '.join(problems))
     )
 
 
@@ -278,12 +278,11 @@ def load_slim_resnet(backbone, checkpoint_path, slim_root_scope=None):
     },
     {name: list(shape) for name, shape in checkpoint_shapes.items()},
     'backbone weights',
-    '\n  ',
   )
   if problems:
     raise ValueError(
-      'Cannot restore %r from %r.\n%s'
-      % (backbone.name, checkpoint_path, '\n'.join(problems))
+      'Cannot restore %r from %r: %s'
+      % (backbone.name, checkpoint_path, '; '.join(problems))
     )
 
   for name, variable in variables.items():

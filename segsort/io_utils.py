@@ -31,6 +31,20 @@ SETTINGS_FILE = 'settings.json'
 OVERSEGMENTATION_OVERWRITE_MARK_FILE = '.make_oversegmentation.overwriting'
 
 
+def give_usual_mode(path):
+  """Gives a file or folder the mode a plain open or mkdir would.
+
+  `tempfile.mkstemp` and `mkdtemp` make them private (0600, 0700); an output
+  renamed from one would stay unreadable to other users.
+
+  Args:
+    path: An existing file or folder.
+  """
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
   """Yields a temporary path next to `path`, renamed onto it on success.
@@ -51,10 +65,7 @@ def atomic_path(path):
     dir=directory, prefix='.tmp-' + os.path.basename(path) + '-', suffix=suffix
   )
   os.close(handle)
-  # mkstemp creates the file private (0600); outputs get the usual mode.
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(temporary, 0o666 & ~umask)
+  give_usual_mode(temporary)
   try:
     yield temporary
     os.replace(temporary, path)
@@ -426,6 +437,20 @@ def read_label_through_table(path, table, expected_ids):
       % (path, unexpected.tolist()[:10], expected_ids)
     )
   return np.asarray(table)[ids]
+
+
+# The image files that tools gather from a folder (make_oversegmentation,
+# import_dataset): every one of them read_rgb_image (Pillow) decodes.
+IMAGE_EXTENSIONS = (
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.bmp',
+  '.ppm',
+  '.tif',
+  '.tiff',
+  '.webp',
+)
 
 
 def read_rgb_image(path, apply_exif_orientation=False):

@@ -17,6 +17,7 @@ from network.segsort import common_utils
 from network.segsort import eval_utils
 from segsort import data
 from segsort import inference
+from segsort import io_utils
 
 SIGNATURE_KEY = 'serving_default'
 SETTINGS_FILE = os.path.join('assets.extra', 'segsort_export.json')
@@ -140,6 +141,7 @@ def export(segmenter, output_dir):
     dir=parent, prefix='.%s.' % os.path.basename(os.path.abspath(output_dir))
   )
   try:
+    io_utils.give_usual_mode(temporary)
     tf.saved_model.save(
       module, temporary, signatures={SIGNATURE_KEY: module.labels}
     )

@@ -165,6 +165,11 @@ def test_api_export_and_command_give_identical_softmax_labels(
     softmax_checkpoint_dir, window_size=(72, 88), strides=(72, 88)
   )
   saved_model.export(segmenter, str(tmp_path / 'saved'))
+  # Readable by others as any folder made here (a server may run as
+  # another user), not private as the temporary folder it was written in.
+  umask = os.umask(0)
+  os.umask(umask)
+  assert os.stat(tmp_path / 'saved').st_mode & 0o777 == 0o777 & ~umask
   serve = tf.saved_model.load(str(tmp_path / 'saved')).signatures[
     saved_model.SIGNATURE_KEY
   ]

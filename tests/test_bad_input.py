@@ -901,6 +901,33 @@ def test_list_with_byte_order_mark_reads_in_every_list_reader(
   assert make_lists.read_split(split) == ['2007_000032']
 
 
+def test_a_repeated_image_id_is_refused_by_every_list_reader(
+  voc_root, tmp_path, capsys
+):
+  """Before training: extraction and inference name outputs by image id,
+  and the pipelines extract prototypes from the training list."""
+  lines = [
+    'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png',
+    'VOC2012/JPEGImages/train_000001.jpg VOC2012/segcls/train_000001.png',
+    'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png',
+  ]
+  list_path = _write_list(tmp_path / 'repeated.txt', lines)
+  repeated = 'line 3: image id train_000000 again (first on line 1)'
+  for read in (
+    lambda: data.read_data_list(voc_root, list_path),
+    lambda: data.read_data_list(voc_root, list_path, require_labels=False),
+    lambda: data.check_training_list(voc_root, list_path, NUM_CLASSES, 255),
+  ):
+    with pytest.raises(errors.DataError, match=re.escape(repeated)):
+      read()
+  report = data.check_data_list(voc_root, list_path, NUM_CLASSES)
+  assert not report.ok and any(repeated in line for line in report.problems)
+  assert check_list.main(['--data_dir', voc_root, '--data_list', list_path])
+  assert repeated in capsys.readouterr().out
+  with pytest.raises(ValueError, match='line 3 names image train_000000'):
+    metrics.list_image_ids(list_path)
+
+
 @pytest.mark.parametrize('invisible', ['\u200b', '\u00a0', '\u2060', '\x7f'])
 def test_invisible_characters_in_paths_show_in_the_error(
   voc_root, tmp_path, invisible

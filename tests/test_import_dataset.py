@@ -306,6 +306,25 @@ def test_oversegmentations_on_request(tmp_path):
   assert data.load_label(entries[1].oversegmentation_path).shape == (24, 24)
 
 
+def test_a_split_that_leaves_val_empty_says_so(tmp_path, capsys):
+  """--val_fraction 0.1 of 3 images rounds to none."""
+  (tmp_path / 'images').mkdir()
+  (tmp_path / 'masks').mkdir()
+  for image_id in ('b', 'c', 'd'):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(
+      tmp_path / 'images' / (image_id + '.png')
+    )
+    Image.fromarray(np.ones((4, 4), np.uint8)).save(
+      tmp_path / 'masks' / (image_id + '.png')
+    )
+  assert _main(tmp_path) == 0
+  assert not (tmp_path / 'out' / 'val.txt').exists()
+  assert (
+    'note: no image with a mask goes to val.txt, which is not written'
+    in capsys.readouterr().out
+  )
+
+
 def test_a_rerun_with_other_settings_is_refused_then_replaces_all(
   tmp_path, capsys
 ):

@@ -220,6 +220,35 @@ def test_prototype_extraction_rerun_reuses_the_cache(
   np.testing.assert_array_equal(np.load(features_path), features)
 
 
+def test_prototype_extraction_redoes_an_image_edited_since(
+  prototype_run, synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
+):
+  """A cached image older than its label (a mask fixed since) is redone."""
+  save_dir = tmp_path / 'copy'
+  shutil.copytree(prototype_run, save_dir)
+  first_id = _list_ids(synthetic_set.train_list)[0]
+  cached = save_dir / 'prototypes' / 'cache' / (first_id + '.npz')
+  os.utime(cached, ns=(1, 1))
+  caplog.clear()
+  extract_prototypes.main(
+    [
+      '--data_dir',
+      synthetic_set.data_dir,
+      '--data_list',
+      synthetic_set.train_list,
+      '--restore_from',
+      segsort_checkpoint_dir,
+      '--save_dir',
+      str(save_dir),
+      '--num_classes',
+      str(NUM_CLASSES),
+    ]
+    + WINDOW_FLAGS
+  )
+  assert '1 images in' in caplog.text and '3 skipped' in caplog.text
+  assert os.stat(cached).st_mtime_ns > 1
+
+
 def test_prototype_cache_of_other_settings_is_cleared(
   prototype_run, synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
 ):
@@ -478,6 +507,23 @@ def test_rerun_skips_finished_images(
   assert 'Predicted: 1 images in' in output and '1 skipped' in output
   assert os.stat(kept).st_mtime_ns == kept_mtime
   np.testing.assert_array_equal(_read_png(removed), removed_prediction)
+
+
+def test_rerun_redoes_an_image_edited_since(
+  single_scale_dir, synthetic_set, segsort_checkpoint_dir, prototype_run, caplog
+):
+  first_id, _ = _list_ids(synthetic_set.val_list)
+  stale = single_scale_dir / 'color' / (first_id + '.png')
+  os.utime(stale, ns=(1, 1))
+  caplog.clear()
+  inference_segsort.main(
+    _segsort_flags(
+      synthetic_set, segsort_checkpoint_dir, prototype_run, single_scale_dir
+    )
+  )
+  assert 'Predicted: 1 images in' in caplog.text
+  assert '1 skipped' in caplog.text
+  assert os.stat(stale).st_mtime_ns > 1
 
 
 def test_rerun_does_not_decode_finished_images(

@@ -542,6 +542,28 @@ def test_make_oversegmentation_refuses_an_empty_folder_and_twice_named_ids(
   assert not (tmp_path / 'VOC2012' / 'hed').exists()
 
 
+@pytest.mark.parametrize('extension', ['.tif', '.webp'])
+def test_make_oversegmentation_takes_every_image_training_reads(
+  tmp_path, extension
+):
+  """TIFF and WebP frames train (Pillow reads them), so they get segments."""
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  Image.fromarray(_two_region_image()).save(image_dir / ('a' + extension))
+  (tmp_path / 'list.txt').write_text('VOC2012/JPEGImages/a%s\n' % extension)
+  make_oversegmentation.main(
+    [
+      '--data_dir',
+      str(tmp_path),
+      '--data_list',
+      str(tmp_path / 'list.txt'),
+      '--workers',
+      '1',
+    ]
+  )
+  assert (tmp_path / 'VOC2012' / 'hed' / 'a.png').is_file()
+
+
 def test_make_oversegmentation_refuses_a_file_where_hed_goes(tmp_path, capsys):
   (tmp_path / 'VOC2012' / 'JPEGImages').mkdir(parents=True)
   (tmp_path / 'VOC2012' / 'hed').write_text('')

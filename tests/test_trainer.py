@@ -487,12 +487,17 @@ def test_checkpoint_of_another_network_is_refused_by_name(
     checkpoints.CheckpointMismatchError,
     match=r'output/kernel: checkpoint \[1, 1, \d+, 32\] vs '
     r'model \[1, 1, \d+, 8\]',
-  ):
+  ) as raised:
     trainer_lib.Trainer(
       make_config(
         voc, tmp_path / 'softmax', mode='softmax', restore_from=stage1_dir
       )
     )
+  # One line, with the flag that restores what does fit.
+  assert '\n' not in str(raised.value)
+  assert str(raised.value).endswith(
+    'To start from its backbone alone, pass --not_restore_classifier'
+  )
 
   backbone_only = trainer_lib.Trainer(
     make_config(
@@ -518,6 +523,7 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
       make_config(voc, snapshot_dir, embedding_dim=16, **changed)
     )
   message = str(raised.value)
+  assert '\n' not in message
   assert 'learning_rate: 0.01 -> 0.5' in message
   assert 'embedding_dim: 32 -> 16' in message
   # It advised --overwrite_config, which then failed to restore.

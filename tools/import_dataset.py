@@ -52,16 +52,7 @@ from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 from tools import make_oversegmentation  # pylint: disable=g-import-not-at-top
 
-IMAGE_EXTENSIONS = (
-  '.jpg',
-  '.jpeg',
-  '.png',
-  '.bmp',
-  '.ppm',
-  '.tif',
-  '.tiff',
-  '.webp',
-)
+IMAGE_EXTENSIONS = io_utils.IMAGE_EXTENSIONS
 # Lossless formats only: JPEG compression changes ids at class boundaries.
 MASK_EXTENSIONS = ('.png', '.bmp', '.gif', '.pgm', '.tif', '.tiff')
 IGNORE_LABEL = 255
@@ -504,6 +495,13 @@ def import_dataset(
     )
   if masks and not train_ids:
     print('note: no image with a mask goes to train.txt, which is not written')
+  if masks and not val_ids:
+    # Silent before, while the pipelines' first check asks for val.txt.
+    print(
+      'note: no image with a mask goes to val.txt, which is not written; '
+      'the demo and CamVid pipelines score one (raise --val_fraction or '
+      'give --val_ids)'
+    )
   counts = folder_jobs.run_jobs(
     functools.partial(
       _import_image,

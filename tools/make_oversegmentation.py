@@ -66,7 +66,7 @@ from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_MIN_SIZE = 64
 DEFAULT_SCALES = (1.0, 2.0, 4.0)
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm')
+IMAGE_EXTENSIONS = io_utils.IMAGE_EXTENSIONS
 
 # Peak response of a scale-normalised (x sigma) Sobel filter to a unit step
 # of a Gaussian-blurred image: 8 / sqrt(2 pi). Dividing by it and by 255

@@ -103,9 +103,11 @@ def parse_data_list(
   for readers that only predict.
 
   Returns:
-    entries: A list of ListEntry for the well-formed lines whose files exist.
+    entries: A list of ListEntry for the well-formed lines whose files exist
+      and whose image id (file name without extension) no earlier line has.
     problems: A list of (line number, description) pairs, each description
-      naming the list file, line number and, for a missing file, its path;
+      naming the list file, line number and, for a missing file, its path
+      (for a repeated image id, the line of its first use);
       an empty list (no non-blank line) is the problem of line 0.
     num_lines: The number of non-blank lines.
 
@@ -117,6 +119,7 @@ def parse_data_list(
   except errors.ListFileError as error:
     raise errors.DataError(str(error)) from error
   entries, problems, num_lines = [], [], 0
+  first_line_of_id = {}
   min_fields = 2 if require_labels and use_labels else 1
   for line_number, line in enumerate(lines, start=1):
     fields = io_utils.split_fields(line)
@@ -143,6 +146,19 @@ def parse_data_list(
       continue
     image_path = os.path.join(data_dir, fields[0])
     image_id = os.path.splitext(os.path.basename(fields[0]))[0]
+    first_line = first_line_of_id.setdefault(image_id, line_number)
+    if first_line != line_number:
+      # Refused in every list, training's too: the pipelines extract
+      # prototypes from the training list, and every output is named by id.
+      problems.append(
+        (
+          line_number,
+          '%s, line %d: image id %s again (first on line %d); outputs are '
+          'named by image id, so each may appear once'
+          % (data_list, line_number, image_id, first_line),
+        )
+      )
+      continue
     label_path = (
       os.path.join(data_dir, fields[1])
       if use_labels and len(fields) > 1
@@ -250,7 +266,8 @@ def read_data_list(
 
   Raises:
     DataError: If the list is empty, or a line has the wrong number of
-      fields or names a missing file; the one-line message names the list
+      fields, names a missing file or an image id that an earlier line
+      names (every output is named by image id); the one-line message names the list
       file, line numbers and paths.
   """
   entries, problems, _ = parse_data_list(

@@ -219,7 +219,6 @@ def extract_prototypes(
   entries, list_problems, _ = data.parse_data_list(
     data_dir, data_list, require_labels=True, with_oversegmentation=False
   )
-  output_dirs.check_unique_ids(entries)
   cache_is_current = output_dirs.outputs_are_current(
     os.path.join(cache_dir, output_dirs.SETTINGS_FILE), settings
   )
@@ -228,8 +227,14 @@ def extract_prototypes(
   to_extract = [
     entry
     for entry in entries
-    if not (cache_is_current and os.path.exists(cache_path(entry)))
+    if not (
+      cache_is_current
+      and output_dirs.output_is_newer(
+        [cache_path(entry)], [entry.image_path, entry.label_path]
+      )
+    )
   ]
+  extracted_ids = {entry.image_id for entry in to_extract}
   survey = data.LabelSurvey(data_list, num_classes, ignore_label)
   data.check_entries_decode(
     to_extract,
@@ -270,7 +275,7 @@ def extract_prototypes(
     total=len(to_extract), desc='Extracting prototypes', unit='image'
   ) as progress:
     for image_index, entry in enumerate(entries):
-      if os.path.exists(cache_path(entry)):
+      if entry.image_id not in extracted_ids:
         with np.load(cache_path(entry)) as cached:
           image_features, image_labels, image_boxes = (
             cached['features'],

@@ -1,8 +1,9 @@
-"""Resumable output directories: the settings that made them, unique names.
+"""Resumable output directories: the settings that made them.
 
 A directory of outputs records the settings that made them in its settings
 file; a rerun with the same settings reuses the outputs that exist (they
-were written atomically, so existing means complete), one with other
+were written atomically, so existing means complete) and were written after
+their inputs (an edited label or image is done again), one with other
 settings deletes them all so that they are recomputed.
 """
 
@@ -12,7 +13,6 @@ import logging
 import os
 
 from segsort import config as config_lib
-from segsort import errors
 from segsort import io_utils
 
 # The file recording the settings that made a directory's outputs.
@@ -32,25 +32,6 @@ def log_run_summary(what, num_done, num_skipped, seconds):
     rate,
     num_skipped,
   )
-
-
-def check_unique_ids(entries):
-  """Checks that no two list entries share an image id, which names outputs.
-
-  Args:
-    entries: segsort.data.ListEntry items of one list.
-
-  Raises:
-    DataError: Naming both list lines of a repeated image id.
-  """
-  first_entry_of_id = {}
-  for entry in entries:
-    previous = first_entry_of_id.setdefault(entry.image_id, entry)
-    if previous is not entry:
-      raise errors.DataError(
-        '%s and %s both name image id %s; outputs are named by image id.'
-        % (previous.location(), entry.location(), entry.image_id)
-      )
 
 
 def _describe_changes(old, new):
@@ -85,6 +66,31 @@ def outputs_are_current(settings_path, settings):
     settings: A JSON-ready dict of everything the outputs depend on.
   """
   return _recorded_settings(settings_path) == json.loads(json.dumps(settings))
+
+
+def output_is_newer(output_paths, input_paths):
+  """Whether every output exists and was written after every input.
+
+  An output kept from an earlier run is reused only if so: its settings
+  cannot tell that a label or image was edited since (a fixed mask would
+  otherwise keep its old prototypes).
+
+  Args:
+    output_paths: The files one image's outputs are.
+    input_paths: The files they were computed from; None items are skipped.
+
+  Returns:
+    False if an output is missing or older than an input.
+  """
+  try:
+    oldest_output = min(os.stat(path).st_mtime_ns for path in output_paths)
+  except FileNotFoundError:
+    return False
+  return all(
+    os.stat(path).st_mtime_ns <= oldest_output
+    for path in input_paths
+    if path is not None
+  )
 
 
 def prepare_output_dir(settings_path, settings, output_patterns, what):

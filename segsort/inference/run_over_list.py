@@ -181,7 +181,6 @@ def predict_list(
     with_oversegmentation=False,
     use_labels=False,
   )
-  output_dirs.check_unique_ids(entries)
   gray_dir = os.path.join(save_dir, 'gray')
   color_dir = os.path.join(save_dir, 'color')
   overlay_dir = os.path.join(save_dir, 'overlay')
@@ -197,7 +196,7 @@ def predict_list(
     )
 
   def predicted(entry):
-    return all(os.path.exists(path) for path in output_paths(entry))
+    return output_dirs.output_is_newer(output_paths(entry), [entry.image_path])
 
   settings = dict(
     predictor.settings(),

@@ -86,12 +86,13 @@ def check_snapshot_config(config):
       'its config.json and resume its latest checkpoint with these '
       'settings.'
     )
+  # One line, as every error an entry point prints.
   raise errors.ConfigMismatchError(
     '%s holds a run with another configuration; differing fields '
-    '(saved -> now):\n  %s\n%s'
+    '(saved -> now): %s. %s'
     % (
       config.snapshot_dir,
-      '\n  '.join('%s: %r -> %r' % difference for difference in differences),
+      '; '.join('%s: %r -> %r' % difference for difference in differences),
       advice,
     )
   )
@@ -250,7 +251,17 @@ class RunCheckpoints:
     else:
       model = self._state.network
     objects = {'model': model}
-    checkpoints.check_checkpoint_fits(objects, prefix)
+    try:
+      checkpoints.check_checkpoint_fits(objects, prefix)
+    except checkpoints.CheckpointMismatchError as error:
+      if self._config.not_restore_classifier:
+        raise
+      # The usual cause in training: a checkpoint of another mode's run
+      # (softmax's classifier against SegSort's embedding head).
+      raise checkpoints.CheckpointMismatchError(
+        '%s. To start from its backbone alone, pass --not_restore_classifier'
+        % error
+      ) from error
     for name, state in self._state.objective_state.items():
       try:
         checkpoints.check_checkpoint_fits({name: state}, prefix)
