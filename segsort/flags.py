@@ -37,12 +37,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-  """Shows a flag's default in --help unless its help already speaks of
-  its default, or the default is None (the help says what unset means)."""
+  """Shows a flag's default in --help, as it would be typed (336,336, not
+  Python's (336, 336)), unless its help already speaks of its default, or
+  the default is None or empty (the help says what unset means)."""
 
   def _get_help_string(self, action):
-    if action.default is None or 'default' in (action.help or ''):
+    if action.default in (None, '') or 'default' in (action.help or ''):
       return action.help
+    if isinstance(action.default, (tuple, list)) and action.option_strings:
+      return '%s (default: %s)' % (
+        action.help,
+        _format(tuple(action.default)).replace('%', '%%'),
+      )
     return super()._get_help_string(action)
 
 

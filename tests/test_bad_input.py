@@ -1270,8 +1270,15 @@ def test_help_names_a_default_once():
   parser.add_argument(
     '--num_classes', type=int, help="Default: the checkpoint's."
   )
+  parser.add_argument('--input_size', default=(336, 336), help='Size.')
+  parser.add_argument('--scales', default=(1.0,), help='Scales.')
+  parser.add_argument('--data_dir', default='', help='Folder.')
   help_text = ' '.join(parser.format_help().split())
   assert 'Steps. (default: 3)' in help_text
+  # As typed on the command line.
+  assert 'Size. (default: 336,336)' in help_text
+  assert 'Scales. (default: 1.0)' in help_text
+  assert 'Folder. --' in help_text + ' --'
   assert "Default: the checkpoint's. --" in help_text + ' --'
   assert 'None' not in help_text
 

@@ -158,6 +158,13 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
     for command in commands
     if command[1].startswith('segsort.train_')
   } == {'100'}
+  # 5% of any NUM_STEPS, so that a short trial run needs no WARMUP_STEPS.
+  short = _dry_run(_SCRIPTS[0], tmp_path / 'short', NUM_STEPS='50')
+  assert {
+    _flag(command, '--warmup_steps')
+    for command in short
+    if command[1].startswith('segsort.train_')
+  } == {'2'}
   demo = _dry_run(_SCRIPTS[1], tmp_path / 'demo')
   assert {
     _flag(command, '--k_in_nearest_neighbors')

@@ -96,8 +96,16 @@ OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD:-0.03}
 # full rate's first updates (the head's at 10x) set each seed off differently;
 # with it, supervised SegSort's and softmax's mIoU spreads over 3 seeds fell
 # to 2 points or less, while unsupervised SegSort's rose (README: "Warm-up:
-# the benchmark as an instrument").
-WARMUP_STEPS=${WARMUP_STEPS:-100}
+# the benchmark as an instrument"). 100 of the default 2000; 5% of another
+# NUM_STEPS (a short trial run too), which preflight checks before this is
+# used.
+if [[ -z "${WARMUP_STEPS:-}" ]]; then
+  if [[ "${NUM_STEPS}" =~ ^[0-9]+$ ]]; then
+    WARMUP_STEPS=$(( 10#${NUM_STEPS} / 20 ))
+  else
+    WARMUP_STEPS=100
+  fi
+fi
 # Segment groups (unsupervised SegSort's --segment_groups, README: "Segment
 # groups") are an option: over 5 seeds on val they moved unsupervised
 # SegSort by less than the seeds do, so the original loss stays the default.
