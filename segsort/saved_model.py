@@ -67,6 +67,9 @@ class SegmenterModule(tf.Module):
       A dict with 'labels': a uint8 tensor `[H, W]` of class ids in
       `[0, num_classes)`.
     """
+    # A loaded signature does not check the shape it declares: a grayscale
+    # [H, W] image would otherwise fail deep inside with broadcast errors.
+    image = tf.ensure_shape(image, [None, None, 3])
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     image = tf.cast(image, tf.float32) - tf.constant(data.IMG_MEAN)
     grid = inference.dense_output_grid(

@@ -173,6 +173,11 @@ def test_api_export_and_command_give_identical_softmax_labels(
   serve = tf.saved_model.load(str(tmp_path / 'saved')).signatures[
     saved_model.SIGNATURE_KEY
   ]
+  # A grayscale image is refused by its shape, not deep in the graph.
+  with pytest.raises(
+    tf.errors.InvalidArgumentError, match=r'not compatible with expected'
+  ):
+    serve(image=tf.zeros([8, 8], tf.uint8))
   for entry in entries:
     image = data.load_image(entry.image_path)
     np.testing.assert_array_equal(
