@@ -8,6 +8,7 @@ the trainer in test_trainer.py).
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -1015,11 +1016,14 @@ def test_out_of_range_files_are_logged_once_each_then_counted(
   high[0, 0] = 1
   Image.fromarray(high).save(tmp_path / 'high.png')
   num_files = data._MAX_OUT_OF_RANGE_WARNINGS + 3
-  list_path = _write_list(
-    tmp_path / 'list.txt',
-    ['VOC2012/JPEGImages/train_000000.jpg %s' % (tmp_path / 'high.png')]
-    * num_files,
-  )
+  image = os.path.join(voc_root, 'VOC2012', 'JPEGImages', 'train_000000.jpg')
+  lines = []
+  for index in range(num_files):
+    # Each line its own image id: a list may name an id once.
+    copy = tmp_path / ('image_%d.jpg' % index)
+    shutil.copyfile(image, copy)
+    lines.append('%s %s' % (copy, tmp_path / 'high.png'))
+  list_path = _write_list(tmp_path / 'list.txt', lines)
   with caplog.at_level(logging.WARNING, logger='segsort.data'):
     data.check_training_list(
       voc_root, list_path, NUM_CLASSES, 255, num_workers=1
