@@ -57,6 +57,14 @@ def _list_ids(data_list):
   return metrics.list_image_ids(data_list)
 
 
+def _spoil_keeping_mtime(path):
+  """Makes a file undecodable without a newer time, which would have its
+  outputs redone: a reader that decoded it would fail."""
+  mtime_ns = os.stat(path).st_mtime_ns
+  path.write_bytes(b'not an image')
+  os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
 # ----------------------------------------------------------------------------
 # Geometry and per-image maths.
 
@@ -398,7 +406,7 @@ def test_extraction_skips_cached_images_without_decoding_them(
     prototype_dir(str(tmp_path / 'out')), inference.PROTOTYPE_FEATURES_FILE
   )
   features = np.load(bank_path)
-  (tmp_path / (image_ids[0] + '.jpg')).write_bytes(b'not an image')
+  _spoil_keeping_mtime(tmp_path / (image_ids[0] + '.jpg'))
   caplog.clear()
   extract_prototypes.main(flags)
   output = caplog.text
@@ -539,7 +547,7 @@ def test_rerun_does_not_decode_finished_images(
   inference_segsort.main(flags)
   for name in os.listdir(tmp_path):
     if name.endswith('.jpg'):
-      (tmp_path / name).write_bytes(b'not an image')
+      _spoil_keeping_mtime(tmp_path / name)
   caplog.clear()
   inference_segsort.main(flags)
   output = caplog.text
