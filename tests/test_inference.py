@@ -232,26 +232,15 @@ def test_prototype_extraction_redoes_an_image_edited_since(
   prototype_run, synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
 ):
   """A cached image older than its label (a mask fixed since) is redone."""
-  save_dir = tmp_path / 'copy'
-  shutil.copytree(prototype_run, save_dir)
+  shutil.copytree(prototype_run, tmp_path / 'out')
   first_id = _list_ids(synthetic_set.train_list)[0]
-  cached = save_dir / 'prototypes' / 'cache' / (first_id + '.npz')
+  cached = tmp_path / 'out' / 'prototypes' / 'cache' / (first_id + '.npz')
   os.utime(cached, ns=(1, 1))
   caplog.clear()
   extract_prototypes.main(
-    [
-      '--data_dir',
-      synthetic_set.data_dir,
-      '--data_list',
-      synthetic_set.train_list,
-      '--restore_from',
-      segsort_checkpoint_dir,
-      '--save_dir',
-      str(save_dir),
-      '--num_classes',
-      str(NUM_CLASSES),
-    ]
-    + WINDOW_FLAGS
+    _extraction_flags(
+      synthetic_set, segsort_checkpoint_dir, synthetic_set.train_list, tmp_path
+    )
   )
   assert '1 images in' in caplog.text and '3 skipped' in caplog.text
   assert os.stat(cached).st_mtime_ns > 1

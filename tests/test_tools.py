@@ -550,17 +550,7 @@ def test_make_oversegmentation_takes_every_image_training_reads(
   image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
   image_dir.mkdir(parents=True)
   Image.fromarray(_two_region_image()).save(image_dir / ('a' + extension))
-  (tmp_path / 'list.txt').write_text('VOC2012/JPEGImages/a%s\n' % extension)
-  make_oversegmentation.main(
-    [
-      '--data_dir',
-      str(tmp_path),
-      '--data_list',
-      str(tmp_path / 'list.txt'),
-      '--workers',
-      '1',
-    ]
-  )
+  make_oversegmentation.main(['--data_dir', str(tmp_path), '--workers', '1'])
   assert (tmp_path / 'VOC2012' / 'hed' / 'a.png').is_file()
 
 
