@@ -106,6 +106,15 @@ class _TrainingImages:
         path, self._bank.sources.get('apply_exif_orientation', False)
       )
     y0, x0, y1, x1 = self._bank.boxes[prototype_index]
+    height, width = self._images[path].shape[:2]
+    if y1 > height or x1 > width:
+      # An image replaced since extraction: its crop would be empty or wrong.
+      raise errors.InferenceError(
+        'Training image %s of prototype %d is %dx%d, smaller than its '
+        'segment (rows %d-%d, columns %d-%d) when the prototypes were '
+        'extracted; extract them again from the images as they are now.'
+        % (path, prototype_index, height, width, y0, y1, x0, x1)
+      )
     return self._images[path][y0:y1, x0:x1], source['image_id']
 
 
@@ -324,6 +333,18 @@ def main(argv=None):
       predictor.num_classes, args.class_names, args.data_dir
     )
     image_path, image_id = _find_image(args)
+  figure_path = os.path.join(args.save_dir, image_id + '.png')
+  facts_path = os.path.join(args.save_dir, image_id + '.json')
+  for path in (figure_path, facts_path):
+    # Before any work: a folder in the way would fail after it, and a PNG
+    # explained into its own folder would be replaced by its figure.
+    flags.check_derived_output(parser, '--save_dir', path)
+    if os.path.exists(path) and os.path.samefile(path, image_path):
+      parser.error(
+        'argument --save_dir: %s is the image explained, which its figure '
+        'would replace; choose another --save_dir' % path
+      )
+  with errors.exit_on_known_errors():
     figure, facts = explain_image(
       predictor,
       bank,
@@ -342,9 +363,8 @@ def main(argv=None):
   # The figure depends on them (k, grid, colour weight, bank): recorded so
   # that an explanation can be matched to the predictions it explains.
   facts['settings'] = predictor.settings()
-  figure_path = os.path.join(args.save_dir, image_id + '.png')
   io_utils.save_png(figure_path, figure)
-  io_utils.save_json(os.path.join(args.save_dir, image_id + '.json'), facts)
+  io_utils.save_json(facts_path, facts)
   print('Wrote %s and its facts (.json)' % figure_path)
 
 

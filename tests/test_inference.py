@@ -1257,6 +1257,59 @@ def test_explain_names_an_image_id_it_cannot_find(
   assert not os.listdir(tmp_path)
 
 
+def test_explain_never_writes_over_its_image_and_checks_outputs_first(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, capsys
+):
+  argv, image_id = _explain_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+  )
+  # A PNG explained into its own folder: the figure would replace it.
+  image = tmp_path / 'photo.png'
+  Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(image)
+  original = image.read_bytes()
+  id_flag = argv.index('--image_id')
+  own_folder = argv[:id_flag] + argv[id_flag + 2 :] + ['--image', str(image)]
+  with pytest.raises(SystemExit):
+    explain.main(own_folder)
+  assert (
+    'argument --save_dir: %s is the image explained' % image
+    in capsys.readouterr().err
+  )
+  assert image.read_bytes() == original
+  # A folder where the figure goes is named before the work, not after.
+  (tmp_path / (image_id + '.png')).mkdir()
+  with pytest.raises(SystemExit):
+    explain.main(argv)
+  assert 'argument --save_dir: ' in capsys.readouterr().err
+  assert not (tmp_path / (image_id + '.json')).exists()
+
+
+def test_explain_names_a_training_image_missing_or_replaced_since(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
+  data_dir = tmp_path / 'data'
+  shutil.copytree(synthetic_set.data_dir, data_dir)
+  argv, _ = _explain_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path / 'out'
+  )
+  argv[argv.index('--data_dir') + 1] = str(data_dir)
+  train_images = [
+    data_dir / 'VOC2012' / 'JPEGImages' / (image_id + '.jpg')
+    for image_id in _list_ids(synthetic_set.train_list)
+  ]
+  for path in train_images:
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(path)
+  with pytest.raises(
+    SystemExit, match=r'is 4x4, smaller than its segment .*extract them again'
+  ):
+    explain.main(argv)
+  for path in train_images:
+    os.remove(path)
+  with pytest.raises(SystemExit, match='of prototype .* is missing'):
+    explain.main(argv)
+  assert not (tmp_path / 'out').exists() or not os.listdir(tmp_path / 'out')
+
+
 def test_explain_names_classes_from_a_file(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
 ):
