@@ -115,6 +115,25 @@ def test_default_output_is_the_cityscapes_folder(tmp_path):
   assert not (tmp_path / 'test.txt').exists()
 
 
+def test_a_path_with_white_space_in_the_lists_is_refused_before_work(
+  tmp_path, capsys
+):
+  cityscapes_dir = tmp_path / 'city scapes'
+  _write_tree(cityscapes_dir)
+  output_dir = tmp_path / 'out'
+  arguments = ['--cityscapes_dir', str(cityscapes_dir), '--workers', '1']
+  assert (
+    cityscapes_to_segcls.main(arguments + ['--output_dir', str(output_dir)])
+    == 1
+  )
+  error = capsys.readouterr().err
+  assert error.count('\n') == 1
+  assert "as '../city scapes/leftImg8bit/" in error
+  assert not output_dir.exists()
+  # Into the Cityscapes folder itself the lines hold no space.
+  assert cityscapes_to_segcls.main(arguments) == 0
+
+
 def test_missing_annotation_is_named(tmp_path, capsys):
   _write_tree(tmp_path)
   os.remove(

@@ -285,6 +285,15 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
         )
       # Forward slashes, so that the lists work on every system.
       image_field = os.path.relpath(image, output_dir).replace(os.sep, '/')
+      if any(character.isspace() for character in image_field):
+        # List lines separate their fields by white space: no reader could
+        # parse the line.
+        raise CityscapesError(
+          'the lists would name %s as %r, whose white space no list line '
+          'can hold; give an --output_dir whose path to the Cityscapes '
+          'folder has none (or link the folder), or no --output_dir'
+          % (image, image_field)
+        )
       if label is None:
         unlabelled.append((None, image))
         lines.append(image_field + '\n')
