@@ -51,6 +51,27 @@ def test_recipe_refuses_missing_imagenet_weights(recipe, tmp_path):
   assert 'resnet_v1_101_2016_08_28.tar.gz' in completed.stderr
 
 
+@pytest.mark.parametrize(
+  'recipe',
+  ['voc12/' + name for name in _RECIPES]
+  + ['cityscapes/' + name for name in _CITYSCAPES_RECIPES],
+)
+def test_recipe_refuses_a_step_switch_that_is_not_0_or_1(recipe, tmp_path):
+  """`[ yes -eq 1 ]` is false with a bash warning: the step was skipped
+  and the recipe went on."""
+  completed = _run(
+    'SEGSORT_DRY_RUN=1 IS_PROTOTYPE=true IS_TRAIN_1=yes IS_SANDBOX=x '
+    'bash bashscripts/' + recipe,
+    tmp_path,
+  )
+  assert completed.returncode != 0
+  assert completed.stderr.splitlines() == [
+    'error: IS_PROTOTYPE=true, IS_TRAIN_1=yes: a step switch is 0 (skip the '
+    'step) or 1 (run it)'
+  ]
+  assert not completed.stdout
+
+
 def test_sourced_recipe_returns_without_closing_the_shell(tmp_path):
   completed = _run(
     'source bashscripts/voc12/train_segsort.sh; echo "status $?"; echo alive',

@@ -17,6 +17,29 @@ if [ "${SEGSORT_DRY_RUN:-}" = 0 ]; then
   SEGSORT_DRY_RUN=
 fi
 
+# Refuses an IS_* step switch that is not 0 or 1 (empty: the default).
+# `[ yes -eq 1 ]` only prints a bash warning and is false, so the step
+# would be skipped while the recipe went on with the next ones.
+segsort_check_switches() {
+  local name bad=()
+  for name in $(compgen -v IS_); do
+    # The recipes' own switches only (the environment may hold others).
+    [[ "${name}" =~ ^IS_(TRAIN|PROTOTYPE|INFERENCE|INFERENCE_MSC|BENCHMARK)(_[12])?$ ]] \
+      || continue
+    case "${!name}" in
+      '' | 0 | 1) ;;
+      *) bad+=("${name}=${!name}") ;;
+    esac
+  done
+  if (( ${#bad[@]} )); then
+    local joined
+    joined=$(printf '%s, ' "${bad[@]}")
+    echo "error: ${joined%, }: a step switch is 0 (skip the step) or 1" \
+         "(run it)" >&2
+    return 1
+  fi
+}
+
 # A path as absolute, relative ones taken from the current folder.
 segsort_absolute() {
   case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac

@@ -24,6 +24,7 @@ segsort_recipe() {
   local SAVE_PRED_EVERY=10000 DATAROOT=${DATAROOT:-./data}
 
   source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
+  segsort_check_switches || return 1
   segsort_dry_run_cd
   segsort_check_inputs dataset/voc12/train+.txt \
     "$([ "${IS_TRAIN_1:-1}" -eq 1 ] && echo "${IMAGENET}")" || return 1
