@@ -747,6 +747,33 @@ def test_missing_snapshot_dir_and_missing_gpus_are_refused(voc, tmp_path):
     trainer_lib.Trainer(make_config(voc, tmp_path, num_gpu=2))
 
 
+@pytest.mark.parametrize(
+  'tf_config, message',
+  [
+    ('{"cluster": {"worker": ["localhost:1"]', 'TF_CONFIG is not JSON: '),
+    ('[]', 'TF_CONFIG needs a "cluster" and a "task"'),
+    (
+      '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", '
+      '"index": 5}}',
+      'TF_CONFIG: task {"type": "worker", "index": 5} is not in its cluster '
+      '(worker: 2)',
+    ),
+    (
+      '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+      'is not in its cluster (worker: 1)',
+    ),
+  ],
+)
+def test_a_bad_tf_config_is_named_before_any_work(
+  voc, tmp_path, monkeypatch, tf_config, message
+):
+  """TensorFlow's own errors were tracebacks from inside the strategy."""
+  monkeypatch.setenv('TF_CONFIG', tf_config)
+  with pytest.raises(errors.TrainingError, match=re.escape(message)):
+    trainer_lib.Trainer(make_config(voc, tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
+
+
 def test_a_run_that_cannot_start_leaves_the_directory_free(voc, tmp_path):
   with pytest.raises(errors.DataError, match='missing.txt'):
     trainer_lib.Trainer(

@@ -1,6 +1,7 @@
 """The distribution strategy of a run and this process's place in it."""
 
 import dataclasses
+import json
 import os
 
 import keras
@@ -20,9 +21,11 @@ def make_strategy(config):
     the first `num_gpu` GPUs when `num_gpu` > 1, else the default strategy.
 
   Raises:
-    TrainingError: If fewer than `num_gpu` GPUs are visible.
+    TrainingError: If TF_CONFIG is not a cluster with this task in it, or
+      if fewer than `num_gpu` GPUs are visible.
   """
   if os.environ.get('TF_CONFIG'):
+    check_tf_config(os.environ['TF_CONFIG'])
     return tf.distribute.MultiWorkerMirroredStrategy()
   if config.num_gpu > 1:
     gpus = tf.config.list_logical_devices('GPU')
@@ -34,6 +37,56 @@ def make_strategy(config):
       [gpu.name for gpu in gpus[: config.num_gpu]]
     )
   return tf.distribute.get_strategy()
+
+
+def check_tf_config(text):
+  """Checks a TF_CONFIG value before TensorFlow reads it.
+
+  TensorFlow's own errors for a malformed one are tracebacks from inside
+  the strategy (a JSONDecodeError, 'The task_id 5 exceeds ...').
+
+  Args:
+    text: The value, JSON: {"cluster": {JOB: [ADDRESS, ...], ...},
+      "task": {"type": JOB, "index": I}}.
+
+  Raises:
+    TrainingError: One line naming TF_CONFIG and what is wrong.
+  """
+  try:
+    tf_config = json.loads(text)
+  except ValueError as error:
+    raise errors.TrainingError('TF_CONFIG is not JSON: %s' % error) from error
+  usage = (
+    '{"cluster": {"worker": ["HOST:PORT", ...]}, "task": {"type": "worker", '
+    '"index": I}}'
+  )
+  if not isinstance(tf_config, dict) or not all(
+    isinstance(tf_config.get(key), dict) for key in ('cluster', 'task')
+  ):
+    raise errors.TrainingError(
+      'TF_CONFIG needs a "cluster" and a "task", as %s; got %s'
+      % (usage, text[:200])
+    )
+  cluster, task = tf_config['cluster'], tf_config['task']
+  addresses = cluster.get(task.get('type'))
+  index = task.get('index', 0)
+  if (
+    not isinstance(addresses, list)
+    or isinstance(index, bool)
+    or not isinstance(index, int)
+    or not 0 <= index < len(addresses)
+  ):
+    raise errors.TrainingError(
+      'TF_CONFIG: task %s is not in its cluster (%s)'
+      % (
+        json.dumps(task),
+        ', '.join(
+          '%s: %d' % (job, len(jobs) if isinstance(jobs, list) else 0)
+          for job, jobs in cluster.items()
+        )
+        or 'no job',
+      )
+    )
 
 
 @dataclasses.dataclass(frozen=True)
