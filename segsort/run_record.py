@@ -31,6 +31,10 @@ _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _GIT_TIMEOUT_SECONDS = 10
 
 
+# How deep @FILE arguments may name further @FILEs.
+MAX_FLAG_FILE_DEPTH = 8
+
+
 class ArgumentParser(flags.ArgumentParser):
   """An argparse parser that reads `@FILE` arguments as shell-quoted lines
   and shows flags' defaults in --help (the entry points' parser).
@@ -50,6 +54,25 @@ class ArgumentParser(flags.ArgumentParser):
       return shlex.split(arg_line, comments=True)
     except ValueError as error:
       self.error('cannot read the flags line %r: %s' % (arg_line, error))
+
+  def _read_args_from_files(self, arg_strings):
+    # argparse reads an @FILE named inside an @FILE without limit: a file
+    # that names itself (or two that name each other) would recurse until
+    # Python's RecursionError. argparse offers no public hook for this.
+    self._flag_file_depth = getattr(self, '_flag_file_depth', 0) + 1
+    try:
+      if self._flag_file_depth > MAX_FLAG_FILE_DEPTH:
+        self.error(
+          'flag files name flag files more than %d deep (one that names '
+          'itself?): %s'
+          % (
+            MAX_FLAG_FILE_DEPTH,
+            ' '.join(text for text in arg_strings if text.startswith('@')),
+          )
+        )
+      return super()._read_args_from_files(arg_strings)
+    finally:
+      self._flag_file_depth -= 1
 
 
 def git_commit(directory=_SOURCE_ROOT):

@@ -179,6 +179,19 @@ def test_a_missing_flags_file_is_one_line_naming_it(tmp_path, capsys):
   assert 'error: ' in error and missing in error
 
 
+def test_flag_files_that_name_each_other_are_one_line(tmp_path, capsys):
+  first, second = tmp_path / 'first.txt', tmp_path / 'second.txt'
+  first.write_text('--batch_size 2\n@%s\n' % second)
+  second.write_text('@%s\n' % first)
+  with pytest.raises(SystemExit) as exited:
+    config_lib.TrainConfig.from_flags(['@%s' % first])
+  assert exited.value.code == 2
+  error = capsys.readouterr().err.strip().splitlines()
+  assert len(error) == 1
+  assert 'error: flag files name flag files more than 8 deep' in error[0]
+  assert str(first) in error[0] or str(second) in error[0]
+
+
 def _train(arguments, log_path):
   with open(log_path, 'w') as log:
     subprocess.run(
