@@ -645,6 +645,20 @@ def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
   assert not (tmp_path / 'out').exists()
 
 
+def test_a_training_list_checked_twice_names_each_problem_once(tmp_path):
+  """train.txt is supervised training's list and unsupervised SegSort's."""
+  _run_benchmark(tmp_path, NUM_STEPS='abc')
+  label = tmp_path / 'data' / 'VOC2012' / 'segcls' / 'train_000000.png'
+  Image.fromarray(np.zeros((10, 10), np.uint8)).save(label)
+  completed = _run_benchmark(tmp_path)
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines()[-1] == (
+    'error: 1 problem(s) in the data, nothing trained: %s, line 1: label %s '
+    'is 10x10 but its image is 120x160'
+    % (tmp_path / 'data' / 'train.txt', label)
+  )
+
+
 def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
   (tmp_path / 'out').write_text('not a folder\n')
   completed = _run_benchmark(tmp_path)

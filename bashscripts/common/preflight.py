@@ -591,7 +591,9 @@ def data_problems(args, num_classes):
       problems.append(str(error))
       continue
     problems.extend(report.problems)
-  return problems
+  # A list checked twice (the training list is unsupervised SegSort's too
+  # unless UNSUP_TRAIN_LIST is another) names each problem once.
+  return list(dict.fromkeys(problems))
 
 
 def parse_args(argv=None):
