@@ -26,6 +26,7 @@ console.quiet_tensorflow()
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from segsort import data
+from segsort import flags
 from segsort import inference
 from segsort import inference_flags
 
@@ -100,7 +101,10 @@ class InferenceOptions:
       inference.check_integer_setting('num_clusters', self.num_clusters, 1)
     if self.kmeans_iterations is not None:
       inference.check_integer_setting(
-        'kmeans_iterations', self.kmeans_iterations, 0
+        'kmeans_iterations',
+        self.kmeans_iterations,
+        0,
+        flags.MAX_KMEANS_ITERATIONS,
       )
     inference.check_colour_weight(self.colour_weight)
 

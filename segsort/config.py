@@ -33,6 +33,7 @@ import dataclasses
 import math
 
 from segsort import config_files
+from segsort import flags
 from segsort import run_record
 from segsort import train_flags
 
@@ -227,6 +228,11 @@ class TrainConfig:
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         problems.append('--%s must be a number >= 0, got %r' % (name, value))
+    if self.kmeans_iterations > flags.MAX_KMEANS_ITERATIONS:
+      problems.append(
+        '--kmeans_iterations must be at most %d, got %r'
+        % (flags.MAX_KMEANS_ITERATIONS, self.kmeans_iterations)
+      )
     if not (math.isfinite(self.concentration) and self.concentration > 0):
       problems.append(
         '--concentration must be a number > 0, got %r' % self.concentration

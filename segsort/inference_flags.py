@@ -183,7 +183,7 @@ def add_segment_flags(parser, for_prototypes=False):
   _add_flag_from_checkpoint(
     parser,
     'kmeans_iterations',
-    flags.integer(0),
+    flags.integer(0, flags.MAX_KMEANS_ITERATIONS),
     'Iterations of vMF k-means',
   )
   if not for_prototypes:

@@ -289,6 +289,7 @@ def test_a_missing_or_superfluous_bank_is_named(
     ),
     ({'kmeans_iterations': -1}, r'kmeans_iterations must be an integer >= 0'),
     ({'kmeans_iterations': 2.5}, r'kmeans_iterations must be an integer >= 0'),
+    ({'kmeans_iterations': 10**6}, r'and <= 1000, got 1000000'),
     ({'window_size': (0, 0)}, r'window_size must be an integer >= 1, got 0'),
     ({'window_size': (64,)}, r'window_size must be two integers'),
     ({'strides': 32}, r'strides must be two integers \(rows, columns\)'),

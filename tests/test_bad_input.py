@@ -306,6 +306,12 @@ _KNN_FLAGS = _INFERENCE_FLAGS + ['--prototype_dir', 'p']
     ),
     (
       inference_segsort.main,
+      _KNN_FLAGS + ['--kmeans_iterations', '100000'],
+      "argument --kmeans_iterations: must be an integer >= 0 and <= 1000, "
+      "got '100000'",
+    ),
+    (
+      inference_segsort.main,
       _KNN_FLAGS + ['--colour_weight', '-1'],
       "argument --colour_weight: must be a finite number >= 0 and <= 1000000, "
       "got '-1'",
@@ -537,6 +543,10 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
     (['--momentum', '1.5'], '--momentum must be at most 1'),
     (['--ema_decay', '1'], '--ema_decay must be a number in [0, 1), got 1.0'),
     (['--ema_decay', '-0.1'], '--ema_decay must be a number in [0, 1)'),
+    (
+      ['--kmeans_iterations', '1001'],
+      '--kmeans_iterations must be at most 1000, got 1001',
+    ),
     (
       ['--head_learning_rate_multiplier', '0'],
       '--head_learning_rate_multiplier must be a number > 0, got 0.0',

@@ -27,8 +27,9 @@ from segsort.inference import windows
 _LOGGER = logging.getLogger(__name__)
 
 
-def check_integer_setting(name, value, minimum):
-  """Raises InferenceError unless `value` is an integer >= `minimum`.
+def check_integer_setting(name, value, minimum, maximum=None):
+  """Raises InferenceError unless `value` is an integer in [minimum,
+  maximum] (None: unbounded).
 
   For settings that reach the predictors from Python rather than flags
   (segsort.api); bool is no integer here (True is no count).
@@ -37,9 +38,16 @@ def check_integer_setting(name, value, minimum):
     not isinstance(value, numbers.Integral)
     or isinstance(value, bool)
     or value < minimum
+    or (maximum is not None and value > maximum)
   ):
     raise errors.InferenceError(
-      '%s must be an integer >= %d, got %r' % (name, minimum, value)
+      '%s must be an integer >= %d%s, got %r'
+      % (
+        name,
+        minimum,
+        '' if maximum is None else ' and <= %d' % maximum,
+        value,
+      )
     )
 
 
