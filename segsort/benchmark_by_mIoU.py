@@ -23,14 +23,6 @@ from segsort import metrics
 from segsort import overlay
 from segsort import run_record
 
-# The chart beside OUTPUT.json.
-CHART_SUFFIX = '_iou.png'
-
-
-def chart_path(output_json):
-  """The per-class IoU chart written beside `output_json`."""
-  return os.path.splitext(output_json)[0] + CHART_SUFFIX
-
 
 def _refuse_constant(name):
   raise ValueError('%s is not a JSON number' % name)
@@ -103,10 +95,12 @@ def parse_args(argv=None):
   if args.output_json != '-':
     flag = '--output_json' if args.output_json else '--pred_dir'
     args.output_json = args.output_json or os.path.join(
-      os.path.dirname(os.path.abspath(args.pred_dir)), 'metrics.json'
+      os.path.dirname(os.path.abspath(args.pred_dir)), metrics.SCORES_FILE_NAME
     )
     flags.check_derived_output(parser, flag, args.output_json)
-    flags.check_derived_output(parser, flag, chart_path(args.output_json))
+    flags.check_derived_output(
+      parser, flag, metrics.chart_path(args.output_json)
+    )
   args.names = None
   if args.class_names is not None:
     try:
@@ -145,14 +139,14 @@ def main(argv=None):
     return
   io_utils.save_json(args.output_json, results)
   io_utils.save_png(
-    chart_path(args.output_json),
+    metrics.chart_path(args.output_json),
     overlay.draw_iou_chart(
       results['class_names'], results['class_iou'], results['mean_iou']
     ),
   )
   print(
     'Scores written to %s, their chart to %s'
-    % (args.output_json, chart_path(args.output_json))
+    % (args.output_json, metrics.chart_path(args.output_json))
   )
 
 

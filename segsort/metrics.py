@@ -32,6 +32,18 @@ from segsort import console
 from segsort import errors
 from segsort import io_utils
 
+# The scores benchmark_by_mIoU writes beside a prediction folder unless told
+# otherwise (SAVE_DIR/metrics.json for SAVE_DIR/gray), and their chart's
+# suffix; inference clears them with the predictions they scored.
+SCORES_FILE_NAME = 'metrics.json'
+CHART_SUFFIX = '_iou.png'
+
+
+def chart_path(scores_path):
+  """The per-class IoU chart written beside the scores JSON `scores_path`."""
+  return os.path.splitext(scores_path)[0] + CHART_SUFFIX
+
+
 VOC_CLASS_NAMES = (
   'background',
   'aeroplane',

@@ -1,5 +1,6 @@
 """Predicting every image of a list into gray/ID.png and color/ID.png."""
 
+import logging
 import os
 import time
 import warnings
@@ -11,9 +12,24 @@ from segsort import console
 from segsort import data
 from segsort import errors
 from segsort import io_utils
+from segsort import metrics
 from segsort import overlay
 from segsort.inference import output_dirs
 from segsort.inference import predictors
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _remove_stale_scores(save_dir):
+  """Removes the benchmark's default scores of a folder whose predictions
+  are about to change: they would describe predictions that are gone."""
+  scores = os.path.join(save_dir, metrics.SCORES_FILE_NAME)
+  for path in (scores, metrics.chart_path(scores)):
+    if os.path.isfile(path):
+      _LOGGER.info(
+        'Removing %s: it scored the predictions being replaced', path
+      )
+      os.remove(path)
 
 
 def check_colormap_covers(colormap, num_classes, source):
@@ -235,6 +251,8 @@ def predict_list(
     ],
     'Predictions in',
   )
+  if to_predict:
+    _remove_stale_scores(save_dir)
 
   num_skipped = len(entries) - len(to_predict)
   num_done = 0
