@@ -317,6 +317,64 @@ def test_summary_names_an_unfinished_run(tmp_path, capsys):
   assert 'did the segsort run finish?' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+  'spoil, message',
+  [
+    (
+      lambda results: (results / 'seconds').write_text('12.5\n'),
+      None,
+    ),
+    (
+      lambda results: (results / 'seconds').write_text('soon\n'),
+      "seconds holds 'soon', not a number of seconds",
+    ),
+    (
+      lambda results: (results / 'metrics.json').write_text('{"mean_'),
+      "metrics.json is not benchmark_by_mIoU's scores (JSONDecodeError",
+    ),
+    (
+      lambda results: (results / 'metrics.json').write_text('{}'),
+      "metrics.json is not benchmark_by_mIoU's scores (KeyError",
+    ),
+    (
+      lambda results: (results / 'metrics.json').write_text(
+        json.dumps(
+          {
+            'mean_iou': 0.5,
+            'boundary_f_score': 0.5,
+            'class_names': ['a', 'b'],
+            'class_iou': [0.5, 0.5],
+          }
+        )
+      ),
+      'name other classes (sky, road against a, b)',
+    ),
+  ],
+)
+def test_summary_names_a_bad_results_file_in_one_line(
+  tmp_path, capsys, spoil, message
+):
+  """Tracebacks before: a run's files edited or cut short."""
+  for seed in (0, 1):
+    _write_metrics(
+      tmp_path / ('seed_%d' % seed), 'softmax', 0.4, 0.3, [0.6, 0.2], 100
+    )
+  spoil(tmp_path / 'seed_1' / 'softmax' / 'results')
+  argv = ['--out', str(tmp_path), '--methods', 'softmax', '--runs']
+  argv += [str(tmp_path / 'seed_0'), str(tmp_path / 'seed_1')]
+  if message is None:
+    summarize.main(argv)
+    row = json.loads((tmp_path / 'summary.json').read_text())['softmax']
+    assert row['seconds'] == pytest.approx(56.25)
+    return
+  with pytest.raises(SystemExit):
+    summarize.main(argv)
+  error = capsys.readouterr().err
+  assert error.count('\n') == 1 and error.startswith('error: ')
+  assert message in error
+  assert not (tmp_path / 'summary.json').exists()
+
+
 @pytest.mark.parametrize('with_names', [False, True])
 def test_scores_name_the_classes_of_classes_txt(tmp_path, with_names):
   names_file = tmp_path / 'camvid' / 'classes.txt'

@@ -38,24 +38,48 @@ METHODS = ('segsort', 'segsort_unsup', 'softmax')
 
 
 def read_run(run_dir, method):
-  """One method's figures of one run; raises FileNotFoundError naming it."""
+  """One method's figures of one run.
+
+  Raises:
+    FileNotFoundError: Naming a missing metrics.json.
+    ValueError: Naming a metrics.json or seconds file that cannot be read
+      (not JSON, a key missing; not a number).
+  """
   results = os.path.join(run_dir, method, 'results')
-  with open(os.path.join(results, 'metrics.json')) as stream:
-    metrics = json.load(stream)
+  metrics_path = os.path.join(results, 'metrics.json')
+  with open(metrics_path) as stream:
+    try:
+      metrics = json.load(stream)
+      figures = {
+        'miou': metrics['mean_iou'],
+        'boundary_f': metrics['boundary_f_score'],
+        'per_class_iou': dict(
+          zip(metrics['class_names'], metrics['class_iou'])
+        ),
+      }
+    except (ValueError, KeyError, TypeError) as error:
+      raise ValueError(
+        '%s is not benchmark_by_mIoU\'s scores (%s: %s); benchmark the run '
+        'again' % (metrics_path, type(error).__name__, error)
+      ) from error
   seconds_path = os.path.join(results, 'seconds')
   seconds = None
   if os.path.exists(seconds_path):
     with open(seconds_path) as stream:
-      seconds = int(stream.read().strip())
-  return {
-    'run': run_dir,
-    'miou': metrics['mean_iou'],
-    'boundary_f': metrics['boundary_f_score'],
-    'seconds': seconds,
-    'per_class_iou': dict(zip(metrics['class_names'], metrics['class_iou'])),
+      text = stream.read().strip()
+    try:
+      seconds = float(text)
+    except ValueError as error:
+      raise ValueError(
+        '%s holds %r, not a number of seconds' % (seconds_path, text[:40])
+      ) from error
+  return dict(
+    figures,
+    run=run_dir,
+    seconds=seconds,
     # Which checkpoint, prototype bank, k and clusters made the figures.
-    'prediction_settings': metrics.get('prediction_settings'),
-  }
+    prediction_settings=metrics.get('prediction_settings'),
+  )
 
 
 def _mean(values):
@@ -64,8 +88,24 @@ def _mean(values):
 
 
 def summarize_method(runs):
-  """Means and spreads of one method's runs (see the module docstring)."""
+  """Means and spreads of one method's runs (see the module docstring).
+
+  Raises:
+    ValueError: If the runs' scores name other classes.
+  """
   classes = runs[0]['per_class_iou']
+  for run in runs[1:]:
+    if list(run['per_class_iou']) != list(classes):
+      raise ValueError(
+        'the scores of %s and %s name other classes (%s against %s); '
+        'benchmark both with the same --class_names'
+        % (
+          runs[0]['run'],
+          run['run'],
+          ', '.join(classes),
+          ', '.join(run['per_class_iou']),
+        )
+      )
   return {
     'miou': _mean(run['miou'] for run in runs),
     'boundary_f': _mean(run['boundary_f'] for run in runs),
@@ -198,13 +238,15 @@ def main(argv=None):
   for method in args.methods:
     try:
       runs = [read_run(run_dir, method) for run_dir in run_dirs]
+      summary[method] = summarize_method(runs)
     except FileNotFoundError as error:
       parser.exit(
         1,
         'error: %s is missing: did the %s run finish?\n'
         % (error.filename, method),
       )
-    summary[method] = summarize_method(runs)
+    except ValueError as error:
+      parser.exit(1, 'error: %s\n' % error)
   # Unsorted: methods in the order asked, classes in class-id order.
   io_utils.save_json(
     os.path.join(args.out, 'summary.json'), summary, sort_keys=False
