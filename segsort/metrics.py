@@ -463,6 +463,12 @@ def list_image_locations(data_list):
     fields = io_utils.split_fields(line)
     if not fields:
       continue
+    if fields[0].startswith('#'):
+      problems.append(
+        'line %d starts with "#", but data lists have no comments; remove '
+        'the line' % number
+      )
+      continue
     if len(fields) > 3:
       problems.append(
         'line %d has %d fields; expected IMAGE [LABEL [OVERSEGMENTATION]]'

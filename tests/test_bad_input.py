@@ -939,6 +939,26 @@ def test_a_repeated_image_id_is_refused_by_every_list_reader(
     metrics.list_image_ids(list_path)
 
 
+def test_a_comment_line_is_named_once_in_every_list_reader(voc_root, tmp_path):
+  """Read as paths, '# train split' gave two missing files for one line."""
+  list_path = _write_list(
+    tmp_path / 'commented.txt',
+    [
+      '# train split',
+      'VOC2012/JPEGImages/train_000000.jpg VOC2012/segcls/train_000000.png',
+    ],
+  )
+  message = 'line 1: starts with "#", but data lists have no comments'
+  with pytest.raises(errors.DataError) as raised:
+    data.read_data_list(voc_root, list_path)
+  assert str(raised.value).startswith('1 problem(s) in data list ')
+  assert message in str(raised.value)
+  with pytest.raises(
+    ValueError, match='line 1 starts with "#", but data lists have no comments'
+  ):
+    metrics.list_image_ids(list_path)
+
+
 @pytest.mark.parametrize('invisible', ['\u200b', '\u00a0', '\u2060', '\x7f'])
 def test_invisible_characters_in_paths_show_in_the_error(
   voc_root, tmp_path, invisible

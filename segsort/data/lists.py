@@ -126,6 +126,16 @@ def parse_data_list(
     if not fields:
       continue
     num_lines += 1
+    if fields[0].startswith('#'):
+      # Read as paths, its words were each named a missing file.
+      problems.append(
+        (
+          line_number,
+          '%s, line %d: starts with "#", but data lists have no comments; '
+          'remove the line' % (data_list, line_number),
+        )
+      )
+      continue
     if not min_fields <= len(fields) <= 3:
       problems.append(
         (
