@@ -161,6 +161,12 @@ class Trainer:
   def _make_validator(self):
     """The segsort.validation.Validator with --eval_every, else None."""
     if not self.config.eval_every:
+      if self.config.eval_list:
+        _LOGGER.warning(
+          '--eval_list %s is not evaluated: give --eval_every N as well '
+          '(validation every N steps)',
+          self.config.eval_list,
+        )
       return None
     # Imported here: segsort.validation imports this module.
     from segsort import validation  # pylint: disable=g-import-not-at-top

@@ -738,6 +738,17 @@ def test_random_weights_with_frozen_batch_norm_are_warned_of(
     trainer_lib.Trainer(make_config(voc, tmp_path / 'free', is_training=True))
   assert 'No --restore_from: training from random weights\n' in caplog.text
   assert '--is_training' not in caplog.text
+  # An evaluation list alone evaluates nothing: said, not silent.
+  caplog.clear()
+  eval_list = str(tmp_path / 'val.txt')
+  with caplog.at_level(logging.WARNING):
+    trainer_lib.Trainer(
+      make_config(voc, tmp_path / 'unevaluated', eval_list=eval_list)
+    )
+  assert (
+    '--eval_list %s is not evaluated: give --eval_every N as well' % eval_list
+    in caplog.text
+  )
 
 
 def test_missing_snapshot_dir_and_missing_gpus_are_refused(voc, tmp_path):
