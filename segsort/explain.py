@@ -319,6 +319,16 @@ def main(argv=None):
       help=help_text,
     )
   args = inference_flags.parse_flags(parser, argv)
+  # Only the k that vote are retrieved: the default shows as many as there
+  # are (the demo's K_IN_NEAREST_NEIGHBORS may be below it), more asked for
+  # is refused.
+  if args.num_neighbours_shown == parser.get_default('num_neighbours_shown'):
+    args.num_neighbours_shown = min(
+      args.num_neighbours_shown, args.k_in_nearest_neighbors
+    )
+  flags.check_at_most(
+    parser, args, 'num_neighbours_shown', 'k_in_nearest_neighbors'
+  )
   console.setup_logging()
   # pylint: disable=g-import-not-at-top
   from segsort import data

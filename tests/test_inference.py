@@ -669,6 +669,25 @@ def test_inference_embedding_dim_flag_is_checked(
     )
 
 
+def test_explain_shows_no_more_neighbours_than_vote(tmp_path, capsys):
+  """Accepted before, and fewer were shown than asked."""
+  argv = ['--image', 'x.png', '--restore_from', 'run', '--prototype_dir', 'p']
+  argv += ['--data_dir', str(tmp_path), '--save_dir', str(tmp_path / 'out')]
+  with pytest.raises(SystemExit):
+    explain.main(
+      argv + ['--k_in_nearest_neighbors', '3', '--num_neighbours_shown', '4']
+    )
+  assert (
+    'argument --num_neighbours_shown: must be at most --k_in_nearest_neighbors'
+    ' 3, got 4' in capsys.readouterr().err
+  )
+  with pytest.raises(SystemExit):
+    explain.main(argv + ['--num_neighbours_shown', '20'])
+  assert 'at most --k_in_nearest_neighbors 15, got 20' in (
+    capsys.readouterr().err
+  )
+
+
 def test_explain_embedding_dim_flag_is_checked(
   synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
 ):
@@ -1241,6 +1260,20 @@ def test_explain_shows_the_retrieved_training_segments(
   # A header row and 3 segment rows of 48-pixel tiles with 28-pixel captions,
   # each row the segment and 4 neighbours wide.
   assert figure.shape == (4 * (48 + 28), 5 * 48, 3)
+
+
+def test_explain_shows_as_many_as_vote_by_default(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+):
+  argv, image_id = _explain_flags(
+    synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path
+  )
+  shown = argv.index('--num_neighbours_shown')
+  del argv[shown : shown + 2]
+  argv[argv.index('--k_in_nearest_neighbors') + 1] = '3'
+  explain.main(argv)
+  # The default 5 lowered to the 3 that vote: each row the segment and 3.
+  assert _read_png(tmp_path / (image_id + '.png')).shape[1] == 4 * 48
 
 
 def test_explain_names_an_image_id_it_cannot_find(
