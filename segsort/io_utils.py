@@ -225,6 +225,20 @@ def split_fields(line):
   ]
 
 
+def comment_line_problem(fields):
+  """What is wrong with a list line read as a comment, or None.
+
+  Lists have no comment syntax: read as paths, the words of '# train split'
+  were each named a missing file.
+
+  Args:
+    fields: The line's fields, as `split_fields` gives them (not empty).
+  """
+  if fields[0].startswith('#'):
+    return 'starts with "#", but data lists have no comments; remove the line'
+  return None
+
+
 def printable_path(path):
   """A path as it reads, or its repr when it holds invisible characters.
 

@@ -463,11 +463,9 @@ def list_image_locations(data_list):
     fields = io_utils.split_fields(line)
     if not fields:
       continue
-    if fields[0].startswith('#'):
-      problems.append(
-        'line %d starts with "#", but data lists have no comments; remove '
-        'the line' % number
-      )
+    comment_problem = io_utils.comment_line_problem(fields)
+    if comment_problem:
+      problems.append('line %d %s' % (number, comment_problem))
       continue
     if len(fields) > 3:
       problems.append(

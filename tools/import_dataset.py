@@ -52,7 +52,6 @@ from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 from tools import make_lists  # pylint: disable=g-import-not-at-top
 from tools import make_oversegmentation  # pylint: disable=g-import-not-at-top
 
-IMAGE_EXTENSIONS = io_utils.IMAGE_EXTENSIONS
 # Lossless formats only: JPEG compression changes ids at class boundaries.
 MASK_EXTENSIONS = ('.png', '.bmp', '.gif', '.pgm', '.tif', '.tiff')
 IGNORE_LABEL = 255
@@ -405,7 +404,7 @@ def import_dataset(
       image's, on one line, before anything is written.
   """
   images, image_problems = files_by_stem(
-    image_dir, IMAGE_EXTENSIONS, '--image_dir'
+    image_dir, io_utils.IMAGE_EXTENSIONS, '--image_dir'
   )
   masks, mask_problems = files_by_stem(mask_dir, MASK_EXTENSIONS, '--mask_dir')
   # Named together, not one a run.
@@ -424,7 +423,7 @@ def import_dataset(
   if not images:
     raise DatasetError(
       '--image_dir %s holds no images (%s)'
-      % (image_dir, ' '.join(IMAGE_EXTENSIONS))
+      % (image_dir, ' '.join(io_utils.IMAGE_EXTENSIONS))
     )
   train_ids, val_ids = split_ids(
     set(masks), val_fraction, seed, train_ids_file, val_ids_file
@@ -557,7 +556,7 @@ def main(argv=None):
   parser.add_argument(
     '--image_dir',
     required=True,
-    help='Folder of images (%s).' % ' '.join(IMAGE_EXTENSIONS),
+    help='Folder of images (%s).' % ' '.join(io_utils.IMAGE_EXTENSIONS),
   )
   parser.add_argument(
     '--mask_dir',

@@ -66,7 +66,6 @@ from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_MIN_SIZE = 64
 DEFAULT_SCALES = (1.0, 2.0, 4.0)
-IMAGE_EXTENSIONS = io_utils.IMAGE_EXTENSIONS
 
 # Peak response of a scale-normalised (x sigma) Sobel filter to a unit step
 # of a Gaussian-blurred image: 8 / sqrt(2 pi). Dividing by it and by 255
@@ -1014,7 +1013,7 @@ def main(argv=None):
   names = sorted(
     name
     for name in os.listdir(image_dir)
-    if name.lower().endswith(IMAGE_EXTENSIONS)
+    if name.lower().endswith(io_utils.IMAGE_EXTENSIONS)
   )
   if args.data_list:
     try:
@@ -1037,7 +1036,8 @@ def main(argv=None):
     names = [name for name in names if os.path.splitext(name)[0] in wanted]
   if not names:
     raise SystemExit(
-      'error: %s holds no image (%s)' % (image_dir, ', '.join(IMAGE_EXTENSIONS))
+      'error: %s holds no image (%s)'
+      % (image_dir, ', '.join(io_utils.IMAGE_EXTENSIONS))
     )
   image_ids = [os.path.splitext(name)[0] for name in names]
   first_name_of_id = {}

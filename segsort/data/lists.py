@@ -126,13 +126,12 @@ def parse_data_list(
     if not fields:
       continue
     num_lines += 1
-    if fields[0].startswith('#'):
-      # Read as paths, its words were each named a missing file.
+    comment_problem = io_utils.comment_line_problem(fields)
+    if comment_problem:
       problems.append(
         (
           line_number,
-          '%s, line %d: starts with "#", but data lists have no comments; '
-          'remove the line' % (data_list, line_number),
+          '%s, line %d: %s' % (data_list, line_number, comment_problem),
         )
       )
       continue
@@ -277,8 +276,8 @@ def read_data_list(
   Raises:
     DataError: If the list is empty, or a line has the wrong number of
       fields, names a missing file or an image id that an earlier line
-      names (every output is named by image id); the one-line message names the list
-      file, line numbers and paths.
+      names (every output is named by image id); the one-line message
+      names the list file, line numbers and paths.
   """
   entries, problems, _ = parse_data_list(
     data_dir,

@@ -2,11 +2,11 @@
 
 A step draws `iter_size` global batches, computes the loss and gradients of
 each on every replica, averages them, scales the head's gradients by
---head_learning_rate_multiplier and applies them with momentum SGD at the poly learning rate, then (with
---ema_decay) moves the weight average. The loss functions
-gather prototypes across replicas and return each replica's share of the
-global loss, so that the optimizer's sum over replicas is the global
-gradient.
+--head_learning_rate_multiplier and applies them with momentum SGD at the
+poly learning rate, then (with --ema_decay) moves the weight average. The
+loss functions gather prototypes across replicas and return each replica's
+share of the global loss, so that the optimizer's sum over replicas is the
+global gradient.
 """
 
 import tensorflow as tf
