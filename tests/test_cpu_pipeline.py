@@ -159,12 +159,15 @@ def test_camvid_benchmark_oversegments_finely_when_hed_is_missing(
     if command[1].startswith('segsort.train_')
   } == {'100'}
   # 5% of any NUM_STEPS, so that a short trial run needs no WARMUP_STEPS.
-  short = _dry_run(_SCRIPTS[0], tmp_path / 'short', NUM_STEPS='50')
-  assert {
-    _flag(command, '--warmup_steps')
-    for command in short
-    if command[1].startswith('segsort.train_')
-  } == {'2'}
+  # Spaces around the number too, which preflight accepts (the warm-up
+  # stayed 100, more than the steps).
+  for num_steps in ('50', ' 50 '):
+    short = _dry_run(_SCRIPTS[0], tmp_path / 'short', NUM_STEPS=num_steps)
+    assert {
+      _flag(command, '--warmup_steps')
+      for command in short
+      if command[1].startswith('segsort.train_')
+    } == {'2'}
   demo = _dry_run(_SCRIPTS[1], tmp_path / 'demo')
   assert {
     _flag(command, '--k_in_nearest_neighbors')

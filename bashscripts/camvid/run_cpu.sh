@@ -100,8 +100,9 @@ OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD:-0.03}
 # NUM_STEPS (a short trial run too), which preflight checks before this is
 # used.
 if [[ -z "${WARMUP_STEPS:-}" ]]; then
-  if [[ "${NUM_STEPS}" =~ ^[0-9]+$ ]]; then
-    WARMUP_STEPS=$(( 10#${NUM_STEPS} / 20 ))
+  # Spaces around the number allowed, as preflight allows them.
+  if [[ "${NUM_STEPS}" =~ ^[[:space:]]*([0-9]+)[[:space:]]*$ ]]; then
+    WARMUP_STEPS=$(( 10#${BASH_REMATCH[1]} / 20 ))
   else
     WARMUP_STEPS=100
   fi
