@@ -25,6 +25,7 @@ from inference_fixtures import write_untrained_checkpoint
 from network import checkpoints
 from network.segsort import common_utils
 from network.segsort import eval_utils
+from segsort import api
 from segsort import config as config_lib
 from segsort import data
 from segsort import errors
@@ -352,6 +353,37 @@ def test_extraction_ignores_labels_of_unknown_classes(
     )
   )
   assert set(labels.tolist()) == {1}
+
+
+def test_a_k_means_grid_finer_than_the_embedding_is_warned_of_once(
+  synthetic_set, segsort_checkpoint_dir, prototype_run, tmp_path, caplog
+):
+  # 64x80 images at output stride 8: an 8x10 embedding. A 9,4 grid asks for
+  # 9 rows of clusters; it gave 8 rows, silently.
+  warning = (
+    '--num_clusters 9,4 asks for more k-means clusters per axis than the '
+    '8x10 embedding of a 64x80 image has cells (output stride 8)'
+  )
+  extract_prototypes.main(
+    _extraction_flags(
+      synthetic_set, segsort_checkpoint_dir, synthetic_set.train_list, tmp_path
+    )
+    + ['--num_clusters', '9,4']
+  )
+  assert caplog.text.count(warning) == 1
+  caplog.clear()
+  segmenter = api.load(
+    segsort_checkpoint_dir, prototype_dir(prototype_run), num_clusters=(9, 4)
+  )
+  image = np.zeros(IMAGE_SIZE + (3,), np.uint8)
+  segmenter.predict(image)
+  segmenter.predict(image)
+  assert caplog.text.count(warning) == 1
+  caplog.clear()
+  api.load(
+    segsort_checkpoint_dir, prototype_dir(prototype_run), num_clusters=(8, 10)
+  ).predict(image)
+  assert 'k-means clusters per axis' not in caplog.text
 
 
 def test_extraction_of_a_list_without_labelled_pixels_stops_before_any_work(
@@ -1122,13 +1154,19 @@ def test_a_flag_given_wins_and_is_reported(caplog):
   # --num_classes equals the checkpoint's: no override.
   assert overrides == {'num_clusters': {'flag': [3, 4], 'checkpoint': [7, 7]}}
   assert args.num_clusters == (3, 4) and args.kmeans_iterations == 10
-  # Inference grids differ from training grids by design: no warning.
+  # Inference grids differ from training grids by design: no warning, and
+  # no word of a mismatch.
   assert [
-    record.levelname
+    (record.levelname, record.getMessage())
     for record in caplog.records
-    if '--num_clusters 3,4 differs from the 7,7 checkpoint ckpt-1 was '
-    'trained with' in record.getMessage()
-  ] == ['INFO']
+    if '--num_clusters' in record.getMessage()
+  ] == [
+    (
+      'INFO',
+      'Using --num_clusters 3,4; checkpoint ckpt-1 was trained on a 7,7 '
+      'k-means grid per source image.',
+    )
+  ]
   args = _flag_values(num_classes=5, num_clusters=None, kmeans_iterations=None)
   inference.settings_from_checkpoint(args, config, 'ckpt-1')
   assert [
@@ -1136,6 +1174,45 @@ def test_a_flag_given_wins_and_is_reported(caplog):
     for record in caplog.records
     if '--num_classes 5 differs' in record.getMessage()
   ] == ['WARNING']
+
+
+def test_routine_overrides_say_what_training_did_with_the_setting(caplog):
+  caplog.set_level(logging.INFO)
+  cases = (
+    (
+      config_lib.TrainConfig(num_clusters=7, kmeans_grid='crop'),
+      {'kmeans_iterations': 15},
+      'Using --kmeans_iterations 15; checkpoint ckpt-1 was trained with 10 '
+      'k-means iterations.',
+    ),
+    (
+      # Unsupervised SegSort's loss never clusters: no grid to differ from.
+      config_lib.TrainConfig(mode='segsort_unsup', num_banks=0),
+      {'num_clusters': (16, 21)},
+      'Using --num_clusters 16,21; checkpoint ckpt-1 was trained by '
+      'unsupervised SegSort, which does not use k-means.',
+    ),
+    (
+      config_lib.TrainConfig(num_clusters=7, prototype_num_clusters=(16, 21)),
+      {'num_clusters': (8, 8), 'grid_for_prototypes': True},
+      'Using --num_clusters 8,8; the run of checkpoint ckpt-1 named 16,21 '
+      'for its prototypes.',
+    ),
+  )
+  for config, flag_values, expected in cases:
+    caplog.clear()
+    args = _flag_values(
+      **{
+        'num_classes': None,
+        'num_clusters': None,
+        'kmeans_iterations': None,
+        **flag_values,
+      }
+    )
+    inference.settings_from_checkpoint(args, config, 'ckpt-1')
+    assert [
+      (record.levelname, record.getMessage()) for record in caplog.records
+    ] == [('INFO', expected)]
 
 
 def test_prototype_extraction_defaults_to_the_run_s_prototype_grid():

@@ -64,19 +64,24 @@ def settings_from_checkpoint(args, config, checkpoint_prefix):
     if value is None:
       setattr(args, name, checkpoint_value)
     elif value != checkpoint_value:
-      # Whole images are clustered on other grids than crops by design
-      # (README: "What held SegSort back"); other classes are a concern.
-      _LOGGER.log(
-        logging.INFO if name in _ROUTINE_OVERRIDES else logging.WARNING,
-        '--%s %s differs from the %s checkpoint %s was trained '
-        'with; using --%s %s.',
-        name,
-        _format_flag(value),
-        _format_flag(checkpoint_value),
-        checkpoint_prefix,
-        name,
-        _format_flag(value),
-      )
+      if name in _ROUTINE_OVERRIDES:
+        _LOGGER.info(
+          'Using --%s %s; %s.',
+          name,
+          _format_flag(value),
+          _training_use(name, config, checkpoint_value, checkpoint_prefix),
+        )
+      else:
+        _LOGGER.warning(
+          '--%s %s differs from the %s checkpoint %s was trained with; '
+          'using --%s %s.',
+          name,
+          _format_flag(value),
+          _format_flag(checkpoint_value),
+          checkpoint_prefix,
+          name,
+          _format_flag(value),
+        )
       overrides[name] = {
         'flag': _json_value(value),
         'checkpoint': _json_value(checkpoint_value),
@@ -89,6 +94,35 @@ def settings_from_checkpoint(args, config, checkpoint_prefix):
   if message:
     raise errors.InferenceError('--ignore_label ' + message)
   return overrides
+
+
+def _training_use(name, config, checkpoint_value, checkpoint_prefix):
+  """What training did with a routine override's setting, for its INFO line.
+
+  Whole images are clustered on other grids than crops by design (README:
+  "What held SegSort back"), so the line must not read as a mismatch.
+  """
+  if config.mode == 'segsort_unsup':
+    # Its loss takes the oversegmentation's segments, not k-means clusters.
+    return (
+      'checkpoint %s was trained by unsupervised SegSort, which does not '
+      'use k-means' % checkpoint_prefix
+    )
+  if name == 'kmeans_iterations':
+    return 'checkpoint %s was trained with %d k-means iterations' % (
+      checkpoint_prefix,
+      checkpoint_value,
+    )
+  if tuple(config.num_clusters) != checkpoint_value:
+    return 'the run of checkpoint %s named %s for its prototypes' % (
+      checkpoint_prefix,
+      _format_flag(checkpoint_value),
+    )
+  return 'checkpoint %s was trained on a %s k-means grid per %s' % (
+    checkpoint_prefix,
+    _format_flag(checkpoint_value),
+    'crop' if config.kmeans_grid == 'crop' else 'source image',
+  )
 
 
 def _format_flag(value):

@@ -25,6 +25,7 @@ from segsort import errors
 from segsort import io_utils
 from segsort.inference import banks
 from segsort.inference import output_dirs
+from segsort.inference import predictors
 from segsort.inference import windows
 
 _LOGGER = logging.getLogger(__name__)
@@ -267,6 +268,9 @@ def extract_prototypes(
       apply_exif_orientation=apply_exif_orientation,
     )
   )
+  coarse_embedding_note = predictors.CoarseEmbeddingNote(
+    num_clusters, runner.output_stride
+  )
   features, labels, image_indices, boxes = [], [], [], []
   num_done = 0
   num_skipped = len(entries) - len(to_extract)
@@ -286,6 +290,7 @@ def extract_prototypes(
         image_features, image_labels, image_boxes = _extract_one(
           runner,
           image_prototypes,
+          coarse_embedding_note,
           next(examples),
           num_classes,
           ignore_label,
@@ -363,12 +368,20 @@ def _raise_no_prototype(data_list):
   )
 
 
-def _extract_one(runner, image_prototypes, example, num_classes, ignore_label):
+def _extract_one(
+  runner,
+  image_prototypes,
+  coarse_embedding_note,
+  example,
+  num_classes,
+  ignore_label,
+):
   """Prototypes of one image: (features [P, D], labels [P], boxes [P, 4])."""
   image = example['image']
   label = example['label'][..., 0].numpy()
   label = data.ignore_out_of_range(label, num_classes, ignore_label)
   embedding = runner.output_grid(image)
+  coarse_embedding_note.check(embedding.shape, image.shape)
   cell_labels = labels_at_cell_centres(label, runner.output_stride)
   if not np.any(cell_labels != ignore_label):
     return (

@@ -62,6 +62,49 @@ def check_colour_weight(colour_weight):
     raise errors.InferenceError(problem)
 
 
+class CoarseEmbeddingNote:
+  """Warns once when an image's embedding is coarser than the k-means grid.
+
+  The grid's cells are whole embedding cells (common_utils.
+  initialize_cluster_labels), so on an embedding with fewer cells per axis
+  than the grid asks for, every cell starts as its own cluster: fewer and
+  larger segments than asked, silently. Images differ in size, so this is
+  told per image, once per run, not refused up front.
+  """
+
+  def __init__(self, num_clusters, output_stride, flag='--num_clusters'):
+    self._grid = common_utils.cluster_grid(num_clusters)
+    self._output_stride = output_stride
+    self._flag = flag
+    self._told = False
+
+  def check(self, embedding_shape, image_shape):
+    """Logs the warning for the first image whose embedding is too coarse.
+
+    Args:
+      embedding_shape: The image's output grid (rows, columns, ...).
+      image_shape: The image's (height, width, ...), for the message.
+    """
+    rows, columns = int(embedding_shape[0]), int(embedding_shape[1])
+    if self._told or (self._grid[0] <= rows and self._grid[1] <= columns):
+      return
+    self._told = True
+    _LOGGER.warning(
+      '%s %d,%d asks for more k-means clusters per axis than the %dx%d '
+      'embedding of a %dx%d image has cells (output stride %d): such '
+      'images are cut into one segment per cell, fewer than asked. A '
+      'coarser grid, or larger images, avoids it.',
+      self._flag,
+      self._grid[0],
+      self._grid[1],
+      rows,
+      columns,
+      int(image_shape[0]),
+      int(image_shape[1]),
+      self._output_stride,
+    )
+
+
 def segment_embedding(
   grid_embedding,
   pixel_embedding,
@@ -185,6 +228,9 @@ class SegSortPredictor:
     self._bank_labels = tf.constant(bank.labels)
     self._k = k_in_nearest_neighbors
     self._num_clusters = common_utils.cluster_grid(num_clusters)
+    self._coarse_embedding_note = CoarseEmbeddingNote(
+      num_clusters, self._runner.output_stride
+    )
     self._kmeans_iterations = kmeans_iterations
     # + 0.0 records -0.0 as 0.0.
     self._colour_weight = float(colour_weight) + 0.0
@@ -219,6 +265,7 @@ class SegSortPredictor:
       pixel_embedding: A float32 tensor `[H, W, D]`, the grid upsampled.
     """
     grid = common_utils.normalize_embedding(self._runner.output_grid(image))
+    self._coarse_embedding_note.check(grid.shape, image.shape)
     return grid, common_utils.normalize_embedding(
       self._runner.upsample_to_image(grid, image.shape[:2])
     )
