@@ -15,6 +15,7 @@ once parsed, `check_folders_exist`):
 import argparse
 import math
 import os
+import tempfile
 
 
 # The most k-means iterations any entry point takes. Spherical k-means on
@@ -246,6 +247,36 @@ def _file_in_the_way(path):
   return None if os.path.isdir(path) else path
 
 
+def _write_problem(folder):
+  """Why nothing can be written into `folder` (made when missing), or None.
+
+  Tried with a uniquely named temporary file (or, for a missing folder, a
+  folder in its nearest existing parent), removed at once: permissions,
+  read-only file systems and virtual ones such as /proc are told only by
+  trying, and a unique name cannot meet another process's files.
+  """
+  folder = os.path.abspath(folder)
+  existing = folder
+  while not os.path.lexists(existing):
+    existing = os.path.dirname(existing)
+  try:
+    if existing == folder:
+      with tempfile.TemporaryFile(dir=folder):
+        pass
+    else:
+      os.rmdir(tempfile.mkdtemp(dir=existing))
+  except OSError as error:
+    reason = error.strerror or str(error)
+    if existing == folder:
+      return 'cannot write into %s (%s)' % (folder, reason)
+    return 'cannot make %s: no folder can be made in %s (%s)' % (
+      folder,
+      existing,
+      reason,
+    )
+  return None
+
+
 def _blocking_kind(path):
   return (
     'a broken symbolic link'
@@ -266,6 +297,9 @@ def output_folder(text):
       '%s is %s, not a folder to write into'
       % (blocking, _blocking_kind(blocking))
     )
+  problem = _write_problem(text)
+  if problem is not None:
+    raise argparse.ArgumentTypeError(problem)
   return text
 
 
@@ -341,4 +375,7 @@ def output_file(text):
       '%s is %s, not a folder to write into'
       % (blocking, _blocking_kind(blocking))
     )
+  problem = _write_problem(os.path.dirname(text) or '.')
+  if problem is not None:
+    raise argparse.ArgumentTypeError(problem)
   return text

@@ -624,6 +624,51 @@ def test_an_output_folder_blocked_by_a_file_is_named_before_any_work(
   assert blocking_file.read_text() == 'keep me\n'
 
 
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs Linux /proc')
+@pytest.mark.parametrize('main, argv, flag', _OUTPUT_FOLDER_FLAGS)
+def test_an_output_folder_that_cannot_be_made_is_named_before_any_work(
+  capsys, main, argv, flag
+):
+  # /proc takes no new folder, even from root (whom permissions would not
+  # stop): the OS error came after the work, without the flag.
+  with pytest.raises(SystemExit) as raised:
+    main([value.replace('FILE', '/proc/segsort_no_such') for value in argv])
+  assert raised.value.code == 2
+  error = capsys.readouterr().err.strip().splitlines()[-1]
+  assert re.search(
+    r'argument %s: cannot make /proc/segsort_no_such\S*: no folder can be '
+    r'made in /proc \(.+\)$' % flag,
+    error,
+  ), error
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs Linux /proc')
+def test_an_output_file_that_cannot_be_written_is_named_before_any_work(
+  capsys, tmp_path
+):
+  with pytest.raises(SystemExit) as raised:
+    benchmark_by_mIoU.main(
+      [
+        '--pred_dir',
+        str(tmp_path),
+        '--gt_dir',
+        str(tmp_path),
+        '--output_json',
+        '/proc/segsort_no_such/metrics.json',
+      ]
+    )
+  assert raised.value.code == 2
+  assert (
+    capsys.readouterr()
+    .err.strip()
+    .splitlines()[-1]
+    .endswith(
+      'argument --output_json: cannot make /proc/segsort_no_such: no folder '
+      'can be made in /proc (No such file or directory)'
+    )
+  )
+
+
 @pytest.mark.parametrize(
   'main, argv, message',
   [
