@@ -105,7 +105,14 @@ def test_sbd_to_clsimg_rejects_files_without_segmentation(tmp_path):
     (np.full((2, 3), 1.6), 'holds float64 values'),
     (np.array([[1.0, np.nan]]), 'holds float64 values'),
     (np.full((2, 2), 1 + 2j), 'holds complex128 values'),
-    (np.full((2, 2), 300, np.int32), 'values in [0, 255], got [300, 300]'),
+    (
+      np.full((2, 2), 300, np.int32),
+      'must hold class ids 0-20 (or 255, void), got 300',
+    ),
+    (
+      np.array([[0, 40, 21], [-1, 255, 20]], np.int32),
+      'must hold class ids 0-20 (or 255, void), got -1, 21, 40',
+    ),
   ],
 )
 def test_sbd_to_clsimg_refuses_segmentations_that_are_no_class_ids(

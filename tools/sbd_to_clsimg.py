@@ -27,6 +27,10 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 from tools import folder_jobs  # pylint: disable=g-import-not-at-top
 
+# Background and the 20 VOC classes.
+NUM_SBD_CLASSES = 21
+VOID_LABEL = 255
+
 
 def read_sbd_segmentation(mat_path):
   """Reads the class segmentation of an SBD cls/*.mat file.
@@ -39,8 +43,8 @@ def read_sbd_segmentation(mat_path):
 
   Raises:
     ValueError: Naming the file if it is no MATLAB file, has no
-      GTcls.Segmentation, or that is not a non-empty 2-D array of integers
-      in [0, 255].
+      GTcls.Segmentation, or that is not a non-empty 2-D array of class
+      ids 0-20 (or 255, void).
   """
   # Imported where it is used, so that --help is quick.
   import scipy.io  # pylint: disable=g-import-not-at-top
@@ -70,10 +74,24 @@ def read_sbd_segmentation(mat_path):
       '%s: GTcls.Segmentation holds %s values; expected integer class ids'
       % (mat_path, segmentation.dtype)
     )
-  if segmentation.min() < 0 or segmentation.max() > 255:
+  values = np.unique(segmentation)
+  # SBD's ids are VOC's 0-20; 255 (VOC's void) is kept for files marked
+  # by hand. Anything else is a corrupt or foreign file, which training
+  # would only warn of, as pixels ignored.
+  foreign = values[
+    ((values < 0) | (values > NUM_SBD_CLASSES - 1)) & (values != VOID_LABEL)
+  ]
+  if foreign.size:
     raise ValueError(
-      '%s: GTcls.Segmentation must hold values in [0, 255], got [%s, %s]'
-      % (mat_path, segmentation.min(), segmentation.max())
+      '%s: GTcls.Segmentation must hold class ids 0-%d (or %d, void), got '
+      '%s'
+      % (
+        mat_path,
+        NUM_SBD_CLASSES - 1,
+        VOID_LABEL,
+        ', '.join(map(str, foreign[:10].tolist()))
+        + (' and %d more' % (foreign.size - 10) if foreign.size > 10 else ''),
+      )
     )
   return segmentation.astype(np.uint8)
 
