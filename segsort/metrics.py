@@ -499,12 +499,30 @@ def png_ids(folder, what):
     what: What the PNGs are, for the message, e.g. 'prediction'.
 
   Raises:
-    ValueError: Naming the folder when it holds no PNG.
+    ValueError: Naming the folder when it holds no PNG, or PNGs whose
+      extension is not the lower-case `.png` their ground truth is named by
+      (they would be left out of the scores silently).
   """
+  names = [name for name in os.listdir(folder) if not name.startswith('.')]
+  other_case = sorted(
+    name
+    for name in names
+    if name.lower().endswith('.png') and not name.endswith('.png')
+  )
+  if other_case:
+    raise ValueError(
+      '%s holds %d %s file(s) whose extension is not .png (%s%s); rename '
+      'them ID.png, as their ground truth is found by that name'
+      % (
+        folder,
+        len(other_case),
+        what,
+        ', '.join(other_case[:3]),
+        ', ...' if len(other_case) > 3 else '',
+      )
+    )
   image_ids = sorted(
-    os.path.splitext(name)[0]
-    for name in os.listdir(folder)
-    if name.endswith('.png') and not name.startswith('.')
+    os.path.splitext(name)[0] for name in names if name.endswith('.png')
   )
   if not image_ids:
     raise ValueError('%s holds no PNG %s.' % (folder, what))

@@ -213,6 +213,22 @@ def test_benchmark_names_a_missing_prediction(prediction_dirs, tmp_path):
   )
 
 
+def test_benchmark_refuses_predictions_named_with_another_case(
+  prediction_dirs,
+):
+  # b.PNG was left out of the scores silently (2 images scored as 1).
+  pred_dir, gt_dir = prediction_dirs
+  os.rename(pred_dir / 'b.png', pred_dir / 'b.PNG')
+  with pytest.raises(SystemExit) as raised:
+    _run_benchmark(str(pred_dir), str(gt_dir))
+  assert str(raised.value) == (
+    'error: %s holds 1 prediction file(s) whose extension is not .png '
+    '(b.PNG); rename them ID.png, as their ground truth is found by that '
+    'name' % pred_dir
+  )
+  assert not (pred_dir.parent / 'metrics.json').exists()
+
+
 def test_benchmark_names_a_file_of_another_size(prediction_dirs):
   pred_dir, gt_dir = prediction_dirs
   _write_png(gt_dir / 'b.png', np.zeros((3, 5)))
