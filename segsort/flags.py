@@ -15,6 +15,7 @@ once parsed, `check_folders_exist`):
 import argparse
 import math
 import os
+import re
 import tempfile
 
 
@@ -39,6 +40,11 @@ class ArgumentParser(argparse.ArgumentParser):
   def __init__(self, *args, **kwargs):
     kwargs.setdefault('allow_abbrev', False)
     super().__init__(*args, **kwargs)
+    # argparse takes '-64,64' for an unknown option, as its private test for
+    # negative numbers knows no lists: '--input_size -64,64' said "expected
+    # one argument" instead of what is wrong with the value. No flag here
+    # starts with '-' and a digit.
+    self._negative_number_matcher = re.compile(r'^-\.?\d[\d.,eE+-]*$')
 
   def error(self, message):
     self.exit(2, '%s: error: %s\n' % (self.prog, message))

@@ -560,6 +560,17 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
       ['--ignore_label', '3'],
       '--ignore_label 3 is a class id of [0, --num_classes 21)',
     ),
+    # argparse took a negative pair or exponent for an unknown option and
+    # said only "expected one argument".
+    (
+      ['--input_size', '-64,64'],
+      'argument --input_size: expected "height,width" of positive integers, '
+      "got '-64,64'",
+    ),
+    (
+      ['--learning_rate', '-1e-3'],
+      '--learning_rate must be a number >= 0, got -0.001',
+    ),
     (
       ['--kmeans_grid', 'crop', '--input_size', '32,48', '--num_clusters', '5'],
       '--num_clusters 5,5 is more clusters per axis than the 4x6 embedding '
