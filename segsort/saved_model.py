@@ -71,6 +71,15 @@ class SegmenterModule(tf.Module):
     # [H, W] image would otherwise fail deep inside with broadcast errors.
     image = tf.ensure_shape(image, [None, None, 3])
     height, width = tf.shape(image)[0], tf.shape(image)[1]
+    # An empty image failed deep inside ("Integer division by zero").
+    with tf.control_dependencies(
+      [
+        tf.debugging.assert_positive(
+          tf.stack([height, width]), message='image must be at least 1x1'
+        )
+      ]
+    ):
+      image = tf.identity(image)
     image = tf.cast(image, tf.float32) - tf.constant(data.IMG_MEAN)
     grid = inference.dense_output_grid(
       lambda windows: self.network(windows, training=False),

@@ -178,6 +178,12 @@ def test_api_export_and_command_give_identical_softmax_labels(
     tf.errors.InvalidArgumentError, match=r'not compatible with expected'
   ):
     serve(image=tf.zeros([8, 8], tf.uint8))
+  # An empty one by its size ("Integer division by zero" before).
+  for empty in ([0, 5, 3], [5, 0, 3]):
+    with pytest.raises(
+      tf.errors.InvalidArgumentError, match=r'image must be at least 1x1'
+    ):
+      serve(image=tf.zeros(empty, tf.uint8))
   for entry in entries:
     image = data.load_image(entry.image_path)
     np.testing.assert_array_equal(

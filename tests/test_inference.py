@@ -361,8 +361,8 @@ def test_a_k_means_grid_finer_than_the_embedding_is_warned_of_once(
   # 64x80 images at output stride 8: an 8x10 embedding. A 9,4 grid asks for
   # 9 rows of clusters; it gave 8 rows, silently.
   warning = (
-    '--num_clusters 9,4 asks for more k-means clusters per axis than the '
-    '8x10 embedding of a 64x80 image has cells (output stride 8)'
+    'The k-means grid num_clusters 9,4 asks for more clusters per axis '
+    'than the 8x10 embedding of a 64x80 image has cells (output stride 8)'
   )
   extract_prototypes.main(
     _extraction_flags(
@@ -383,7 +383,7 @@ def test_a_k_means_grid_finer_than_the_embedding_is_warned_of_once(
   api.load(
     segsort_checkpoint_dir, prototype_dir(prototype_run), num_clusters=(8, 10)
   ).predict(image)
-  assert 'k-means clusters per axis' not in caplog.text
+  assert 'clusters per axis' not in caplog.text
 
 
 def test_extraction_of_a_list_without_labelled_pixels_stops_before_any_work(

@@ -6,6 +6,8 @@ set of pixels (`[num_pixels, ...]`) or a batch of images (`[batch, num_pixels,
 so that no Python loop over the batch is needed and shapes stay static for XLA.
 """
 
+import numbers
+
 import tensorflow as tf
 
 # Squared norms below this are treated as zero vectors by normalize_embedding.
@@ -22,8 +24,15 @@ def normalize_embedding(embedding):
     embedding: An N-D float tensor `[..., embedding_dim]`.
 
   Returns:
-    A float tensor of the same shape, each last-axis vector of norm 1 or 0.
+    A float tensor of the same shape and dtype, each last-axis vector of
+    norm 1 or 0.
   """
+  if embedding.dtype == tf.float16:
+    # The epsilon is 0 in float16, whose squares also underflow below 6e-8:
+    # zero vectors became NaN and small ones infinite.
+    return tf.cast(
+      normalize_embedding(tf.cast(embedding, tf.float32)), tf.float16
+    )
   squared_norm = tf.reduce_sum(tf.square(embedding), axis=-1, keepdims=True)
   return embedding * tf.math.rsqrt(tf.maximum(squared_norm, _NORM_EPSILON))
 
@@ -151,21 +160,30 @@ def cluster_grid(num_clusters):
   grid, accept that too.
 
   Args:
-    num_clusters: A Python integer n (an n x n grid), or a pair of Python
-      integers (clusters along y, clusters along x).
+    num_clusters: An integer n (an n x n grid), or a pair of integers
+      (clusters along y, clusters along x); Python or NumPy integers.
 
   Returns:
     A tuple of two Python ints, (clusters along y, clusters along x).
 
   Raises:
-    ValueError: If `num_clusters` is not one or two integers >= 1.
+    ValueError: If `num_clusters` is not one or two integers >= 1 (a
+      bool, a float or a tensor is none).
   """
-  grid = (
+  counts = (
     (num_clusters, num_clusters)
-    if isinstance(num_clusters, int)
-    else tuple(int(count) for count in num_clusters)
+    if isinstance(num_clusters, numbers.Integral)
+    else tuple(num_clusters)
+    # A pair: a tuple, list or NumPy array (a tensor's items are no ints).
+    if hasattr(num_clusters, '__len__') and not isinstance(num_clusters, str)
+    else ()
   )
-  if len(grid) != 2 or min(grid) < 1:
+  grid = tuple(
+    int(count)
+    for count in counts
+    if isinstance(count, numbers.Integral) and not isinstance(count, bool)
+  )
+  if len(grid) != 2 or len(counts) != 2 or min(grid) < 1:
     raise ValueError(
       'A k-means grid is n or (rows, columns) of integers >= '
       '1, got %r' % (num_clusters,)

@@ -2,10 +2,17 @@
 
 The test-time segments are `kmeans_segmentation`'s; its functions stay
 importable from here under the original release's names (`__all__`).
+
+Segments and prototypes vary in number from image to image, so these
+functions run eagerly or in `tf.function`, not under XLA
+(`jit_compile=True`), except `nearest_prototypes`, `knn_label_votes` and
+`label_votes`. Embeddings holding NaN or infinity are refused
+(InvalidArgumentError) rather than labelled.
 """
 
 import tensorflow as tf
 
+from network.segsort import checks
 from network.segsort import common_utils
 from network.segsort.kmeans_segmentation import segment_by_kmeans_on_grid
 from network.segsort.kmeans_segmentation import (
@@ -42,10 +49,11 @@ def find_majority_label_index(labels, cluster_labels):
   """
   labels = tf.cast(labels, tf.int32)
   cluster_labels = tf.cast(cluster_labels, tf.int32)
+  # The maxima of no pixels are the lowest int32: no labels, no clusters.
   label_counts = tf.math.unsorted_segment_sum(
-    tf.one_hot(labels, tf.reduce_max(labels) + 1),
+    tf.one_hot(labels, tf.maximum(tf.reduce_max(labels) + 1, 1)),
     cluster_labels,
-    tf.reduce_max(cluster_labels) + 1,
+    tf.maximum(tf.reduce_max(cluster_labels) + 1, 0),
   )
   # argmax returns the first maximum, i.e. the lowest label of a tie.
   majority_labels = tf.argmax(label_counts, axis=1, output_type=tf.int32)
@@ -98,7 +106,19 @@ def extract_trained_prototypes(
     pixel_prototypes: Only with `return_pixel_prototypes`: an int32 tensor
       `[num_pixels]`, the prototype each pixel is a member of, -1 for pixels
       that are ignored or not of their cluster's majority label.
+    An image without a valid pixel has no prototype (`num_prototypes` 0).
+
+  Raises:
+    ValueError: If a tensor is not of the rank above.
+    tf.errors.InvalidArgumentError: If the embedding holds NaN or infinity.
   """
+  checks.check_rank('embedding', embedding, 2, '[num_pixels, D]')
+  checks.check_rank(
+    'location_features', location_features, 2, '[num_pixels, 2]'
+  )
+  checks.check_rank('cluster_labels', cluster_labels, 1, '[num_pixels]')
+  checks.check_rank('panoptic_labels', panoptic_labels, 1, '[num_pixels]')
+  embedding = checks.assert_finite(embedding, 'embedding')
   panoptic_labels = tf.cast(panoptic_labels, tf.int32)
   num_pixels = tf.shape(panoptic_labels)[0]
   valid_indices = tf.where(
@@ -198,8 +218,12 @@ def nearest_prototypes(
       among equal similarities the lower index comes first.
 
   Raises:
-    ValueError: If the bank is empty or its size is not static.
+    ValueError: If the bank is empty or its size is not static, or `k`,
+      `chunk_size` or `block_size` is not an integer >= 1.
   """
+  checks.check_positive_integer('k', k)
+  checks.check_positive_integer('chunk_size', chunk_size)
+  checks.check_positive_integer('block_size', block_size)
   queries = tf.cast(queries, tf.float32)
   prototype_features = tf.cast(prototype_features, tf.float32)
   num_prototypes = prototype_features.shape[0]
@@ -281,14 +305,14 @@ def knn_label_votes(
     test_prototypes: A float tensor `[num_queries, D]` of unit vectors.
     prototype_features: A float tensor `[num_prototypes, D]` of unit vectors.
     prototype_labels: An integer tensor `[num_prototypes]` in
-      `[0, num_classes)`.
+      `[0, num_classes)`; a neighbour labelled outside it casts no vote.
     k: The number of neighbours.
     num_classes: The number of labels.
     chunk_size: The number of prototypes compared at a time.
 
   Returns:
     A float32 tensor `[num_queries, num_classes]` of votes summing to
-    `min(k, num_prototypes)` per row.
+    `min(k, num_prototypes)` per row when every label is in range.
   """
   _, indices = nearest_prototypes(
     test_prototypes, prototype_features, k, chunk_size
@@ -303,12 +327,12 @@ def label_votes(neighbour_indices, prototype_labels, num_classes):
     neighbour_indices: An integer tensor `[num_queries, k]` of rows of the
       prototype bank (e.g. from `nearest_prototypes`).
     prototype_labels: An integer tensor `[num_prototypes]` in
-      `[0, num_classes)`.
+      `[0, num_classes)`; a neighbour labelled outside it casts no vote.
     num_classes: The number of labels.
 
   Returns:
     A float32 tensor `[num_queries, num_classes]` of votes summing to `k` per
-    row.
+    row when every label is in range.
   """
   neighbour_labels = tf.gather(
     tf.cast(prototype_labels, tf.int32), neighbour_indices
@@ -389,8 +413,19 @@ def predict_all_labels(
       classes without instances.
     cluster_labels: An int32 tensor `[batch, height, width]`, the segments,
       numbered across the batch.
+
+  Raises:
+    ValueError: If `embedding` is not `[batch, height, width, D]`, or
+      `k_in_nearest_neighbors` not an integer >= 1.
+    tf.errors.InvalidArgumentError: If the embedding holds NaN or infinity.
   """
-  embedding = common_utils.normalize_embedding(tf.cast(embedding, tf.float32))
+  checks.check_embedding(embedding)
+  checks.check_positive_integer(
+    'k_in_nearest_neighbors', k_in_nearest_neighbors
+  )
+  embedding = common_utils.normalize_embedding(
+    checks.assert_finite(tf.cast(embedding, tf.float32), 'embedding')
+  )
   cluster_labels, test_prototypes = segment_by_kmeans_without_labels(
     embedding, num_clusters, kmeans_iterations
   )

@@ -10,6 +10,7 @@ import numbers
 
 import tensorflow as tf
 
+from network.segsort import checks
 from network.segsort import common_utils
 
 # Beyond this the colour alone decides every join (a colour step of one
@@ -58,9 +59,16 @@ def segment_by_kmeans_without_labels(
   Returns:
     cluster_labels: An int32 tensor `[batch, height, width]`, segments
       numbered across the batch in order of first appearance (none empty).
-    segment_prototypes: A float tensor `[num_segments, D]` of unit vectors,
-      mean directions of the embedding (without location).
+    segment_prototypes: A float32 tensor `[num_segments, D]` of unit
+      vectors, mean directions of the embedding (without location).
+
+  Raises:
+    ValueError: If `embedding` is not `[batch, height, width, D]`.
+    tf.errors.InvalidArgumentError: If it holds NaN or infinity.
   """
+  checks.check_embedding(embedding)
+  # float16, bfloat16 and float64 would meet float32 location features.
+  embedding = checks.assert_finite(tf.cast(embedding, tf.float32), 'embedding')
   shape = tf.shape(embedding)
   batch_size, height, width = shape[0], shape[1], shape[2]
   location_features = common_utils.generate_location_features(
@@ -163,13 +171,22 @@ def segment_by_kmeans_on_grid(
   Raises:
     ValueError: If `colour_weight` is not a number in [0,
       MAX_COLOUR_WEIGHT] (`colour_weight_problem`), or is positive without
-      `pixel_colour`.
+      `pixel_colour`; if an embedding is not 3-D, or their static sizes
+      do not fit `output_stride`.
+    tf.errors.InvalidArgumentError: If the grid embedding holds NaN or
+      infinity.
   """
   problem = colour_weight_problem(colour_weight)
   if problem:
     raise ValueError(problem)
   if colour_weight > 0.0 and pixel_colour is None:
     raise ValueError('colour_weight > 0 needs pixel_colour.')
+  _check_grid_fits_pixels(grid_embedding, pixel_embedding, output_stride)
+  # float16, bfloat16 and float64 would meet float32 location features.
+  grid_embedding = checks.assert_finite(
+    tf.cast(grid_embedding, tf.float32), 'grid_embedding'
+  )
+  pixel_embedding = tf.cast(pixel_embedding, tf.float32)
   grid_shape = tf.shape(grid_embedding)
   pixel_shape = tf.shape(pixel_embedding)
   # Both grids measure location in the same unit: cells of the grid.
@@ -234,6 +251,42 @@ def segment_by_kmeans_on_grid(
   return segment_ids, common_utils.calculate_prototypes_from_labels(
     pixel_embedding, segment_ids
   )
+
+
+def _check_grid_fits_pixels(grid_embedding, pixel_embedding, output_stride):
+  """Raises ValueError unless `[h, w, D]` is the `[H, W, D]` image's grid.
+
+  Where sizes are static: `h = ceil(H / output_stride)`, likewise w.
+  """
+  grid_shape = tf.TensorShape(grid_embedding.shape)
+  pixel_shape = tf.TensorShape(pixel_embedding.shape)
+  for name, shape in (
+    ('grid_embedding', grid_shape),
+    ('pixel_embedding', pixel_shape),
+  ):
+    if shape.rank is not None and shape.rank != 3:
+      raise ValueError(
+        '%s must be [height, width, D] of one image, got rank %d'
+        % (name, shape.rank)
+      )
+  if grid_shape.rank is None or pixel_shape.rank is None:
+    return
+  for axis, side in ((0, 'rows'), (1, 'columns')):
+    cells, pixels = grid_shape[axis], pixel_shape[axis]
+    if cells is not None and pixels is not None:
+      if cells != -(-pixels // output_stride):
+        raise ValueError(
+          'grid_embedding has %d %s but pixel_embedding %d: at '
+          'output_stride %d, %d pixels make %d cells'
+          % (
+            cells,
+            side,
+            pixels,
+            output_stride,
+            pixels,
+            -(-pixels // output_stride),
+          )
+        )
 
 
 def colour_distances(pixel_colour, candidate_colours):

@@ -72,10 +72,9 @@ class CoarseEmbeddingNote:
   told per image, once per run, not refused up front.
   """
 
-  def __init__(self, num_clusters, output_stride, flag='--num_clusters'):
+  def __init__(self, num_clusters, output_stride):
     self._grid = common_utils.cluster_grid(num_clusters)
     self._output_stride = output_stride
-    self._flag = flag
     self._told = False
 
   def check(self, embedding_shape, image_shape):
@@ -89,12 +88,12 @@ class CoarseEmbeddingNote:
     if self._told or (self._grid[0] <= rows and self._grid[1] <= columns):
       return
     self._told = True
+    # Named as both flags and segsort.api name the setting.
     _LOGGER.warning(
-      '%s %d,%d asks for more k-means clusters per axis than the %dx%d '
-      'embedding of a %dx%d image has cells (output stride %d): such '
-      'images are cut into one segment per cell, fewer than asked. A '
-      'coarser grid, or larger images, avoids it.',
-      self._flag,
+      'The k-means grid num_clusters %d,%d asks for more clusters per axis '
+      'than the %dx%d embedding of a %dx%d image has cells (output stride '
+      '%d): such images are cut into one segment per cell, fewer than '
+      'asked. A coarser grid, or larger images, avoids it.',
       self._grid[0],
       self._grid[1],
       rows,
