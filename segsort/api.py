@@ -63,7 +63,9 @@ class InferenceOptions:
   (None) take the run's config.json values.
 
   Attributes:
-    window_size: (height, width) of the sliding windows, pixels >= 1.
+    window_size: (height, width) of the sliding windows, pixels >= 1,
+      rounded up to a multiple of the network's output stride (60 becomes
+      64 at stride 8; `Segmenter.settings` gives the size used).
     strides: (vertical, horizontal) window strides, in [1, window size].
     k_in_nearest_neighbors: The number of prototypes that vote, >= 1; more
       than the bank holds is lowered to its size, with a warning.
