@@ -16,6 +16,7 @@ See segsort/metrics.py for the definitions.
 import json
 import os
 
+from segsort import errors
 from segsort import flags
 from segsort import inference_flags
 from segsort import io_utils
@@ -110,6 +111,7 @@ def parse_args(argv=None):
   return args
 
 
+@errors.one_line_on_interrupt
 def main(argv=None):
   args = parse_args(argv)
   try:

@@ -10,6 +10,7 @@ inspection in the TensorFlow-only `network` package.
 """
 
 import contextlib
+import functools
 
 
 # Problems named in full on an error line (lists, scores, converters); the
@@ -87,6 +88,24 @@ INTERRUPTED_MESSAGE = (
   'error: interrupted; every file written is whole: run the same command '
   'again to continue'
 )
+
+
+def one_line_on_interrupt(main):
+  """Decorates an entry point's `main`: Ctrl-C stops it with one line.
+
+  `exit_on_known_errors` covers the work; this covers the seconds before
+  it, TensorFlow's import among them, where Ctrl-C gave a traceback of
+  the import machinery. Nothing is written by then.
+  """
+
+  @functools.wraps(main)
+  def main_stopping_in_one_line(*args, **kwargs):
+    try:
+      return main(*args, **kwargs)
+    except KeyboardInterrupt:
+      raise SystemExit(INTERRUPTED_MESSAGE) from None
+
+  return main_stopping_in_one_line
 
 
 @contextlib.contextmanager

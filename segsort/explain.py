@@ -288,6 +288,7 @@ def _find_image(args):
   return path, args.image_id
 
 
+@errors.one_line_on_interrupt
 def main(argv=None):
   console.quiet_tensorflow()
   parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])

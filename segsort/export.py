@@ -23,11 +23,13 @@ directory is refused.
 import os
 
 from segsort import console
+from segsort import errors
 from segsort import flags
 from segsort import inference_flags
 from segsort import run_record
 
 
+@errors.one_line_on_interrupt
 def main(argv=None):
   console.quiet_tensorflow()
   parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])

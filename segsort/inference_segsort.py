@@ -13,6 +13,7 @@ checkpoint's config.json. See segsort/inference/ for the method.
 """
 
 from segsort import console
+from segsort import errors
 from segsort import inference_flags
 from segsort import run_record
 
@@ -27,6 +28,7 @@ def build_parser(description, default_scales, default_input_size):
   return parser
 
 
+@errors.one_line_on_interrupt
 def main(
   argv=None,
   description=__doc__.split('\n')[0],

@@ -11,12 +11,14 @@ class of most votes. The flags are those of segsort.inference_segsort, with
 480x480 windows by default.
 """
 
+from segsort import errors
 from segsort import inference_flags
 from segsort import inference_segsort
 
 DEFAULT_SCALES = inference_flags.MULTI_SCALES
 
 
+@errors.one_line_on_interrupt
 def main(argv=None):
   inference_segsort.main(
     argv,

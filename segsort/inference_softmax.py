@@ -18,6 +18,7 @@ from segsort import inference_flags
 from segsort import run_record
 
 
+@errors.one_line_on_interrupt
 def main(argv=None):
   console.quiet_tensorflow()
   parser = run_record.ArgumentParser(description=__doc__.split('\n')[0])

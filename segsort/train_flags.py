@@ -8,6 +8,7 @@ done by segsort.trainer.
 """
 
 from segsort import console
+from segsort import errors
 from segsort import flags
 from segsort import run_record
 
@@ -370,6 +371,7 @@ def entry_point(mode):
     for `python -m` and the console scripts.
   """
 
+  @errors.one_line_on_interrupt
   def main_of_mode(argv=None):
     main(mode, argv)
 

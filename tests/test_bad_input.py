@@ -22,6 +22,7 @@ from segsort import config as config_lib
 from segsort import data
 from segsort import errors
 from segsort import explain
+from segsort import flags
 from segsort import export
 from segsort import extract_prototypes
 from segsort import inference
@@ -1401,3 +1402,37 @@ def test_ctrl_c_in_an_entry_point_is_one_line():
     'error: interrupted; every file written is whole: run the same command '
     'again to continue'
   )
+
+
+@pytest.mark.parametrize(
+  'main',
+  [
+    train_segsort.main,
+    extract_prototypes.main,
+    inference_segsort.main,
+    inference_segsort_msc.main,
+    inference_softmax.main,
+    explain.main,
+    export.main,
+    benchmark_by_mIoU.main,
+    check_list.main,
+  ],
+  ids=lambda main: main.__module__.rsplit('.', 1)[-1],
+)
+def test_ctrl_c_before_the_work_is_one_line(main, monkeypatch):
+  # TensorFlow's import takes seconds after the flags are parsed; Ctrl-C
+  # then printed a traceback of the import machinery.
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(flags.ArgumentParser, 'parse_args', interrupted)
+  monkeypatch.setattr(flags.ArgumentParser, 'parse_known_args', interrupted)
+  try:
+    main([])
+    outcome = 'no exit'
+  except SystemExit as exit_:
+    outcome = exit_.code
+  except KeyboardInterrupt:
+    # Caught here: escaping, it would stop the whole test session.
+    outcome = 'KeyboardInterrupt escaped'
+  assert outcome == errors.INTERRUPTED_MESSAGE

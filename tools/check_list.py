@@ -31,6 +31,7 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import io_utils  # pylint: disable=g-import-not-at-top
 
 
+@errors.one_line_on_interrupt
 def main(argv=None):
   console.quiet_tensorflow()
   parser = flags.ArgumentParser(
