@@ -436,6 +436,48 @@ def test_extraction_skips_cached_images_without_decoding_them(
   np.testing.assert_array_equal(np.load(bank_path), features)
 
 
+def test_a_moved_output_folder_is_reused_and_a_retrained_run_redone(
+  synthetic_set, segsort_checkpoint_dir, tmp_path, caplog
+):
+  # The pipelines keep runs, prototypes and predictions in one OUT folder.
+  # Moved, everything was extracted and predicted again (the settings held
+  # absolute paths); a run trained again in place was not.
+  def run_everything(out):
+    extract_prototypes.main(
+      _extraction_flags(
+        synthetic_set, str(out / 'run'), synthetic_set.train_list, out
+      )
+    )
+    inference_segsort.main(
+      _segsort_flags(
+        synthetic_set, str(out / 'run'), str(out / 'out'), out / 'predicted'
+      )
+    )
+
+  shutil.copytree(segsort_checkpoint_dir, tmp_path / 'first' / 'run')
+  run_everything(tmp_path / 'first')
+  os.rename(tmp_path / 'first', tmp_path / 'moved')
+  caplog.clear()
+  run_everything(tmp_path / 'moved')
+  assert 'Extracted prototypes: 0 images in' in caplog.text
+  assert 'Predicted: 0 images in' in caplog.text
+  assert 'were made with other settings' not in caplog.text
+  # Trained again in place: the same name, other weights.
+  other_prefix = write_untrained_checkpoint(
+    str(tmp_path / 'other'), mode='segsort'
+  )
+  for suffix in ('.index', '.data-00000-of-00001'):
+    shutil.copy(
+      other_prefix + suffix,
+      str(tmp_path / 'moved' / 'run' / 'ckpt-3') + suffix,
+    )
+  caplog.clear()
+  run_everything(tmp_path / 'moved')
+  assert 'Prototypes cached in' in caplog.text
+  assert 'Extracted prototypes: 4 images in' in caplog.text
+  assert 'Predicted: 2 images in' in caplog.text
+
+
 def test_embedding_dim_flag_is_checked(
   synthetic_set, segsort_checkpoint_dir, tmp_path
 ):
@@ -598,9 +640,13 @@ def test_predictions_of_other_settings_are_recomputed(
   save_dir = tmp_path / 'copy'
   shutil.copytree(single_scale_dir, save_dir)
   settings = _settings(save_dir)
-  assert settings['checkpoint'] == os.path.abspath(
-    os.path.join(segsort_checkpoint_dir, 'ckpt-3')
-  )
+  # The checkpoint and the bank by content, not by where they lie.
+  assert settings['checkpoint'] == {
+    'name': 'ckpt-3',
+    'index_sha256': inference.file_sha256(
+      os.path.join(segsort_checkpoint_dir, 'ckpt-3.index')
+    ),
+  }
   assert settings['k_in_nearest_neighbors'] == 15
   # Not given: the checkpoint's (the trainer's defaults), not overridden.
   assert settings['num_clusters'] == [5, 5]
@@ -608,9 +654,7 @@ def test_predictions_of_other_settings_are_recomputed(
   assert settings['colour_weight'] == 0.0
   assert 'flags_overriding_checkpoint' not in settings
   assert settings['scales'] == [1.0] and settings['flip'] is False
-  assert settings['prototype_bank']['prototype_dir'] == os.path.abspath(
-    prototype_dir(prototype_run)
-  )
+  assert set(settings['prototype_bank']) == {'sha256'}
   caplog.clear()
   inference_segsort.main(
     _segsort_flags(
@@ -1028,7 +1072,7 @@ def test_a_half_rewritten_bank_is_rejected(prototype_run, tmp_path, name):
 
 
 def test_a_bank_of_another_checkpoint_is_warned_about(
-  prototype_run, segsort_checkpoint_dir, caplog
+  prototype_run, segsort_checkpoint_dir, unsup_checkpoint_dir, tmp_path, caplog
 ):
   directory = prototype_dir(prototype_run)
   inference.load_prototype_bank(
@@ -1038,14 +1082,18 @@ def test_a_bank_of_another_checkpoint_is_warned_about(
     checkpoint_prefix=os.path.join(segsort_checkpoint_dir, 'ckpt-3'),
   )
   assert 'extracted with checkpoint' not in caplog.text
-  inference.load_prototype_bank(
-    directory, EMBEDDING_DIM, NUM_CLASSES, checkpoint_prefix='/elsewhere/ckpt-7'
-  )
-  assert re.search(
-    r'extracted with checkpoint .*ckpt-3, not with '
-    r'/elsewhere/ckpt-7',
-    caplog.text,
-  )
+  # Another run's checkpoint under the same name: told by its contents.
+  other_prefix = tf.train.latest_checkpoint(unsup_checkpoint_dir)
+  for suffix in ('.index', '.data-00000-of-00001'):
+    shutil.copy(other_prefix + suffix, str(tmp_path / 'ckpt-3') + suffix)
+  for prefix in (other_prefix, str(tmp_path / 'ckpt-3')):
+    caplog.clear()
+    inference.load_prototype_bank(
+      directory, EMBEDDING_DIM, NUM_CLASSES, checkpoint_prefix=prefix
+    )
+    assert (
+      'extracted with checkpoint ckpt-3, not with %s' % prefix in caplog.text
+    )
 
 
 def test_a_bank_without_sources_loads_for_inference(prototype_run, tmp_path):

@@ -51,8 +51,8 @@ class PrototypeBank:
       exclusive, or None when not loaded.
     sources: The parsed prototype_sources.json, or None when the bank has
       none (a bank of the original release).
-    identity: What identifies the bank's contents (its directory and the
-      SHA-256 of its files), recorded with the predictions made from it.
+    identity: What identifies the bank's contents (the SHA-256 of its
+      files), recorded with the predictions made from it.
   """
 
   features: np.ndarray
@@ -84,6 +84,30 @@ def file_sha256(path):
     for block in iter(lambda: stream.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()
+
+
+def checkpoint_identity(checkpoint_prefix):
+  """What identifies a checkpoint's weights, wherever its run folder lies.
+
+  Its name and the SHA-256 of its `.index` file, which records every
+  tensor's shape, place and CRC-32C of its bytes: outputs recorded with it
+  are reused after their run folder is moved, and redone after a run is
+  trained again in the same folder (its path alone told neither).
+
+  Args:
+    checkpoint_prefix: A checkpoint prefix, e.g. 'run/ckpt-2000'.
+
+  Returns:
+    A JSON-ready dict: 'name' (the prefix's base name) and 'index_sha256'
+    (None when the index file is missing).
+  """
+  index_path = checkpoint_prefix + '.index'
+  return {
+    'name': os.path.basename(checkpoint_prefix),
+    'index_sha256': (
+      file_sha256(index_path) if os.path.exists(index_path) else None
+    ),
+  }
 
 
 def _load_sources(sources_path):
@@ -193,8 +217,9 @@ def load_prototype_bank(
   warn_of_missing_classes(
     bank.labels, num_classes, 'The prototype bank %s' % prototype_dir
   )
+  # By content alone, so that predictions made from a bank are reused
+  # after the folder holding both is moved.
   bank.identity = {
-    'prototype_dir': os.path.abspath(prototype_dir),
     'sha256': {
       name: file_sha256(os.path.join(prototype_dir, name))
       for name in (PROTOTYPE_FEATURES_FILE, PROTOTYPE_LABELS_FILE)
@@ -203,15 +228,19 @@ def load_prototype_bank(
   if os.path.exists(sources_path):
     bank.sources = _load_sources(sources_path)
     _check_sources(bank, prototype_dir, sources_path)
-    if checkpoint_prefix is not None and bank.sources.get(
-      'checkpoint'
-    ) != os.path.abspath(checkpoint_prefix):
+    extracted_with = bank.sources.get('checkpoint')
+    if checkpoint_prefix is not None and extracted_with != checkpoint_identity(
+      checkpoint_prefix
+    ):
       _LOGGER.warning(
         'The prototypes of %s were extracted with checkpoint %s, not with '
         '%s which will query them; extract them with this checkpoint '
         'unless that is intended.',
         prototype_dir,
-        bank.sources.get('checkpoint'),
+        # Banks extracted before 2026-12-02 recorded the checkpoint's path.
+        extracted_with.get('name')
+        if isinstance(extracted_with, dict)
+        else extracted_with,
         os.path.abspath(checkpoint_prefix),
       )
   if not with_sources:

@@ -198,7 +198,7 @@ def extract_prototypes(
   prototype_dir = os.path.join(save_dir, banks.PROTOTYPE_DIR_NAME)
   cache_dir = os.path.join(prototype_dir, 'cache')
   settings = {
-    'checkpoint': os.path.abspath(checkpoint_prefix),
+    'checkpoint': banks.checkpoint_identity(checkpoint_prefix),
     'data_dir': os.path.abspath(data_dir),
     'window_size': list(runner.window_size),
     'strides': list(runner.strides),

@@ -14,6 +14,7 @@ from segsort import errors
 from segsort import io_utils
 from segsort import metrics
 from segsort import overlay
+from segsort.inference import banks
 from segsort.inference import output_dirs
 from segsort.inference import predictors
 
@@ -216,7 +217,7 @@ def predict_list(
 
   settings = dict(
     predictor.settings(),
-    checkpoint=os.path.abspath(checkpoint_prefix),
+    checkpoint=banks.checkpoint_identity(checkpoint_prefix),
     data_dir=os.path.abspath(data_dir),
     scales=[float(scale) for scale in scales],
     flip=bool(flip),
