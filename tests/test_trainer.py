@@ -604,6 +604,44 @@ def test_resuming_a_damaged_checkpoint_is_named_in_one_line(
     )
 
 
+def test_a_run_whose_latest_checkpoint_is_lost_is_not_trained_over(
+  voc, tmp_path
+):
+  # tf.train.latest_checkpoint gave None for these states: the run started
+  # from random weights and wrote over ckpt-1 and ckpt-2.
+  snapshot_dir = tmp_path / 'run'
+  config = make_config(voc, snapshot_dir, num_steps=2, save_pred_every=1)
+  trainer_lib.Trainer(config).train()
+  first_bytes = (snapshot_dir / 'ckpt-1.index').read_bytes()
+  os.remove(snapshot_dir / 'ckpt-2.index')
+  with pytest.raises(
+    errors.TrainingError,
+    match=r'checkpoint names ckpt-2 as the latest checkpoint, but .*'
+    r'ckpt-2\.index is missing, so the run cannot resume; name an intact one '
+    r'\(ckpt-1\) on its model_checkpoint_path line',
+  ):
+    trainer_lib.Trainer(config)
+  os.remove(snapshot_dir / 'checkpoint')
+  with pytest.raises(
+    errors.TrainingError,
+    match=r'holds checkpoints \(ckpt-1\) but no "checkpoint" file listing '
+    r'them: training would start from random weights and write over them',
+  ):
+    trainer_lib.Trainer(config)
+  assert (snapshot_dir / 'ckpt-1.index').read_bytes() == first_bytes
+  # As after a divergence that unlisted every checkpoint: starts again.
+  again = trainer_lib.Trainer(
+    make_config(
+      voc,
+      snapshot_dir,
+      num_steps=2,
+      save_pred_every=1,
+      overwrite_config=True,
+    )
+  )
+  assert again.restored_from == 'scratch'
+
+
 def test_non_finite_loss_stops_without_saving(voc, tmp_path):
   trainer = trainer_lib.Trainer(
     make_config(

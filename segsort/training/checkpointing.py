@@ -9,6 +9,7 @@ stream alone, so a resumed run (every worker of a multi-worker run alike)
 rebuilds its stream at the batch it had reached, step * iter_size.
 """
 
+import glob
 import logging
 import os
 import shutil
@@ -35,6 +36,76 @@ def require_snapshot_dir(config):
     )
 
 
+def latest_checkpoint(config):
+  """The run's latest checkpoint in --snapshot_dir, or None for a new run.
+
+  tf.train.latest_checkpoint returns None (after an ERROR line) when the
+  `checkpoint` file names a checkpoint whose index is missing, or when that
+  file is missing: the run then started from random weights and wrote over
+  the intact checkpoints. Those states are refused here.
+
+  Args:
+    config: The TrainConfig; a missing `checkpoint` file beside unlisted
+      checkpoints is accepted with --overwrite_config, which starts again
+      (as a diverged run's advice says: its checkpoints are unlisted).
+
+  Returns:
+    The checkpoint prefix, or None when the folder lists none.
+
+  Raises:
+    TrainingError: Naming the `checkpoint` file and its missing index, or
+      the checkpoints it no longer lists.
+  """
+  directory = config.snapshot_dir
+  state = (
+    tf.train.get_checkpoint_state(directory)
+    if os.path.isdir(directory)
+    else None
+  )
+  if state is not None:
+    prefix = state.model_checkpoint_path
+    if tf.io.gfile.exists(prefix + '.index'):
+      return prefix
+    intact = [
+      os.path.basename(path)
+      for path in state.all_model_checkpoint_paths
+      if path != prefix and tf.io.gfile.exists(path + '.index')
+    ]
+    raise errors.TrainingError(
+      '%s names %s as the latest checkpoint, but %s.index is missing, so '
+      'the run cannot resume; %s'
+      % (
+        os.path.join(directory, 'checkpoint'),
+        os.path.basename(prefix),
+        prefix,
+        'name an intact one (%s) on its model_checkpoint_path line to '
+        'resume from it' % ', '.join(intact)
+        if intact
+        else 'remove the folder\'s ckpt-* files and that file to start again',
+      )
+    )
+  unlisted = sorted(
+    (
+      os.path.basename(path)[: -len('.index')]
+      for path in glob.glob(
+        os.path.join(glob.escape(directory), CHECKPOINT_NAME + '-*.index')
+      )
+    ),
+    key=lambda name: (
+      int(name.rsplit('-', 1)[1]) if name.rsplit('-', 1)[1].isdigit() else -1
+    ),
+  )
+  if unlisted and not config.overwrite_config:
+    raise errors.TrainingError(
+      '%s holds checkpoints (%s) but no "checkpoint" file listing them: '
+      'training would start from random weights and write over them. To '
+      'resume, write that file with the line model_checkpoint_path: "%s"; '
+      'to start again, pass --overwrite_config or remove them'
+      % (directory, ', '.join(unlisted), unlisted[-1])
+    )
+  return None
+
+
 def check_snapshot_config(config):
   """Refuses a snapshot directory with checkpoints of another config.
 
@@ -48,10 +119,7 @@ def check_snapshot_config(config):
       difference changes the variables or their shapes (`_structure`).
   """
   path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
-  if not (
-    os.path.exists(path)
-    and tf.train.latest_checkpoint(config.snapshot_dir) is not None
-  ):
+  if not (os.path.exists(path) and latest_checkpoint(config) is not None):
     return []
   saved = config_lib.load_config(path)
   differences = config_lib.config_differences(saved, config)
@@ -183,7 +251,7 @@ class RunCheckpoints:
     Raises as `_restore` does; a checkpoint whose files are missing or
     damaged is a CheckpointMismatchError too (`checkpoints.reading`).
     """
-    latest = tf.train.latest_checkpoint(self._config.snapshot_dir)
+    latest = latest_checkpoint(self._config)
     with checkpoints.reading(latest or self._config.restore_from):
       return self._restore(latest)
 
