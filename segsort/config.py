@@ -64,6 +64,8 @@ OUTPUT_STRIDES = (8, 16, 32)
 # What the initial k-means grid and the location features of a training crop
 # span: its source image (the original release) or the crop itself.
 KMEANS_GRIDS = ('image', 'crop')
+# NumPy's and Keras's seeds are 32-bit: a larger one failed at start-up.
+MAX_RANDOM_SEED = 2**32 - 1
 
 # Flag defaults that depend on the training mode; TrainConfig's own defaults
 # are those of the default mode, 'segsort'.
@@ -228,6 +230,19 @@ class TrainConfig:
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0):
         problems.append('--%s must be a number >= 0, got %r' % (name, value))
+    if self.num_classes == 1:
+      # The loss of one class is 0 whatever the network does: such a run
+      # trained nothing, silently (masks of 0 and 255 suggest it).
+      problems.append(
+        '--num_classes must be at least 2: with one class there is nothing '
+        'to tell apart (for masks of 0 = background and 255 = object, '
+        'import them with tools.import_dataset --binary_masks)'
+      )
+    if self.random_seed > MAX_RANDOM_SEED:
+      problems.append(
+        '--random_seed must be at most 2**32 - 1 = %d, got %r'
+        % (MAX_RANDOM_SEED, self.random_seed)
+      )
     if self.kmeans_iterations > flags.MAX_KMEANS_ITERATIONS:
       problems.append(
         '--kmeans_iterations must be at most %d, got %r'

@@ -561,6 +561,17 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
       ['--ignore_label', '3'],
       '--ignore_label 3 is a class id of [0, --num_classes 21)',
     ),
+    # One class: the loss is 0 whatever the network does.
+    (
+      ['--num_classes', '1'],
+      '--num_classes must be at least 2: with one class there is nothing to '
+      'tell apart',
+    ),
+    # Keras's seed is 32-bit: a traceback at start-up.
+    (
+      ['--random_seed', '4294967296'],
+      '--random_seed must be at most 2**32 - 1 = 4294967295, got 4294967296',
+    ),
     # argparse took a negative pair or exponent for an unknown option and
     # said only "expected one argument".
     (

@@ -141,6 +141,17 @@ def test_pca_orders_components_by_variance_and_scales_to_unit_range():
   assert projections[:, 0].var() > 100 * projections[:, 1].var()
 
 
+@pytest.mark.parametrize('embedding_dim', [1, 2])
+def test_pca_of_fewer_dimensions_than_colours_pads_with_zero(embedding_dim):
+  # Training's embedding picture crashed at its first summary step for
+  # --embedding_dim 1 or 2 ("Input to reshape is a tensor with 64 values").
+  values = np.random.default_rng(0).normal(size=(2, 4, 5, embedding_dim))
+  pictures = vis_utils.pca(tf.constant(values, tf.float32)).numpy()
+  assert pictures.shape == (2, 4, 5, 3)
+  np.testing.assert_array_equal(pictures[..., embedding_dim:], 0.0)
+  assert pictures[..., 0].max() == pytest.approx(1.0)
+
+
 def test_label_votes_count_the_labels_of_given_neighbours():
   votes = eval_utils.label_votes(
     tf.constant([[0, 2], [1, 1]]), tf.constant([2, 0, 2]), 3

@@ -125,7 +125,11 @@ def test_binary_masks_become_classes_zero_and_one(tmp_path, capsys):
   mask = np.array([[0, 255, 255, 0]] * 4, np.uint8)
   Image.fromarray(mask).save(tmp_path / 'masks' / 'b.png')
   assert _main(tmp_path, '--val_fraction', '0') == 0
-  assert 'pass --binary_masks' in capsys.readouterr().out
+  report = capsys.readouterr().out
+  assert 'pass --binary_masks' in report
+  # It advised --num_classes 1, whose runs trained nothing.
+  assert 'The masks hold one class (0): training needs at least 2' in report
+  assert 'Train with --num_classes' not in report
   assert (
     _main(tmp_path, '--val_fraction', '0', '--binary_masks', '--overwrite') == 0
   )

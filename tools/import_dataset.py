@@ -341,8 +341,13 @@ def format_class_report(pixel_counts, image_counts):
       image_counts[IGNORE_LABEL],
     )
   )
-  if classes:
-    num_classes = int(classes[-1]) + 1
+  num_classes = int(classes[-1]) + 1 if classes else 0
+  if num_classes == 1:
+    # Training refuses one class: its loss is 0 whatever the network does.
+    lines.append(
+      'The masks hold one class (0): training needs at least 2 classes.'
+    )
+  elif num_classes:
     lines.append(
       'Train with --num_classes %d (class ids 0-%d).'
       % (num_classes, num_classes - 1)

@@ -8,11 +8,13 @@ def calculate_principal_components(embedding, num_components=3):
 
   Args:
     embedding: A float tensor `[num_pixels, D]`.
-    num_components: The number of components kept (at most D).
+    num_components: The number of components kept.
 
   Returns:
     A float32 tensor `[num_pixels, num_components]` of projections, the
-    first column along the direction of largest variance.
+    first column along the direction of largest variance; columns beyond D
+    are zero (an embedding of 1 or 2 dimensions still makes an RGB
+    picture).
   """
   embedding = tf.cast(embedding, tf.float32)
   centered = embedding - tf.reduce_mean(embedding, axis=0, keepdims=True)
@@ -20,7 +22,9 @@ def calculate_principal_components(embedding, num_components=3):
   # eigh sorts eigenvalues ascending; the last columns carry most variance.
   _, eigenvectors = tf.linalg.eigh(covariance)
   components = tf.reverse(eigenvectors, axis=[1])[:, :num_components]
-  return tf.matmul(centered, components)
+  projections = tf.matmul(centered, components)
+  missing = num_components - tf.shape(projections)[1]
+  return tf.pad(projections, [[0, 0], [0, tf.maximum(missing, 0)]])
 
 
 def pca(embedding, num_components=3):
