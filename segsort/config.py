@@ -390,4 +390,7 @@ def _saved_flag_values(path, mode):
     )
   values = config.to_dict()
   del values['mode']
+  # An action of the run that recorded it, not a setting: replayed, it let
+  # another run's folder be taken over without a word.
+  del values['overwrite_config']
   return values

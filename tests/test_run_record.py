@@ -114,6 +114,18 @@ def test_a_run_starts_from_a_saved_config_with_flags_overriding(tmp_path):
   assert config_lib.TrainConfig.from_flags(['--config', str(tmp_path)]) == saved
 
 
+def test_a_replayed_config_does_not_replay_overwrite_config(tmp_path):
+  # Recorded by a run that replaced its config, it let a replay take over
+  # another run's folder without a word.
+  path, _ = _saved_run(tmp_path, overwrite_config=True)
+  assert not config_lib.TrainConfig.from_flags(
+    ['--config', path]
+  ).overwrite_config
+  assert config_lib.TrainConfig.from_flags(
+    ['--config', path, '--overwrite_config']
+  ).overwrite_config
+
+
 @pytest.mark.parametrize(
   'content, expected',
   [
