@@ -587,6 +587,35 @@ def test_snapshot_dir_of_another_config_is_refused(voc, tmp_path, trained_run):
   )
 
 
+def test_a_memory_bank_of_another_shape_is_refused_with_overwrite_config(
+  voc, tmp_path, trained_run
+):
+  # The bank's shape is --num_banks by clusters times --batch_size: it
+  # failed at restore, blaming --backbone, --head, --embedding_dim or
+  # --num_classes.
+  snapshot_dir = tmp_path / 'run'
+  shutil.copytree(trained_run.config.snapshot_dir, snapshot_dir)
+
+  def resume(**changed):
+    fields = dict(num_steps=3, num_banks=2, is_training=True)
+    fields.update(changed)
+    return trainer_lib.Trainer(
+      make_config(voc, snapshot_dir, overwrite_config=True, **fields)
+    )
+
+  for changed in ({'batch_size': 4}, {'num_banks': 3}, {'num_clusters': 3}):
+    (name,) = changed
+    with pytest.raises(
+      errors.ConfigMismatchError,
+      match=r"Use a new --snapshot_dir: --%s \(the memory bank's shape\) "
+      r'changes the variables of the run' % name,
+    ):
+      resume(**changed)
+  # The same number of clusters in another grid, or no bank: resumed.
+  assert resume(num_clusters=(25, 1)).restored_from.startswith('resumed:')
+  assert resume(num_banks=0).restored_from.startswith('resumed:')
+
+
 def test_resuming_a_damaged_checkpoint_is_named_in_one_line(
   voc, tmp_path, trained_run
 ):

@@ -17,6 +17,7 @@ import shutil
 import tensorflow as tf
 
 from network import checkpoints
+from network.segsort import common_utils
 from segsort import config as config_lib
 from segsort import errors
 from segsort import io_utils
@@ -129,7 +130,14 @@ def check_snapshot_config(config):
   structural = sorted(
     name
     for name, _, _ in differences
-    if name in saved_structure and saved_structure[name] != structure.get(name)
+    if (
+      name in saved_structure and saved_structure[name] != structure.get(name)
+    )
+    or (
+      name in _MEMORY_BANK_FIELDS
+      and _memory_bank_shape(config) is not None
+      and _memory_bank_shape(config) != _memory_bank_shape(saved)
+    )
   )
   if not differences or (config.overwrite_config and not structural):
     return differences
@@ -142,6 +150,8 @@ def check_snapshot_config(config):
         ', '.join(
           'the mode (its training entry point)'
           if name == 'mode'
+          else "--%s (the memory bank's shape)" % name
+          if name in _MEMORY_BANK_FIELDS
           else '--' + name
           for name in structural
         ),
@@ -183,6 +193,24 @@ def keep_replaced_config(snapshot_dir, step):
     with io_utils.atomic_path(kept) as temporary:
       shutil.copyfile(path, temporary)
   return kept
+
+
+# The fields that size the memory bank (`_memory_bank_shape`).
+_MEMORY_BANK_FIELDS = ('num_banks', 'num_clusters', 'batch_size')
+
+
+def _memory_bank_shape(config):
+  """The memory bank's (banks, prototypes a bank) of a run, None if none.
+
+  A resumed run restores its bank, so another shape cannot be resumed; a
+  run that drops its bank (`--num_banks 0`) leaves it unread.
+  """
+  if config.mode != 'segsort' or config.num_banks <= 0:
+    return None
+  return (
+    config.num_banks,
+    common_utils.total_clusters(config.num_clusters) * config.batch_size,
+  )
 
 
 def _structure(config):
