@@ -616,6 +616,26 @@ def test_a_memory_bank_of_another_shape_is_refused_with_overwrite_config(
   assert resume(num_banks=0).restored_from.startswith('resumed:')
 
 
+def test_a_run_without_its_config_json_is_not_resumed_with_any_settings(
+  voc, tmp_path, trained_run
+):
+  # It resumed with any flags and wrote them as the whole run's settings.
+  snapshot_dir = tmp_path / 'run'
+  shutil.copytree(trained_run.config.snapshot_dir, snapshot_dir)
+  os.remove(snapshot_dir / 'config.json')
+  fields = dict(num_steps=3, num_banks=2, is_training=True, learning_rate=0.5)
+  with pytest.raises(
+    errors.ConfigMismatchError,
+    match=r'holds checkpoint ckpt-2 but no config\.json: what it was trained '
+    r'with is unknown\. Use a new --snapshot_dir, or pass --overwrite_config',
+  ):
+    trainer_lib.Trainer(make_config(voc, snapshot_dir, **fields))
+  resumed = trainer_lib.Trainer(
+    make_config(voc, snapshot_dir, overwrite_config=True, **fields)
+  )
+  assert resumed.restored_from.startswith('resumed:')
+
+
 def test_resuming_a_damaged_checkpoint_is_named_in_one_line(
   voc, tmp_path, trained_run
 ):

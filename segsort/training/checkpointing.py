@@ -116,12 +116,29 @@ def check_snapshot_config(config):
 
   Raises:
     ConfigMismatchError: If --snapshot_dir holds checkpoints of a config
-      that differs, without --overwrite_config; with it too where the
-      difference changes the variables or their shapes (`_structure`).
+      that differs, or without its config.json, without --overwrite_config;
+      with it too where the difference changes the variables or their
+      shapes (`_structure`, `_memory_bank_shape`).
+    TrainingError: As `latest_checkpoint` raises.
   """
   path = os.path.join(config.snapshot_dir, config_lib.CONFIG_FILE_NAME)
-  if not (os.path.exists(path) and latest_checkpoint(config) is not None):
+  latest = latest_checkpoint(config)
+  if latest is None:
     return []
+  if not os.path.exists(path):
+    if config.overwrite_config:
+      return []
+    # Resumed, it took any settings and wrote them as the whole run's.
+    raise errors.ConfigMismatchError(
+      '%s holds checkpoint %s but no %s: what it was trained with is '
+      'unknown. Use a new --snapshot_dir, or pass --overwrite_config to '
+      'resume it with these settings.'
+      % (
+        config.snapshot_dir,
+        os.path.basename(latest),
+        config_lib.CONFIG_FILE_NAME,
+      )
+    )
   saved = config_lib.load_config(path)
   differences = config_lib.config_differences(saved, config)
   saved_structure, structure = _structure(saved), _structure(config)
