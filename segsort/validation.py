@@ -142,12 +142,32 @@ class Validator:
       )
       # A file that does not decode would stop the run at the first
       # evaluation, with the steps since the last checkpoint lost.
+      survey = data.LabelSurvey(
+        config.eval_list,
+        config.num_classes,
+        config.ignore_label,
+        log_files=False,
+      )
       data.check_entries_decode(
         self._evaluation_entries,
         config.eval_list,
         ignore_label=config.ignore_label,
         apply_exif_orientation=config.apply_exif_orientation,
+        survey=survey,
       )
+      if not survey.class_pixels.any():
+        # Every evaluation would score NaN, and no best/ would be kept.
+        raise errors.DataError(
+          'no pixel of the labels of the %d evaluated images of %s has a '
+          'class of [0, --num_classes %d); all are --ignore_label %d or out '
+          'of range'
+          % (
+            len(self._evaluation_entries),
+            config.eval_list,
+            config.num_classes,
+            config.ignore_label,
+          )
+        )
     except errors.DataError as error:
       # Named by the flag, as the other flag errors are.
       raise errors.DataError('--eval_list: %s' % error) from error

@@ -902,3 +902,19 @@ def test_list_problems_are_reported_in_one_line(voc_root, tmp_path):
   # The list is named once, in front; each problem by its line.
   assert message.count(str(bad_list)) == 1
   assert ': line 1: missing file ' in message and '; line 2: ' in message
+
+
+def test_the_decoding_check_s_progress_reaches_its_total(voc_root):
+  # The bar counts an item when the next is asked for; the loop never asked
+  # after the last, so it stopped at 7/8.
+  entries = data.read_data_list(voc_root, os.path.join(voc_root, 'train.txt'))
+  finished = []
+
+  def progress(items, total, desc, unit):
+    yield from items
+    finished.append(total)
+
+  data.check_entries_decode(
+    entries, os.path.join(voc_root, 'train.txt'), progress=progress
+  )
+  assert finished == [len(entries)]

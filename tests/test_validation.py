@@ -7,6 +7,7 @@ import os
 import re
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -271,6 +272,11 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
     truncated.write_bytes(stream.read()[:200])
   truncated_image = tmp_path / 'truncated_image.txt'
   truncated_image.write_text('%s %s\n' % (truncated, label))
+  # Every label pixel ignored: every evaluation scored NaN, no best/ kept.
+  void_label = tmp_path / 'void.png'
+  Image.open(os.path.join(root, label)).point(lambda _: 255).save(void_label)
+  all_void = tmp_path / 'all_void.txt'
+  all_void.write_text('%s %s\n' % (image, void_label))
   cases = [
     (
       str(tmp_path / 'absent.txt'),
@@ -281,6 +287,11 @@ def test_a_bad_eval_list_stops_before_training(voc, tmp_path):
     (
       str(truncated_image),
       '%s: line 1: Cannot decode image %s' % (truncated_image, truncated),
+    ),
+    (
+      str(all_void),
+      'no pixel of the labels of the 1 evaluated images of %s has a class '
+      'of [0, --num_classes %d)' % (all_void, NUM_CLASSES),
     ),
   ]
   for eval_list, message in cases:

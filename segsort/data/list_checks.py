@@ -191,7 +191,9 @@ def check_entries_decode(
         results, total=len(entries), desc='Checking files', unit='line'
       )
     problems = list(list_problems)
-    for entry, (label, problem) in zip(entries, results):
+    # Results first: zip stops at the first exhausted iterable, and the
+    # progress bar counts an item only when the next one is asked for.
+    for (label, problem), entry in zip(results, entries):
       if problem is not None:
         problems.append((entry.line_number, problem))
       elif survey is not None and label is not None:
