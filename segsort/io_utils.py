@@ -517,3 +517,28 @@ def read_rgb_image(path, apply_exif_orientation=False):
     )
   gray = np.round(pixels.astype(np.float32) * (255.0 / 65535.0))
   return np.repeat(gray.astype(np.uint8)[..., np.newaxis], 3, axis=2)
+
+
+def output_is_newer(output_paths, input_paths):
+  """Whether every output exists and was written after every input.
+
+  An output kept from an earlier run is reused only if so: its settings
+  cannot tell that a label or image was edited since (a fixed mask would
+  otherwise keep its old prototypes, or its old imported copy).
+
+  Args:
+    output_paths: The files one image's outputs are.
+    input_paths: The files they were computed from; None items are skipped.
+
+  Returns:
+    False if an output is missing or older than an input.
+  """
+  try:
+    oldest_output = min(os.stat(path).st_mtime_ns for path in output_paths)
+  except FileNotFoundError:
+    return False
+  return all(
+    os.stat(path).st_mtime_ns <= oldest_output
+    for path in input_paths
+    if path is not None
+  )

@@ -366,3 +366,21 @@ def test_a_rerun_with_other_settings_is_refused_then_replaces_all(
   )
   # The same settings again: nothing to refuse.
   assert _main(tmp_path, '--val_fraction', '0', '--binary_masks') == 0
+
+
+def test_a_mask_fixed_since_the_import_is_imported_again(tmp_path, capsys):
+  # A rerun kept the old mask while its report counted the new one.
+  masks = _write_folders(tmp_path)
+  assert _main(tmp_path) == 0
+  label_path = tmp_path / 'out' / 'VOC2012' / 'segcls' / 'a0.png'
+  untouched_path = tmp_path / 'out' / 'VOC2012' / 'segcls' / 'a1.png'
+  untouched_time = os.stat(untouched_path).st_mtime_ns
+  fixed = np.ones_like(masks['a0'])
+  mask_path = tmp_path / 'masks' / 'a0.png'
+  Image.fromarray(fixed).save(mask_path)
+  later = os.stat(label_path).st_mtime_ns + 10**9
+  os.utime(mask_path, ns=(later, later))
+  assert _main(tmp_path) == 0
+  np.testing.assert_array_equal(data.load_label(str(label_path)), fixed)
+  # The others are not written again.
+  assert os.stat(untouched_path).st_mtime_ns == untouched_time

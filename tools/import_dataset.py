@@ -19,8 +19,9 @@ masks of 0 (background) and 255 (object) become classes 0 and 1. Writes:
 The images with masks are split into train and val at random
 (--val_fraction, --seed), or as id files say (--train_ids, --val_ids). The
 classes found and their pixel counts are printed. Every output is written
-atomically; existing images are skipped unless --overwrite (their masks are
-still read for the counts).
+atomically; images imported before are skipped unless --overwrite, or
+unless their image or mask has changed since (their masks are still read
+for the counts).
 
 Example:
   python -m tools.import_dataset --image_dir photos --mask_dir masks \
@@ -236,9 +237,12 @@ def _import_image(job, binary, jpeg_quality, overwrite):
   Returns:
     An int64 array `[256]` of pixels per id, or None without a mask.
   """
-  _, mask_path, jpeg_path, label_path = job
+  image_path, mask_path, jpeg_path, label_path = job
   outputs = [jpeg_path] + ([label_path] if mask_path else [])
-  if overwrite or not all(os.path.exists(path) for path in outputs):
+  # A mask fixed since the last import is imported again.
+  if overwrite or not io_utils.output_is_newer(
+    outputs, [image_path, mask_path]
+  ):
     image, ids = _read_job(job, binary)
     if ids is not None:
       io_utils.save_png(label_path, ids)

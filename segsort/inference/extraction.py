@@ -230,7 +230,7 @@ def extract_prototypes(
     for entry in entries
     if not (
       cache_is_current
-      and output_dirs.output_is_newer(
+      and io_utils.output_is_newer(
         [cache_path(entry)], [entry.image_path, entry.label_path]
       )
     )

@@ -68,31 +68,6 @@ def outputs_are_current(settings_path, settings):
   return _recorded_settings(settings_path) == json.loads(json.dumps(settings))
 
 
-def output_is_newer(output_paths, input_paths):
-  """Whether every output exists and was written after every input.
-
-  An output kept from an earlier run is reused only if so: its settings
-  cannot tell that a label or image was edited since (a fixed mask would
-  otherwise keep its old prototypes).
-
-  Args:
-    output_paths: The files one image's outputs are.
-    input_paths: The files they were computed from; None items are skipped.
-
-  Returns:
-    False if an output is missing or older than an input.
-  """
-  try:
-    oldest_output = min(os.stat(path).st_mtime_ns for path in output_paths)
-  except FileNotFoundError:
-    return False
-  return all(
-    os.stat(path).st_mtime_ns <= oldest_output
-    for path in input_paths
-    if path is not None
-  )
-
-
 def prepare_output_dir(settings_path, settings, output_patterns, what):
   """Deletes outputs made with other settings, then records the settings.
 

@@ -213,7 +213,7 @@ def predict_list(
     )
 
   def predicted(entry):
-    return output_dirs.output_is_newer(output_paths(entry), [entry.image_path])
+    return io_utils.output_is_newer(output_paths(entry), [entry.image_path])
 
   settings = dict(
     predictor.settings(),
