@@ -131,6 +131,18 @@ class Trainer:
     self.checkpoint = self._checkpoints.checkpoint
     self.checkpoint_manager = self._checkpoints.manager
     self.restored_from = self._checkpoints.restore()
+    if int(self.step.numpy()) > config.num_steps:
+      # Its config.json would claim fewer steps than its checkpoints hold.
+      raise errors.TrainingError(
+        '--num_steps %d is below step %d, which %s has reached already; '
+        'give at least %d'
+        % (
+          config.num_steps,
+          int(self.step.numpy()),
+          config.snapshot_dir,
+          int(self.step.numpy()),
+        )
+      )
     self._iterator, self._picture_batch = inputs.training_stream(
       config, self.objective, self._placement, int(self.step.numpy()), dataset
     )
@@ -285,7 +297,10 @@ class Trainer:
         if step == first_step or saving or step % config.update_tb_every == 0:
           losses = {name: float(value) for name, value in step_losses.items()}
           self._health.check(step, losses)
-        if step % config.update_tb_every == 0 or step == end:
+        # The last step too: a run shorter than --update_tb_every wrote no
+        # summary at all.
+        summary_step = step % config.update_tb_every == 0 or step == end
+        if summary_step:
           # The rate the step used, computed on the host.
           learning_rate = float(
             state_lib.poly_learning_rate(
@@ -303,7 +318,7 @@ class Trainer:
           )
         # After the postfix, so that the line it may print is of this step.
         progress.update()
-        if step % config.update_tb_every == 0:
+        if summary_step:
           images_per_second = (
             interval_steps
             * images_per_step

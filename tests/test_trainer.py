@@ -314,6 +314,46 @@ def _event_tags(directory):
   return tags
 
 
+def test_a_run_shorter_than_the_summary_interval_writes_its_last_step(
+  trained_run,
+):
+  # 2 steps at --update_tb_every 100: the event file held no summary.
+  directory = os.path.join(trained_run.config.snapshot_dir, 'tensorboard')
+  steps = set()
+  for name in os.listdir(directory):
+    for event in tf.compat.v1.train.summary_iterator(
+      os.path.join(directory, name)
+    ):
+      if any(value.tag == 'loss/total_loss' for value in event.summary.value):
+        steps.add(event.step)
+  assert steps == {2}
+  assert 'images/embedding_pca' in _event_tags(directory)
+
+
+def test_fewer_steps_than_a_run_has_reached_are_refused(
+  voc, tmp_path, trained_run
+):
+  # With --overwrite_config, config.json claimed 1 step beside ckpt-2.
+  snapshot_dir = tmp_path / 'run'
+  shutil.copytree(trained_run.config.snapshot_dir, snapshot_dir)
+  with pytest.raises(
+    errors.TrainingError,
+    match=r'--num_steps 1 is below step 2, which .*run has reached already; '
+    r'give at least 2',
+  ):
+    trainer_lib.Trainer(
+      make_config(
+        voc,
+        snapshot_dir,
+        num_steps=1,
+        num_banks=2,
+        is_training=True,
+        overwrite_config=True,
+      )
+    )
+  assert config_lib.load_config(str(snapshot_dir)).num_steps == 2
+
+
 def test_run_killed_with_sigkill_resumes_like_an_uninterrupted_run(
   voc, tmp_path
 ):
