@@ -1,5 +1,6 @@
 """Tests of segsort.api and segsort.export against the inference commands."""
 
+import inspect
 import json
 import os
 import pathlib
@@ -217,7 +218,12 @@ def test_api_defaults_are_the_inference_command_s():
     api.DEFAULT_STRIDES,
     api.DEFAULT_K_IN_NEAREST_NEIGHBORS,
   )
-  assert inference_segsort.main.__defaults__[3] == api.DEFAULT_WINDOW_SIZE
+  assert (
+    inspect.signature(inference_segsort.main)
+    .parameters['default_input_size']
+    .default
+    == api.DEFAULT_WINDOW_SIZE
+  )
   assert args.colour_weight == api.DEFAULT_COLOUR_WEIGHT == 0.0
 
 

@@ -74,9 +74,10 @@ def scalar_events(snapshot_dir):
   for path in glob.glob(os.path.join(snapshot_dir, 'tensorboard', '*')):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
-        scalars.setdefault(value.tag, {})[event.step] = float(
-          tf.make_ndarray(value.tensor)
-        )
+        array = tf.make_ndarray(value.tensor)
+        # The pictures of the training summaries are no scalars.
+        if array.ndim == 0:
+          scalars.setdefault(value.tag, {})[event.step] = float(array)
   return scalars
 
 
