@@ -53,7 +53,10 @@ class ArgumentParser(flags.ArgumentParser):
     try:
       return shlex.split(arg_line, comments=True)
     except ValueError as error:
-      self.error('cannot read the flags line %r: %s' % (arg_line, error))
+      self.error(
+        'cannot read the flags line %r of %s: %s'
+        % (arg_line, ', '.join(self._flag_files_read), error)
+      )
 
   def _read_args_from_files(self, arg_strings):
     # argparse reads an @FILE named inside an @FILE without limit: a file
@@ -70,6 +73,11 @@ class ArgumentParser(flags.ArgumentParser):
             ' '.join(text for text in arg_strings if text.startswith('@')),
           )
         )
+      # The files this call reads, for convert_arg_line_to_args's message
+      # (argparse passes it a line, not its file).
+      self._flag_files_read = [
+        text[1:] for text in arg_strings if text.startswith('@')
+      ]
       return super()._read_args_from_files(arg_strings)
     finally:
       self._flag_file_depth -= 1

@@ -265,3 +265,17 @@ def test_training_from_a_flags_file_and_its_replay_log_whole_lines(tmp_path):
   assert replayed == config_lib.TrainConfig(
     **dict(saved.to_dict(), snapshot_dir=str(tmp_path / 'replay'), num_steps=2)
   )
+
+
+def test_a_badly_quoted_flags_line_names_its_file(tmp_path, capsys):
+  # The message named the line only.
+  flag_file = tmp_path / 'flags.txt'
+  flag_file.write_text('--batch_size 2\n--data_dir "unclosed\n')
+  with pytest.raises(SystemExit) as exited:
+    config_lib.TrainConfig.from_flags(['@%s' % flag_file])
+  assert exited.value.code == 2
+  error = capsys.readouterr().err.strip().splitlines()[-1]
+  assert error.endswith(
+    'error: cannot read the flags line \'--data_dir "unclosed\' of %s: '
+    'No closing quotation' % flag_file
+  ), error
