@@ -239,8 +239,8 @@ def _format(value):
   return ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-def _file_in_the_way(path):
-  """The nearest existing path at or above `path` if it is not a folder.
+def _nearest_existing(path):
+  """The absolute path at or above `path` that exists, None if none does.
 
   A broken symbolic link counts as existing: making a folder there fails.
   """
@@ -250,7 +250,13 @@ def _file_in_the_way(path):
     if parent == path:
       return None
     path = parent
-  return None if os.path.isdir(path) else path
+  return path
+
+
+def _file_in_the_way(path):
+  """The nearest existing path at or above `path` if it is not a folder."""
+  existing = _nearest_existing(path)
+  return None if existing is None or os.path.isdir(existing) else existing
 
 
 def _write_problem(folder):
@@ -262,9 +268,7 @@ def _write_problem(folder):
   trying, and a unique name cannot meet another process's files.
   """
   folder = os.path.abspath(folder)
-  existing = folder
-  while not os.path.lexists(existing):
-    existing = os.path.dirname(existing)
+  existing = _nearest_existing(folder)
   try:
     if existing == folder:
       with tempfile.TemporaryFile(dir=folder):
