@@ -1092,6 +1092,29 @@ def test_binary_masks_stored_as_0_255_are_warned_about(
   ).warnings()
 
 
+def test_a_list_whose_labels_hold_no_class_is_refused(voc_root, tmp_path):
+  """It trained nothing (every pixel left out of the loss) and, as the
+  CamVid benchmark's val list, scored null after every method had trained."""
+  list_path = _binary_masks(voc_root, tmp_path, 255)
+  for index in range(2):
+    Image.fromarray(np.full(IMAGE_SIZE, 255, np.uint8)).save(
+      tmp_path / ('mask%d.png' % index)
+    )
+  problem = (
+    'no pixel of the labels of %s has a class of [0, 2): all are the '
+    'ignore label 255 or out of range' % list_path
+  )
+  with pytest.raises(errors.DataError) as raised:
+    data.check_training_list(voc_root, list_path, 2, 255)
+  assert str(raised.value) == problem + '; nothing to train'
+  assert data.check_data_list(voc_root, list_path, 2).problems == [problem]
+  # Unsupervised lists need no labels; the lines' own problems come first.
+  assert data.check_data_list(voc_root, list_path, 2, require_labels=False).ok
+  (tmp_path / 'mask1.png').unlink()
+  problems = data.check_data_list(voc_root, list_path, 2).problems
+  assert len(problems) == 1 and 'mask1.png' in problems[0]
+
+
 def test_classes_missing_from_a_whole_list_are_named(
   voc_root, tmp_path, caplog
 ):

@@ -23,6 +23,18 @@ import preflight  # pylint: disable=g-import-not-at-top,wrong-import-position
 import summarize  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SCRIPTS = ('bashscripts/camvid/run_cpu.sh', 'bashscripts/demo/run_demo.sh')
+# Every script a user runs, the recipes of the GPU data sets too.
+_ALL_SCRIPTS = _SCRIPTS + tuple(
+  sorted(
+    os.path.relpath(os.path.join(folder, name), REPO_ROOT)
+    for folder in (
+      os.path.join(REPO_ROOT, 'bashscripts', 'voc12'),
+      os.path.join(REPO_ROOT, 'bashscripts', 'cityscapes'),
+    )
+    for name in os.listdir(folder)
+    if name.endswith('.sh') and name != 'common.sh'
+  )
+)
 # Flags that make "the same network, crop, steps and schedule".
 _SHARED_TRAINING_FLAGS = (
   '--backbone',
@@ -314,6 +326,27 @@ def test_summary_means_spreads_and_per_class_iou(tmp_path, capsys):
   )
 
 
+def test_summary_of_one_run_shows_no_spread_and_refuses_a_run_twice(
+  tmp_path, capsys
+):
+  _write_metrics(tmp_path / 'seed_0', 'softmax', 0.4, 0.3, [0.6, 0.2], 100)
+  argv = ['--out', str(tmp_path), '--methods', 'softmax', '--runs']
+  summarize.main(argv + [str(tmp_path / 'seed_0')])
+  table = capsys.readouterr().out
+  assert 'softmax          40.00%        -      30.00%        -      100' in (
+    table
+  )
+  # One run named twice counted twice in every mean and spread.
+  with pytest.raises(SystemExit):
+    summarize.main(
+      argv + [str(tmp_path / 'seed_0'), str(tmp_path / 'seed_0') + '/']
+    )
+  assert capsys.readouterr().err.endswith(
+    'error: argument --runs: %s and %s/ name one run\n'
+    % (tmp_path / 'seed_0', tmp_path / 'seed_0')
+  )
+
+
 def test_summary_names_an_unfinished_run(tmp_path, capsys):
   with pytest.raises(SystemExit):
     summarize.main(['--out', str(tmp_path), '--methods', 'segsort'])
@@ -351,6 +384,29 @@ def test_summary_names_an_unfinished_run(tmp_path, capsys):
         )
       ),
       'name other classes (sky, road against a, b)',
+    ),
+    # A list whose labels hold no class: a TypeError in the spread before,
+    # and NaN (not JSON) in summary.json.
+    (
+      lambda results: (results / 'metrics.json').write_text(
+        json.dumps(
+          {
+            'mean_iou': None,
+            'boundary_f_score': None,
+            'class_names': ['sky', 'road'],
+            'class_iou': [None, None],
+          }
+        )
+      ),
+      'holds no mean_iou (None): no pixel of the labels of the list it '
+      'scored has a class',
+    ),
+    (
+      lambda results: (results / 'metrics.json').write_text(
+        '{"mean_iou": 0.5, "boundary_f_score": NaN, "class_names": '
+        '["sky", "road"], "class_iou": [0.5, 0.5]}'
+      ),
+      'holds no boundary_f_score (nan)',
     ),
   ],
 )
@@ -413,10 +469,10 @@ def test_camvid_trains_160_crops_in_segments_of_the_demo_s_size(tmp_path):
   assert training_flag(demo, 'segsort.train_segsort', '--num_clusters') == '5'
 
 
-def _run_script(script, tmp_path, **environment):
+def _run_script(script, tmp_path, *arguments, **environment):
   """Runs a pipeline script for real, started in tmp_path."""
   return subprocess.run(
-    ['bash', os.path.join(REPO_ROOT, script)],
+    ['bash', os.path.join(REPO_ROOT, script), *arguments],
     cwd=tmp_path,
     capture_output=True,
     text=True,
@@ -706,6 +762,25 @@ def test_bad_validation_files_stop_the_benchmark_before_training(tmp_path):
   assert not (tmp_path / 'out').exists()
 
 
+def test_a_validation_list_without_class_pixels_stops_the_benchmark(
+  tmp_path,
+):
+  """It scored null after every method had trained, and the summary then
+  stopped with a TypeError."""
+  _run_benchmark(tmp_path, NUM_STEPS='abc')
+  labels = tmp_path / 'data' / 'VOC2012' / 'segcls'
+  for name in ('val_000000.png', 'val_000001.png'):
+    Image.fromarray(np.full((120, 160), 255, np.uint8)).save(labels / name)
+  completed = _run_benchmark(tmp_path, NUM_CLASSES='4')
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines()[-1] == (
+    'error: 1 problem(s) in the data, nothing trained: no pixel of the '
+    'labels of %s has a class of [0, 4): all are the ignore label 255 or '
+    'out of range' % (tmp_path / 'data' / 'val.txt')
+  )
+  assert not (tmp_path / 'out').exists()
+
+
 def test_a_training_list_checked_twice_names_each_problem_once(tmp_path):
   """train.txt is supervised training's list and unsupervised SegSort's."""
   _run_benchmark(tmp_path, NUM_STEPS='abc')
@@ -768,17 +843,110 @@ def test_paths_are_read_from_the_starting_folder_and_named(tmp_path):
   )
 
 
-def test_a_threshold_that_an_existing_hed_overrides_is_noted(tmp_path):
-  outputs = [
-    _dry_run_output(_SCRIPTS[0], tmp_path, True, **threshold)
-    for threshold in ({}, {'OVERSEGMENTATION_THRESHOLD': '0.1'})
+def test_a_threshold_other_than_an_existing_hed_s_is_refused(tmp_path):
+  hed = tmp_path / 'VOC2012' / 'hed'
+  hed.mkdir(parents=True)
+
+  def problems(given=True, **settings):
+    _, values = preflight.setting_problems(
+      {'METHODS': 'segsort_unsup', **settings}
+    )
+    return preflight.oversegmentation_threshold_problems(
+      str(tmp_path), values, given
+    )
+
+  # No record (e.g. the paper's HED contours): the folder is used, noted.
+  assert problems(OVERSEGMENTATION_THRESHOLD='0.1') == (
+    [],
+    [
+      'OVERSEGMENTATION_THRESHOLD=0.1 is not used: %s exists and records '
+      'no threshold (remove it to have it made at this threshold)' % hed
+    ],
+  )
+  make_oversegmentation.record_settings(
+    str(hed), make_oversegmentation.contour_settings(threshold=0.03)
+  )
+  # Trained on the 0.03 segments, with only a note among the logs, before.
+  assert problems(OVERSEGMENTATION_THRESHOLD='0.5') == (
+    [
+      'OVERSEGMENTATION_THRESHOLD=0.5: %s holds segments cut at threshold '
+      '0.03 (its .make_oversegmentation.json); unset '
+      'OVERSEGMENTATION_THRESHOLD to train on them, or remove the folder '
+      'to have it made at 0.5' % hed
+    ],
+    [],
+  )
+  # Its own threshold, the default, or no unsupervised run: nothing.
+  assert problems(OVERSEGMENTATION_THRESHOLD='0.03') == ([], [])
+  assert problems(False, OVERSEGMENTATION_THRESHOLD='0.5') == ([], [])
+  assert problems(OVERSEGMENTATION_THRESHOLD='0.5', METHODS='segsort') == (
+    [],
+    [],
+  )
+  # The benchmark passes whether it was set.
+  for environment, given in (
+    ({}, False),
+    ({'OVERSEGMENTATION_THRESHOLD': '0.5'}, True),
+  ):
+    commands = _dry_run(_SCRIPTS[0], tmp_path / str(given), **environment)
+    assert ('--oversegmentation_threshold_given' in commands[0]) == given
+
+
+@pytest.mark.parametrize('script', _ALL_SCRIPTS)
+def test_scripts_show_their_usage_and_refuse_arguments(tmp_path, script):
+  """Arguments were ignored: `run_cpu.sh --help` started the whole run."""
+  for help_flag in ('-h', '--help'):
+    completed = _run_script(script, tmp_path, help_flag)
+    assert completed.returncode == 0, completed.stderr
+    with open(os.path.join(REPO_ROOT, script)) as stream:
+      second_line = stream.read().splitlines()[1]
+    assert completed.stdout.splitlines()[0] == second_line[2:]
+    assert completed.stderr == ''
+  completed = _run_script(script, tmp_path, '--num_steps', '5')
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    'error: %s takes no arguments (got --num_steps 5): its settings are '
+    'environment variables (NAME=VALUE bash %s); --help lists them'
+    % (os.path.basename(script), os.path.join(REPO_ROOT, script))
   ]
-  assert 'note:' not in outputs[0]
-  assert (
-    'note: OVERSEGMENTATION_THRESHOLD is not used: %s exists (remove it to '
-    'have it made at this threshold)'
-    % (tmp_path / 'camvid' / 'VOC2012' / 'hed')
-  ) in outputs[1]
+  assert os.listdir(tmp_path) == []
+
+
+def test_the_lists_of_the_benchmark_may_be_set(tmp_path):
+  """TRAIN_LIST and VAL_LIST were overwritten with DATAROOT's, silently."""
+  (tmp_path / 'lists').mkdir()
+  for name in ('mine_train.txt', 'mine_val.txt'):
+    (tmp_path / 'lists' / name).touch()
+  environment = {
+    'TRAIN_LIST': str(tmp_path / 'lists' / 'mine_train.txt'),
+    'VAL_LIST': str(tmp_path / 'lists' / 'mine_val.txt'),
+  }
+  for script in _SCRIPTS:
+    commands = _dry_run(script, tmp_path / script[-10:-3], **environment)
+    assert _flag(commands[0], '--train_list') == environment['TRAIN_LIST']
+    assert _flag(commands[0], '--val_list') == environment['VAL_LIST']
+    training = [command for command in commands if '--is_training' in command]
+    assert {_flag(command, '--data_list') for command in training} == {
+      environment['TRAIN_LIST']
+    }
+    inference = [
+      command
+      for command in commands
+      if command[:2] == ['-m', 'segsort.inference_segsort']
+    ]
+    assert inference
+    assert {_flag(command, '--data_list') for command in inference} == {
+      environment['VAL_LIST']
+    }
+  # The demo's own set has its own lists.
+  completed = _run_script(
+    _SCRIPTS[1], tmp_path, OUT='demo', VAL_LIST=environment['VAL_LIST']
+  )
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    "error: VAL_LIST names a list of DATAROOT's set; without DATAROOT the "
+    'demo generates its own set and lists'
+  ]
 
 
 def test_camvid_benchmark_groups_segments_when_asked(tmp_path):

@@ -13,13 +13,18 @@
 #              VOC2012/hed/ is made when missing. Every setting and every
 #              file of train.txt and val.txt is checked before any work.
 #   OUT        where everything goes (default ./camvid_output)
+#   TRAIN_LIST, VAL_LIST
+#              the annotated lists that train (and give prototypes) and
+#              that are scored (default DATAROOT/train.txt, DATAROOT/val.txt)
 #   SEEDS      training seeds (default 0); several give each method's mean
 #              and spread
 #   NUM_STEPS  training steps per method (default below)
 #   NUM_CLASSES  classes of DATAROOT's labels (default 11, CamVid's)
 #   OVERSEGMENTATION_THRESHOLD
 #              make_oversegmentation's --threshold when VOC2012/hed/ is made
-#              (default below; an existing hed/ is used as it is)
+#              (default below; an existing hed/ is used as it is, and one
+#              recorded at another threshold than a value set here is
+#              refused)
 #   SEGMENT_GROUPS, SEGMENT_GROUP_THRESHOLD
 #              1: unsupervised SegSort groups its segments as a cut of the
 #              same contours at SEGMENT_GROUP_THRESHOLD (default 0.1) would
@@ -39,6 +44,7 @@ SEGSORT_EMPTY_VARIABLES=$(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=$/\1/p' | 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=bashscripts/voc12/common.sh
 source "${ROOT}/bashscripts/voc12/common.sh"
+segsort_arguments "${BASH_SOURCE[0]}" "$@" || exit $(( $? == 2 ? 0 : 1 ))
 # Paths are relative to the folder the script is started from.
 if [[ " ${SEGSORT_EMPTY_VARIABLES} " == *" DATAROOT "* ]]; then
   # Checked here, as the folder is checked before the other settings.
@@ -61,8 +67,8 @@ if [ ! -d "${DATAROOT}" ]; then
   fi
   exit 1
 fi
-TRAIN_LIST=${DATAROOT}/train.txt
-VAL_LIST=${DATAROOT}/val.txt
+TRAIN_LIST=$(segsort_absolute "${TRAIN_LIST:-${DATAROOT}/train.txt}")
+VAL_LIST=$(segsort_absolute "${VAL_LIST:-${DATAROOT}/val.txt}")
 # SegNet's release has a train.txt too, of other lines: its folders tell it
 # from the VOC layout before the list check would fail on every line.
 if [ -d "${DATAROOT}/trainannot" ] && [ ! -d "${DATAROOT}/VOC2012" ]; then
@@ -140,16 +146,16 @@ source bashscripts/common/cpu_pipeline.sh
 for required in "${TRAIN_LIST}" "${VAL_LIST}" "${DATAROOT}/VOC2012/JPEGImages"; do
   [ -e "${required}" ] || { echo "error: ${required} does not exist" >&2; exit 1; }
 done
-cpu_pipeline_check "OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD}"
+cpu_pipeline_check "OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD}" \
+  ${OVERSEGMENTATION_THRESHOLD_SET:+--oversegmentation_threshold_given}
 cpu_pipeline_make_out
 if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
+  # An existing folder is used as it is (preflight refuses a threshold set
+  # for one cut at another).
   if [ ! -d "${DATAROOT}/VOC2012/hed" ]; then
     segsort_say "== Oversegmenting ${DATAROOT} into VOC2012/hed"
     segsort_python -m tools.make_oversegmentation --data_dir "${DATAROOT}" \
       --threshold "${OVERSEGMENTATION_THRESHOLD}" --workers 2
-  elif [ -n "${OVERSEGMENTATION_THRESHOLD_SET}" ]; then
-    segsort_say "note: OVERSEGMENTATION_THRESHOLD is not used: ${DATAROOT}/VOC2012/hed" \
-         "exists (remove it to have it made at this threshold)"
   fi
 fi
 cpu_pipeline_run

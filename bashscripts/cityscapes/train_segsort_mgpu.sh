@@ -41,6 +41,7 @@ folder (leftImg8bit/, gtFine/) and run tools/cityscapes_to_segcls.py on it; \
 see README: 'Cityscapes'."
 
   source "$(dirname "${BASH_SOURCE[0]}")/../voc12/common.sh" || return 1
+  segsort_arguments "${BASH_SOURCE[0]}" "$@" || return $(( $? == 2 ? 0 : 1 ))
   segsort_check_switches || return 1
   segsort_dry_run_cd
   segsort_check_inputs "${LIST_DIR}/train.txt" \

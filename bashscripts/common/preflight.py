@@ -280,6 +280,59 @@ def segment_group_problems(data_dir, values, generated_set=False):
   return problems
 
 
+def oversegmentation_threshold_problems(data_dir, values, threshold_given):
+  """An OVERSEGMENTATION_THRESHOLD that DATAROOT/VOC2012/hed was not cut at.
+
+  The benchmark makes hed/ only when it is missing: a threshold set for a
+  folder cut at another would train unsupervised SegSort on the old
+  segments while the user believes otherwise.
+
+  Args:
+    data_dir: DATAROOT.
+    values: The parsed settings.
+    threshold_given: Whether the user set OVERSEGMENTATION_THRESHOLD (else
+      it holds the benchmark's default, which any existing folder beats).
+
+  Returns:
+    (problems, notes): a threshold other than the folder's recorded one is
+    a problem; one the folder has no record of is a note.
+  """
+  threshold = values.get('OVERSEGMENTATION_THRESHOLD')
+  hed_dir = os.path.join(data_dir, 'VOC2012', 'hed')
+  if (
+    not threshold_given
+    or threshold is None
+    or 'segsort_unsup' not in values.get('METHODS', ())
+    or not os.path.isdir(hed_dir)
+  ):
+    return [], []
+  try:
+    record = make_oversegmentation.read_settings_record(hed_dir) or {}
+  except SystemExit as error:
+    return [str(error).replace('error: ', '', 1)], []
+  made_at = record.get('threshold')
+  if made_at is None:
+    return [], [
+      'OVERSEGMENTATION_THRESHOLD=%s is not used: %s exists and records no '
+      'threshold (remove it to have it made at this threshold)'
+      % (threshold, hed_dir)
+    ]
+  if made_at != threshold:
+    return [
+      'OVERSEGMENTATION_THRESHOLD=%s: %s holds segments cut at threshold %s '
+      '(its %s); unset OVERSEGMENTATION_THRESHOLD to train on them, or '
+      'remove the folder to have it made at %s'
+      % (
+        threshold,
+        hed_dir,
+        made_at,
+        make_oversegmentation.SETTINGS_FILE,
+        threshold,
+      )
+    ], []
+  return [], []
+
+
 def _distinct_words(text, parse):
   """The words of a list setting (SEEDS, METHODS), each parsed once."""
   words = text.split()
@@ -641,6 +694,12 @@ def parse_args(argv=None):
     '(tools/make_synthetic_voc.py: %d to %d classes).' % GENERATED_CLASSES,
   )
   parser.add_argument(
+    '--oversegmentation_threshold_given',
+    action='store_true',
+    help='OVERSEGMENTATION_THRESHOLD was set by the user, not defaulted: an '
+    'existing VOC2012/hed/ cut at another threshold is refused.',
+  )
+  parser.add_argument(
     '--empty_variables',
     default='',
     help='The names of the environment variables set but empty when the '
@@ -681,6 +740,12 @@ def main(argv=None):
   # Settings refused above keep their defaults here.
   problems += config_problems(values)
   problems += segment_group_problems(args.data_dir, values, args.generated_set)
+  more, notes = oversegmentation_threshold_problems(
+    args.data_dir, values, args.oversegmentation_threshold_given
+  )
+  problems += more
+  for note in notes:
+    print('note: %s' % note, file=sys.stderr)
   if not problems:
     problems += existing_run_problems(
       args, values, settings.get('SEEDS', '').split()

@@ -1,4 +1,4 @@
-"""Collects the CPU pipeline's benchmark results into one table and JSON.
+"""Collects the CPU pipeline's benchmark results into a table, JSON and chart.
 
     python bashscripts/common/summarize.py --out OUT \
         --methods segsort segsort_unsup softmax --runs OUT/seed_0 OUT/seed_1
@@ -35,6 +35,16 @@ from segsort import flags  # pylint: disable=g-import-not-at-top
 from segsort import overlay  # pylint: disable=g-import-not-at-top
 
 METHODS = ('segsort', 'segsort_unsup', 'softmax')
+_FIGURE_NAMES = {'miou': 'mean_iou', 'boundary_f': 'boundary_f_score'}
+
+
+def _is_score(value):
+  """Whether a figure is a fraction in [0, 1] (not null, NaN or text)."""
+  return (
+    isinstance(value, (int, float))
+    and not isinstance(value, bool)
+    and 0 <= value <= 1
+  )
 
 
 def read_run(run_dir, method):
@@ -62,6 +72,15 @@ def read_run(run_dir, method):
         '%s is not benchmark_by_mIoU\'s scores (%s: %s); benchmark the run '
         'again' % (metrics_path, type(error).__name__, error)
       ) from error
+  for name in ('miou', 'boundary_f'):
+    # null (or NaN, which is not JSON) when no pixel of the scored list's
+    # labels has a class: a mean over such runs would mean nothing.
+    if not _is_score(figures[name]):
+      raise ValueError(
+        '%s holds no %s (%r): no pixel of the labels of the list it scored '
+        'has a class; score an annotated list'
+        % (metrics_path, _FIGURE_NAMES[name], figures[name])
+      )
   seconds_path = os.path.join(results, 'seconds')
   seconds = None
   if os.path.exists(seconds_path):
@@ -136,15 +155,20 @@ def format_table(summary):
     '%-14s %8s %8s %11s %8s %8s'
     % ('method', 'mIoU', 'spread', 'boundary F', 'spread', 'seconds')
   ]
+
+  def spread(value):
+    # One run has no spread to show (summary.json keeps its 0).
+    return '%8.2f' % (100 * value) if num_runs > 1 else '%8s' % '-'
+
   for method, row in summary.items():
     lines.append(
-      '%-14s %7.2f%% %8.2f %10.2f%% %8.2f %8s'
+      '%-14s %7.2f%% %s %10.2f%% %s %8s'
       % (
         method,
         100 * row['miou'],
-        100 * row['miou_spread'],
+        spread(row['miou_spread']),
         100 * row['boundary_f'],
-        100 * row['boundary_f_spread'],
+        spread(row['boundary_f_spread']),
         _seconds(row['seconds']),
       )
     )
@@ -205,8 +229,9 @@ def draw_summary(summary):
     )
   num_runs = len(summary[methods[0]]['runs'])
   return overlay.draw_comparison_chart(
-    'means over %d run%s; lines: smallest to largest'
-    % (num_runs, '' if num_runs == 1 else 's'),
+    'means over %d runs; lines: smallest to largest' % num_runs
+    if num_runs > 1
+    else 'one run',
     ['mIoU', 'boundary F'] + ['IoU ' + name for name in classes],
     methods,
     means,
@@ -217,7 +242,9 @@ def draw_summary(summary):
 def main(argv=None):
   parser = flags.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
-    '--out', required=True, help='Where summary.json is written.'
+    '--out',
+    required=True,
+    help='Where summary.json and its chart summary.png are written.',
   )
   parser.add_argument(
     '--methods',
@@ -234,6 +261,13 @@ def main(argv=None):
   )
   args = parser.parse_args(argv)
   run_dirs = args.runs or [args.out]
+  # By real path: one run named twice would count twice in every mean.
+  names_of_path = {}
+  for run_dir in run_dirs:
+    names_of_path.setdefault(os.path.realpath(run_dir), []).append(run_dir)
+  for names in names_of_path.values():
+    if len(names) > 1:
+      parser.error('argument --runs: %s name one run' % ' and '.join(names))
   summary = {}
   for method in args.methods:
     try:

@@ -13,6 +13,8 @@
 #   DATAROOT     use this set instead of generating one: it holds VOC2012/
 #                (JPEGImages, segcls, hed) and train.txt, val.txt lists in the
 #                original release's format; NUM_CLASSES must be set with it
+#   TRAIN_LIST, VAL_LIST  with DATAROOT, other lists than its train.txt and
+#                val.txt
 #   NUM_CLASSES  classes including background (default 4 for the generated set)
 #   NUM_STEPS    training steps per method (default 600)
 #   SEEDS        training seeds (default 0); several give means and spreads
@@ -27,14 +29,17 @@ SEGSORT_EMPTY_VARIABLES=$(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=$/\1/p' | 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=bashscripts/voc12/common.sh
 source "${ROOT}/bashscripts/voc12/common.sh"
+segsort_arguments "${BASH_SOURCE[0]}" "$@" || exit $(( $? == 2 ? 0 : 1 ))
 # Paths are relative to the folder the script is started from.
 OUT=$(segsort_absolute "${OUT:-demo_output}")
 if [ -n "${DATAROOT:-}" ]; then
   DATAROOT=$(segsort_absolute "${DATAROOT}")
 fi
-if [ -n "${UNSUP_TRAIN_LIST:-}" ]; then
-  UNSUP_TRAIN_LIST=$(segsort_absolute "${UNSUP_TRAIN_LIST}")
-fi
+for list in UNSUP_TRAIN_LIST TRAIN_LIST VAL_LIST; do
+  if [ -n "${!list:-}" ]; then
+    printf -v "${list}" '%s' "$(segsort_absolute "${!list}")"
+  fi
+done
 NUM_STEPS=${NUM_STEPS:-600}
 # Whole generated images fit one window; larger sets are tiled.
 WINDOW=${WINDOW:-120,160}
@@ -57,7 +62,9 @@ if [ -n "${DATAROOT:-}" ]; then
          "DATAROOT" >&2
     exit 1
   fi
-  required=("${DATAROOT}/train.txt" "${DATAROOT}/val.txt")
+  TRAIN_LIST=${TRAIN_LIST:-${DATAROOT}/train.txt}
+  VAL_LIST=${VAL_LIST:-${DATAROOT}/val.txt}
+  required=("${TRAIN_LIST}" "${VAL_LIST}")
   if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
     # (tools/make_oversegmentation.py makes it.)
     required+=("${DATAROOT}/VOC2012/hed")
@@ -65,11 +72,16 @@ if [ -n "${DATAROOT:-}" ]; then
   for path in "${required[@]}"; do
     [ -e "${path}" ] || { echo "error: ${path} does not exist" >&2; exit 1; }
   done
-  TRAIN_LIST=${DATAROOT}/train.txt
-  VAL_LIST=${DATAROOT}/val.txt
   cpu_pipeline_check
   cpu_pipeline_make_out
 else
+  for list in TRAIN_LIST VAL_LIST; do
+    if [ -n "${!list:-}" ]; then
+      echo "error: ${list} names a list of DATAROOT's set; without DATAROOT" \
+           "the demo generates its own set and lists" >&2
+      exit 1
+    fi
+  done
   NUM_CLASSES=${NUM_CLASSES:-4}
   DATAROOT=${OUT}/data
   GENERATED_SET=1

@@ -40,6 +40,28 @@ segsort_check_switches() {
   fi
 }
 
+# The scripts take their settings from the environment only: -h or --help
+# prints SCRIPT's header comment (returns 2, for the caller to stop with
+# success), and any other argument is refused (returns 1), since an ignored
+# `--num_steps 5` would start the whole run.
+# Usage: segsort_arguments SCRIPT [ARGUMENT ...] ||
+#          exit $(( $? == 2 ? 0 : 1 ))   (return ... in a recipe)
+segsort_arguments() {
+  local script=$1
+  shift
+  case "${1:-}" in
+    '') return 0 ;;
+    -h | --help)
+      # The comment lines after the shebang, without their '# '.
+      sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${script}"
+      return 2 ;;
+  esac
+  echo "error: $(basename "${script}") takes no arguments (got $(printf '%q ' "$@"| sed 's/ $//')):" \
+       "its settings are environment variables (NAME=VALUE bash" \
+       "${script#"${PWD}/"}); --help lists them" >&2
+  return 1
+}
+
 # A path as absolute, relative ones taken from the current folder.
 segsort_absolute() {
   case "$1" in /*) echo "$1" ;; *) echo "${PWD}/$1" ;; esac

@@ -24,6 +24,7 @@ segsort_recipe() {
   local SAVE_PRED_EVERY=10000 DATAROOT=${DATAROOT:-./data}
 
   source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
+  segsort_arguments "${BASH_SOURCE[0]}" "$@" || return $(( $? == 2 ? 0 : 1 ))
   segsort_check_switches || return 1
   segsort_dry_run_cd
   segsort_check_inputs dataset/voc12/train+.txt \

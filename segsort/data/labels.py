@@ -116,6 +116,20 @@ class LabelSurvey:
       )
     return out_of_range
 
+  def no_class_problem(self):
+    """Why a list whose labels hold no class pixel is of no use, or None.
+
+    Such a list trains nothing (every pixel is left out of the loss) and
+    scores nothing (every IoU is undefined).
+    """
+    if self.class_pixels.any():
+      return None
+    return (
+      'no pixel of the labels of %s has a class of [0, %d): all are the '
+      'ignore label %d or out of range'
+      % (self._data_list, self._num_classes, self._ignore_label)
+    )
+
   def warnings(self):
     """Describes suspicious labels of the whole list, one string each."""
     present = self.class_pixels > 0

@@ -56,9 +56,10 @@ def check_training_list(
     The LabelSurvey of a supervised list; None for an unsupervised one.
 
   Raises:
-    DataError: If the list is malformed, or naming the list file, line
+    DataError: If the list is malformed, naming the list file, line
       numbers and paths of every entry that does not decode (all on one
-      line, as `check_entries_decode`).
+      line, as `check_entries_decode`), or, supervised, when no pixel of its
+      labels has a class (`labels.LabelSurvey.no_class_problem`).
   """
   # Labels required when supervised: the training pipeline requires them
   # too, and a line without one would otherwise pass here and stop training
@@ -89,6 +90,8 @@ def check_training_list(
   )
   if survey is not None:
     survey.log_out_of_range_total()
+    if survey.no_class_problem() is not None:
+      raise errors.DataError(survey.no_class_problem() + '; nothing to train')
     for warning in survey.warnings():
       _LOGGER.warning(warning)
   return survey
@@ -260,7 +263,9 @@ def check_data_list(
   single-channel and of their image's size, that images need no EXIF
   orientation unless it is applied, and, with `num_classes`, that label
   values lie in `[0, num_classes)` or equal `ignore_label`, and which
-  classes the list's labels hold (see `labels.LabelSurvey.warnings`).
+  classes the list's labels hold (see `labels.LabelSurvey.warnings`); with
+  `require_labels`, a list whose labels hold no class pixel is a problem
+  too.
 
   Args:
     data_dir: The directory list paths are relative to.
@@ -316,6 +321,14 @@ def check_data_list(
         (entry.line_number, problem) for problem in entry_problems
       )
   problems.sort(key=lambda problem: problem[0])
+  if (
+    require_labels
+    and survey is not None
+    and not problems
+    and survey.no_class_problem() is not None
+  ):
+    # Last: a list whose files are missing holds no class pixel either.
+    problems.append((num_lines + 1, survey.no_class_problem()))
   return DataListReport(
     data_list,
     num_lines,
