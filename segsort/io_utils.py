@@ -318,30 +318,56 @@ def read_exif_orientation(path):
     return _exif_orientation(image)
 
 
-def describe_orientation(path, orientation):
-  """Says what an EXIF orientation other than 1 means for a file's pixels."""
-  return (
-    '%s has EXIF orientation %d (viewers show it %s); without '
-    '--apply_exif_orientation it is read as stored, so a label drawn on the '
-    'displayed view does not match it. Pass --apply_exif_orientation if '
-    'its label was drawn on the displayed view, or set its orientation '
-    'tag to 1 if the label matches the stored pixels.'
-    % (path, orientation, _ORIENTATIONS[orientation])
+# What a tool without --apply_exif_orientation says of an oriented image
+# (read_rgb_image's `orientation_advice`): it converts the stored pixels.
+CONVERTED_AS_STORED = (
+  'it is converted as stored (the JPEG written holds the stored pixels '
+  'and no orientation tag), so its label must match the stored pixels, '
+  'not the displayed view'
+)
+
+
+def describe_orientation(path, orientation, advice=None):
+  """Says what an EXIF orientation other than 1 means for a file's pixels.
+
+  Args:
+    path: The image file.
+    orientation: Its EXIF orientation, 2 to 8.
+    advice: What the reading command does about it; None for the advice of
+      commands with --apply_exif_orientation.
+  """
+  if advice is None:
+    advice = (
+      'without --apply_exif_orientation it is read as stored, so a label '
+      'drawn on the displayed view does not match it. Pass '
+      '--apply_exif_orientation if its label was drawn on the displayed '
+      'view, or set its orientation tag to 1 if the label matches the '
+      'stored pixels.'
+    )
+  return '%s has EXIF orientation %d (viewers show it %s); %s' % (
+    path,
+    orientation,
+    _ORIENTATIONS[orientation],
+    advice,
   )
 
 
-def _oriented(image, path, apply_exif_orientation):
-  """Applies an image's EXIF orientation, or warns (once per file) of it."""
+def _oriented(image, path, apply_exif_orientation, advice=None):
+  """Applies an image's EXIF orientation, or warns (once per file and
+  process) of it with `advice` (describe_orientation's; False: no
+  warning)."""
   orientation = _exif_orientation(image)
   if orientation == 1:
     return image
   if apply_exif_orientation:
     return ImageOps.exif_transpose(image)
+  if advice is False:
+    return image
   with _warned_orientations_lock:
     first_time = path not in _warned_orientations
     _warned_orientations.add(path)
   if first_time:
-    _LOGGER.warning(describe_orientation(path, orientation))
+    _LOGGER.warning(describe_orientation(path, orientation, advice))
   return image
 
 
@@ -467,7 +493,7 @@ IMAGE_EXTENSIONS = (
 )
 
 
-def read_rgb_image(path, apply_exif_orientation=False):
+def read_rgb_image(path, apply_exif_orientation=False, orientation_advice=None):
   """Decodes an image file (JPEG, PNG, TIFF, ...) of any usual mode into RGB.
 
   8-bit colour spaces, palettes and 1-bit images are converted by Pillow
@@ -484,6 +510,10 @@ def read_rgb_image(path, apply_exif_orientation=False):
     path: An image file.
     apply_exif_orientation: Whether to turn the image as its EXIF
       orientation asks (as viewers and annotation tools show it).
+    orientation_advice: What the warning of an orientation left unapplied
+      advises (`describe_orientation`): None for --apply_exif_orientation,
+      a sentence for a command without that flag (e.g.
+      CONVERTED_AS_STORED), False for no warning (already given).
 
   Returns:
     A uint8 array `[height, width, 3]`.
@@ -495,7 +525,7 @@ def read_rgb_image(path, apply_exif_orientation=False):
   with open_image(path, 'image') as image:
     mode = image.mode
     try:
-      image = _oriented(image, path, apply_exif_orientation)
+      image = _oriented(image, path, apply_exif_orientation, orientation_advice)
       if mode in _RGB_CONVERTIBLE_MODES:
         return np.asarray(image if mode == 'RGB' else image.convert('RGB'))
       pixels = np.asarray(image)

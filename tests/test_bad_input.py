@@ -1115,6 +1115,39 @@ def test_a_list_whose_labels_hold_no_class_is_refused(voc_root, tmp_path):
   assert len(problems) == 1 and 'mask1.png' in problems[0]
 
 
+def test_a_crop_far_larger_than_every_image_is_refused(voc_root, tmp_path):
+  """CROP=10000,10000 on small images trained until memory ran out."""
+  list_path = _binary_masks(voc_root, tmp_path, 1)
+  height, width = IMAGE_SIZE
+  for random_scale, scale in ((False, 1), (True, 2)):
+    limit = (2 * height * scale, 2 * width * scale)
+    # Up to twice the (scaled) image, crops are padded as the original's.
+    data.check_training_list(
+      voc_root, list_path, 2, 255, input_size=limit, random_scale=random_scale
+    )
+    with pytest.raises(errors.DataError) as raised:
+      data.check_training_list(
+        voc_root,
+        list_path,
+        2,
+        255,
+        input_size=(limit[0], limit[1] + 1),
+        random_scale=random_scale,
+      )
+    assert str(raised.value) == (
+      '--input_size %dx%d is more than twice the largest image of %s '
+      '(%dx%d%s) along an axis: most of every crop would be padding'
+      % (
+        limit[0],
+        limit[1] + 1,
+        list_path,
+        height * scale,
+        width * scale,
+        ', scaled by the largest random scale 2' if random_scale else '',
+      )
+    )
+
+
 def test_classes_missing_from_a_whole_list_are_named(
   voc_root, tmp_path, caplog
 ):

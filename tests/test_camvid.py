@@ -139,6 +139,74 @@ def test_names_malformed_line(tmp_path, capsys):
   assert not (tmp_path / 'voc').exists()
 
 
+def _convert_error(tmp_path, capsys, camvid_dir):
+  """convert's one-line error for a release; asserts nothing was written."""
+  code = camvid_to_voc.main(
+    ['--camvid_dir', str(camvid_dir), '--output_dir', str(tmp_path / 'voc')]
+  )
+  assert code == 1
+  error = capsys.readouterr().err
+  assert error.count('\n') == 1
+  assert not (tmp_path / 'voc').exists()
+  return error.strip()
+
+
+def test_names_a_line_of_two_frames_and_a_path_with_a_space(tmp_path, capsys):
+  """A line pairing other frames labelled one frame with another's
+  classes, silently; a path with a space was not named as the cause."""
+  _write_release(tmp_path / 'CamVid')
+  (tmp_path / 'CamVid' / 'train.txt').write_text(
+    '/SegNet/CamVid/train/train_000.png /SegNet/CamVid/trainannot/'
+    'train_001.png\n/my data/CamVid/train/train_001.png '
+    '/my data/CamVid/trainannot/train_001.png\n'
+  )
+  list_path = tmp_path / 'CamVid' / 'train.txt'
+  assert _convert_error(tmp_path, capsys, tmp_path / 'CamVid') == (
+    'error: %s, line 1: image train_000.png and annotation train_001.png are '
+    'of other frames (the release names both alike); %s, line 2: expected '
+    '"IMAGE ANNOTATION", got \'/my data/CamVid/train/train_001.png /my '
+    "data/CamVid/trainannot/train_001.png' (a path with a space? rename "
+    'the folder)' % (list_path, list_path)
+  )
+
+
+def test_names_a_folder_already_in_the_voc_layout(tmp_path, capsys):
+  _write_release(tmp_path / 'CamVid')
+  camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'converted'))
+  assert _convert_error(tmp_path, capsys, tmp_path / 'converted') == (
+    'error: %s is already in the VOC layout (VOC2012/, no trainannot/): use '
+    "it as DATAROOT, or give SegNet's release as --camvid_dir"
+    % (tmp_path / 'converted')
+  )
+
+
+def test_an_oriented_frame_is_noted_once_with_what_conversion_does(
+  tmp_path, caplog
+):
+  """The note advised --apply_exif_orientation, which the tool lacks, and
+  came twice (the check and the conversion)."""
+  _write_release(tmp_path / 'CamVid', splits=('train',))
+  frame = tmp_path / 'CamVid' / 'train' / 'train_000.png'
+  image = Image.open(frame)
+  exif = image.getexif()
+  exif[0x0112] = 6
+  image.save(frame, exif=exif)
+  with caplog.at_level('WARNING'):
+    camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  notes = [
+    record.getMessage()
+    for record in caplog.records
+    if 'EXIF orientation' in record.getMessage()
+  ]
+  assert len(notes) == 1
+  assert notes[0].endswith(
+    'it is converted as stored (the JPEG written holds the stored pixels '
+    'and no orientation tag), so its label must match the stored pixels, '
+    'not the displayed view'
+  )
+  assert '--apply_exif_orientation' not in notes[0]
+
+
 def test_names_missing_file(tmp_path, capsys):
   _write_release(tmp_path / 'CamVid')
   os.remove(tmp_path / 'CamVid' / 'testannot' / 'test_001.png')
@@ -306,7 +374,7 @@ def test_refuses_an_image_in_two_lists(tmp_path):
   # annotation would replace the training one.
   with open(tmp_path / 'CamVid' / 'test.txt', 'a') as stream:
     stream.write(
-      '/SegNet/CamVid/train/train_000.png /SegNet/CamVid/testannot/test_000.png\n'
+      '/SegNet/CamVid/train/train_000.png /SegNet/CamVid/trainannot/train_000.png\n'
     )
   with pytest.raises(camvid_to_voc.CamVidError) as raised:
     camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))

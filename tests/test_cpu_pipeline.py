@@ -781,6 +781,23 @@ def test_a_validation_list_without_class_pixels_stops_the_benchmark(
   assert not (tmp_path / 'out').exists()
 
 
+def test_a_crop_far_larger_than_the_training_images_stops_the_benchmark(
+  tmp_path,
+):
+  """Out of memory, killed with no message, before."""
+  completed = _run_benchmark(
+    tmp_path, CROP='10000,10000', METHODS='softmax', NUM_CLASSES='4'
+  )
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines()[-1] == (
+    'error: 1 problem(s) in the data, nothing trained: CROP=10000,10000 is '
+    'more than twice the largest image of %s (240x320, scaled by the '
+    'largest random scale 2) along an axis: most of every crop would be '
+    'padding' % (tmp_path / 'data' / 'train.txt')
+  )
+  assert not (tmp_path / 'out').exists()
+
+
 def test_a_training_list_checked_twice_names_each_problem_once(tmp_path):
   """train.txt is supervised training's list and unsupervised SegSort's."""
   _run_benchmark(tmp_path, NUM_STEPS='abc')

@@ -93,7 +93,16 @@ def read_split_list(camvid_dir, split):
     where = '%s, line %d' % (list_path, line_number)
     if len(fields) != 2:
       problems.append(
-        '%s: expected "IMAGE ANNOTATION", got %r' % (where, line.rstrip('\n'))
+        '%s: expected "IMAGE ANNOTATION", got %r%s'
+        % (
+          where,
+          line.rstrip('\n'),
+          # The release's lists hold no spaces; only a path's last two
+          # parts are read, so a folder's space can go.
+          ' (a path with a space? rename the folder)'
+          if len(fields) > 2
+          else '',
+        )
       )
       continue
     # Only the last two path components are kept: the release's lists
@@ -102,6 +111,14 @@ def read_split_list(camvid_dir, split):
       os.path.join(camvid_dir, *field.replace('\\', '/').split('/')[-2:])
       for field in fields
     )
+    if os.path.basename(image) != os.path.basename(annotation):
+      # The release names a frame's annotation as its image; another name
+      # would label the frame with another frame's classes.
+      problems.append(
+        '%s: image %s and annotation %s are of other frames (the release '
+        'names both alike)'
+        % (where, os.path.basename(image), os.path.basename(annotation))
+      )
     for path in (image, annotation):
       if not os.path.isfile(path):
         problems.append('%s: missing file %r' % (where, path))
@@ -138,14 +155,17 @@ def read_camvid_annotation(path):
   )
 
 
-def _read_pair(job):
-  """The image and class ids of a job; CamVidError or ImageFileError."""
+def _read_pair(job, orientation_advice=io_utils.CONVERTED_AS_STORED):
+  """The image and class ids of a job; CamVidError or ImageFileError.
+  `orientation_advice` as io_utils.read_rgb_image's."""
   image_path, annotation_path = job[:2]
   # Both are read before either refusal, so that a pair of bad files is
   # named in full.
   refusals = []
   try:
-    image = io_utils.read_rgb_image(image_path)
+    image = io_utils.read_rgb_image(
+      image_path, orientation_advice=orientation_advice
+    )
   except ValueError as error:
     refusals.append(str(error))
   try:
@@ -164,7 +184,8 @@ def _read_pair(job):
 
 def _convert(job):
   jpeg_path, label_path, jpeg_quality = job[2:]
-  image, label = _read_pair(job)
+  # The check of every job warned of its orientation already.
+  image, label = _read_pair(job, orientation_advice=False)
   io_utils.save_png(label_path, label)
   io_utils.save_jpeg(jpeg_path, image, jpeg_quality)
 
@@ -181,12 +202,22 @@ def convert(
 
   Raises:
     CamVidError: For a malformed release (no split list at all, bad lines
-      or missing files of any list, an image id named twice), an output
+      or missing files of any list, an image and annotation of other
+      names, an image id named twice), a folder already in the VOC layout,
+      an output
       folder holding the release's own lists, or an output path blocked by
       a file or folder, before anything is written.
     folder_jobs.BadInputsError: Naming every image or annotation that does
       not decode, or whose sizes differ, before anything is written.
   """
+  if os.path.isdir(os.path.join(camvid_dir, 'VOC2012')) and not any(
+    os.path.isdir(os.path.join(camvid_dir, split + 'annot')) for split in SPLITS
+  ):
+    # Its lists' lines would each name two missing files.
+    raise CamVidError(
+      '%s is already in the VOC layout (VOC2012/, no trainannot/): use it '
+      'as DATAROOT, or give SegNet\'s release as --camvid_dir' % camvid_dir
+    )
   splits, problems = {}, []
   for split in SPLITS:
     list_path = os.path.join(camvid_dir, split + '.txt')

@@ -199,7 +199,7 @@ def read_palette(path):
   return palette
 
 
-def _read_job(job, binary):
+def _read_job(job, binary, orientation_advice=io_utils.CONVERTED_AS_STORED):
   """The image (`[H, W, 3]` uint8) and mask ids (`[H, W]` uint8, None
   without a mask) of a job.
 
@@ -213,7 +213,9 @@ def _read_job(job, binary):
   refusals = []
   image = ids = None
   try:
-    image = io_utils.read_rgb_image(image_path)
+    image = io_utils.read_rgb_image(
+      image_path, orientation_advice=orientation_advice
+    )
   except ValueError as error:
     refusals.append(str(error))
   if mask_path is not None:
@@ -243,7 +245,8 @@ def _import_image(job, binary, jpeg_quality, overwrite):
   if overwrite or not io_utils.output_is_newer(
     outputs, [image_path, mask_path]
   ):
-    image, ids = _read_job(job, binary)
+    # The check of every job warned of its orientation already.
+    image, ids = _read_job(job, binary, orientation_advice=False)
     if ids is not None:
       io_utils.save_png(label_path, ids)
     io_utils.save_jpeg(jpeg_path, image, jpeg_quality)

@@ -616,21 +616,25 @@ def class_name_problems(data_dir, num_classes):
   return []
 
 
-def data_problems(args, num_classes):
-  """Every problem of the lists' lines and files (check_data_list)."""
+def data_problems(args, num_classes, crop=None):
+  """Every problem of the lists' lines and files (check_data_list), and a
+  CROP far larger than the training images (every method trains with
+  --random_scale)."""
   # Imported here: TensorFlow is not needed to check the settings.
   from segsort import data  # pylint: disable=g-import-not-at-top
 
-  # (list, labels required, oversegmentations read)
+  # (list, labels required, oversegmentations read, trains)
   checks = [
-    (data_list, True, False)
-    for data_list in (args.train_list, args.val_list)
+    (data_list, True, False, trains)
+    for data_list, trains in ((args.train_list, True), (args.val_list, False))
     if data_list
   ]
   if args.unsup_train_list:
-    checks.append((args.unsup_train_list, False, args.with_oversegmentation))
+    checks.append(
+      (args.unsup_train_list, False, args.with_oversegmentation, True)
+    )
   problems = []
-  for data_list, require_labels, with_oversegmentation in checks:
+  for data_list, require_labels, with_oversegmentation, trains in checks:
     try:
       report = data.check_data_list(
         args.data_dir,
@@ -644,6 +648,15 @@ def data_problems(args, num_classes):
       problems.append(str(error))
       continue
     problems.extend(report.problems)
+    crop_problem = (
+      trains
+      and crop
+      and data.oversized_crop_problem(
+        crop, report.largest_image_size, True, data_list
+      )
+    )
+    if crop_problem:
+      problems.append('CROP=%d,%d %s' % (crop[0], crop[1], crop_problem))
   # A list checked twice (the training list is unsupervised SegSort's too
   # unless UNSUP_TRAIN_LIST is another) names each problem once.
   return list(dict.fromkeys(problems))
@@ -755,7 +768,7 @@ def main(argv=None):
   if problems:
     # Settings first: reading the data takes a while.
     sys.exit('error: %s' % errors.join_problems(problems))
-  problems = data_problems(args, values['NUM_CLASSES'])
+  problems = data_problems(args, values['NUM_CLASSES'], values.get('CROP'))
   if problems:
     sys.exit(
       'error: %d problem(s) in the data, nothing trained: %s'

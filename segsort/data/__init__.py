@@ -24,7 +24,8 @@ One module per idea, all of their public names importable from here:
     labels         the label policy (values out of range) and LabelSurvey
     decoding       the files of an entry -> checked arrays
     list_checks    every file of a list read up front: check_training_list,
-                   check_data_list, check_entries_decode
+                   check_data_list, check_entries_decode,
+                   oversized_crop_problem
     augmentation   scale, mirror, pad and crop (augment_example), and
                    colour jitter (jitter_colour)
     datasets       the tf.data pipelines: build_training_dataset,
@@ -51,6 +52,7 @@ from segsort.data.list_checks import DataListReport
 from segsort.data.list_checks import check_data_list
 from segsort.data.list_checks import check_entries_decode
 from segsort.data.list_checks import check_training_list
+from segsort.data.list_checks import oversized_crop_problem
 from segsort.data.lists import ListEntry
 from segsort.data.lists import parse_data_list
 from segsort.data.lists import read_data_list

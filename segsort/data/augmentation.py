@@ -17,7 +17,7 @@ IMG_MEAN = (122.675, 116.669, 104.008)
 
 # Range of the random scale factor of training images (the original's).
 _MIN_SCALE = 0.5
-_MAX_SCALE = 2.0
+MAX_SCALE = 2.0
 
 # Colour jitter (this port's addition, `random_colour`): the largest
 # brightness shift (a fraction of white), the contrast and saturation
@@ -206,7 +206,7 @@ def augment_example(
   )
   height, width = tf.shape(image)[0], tf.shape(image)[1]
   if random_scale:
-    scale = tf.random.stateless_uniform([], scale_seed, _MIN_SCALE, _MAX_SCALE)
+    scale = tf.random.stateless_uniform([], scale_seed, _MIN_SCALE, MAX_SCALE)
     scaled_height = tf.maximum(
       tf.cast(tf.cast(height, tf.float32) * scale, tf.int32), 1
     )

@@ -13,6 +13,7 @@ import numpy as np
 
 from segsort import errors
 from segsort import io_utils
+from segsort.data import augmentation
 from segsort.data import decoding
 from segsort.data import labels
 from segsort.data import lists
@@ -30,6 +31,8 @@ def check_training_list(
   progress=None,
   unsupervised=False,
   segment_groups=False,
+  input_size=None,
+  random_scale=False,
 ):
   """Decodes every file of a training list once; surveys supervised labels.
 
@@ -51,6 +54,9 @@ def check_training_list(
     unsupervised: Whether the list is unsupervised SegSort's.
     segment_groups: Whether, unsupervised, the segment groups of every
       oversegmentation are read as well (--segment_groups).
+    input_size: The training crop (height, width), checked against the
+      images (`oversized_crop_problem`); None skips the check.
+    random_scale: Whether training scales the images before cropping.
 
   Returns:
     The LabelSurvey of a supervised list; None for an unsupervised one.
@@ -58,8 +64,9 @@ def check_training_list(
   Raises:
     DataError: If the list is malformed, naming the list file, line
       numbers and paths of every entry that does not decode (all on one
-      line, as `check_entries_decode`), or, supervised, when no pixel of its
-      labels has a class (`labels.LabelSurvey.no_class_problem`).
+      line, as `check_entries_decode`); supervised, when no pixel of its
+      labels has a class (`labels.LabelSurvey.no_class_problem`); or naming
+      --input_size when it is far larger than every image.
   """
   # Labels required when supervised: the training pipeline requires them
   # too, and a line without one would otherwise pass here and stop training
@@ -76,7 +83,7 @@ def check_training_list(
     if unsupervised
     else labels.LabelSurvey(data_list, num_classes, ignore_label)
   )
-  check_entries_decode(
+  largest_image_size = check_entries_decode(
     entries,
     data_list,
     ignore_label=ignore_label,
@@ -88,6 +95,13 @@ def check_training_list(
     with_oversegmentation=unsupervised,
     with_segment_groups=segment_groups,
   )
+  crop_problem = input_size and oversized_crop_problem(
+    input_size, largest_image_size, random_scale, data_list
+  )
+  if crop_problem:
+    raise errors.DataError(
+      '--input_size %dx%d %s' % (input_size[0], input_size[1], crop_problem)
+    )
   if survey is not None:
     survey.log_out_of_range_total()
     if survey.no_class_problem() is not None:
@@ -111,6 +125,8 @@ class DataListReport:
       such line is also a problem).
     warnings: Descriptions of suspicious labels of the whole list
       (`labels.LabelSurvey.warnings`), which are not problems.
+    largest_image_size: The largest (height, width) of the images that
+      decoded, per axis; None when none did.
   """
 
   data_list: str
@@ -118,6 +134,7 @@ class DataListReport:
   problems: list
   out_of_range_pixels: int = 0
   warnings: list = dataclasses.field(default_factory=list)
+  largest_image_size: tuple = None
 
   @property
   def ok(self):
@@ -126,13 +143,63 @@ class DataListReport:
 
 
 def _decode_problem(entry, settings):
-  """Decodes one entry with `settings`: (its label, None) or (None, what
-  stops it from decoding)."""
+  """Decodes one entry with `settings`: (its label, its image's (height,
+  width), None) or (None, None, what stops it from decoding)."""
   try:
-    _, label, _ = settings.decode(entry)
+    image, label, _ = settings.decode(entry)
   except (errors.DataError, errors.ImageFileError) as error:
-    return None, str(error)
-  return label, None
+    return None, None, str(error)
+  return label, image.shape[:2], None
+
+
+def _largest(size, other):
+  """The (height, width) of the larger of two sizes per axis; None for
+  no size."""
+  if other is None:
+    return size
+  if size is None:
+    return tuple(other)
+  return (max(size[0], other[0]), max(size[1], other[1]))
+
+
+def oversized_crop_problem(
+  crop_size, largest_image_size, random_scale, data_list
+):
+  """Why a training crop is too large for a list's images, or None.
+
+  A crop is padded where it overhangs its (scaled) image. Past twice the
+  largest image (scaled by the largest random scale) along an axis, more
+  than half of every crop is padding on that axis: memory and time spent on
+  nothing, and a typo such as 10000,10000 ran out of memory with no
+  message.
+
+  Args:
+    crop_size: The training crop (height, width), pixels.
+    largest_image_size: The largest image height and width of the list
+      (`check_entries_decode`), or None when none decoded.
+    random_scale: Whether images are scaled up to
+      `augmentation.MAX_SCALE` before cropping.
+    data_list: The list file, for the message.
+
+  Returns:
+    None, or the reason, to follow the flag's name and value.
+  """
+  if largest_image_size is None:
+    return None
+  scale = augmentation.MAX_SCALE if random_scale else 1.0
+  scaled = [int(round(side * scale)) for side in largest_image_size]
+  if crop_size[0] <= 2 * scaled[0] and crop_size[1] <= 2 * scaled[1]:
+    return None
+  return (
+    'is more than twice the largest image of %s (%dx%d%s) along an axis: '
+    'most of every crop would be padding'
+    % (
+      data_list,
+      scaled[0],
+      scaled[1],
+      ', scaled by the largest random scale %g' % scale if random_scale else '',
+    )
+  )
 
 
 def check_entries_decode(
@@ -174,6 +241,10 @@ def check_entries_decode(
     with_segment_groups: Whether, with oversegmentations, their segment
       groups are decoded and checked to nest as well.
 
+  Returns:
+    The largest (height, width) of the images, per axis; None for an empty
+    list.
+
   Raises:
     DataError: One line naming the list file, line numbers and paths of the
       list's problems and of the entries that do not decode (undecodable or
@@ -194,29 +265,33 @@ def check_entries_decode(
         results, total=len(entries), desc='Checking files', unit='line'
       )
     problems = list(list_problems)
+    largest_image_size = None
     # Results first: zip stops at the first exhausted iterable, and the
     # progress bar counts an item only when the next one is asked for.
-    for (label, problem), entry in zip(results, entries):
+    for (label, image_size, problem), entry in zip(results, entries):
       if problem is not None:
         problems.append((entry.line_number, problem))
-      elif survey is not None and label is not None:
+        continue
+      largest_image_size = _largest(largest_image_size, image_size)
+      if survey is not None and label is not None:
         survey.add(entry, label)
   lists.raise_for_problems(
     data_list, sorted(problems, key=lambda problem: problem[0])
   )
+  return largest_image_size
 
 
 def _check_entry(entry, survey, settings):
   """Decodes one entry with `settings` (a decoding.DecodeSettings without
-  num_classes, so that the survey sees out-of-range values); returns its
-  problems, each a description."""
-  label, problem = _decode_problem(entry, settings)
+  num_classes, so that the survey sees out-of-range values); returns (its
+  problems, each a description, and its image's (height, width) or None)."""
+  label, image_size, problem = _decode_problem(entry, settings)
   if problem is not None:
-    return [problem]
+    return [problem], None
   try:
     orientation = io_utils.read_exif_orientation(entry.image_path)
   except (errors.DataError, errors.ImageFileError) as error:
-    return [str(error)]
+    return [str(error)], image_size
   problems = []
   if orientation != 1 and not settings.apply_exif_orientation:
     problems.append(
@@ -240,7 +315,7 @@ def _check_entry(entry, survey, settings):
           np.unique(out_of_range)[:10].tolist(),
         )
       )
-  return problems
+  return problems, image_size
 
 
 def check_data_list(
@@ -316,10 +391,12 @@ def check_data_list(
       results = progress(
         results, total=len(entries), desc='Checking', unit='line'
       )
-    for entry, entry_problems in zip(entries, results):
+    largest_image_size = None
+    for entry, (entry_problems, image_size) in zip(entries, results):
       problems.extend(
         (entry.line_number, problem) for problem in entry_problems
       )
+      largest_image_size = _largest(largest_image_size, image_size)
   problems.sort(key=lambda problem: problem[0])
   if (
     require_labels
@@ -335,4 +412,5 @@ def check_data_list(
     [description for _, description in problems],
     survey.out_of_range_pixels if survey is not None else 0,
     survey.warnings() if survey is not None else [],
+    largest_image_size,
   )

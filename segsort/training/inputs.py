@@ -96,6 +96,8 @@ def training_stream(config, objective, placement, step, dataset=None):
       progress=console.progress,
       unsupervised=objective.needs_oversegmentation,
       segment_groups=config.segment_groups,
+      input_size=config.input_size,
+      random_scale=config.random_scale,
     )
     pictures = _first_pictures(_build_dataset(config, objective, placement))
   # Resumes the stream where the restored step left it.
