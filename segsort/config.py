@@ -66,6 +66,10 @@ OUTPUT_STRIDES = (8, 16, 32)
 KMEANS_GRIDS = ('image', 'crop')
 # NumPy's and Keras's seeds are 32-bit: a larger one failed at start-up.
 MAX_RANDOM_SEED = 2**32 - 1
+# More steps than any run could take (years of the smallest network on a
+# GPU): a larger --num_steps is a typo, and overflowed the 64-bit
+# arithmetic of the CPU scripts' warm-up.
+MAX_STEPS = 2**31 - 1
 
 # Flag defaults that depend on the training mode; TrainConfig's own defaults
 # are those of the default mode, 'segsort'.
@@ -214,6 +218,10 @@ class TrainConfig:
         problems.append(
           '--%s must be at least 1, got %r' % (name, getattr(self, name))
         )
+    if self.num_steps > MAX_STEPS:
+      problems.append(
+        '--num_steps %d is more than %d' % (self.num_steps, MAX_STEPS)
+      )
     for name in (
       'kmeans_iterations',
       'warmup_steps',

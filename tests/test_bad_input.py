@@ -572,6 +572,11 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
       ['--random_seed', '4294967296'],
       '--random_seed must be at most 2**32 - 1 = 4294967295, got 4294967296',
     ),
+    # A typo's step count, which no run would end.
+    (
+      ['--num_steps', '99999999999999999999'],
+      '--num_steps 99999999999999999999 is more than 2147483647',
+    ),
     # argparse took a negative pair or exponent for an unknown option and
     # said only "expected one argument".
     (

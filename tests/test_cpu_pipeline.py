@@ -510,7 +510,7 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
   assert completed.stderr.splitlines() == [
     'error: SEEDS=0 0: names 0 more than once; METHODS=softmax foo: expected '
     "one of segsort, segsort_unsup, softmax, got 'foo'; NUM_STEPS=abc: must "
-    "be an integer >= 1, got 'abc'; WINDOW=abc: expected \"height,width\" of "
+    "be an integer >= 1 and <= 2147483647, got 'abc'; WINDOW=abc: expected \"height,width\" of "
     "positive integers, got 'abc'; K_IN_NEAREST_NEIGHBORS=0: must be an "
     "integer >= 1, got '0'; COLOUR_WEIGHT=-1: must be a finite number >= 0 "
     "and <= 1000000, got '-1'"
@@ -522,6 +522,31 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
     'is more clusters per axis than the 4x4 embedding of an --input_size '
     '(CROP) 32x32 crop at --output_stride 8'
   ]
+
+
+def test_an_unwritable_out_a_huge_step_count_and_a_bad_grid_alone(tmp_path):
+  """An OUT below a file failed in mkdir after the data check; a step count
+  past 64 bits wrapped around in the warm-up's arithmetic; a bad
+  NUM_CLUSTERS also drew a refusal of the trainer's default grid."""
+  (tmp_path / 'afile').write_text('')
+  completed = _run_benchmark(
+    tmp_path,
+    OUT='afile/out',
+    NUM_STEPS='99999999999999999999',
+    NUM_CLUSTERS='0',
+    CROP='32,32',
+  )
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    'error: NUM_STEPS=99999999999999999999: must be an integer >= 1 and <= '
+    "2147483647, got '99999999999999999999'; NUM_CLUSTERS=0: expected "
+    '"N" or "ROWS,COLUMNS" of positive integers, got \'0\'; OUT=%s: %s is '
+    'a file, not a folder to write into'
+    % (tmp_path / 'afile' / 'out', tmp_path / 'afile')
+  ]
+  completed = _run_benchmark(tmp_path, OUT='/proc/out')
+  assert completed.returncode == 1
+  assert completed.stderr.startswith('error: OUT=/proc/out: ')
 
 
 def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
@@ -547,7 +572,8 @@ def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
   assert completed.stderr.splitlines() == [
     'warning: COLOR_WEIGHT is not a setting of the pipeline and is ignored; '
     'did you mean COLOUR_WEIGHT?',
-    "error: NUM_STEPS=abc: must be an integer >= 1, got 'abc'",
+    "error: NUM_STEPS=abc: must be an integer >= 1 and <= 2147483647, got "
+    "'abc'",
   ]
 
 

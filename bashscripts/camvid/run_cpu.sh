@@ -107,7 +107,9 @@ OVERSEGMENTATION_THRESHOLD=${OVERSEGMENTATION_THRESHOLD:-0.03}
 # used.
 if [[ -z "${WARMUP_STEPS:-}" ]]; then
   # Spaces around the number allowed, as preflight allows them.
-  if [[ "${NUM_STEPS}" =~ ^[[:space:]]*([0-9]+)[[:space:]]*$ ]]; then
+  # At most 18 digits: bash's 64-bit arithmetic wraps around beyond
+  # (preflight refuses such a NUM_STEPS by name).
+  if [[ "${NUM_STEPS}" =~ ^[[:space:]]*([0-9]{1,18})[[:space:]]*$ ]]; then
     WARMUP_STEPS=$(( 10#${BASH_REMATCH[1]} / 20 ))
   else
     WARMUP_STEPS=100

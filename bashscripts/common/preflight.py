@@ -68,7 +68,7 @@ SETTINGS = {
   # Labels are 8-bit PNGs whose 255 is the ignore label.
   'NUM_CLASSES': ('num_classes', flags.integer(1, 255)),
   'CROP': ('input_size', flags.size_pair),
-  'NUM_STEPS': ('num_steps', flags.integer(1)),
+  'NUM_STEPS': ('num_steps', flags.integer(1, config_lib.MAX_STEPS)),
   'LEARNING_RATE': ('learning_rate', flags.real(0)),
   'HEAD_LEARNING_RATE_MULTIPLIER': (
     'head_learning_rate_multiplier',
@@ -423,16 +423,24 @@ def _method_fields(method, values):
   return fields
 
 
-def config_problems(values):
+def config_problems(values, refused=()):
   """Problems of the training configs the settings make, one per method.
 
   Combinations no single setting shows (e.g. a k-means grid finer than a
   crop's embedding) are named as segsort.config words them, with the
-  variable that sets each flag after it.
+  variable that sets each flag after it. A method one of whose settings is
+  `refused` (already named as a problem) is not checked: its config would
+  hold the trainer's default in its place, not the pipeline's, and be
+  refused for a value the user never set.
   """
   variable_of_field = _variable_of_field(values)
   methods_of_problem = {}
   for method in values.get('METHODS', ()):
+    if any(
+      name in SETTINGS and SETTINGS[name][0] in _METHOD_FIELDS[method]
+      for name in refused
+    ):
+      continue
     try:
       config_lib.TrainConfig(mode=method, **_method_fields(method, values))
     except ValueError as error:
@@ -741,6 +749,13 @@ def main(argv=None):
   problems += more
   for note in unused_setting_notes(values):
     print('warning: %s' % note, file=sys.stderr)
+  if args.out:
+    try:
+      # Unwritable, or below a file: mkdir failed after the data check
+      # (and after oversegmenting), or the first training, before.
+      flags.output_folder(args.out)
+    except argparse.ArgumentTypeError as error:
+      problems.append('OUT=%s: %s' % (args.out, error))
   if 'NUM_CLASSES' not in settings:
     problems.append('NUM_CLASSES is not set')
   elif args.generated_set and 'NUM_CLASSES' in values:
@@ -750,8 +765,7 @@ def main(argv=None):
         'NUM_CLASSES=%d: the generated set holds %d to %d classes'
         % (values['NUM_CLASSES'], low, high)
       )
-  # Settings refused above keep their defaults here.
-  problems += config_problems(values)
+  problems += config_problems(values, set(settings) - set(values))
   problems += segment_group_problems(args.data_dir, values, args.generated_set)
   more, notes = oversegmentation_threshold_problems(
     args.data_dir, values, args.oversegmentation_threshold_given
