@@ -207,6 +207,24 @@ def test_an_oriented_frame_is_noted_once_with_what_conversion_does(
   assert '--apply_exif_orientation' not in notes[0]
 
 
+def test_a_frame_edited_since_its_conversion_is_converted_again(
+  tmp_path, capsys
+):
+  """`0 to convert`, and the old label kept, before."""
+  annotations = _write_release(tmp_path / 'CamVid', splits=('train',))
+  camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  label = tmp_path / 'voc' / 'VOC2012' / 'segcls' / 'train_001.png'
+  written = os.stat(label).st_mtime_ns
+  fixed = np.zeros_like(annotations['train_001'])
+  annotation = tmp_path / 'CamVid' / 'trainannot' / 'train_001.png'
+  Image.fromarray(fixed).save(annotation)
+  os.utime(annotation, ns=(written + 10**9,) * 2)
+  capsys.readouterr()
+  camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))
+  assert '2 images, 1 to convert' in capsys.readouterr().out
+  np.testing.assert_array_equal(np.asarray(Image.open(label)), fixed)
+
+
 def test_names_missing_file(tmp_path, capsys):
   _write_release(tmp_path / 'CamVid')
   os.remove(tmp_path / 'CamVid' / 'testannot' / 'test_001.png')

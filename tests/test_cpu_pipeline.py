@@ -824,6 +824,30 @@ def test_a_crop_far_larger_than_the_training_images_stops_the_benchmark(
   assert not (tmp_path / 'out').exists()
 
 
+def test_an_incomplete_oversegmentation_folder_is_named_with_advice(
+  tmp_path,
+):
+  """Only the missing files were named, while the benchmark makes hed/
+  only when it is missing."""
+  _run_benchmark(tmp_path, NUM_STEPS='abc')
+  hed = tmp_path / 'data' / 'VOC2012' / 'hed'
+  (hed / 'train_000001.png').unlink()
+  completed = _run_benchmark(tmp_path, METHODS='segsort_unsup', NUM_CLASSES='4')
+  assert completed.returncode == 1
+  message = completed.stderr.splitlines()[-1]
+  assert message.startswith(
+    'error: 2 problem(s) in the data, nothing trained: %s, line 2: missing '
+    'file %s' % (tmp_path / 'data' / 'train.txt', hed / 'train_000001.png')
+  )
+  assert message.endswith(
+    '%s lacks the oversegmentations of 1 image(s) of %s (an interrupted '
+    'oversegmentation?): python -m tools.make_oversegmentation --data_dir %s '
+    'with the threshold it was made at makes the missing ones, or remove the '
+    'folder to have it made again'
+    % (hed, tmp_path / 'data' / 'train.txt', tmp_path / 'data')
+  )
+
+
 def test_a_training_list_checked_twice_names_each_problem_once(tmp_path):
   """train.txt is supervised training's list and unsupervised SegSort's."""
   _run_benchmark(tmp_path, NUM_STEPS='abc')

@@ -435,6 +435,31 @@ def test_make_oversegmentation_tool_skips_existing(tmp_path):
   assert data.load_label(str(hed_dir / 'a.png')).shape == (60, 80)
 
 
+def test_an_image_edited_since_its_oversegmentation_is_oversegmented_again(
+  tmp_path, capsys
+):
+  """`0 to oversegment`, and the segments of the old image kept, before."""
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  for image_id in ('a', 'b'):
+    Image.fromarray(_two_region_image()).save(image_dir / (image_id + '.jpg'))
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  assert make_oversegmentation.main(arguments) == 0
+  hed_dir = tmp_path / 'VOC2012' / 'hed'
+  written = os.stat(hed_dir / 'a.png').st_mtime_ns
+  # Edited later: a time after the segments'.
+  os.utime(image_dir / 'b.jpg', ns=(written + 10**9, written + 10**9))
+  capsys.readouterr()
+  assert make_oversegmentation.main(arguments) == 0
+  assert '2 images, 1 to oversegment' in capsys.readouterr().out
+  assert os.stat(hed_dir / 'a.png').st_mtime_ns == written
+  # Segments of unknown settings are kept, however old.
+  os.remove(hed_dir / make_oversegmentation.SETTINGS_FILE)
+  os.utime(image_dir / 'a.jpg', ns=(written + 2 * 10**9,) * 2)
+  assert make_oversegmentation.main(arguments) == 0
+  assert '2 images, 0 to oversegment' in capsys.readouterr().out
+
+
 def test_make_oversegmentation_refuses_to_mix_settings(tmp_path, capsys):
   # A rerun with another threshold kept the old segments and said
   # "0 to oversegment", so a threshold sweep measured one threshold.

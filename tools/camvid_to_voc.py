@@ -297,10 +297,11 @@ def convert(
     )
   except ValueError as error:
     raise CamVidError(str(error)) from error
+  # A frame or annotation edited since its conversion is converted again.
   todo = [
     job
     for job in jobs
-    if overwrite or not (os.path.exists(job[2]) and os.path.exists(job[3]))
+    if overwrite or not io_utils.output_is_newer(job[2:4], job[:2])
   ]
   print('%d images, %d to convert into %s' % (len(jobs), len(todo), voc_dir))
   # Read twice (CamVid is small), so that a bad file stops before any output.

@@ -3,8 +3,8 @@
 The folder-converting tools (sbd_to_clsimg, voc_to_segcls,
 make_oversegmentation, cityscapes_to_segcls) turn every input file into one
 output file. They share the --workers and --overwrite flags and
-`run_file_jobs`: outputs that exist are skipped unless overwriting, the rest
-are made in a process pool. make_synthetic_voc, camvid_to_voc and
+`run_file_jobs`: outputs that exist and are newer than their inputs are
+skipped unless overwriting, the rest are made in a process pool. make_synthetic_voc, camvid_to_voc and
 import_dataset run their own jobs with `run_jobs`. `check_inputs` reads every
 input first, so that a bad file stops the tool before it writes anything;
 `input_files` and `folder_flag` refuse a missing or empty input folder and a
@@ -20,6 +20,7 @@ import signal
 from segsort import console
 from segsort import errors
 from segsort import flags
+from segsort import io_utils
 
 
 def folder_flag(parser, args, name, default, output=False):
@@ -238,6 +239,13 @@ def check_inputs(check, jobs, workers, unit='file'):
     )
 
 
+def _paths(inputs):
+  """A job's input paths: one path, or a (possibly nested) tuple of them."""
+  if isinstance(inputs, (str, os.PathLike)):
+    return [inputs]
+  return [path for item in inputs for path in _paths(item)]
+
+
 def run_file_jobs(
   convert,
   jobs,
@@ -249,13 +257,17 @@ def run_file_jobs(
   unit='file',
   also_check=(),
   before_writing=None,
+  remake_outdated=True,
 ):
-  """Makes the missing (or, overwriting, all) outputs of file jobs.
+  """Makes the missing or outdated (or, overwriting, all) outputs of file
+  jobs; an output older than one of its inputs is outdated (an image edited
+  since its oversegmentation, say).
 
   Args:
     convert: A picklable function of one `(input_path, output_path)` job
       that writes output_path.
-    jobs: A list of `(input_path, output_path)` pairs.
+    jobs: A list of `(input_path, output_path)` pairs; an input may be a
+      tuple of paths.
     overwrite: Whether to redo jobs whose output exists: a bool, or a
       function of an existing output's path.
     workers: The number of processes (see `run_jobs`).
@@ -270,6 +282,9 @@ def run_file_jobs(
     before_writing: When given, a function called once the checks have
       passed and output_dir exists, before the first output (e.g. to record
       the settings the outputs are made with).
+    remake_outdated: Whether outdated outputs are made again; False keeps
+      every existing output (e.g. of unknown settings, which this run's
+      would not match).
 
   Raises:
     SystemExit: With the one-line message of the outputs that a folder
@@ -291,7 +306,15 @@ def run_file_jobs(
       'written: %s' % (len(blocked), errors.join_problems(blocked))
     )
   redo = overwrite if callable(overwrite) else lambda path: overwrite
-  todo = [job for job in jobs if not os.path.exists(job[1]) or redo(job[1])]
+  todo = [
+    job
+    for job in jobs
+    if not os.path.exists(job[1])
+    or redo(job[1])
+    or (
+      remake_outdated and not io_utils.output_is_newer([job[1]], _paths(job[0]))
+    )
+  ]
   print(summary % (len(jobs), len(todo), output_dir))
   if check is not None:
     try:

@@ -1138,6 +1138,9 @@ def main(argv=None):
     check=check,
     unit='image',
     before_writing=record,
+    # Segments of unknown settings are kept, even when older than their
+    # image: this run's settings would not match them.
+    remake_outdated=reuse_note is None,
   )
   if replacing:
     os.remove(os.path.join(output_dir, OVERWRITE_MARK_FILE))

@@ -22,6 +22,7 @@ Exits with status 1 and one `error:` line naming every problem found.
 import argparse
 import difflib
 import os
+import shlex
 import sys
 
 sys.path.insert(
@@ -624,6 +625,31 @@ def class_name_problems(data_dir, num_classes):
   return []
 
 
+def _missing_oversegmentation_advice(args, problems):
+  """What to do when VOC2012/hed/ lacks files of the list: it is made only
+  when missing, so an interrupted run leaves it incomplete for good."""
+  hed_dir = os.path.join(args.data_dir, 'VOC2012', 'hed')
+  missing = [
+    problem
+    for problem in problems
+    if ': missing file %s%s' % (hed_dir, os.sep) in problem
+  ]
+  if not missing:
+    return []
+  return [
+    '%s lacks the oversegmentations of %d image(s) of %s (an interrupted '
+    'oversegmentation?): python -m tools.make_oversegmentation --data_dir '
+    '%s with the threshold it was made at makes the missing ones, or remove '
+    'the folder to have it made again'
+    % (
+      hed_dir,
+      len(missing),
+      args.unsup_train_list,
+      shlex.quote(args.data_dir),
+    )
+  ]
+
+
 def data_problems(args, num_classes, crop=None):
   """Every problem of the lists' lines and files (check_data_list), and a
   CROP far larger than the training images (every method trains with
@@ -656,6 +682,8 @@ def data_problems(args, num_classes, crop=None):
       problems.append(str(error))
       continue
     problems.extend(report.problems)
+    if with_oversegmentation:
+      problems.extend(_missing_oversegmentation_advice(args, report.problems))
     crop_problem = (
       trains
       and crop
