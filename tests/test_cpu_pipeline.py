@@ -634,6 +634,25 @@ def _save_benchmark_run(run_dir, data_dir, **changes):
   (run_dir / 'checkpoint').write_text('')
 
 
+def test_a_finished_run_of_the_other_seed_layout_is_noted(tmp_path):
+  """From SEEDS=0 to SEEDS="0 1", seed 0 was trained again, silently."""
+  out = tmp_path / 'out'
+  _save_benchmark_run(out / 'segsort', tmp_path)
+  assert preflight.seed_layout_notes(str(out), ['segsort'], ['0', '1']) == [
+    '%s holds a finished run of seed 0, which SEEDS="0 1" trains again into '
+    '%s; move it there first to reuse it'
+    % (out / 'segsort', out / 'seed_0' / 'segsort')
+  ]
+  assert preflight.seed_layout_notes(str(out), ['segsort'], ['1', '2']) == []
+  assert preflight.seed_layout_notes(str(out), ['segsort'], ['0']) == []
+  _save_benchmark_run(out / 'seed_1' / 'softmax', tmp_path)
+  assert preflight.seed_layout_notes(str(out), ['softmax'], ['1']) == [
+    '%s holds a finished run of seed 1, which SEEDS=1 trains again into %s; '
+    'move it there first to reuse it'
+    % (out / 'seed_1' / 'softmax', out / 'softmax')
+  ]
+
+
 def _existing_run_problems(out, data_dir, seeds='0', **settings):
   """preflight.existing_run_problems for the benchmark's segsort and softmax."""
   _, values = preflight.setting_problems(

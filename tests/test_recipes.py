@@ -113,7 +113,10 @@ def _recipe_commands(recipe, tmp_path):
     ),
   )
   assert completed.returncode == 0, completed.stderr
-  commands = [shlex.split(line) for line in completed.stdout.splitlines()]
+  lines = completed.stdout.splitlines()
+  # How to run them as the recipe does comes first, as a comment.
+  assert lines[0].startswith('# These commands stop at the first failure')
+  commands = [shlex.split(line) for line in lines[1:]]
   # The commands name lists and snapshots from the repository root: the
   # first line goes there, so that they paste from any folder.
   assert commands[0] == ['cd', str(_ROOT)]

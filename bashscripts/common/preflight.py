@@ -457,6 +457,55 @@ def config_problems(values, refused=()):
   ]
 
 
+def seed_layout_notes(out, methods, seed_words):
+  """Runs in OUT of the other layout, which these SEEDS do not reuse.
+
+  One seed trains into OUT/METHOD, several into OUT/seed_SEED/METHOD
+  (cpu_pipeline_run_dir): going from SEEDS=0 to SEEDS="0 1" trains seed 0
+  again, silently, beside its finished run.
+
+  Returns:
+    One note per such run, saying where to move it to be reused.
+  """
+  if not out or not os.path.isdir(out) or not seed_words:
+    return []
+  notes = []
+  for method in methods:
+    if len(seed_words) > 1:
+      single = os.path.join(out, method)
+      if not os.path.exists(os.path.join(single, 'checkpoint')):
+        continue
+      try:
+        seed = config_lib.load_config(single).random_seed
+      except (OSError, ValueError):
+        continue
+      if str(seed) in seed_words:
+        notes.append(
+          '%s holds a finished run of seed %d, which SEEDS="%s" trains '
+          'again into %s; move it there first to reuse it'
+          % (
+            single,
+            seed,
+            ' '.join(seed_words),
+            os.path.join(out, 'seed_%d' % seed, method),
+          )
+        )
+    else:
+      several = os.path.join(out, 'seed_%s' % seed_words[0], method)
+      if os.path.exists(os.path.join(several, 'checkpoint')):
+        notes.append(
+          '%s holds a finished run of seed %s, which SEEDS=%s trains again '
+          'into %s; move it there first to reuse it'
+          % (
+            several,
+            seed_words[0],
+            seed_words[0],
+            os.path.join(out, method),
+          )
+        )
+  return notes
+
+
 def existing_run_problems(args, values, seed_words):
   """Runs in OUT that were trained with other settings than these.
 
@@ -805,6 +854,10 @@ def main(argv=None):
     problems += existing_run_problems(
       args, values, settings.get('SEEDS', '').split()
     )
+    for note in seed_layout_notes(
+      args.out, values.get('METHODS', ()), settings.get('SEEDS', '').split()
+    ):
+      print('note: %s' % note, file=sys.stderr)
   if 'NUM_CLASSES' in values:
     problems += class_name_problems(args.data_dir, values['NUM_CLASSES'])
   if problems:

@@ -93,6 +93,9 @@ segsort_python() {
 # the scripts run them; with it the printed lines paste anywhere.
 segsort_dry_run_cd() {
   if [ -n "${SEGSORT_DRY_RUN:-}" ]; then
+    # Pasted lines run one after another whatever the one before did.
+    echo "# These commands stop at the first failure, as the script does," \
+         "when saved to a file and run with bash -e FILE"
     echo "cd $(printf '%q' "${PWD}")"
   fi
 }
