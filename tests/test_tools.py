@@ -460,6 +460,27 @@ def test_an_image_edited_since_its_oversegmentation_is_oversegmented_again(
   assert '2 images, 0 to oversegment' in capsys.readouterr().out
 
 
+def test_images_cut_into_one_segment_each_are_warned_of(tmp_path, capsys):
+  """--threshold 1 made every image one segment, silently."""
+  image_dir = tmp_path / 'VOC2012' / 'JPEGImages'
+  image_dir.mkdir(parents=True)
+  for image_id in ('a', 'b'):
+    Image.fromarray(_two_region_image()).save(image_dir / (image_id + '.jpg'))
+  arguments = ['--data_dir', str(tmp_path), '--workers', '1']
+  assert make_oversegmentation.main(arguments + ['--threshold', '1']) == 0
+  assert (
+    'warning: each of the 2 images of %s is one segment: lower --threshold '
+    'or --min_size' % (tmp_path / 'VOC2012' / 'hed')
+  ) in capsys.readouterr().out
+  assert (
+    make_oversegmentation.main(
+      arguments + ['--output_dir', str(tmp_path / 'fine')]
+    )
+    == 0
+  )
+  assert 'is one segment' not in capsys.readouterr().out
+
+
 def test_make_oversegmentation_refuses_to_mix_settings(tmp_path, capsys):
   # A rerun with another threshold kept the old segments and said
   # "0 to oversegment", so a threshold sweep measured one threshold.

@@ -1146,6 +1146,8 @@ def main(argv=None):
     os.remove(os.path.join(output_dir, OVERWRITE_MARK_FILE))
   if args.groups_of:
     _warn_if_nothing_grouped(args.groups_of, output_dir, image_ids)
+  elif not args.oracle_label_dir:
+    _warn_of_whole_images(output_dir, image_ids)
   return 0
 
 
@@ -1171,6 +1173,29 @@ def _warn_if_nothing_grouped(segments_dir, groups_dir, image_ids):
     'warning: no segments were merged in any of the %d images of %s: every '
     'group is one segment (a higher --threshold merges them)'
     % (len(image_ids), groups_dir)
+  )
+
+
+def _warn_of_whole_images(segments_dir, image_ids):
+  """Warns when every image is one segment.
+
+  A --threshold of 1 or a --min_size beyond the images' pixels made every
+  image one segment without a word; unsupervised SegSort would then have
+  nothing to tell apart.
+  """
+  for image_id in image_ids:
+    try:
+      segments = io_utils.read_label_image(
+        os.path.join(segments_dir, image_id + '.png'), what='oversegmentation'
+      )
+    except errors.ImageFileError:
+      # A kept file this run did not make: the readers name it.
+      return
+    if segments.size and segments.min() != segments.max():
+      return
+  print(
+    'warning: each of the %d images of %s is one segment: lower --threshold '
+    'or --min_size' % (len(image_ids), segments_dir)
   )
 
 
