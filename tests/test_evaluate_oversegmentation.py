@@ -239,6 +239,16 @@ def test_scores_without_evidence_read_not_available():
   assert 'boundary recall: n/a' in evaluate_oversegmentation.format_report(
     results
   )
+  # The tolerance reads in its unit: 0.99 was about 59 pixels on a 36x48
+  # image, beside 1 meaning one pixel.
+  for tolerance, text in (
+    (2.0, '2 pixels'),
+    (0.0075, '0.0075 of the image diagonal'),
+  ):
+    report = evaluate_oversegmentation.format_report(
+      dict(results, boundary_tolerance=tolerance)
+    )
+    assert report.splitlines()[1].endswith('(tolerance %s)' % text)
 
 
 def test_counts_refuse_negative_class_ids():

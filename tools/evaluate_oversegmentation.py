@@ -226,11 +226,19 @@ def evaluate_segment_dir(
   return results
 
 
+def _tolerance_text(tolerance):
+  """A boundary tolerance as metrics.tolerance_in_pixels reads it."""
+  if 0 < tolerance < 1:
+    return '%g of the image diagonal' % tolerance
+  return '%g pixels' % tolerance
+
+
 def format_report(results):
   """The scores as lines of text, percentages where they are fractions.
 
   A score without evidence (None: no valid pixel, or no ground-truth
-  boundary) reads 'n/a'.
+  boundary) reads 'n/a'; the boundary tolerance is named when the results
+  hold it (`evaluate_segment_dir`'s do).
   """
 
   def percent(value):
@@ -243,10 +251,13 @@ def format_report(results):
     [
       'achievable segmentation accuracy: %s'
       % percent(results['achievable_segmentation_accuracy']),
-      'boundary recall: %s precision: %s'
+      'boundary recall: %s precision: %s%s'
       % (
         percent(results['boundary_recall']),
         percent(results['boundary_precision']),
+        ' (tolerance %s)' % _tolerance_text(results['boundary_tolerance'])
+        if 'boundary_tolerance' in results
+        else '',
       ),
       'segments per image: %s' % number(results['segments_per_image'], 1),
       'pixel-weighted mean segment size: %s pixels'
