@@ -998,6 +998,24 @@ def test_scripts_show_their_usage_and_refuse_arguments(tmp_path, script):
   assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize('script', _ALL_SCRIPTS)
+def test_scripts_run_with_sh_say_to_use_bash(tmp_path, script):
+  """sh stopped at `set -o pipefail` or a syntax error, naming neither."""
+  completed = subprocess.run(
+    ['sh', os.path.join(REPO_ROOT, script)],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=60,
+    check=False,
+  )
+  assert completed.returncode == 1
+  assert completed.stderr == (
+    'error: run this script with bash, not sh: bash %s\n'
+    % os.path.join(REPO_ROOT, script)
+  )
+
+
 def test_the_lists_of_the_benchmark_may_be_set(tmp_path):
   """TRAIN_LIST and VAL_LIST were overwritten with DATAROOT's, silently."""
   (tmp_path / 'lists').mkdir()

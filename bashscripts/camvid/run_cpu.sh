@@ -36,6 +36,11 @@
 # chart OUT/summary.png and,
 # per seed and method, checkpoints, config.json, TensorBoard logs,
 # prototypes, predictions and metrics.json.
+# sh (dash) stops at `set -o pipefail` with a riddle; say what to run.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "error: run this script with bash, not sh: bash $0" >&2
+  exit 1
+fi
 set -euo pipefail
 # The variables set but empty, before the defaults below replace them:
 # preflight.py refuses an empty setting (NUM_STEPS=$STEPS with STEPS unset).

@@ -22,6 +22,12 @@
 #   DATAROOT=/data/cityscapes NUM_GPU=4 bash bashscripts/cityscapes/train_segsort_mgpu.sh
 #   source bashscripts/cityscapes/train_segsort_mgpu.sh
 
+# sh (dash) stops at bash's syntax with a riddle; say what to run.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "error: run this script with bash, not sh: bash $0" >&2
+  return 1 2>/dev/null || exit 1
+fi
+
 segsort_recipe() {
   local BATCH_SIZE=8 TRAIN_INPUT_SIZE=720,720 WEIGHT_DECAY=5e-4 ITER_SIZE=1
   local NUM_STEPS=150000 LEARNING_RATE=3e-3 NUM_CLASSES=19

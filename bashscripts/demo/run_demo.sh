@@ -21,6 +21,11 @@
 #   WINDOW       inference window "height,width" (default 120,160, the
 #                generated images' size; larger images are tiled)
 #   and any setting of bashscripts/common/cpu_pipeline.sh
+# sh (dash) stops at `set -o pipefail` with a riddle; say what to run.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "error: run this script with bash, not sh: bash $0" >&2
+  exit 1
+fi
 set -euo pipefail
 # The variables set but empty, before the defaults below replace them:
 # preflight.py refuses an empty setting (NUM_STEPS=$STEPS with STEPS unset).

@@ -10,6 +10,12 @@
 #   source bashscripts/voc12/train_segsort.sh
 # Skip steps with the IS_* switches, e.g. IS_TRAIN_1=0 IS_TRAIN_2=0.
 
+# sh (dash) stops at bash's syntax with a riddle; say what to run.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "error: run this script with bash, not sh: bash $0" >&2
+  return 1 2>/dev/null || exit 1
+fi
+
 segsort_recipe() {
   local BATCH_SIZE=8 TRAIN_INPUT_SIZE=336,336 WEIGHT_DECAY=5e-4 ITER_SIZE=1
   local NUM_STEPS=30000 NUM_CLASSES=21

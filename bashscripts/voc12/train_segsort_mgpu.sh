@@ -11,6 +11,12 @@
 #   DATAROOT=/data/voc NUM_GPU=4 bash bashscripts/voc12/train_segsort_mgpu.sh
 #   source bashscripts/voc12/train_segsort_mgpu.sh
 
+# sh (dash) stops at bash's syntax with a riddle; say what to run.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "error: run this script with bash, not sh: bash $0" >&2
+  return 1 2>/dev/null || exit 1
+fi
+
 segsort_recipe() {
   local BATCH_SIZE=16 TRAIN_INPUT_SIZE=480,480 WEIGHT_DECAY=5e-4 ITER_SIZE=1
   local NUM_STEPS_1=100000 NUM_STEPS_2=30000 NUM_CLASSES=21

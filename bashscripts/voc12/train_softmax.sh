@@ -8,6 +8,12 @@
 #   DATAROOT=/data/voc bash bashscripts/voc12/train_softmax.sh
 #   source bashscripts/voc12/train_softmax.sh
 
+# sh (dash) stops at bash's syntax with a riddle; say what to run.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "error: run this script with bash, not sh: bash $0" >&2
+  return 1 2>/dev/null || exit 1
+fi
+
 segsort_recipe() {
   local BATCH_SIZE=8 TRAIN_INPUT_SIZE=336,336 WEIGHT_DECAY=5e-4 ITER_SIZE=1
   local NUM_STEPS=30000 NUM_CLASSES=21
