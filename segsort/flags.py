@@ -66,6 +66,13 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     return super()._get_help_string(action)
 
 
+class DescriptionAndDefaultsHelpFormatter(
+  argparse.RawDescriptionHelpFormatter, DefaultsHelpFormatter
+):
+  """The tools' --help: their module docstring as written (examples keep
+  their lines) and every flag's default (DefaultsHelpFormatter)."""
+
+
 def _describe_range(kind, minimum, maximum, above, below=None):
   bounds = []
   if above is not None:

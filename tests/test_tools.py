@@ -1,5 +1,6 @@
 """Tests of the data preparation tools (tools/)."""
 
+import importlib
 import os
 import re
 import shutil
@@ -1005,3 +1006,32 @@ def test_an_overwrite_of_part_of_a_folder_keeps_no_other_settings(
     arguments + ['--threshold', '0.2', '--overwrite', '--data_list', str(part)]
   )
   assert ', 1 to oversegment into' in ' '.join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+  'module',
+  [
+    'camvid_to_voc',
+    'check_list',
+    'cityscapes_to_segcls',
+    'evaluate_oversegmentation',
+    'import_dataset',
+    'make_lists',
+    'make_oversegmentation',
+    'make_synthetic_voc',
+    'sbd_to_clsimg',
+    'voc_to_segcls',
+  ],
+)
+def test_every_tool_s_help_shows_its_description_and_defaults(module, capsys):
+  """The tools' --help kept their docstring's lines but showed no default
+  (evaluate_oversegmentation's 255 and 2, say)."""
+  tool = importlib.import_module('tools.' + module)
+  with pytest.raises(SystemExit) as raised:
+    tool.main(['--help'])
+  assert raised.value.code == 0
+  text = capsys.readouterr().out
+  # make_lists has no flag with a default.
+  assert ('(default: ' in text) == (module != 'make_lists')
+  first_line = tool.__doc__.strip().splitlines()[0]
+  assert first_line in text

@@ -20,7 +20,6 @@ Example:
       --output_dir data/camvid --workers 2
 """
 
-import argparse
 import os
 import sys
 
@@ -318,7 +317,8 @@ def convert(
 
 def main(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument(
     '--camvid_dir',

@@ -15,7 +15,6 @@ Example:
       --data_list dataset/voc12/train+.txt --num_classes 21
 """
 
-import argparse
 import os
 import sys
 
@@ -35,7 +34,8 @@ from segsort import io_utils  # pylint: disable=g-import-not-at-top
 def main(argv=None):
   console.quiet_tensorflow()
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument(
     '--data_dir', required=True, help='Directory list paths are relative to.'

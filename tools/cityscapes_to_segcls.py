@@ -31,7 +31,6 @@ Example:
       --workers 2
 """
 
-import argparse
 import os
 import sys
 
@@ -328,7 +327,8 @@ def convert(cityscapes_dir, output_dir=None, *, workers=1, overwrite=False):
 
 def main(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument(
     '--cityscapes_dir',

@@ -27,7 +27,6 @@ Example:
       --data_list DATAROOT/train.txt
 """
 
-import argparse
 import dataclasses
 import math
 import os
@@ -269,7 +268,8 @@ def format_report(results):
 
 def parse_args(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument(
     '--data_dir',

@@ -28,7 +28,6 @@ Example:
       --output_dir data/mine --val_fraction 0.2 --oversegment
 """
 
-import argparse
 import functools
 import json
 import os
@@ -563,7 +562,8 @@ def import_dataset(
 
 def main(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument(
     '--image_dir',

@@ -22,7 +22,6 @@ Example:
   python -m tools.make_lists --data_dir DATAROOT --output_dir dataset/voc12
 """
 
-import argparse
 import os
 import sys
 
@@ -258,7 +257,8 @@ def make_lists(data_dir, output_dir):
 
 def main(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument('--data_dir', required=True, help='DATAROOT.')
   parser.add_argument(

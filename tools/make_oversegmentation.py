@@ -39,7 +39,6 @@ Examples:
       --groups_of DATAROOT/VOC2012/hed --threshold 0.1
 """
 
-import argparse
 import functools
 import heapq
 import json
@@ -871,7 +870,8 @@ def record_settings(output_dir, settings, replacing=False):
 
 def main(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument(
     '--data_dir',

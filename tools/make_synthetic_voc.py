@@ -363,7 +363,8 @@ def make_synthetic_voc(
 
 def main(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument('--root', required=True, help='DATAROOT to write.')
   parser.add_argument(

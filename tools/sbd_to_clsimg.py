@@ -10,7 +10,6 @@ Example:
   python -m tools.sbd_to_clsimg --data_dir DATAROOT
 """
 
-import argparse
 import os
 import sys
 
@@ -103,7 +102,8 @@ def _convert(paths):
 
 def main(argv=None):
   parser = flags.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__,
+    formatter_class=flags.DescriptionAndDefaultsHelpFormatter,
   )
   parser.add_argument(
     '--data_dir',

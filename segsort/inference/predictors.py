@@ -165,6 +165,47 @@ class SegmentNeighbours:
   prototype_indices: np.ndarray
 
 
+def warn_of_other_windows(bank_sources, runner):
+  """Warns when a bank's prototypes were extracted with other windows.
+
+  An image's embedding depends on the windows it is cut into: a window
+  larger than the image pads it, and the head's pooling sees the padding.
+  Segments embedded with other windows than the prototypes meet them in
+  another space: on CamVid val, one unsupervised model gave 31.04% mIoU
+  with the extraction's 360x480 windows and 9.24% with the commands'
+  default 720x720 (README: "Windows: predict with the extraction's").
+
+  Args:
+    bank_sources: The bank's prototype_sources.json record, or None (a
+      bank of the original release, which records no windows).
+    runner: The predictor's windows.DenseOutputRunner.
+  """
+  if not bank_sources or 'window_size' not in bank_sources:
+    return
+  extracted = (
+    tuple(bank_sources['window_size']),
+    tuple(bank_sources.get('strides', ())),
+  )
+  used = (runner.window_size, runner.strides)
+  if extracted == used:
+    return
+  _LOGGER.warning(
+    'The prototypes were extracted with %dx%d windows (strides %s), these '
+    'predictions use %dx%d (strides %s): an embedding depends on its '
+    'windows (a window larger than the image pads it), so segments and '
+    'prototypes may lie in other spaces (on CamVid val one model fell from '
+    '31.0%% to 9.2%% mIoU so); to predict with the extraction\'s windows, '
+    'give --input_size %d,%d --strides %s (window_size and strides in '
+    'segsort.api).',
+    *extracted[0],
+    ','.join(map(str, extracted[1])),
+    *used[0],
+    ','.join(map(str, used[1])),
+    *extracted[0],
+    ','.join(map(str, extracted[1])),
+  )
+
+
 class SegSortPredictor:
   """Per-pixel k-NN class votes of one image view."""
 
@@ -223,6 +264,7 @@ class SegSortPredictor:
     self._runner = windows.DenseOutputRunner(
       network, window_size, strides, normalize_windows=True
     )
+    warn_of_other_windows(bank.sources, self._runner)
     self._bank_features = tf.constant(bank.features)
     self._bank_labels = tf.constant(bank.labels)
     self._k = k_in_nearest_neighbors
