@@ -469,10 +469,10 @@ def test_camvid_trains_160_crops_in_segments_of_the_demo_s_size(tmp_path):
   assert training_flag(demo, 'segsort.train_segsort', '--num_clusters') == '5'
 
 
-def _run_script(script, tmp_path, *arguments, **environment):
-  """Runs a pipeline script for real, started in tmp_path."""
+def _run_script(script, tmp_path, *arguments, shell='bash', **environment):
+  """Runs a pipeline script for real with `shell`, started in tmp_path."""
   return subprocess.run(
-    ['bash', os.path.join(REPO_ROOT, script), *arguments],
+    [shell, os.path.join(REPO_ROOT, script), *arguments],
     cwd=tmp_path,
     capture_output=True,
     text=True,
@@ -1001,14 +1001,7 @@ def test_scripts_show_their_usage_and_refuse_arguments(tmp_path, script):
 @pytest.mark.parametrize('script', _ALL_SCRIPTS)
 def test_scripts_run_with_sh_say_to_use_bash(tmp_path, script):
   """sh stopped at `set -o pipefail` or a syntax error, naming neither."""
-  completed = subprocess.run(
-    ['sh', os.path.join(REPO_ROOT, script)],
-    cwd=tmp_path,
-    capture_output=True,
-    text=True,
-    timeout=60,
-    check=False,
-  )
+  completed = _run_script(script, tmp_path, shell='sh')
   assert completed.returncode == 1
   assert completed.stderr == (
     'error: run this script with bash, not sh: bash %s\n'
