@@ -218,6 +218,18 @@ class TrainConfig:
         problems.append(
           '--%s must be at least 1, got %r' % (name, getattr(self, name))
         )
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      # TensorFlow's int32 (random seeds and steps have their own bounds).
+      if (
+        field.name not in ('random_seed', 'num_steps')
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and value > flags.MAX_INTEGER
+      ):
+        problems.append(
+          '--%s %d is more than %d' % (field.name, value, flags.MAX_INTEGER)
+        )
     if self.num_steps > MAX_STEPS:
       problems.append(
         '--num_steps %d is more than %d' % (self.num_steps, MAX_STEPS)

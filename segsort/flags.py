@@ -86,6 +86,11 @@ def _describe_range(kind, minimum, maximum, above, below=None):
   return '%s %s' % (kind, ' and '.join(bounds)) if bounds else kind
 
 
+# TensorFlow's int32: an unbounded integer flag above it failed as a
+# traceback where it became a tensor (a batch size, a window).
+MAX_INTEGER = 2**31 - 1
+
+
 def _number(convert, kind, minimum, maximum, above, below=None):
   description = _describe_range(kind, minimum, maximum, above, below)
 
@@ -94,6 +99,10 @@ def _number(convert, kind, minimum, maximum, above, below=None):
       value = convert(text)
     except ValueError:
       value = None
+    if convert is int and maximum is None and (value or 0) > MAX_INTEGER:
+      raise argparse.ArgumentTypeError(
+        'must be at most %d, got %r' % (MAX_INTEGER, text)
+      )
     if (
       value is None
       or (isinstance(value, float) and not math.isfinite(value))
@@ -133,6 +142,11 @@ def _positive_pair(text, expected):
   if len(values) != 2 or min(values) < 1:
     raise argparse.ArgumentTypeError(
       'expected %s of positive integers, got %r' % (expected, text)
+    )
+  if max(values) > MAX_INTEGER:
+    raise argparse.ArgumentTypeError(
+      'expected %s of positive integers at most %d, got %r'
+      % (expected, MAX_INTEGER, text)
     )
   return values
 

@@ -296,6 +296,13 @@ class BoundaryCounts:
     return precision, recall, f_score
 
 
+def describe_tolerance(tolerance):
+  """A boundary tolerance in its unit, as tolerance_in_pixels reads it."""
+  if 0 < tolerance < 1:
+    return '%g of the image diagonal' % tolerance
+  return '%g pixels' % tolerance
+
+
 def tolerance_in_pixels(tolerance, shape):
   """Converts a boundary tolerance to pixels.
 
@@ -423,12 +430,12 @@ def format_report(results):
   lines += [
     'mean IOU: %s' % percent(results['mean_iou']),
     'pixel accuracy: %s' % percent(results['pixel_accuracy']),
-    'boundary precision: %s recall: %s F-score: %s (tolerance %g)'
+    'boundary precision: %s recall: %s F-score: %s (tolerance %s)'
     % (
       percent(results['boundary_precision']),
       percent(results['boundary_recall']),
       percent(results['boundary_f_score']),
-      results['boundary_tolerance'],
+      describe_tolerance(results['boundary_tolerance']),
     ),
     'images: %d' % results['num_images'],
   ]

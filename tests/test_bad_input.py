@@ -572,6 +572,16 @@ def test_numeric_flags_are_checked_before_any_work(capsys, main, argv, message):
       ['--random_seed', '4294967296'],
       '--random_seed must be at most 2**32 - 1 = 4294967295, got 4294967296',
     ),
+    # Beyond TensorFlow's int32: a traceback in the memory bank.
+    (
+      ['--batch_size', '99999999999999999999'],
+      '--batch_size 99999999999999999999 is more than 2147483647',
+    ),
+    (
+      ['--input_size', '99999999999999999999,64'],
+      'argument --input_size: expected "height,width" of positive integers '
+      "at most 2147483647, got '99999999999999999999,64'",
+    ),
     # A typo's step count, which no run would end.
     (
       ['--num_steps', '99999999999999999999'],

@@ -347,6 +347,23 @@ def test_summary_of_one_run_shows_no_spread_and_refuses_a_run_twice(
   )
 
 
+def test_a_run_without_ground_truth_boundaries_reads_n_a(tmp_path, capsys):
+  """Labels of one class each score a mIoU but no boundary F (null): the
+  summary refused such a run as holding no score."""
+  _write_metrics(tmp_path / 'seed_0', 'softmax', 0.4, None, [0.6, 0.2], 100)
+  _write_metrics(tmp_path / 'seed_1', 'softmax', 0.5, 0.2, [0.8, 0.3], 120)
+  summarize.main(
+    ['--out', str(tmp_path), '--methods', 'softmax', '--runs']
+    + [str(tmp_path / 'seed_0'), str(tmp_path / 'seed_1')]
+  )
+  row = json.loads((tmp_path / 'summary.json').read_text())['softmax']
+  assert row['boundary_f'] == pytest.approx(0.2)
+  assert row['boundary_f_spread'] == 0
+  assert '  seed_0         40.00%                  n/a               100' in (
+    capsys.readouterr().out
+  )
+
+
 def test_summary_names_an_unfinished_run(tmp_path, capsys):
   with pytest.raises(SystemExit):
     summarize.main(['--out', str(tmp_path), '--methods', 'segsort'])
@@ -406,7 +423,15 @@ def test_summary_names_an_unfinished_run(tmp_path, capsys):
         '{"mean_iou": 0.5, "boundary_f_score": NaN, "class_names": '
         '["sky", "road"], "class_iou": [0.5, 0.5]}'
       ),
-      'holds no boundary_f_score (nan)',
+      'holds boundary_f_score nan, not a fraction in [0, 1]',
+    ),
+    # A percentage: the reason given was "no pixel has a class".
+    (
+      lambda results: (results / 'metrics.json').write_text(
+        '{"mean_iou": 31.0, "boundary_f_score": 0.5, "class_names": '
+        '["sky", "road"], "class_iou": [0.5, 0.5]}'
+      ),
+      'holds mean_iou 31.0, not a fraction in [0, 1]',
     ),
   ],
 )
@@ -547,6 +572,23 @@ def test_an_unwritable_out_a_huge_step_count_and_a_bad_grid_alone(tmp_path):
   completed = _run_benchmark(tmp_path, OUT='/proc/out')
   assert completed.returncode == 1
   assert completed.stderr.startswith('error: OUT=/proc/out: ')
+
+
+def test_integers_beyond_tensorflow_s_are_named_by_variable():
+  """WINDOW, CROP and BATCH_SIZE of 20 digits passed the checks and failed
+  as tracebacks, WINDOW's after every training; CROP's blamed
+  NUM_CLUSTERS."""
+  huge = '99999999999999999999'
+  problems, _ = preflight.setting_problems(
+    {'WINDOW': huge + ',64', 'CROP': huge, 'BATCH_SIZE': huge}
+  )
+  assert problems == [
+    'WINDOW=%s,64: expected "height,width" of positive integers at most '
+    "2147483647, got '%s,64'" % (huge, huge),
+    'CROP=%s: expected "height,width" of positive integers at most '
+    "2147483647, got '%s'" % (huge, huge),
+    "BATCH_SIZE=%s: must be at most 2147483647, got '%s'" % (huge, huge),
+  ]
 
 
 def test_a_misspelt_setting_is_named_with_the_one_it_resembles(tmp_path):
@@ -950,6 +992,13 @@ def test_a_threshold_other_than_an_existing_hed_s_is_refused(tmp_path):
     ],
   )
   make_oversegmentation.record_settings(
+    str(hed), make_oversegmentation.contour_settings(num_segments=20)
+  )
+  assert problems(OVERSEGMENTATION_THRESHOLD='0.1')[1] == [
+    'OVERSEGMENTATION_THRESHOLD=0.1 is not used: %s exists and was cut into '
+    '20 segments per image (remove it to have it made at this threshold)' % hed
+  ]
+  make_oversegmentation.record_settings(
     str(hed), make_oversegmentation.contour_settings(threshold=0.03)
   )
   # Trained on the 0.03 segments, with only a note among the logs, before.
@@ -1007,6 +1056,22 @@ def test_scripts_run_with_sh_say_to_use_bash(tmp_path, script):
     'error: run this script with bash, not sh: bash %s\n'
     % os.path.join(REPO_ROOT, script)
   )
+
+
+def test_the_demo_says_how_to_make_a_missing_oversegmentation(tmp_path):
+  """It named the missing folder only, while the benchmark makes it."""
+  (tmp_path / 'set' / 'VOC2012').mkdir(parents=True)
+  for name in ('train.txt', 'val.txt'):
+    (tmp_path / 'set' / name).touch()
+  completed = _run_script(
+    _SCRIPTS[1], tmp_path, DATAROOT='set', NUM_CLASSES='4', OUT='demo'
+  )
+  assert completed.returncode == 1
+  assert completed.stderr.splitlines() == [
+    'error: %s does not exist: make it with python -m '
+    'tools.make_oversegmentation --data_dir %s'
+    % (tmp_path / 'set' / 'VOC2012' / 'hed', tmp_path / 'set')
+  ]
 
 
 def test_the_lists_of_the_benchmark_may_be_set(tmp_path):

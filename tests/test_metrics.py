@@ -429,3 +429,23 @@ def test_class_names_come_from_the_flag_then_the_data_set(tmp_path):
   ) == ['a', 'b', 'c']
   with pytest.raises(errors.ListFileError, match='classes.txt holds 3'):
     metrics.data_set_class_names(4, data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+  'tolerance, text',
+  [(2.0, '2 pixels'), (0.0075, '0.0075 of the image diagonal')],
+)
+def test_the_report_names_the_tolerance_in_its_unit(tolerance, text):
+  """`(tolerance 0.0075)` read as pixels, beside `(tolerance 2)`."""
+  results = {
+    'class_names': ['a'],
+    'class_iou': [0.5],
+    'mean_iou': 0.5,
+    'pixel_accuracy': 0.5,
+    'boundary_precision': 0.5,
+    'boundary_recall': 0.5,
+    'boundary_f_score': 0.5,
+    'boundary_tolerance': tolerance,
+    'num_images': 1,
+  }
+  assert '(tolerance %s)' % text in metrics.format_report(results)

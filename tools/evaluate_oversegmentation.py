@@ -225,13 +225,6 @@ def evaluate_segment_dir(
   return results
 
 
-def _tolerance_text(tolerance):
-  """A boundary tolerance as metrics.tolerance_in_pixels reads it."""
-  if 0 < tolerance < 1:
-    return '%g of the image diagonal' % tolerance
-  return '%g pixels' % tolerance
-
-
 def format_report(results):
   """The scores as lines of text, percentages where they are fractions.
 
@@ -254,7 +247,8 @@ def format_report(results):
       % (
         percent(results['boundary_recall']),
         percent(results['boundary_precision']),
-        ' (tolerance %s)' % _tolerance_text(results['boundary_tolerance'])
+        ' (tolerance %s)'
+        % metrics.describe_tolerance(results['boundary_tolerance'])
         if 'boundary_tolerance' in results
         else '',
       ),

@@ -36,8 +36,7 @@
 # chart OUT/summary.png and,
 # per seed and method, checkpoints, config.json, TensorBoard logs,
 # prototypes, predictions and metrics.json.
-# sh (dash) stops at `set -o pipefail` with a riddle; say what to run.
-if [ -z "${BASH_VERSION:-}" ]; then
+if [ -z "${BASH_VERSION:-}" ]; then  # sh: `set -o pipefail` would fail
   echo "error: run this script with bash, not sh: bash $0" >&2
   exit 1
 fi

@@ -12,8 +12,7 @@
 #   DATAROOT=/data/cityscapes NUM_GPU=4 bash bashscripts/cityscapes/train_softmax.sh
 #   source bashscripts/cityscapes/train_softmax.sh
 
-# sh (dash) stops at bash's syntax with a riddle; say what to run.
-if [ -z "${BASH_VERSION:-}" ]; then
+if [ -z "${BASH_VERSION:-}" ]; then  # sh: bash's syntax would fail
   echo "error: run this script with bash, not sh: bash $0" >&2
   return 1 2>/dev/null || exit 1
 fi

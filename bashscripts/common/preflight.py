@@ -313,10 +313,14 @@ def oversegmentation_threshold_problems(data_dir, values, threshold_given):
     return [str(error).replace('error: ', '', 1)], []
   made_at = record.get('threshold')
   if made_at is None:
+    made_by = (
+      'was cut into %s segments per image' % record['num_segments']
+      if record.get('num_segments')
+      else 'records no threshold'
+    )
     return [], [
-      'OVERSEGMENTATION_THRESHOLD=%s is not used: %s exists and records no '
-      'threshold (remove it to have it made at this threshold)'
-      % (threshold, hed_dir)
+      'OVERSEGMENTATION_THRESHOLD=%s is not used: %s exists and %s (remove '
+      'it to have it made at this threshold)' % (threshold, hed_dir, made_by)
     ]
   if made_at != threshold:
     return [

@@ -14,6 +14,7 @@ and writes OUT/summary.json:
 
 "miou", "boundary_f", "seconds" and the per-class IoU are means over the
 runs; a spread is the largest minus the smallest value (0 for one run);
+boundary F is null where no scored label holds a boundary;
 "runs" holds every run's own figures, with the settings its predictions
 were made with ("prediction_settings", from metrics.json). Scores are fractions in [0, 1]; a class
 that no image of the list holds has IoU null. Methods keep the order of
@@ -72,13 +73,19 @@ def read_run(run_dir, method):
         '%s is not benchmark_by_mIoU\'s scores (%s: %s); benchmark the run '
         'again' % (metrics_path, type(error).__name__, error)
       ) from error
+  # mIoU is null (or NaN, which is not JSON) when no pixel of the scored
+  # list's labels has a class: a mean over such runs would mean nothing.
+  # Boundary F is null, rightly, when no label holds a boundary.
+  if figures['miou'] is None or figures['miou'] != figures['miou']:
+    raise ValueError(
+      '%s holds no mean_iou (%r): no pixel of the labels of the list it '
+      'scored has a class; score an annotated list'
+      % (metrics_path, figures['miou'])
+    )
   for name in ('miou', 'boundary_f'):
-    # null (or NaN, which is not JSON) when no pixel of the scored list's
-    # labels has a class: a mean over such runs would mean nothing.
-    if not _is_score(figures[name]):
+    if figures[name] is not None and not _is_score(figures[name]):
       raise ValueError(
-        '%s holds no %s (%r): no pixel of the labels of the list it scored '
-        'has a class; score an annotated list'
+        '%s holds %s %r, not a fraction in [0, 1]; benchmark the run again'
         % (metrics_path, _FIGURE_NAMES[name], figures[name])
       )
   seconds_path = os.path.join(results, 'seconds')
@@ -104,6 +111,12 @@ def read_run(run_dir, method):
 def _mean(values):
   values = [value for value in values if value is not None]
   return statistics.fmean(values) if values else None
+
+
+def _spread(values):
+  """Largest minus smallest of the values that are not None; None if none."""
+  values = [value for value in values if value is not None]
+  return max(values) - min(values) if values else None
 
 
 def summarize_method(runs):
@@ -133,19 +146,23 @@ def summarize_method(runs):
       name: _mean(run['per_class_iou'][name] for run in runs)
       for name in classes
     },
-    'miou_spread': (
-      max(run['miou'] for run in runs) - min(run['miou'] for run in runs)
-    ),
-    'boundary_f_spread': (
-      max(run['boundary_f'] for run in runs)
-      - min(run['boundary_f'] for run in runs)
-    ),
+    'miou_spread': _spread(run['miou'] for run in runs),
+    'boundary_f_spread': _spread(run['boundary_f'] for run in runs),
     'runs': runs,
   }
 
 
 def _seconds(seconds):
   return '-' if seconds is None else '%.0f' % seconds
+
+
+def _percent(value, width):
+  """A fraction as a percentage of `width` characters; n/a for None."""
+  return (
+    ('%*.2f%%' % (width - 1, 100 * value))
+    if value is not None
+    else ('%*s' % (width, 'n/a'))
+  )
 
 
 def format_table(summary):
@@ -158,16 +175,18 @@ def format_table(summary):
 
   def spread(value):
     # One run has no spread to show (summary.json keeps its 0).
-    return '%8.2f' % (100 * value) if num_runs > 1 else '%8s' % '-'
+    if num_runs == 1 or value is None:
+      return '%8s' % '-'
+    return '%8.2f' % (100 * value)
 
   for method, row in summary.items():
     lines.append(
-      '%-14s %7.2f%% %s %10.2f%% %s %8s'
+      '%-14s %s %s %s %s %8s'
       % (
         method,
-        100 * row['miou'],
+        _percent(row['miou'], 8),
         spread(row['miou_spread']),
-        100 * row['boundary_f'],
+        _percent(row['boundary_f'], 11),
         spread(row['boundary_f_spread']),
         _seconds(row['seconds']),
       )
@@ -176,12 +195,12 @@ def format_table(summary):
       # Every seed's own figures under the method's means.
       for run in row['runs']:
         lines.append(
-          '  %-12s %7.2f%% %8s %10.2f%% %8s %8s'
+          '  %-12s %s %8s %s %8s %8s'
           % (
             os.path.basename(run['run']),
-            100 * run['miou'],
+            _percent(run['miou'], 8),
             '',
-            100 * run['boundary_f'],
+            _percent(run['boundary_f'], 11),
             '',
             _seconds(run['seconds']),
           )

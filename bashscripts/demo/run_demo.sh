@@ -21,8 +21,7 @@
 #   WINDOW       inference window "height,width" (default 120,160, the
 #                generated images' size; larger images are tiled)
 #   and any setting of bashscripts/common/cpu_pipeline.sh
-# sh (dash) stops at `set -o pipefail` with a riddle; say what to run.
-if [ -z "${BASH_VERSION:-}" ]; then
+if [ -z "${BASH_VERSION:-}" ]; then  # sh: `set -o pipefail` would fail
   echo "error: run this script with bash, not sh: bash $0" >&2
   exit 1
 fi
@@ -75,7 +74,15 @@ if [ -n "${DATAROOT:-}" ]; then
     required+=("${DATAROOT}/VOC2012/hed")
   fi
   for path in "${required[@]}"; do
-    [ -e "${path}" ] || { echo "error: ${path} does not exist" >&2; exit 1; }
+    if [ ! -e "${path}" ]; then
+      if [ "${path}" = "${DATAROOT}/VOC2012/hed" ]; then
+        echo "error: ${path} does not exist: make it with python -m" \
+             "tools.make_oversegmentation --data_dir $(printf '%q' "${DATAROOT}")" >&2
+      else
+        echo "error: ${path} does not exist" >&2
+      fi
+      exit 1
+    fi
   done
   cpu_pipeline_check
   cpu_pipeline_make_out

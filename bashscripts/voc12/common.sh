@@ -49,8 +49,8 @@ segsort_check_switches() {
 segsort_arguments() {
   local script=$1
   shift
-  case "${1:-}" in
-    '') return 0 ;;
+  (( $# )) || return 0
+  case "$1" in
     -h | --help)
       # The comment lines after the shebang, without their '# '.
       sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${script}"

@@ -10,8 +10,7 @@
 #   source bashscripts/voc12/train_segsort.sh
 # Skip steps with the IS_* switches, e.g. IS_TRAIN_1=0 IS_TRAIN_2=0.
 
-# sh (dash) stops at bash's syntax with a riddle; say what to run.
-if [ -z "${BASH_VERSION:-}" ]; then
+if [ -z "${BASH_VERSION:-}" ]; then  # sh: bash's syntax would fail
   echo "error: run this script with bash, not sh: bash $0" >&2
   return 1 2>/dev/null || exit 1
 fi

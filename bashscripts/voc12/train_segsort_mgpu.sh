@@ -11,8 +11,7 @@
 #   DATAROOT=/data/voc NUM_GPU=4 bash bashscripts/voc12/train_segsort_mgpu.sh
 #   source bashscripts/voc12/train_segsort_mgpu.sh
 
-# sh (dash) stops at bash's syntax with a riddle; say what to run.
-if [ -z "${BASH_VERSION:-}" ]; then
+if [ -z "${BASH_VERSION:-}" ]; then  # sh: bash's syntax would fail
   echo "error: run this script with bash, not sh: bash $0" >&2
   return 1 2>/dev/null || exit 1
 fi
