@@ -425,6 +425,21 @@ def test_summary_names_an_unfinished_run(tmp_path, capsys):
       ),
       'holds boundary_f_score nan, not a fraction in [0, 1]',
     ),
+    # Hand-edited per-class scores: a traceback, or classes dropped.
+    (
+      lambda results: (results / 'metrics.json').write_text(
+        '{"mean_iou": 0.5, "boundary_f_score": 0.5, "class_names": '
+        '["sky", "road"], "class_iou": ["x", 0.5]}'
+      ),
+      "holds class_names ['sky', 'road'] and class_iou ['x', 0.5]: expected",
+    ),
+    (
+      lambda results: (results / 'metrics.json').write_text(
+        '{"mean_iou": 0.5, "boundary_f_score": 0.5, "class_names": '
+        '["sky", "road"], "class_iou": [0.5]}'
+      ),
+      "holds class_names ['sky', 'road'] and class_iou [0.5]: expected",
+    ),
     # A percentage: the reason given was "no pixel has a class".
     (
       lambda results: (results / 'metrics.json').write_text(

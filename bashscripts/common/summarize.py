@@ -88,6 +88,20 @@ def read_run(run_dir, method):
         '%s holds %s %r, not a fraction in [0, 1]; benchmark the run again'
         % (metrics_path, _FIGURE_NAMES[name], figures[name])
       )
+  names, ious = metrics['class_names'], metrics['class_iou']
+  # zip dropped the classes of a shorter list, and text failed in a mean.
+  if (
+    not isinstance(names, list)
+    or not isinstance(ious, list)
+    or len(names) != len(ious)
+    or not all(isinstance(name, str) for name in names)
+    or not all(iou is None or _is_score(iou) for iou in ious)
+  ):
+    raise ValueError(
+      '%s holds class_names %r and class_iou %r: expected as many names '
+      'as IoUs, each a fraction in [0, 1] or null; benchmark the run again'
+      % (metrics_path, names, ious)
+    )
   seconds_path = os.path.join(results, 'seconds')
   seconds = None
   if os.path.exists(seconds_path):
