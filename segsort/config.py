@@ -68,8 +68,8 @@ KMEANS_GRIDS = ('image', 'crop')
 MAX_RANDOM_SEED = 2**32 - 1
 # More steps than any run could take (years of the smallest network on a
 # GPU): a larger --num_steps is a typo, and overflowed the 64-bit
-# arithmetic of the CPU scripts' warm-up.
-MAX_STEPS = 2**31 - 1
+# arithmetic of the CPU scripts' warm-up. The bound of every integer field.
+MAX_STEPS = flags.MAX_INTEGER
 
 # Flag defaults that depend on the training mode; TrainConfig's own defaults
 # are those of the default mode, 'segsort'.
@@ -220,9 +220,9 @@ class TrainConfig:
         )
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
-      # TensorFlow's int32 (random seeds and steps have their own bounds).
+      # TensorFlow's int32 (random seeds have their own bound).
       if (
-        field.name not in ('random_seed', 'num_steps')
+        field.name != 'random_seed'
         and isinstance(value, int)
         and not isinstance(value, bool)
         and value > flags.MAX_INTEGER
@@ -230,10 +230,6 @@ class TrainConfig:
         problems.append(
           '--%s %d is more than %d' % (field.name, value, flags.MAX_INTEGER)
         )
-    if self.num_steps > MAX_STEPS:
-      problems.append(
-        '--num_steps %d is more than %d' % (self.num_steps, MAX_STEPS)
-      )
     for name in (
       'kmeans_iterations',
       'warmup_steps',

@@ -392,7 +392,8 @@ def test_refuses_an_image_in_two_lists(tmp_path):
   # annotation would replace the training one.
   with open(tmp_path / 'CamVid' / 'test.txt', 'a') as stream:
     stream.write(
-      '/SegNet/CamVid/train/train_000.png /SegNet/CamVid/trainannot/train_000.png\n'
+      '/SegNet/CamVid/train/train_000.png '
+      '/SegNet/CamVid/trainannot/train_000.png\n'
     )
   with pytest.raises(camvid_to_voc.CamVidError) as raised:
     camvid_to_voc.convert(str(tmp_path / 'CamVid'), str(tmp_path / 'voc'))

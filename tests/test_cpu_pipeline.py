@@ -370,6 +370,24 @@ def test_summary_names_an_unfinished_run(tmp_path, capsys):
   assert 'did the segsort run finish?' in capsys.readouterr().err
 
 
+def _metrics_holding(text):
+  """A spoiler of a run's results: its metrics.json replaced by `text`."""
+  return lambda results: (results / 'metrics.json').write_text(text)
+
+
+def _scores_json(**changes):
+  """benchmark_by_mIoU's scores of the classes sky and road, changed."""
+  return json.dumps(
+    {
+      'mean_iou': 0.5,
+      'boundary_f_score': 0.5,
+      'class_names': ['sky', 'road'],
+      'class_iou': [0.5, 0.5],
+      **changes,
+    }
+  )
+
+
 @pytest.mark.parametrize(
   'spoil, message',
   [
@@ -382,70 +400,44 @@ def test_summary_names_an_unfinished_run(tmp_path, capsys):
       "seconds holds 'soon', not a number of seconds",
     ),
     (
-      lambda results: (results / 'metrics.json').write_text('{"mean_'),
+      _metrics_holding('{"mean_'),
       "metrics.json is not benchmark_by_mIoU's scores (JSONDecodeError",
     ),
     (
-      lambda results: (results / 'metrics.json').write_text('{}'),
+      _metrics_holding('{}'),
       "metrics.json is not benchmark_by_mIoU's scores (KeyError",
     ),
     (
-      lambda results: (results / 'metrics.json').write_text(
-        json.dumps(
-          {
-            'mean_iou': 0.5,
-            'boundary_f_score': 0.5,
-            'class_names': ['a', 'b'],
-            'class_iou': [0.5, 0.5],
-          }
-        )
-      ),
+      _metrics_holding(_scores_json(class_names=['a', 'b'])),
       'name other classes (sky, road against a, b)',
     ),
     # A list whose labels hold no class: a TypeError in the spread before,
     # and NaN (not JSON) in summary.json.
     (
-      lambda results: (results / 'metrics.json').write_text(
-        json.dumps(
-          {
-            'mean_iou': None,
-            'boundary_f_score': None,
-            'class_names': ['sky', 'road'],
-            'class_iou': [None, None],
-          }
+      _metrics_holding(
+        _scores_json(
+          mean_iou=None, boundary_f_score=None, class_iou=[None, None]
         )
       ),
       'holds no mean_iou (None): no pixel of the labels of the list it '
       'scored has a class',
     ),
     (
-      lambda results: (results / 'metrics.json').write_text(
-        '{"mean_iou": 0.5, "boundary_f_score": NaN, "class_names": '
-        '["sky", "road"], "class_iou": [0.5, 0.5]}'
-      ),
+      _metrics_holding(_scores_json(boundary_f_score=float('nan'))),
       'holds boundary_f_score nan, not a fraction in [0, 1]',
     ),
     # Hand-edited per-class scores: a traceback, or classes dropped.
     (
-      lambda results: (results / 'metrics.json').write_text(
-        '{"mean_iou": 0.5, "boundary_f_score": 0.5, "class_names": '
-        '["sky", "road"], "class_iou": ["x", 0.5]}'
-      ),
+      _metrics_holding(_scores_json(class_iou=['x', 0.5])),
       "holds class_names ['sky', 'road'] and class_iou ['x', 0.5]: expected",
     ),
     (
-      lambda results: (results / 'metrics.json').write_text(
-        '{"mean_iou": 0.5, "boundary_f_score": 0.5, "class_names": '
-        '["sky", "road"], "class_iou": [0.5]}'
-      ),
+      _metrics_holding(_scores_json(class_iou=[0.5])),
       "holds class_names ['sky', 'road'] and class_iou [0.5]: expected",
     ),
     # A percentage: the reason given was "no pixel has a class".
     (
-      lambda results: (results / 'metrics.json').write_text(
-        '{"mean_iou": 31.0, "boundary_f_score": 0.5, "class_names": '
-        '["sky", "road"], "class_iou": [0.5, 0.5]}'
-      ),
+      _metrics_holding(_scores_json(mean_iou=31.0)),
       'holds mean_iou 31.0, not a fraction in [0, 1]',
     ),
   ],
@@ -550,8 +542,9 @@ def test_bad_settings_are_named_by_variable_before_any_work(tmp_path):
   assert completed.stderr.splitlines() == [
     'error: SEEDS=0 0: names 0 more than once; METHODS=softmax foo: expected '
     "one of segsort, segsort_unsup, softmax, got 'foo'; NUM_STEPS=abc: must "
-    "be an integer >= 1 and <= 2147483647, got 'abc'; WINDOW=abc: expected \"height,width\" of "
-    "positive integers, got 'abc'; K_IN_NEAREST_NEIGHBORS=0: must be an "
+    "be an integer >= 1 and <= 2147483647, got 'abc'; WINDOW=abc: expected "
+    "\"height,width\" of positive integers, got 'abc'; "
+    "K_IN_NEAREST_NEIGHBORS=0: must be an "
     "integer >= 1, got '0'; COLOUR_WEIGHT=-1: must be a finite number >= 0 "
     "and <= 1000000, got '-1'"
   ]

@@ -4,8 +4,9 @@ The folder-converting tools (sbd_to_clsimg, voc_to_segcls,
 make_oversegmentation, cityscapes_to_segcls) turn every input file into one
 output file. They share the --workers and --overwrite flags and
 `run_file_jobs`: outputs that exist and are newer than their inputs are
-skipped unless overwriting, the rest are made in a process pool. make_synthetic_voc, camvid_to_voc and
-import_dataset run their own jobs with `run_jobs`. `check_inputs` reads every
+skipped unless overwriting, the rest are made in a process pool.
+make_synthetic_voc, camvid_to_voc and import_dataset run their own jobs
+with `run_jobs`. `check_inputs` reads every
 input first, so that a bad file stops the tool before it writes anything;
 `input_files` and `folder_flag` refuse a missing or empty input folder and a
 blocked output folder before any work.

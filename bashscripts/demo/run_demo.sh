@@ -68,22 +68,16 @@ if [ -n "${DATAROOT:-}" ]; then
   fi
   TRAIN_LIST=${TRAIN_LIST:-${DATAROOT}/train.txt}
   VAL_LIST=${VAL_LIST:-${DATAROOT}/val.txt}
-  required=("${TRAIN_LIST}" "${VAL_LIST}")
-  if [[ " ${METHODS} " == *" segsort_unsup "* ]]; then
-    # (tools/make_oversegmentation.py makes it.)
-    required+=("${DATAROOT}/VOC2012/hed")
-  fi
-  for path in "${required[@]}"; do
-    if [ ! -e "${path}" ]; then
-      if [ "${path}" = "${DATAROOT}/VOC2012/hed" ]; then
-        echo "error: ${path} does not exist: make it with python -m" \
-             "tools.make_oversegmentation --data_dir $(printf '%q' "${DATAROOT}")" >&2
-      else
-        echo "error: ${path} does not exist" >&2
-      fi
-      exit 1
-    fi
+  for path in "${TRAIN_LIST}" "${VAL_LIST}"; do
+    [ -e "${path}" ] || { echo "error: ${path} does not exist" >&2; exit 1; }
   done
+  if [[ " ${METHODS} " == *" segsort_unsup "* ]] &&
+     [ ! -e "${DATAROOT}/VOC2012/hed" ]; then
+    echo "error: ${DATAROOT}/VOC2012/hed does not exist: make it with" \
+         "python -m tools.make_oversegmentation --data_dir" \
+         "$(printf '%q' "${DATAROOT}")" >&2
+    exit 1
+  fi
   cpu_pipeline_check
   cpu_pipeline_make_out
 else

@@ -104,8 +104,9 @@ def check_training_list(
     )
   if survey is not None:
     survey.log_out_of_range_total()
-    if survey.no_class_problem() is not None:
-      raise errors.DataError(survey.no_class_problem() + '; nothing to train')
+    no_class_problem = survey.no_class_problem()
+    if no_class_problem is not None:
+      raise errors.DataError(no_class_problem + '; nothing to train')
     for warning in survey.warnings():
       _LOGGER.warning(warning)
   return survey
@@ -398,14 +399,12 @@ def check_data_list(
       )
       largest_image_size = _largest(largest_image_size, image_size)
   problems.sort(key=lambda problem: problem[0])
-  if (
-    require_labels
-    and survey is not None
-    and not problems
-    and survey.no_class_problem() is not None
-  ):
-    # Last: a list whose files are missing holds no class pixel either.
-    problems.append((num_lines + 1, survey.no_class_problem()))
+  # Only for a list without other problems: one whose files are missing
+  # holds no class pixel either.
+  if require_labels and survey is not None and not problems:
+    no_class_problem = survey.no_class_problem()
+    if no_class_problem is not None:
+      problems.append((num_lines + 1, no_class_problem))
   return DataListReport(
     data_list,
     num_lines,
