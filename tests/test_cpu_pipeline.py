@@ -701,6 +701,11 @@ def test_a_finished_run_of_the_other_seed_layout_is_noted(tmp_path):
     'move it there first to reuse it'
     % (out / 'seed_1' / 'softmax', out / 'softmax')
   ]
+  # Not when this layout holds its own run already (it is resumed).
+  _save_benchmark_run(out / 'seed_0' / 'segsort', tmp_path)
+  assert preflight.seed_layout_notes(str(out), ['segsort'], ['0', '1']) == []
+  _save_benchmark_run(out / 'softmax', tmp_path)
+  assert preflight.seed_layout_notes(str(out), ['softmax'], ['1']) == []
 
 
 def _existing_run_problems(out, data_dir, seeds='0', **settings):
@@ -908,12 +913,19 @@ def test_an_incomplete_oversegmentation_folder_is_named_with_advice(
     'error: 2 problem(s) in the data, nothing trained: %s, line 2: missing '
     'file %s' % (tmp_path / 'data' / 'train.txt', hed / 'train_000001.png')
   )
+  # The recorded threshold is given, so that the command pastes as it is.
   assert message.endswith(
     '%s lacks the oversegmentations of 1 image(s) of %s (an interrupted '
     'oversegmentation?): python -m tools.make_oversegmentation --data_dir %s '
-    'with the threshold it was made at makes the missing ones, or remove the '
-    'folder to have it made again'
-    % (hed, tmp_path / 'data' / 'train.txt', tmp_path / 'data')
+    '--threshold 0.1 makes the missing ones, or remove the folder to have it '
+    'made again' % (hed, tmp_path / 'data' / 'train.txt', tmp_path / 'data')
+  )
+  (hed / make_oversegmentation.SETTINGS_FILE).unlink()
+  completed = _run_benchmark(tmp_path, METHODS='segsort_unsup', NUM_CLASSES='4')
+  assert completed.stderr.splitlines()[-1].endswith(
+    'python -m tools.make_oversegmentation --data_dir %s with the threshold '
+    'it was made at makes the missing ones, or remove the folder to have it '
+    'made again' % (tmp_path / 'data')
   )
 
 

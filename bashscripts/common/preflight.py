@@ -483,7 +483,11 @@ def seed_layout_notes(out, methods, seed_words):
         seed = config_lib.load_config(single).random_seed
       except (OSError, ValueError):
         continue
-      if str(seed) in seed_words:
+      target = os.path.join(out, 'seed_%d' % seed, method)
+      # Not when this layout holds a run of that seed already.
+      if str(seed) in seed_words and not os.path.exists(
+        os.path.join(target, 'checkpoint')
+      ):
         notes.append(
           '%s holds a finished run of seed %d, which SEEDS="%s" trains '
           'again into %s; move it there first to reuse it'
@@ -491,12 +495,14 @@ def seed_layout_notes(out, methods, seed_words):
             single,
             seed,
             ' '.join(seed_words),
-            os.path.join(out, 'seed_%d' % seed, method),
+            target,
           )
         )
     else:
       several = os.path.join(out, 'seed_%s' % seed_words[0], method)
-      if os.path.exists(os.path.join(several, 'checkpoint')):
+      if os.path.exists(
+        os.path.join(several, 'checkpoint')
+      ) and not os.path.exists(os.path.join(out, method, 'checkpoint')):
         notes.append(
           '%s holds a finished run of seed %s, which SEEDS=%s trains again '
           'into %s; move it there first to reuse it'
@@ -689,16 +695,25 @@ def _missing_oversegmentation_advice(args, problems):
   ]
   if not missing:
     return []
+  try:
+    threshold = (make_oversegmentation.read_settings_record(hed_dir) or {}).get(
+      'threshold'
+    )
+  except SystemExit:
+    threshold = None
   return [
     '%s lacks the oversegmentations of %d image(s) of %s (an interrupted '
     'oversegmentation?): python -m tools.make_oversegmentation --data_dir '
-    '%s with the threshold it was made at makes the missing ones, or remove '
-    'the folder to have it made again'
+    '%s %s makes the missing ones, or remove the folder to have it made '
+    'again'
     % (
       hed_dir,
       len(missing),
       args.unsup_train_list,
       shlex.quote(args.data_dir),
+      'with the threshold it was made at'
+      if threshold is None
+      else '--threshold %s' % threshold,
     )
   ]
 
